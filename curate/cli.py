@@ -1,0 +1,188 @@
+"""The `curate` command line: a thin layer over curate.engine, curate.catalog and curate.report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from curate.errors import AccountingError, CurateError
+
+app = typer.Typer(help="Rules-driven dataset curation: run pipelines, inspect shards, render reports.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+shards_app = typer.Typer(help="Curated shard sets registered in the local catalog ($CURATE_HOME).", no_args_is_help=True)
+app.add_typer(shards_app, name="shards")
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(exc: CurateError) -> None:
+    console.print(f"[bold red]error:[/] {_escape(str(exc))}")
+    raise typer.Exit(3 if isinstance(exc, AccountingError) else 2)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+class _RichProgress:
+    def __init__(self, enabled: bool):
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("rows"), TimeElapsedColumn(), console=console, disable=not enabled, transient=False)
+        self.task = None
+
+    def start(self, label: str, total: int | None) -> None:
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, rows: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, rows)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            task = self.bar.tasks[self.task]
+            self.bar.update(self.task, total=task.completed)
+            self.task = None
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file, e.g. pipelines/default.yaml.")],
+    input: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Input file, directory or glob; replaces the pipeline's inputs (repeatable). Uses the first input's field mapping.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default: the pipeline's output.dir, else out/<name>).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes for row-local stages (default: the pipeline's workers, 'auto' = all cores).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if an identical run already finished (ignores the cache and checkpoints).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run a pipeline: read inputs, apply its stages, write shards + report, register in the catalog."""
+    from curate.config import load_pipeline
+    from curate.engine import Progress as EngineProgress, run_pipeline
+
+    try:
+        spec = load_pipeline(pipeline)
+        bars = _RichProgress(enabled=not quiet)
+        with bars.bar:
+            result = run_pipeline(spec, inputs=[str(p) for p in input] if input else None, out_dir=out_dir, name=name,
+                                  workers=workers, force=force,
+                                  progress=EngineProgress(bars.start, bars.advance, bars.finish))
+    except CurateError as exc:
+        _fail(exc)
+    _summary(result)
+
+
+def _summary(result) -> None:
+    m = result.manifest
+    table = Table(title=f"{m['name']}@{m['version']}" + ("  (cache hit: nothing recomputed)" if result.cached else ""),
+                  title_justify="left")
+    for col in ("stage", "rows in", "kept", "dropped", "quarantined", "top reasons", "seconds"):
+        table.add_column(col, justify="left" if col in ("stage", "top reasons") else "right")
+    for a in m["accounting"]:
+        top = ", ".join(f"{k} {v}" for k, v in sorted(a["reasons"].items(), key=lambda kv: -kv[1])[:3])
+        table.add_row(a["stage"], f"{a['rows_in']:,}", f"{a['kept']:,}", f"{a['dropped']:,}", f"{a['quarantined']:,}", top, f"{a['seconds']:.1f}")
+    out.print(table)
+    rows = m["rows"]
+    out.print(f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, quarantined {rows['quarantined']:,} "
+              f"in {result.seconds:.1f} s")
+    out.print(f"shards:   {result.out_dir / 'data'}")
+    out.print(f"rejected: {result.out_dir / 'rejected'}")
+    out.print(f"report:   {result.out_dir / 'report.html'}")
+    if result.entry:
+        out.print(f"catalog:  {result.entry.ref}")
+
+
+@app.command()
+def validate(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file to check.")]) -> None:
+    """Check a pipeline and every rules file it references, without reading any data."""
+    from curate.config import load_pipeline
+
+    try:
+        spec = load_pipeline(pipeline)
+    except CurateError as exc:
+        _fail(exc)
+    out.print(f"{pipeline}: ok — {len(spec.spec.inputs)} input(s), stages: {', '.join(s.name for s in spec.stages) or 'none'}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the demo corpus files into.")],
+    records: Annotated[int, typer.Option(min=1, help="Approximate number of records.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 13,
+) -> None:
+    """Write the embedded demo corpus as plain files, to look at or to adapt."""
+    from curate.demo.generator import generate
+
+    for path in generate(out_dir, records, seed):
+        out.print(str(path))
+
+
+@app.command()
+def report(folder: Annotated[Path, typer.Argument(help="A run's output directory (holding report.json).")]) -> None:
+    """Re-render report.html from report.json."""
+    from curate.io.shards import read_json
+    from curate.report.html import write_html
+
+    source = folder / "report.json"
+    if not source.is_file():
+        _fail(CurateError(f"{source}: not found; is {folder} the output directory of a finished run?"))
+    write_html(read_json(source), folder / "report.html")
+    out.print(str(folder / "report.html"))
+
+
+def _entry(ref: str):
+    from curate.catalog import Catalog
+
+    try:
+        return Catalog().resolve(ref)
+    except CurateError as exc:
+        _fail(exc)
+
+
+@shards_app.command("list")
+def shards_list() -> None:
+    """List every registered shard set."""
+    from curate.catalog import Catalog
+
+    table = Table()
+    for col in ("name", "version", "rows", "status", "created", "path"):
+        table.add_column(col)
+    for e in Catalog().entries():
+        table.add_row(e.name, e.version, f"{e.rows:,}", e.status, e.created, str(e.path))
+    out.print(table)
+
+
+@shards_app.command("show")
+def shards_show(ref: Annotated[str, typer.Argument(help="name, name@version or shards://name@latest")]) -> None:
+    """Show a shard set's manifest summary: rows, schema, files, lineage."""
+    entry = _entry(ref)
+    m = entry.manifest()
+    out.print(f"[bold]{entry.ref}[/]  status={m['status']}  created={m['created']}  path={entry.path}")
+    out.print(f"rows: {m['rows']}")
+    out.print("schema: " + ", ".join(f"{k}:{v}" for k, v in m["schema"].items()))
+    out.print(f"pipeline: {m['pipeline']['path']} (stages: {', '.join(s['name'] for s in m['pipeline']['stages'])})")
+    out.print("inputs: " + ", ".join(f"{i['file']} ({i['sha256'][:12]})" for i in m["inputs"]))
+    out.print(f"files: {len(m['files'])} ({sum(f['bytes'] for f in m['files']):,} bytes)")
+
+
+@shards_app.command("verify")
+def shards_verify(ref: Annotated[str, typer.Argument(help="name, name@version or shards://name@version")]) -> None:
+    """Re-hash every file against the manifest; exit 1 if anything is missing or modified."""
+    entry = _entry(ref)
+    problems = entry.verify()
+    if problems:
+        for p in problems:
+            out.print(f"[red]{_escape(p)}[/]")
+        raise typer.Exit(1)
+    out.print(f"{entry.ref}: ok ({len(entry.manifest()['files'])} files match the manifest)")
+
+
+@shards_app.command("path")
+def shards_path(ref: Annotated[str, typer.Argument(help="name, name@version or shards://name@version")]) -> None:
+    """Print the directory holding a shard set (for scripts)."""
+    print(_entry(ref).path)

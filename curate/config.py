@@ -1,0 +1,210 @@
+"""Pipeline configuration: YAML validated by pydantic, resolved before any data is read.
+
+Paths inside a pipeline file (rules files, input paths, the output dir) are resolved
+relative to the pipeline file, so a pipeline means the same thing from any directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from curate.errors import ConfigError
+from curate.hashing import sha256_json
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DemoInput(StrictModel):
+    """The embedded demo corpus, generated deterministically on first use."""
+
+    records: int = Field(20_000, gt=0)
+    seed: int = 13
+
+
+class InputSpec(StrictModel):
+    path: str | None = None
+    demo: DemoInput | None = None
+    format: Literal["auto", "text", "chat", "alpaca", "sharegpt"] = "auto"
+    fields: dict[str, str] = Field(default_factory=dict)
+    columns: list[str] = Field(default_factory=list)
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InputSpec":
+        if (self.path is None) == (self.demo is None):
+            raise ValueError("give exactly one of 'path' (file, glob, directory or shards://name@version) or 'demo'")
+        return self
+
+
+class OutputSpec(StrictModel):
+    dir: str | None = None
+    shard_rows: int = Field(50_000, gt=0)
+    compression_level: int = Field(3, ge=1, le=22)
+
+
+class Limits(StrictModel):
+    max_record_bytes: int = Field(2_000_000, gt=0)
+
+
+class StageSpec(StrictModel):
+    stage: str
+    name: str | None = None
+    rules: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineSpec(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    seed: int = 0
+    inputs: list[InputSpec] = Field(min_length=1)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    limits: Limits = Field(default_factory=Limits)
+    batch_size: int = Field(2_000, gt=0)
+    workers: int | Literal["auto"] = "auto"
+    stages: list[StageSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    name: str
+    stage: str
+    rules: BaseModel
+    rules_path: Path | None
+
+    @property
+    def fingerprint(self) -> str:
+        return sha256_json({"stage": self.stage, "name": self.name, "rules": self.rules.model_dump(mode="json")})
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    spec: PipelineSpec
+    path: Path
+    stages: tuple[ResolvedStage, ...]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def config_fingerprint(self) -> str:
+        spec = self.spec.model_dump(mode="json", exclude={"output": {"dir"}, "workers": True, "description": True})
+        spec["stages"] = [s.fingerprint for s in self.stages]
+        return sha256_json(spec)
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: {what} file is not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def _field_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Walk a validation error location down the model tree to the model that owns it."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        nested = [a for c in candidates for a in (c, *typing.get_args(c))]
+        current = next((a for a in nested if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def format_loc(loc: tuple, prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validation_message(exc: ValidationError, model: type[BaseModel], source: Path, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = format_loc(loc, prefix)
+        if err["type"] == "extra_forbidden":
+            owner = _field_model(model, loc[:-1])
+            allowed = ", ".join(owner.model_fields) if owner else "see the documentation"
+            close = difflib.get_close_matches(str(loc[-1]), owner.model_fields if owner else [], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            lines.append(f"{source}: {where}: unknown key{hint}; expected one of: {allowed}")
+        elif err["type"] == "missing":
+            lines.append(f"{source}: {where}: required key is missing")
+        else:
+            lines.append(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_model(model: type[BaseModel], data: Any, source: Path, prefix: str = "") -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, model, source, prefix)) from None
+
+
+def _resolve_stage(index: int, spec: StageSpec, pipeline_path: Path) -> ResolvedStage:
+    from curate.stages import STAGES
+
+    where = f"{pipeline_path}: stages[{index}]"
+    if spec.stage not in STAGES:
+        close = difflib.get_close_matches(spec.stage, STAGES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{where}.stage: unknown stage '{spec.stage}'{hint}; expected one of: {', '.join(sorted(STAGES))}")
+    stage_cls = STAGES[spec.stage]
+    rules_path: Path | None = None
+    data: dict[str, Any] = {}
+    if spec.rules is not None:
+        rules_path = Path(spec.rules) if Path(spec.rules).is_absolute() else pipeline_path.parent / spec.rules
+        if not rules_path.is_file():
+            raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
+        data = load_yaml(rules_path, "rules")
+    # Inline params override the rules file key by key; both are validated as one model.
+    merged = {**data, **spec.params}
+    source = rules_path if rules_path and not spec.params else pipeline_path
+    prefix = "" if source == rules_path else f"stages[{index}].params"
+    rules = parse_model(stage_cls.Rules, merged, source, prefix)
+    return ResolvedStage(name=spec.name or spec.stage, stage=spec.stage, rules=rules, rules_path=rules_path)
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and fully validate a pipeline, including every rules file it references."""
+    path = Path(path)
+    spec = parse_model(PipelineSpec, load_yaml(path, "pipeline"), path)
+    assert isinstance(spec, PipelineSpec)
+    stages = tuple(_resolve_stage(i, s, path) for i, s in enumerate(spec.stages))
+    names = [s.name for s in stages]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: stages: stage names must be unique, repeated: {', '.join(dupes)} (set 'name:' to tell them apart)")
+    return Pipeline(spec=spec, path=path, stages=stages)

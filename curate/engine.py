@@ -1,0 +1,305 @@
+"""Running a pipeline: plan segments, execute with checkpoints, check accounting, publish.
+
+Consecutive row-local stages form one *segment* that runs batch by batch in parallel;
+each global stage is a segment of its own that sees all rows. Every segment writes
+checkpoints under `<out>/_work/<run key>/`, so a killed run resumes where it stopped.
+Outputs are assembled there and moved into place last, `manifest.json` last of all:
+a manifest present means the run is complete. An unchanged pipeline + rules + inputs
++ code is a cache hit and recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from curate import __version__
+from curate.accounting import StageAccount, check_chain, split_decisions
+from curate.catalog import Catalog, Entry
+from curate.config import Pipeline, ResolvedStage
+from curate.executor import BatchTask, LocalExecutor, build_stages
+from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
+from curate.io.readers import read_batches
+from curate.io.shards import describe_file, read_json, write_json, write_parquet, write_shards
+from curate.io.sources import InputFile, resolve_inputs
+from curate.profile import add_histograms
+from curate.report.build import build_report
+from curate.report.html import write_html
+from curate.stages import STAGES
+
+MANIFEST = "manifest.json"
+PUBLISHED = ("data", "rejected", "report.json", "report.html", MANIFEST)
+
+
+@dataclass
+class Segment:
+    kind: str  # "row" or "global"
+    stages: list[ResolvedStage]
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    manifest: dict
+    cached: bool
+    entry: Entry | None
+    seconds: float
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to draw progress bars; silent by default (tests, library use)."""
+
+    start: Callable[[str, int | None], None] = lambda label, total: None
+    advance: Callable[[int], None] = lambda rows: None
+    finish: Callable[[], None] = lambda: None
+
+
+def plan(stages: tuple[ResolvedStage, ...]) -> list[Segment]:
+    segments: list[Segment] = [Segment("row", [])]  # the first segment also carries the reader
+    for rs in stages:
+        kind = STAGES[rs.stage].kind
+        if kind == "row" and segments[-1].kind == "row":
+            segments[-1].stages.append(rs)
+        else:
+            segments.append(Segment(kind, [rs]))
+    return segments
+
+
+def run_key(pipeline: Pipeline, files: list[InputFile]) -> str:
+    return sha256_json({
+        "config": pipeline.config_fingerprint,
+        "inputs": [[f.label, f.fingerprint, f.spec.model_dump(mode="json")] for f in files],
+        "code": code_fingerprint(),
+    })
+
+
+def default_out_dir(pipeline: Pipeline) -> Path:
+    spec = pipeline.spec.output.dir
+    return pipeline.resolve(spec) if spec else Path("out") / pipeline.spec.name
+
+
+def resolve_workers(value: int | str | None, pipeline: Pipeline) -> int:
+    chosen = value if value is not None else pipeline.spec.workers
+    return os.cpu_count() or 1 if chosen == "auto" else int(chosen)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    inputs: list[str] | None = None,
+    out_dir: Path | None = None,
+    name: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    catalog: Catalog | None = None,
+) -> RunResult:
+    started = time.perf_counter()
+    progress = progress or Progress()
+    catalog = catalog or Catalog()
+    files = resolve_inputs(pipeline, inputs)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(pipeline)
+    key = run_key(pipeline, files)
+    name = name or pipeline.spec.name
+    if not force and (hit := _cache_hit(out_dir, key)) is not None:
+        entry = catalog.register(out_dir, hit) if hit["name"] == name else catalog.register(out_dir, {**hit, "name": name})
+        return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
+    work = out_dir / "_work" / short(key, 16)
+    _clear_stale_work(out_dir, work, force)
+    run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
+    final, accounts, lengths_before = run.execute()
+    manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, lengths_before,
+                        seconds=time.perf_counter() - started)
+    entry = catalog.register(out_dir, manifest)
+    shutil.rmtree(out_dir / "_work", ignore_errors=True)
+    return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
+
+
+def _cache_hit(out_dir: Path, key: str) -> dict | None:
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return None
+    manifest = read_json(path)
+    if manifest.get("run_key") != key:
+        return None
+    for f in manifest["files"]:
+        target = out_dir / f["path"]
+        if not target.is_file() or target.stat().st_size != f["bytes"] or sha256_file(target) != f["sha256"]:
+            return None
+    return manifest
+
+
+def _clear_stale_work(out_dir: Path, work: Path, force: bool) -> None:
+    root = out_dir / "_work"
+    if root.is_dir():
+        for child in root.iterdir():
+            if child != work or force:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+@dataclass
+class _Run:
+    pipeline: Pipeline
+    files: list[InputFile]
+    work: Path
+    workers: int
+    progress: Progress
+    accounts: dict[str, StageAccount] = field(default_factory=dict)
+
+    def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
+        segments = plan(self.pipeline.stages)
+        row_stages = [rs for seg in segments if seg.kind == "row" for rs in seg.stages]
+        order = ["read"] + [rs.name for rs in self.pipeline.stages]
+        self.accounts = {n: StageAccount(stage=n) for n in order}
+        histograms: list[list[int]] = []
+        with LocalExecutor(row_stages, self.pipeline.spec.seed, self.workers) as executor:
+            previous: list[Path] = []
+            for i, seg in enumerate(segments):
+                seg_dir = self.work / f"seg-{i:02d}"
+                if seg.kind == "row":
+                    done = self._row_segment(executor, seg, seg_dir, i, previous)
+                    if i == 0:
+                        histograms = [d["lengths_before"] for d in done]
+                    previous = [seg_dir / f"b-{d['index']:05d}" for d in done]
+                else:
+                    previous = [self._global_segment(seg.stages[0], seg_dir, previous)]
+        final = _concat([p / "kept.parquet" for p in previous])
+        accounts = [self.accounts[n] for n in order]
+        check_chain(accounts, final.height)
+        return final, accounts, add_histograms(histograms)
+
+    def _row_segment(self, executor: LocalExecutor, seg: Segment, seg_dir: Path, i: int, previous: list[Path]) -> list[dict]:
+        names = [rs.name for rs in seg.stages]
+        label = " + ".join(["read", *names] if i == 0 else names) or "read"
+        self.progress.start(label, None if i == 0 else _rows_in(previous))
+        tasks = self._read_tasks() if i == 0 else self._rebatch(previous)
+
+        def on_done(done: dict) -> None:
+            for acc in done["accounts"]:
+                self.accounts[acc["stage"]].merge(StageAccount.from_dict(acc))
+            self.progress.advance(done["accounts"][0]["rows_in"] if done["accounts"] else 0)
+
+        results = executor.map_batches(seg_dir, names, tasks, profile=(i == 0), on_done=on_done)
+        self.progress.finish()
+        return results
+
+    def _read_tasks(self) -> Iterator[BatchTask]:
+        spec = self.pipeline.spec
+        for batch in read_batches(self.files, spec.batch_size, spec.limits.max_record_bytes):
+            account = StageAccount(
+                stage="read", rows_in=batch.rows_in, kept=batch.records.height,
+                quarantined=batch.quarantined.height,
+                reasons=dict(batch.quarantined.group_by("rule").len().sort("rule").iter_rows()),
+            )
+            account.check()
+            yield BatchTask(batch.index, batch.records, batch.quarantined, account)
+
+    def _rebatch(self, previous: list[Path]) -> Iterator[BatchTask]:
+        size = self.pipeline.spec.batch_size
+        df = _concat([p / "kept.parquet" for p in previous])
+        for index, start in enumerate(range(0, max(df.height, 1), size)):
+            yield BatchTask(index, df.slice(start, size))
+
+    def _global_segment(self, rs: ResolvedStage, seg_dir: Path, previous: list[Path]) -> Path:
+        out = seg_dir / "all"
+        marker = out / "done.json"
+        if marker.is_file():
+            account = StageAccount.from_dict(read_json(marker)["accounts"][0])
+        else:
+            self.progress.start(rs.name, _rows_in(previous))
+            df = _concat([p / "kept.parquet" for p in previous])
+            stage = build_stages([rs], self.pipeline.spec.seed)[rs.name]
+            start = time.perf_counter()
+            kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
+            account.seconds = time.perf_counter() - start
+            if rejected.height:
+                write_parquet(rejected, out / f"rejected-{rs.name}.parquet")
+            write_parquet(kept, out / "kept.parquet")
+            write_json(marker, {"accounts": [account.to_dict()]})
+            self.progress.advance(df.height)
+            self.progress.finish()
+        self.accounts[rs.name].merge(account)
+        return out
+
+
+def _rows_in(folders: list[Path]) -> int:
+    return sum(pl.scan_parquet(p / "kept.parquet").select(pl.len()).collect().item() for p in folders)
+
+
+def _concat(paths: list[Path]) -> pl.DataFrame:
+    frames = [pl.read_parquet(p) for p in paths if p.is_file()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
+             final: pl.DataFrame, accounts: list[StageAccount], lengths_before: list[int], seconds: float) -> dict:
+    """Write shards, rejected rows, report and manifest under work/final, then move them into place."""
+    staging = work / "final"
+    shutil.rmtree(staging, ignore_errors=True)
+    out = pipeline.spec.output
+    entries = [describe_file(e["path"], staging, e["rows"]) for e in write_shards(final, staging / "data", out.shard_rows, out.compression_level)]
+    rejected: dict[str, pl.DataFrame] = {}
+    for acc in accounts:
+        df = _concat(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
+        if df.height:
+            rejected[acc.stage] = df
+            parts = write_shards(df, staging / "rejected" / acc.stage, out.shard_rows, out.compression_level)
+            entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
+    data_files = [e for e in entries if e["path"].startswith("data/")]
+    manifest = {
+        "format": "curate.manifest/1",
+        "name": name,
+        "version": short(sha256_json({"schema": _schema(final), "files": [[e["path"], e["sha256"]] for e in data_files]})),
+        "status": "ok",
+        "run_key": key,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code": {"curate": __version__, "fingerprint": code_fingerprint()},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "pipeline": {
+            "name": pipeline.spec.name, "path": str(pipeline.path), "fingerprint": pipeline.config_fingerprint,
+            "seed": pipeline.spec.seed,
+            "stages": [{"name": rs.name, "stage": rs.stage, "kind": STAGES[rs.stage].kind, "fingerprint": rs.fingerprint,
+                        "rules_path": str(rs.rules_path) if rs.rules_path else None,
+                        "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None} for rs in pipeline.stages],
+        },
+        "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.path.stat().st_size} for f in files],
+        "schema": _schema(final),
+        "rows": {
+            "input": accounts[0].rows_in, "kept": final.height,
+            "dropped": sum(a.dropped for a in accounts), "quarantined": sum(a.quarantined for a in accounts),
+        },
+        "accounting": [a.to_dict() for a in accounts],
+        "seconds": round(seconds, 3),
+        "files": entries,
+    }
+    report = build_report(manifest, final, rejected, lengths_before)
+    write_json(staging / "report.json", report)
+    write_html(report, staging / "report.html")
+    _move_into_place(staging, out_dir)
+    write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def _schema(df: pl.DataFrame) -> dict[str, str]:
+    return {name: str(dtype) for name, dtype in df.schema.items()}
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # no manifest = incomplete, until the very end
+    for item in PUBLISHED:
+        target = out_dir / item
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        if (staging / item).exists():
+            os.replace(staging / item, target)

@@ -1,0 +1,142 @@
+"""The local executor: runs row-local stages over batches in worker processes.
+
+Each worker builds and `setup()`s every row stage once, then processes whole batches
+and writes its results to a checkpoint folder itself (kept rows, rejected rows per
+stage, and last `done.json`, the completion marker), so a killed run resumes from
+the batches already done. Results are returned in batch order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from curate.accounting import StageAccount, split_decisions
+from curate.config import ResolvedStage
+from curate.io.shards import read_json, write_json, write_parquet
+from curate.profile import length_histogram
+from curate.stages import STAGES
+from curate.stages.base import Stage
+
+DONE = "done.json"
+_WORKER_STAGES: dict[str, Stage] = {}
+
+
+@dataclass
+class BatchTask:
+    index: int
+    records: pl.DataFrame
+    pre_rejected: pl.DataFrame | None = None  # rows the reader quarantined in this batch
+    pre_account: StageAccount | None = None
+
+
+def build_stages(stages: list[ResolvedStage], seed: int) -> dict[str, Stage]:
+    built = {}
+    for rs in stages:
+        stage = STAGES[rs.stage](rs.name, rs.rules, seed)
+        stage.setup()
+        built[rs.name] = stage
+    return built
+
+
+def _init_worker(stages: list[ResolvedStage], seed: int) -> None:
+    _WORKER_STAGES.clear()
+    _WORKER_STAGES.update(build_stages(stages, seed))
+
+
+def batch_dir(seg_dir: Path, index: int) -> Path:
+    return seg_dir / f"b-{index:05d}"
+
+
+def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:
+    """Apply `names` stages in order to one batch and checkpoint everything it produced."""
+    out = batch_dir(seg_dir, task.index)
+    out.mkdir(parents=True, exist_ok=True)
+    accounts: list[StageAccount] = []
+    if task.pre_account is not None:
+        accounts.append(task.pre_account)
+        if task.pre_rejected is not None and task.pre_rejected.height:
+            write_parquet(task.pre_rejected, out / f"rejected-{task.pre_account.stage}.parquet")
+    df = task.records
+    done: dict = {"index": task.index}
+    if profile:
+        done["lengths_before"] = length_histogram(df)
+    for name in names:
+        start = time.perf_counter()
+        result = _WORKER_STAGES[name].process(df)
+        kept, rejected, account = split_decisions(name, df, result)
+        account.seconds = time.perf_counter() - start
+        if rejected.height:
+            write_parquet(rejected, out / f"rejected-{name}.parquet")
+        accounts.append(account)
+        df = kept
+    write_parquet(df, out / "kept.parquet")
+    done["accounts"] = [a.to_dict() for a in accounts]
+    write_json(out / DONE, done)
+    return done
+
+
+def load_done(seg_dir: Path, index: int) -> dict | None:
+    marker = batch_dir(seg_dir, index) / DONE
+    return read_json(marker) if marker.is_file() else None
+
+
+class LocalExecutor:
+    def __init__(self, stages: list[ResolvedStage], seed: int, workers: int):
+        self.stages = stages
+        self.seed = seed
+        self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "LocalExecutor":
+        if self.workers == 1:
+            _init_worker(self.stages, self.seed)
+        else:
+            # spawn, not fork: polars and fastText hold threads that fork would copy mid-lock.
+            os.environ.setdefault("POLARS_MAX_THREADS", "1")
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.stages, self.seed),
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def map_batches(self, seg_dir: Path, names: list[str], tasks: Iterator[BatchTask], profile: bool,
+                    on_done: Callable[[dict], None]) -> list[dict]:
+        """Run every task not already checkpointed; returns the done records in batch order."""
+        results: dict[int, dict] = {}
+        pending: dict[int, Future] = {}
+        for task in tasks:
+            cached = load_done(seg_dir, task.index)
+            if cached is not None:
+                results[task.index] = cached
+                on_done(cached)
+                continue
+            if self._pool is None:
+                results[task.index] = run_batch(seg_dir, names, task, profile)
+                on_done(results[task.index])
+                continue
+            pending[task.index] = self._pool.submit(run_batch, seg_dir, names, task, profile)
+            if len(pending) >= 2 * self.workers:
+                self._collect(pending, results, on_done, block_for=min(pending))
+        while pending:
+            self._collect(pending, results, on_done, block_for=min(pending))
+        return [results[i] for i in sorted(results)]
+
+    @staticmethod
+    def _collect(pending: dict[int, Future], results: dict[int, dict], on_done, block_for: int) -> None:
+        results[block_for] = pending.pop(block_for).result()
+        on_done(results[block_for])
+        for index in [i for i, f in pending.items() if f.done()]:
+            results[index] = pending.pop(index).result()
+            on_done(results[index])

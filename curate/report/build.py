@@ -1,0 +1,87 @@
+"""`report.json`: everything the HTML report shows, computed once from the run's results.
+
+Examples of rejected rows name the record (id, file, row) and the reason, never its
+text, so the report can be shared without leaking what the data contains.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from curate.profile import BUCKETS, bucket_label, length_histogram, value_counts
+
+EXAMPLES_PER_REASON = 5
+
+
+def _examples(rejected: pl.DataFrame, rule: str) -> list[dict]:
+    rows = rejected.filter(pl.col("rule") == rule).head(EXAMPLES_PER_REASON)
+    return [{"id": r.get("id"), "src_file": r.get("src_file"), "src_row": r.get("src_row"), "reason": r.get("reason")}
+            for r in rows.select([c for c in ("id", "src_file", "src_row", "reason") if c in rows.columns]).to_dicts()]
+
+
+def _funnel(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
+    funnel = []
+    for acc in manifest["accounting"]:
+        rej = rejected.get(acc["stage"], pl.DataFrame())
+        actions = dict(rej.group_by("rule").agg(pl.col("action").first()).iter_rows()) if rej.height else {}
+        funnel.append({
+            **{k: acc[k] for k in ("stage", "rows_in", "kept", "dropped", "quarantined")},
+            "seconds": round(acc["seconds"], 3),
+            "rejected_path": f"rejected/{acc['stage']}/" if rej.height else None,
+            "reasons": [{"rule": rule, "action": actions.get(rule, "drop"), "count": n, "examples": _examples(rej, rule)}
+                        for rule, n in sorted(acc["reasons"].items(), key=lambda kv: -kv[1])],
+        })
+    return funnel
+
+
+def _stage_names(manifest: dict, stage_type: str) -> list[str]:
+    return [s["name"] for s in manifest["pipeline"]["stages"] if s["stage"] == stage_type]
+
+
+def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
+    hits = []
+    for name in _stage_names(manifest, "quality"):
+        acc = next(a for a in manifest["accounting"] if a["stage"] == name)
+        rej = rejected.get(name, pl.DataFrame())
+        counts = (dict(rej["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
+                  if rej.height and "quality_failed" in rej.columns else {})
+        for rule, first in sorted(acc["reasons"].items(), key=lambda kv: -kv[1]):
+            hits.append({"stage": name, "rule": rule, "first_failed": first, "failed": counts.get(rule, first),
+                         "rate": round(counts.get(rule, first) / acc["rows_in"], 4) if acc["rows_in"] else 0.0})
+    return hits
+
+
+def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int]) -> dict:
+    langid_drops: dict[str, int] = {}
+    for name in _stage_names(manifest, "langid"):
+        if name in rejected and "lang" in rejected[name].columns:
+            for lang, n in value_counts(rejected[name], "lang").items():
+                langid_drops[lang] = langid_drops.get(lang, 0) + n
+    return {
+        "format": "curate.report/1",
+        "name": manifest["name"],
+        "version": manifest["version"],
+        "status": manifest["status"],
+        "created": manifest["created"],
+        "run_key": manifest["run_key"],
+        "code": manifest["code"],
+        "machine": manifest["machine"],
+        "pipeline": manifest["pipeline"],
+        "inputs": manifest["inputs"],
+        "rows": manifest["rows"],
+        "seconds": manifest["seconds"],
+        "funnel": _funnel(manifest, rejected),
+        "lengths": {
+            "buckets": [bucket_label(i) for i in range(len(BUCKETS))],
+            "before": lengths_before,
+            "after": length_histogram(final) if final.height else [0] * len(BUCKETS),
+        },
+        "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
+        "quality": _quality_hits(manifest, rejected),
+        "labels": value_counts(final, "label"),
+        "sources": value_counts(final, "source"),
+        "shapes": {
+            "text": int(final["text"].is_not_null().sum()) if final.height else 0,
+            "chat": int(final["messages"].is_not_null().sum()) if final.height else 0,
+        },
+    }

@@ -1,0 +1,12 @@
+"""Stage registry: the names a pipeline's `stage:` key may use."""
+
+from curate.stages.base import Stage
+from curate.stages.langid import LangIdStage
+from curate.stages.normalize import NormalizeStage
+from curate.stages.quality import QualityStage
+
+STAGES: dict[str, type[Stage]] = {
+    "normalize": NormalizeStage,
+    "langid": LangIdStage,
+    "quality": QualityStage,
+}

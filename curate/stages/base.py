@@ -1,0 +1,63 @@
+"""The stage interface shared by every stage and every executor.
+
+A stage receives a polars DataFrame and returns the *same rows in the same order*
+with its annotation columns added and three decision columns:
+`_action` ("keep", "drop" or "quarantine"), `_rule` and `_reason` (null when kept).
+The engine, not the stage, splits kept from rejected rows and checks the
+accounting, so no stage can lose a row silently.
+
+`kind = "row"` stages only look at one batch at a time and run in parallel across
+batches; `kind = "global"` stages see the whole dataset at once (dedup, balancing,
+splits). `setup()` loads models once per worker, `process()` must be safe to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import polars as pl
+from pydantic import BaseModel
+
+ACTION, RULE, REASON = "_action", "_rule", "_reason"
+DECISION_COLUMNS = (ACTION, RULE, REASON)
+KEEP, DROP, QUARANTINE = "keep", "drop", "quarantine"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of this stage needs; executors use it to place work."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float = 0.5
+
+
+class Stage:
+    kind: ClassVar[Literal["row", "global"]] = "row"
+    Rules: ClassVar[type[BaseModel]]
+    resources: ClassVar[Resources] = Resources()
+
+    def __init__(self, name: str, rules: BaseModel, seed: int = 0):
+        self.name = name
+        self.rules = rules
+        self.seed = seed
+
+    def setup(self) -> None:
+        """Load models or tables once per worker process."""
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        raise NotImplementedError
+
+
+def with_decisions(df: pl.DataFrame, actions: list[str], rules: list[str | None], reasons: list[str | None]) -> pl.DataFrame:
+    return df.with_columns(
+        pl.Series(ACTION, actions, dtype=pl.Utf8),
+        pl.Series(RULE, rules, dtype=pl.Utf8),
+        pl.Series(REASON, reasons, dtype=pl.Utf8),
+    )
+
+
+def keep_all(df: pl.DataFrame) -> pl.DataFrame:
+    n = df.height
+    return with_decisions(df, [KEEP] * n, [None] * n, [None] * n)

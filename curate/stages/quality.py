@@ -1,0 +1,112 @@
+"""`quality`: heuristic filters as declarative rules over text statistics.
+
+Each rule names a statistic (see curate.textstats.STATS), its parameters and a
+min and/or max. Statistics become `q_*` columns; the first failing rule (in rules
+file order) is the drop reason and `quality_failed` lists every failing rule, which
+is what makes a later "what if this rule were removed" check cheap.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+import polars as pl
+from pydantic import Field, model_validator
+
+from curate.config import StrictModel
+from curate.records import content_texts
+from curate.stages.base import DROP, KEEP, Stage, with_decisions
+from curate.textstats import STAT_PARAMS, STATS, Doc
+
+
+class QualityRule(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    stat: str
+    params: dict[str, int] = Field(default_factory=dict)
+    min: float | None = None
+    max: float | None = None
+    applies_to: list[Literal["text", "chat"]] = Field(default_factory=lambda: ["text", "chat"])
+    langs: list[str] = Field(default_factory=list, description="apply only to these languages; empty = all")
+
+    @model_validator(mode="after")
+    def _check(self) -> "QualityRule":
+        if self.stat not in STATS:
+            raise ValueError(f"unknown stat '{self.stat}'; expected one of: {', '.join(sorted(STATS))}")
+        unknown = set(self.params) - STAT_PARAMS.get(self.stat, set())
+        if unknown:
+            allowed = ", ".join(sorted(STAT_PARAMS.get(self.stat, ()))) or "none"
+            raise ValueError(f"stat '{self.stat}' takes no parameter {sorted(unknown)}; allowed: {allowed}")
+        if self.min is None and self.max is None:
+            raise ValueError(f"rule '{self.name}' needs a min or a max")
+        return self
+
+    @cached_property
+    def column(self) -> str:
+        suffix = "".join(f"_{v}" for _, v in sorted(self.params.items()))
+        return f"q_{self.stat}{suffix}"
+
+
+class QualityRules(StrictModel):
+    chat_roles: Literal["all", "user", "assistant"] = "assistant"
+    rules: list[QualityRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "QualityRules":
+        names = [r.name for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError(f"rule names must be unique: {sorted({n for n in names if names.count(n) > 1})}")
+        return self
+
+
+def _violation(rule: QualityRule, value: float) -> str | None:
+    if rule.min is not None and value < rule.min:
+        return f"{rule.stat}={value:.4g} below min {rule.min:g}"
+    if rule.max is not None and value > rule.max:
+        return f"{rule.stat}={value:.4g} above max {rule.max:g}"
+    return None
+
+
+class QualityStage(Stage):
+    Rules = QualityRules
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        rules: list[QualityRule] = self.rules.rules
+        stats = {r.column: (r.stat, r.params) for r in rules}
+        texts = content_texts(df, self.rules.chat_roles)
+        kinds = ["text" if t is not None else "chat" for t in df["text"].to_list()]
+        langs = df["lang"].to_list()
+        columns: dict[str, list[float | None]] = {c: [] for c in stats}
+        actions, rule_names, reasons, failed_all = [], [], [], []
+        plans: dict[tuple[str, str | None], list[QualityRule]] = {}
+        for text, kind, lang in zip(texts, kinds, langs):
+            applicable = plans.get((kind, lang))
+            if applicable is None:
+                applicable = plans[(kind, lang)] = [r for r in rules if kind in r.applies_to and (not r.langs or lang in r.langs)]
+            doc = Doc(text, lang)
+            values: dict[str, float | None] = dict.fromkeys(stats)
+            failed: list[tuple[str, str]] = []
+            for rule in applicable:
+                col = rule.column
+                if col not in values or values[col] is None:
+                    stat, params = stats[col]
+                    values[col] = STATS[stat](doc, **params)
+                value = values[col]
+                if value is not None and (msg := _violation(rule, value)) is not None:
+                    failed.append((rule.name, msg))
+            for col, value in values.items():
+                columns[col].append(value)
+            failed_all.append([name for name, _ in failed])
+            if failed:
+                actions.append(DROP)
+                rule_names.append(failed[0][0])
+                reasons.append(failed[0][1])
+            else:
+                actions.append(KEEP)
+                rule_names.append(None)
+                reasons.append(None)
+        out = df.with_columns(
+            *(pl.Series(col, vals, dtype=pl.Float32) for col, vals in columns.items()),
+            pl.Series("quality_failed", failed_all, dtype=pl.List(pl.Utf8)),
+        )
+        return with_decisions(out, actions, rule_names, reasons)
