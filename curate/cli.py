@@ -77,24 +77,36 @@ def run(
     _summary(result)
 
 
+def _display(path: Path) -> str:
+    """A path as short as possible: relative to the current directory when under it."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
 def _summary(result) -> None:
     m = result.manifest
-    table = Table(title=f"{m['name']}@{m['version']}" + ("  (cache hit: nothing recomputed)" if result.cached else ""),
-                  title_justify="left")
-    for col in ("stage", "rows in", "kept", "dropped", "quarantined", "top reasons", "seconds"):
-        table.add_column(col, justify="left" if col in ("stage", "top reasons") else "right")
+    title = f"{m['name']}@{m['version']}" + ("  (cache hit: nothing recomputed)" if result.cached else "")
+    table = Table(title=title, title_justify="left")
+    for col in ("stage", "rows in", "kept", "dropped", "quarantined", "seconds"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
     for a in m["accounting"]:
-        top = ", ".join(f"{k} {v}" for k, v in sorted(a["reasons"].items(), key=lambda kv: -kv[1])[:3])
-        table.add_row(a["stage"], f"{a['rows_in']:,}", f"{a['kept']:,}", f"{a['dropped']:,}", f"{a['quarantined']:,}", top, f"{a['seconds']:.1f}")
+        table.add_row(a["stage"], f"{a['rows_in']:,}", f"{a['kept']:,}", f"{a['dropped']:,}", f"{a['quarantined']:,}", f"{a['seconds']:.1f}")
     out.print(table)
+    for a in m["accounting"]:
+        if a["reasons"]:
+            top = sorted(a["reasons"].items(), key=lambda kv: -kv[1])
+            out.print(f"  {a['stage']}: " + ", ".join(f"{k} {v:,}" for k, v in top[:6]) + (", …" if len(top) > 6 else ""), highlight=False)
     rows = m["rows"]
-    out.print(f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, quarantined {rows['quarantined']:,} "
-              f"in {result.seconds:.1f} s")
-    out.print(f"shards:   {result.out_dir / 'data'}")
-    out.print(f"rejected: {result.out_dir / 'rejected'}")
-    out.print(f"report:   {result.out_dir / 'report.html'}")
+    out.print(f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, "
+              f"quarantined {rows['quarantined']:,} in {result.seconds:.1f} s", highlight=False)
+    out.print(f"shards:   {_display(result.out_dir / 'data')}", highlight=False)
+    out.print(f"rejected: {_display(result.out_dir / 'rejected')}", highlight=False)
+    out.print(f"report:   {_display(result.out_dir / 'report.html')}", highlight=False)
     if result.entry:
-        out.print(f"catalog:  {result.entry.ref}")
+        out.print(f"catalog:  {result.entry.ref}", highlight=False)
 
 
 @app.command()

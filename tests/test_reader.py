@@ -1,0 +1,142 @@
+"""Bad input is quarantined with file, row and reason; nothing crashes, nothing is skipped."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import orjson
+import polars as pl
+import pytest
+import zstandard
+
+from curate.config import load_pipeline
+from curate.errors import InputError
+from curate.io.readers import read_batches
+from curate.io.sources import resolve_inputs
+from tests.conftest import write_pipeline
+
+
+def _read(tmp_path, files: dict[str, bytes], max_record_bytes: int = 1000, **input_opts):
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    inputs = [{"path": name, **input_opts} for name in files]
+    pipeline = load_pipeline(write_pipeline(tmp_path, inputs, []))
+    batches = list(read_batches(resolve_inputs(pipeline), batch_size=1000, max_record_bytes=max_record_bytes))
+    records = pl.concat([b.records for b in batches], how="diagonal_relaxed")
+    rejected = pl.concat([b.quarantined for b in batches])
+    assert sum(b.rows_in for b in batches) == records.height + rejected.height
+    return records, rejected
+
+
+def _lines(*objs) -> bytes:
+    return b"".join((o if isinstance(o, bytes) else orjson.dumps(o)) + b"\n" for o in objs)
+
+
+def test_every_quarantine_reason_names_file_row_and_reason(tmp_path):
+    data = _lines(
+        {"id": "a", "text": "good one"},          # 1 kept
+        b'{"text": "unterminated',                  # 2 malformed_json
+        b'{"text": "bad \xff byte"}',               # 3 invalid_utf8
+        {},                                          # 4 empty_record (no fields)
+        {"text": "   \n "},                          # 5 empty_record (blank text)
+        {"title": "no text"},                        # 6 missing_field
+        {"text": 12},                                # 7 wrong_type
+        {"messages": [{"role": "robot", "content": "x"}]},  # 8 wrong_type (role)
+        [1, 2],                                      # 9 not_an_object
+        {"id": "a", "text": "same id again"},        # 10 duplicate_id
+        {"text": "x" * 2000},                        # 11 record_too_large
+        {"messages": [{"role": "user", "content": ""}]},  # 12 empty_record (no content)
+    )
+    records, rejected = _read(tmp_path, {"in.jsonl": data})
+    assert records["id"].to_list() == ["a"]
+    got = {(r["src_row"], r["rule"]) for r in rejected.iter_rows(named=True)}
+    assert got == {
+        (2, "malformed_json"), (3, "invalid_utf8"), (4, "empty_record"), (5, "empty_record"), (6, "missing_field"),
+        (7, "wrong_type"), (8, "wrong_type"), (9, "not_an_object"), (10, "duplicate_id"), (11, "record_too_large"),
+        (12, "empty_record"),
+    }
+    assert set(rejected["src_file"]) == {"in.jsonl"}
+    assert set(rejected["action"]) == {"quarantine"}
+    assert rejected["reason"].null_count() == 0
+    too_large = rejected.filter(pl.col("rule") == "record_too_large")["reason"][0]
+    assert "2,012 bytes, above limits.max_record_bytes=1,000" in too_large
+
+
+def test_truncated_gzip_keeps_rows_before_the_break(tmp_path):
+    data = gzip.compress(_lines(*({"text": f"row {i} " + "word " * 20} for i in range(3000))), mtime=0)
+    records, rejected = _read(tmp_path, {"cut.jsonl.gz": data[: len(data) // 2]}, max_record_bytes=10_000)
+    assert 0 < records.height < 3000
+    assert records["src_row"].to_list() == list(range(1, records.height + 1))
+    trunc = rejected.filter(pl.col("rule") == "truncated_file")
+    assert trunc.height == 1 and "truncated" in trunc["reason"][0]
+
+
+def test_truncated_zstd_is_reported_not_silent(tmp_path):
+    data = zstandard.ZstdCompressor().compress(_lines(*({"text": f"row {i} " + "w " * 30} for i in range(4000))))
+    records, rejected = _read(tmp_path, {"cut.jsonl.zst": data[: len(data) // 2]}, max_record_bytes=10_000)
+    assert 0 < records.height < 4000
+    assert rejected.filter(pl.col("rule") == "truncated_file").height == 1
+
+
+def test_complete_zstd_and_multi_frame_read_fully(tmp_path):
+    c = zstandard.ZstdCompressor()
+    frames = c.compress(_lines(*({"text": f"a{i}"} for i in range(500)))) + c.compress(_lines(*({"text": f"b{i}"} for i in range(500))))
+    records, rejected = _read(tmp_path, {"ok.jsonl.zst": frames})
+    assert records.height == 1000 and rejected.height == 0
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "nowhere.jsonl"}], []))
+    with pytest.raises(InputError, match=r"inputs\[0\]: input file not found: .*nowhere.jsonl"):
+        resolve_inputs(pipeline)
+
+
+def test_unsupported_format_is_a_clear_error(tmp_path):
+    (tmp_path / "data.csv").write_text("a,b\n")
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "data.csv"}], []))
+    with pytest.raises(InputError, match="unsupported input format: .*data.csv"):
+        resolve_inputs(pipeline)
+
+
+def test_alpaca_sharegpt_and_chat_map_to_messages(tmp_path):
+    data = _lines(
+        {"instruction": "Translate", "input": "hola", "output": "hello", "system": "Be brief."},
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello!"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "label": 1},
+    )
+    records, rejected = _read(tmp_path, {"mix.jsonl": data})
+    assert rejected.height == 0
+    convs = records["messages"].to_list()
+    assert convs[0] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Translate\n\nhola"},
+                        {"role": "assistant", "content": "hello"}]
+    assert convs[1] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello!"}]
+    assert records["label"].to_list() == [None, None, "1"]
+    assert records["text"].null_count() == 3
+
+
+def test_field_mapping_promoted_columns_and_meta(tmp_path):
+    data = _lines({"doc_id": "d1", "body": "some text", "category": "news", "url": "u", "nested": {"k": 1}})
+    records, _ = _read(tmp_path, {"x.jsonl": data}, fields={"id": "doc_id", "text": "body", "label": "category"},
+                       columns=["url"], source="crawl")
+    row = records.row(0, named=True)
+    assert (row["id"], row["text"], row["label"], row["source"], row["url"]) == ("d1", "some text", "news", "crawl", "u")
+    assert json.loads(row["meta"]) == {"nested": {"k": 1}}
+
+
+def test_parquet_and_json_array_inputs(tmp_path):
+    pl.DataFrame({"text": ["a parquet row", "another"]}).write_parquet(tmp_path / "p.parquet")
+    (tmp_path / "arr.json").write_bytes(orjson.dumps([{"text": "from an array"}, {"text": 5}]))
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "p.parquet"}, {"path": "arr.json"}], []))
+    batches = list(read_batches(resolve_inputs(pipeline), 1000, 10_000))
+    assert batches[0].records["text"].to_list() == ["a parquet row", "another", "from an array"]
+    assert batches[0].quarantined.select("src_file", "src_row", "rule").row(0) == ("arr.json", 2, "wrong_type")
+
+
+def test_ids_are_derived_from_content_and_position_when_absent(tmp_path):
+    data = _lines({"text": "one"}, {"text": "two"})
+    first, _ = _read(tmp_path, {"a.jsonl": data})
+    (tmp_path / "moved").mkdir()
+    again, _ = _read(tmp_path / "moved", {"a.jsonl": data})
+    assert first["id"].to_list() == again["id"].to_list()
+    assert first["id"].n_unique() == 2
