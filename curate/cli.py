@@ -21,7 +21,7 @@ out = Console()
 
 
 def _fail(exc: CurateError) -> None:
-    console.print(f"[bold red]error:[/] {_escape(str(exc))}")
+    console.print(f"[bold red]error:[/] {_escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(3 if isinstance(exc, AccountingError) else 2)
 
 
@@ -189,7 +189,7 @@ def shards_verify(ref: Annotated[str, typer.Argument(help="name, name@version or
     problems = entry.verify()
     if problems:
         for p in problems:
-            out.print(f"[red]{_escape(p)}[/]")
+            out.print(f"[red]{_escape(p)}[/]", soft_wrap=True)
         raise typer.Exit(1)
     out.print(f"{entry.ref}: ok ({len(entry.manifest()['files'])} files match the manifest)")
 

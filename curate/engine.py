@@ -31,6 +31,7 @@ from curate.io.readers import read_batches
 from curate.io.shards import describe_file, read_json, write_json, write_parquet, write_shards
 from curate.io.sources import InputFile, resolve_inputs
 from curate.profile import add_histograms
+from curate.records import schema_with
 from curate.report.build import build_report
 from curate.report.html import write_html
 from curate.stages import STAGES
@@ -273,6 +274,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         },
         "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.path.stat().st_size} for f in files],
         "schema": _schema(final),
+        "record_columns": [c for c in final.columns if c in schema_with(sorted({c for f in files for c in f.spec.columns}))],
         "rows": {
             "input": accounts[0].rows_in, "kept": final.height,
             "dropped": sum(a.dropped for a in accounts), "quarantined": sum(a.quarantined for a in accounts),
@@ -282,7 +284,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         "files": entries,
     }
     report = build_report(manifest, final, rejected, lengths_before)
-    write_json(staging / "report.json", report)
+    write_json(staging / "report.json", report, sort_keys=False)
     write_html(report, staging / "report.html")
     _move_into_place(staging, out_dir)
     write_json(out_dir / MANIFEST, manifest)

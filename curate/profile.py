@@ -43,5 +43,5 @@ def add_histograms(hists: list[list[int]]) -> list[int]:
 def value_counts(df: pl.DataFrame, column: str, top: int = 20) -> dict[str, int]:
     if column not in df.columns or df.height == 0:
         return {}
-    counts = df[column].fill_null("(none)").value_counts(sort=True).head(top)
+    counts = df[column].fill_null("(none)").value_counts().sort(["count", column], descending=[True, False]).head(top)
     return dict(zip(counts[column].to_list(), counts["count"].to_list()))

@@ -111,13 +111,17 @@ def _alpaca(obj: dict, name: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _detect(obj: dict, name: dict[str, str]) -> str:
-    if name["messages"] in obj:
+    # Null-valued keys do not count: curated shards carry both `text` and `messages`.
+    def has(key: str) -> bool:
+        return obj.get(name[key]) is not None
+
+    if has("messages"):
         return "chat"
-    if name["conversations"] in obj:
+    if has("conversations"):
         return "sharegpt"
-    if name["instruction"] in obj and name["output"] in obj:
+    if has("instruction") and has("output"):
         return "alpaca"
-    if name["text"] in obj:
+    if has("text"):
         return "text"
     raise RecordError(
         "missing_field",
@@ -166,6 +170,12 @@ def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str],
     record["source"] = record["source"] or default_source
     consumed |= {name[k] for k in ("id", *SCALAR_FIELDS)}
     rest = {k: v for k, v in obj.items() if k not in consumed}
+    if isinstance(rest.get("meta"), str):  # a curated shard's metadata, stored as JSON text
+        try:
+            rest = {**orjson.loads(rest.pop("meta")), **rest}
+        except orjson.JSONDecodeError:
+            pass
+    rest = {k: v for k, v in rest.items() if v is not None}
     for col in columns:
         record[col] = _scalar(rest.pop(col, None), col)
     record["meta"] = orjson.dumps(rest, option=orjson.OPT_SORT_KEYS).decode() if rest else None

@@ -133,7 +133,7 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
     name = src.path.name
     if name.endswith(".parquet"):
         try:
-            table = pq.read_table(src.path)
+            table = pq.read_table(src.path, columns=list(src.record_columns) if src.record_columns else None)
         except Exception as exc:  # pyarrow raises many types for damaged files
             raise InputError(f"cannot read parquet input {src.path}: {exc}") from None
         for row, obj in enumerate(table.to_pylist(), start=1):

@@ -26,8 +26,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_json(path: Path, value: object) -> None:
-    atomic_write_bytes(path, orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+def write_json(path: Path, value: object, sort_keys: bool = True) -> None:
+    """Pretty JSON; keep `sort_keys=False` where order carries meaning (ranked counts in a report)."""
+    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    atomic_write_bytes(path, orjson.dumps(value, option=option) + b"\n")
 
 
 def read_json(path: Path) -> dict:

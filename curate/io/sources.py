@@ -9,6 +9,7 @@ from pathlib import Path
 from curate.config import InputSpec, Pipeline
 from curate.errors import InputError
 from curate.hashing import sha256_file
+from curate.records import BASE_SCHEMA
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
 
@@ -19,20 +20,31 @@ class InputFile:
     label: str  # how the file is named in src_file columns and reports
     fingerprint: str
     spec: InputSpec
+    record_columns: tuple[str, ...] | None = None  # read only these (curated shards carry annotations too)
 
 
 def is_supported(path: Path) -> bool:
     return path.name.endswith(SUPPORTED)
 
 
+def _shard_files(spec: InputSpec) -> list[InputFile]:
+    """A catalog reference: its data files, reading back the record columns, not the annotations."""
+    from curate.catalog import Catalog
+
+    entry = Catalog().resolve(spec.path or "")
+    manifest = entry.manifest()
+    record_columns = tuple(manifest["record_columns"])
+    promoted = [c for c in record_columns if c not in BASE_SCHEMA and c not in spec.columns]
+    spec = spec.model_copy(update={"columns": [*spec.columns, *promoted]})
+    hashes = {f["path"]: f["sha256"] for f in manifest["files"]}
+    return [InputFile(path=p, label=f"{entry.ref}/{p.name}", fingerprint=hashes[p.relative_to(entry.path).as_posix()],
+                      spec=spec, record_columns=tuple(c for c in record_columns if c not in ("src_file", "src_row")))
+            for p in entry.data_files()]
+
+
 def _expand(spec: InputSpec, pipeline: Pipeline, where: str) -> list[Path]:
     assert spec.path is not None
-    raw = spec.path
-    if raw.startswith("shards://"):
-        from curate.catalog import Catalog
-
-        return Catalog().resolve(raw).data_files()
-    target = pipeline.resolve(raw)
+    target = pipeline.resolve(spec.path)
     if glob.has_magic(str(target)):
         files = sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
         if not files:
@@ -61,6 +73,9 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
     files: list[InputFile] = []
     for i, spec in enumerate(specs):
         where = f"{pipeline.path}: inputs[{i}]"
+        if spec.path and spec.path.startswith("shards://"):
+            files += _shard_files(spec)
+            continue
         if spec.demo is not None:
             from curate.demo.generator import ensure_demo_corpus
 
@@ -78,8 +93,4 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
 
 def _label(path: Path, spec: InputSpec) -> str:
     """Stable, location-independent name for lineage columns (keeps shards byte-identical)."""
-    if spec.demo is not None:
-        return f"demo/{path.name}"
-    if spec.path and spec.path.startswith("shards://"):
-        return f"{spec.path}/{path.name}"
-    return path.name
+    return f"demo/{path.name}" if spec.demo is not None else path.name

@@ -1,0 +1,134 @@
+"""Catalog round trip (shards:// inputs), verify, and the CLI commands users type."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from curate.catalog import Catalog
+from curate.cli import app
+from curate.errors import CatalogError
+from tests.conftest import run, write_pipeline
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def curated(tmp_path):
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "text": f"Record {i} about the clinic budget."}) + "\n"
+                                               for i in range(40)))
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="base")
+    return run(path, tmp_path / "base_out")
+
+
+def test_shards_reference_feeds_another_pipeline(tmp_path, curated):
+    ref = f"shards://base@{curated.manifest['version']}"
+    downstream = tmp_path / "down"
+    downstream.mkdir()
+    path = write_pipeline(downstream, [{"path": ref}], [], name="reuse")
+    result = run(path, tmp_path / "reuse_out")
+    got = pl.read_parquet(tmp_path / "reuse_out" / "data" / "*.parquet")
+    assert sorted(got["id"]) == sorted(f"r{i}" for i in range(40))
+    assert set(got["src_file"]) == {f"{ref}/part-00000.parquet"}
+    assert result.manifest["inputs"][0]["sha256"] == curated.manifest["files"][0]["sha256"]
+    latest = write_pipeline(downstream, [{"path": "shards://base@latest"}], [], name="reuse2")
+    assert run(latest, tmp_path / "latest_out").manifest["rows"]["kept"] == 40
+
+
+def test_unknown_reference_is_a_clear_error(curated):
+    with pytest.raises(CatalogError, match="no shards named 'nope'.*known: base"):
+        Catalog().resolve("shards://nope@latest")
+    with pytest.raises(CatalogError, match="no version matching 'ffff'"):
+        Catalog().resolve("base@ffff")
+
+
+def test_verify_detects_modified_and_missing_files(curated):
+    entry = Catalog().resolve("base@latest")
+    assert entry.verify() == []
+    shard = curated.out_dir / "data" / "part-00000.parquet"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert entry.verify() == ["modified: data/part-00000.parquet (sha256 differs from the manifest)"]
+    result = runner.invoke(app, ["shards", "verify", "base"])
+    assert result.exit_code == 1 and "modified: data/part-00000.parquet" in result.output
+    shard.unlink()
+    assert entry.verify() == ["missing: data/part-00000.parquet"]
+    (curated.out_dir / "data" / "part-00009.parquet").write_bytes(b"x")
+    assert "unexpected: data/part-00009.parquet (not in the manifest)" in entry.verify()
+
+
+def test_cli_shards_list_show_path_verify(curated):
+    version = curated.manifest["version"]
+    listed = runner.invoke(app, ["shards", "list"])
+    assert listed.exit_code == 0 and "base" in listed.output and version in listed.output
+    shown = runner.invoke(app, ["shards", "show", f"base@{version}"])
+    assert shown.exit_code == 0 and "'kept': 40" in shown.output
+    path = runner.invoke(app, ["shards", "path", "shards://base@latest"])
+    assert path.exit_code == 0 and path.output.strip() == str(curated.out_dir.resolve())
+    ok = runner.invoke(app, ["shards", "verify", "base"])
+    assert ok.exit_code == 0 and "ok" in ok.output
+
+
+def test_cli_run_prints_summary_and_locations(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "hello world, this is fine."}) + "\n" + "{broken\n")
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="cli")
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "input 2 → kept 1, dropped 0, quarantined 1" in result.output
+    assert "read: malformed_json 1" in result.output
+    assert "report:" in result.output and "catalog:  shards://cli@" in result.output
+    again = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--quiet"])
+    assert "cache hit" in again.output
+
+
+def test_cli_run_input_override_and_name(tmp_path):
+    (tmp_path / "other.jsonl").write_text(json.dumps({"text": "from the override"}) + "\n")
+    path = write_pipeline(tmp_path, [{"path": "missing.jsonl"}], [], name="p")
+    result = runner.invoke(app, ["run", str(path), "-i", str(tmp_path / "other.jsonl"), "-o", str(tmp_path / "o"), "-n", "mine", "-q"])
+    assert result.exit_code == 0, result.output
+    assert Catalog().resolve("mine@latest").rows == 1
+
+
+def test_cli_validate_and_errors_exit_2(tmp_path):
+    good = write_pipeline(tmp_path, [{"path": "x.jsonl"}])
+    ok = runner.invoke(app, ["validate", str(good)])
+    assert ok.exit_code == 0 and "stages: normalize, langid, quality" in ok.output
+    (tmp_path / "bad").mkdir()
+    bad = write_pipeline(tmp_path / "bad", [{"path": "x.jsonl"}], [{"stage": "dedupe"}])
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2 and "unknown stage 'dedupe'" in result.output
+    missing = runner.invoke(app, ["run", str(good), "-q"])
+    assert missing.exit_code == 2 and "input file not found" in missing.output
+
+
+def test_help_explains_options():
+    result = runner.invoke(app, ["run", "--help"])
+    assert result.exit_code == 0
+    for option in ("--input", "--out", "--name", "--workers", "--force"):
+        assert option in result.output
+
+
+def test_report_is_self_contained_and_rerenders(demo_run):
+    html_path = demo_run.out_dir / "report.html"
+    html = html_path.read_text()
+    assert "<svg" in html and "Funnel per stage" in html
+    assert "src=" not in html and "<link" not in html and "@import" not in html
+    report = json.loads((demo_run.out_dir / "report.json").read_text())
+    assert [s["stage"] for s in report["funnel"]] == ["read", "normalize", "langid", "quality"]
+    assert sum(report["lengths"]["after"]) == demo_run.manifest["rows"]["kept"]
+    assert sum(report["lengths"]["before"]) == demo_run.manifest["accounting"][1]["rows_in"]
+    assert set(report["languages"]["kept"]) == {"en", "vi"}
+    html_path.unlink()
+    result = runner.invoke(app, ["report", str(demo_run.out_dir)])
+    assert result.exit_code == 0 and html_path.read_text() == html
+
+
+def test_report_examples_never_carry_record_text(demo_run):
+    report = (demo_run.out_dir / "report.json").read_text()
+    rejected = pl.read_parquet(demo_run.out_dir / "rejected" / "quality" / "*.parquet")
+    for text in rejected["text"].drop_nulls().head(50):
+        assert text[:60] not in report

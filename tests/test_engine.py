@@ -1,0 +1,171 @@
+"""End-to-end runs: accounting, determinism, cache hits, resume after kill -9, and outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from curate.errors import AccountingError
+from curate.stages.base import Stage, keep_all
+from tests.conftest import REPO, run, write_pipeline
+
+
+def _data_hashes(out: Path) -> dict[str, str]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {f["path"]: f["sha256"] for f in manifest["files"]}
+
+
+def test_accounting_adds_up_for_every_stage_on_the_demo_corpus(demo_run):
+    m = demo_run.manifest
+    for acc in m["accounting"]:
+        assert acc["rows_in"] == acc["kept"] + acc["dropped"] + acc["quarantined"], acc["stage"]
+        assert sum(acc["reasons"].values()) == acc["dropped"] + acc["quarantined"]
+    for prev, nxt in zip(m["accounting"], m["accounting"][1:]):
+        assert prev["kept"] == nxt["rows_in"]
+    rows = m["rows"]
+    assert rows["input"] == rows["kept"] + rows["dropped"] + rows["quarantined"]
+    # Every input line of the demo files is accounted for: count them independently.
+    lines = 0
+    for inp in m["inputs"]:
+        path = Path(inp["path"])
+        import gzip
+        data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        lines += sum(1 for ln in data.split(b"\n") if ln.strip())
+    assert rows["input"] == lines
+
+
+def test_every_rejected_row_is_written_with_stage_rule_and_reason(demo_run):
+    out, m = demo_run.out_dir, demo_run.manifest
+    for acc in m["accounting"]:
+        rejected = acc["dropped"] + acc["quarantined"]
+        folder = out / "rejected" / acc["stage"]
+        if not rejected:
+            assert not folder.exists()
+            continue
+        df = pl.read_parquet(folder / "*.parquet")
+        assert df.height == rejected
+        assert set(df["stage"]) == {acc["stage"]}
+        assert df["rule"].null_count() == 0 and df["reason"].null_count() == 0
+        assert dict(df.group_by("rule").len().iter_rows()) == acc["reasons"]
+        assert df["src_file"].null_count() == 0 and df["src_row"].null_count() == 0
+
+
+def test_demo_corpus_exercises_every_stage(demo_run):
+    reasons = {a["stage"]: a["reasons"] for a in demo_run.manifest["accounting"]}
+    assert {"malformed_json", "invalid_utf8", "empty_record", "missing_field", "wrong_type", "not_an_object",
+            "duplicate_id", "record_too_large"} <= set(reasons["read"])
+    assert reasons["langid"].get("lang_not_allowed", 0) > 0
+    assert reasons["quality"].get("chat_empty_assistant", 0) > 0
+    kept = pl.read_parquet(demo_run.out_dir / "data" / "*.parquet")
+    assert set(kept["lang"]) == {"en", "vi"}
+    assert kept["normalize_changed"].sum() > 0
+    assert kept["messages"].is_not_null().sum() > 0 and kept["text"].is_not_null().sum() > 0
+    assert set(kept["domain"].drop_nulls()) >= {"cardiology", "dermatology"}
+
+
+def test_shards_load_with_polars_pyarrow_and_pandas(demo_run):
+    data = demo_run.out_dir / "data"
+    files = sorted(data.glob("part-*.parquet"))
+    assert len(files) == -(-demo_run.manifest["rows"]["kept"] // 700)
+    table = pq.read_table(data)
+    assert table.num_rows == demo_run.manifest["rows"]["kept"]
+    assert pl.read_parquet(data / "*.parquet").height == table.num_rows
+    pdf = pq.read_table(files[0]).to_pandas()
+    assert list(pdf.columns[:3]) == ["id", "text", "messages"]
+    assert pq.ParquetFile(files[0]).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_same_inputs_give_byte_identical_shards(tmp_path, demo_run):
+    path = write_pipeline(tmp_path, [{"demo": {"records": 2000, "seed": 5}, "columns": ["domain"]}],
+                          name="demo", batch_size=300, output={"shard_rows": 700}, workers=2)
+    again = run(path, tmp_path / "elsewhere")
+    assert again.manifest["version"] == demo_run.manifest["version"]
+    assert _data_hashes(again.out_dir) == _data_hashes(demo_run.out_dir)
+
+
+def test_unchanged_rerun_is_a_cache_hit_and_a_change_is_not(tmp_path):
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": f"Record number {i} is about the clinic."}) + "\n" for i in range(50)))
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}])
+    first = run(path, tmp_path / "out")
+    stamp = (tmp_path / "out" / "data" / "part-00000.parquet").stat().st_mtime_ns
+    second = run(path, tmp_path / "out")
+    assert not first.cached and second.cached
+    assert (tmp_path / "out" / "data" / "part-00000.parquet").stat().st_mtime_ns == stamp
+    (tmp_path / "in.jsonl").write_text((tmp_path / "in.jsonl").read_text() + json.dumps({"text": "one more"}) + "\n")
+    third = run(path, tmp_path / "out")
+    assert not third.cached and third.manifest["rows"]["kept"] == 51
+
+
+def test_a_tampered_output_is_not_a_cache_hit(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "hello there"}) + "\n")
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [])
+    run(path, tmp_path / "out")
+    (tmp_path / "out" / "data" / "part-00000.parquet").write_bytes(b"garbage")
+    assert not run(path, tmp_path / "out").cached
+    assert pl.read_parquet(tmp_path / "out" / "data" / "part-00000.parquet").height == 1
+
+
+class _LosesRows(Stage):
+    """A broken stage that silently filters instead of marking rows."""
+
+    from curate.stages.normalize import NormalizeRules as Rules
+
+    def process(self, df):
+        return keep_all(df.head(df.height // 2))
+
+
+class _SilentDrop(Stage):
+    from curate.stages.normalize import NormalizeRules as Rules
+
+    def process(self, df):
+        out = keep_all(df)
+        return out.with_columns(pl.lit("drop").alias("_action"))
+
+
+@pytest.mark.parametrize("stage_cls, message", [(_LosesRows, "must mark rows, never add or remove"),
+                                                 (_SilentDrop, "without a rule and reason")])
+def test_a_stage_that_loses_rows_fails_the_run_loudly(tmp_path, monkeypatch, stage_cls, message):
+    from curate import stages
+
+    monkeypatch.setitem(stages.STAGES, "broken", stage_cls)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(10)))
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "broken"}])
+    with pytest.raises(AccountingError, match=message):
+        run(path, tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_resume_after_kill_gives_identical_shards(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    reference = tmp_path / "ref"
+    pipeline = write_pipeline(tmp_path, [{"demo": {"records": 6000, "seed": 9}}], name="resume", batch_size=150)
+    cmd = [sys.executable, "-m", "curate", "run", str(pipeline), "-q", "--workers", "1"]
+    subprocess.run(cmd + ["--out", str(reference)], env=env, check=True, capture_output=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("_work/*/seg-00/*/done.json"))) < 5:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(out.glob("_work/*/seg-00/*/done.json")))
+    assert done_before >= 5 and not (out / "manifest.json").exists(), "the run finished before it could be killed"
+    # A batch killed mid-write leaves files but no done.json: the resume must redo it, not trust it.
+    partial = next(out.glob("_work/*/seg-00")) / f"b-{done_before:05d}"
+    partial.mkdir(exist_ok=True)
+    (partial / "kept.parquet").write_bytes(b"half a parquet file")
+    subprocess.run(cmd + ["--out", str(out)], env=env, check=True, capture_output=True)
+    assert _data_hashes(out) == _data_hashes(reference)
+    resumed = json.loads((out / "manifest.json").read_text())
+    assert resumed["rows"] == json.loads((reference / "manifest.json").read_text())["rows"]
+    assert not (out / "_work").exists()

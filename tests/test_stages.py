@@ -1,0 +1,164 @@
+"""Stage behaviour on small, hand-built batches."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import ftfy.bad_codecs  # noqa: F401  (registers sloppy-windows-1252)
+import polars as pl
+import pytest
+import yaml
+
+from curate.records import BASE_SCHEMA
+from curate.stages.base import ACTION, REASON, RULE
+from curate.stages.langid import LangIdRules, LangIdStage
+from curate.stages.normalize import Normalizer, NormalizeRules, NormalizeStage
+from curate.stages.quality import QualityRules, QualityStage
+from curate.textstats import STATS, Doc
+from tests.conftest import RULES
+
+VIETNAMESE = [
+    "Bệnh nhân được chuyển đến khoa cấp cứu lúc 3 giờ sáng.",
+    "Người bệnh tiểu đường nên kiểm tra đường huyết thường xuyên.",
+    "Công ty bảo hiểm đã thanh toán chi phí điều trị cho nhân viên.",
+]
+
+
+def _batch(texts: list[str | None] = (), chats: list[list[dict]] = (), langs=None) -> pl.DataFrame:
+    rows = [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)]
+    rows += [{"id": f"c{i}", "messages": m} for i, m in enumerate(chats)]
+    df = pl.DataFrame(rows, schema={k: v for k, v in BASE_SCHEMA.items()}, orient="row") if rows else pl.DataFrame(schema=BASE_SCHEMA)
+    if langs is not None:
+        df = df.with_columns(pl.Series("lang", langs, dtype=pl.Utf8))
+    return df
+
+
+def _stage(cls, rules_model, **params):
+    stage = cls("s", rules_model.model_validate(params) if isinstance(rules_model, type) else rules_model)
+    stage.setup()
+    return stage
+
+
+@pytest.mark.parametrize("codec", ["sloppy-windows-1252", "latin-1", "mac_roman"])
+@pytest.mark.parametrize("text", VIETNAMESE)
+def test_mojibake_repair_restores_double_encoded_vietnamese(codec, text):
+    broken = text.encode("utf-8").decode(codec)
+    assert broken != text
+    assert Normalizer(NormalizeRules())(broken) == text
+
+
+def test_double_mojibake_is_repaired_too():
+    text = VIETNAMESE[0]
+    twice = text.encode("utf-8").decode("sloppy-windows-1252").encode("utf-8").decode("sloppy-windows-1252")
+    assert Normalizer(NormalizeRules())(twice) == text
+
+
+def test_decomposed_vietnamese_is_composed_to_nfc():
+    nfd = unicodedata.normalize("NFD", VIETNAMESE[1])
+    assert nfd != VIETNAMESE[1]
+    assert Normalizer(NormalizeRules())(nfd) == VIETNAMESE[1]
+
+
+def test_control_characters_and_whitespace():
+    fix = Normalizer(NormalizeRules())
+    assert fix("a\x00b\x07c   d\t\te  \n\n\n\n f \r\n") == "abc d e\n\n f"
+    keep_spaces = Normalizer(NormalizeRules(normalize_whitespace=False))
+    assert keep_spaces("a   b") == "a   b"
+
+
+def test_ascii_fast_path_matches_ftfy():
+    fix = Normalizer(NormalizeRules(normalize_whitespace=False))
+    for text in ["plain ascii text.", "tab\tand newline\n", "html &amp; entity", "cr\r\nlf", "esc \x1b[31mred\x1b[0m", "nul\x00"]:
+        assert fix(text) == ftfy.fix_text(text, fix.config), text
+
+
+def test_normalize_stage_fixes_chat_content_and_drops_what_becomes_empty():
+    stage = _stage(NormalizeStage, NormalizeRules)
+    broken = VIETNAMESE[2].encode("utf-8").decode("latin-1")
+    df = _batch(["\x00\x01 \t", "fine"], [[{"role": "user", "content": broken}, {"role": "assistant", "content": "ok"}]])
+    out = stage.process(df)
+    assert out[ACTION].to_list() == ["drop", "keep", "keep"]
+    assert out[RULE][0] == "empty_after_normalize"
+    assert out["messages"][2].to_list()[0]["content"] == VIETNAMESE[2]
+    assert out["normalize_changed"].to_list() == [True, False, True]
+
+
+def test_langid_keeps_allowed_languages_and_explains_drops():
+    stage = _stage(LangIdStage, LangIdRules, allowed=["en", "vi"], min_score=0.5)
+    df = _batch([
+        "The clinic extended its opening hours so that working parents could come after school.",
+        VIETNAMESE[1],
+        "Die Klinik hat ihre Öffnungszeiten verlängert, damit berufstätige Eltern kommen können.",
+    ], [[{"role": "user", "content": "Which sunscreen is best for sensitive skin?"}, {"role": "assistant", "content": "A mineral one."}]])
+    out = stage.process(df)
+    assert out["lang"].to_list() == ["en", "vi", "de", "en"]
+    assert out[ACTION].to_list() == ["keep", "keep", "drop", "keep"]
+    assert out[RULE][2] == "lang_not_allowed" and "language de" in out[REASON][2]
+    assert out["lang_score"].min() > 0.5
+
+
+def test_langid_low_confidence_uses_per_language_floor():
+    stage = _stage(LangIdStage, LangIdRules, allowed=[], min_score=0.999, min_score_by_lang={"vi": 0.1})
+    out = stage.process(_batch([VIETNAMESE[0], "ok"]))
+    assert out[ACTION].to_list() == ["keep", "drop"]
+    assert out[RULE][1] == "low_confidence"
+
+
+def test_langid_missing_model_file_is_a_clear_error(tmp_path):
+    from curate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model file not found"):
+        _stage(LangIdStage, LangIdRules, model_path=str(tmp_path / "none.ftz"))
+
+
+def _default_quality() -> QualityStage:
+    return _stage(QualityStage, QualityRules.model_validate(yaml.safe_load((RULES / "quality/default.yaml").read_text())))
+
+
+GOOD_DOC = (
+    "Riverside Health announced that its billing team reduced claim denials by 12% over the last year. "
+    "The finance director explained that clean documentation is the cheapest way to reduce denials, and that "
+    "staff training with the new checklist made the biggest difference.\n\n"
+    "Patients with asthma should discuss a medication review with their pharmacist before making any change. "
+    "Family members play an important role in helping patients stick to the plan that they agreed with the clinic."
+)
+
+
+def test_default_quality_rules_keep_a_good_document_and_drop_junk():
+    stage = _default_quality()
+    spam = "\n".join(["BUY CHEAP MEDS ONLINE NOW!!!", "CLICK HERE FOR A FREE TRIAL"] * 10)
+    lorem = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 10 + " the and of to with that have be"
+    out = stage.process(_batch([GOOD_DOC, "Click here", spam, lorem], langs=["en"] * 4))
+    assert out[ACTION].to_list() == ["keep", "drop", "drop", "drop"]
+    assert out[RULE].to_list()[1:3] == ["gopher_min_words", "gopher_stop_words"]
+    assert {"gopher_dup_lines", "gopher_dup_line_chars"} <= set(out["quality_failed"][2].to_list())
+    assert "c4_lorem_ipsum" in out["quality_failed"][3].to_list()
+    assert out["quality_failed"][0].to_list() == []
+    assert out["q_word_count"][1] == 2.0
+
+
+def test_quality_rules_are_scoped_by_shape_and_language():
+    stage = _stage(QualityStage, QualityRules, chat_roles="assistant", rules=[
+        {"name": "short_text", "stat": "word_count", "min": 5, "applies_to": ["text"]},
+        {"name": "empty_answer", "stat": "word_count", "min": 1, "applies_to": ["chat"]},
+        {"name": "vi_only", "stat": "char_count", "max": 3, "langs": ["vi"]},
+    ])
+    chats = [[{"role": "user", "content": "a long question here"}, {"role": "assistant", "content": ""}],
+             [{"role": "user", "content": "q"}, {"role": "assistant", "content": "an answer"}]]
+    out = stage.process(_batch(["two words"], chats, langs=["en", "en", "en"]))
+    assert out[RULE].to_list() == ["short_text", "empty_answer", None]
+    assert out["q_char_count"].to_list() == [None, None, None]  # vi-only rule never applied
+
+
+def test_text_statistics_on_known_inputs():
+    doc = Doc("a b c d e f a b c d e f x y z", "en")
+    assert STATS["dup_ngram_char_fraction"](doc, n=5) == pytest.approx(12 / 15)
+    assert STATS["top_ngram_char_fraction"](doc, n=2) == pytest.approx(4 / 15)
+    lines = Doc("same line\nsame line\nother line\n- bullet...", "en")
+    assert STATS["dup_line_fraction"](lines) == pytest.approx(1 / 4)
+    assert STATS["bullet_line_ratio"](lines) == pytest.approx(1 / 4)
+    assert STATS["ellipsis_line_ratio"](lines) == pytest.approx(1 / 4)
+    assert STATS["stop_word_count"](Doc("The cat and the dog", "en")) == 2
+    assert STATS["stop_word_count"](Doc("Tôi và bạn của tôi", "vi")) == 2
+    assert STATS["stop_word_count"](Doc("irgendwas", "de")) is None
+    assert STATS["dup_ngram_char_fraction"](Doc("one two three", "en"), n=5) == 0.0
