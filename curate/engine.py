@@ -90,7 +90,7 @@ def default_out_dir(pipeline: Pipeline) -> Path:
 
 def resolve_workers(value: int | str | None, pipeline: Pipeline) -> int:
     chosen = value if value is not None else pipeline.spec.workers
-    return os.cpu_count() or 1 if chosen == "auto" else int(chosen)
+    return (os.cpu_count() or 1) if chosen == "auto" else int(chosen)
 
 
 def run_pipeline(

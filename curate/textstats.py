@@ -24,6 +24,9 @@ STOP_WORDS = {
 }
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _MULT = np.uint64(1_000_003)
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
+_ALPHA_WORD = re.compile(r"\S*[^\W\d_]\S*")  # a whitespace-separated token holding a letter
 
 
 class Doc:
@@ -39,16 +42,16 @@ class Doc:
 
     @cached_property
     def clean_words(self) -> list[str]:
-        return [w for w in (w.strip(WORD_STRIP).lower() for w in self.words) if w]
+        return [w for w in (w.strip(WORD_STRIP) for w in self.text.lower().split()) if w]
 
     @cached_property
     def word_ids(self) -> np.ndarray:
-        vocab: dict[str, int] = {}
-        return np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in self.clean_words), dtype=np.uint64, count=len(self.clean_words))
+        # Python's string hash is only compared within one document, so its per-process seed is harmless.
+        return np.fromiter(map(hash, self.clean_words), dtype=np.int64, count=len(self.clean_words)).view(np.uint64)
 
     @cached_property
     def word_lengths(self) -> np.ndarray:
-        return np.fromiter((len(w) for w in self.clean_words), dtype=np.int64, count=len(self.clean_words))
+        return np.fromiter(map(len, self.clean_words), dtype=np.int64, count=len(self.clean_words))
 
     @cached_property
     def lines(self) -> list[str]:
@@ -60,7 +63,16 @@ class Doc:
 
     @cached_property
     def letters(self) -> int:
-        return sum(c.isalpha() for c in self.text)
+        return len(_LETTER.findall(self.text))
+
+    @cached_property
+    def uppercase(self) -> int:
+        lower = self.text.lower()
+        if len(lower) != len(self.text):  # a few letters lower-case to two characters
+            return sum(c.isupper() for c in self.text)
+        a = np.frombuffer(self.text.encode("utf-32-le"), dtype=np.uint32)
+        b = np.frombuffer(lower.encode("utf-32-le"), dtype=np.uint32)
+        return int((a != b).sum())
 
 
 def _ratio(num: float, den: float) -> float:
@@ -132,11 +144,11 @@ STATS: dict[str, Callable[..., float | None]] = {
     "char_count": lambda d: float(len(d.text)),
     "word_count": lambda d: float(len(d.words)),
     "line_count": lambda d: float(len(d.lines)),
-    "mean_word_length": lambda d: _ratio(sum(len(w) for w in d.clean_words), len(d.clean_words)),
+    "mean_word_length": lambda d: _ratio(int(d.word_lengths.sum()), len(d.clean_words)),
     "symbol_word_ratio": lambda d: _ratio(d.text.count("#") + d.text.count("...") + d.text.count("…"), len(d.words)),
     "ellipsis_line_ratio": lambda d: _ratio(sum(ln.endswith(("...", "…")) for ln in d.lines), len(d.lines)),
     "bullet_line_ratio": lambda d: _ratio(sum(ln.startswith(BULLETS) for ln in d.lines), len(d.lines)),
-    "alpha_word_ratio": lambda d: _ratio(sum(any(c.isalpha() for c in w) for w in d.words), len(d.words)),
+    "alpha_word_ratio": lambda d: _ratio(len(_ALPHA_WORD.findall(d.text)), len(d.words)),
     "stop_word_count": stop_word_count,
     "dup_line_fraction": lambda d: _dup_fraction(d.lines, by_chars=False),
     "dup_line_char_fraction": lambda d: _dup_fraction(d.lines, by_chars=True),
@@ -146,8 +158,8 @@ STATS: dict[str, Callable[..., float | None]] = {
     "dup_ngram_char_fraction": dup_ngram_char_fraction,
     "terminal_punct_line_ratio": lambda d: _ratio(sum(ln.endswith(TERMINAL) for ln in d.lines), len(d.lines)),
     "short_line_ratio": short_line_ratio,
-    "uppercase_ratio": lambda d: _ratio(sum(c.isupper() for c in d.text), d.letters),
-    "digit_ratio": lambda d: _ratio(sum(c.isdigit() for c in d.text), len(d.text)),
+    "uppercase_ratio": lambda d: _ratio(d.uppercase, d.letters),
+    "digit_ratio": lambda d: _ratio(len(_DIGIT.findall(d.text)), len(d.text)),
     "lorem_ipsum_count": lambda d: float(d.text.lower().count("lorem ipsum")),
     "policy_line_ratio": lambda d: _ratio(sum(any(p in ln.lower() for p in POLICY_PHRASES) for ln in d.lines), len(d.lines)),
     "javascript_line_ratio": lambda d: _ratio(sum("javascript" in ln.lower() for ln in d.lines), len(d.lines)),

@@ -1,0 +1,125 @@
+"""`make bench`: end-to-end throughput of normalize + langid + quality on a generated corpus.
+
+Measured side by side in one run:
+- baseline: the same three stages applied in-process to one DataFrame — pure compute,
+  no batching, checkpoints, accounting or Parquet;
+- the engine (`curate run`) with 1 and with 2 worker processes.
+Reported as docs/s, MB/s and MB/s per core, and as ratios to the baseline.
+Results: bench/results/throughput.json and bench/results/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from curate.catalog import Catalog
+from curate.config import load_pipeline
+from curate.demo.generator import generate
+from curate.engine import run_pipeline
+from curate.executor import build_stages
+from curate.io.readers import read_batches
+from curate.io.sources import resolve_inputs
+from curate.records import content_texts
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def _pipeline(folder: Path, corpus: Path, workers: int) -> Path:
+    spec = {
+        "name": "bench", "seed": 1, "workers": workers, "batch_size": 2000,
+        "inputs": [{"path": str(corpus)}],
+        "stages": [{"stage": s, "rules": str(REPO / "rules" / s / "default.yaml")} for s in ("normalize", "langid", "quality")],
+    }
+    path = folder / f"bench-{workers}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _baseline(pipeline_path: Path) -> tuple[float, int, int]:
+    pipeline = load_pipeline(pipeline_path)
+    files = resolve_inputs(pipeline)
+    start = time.perf_counter()
+    batches = list(read_batches(files, batch_size=10**9, max_record_bytes=pipeline.spec.limits.max_record_bytes))
+    df = batches[0].records
+    docs, size = df.height, sum(len(t.encode()) for t in content_texts(df))
+    stages = build_stages(list(pipeline.stages), pipeline.spec.seed)
+    for stage in stages.values():
+        out = stage.process(df)
+        df = out.filter(pl.col("_action") == "keep").drop("_action", "_rule", "_reason")
+    return time.perf_counter() - start, docs, size
+
+
+def _engine(pipeline_path: Path, out: Path, workers: int) -> tuple[float, dict]:
+    start = time.perf_counter()
+    result = run_pipeline(load_pipeline(pipeline_path), out_dir=out, workers=workers, force=True, catalog=Catalog(out / "_catalog"))
+    return time.perf_counter() - start, result.manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="curate-bench-"))
+    try:
+        corpus = work / "corpus"
+        generate(corpus, args.records, seed=2024)
+        rows = []
+        seconds, docs, size = _baseline(_pipeline(work, corpus, 1))
+        rows.append({"variant": "baseline: stages in-process, no engine", "workers": 1, "seconds": seconds})
+        for workers in (1, 2):
+            secs, manifest = _engine(_pipeline(work, corpus, workers), work / f"out-{workers}", workers)
+            rows.append({"variant": f"engine (curate run), {workers} worker{'s' if workers > 1 else ''}", "workers": workers,
+                         "seconds": secs, "kept": manifest["rows"]["kept"]})
+        base = rows[0]["seconds"]
+        for r in rows:
+            r["docs_per_s"] = round(docs / r["seconds"], 1)
+            r["mb_per_s"] = round(size / 1e6 / r["seconds"], 3)
+            r["mb_per_s_per_core"] = round(size / 1e6 / r["seconds"] / r["workers"], 3)
+            r["speed_vs_baseline"] = round(base / r["seconds"], 3)
+            r["seconds"] = round(r["seconds"], 2)
+        result = {
+            "benchmark": "throughput: normalize + langid + quality",
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "corpus": {"generator_records": args.records, "documents_entering_stages": docs, "text_mb": round(size / 1e6, 2)},
+            "rows": rows,
+        }
+        (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+        _markdown(result)
+        print((RESULTS / "README.md").read_text())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _markdown(result: dict) -> None:
+    c = result["corpus"]
+    lines = [
+        "# Benchmark results", "",
+        f"## {result['benchmark']}", "",
+        f"{c['documents_entering_stages']:,} records ({c['text_mb']} MB of text) from the demo generator; "
+        f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}, {result['date']}.", "",
+        "| variant | seconds | docs/s | MB/s | MB/s per core | speed vs baseline |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['mb_per_s']} | {r['mb_per_s_per_core']} | {r['speed_vs_baseline']}x |")
+    lines += ["", "Baseline = the same stage code on one in-memory DataFrame in one process (no batching, checkpoints, "
+              "accounting or Parquet output). Ratios above 1 are faster than the baseline.", ""]
+    (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
