@@ -105,12 +105,14 @@ def top_ngram_char_fraction(doc: Doc, n: int = 2) -> float:
     if len(doc.clean_words) < n:
         return 0.0
     _, first, counts = np.unique(_ngram_hashes(doc, n), return_index=True, return_counts=True)
-    best = int(np.argmax(counts))
-    if counts[best] < 2:
+    top = counts.max()
+    if top < 2:
         return 0.0
-    start = int(first[best])
+    # Ties go to the earliest n-gram in the text, so the result never depends on hash order.
+    start = int(first[counts == top].min())
+    best_count = int(top)
     gram_chars = int(doc.word_lengths[start:start + n].sum())
-    return _ratio(int(counts[best]) * gram_chars, int(doc.word_lengths.sum()))
+    return _ratio(best_count * gram_chars, int(doc.word_lengths.sum()))
 
 
 def dup_ngram_char_fraction(doc: Doc, n: int = 5) -> float:

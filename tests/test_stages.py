@@ -162,3 +162,14 @@ def test_text_statistics_on_known_inputs():
     assert STATS["stop_word_count"](Doc("Tôi và bạn của tôi", "vi")) == 2
     assert STATS["stop_word_count"](Doc("irgendwas", "de")) is None
     assert STATS["dup_ngram_char_fraction"](Doc("one two three", "en"), n=5) == 0.0
+
+
+def test_top_ngram_ties_do_not_depend_on_hash_order():
+    # "aa bb" and "c d" both occur twice; the earliest wins, in any process.
+    import subprocess
+    import sys
+
+    code = "from curate.textstats import Doc, top_ngram_char_fraction as f; print(f(Doc('aa bb c d aa bb c d', 'en'), n=2))"
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={"PYTHONHASHSEED": str(seed), "PATH": ""}, cwd=RULES.parent).stdout for seed in range(6)}
+    assert outputs == {f"{2 * 4 / 12}\n"}
