@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curate.errors import ConfigError
 from curate.hashing import sha256_json
@@ -37,6 +37,16 @@ class InputSpec(StrictModel):
     fields: dict[str, str] = Field(default_factory=dict)
     columns: list[str] = Field(default_factory=list)
     source: str | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        from curate.records import MAPPABLE_FIELDS
+
+        unknown = sorted(set(value) - set(MAPPABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"cannot map {unknown}: the keys of 'fields' are record fields, one of {', '.join(MAPPABLE_FIELDS)}")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> "InputSpec":

@@ -70,32 +70,28 @@ def _string(value: Any, field: str) -> str:
     return value
 
 
-def _chat(value: Any, field: str) -> list[dict[str, str]]:
+def _turns(value: Any, field: str, role_key: str, content_key: str, roles: dict[str, str]) -> list[dict[str, str]]:
+    """A list of turns with their role under `role_key` (mapped through `roles`) and text under `content_key`."""
     if not isinstance(value, list):
-        raise RecordError("wrong_type", f"field '{field}' must be a list of {{role, content}}, got {type(value).__name__}")
-    messages = []
-    for i, msg in enumerate(value):
-        if not isinstance(msg, dict):
-            raise RecordError("wrong_type", f"{field}[{i}] must be an object with role and content")
-        role, content = msg.get("role"), msg.get("content")
-        if role not in ROLES:
-            raise RecordError("wrong_type", f"{field}[{i}].role must be one of {sorted(ROLES)}, got {role!r}")
-        messages.append({"role": role, "content": _string(content, f"{field}[{i}].content")})
-    return messages
-
-
-def _sharegpt(value: Any, field: str) -> list[dict[str, str]]:
-    if not isinstance(value, list):
-        raise RecordError("wrong_type", f"field '{field}' must be a list of {{from, value}}, got {type(value).__name__}")
+        raise RecordError("wrong_type", f"field '{field}' must be a list of {{{role_key}, {content_key}}}, got {type(value).__name__}")
     messages = []
     for i, turn in enumerate(value):
         if not isinstance(turn, dict):
-            raise RecordError("wrong_type", f"{field}[{i}] must be an object with from and value")
-        who = str(turn.get("from", "")).lower()
-        if who not in SHAREGPT_ROLES:
-            raise RecordError("wrong_type", f"{field}[{i}].from must be one of {sorted(SHAREGPT_ROLES)}, got {turn.get('from')!r}")
-        messages.append({"role": SHAREGPT_ROLES[who], "content": _string(turn.get("value"), f"{field}[{i}].value")})
+            raise RecordError("wrong_type", f"{field}[{i}] must be an object with {role_key} and {content_key}")
+        who = turn.get(role_key)
+        role = roles.get(who.lower()) if isinstance(who, str) else None
+        if role is None:
+            raise RecordError("wrong_type", f"{field}[{i}].{role_key} must be one of {sorted(roles)}, got {who!r}")
+        messages.append({"role": role, "content": _string(turn.get(content_key), f"{field}[{i}].{content_key}")})
     return messages
+
+
+def _chat(value: Any, field: str) -> list[dict[str, str]]:
+    return _turns(value, field, "role", "content", {r: r for r in ROLES})
+
+
+def _sharegpt(value: Any, field: str) -> list[dict[str, str]]:
+    return _turns(value, field, "from", "value", SHAREGPT_ROLES)
 
 
 def _alpaca(obj: dict, name: dict[str, str]) -> list[dict[str, str]]:
@@ -130,7 +126,7 @@ def _detect(obj: dict, name: dict[str, str]) -> str:
     )
 
 
-_MAPPABLE = ("id", "text", "messages", "conversations", "instruction", "input", "output", "system", *SCALAR_FIELDS)
+MAPPABLE_FIELDS = _MAPPABLE = ("id", "text", "messages", "conversations", "instruction", "input", "output", "system", *SCALAR_FIELDS)
 
 
 def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str], default_source: str | None) -> dict[str, Any]:
@@ -178,7 +174,8 @@ def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str],
     rest = {k: v for k, v in rest.items() if v is not None}
     for col in columns:
         record[col] = _scalar(rest.pop(col, None), col)
-    record["meta"] = orjson.dumps(rest, option=orjson.OPT_SORT_KEYS).decode() if rest else None
+    # default=str: Parquet inputs may hold dates or decimals, which JSON has no type for.
+    record["meta"] = orjson.dumps(rest, default=str, option=orjson.OPT_SORT_KEYS).decode() if rest else None
     return record
 
 

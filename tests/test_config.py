@@ -110,3 +110,9 @@ def test_repo_pipelines_are_valid():
 
     for path in sorted((REPO / "pipelines").glob("*.yaml")):
         load_pipeline(path)
+
+
+def test_field_mapping_keys_must_be_record_fields(tmp_path):
+    path = write_pipeline(tmp_path, [{"path": "a.jsonl", "fields": {"txt": "body"}}], [])
+    msg = _error(path)
+    assert f"{path}: inputs[0].fields: Value error, cannot map ['txt']" in msg

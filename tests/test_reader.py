@@ -140,3 +140,12 @@ def test_ids_are_derived_from_content_and_position_when_absent(tmp_path):
     again, _ = _read(tmp_path / "moved", {"a.jsonl": data})
     assert first["id"].to_list() == again["id"].to_list()
     assert first["id"].n_unique() == 2
+
+
+def test_parquet_metadata_of_any_type_is_kept_not_crashing(tmp_path):
+    import datetime
+
+    pl.DataFrame({"text": ["dated row"], "when": [datetime.date(2024, 5, 1)]}).write_parquet(tmp_path / "d.parquet")
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "d.parquet"}], []))
+    batch = next(read_batches(resolve_inputs(pipeline), 10, 10_000))
+    assert json.loads(batch.records["meta"][0]) == {"when": "2024-05-01"}

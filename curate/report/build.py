@@ -45,9 +45,10 @@ def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dic
         rej = rejected.get(name, pl.DataFrame())
         counts = (dict(rej["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
                   if rej.height and "quality_failed" in rej.columns else {})
-        for rule, first in sorted(acc["reasons"].items(), key=lambda kv: -kv[1]):
-            hits.append({"stage": name, "rule": rule, "first_failed": first, "failed": counts.get(rule, first),
-                         "rate": round(counts.get(rule, first) / acc["rows_in"], 4) if acc["rows_in"] else 0.0})
+        for rule in sorted(set(acc["reasons"]) | set(counts), key=lambda r: (-counts.get(r, 0), r)):
+            failed = counts.get(rule, acc["reasons"].get(rule, 0))
+            hits.append({"stage": name, "rule": rule, "first_failed": acc["reasons"].get(rule, 0), "failed": failed,
+                         "rate": round(failed / acc["rows_in"], 4) if acc["rows_in"] else 0.0})
     return hits
 
 
