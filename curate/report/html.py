@@ -14,18 +14,20 @@ _ENV = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+_ENV.filters["n"] = lambda value: f"{value:,}"
 
 
 def bar_chart(series: dict[str, list[int]], labels: list[str], width: int = 720, height: int = 220) -> str:
     """Grouped bar chart as inline SVG; series are drawn side by side per label."""
     colors = ["#8ea9c8", "#2f6f9f", "#d98c4a"]
     peak = max((v for values in series.values() for v in values), default=0) or 1
-    keep = [i for i in range(len(labels)) if any(values[i] for values in series.values())]
-    if not keep:
+    filled = [i for i in range(len(labels)) if any(values[i] for values in series.values())]
+    if not filled:
         return "<p>No data.</p>"
+    keep = list(range(filled[0], filled[-1] + 1))  # contiguous, so empty buckets in between stay visible
     slot = (width - 40) / len(keep)
     bar = slot / (len(series) + 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 60}" role="img">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 60}" height="{height + 60}" role="img">']
     for j, (name, values) in enumerate(series.items()):
         parts.append(f'<rect x="{40 + j * 110}" y="4" width="10" height="10" fill="{colors[j % 3]}"/>'
                      f'<text x="{54 + j * 110}" y="13" font-size="11">{escape(name)}</text>')
