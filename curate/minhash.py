@@ -1,0 +1,210 @@
+"""MinHash signatures computed in batches, bit-for-bit identical to `datasketch.MinHash`.
+
+datasketch hashes every shingle with a Python call and applies its permutations with
+numpy per document. Here shingle hashes are built from per-token xxh3 hashes with a
+small polynomial (a hash function of the shingle's bytes, see `shingle_hash32`), and
+the permutations run in one compiled (numba) loop over the whole batch. Give
+datasketch the same `hashfunc` and seed and it produces exactly the same
+`hashvalues` (scheme "affine32", datasketch's default since 2.0) — a test checks it.
+
+Banding follows datasketch's MinHashLSH: `bands` x `rows`, from datasketch's own
+optimal-parameter search unless given; docs sharing any band's exact values are
+candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import polars as pl
+import xxhash
+from datasketch import MinHash
+
+MASK32 = np.uint64(0xFFFFFFFF)
+_POLY = np.uint64(0x100000001B3)  # FNV-64 prime: combines token hashes into a shingle hash
+SEP = " "  # how a word shingle is written as bytes for datasketch's hashfunc
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How text is normalised before hashing, as vectorised polars string operations."""
+
+    lowercase: bool = True
+    punctuation: bool = True   # drop punctuation: tokens are runs of word characters
+    digits: bool = False       # map every digit to 0
+
+    def tokens(self, texts: list[str]) -> pl.Series:
+        """A list of tokens per text (whitespace collapses; punctuation dropped if configured)."""
+        s = pl.Series(texts, dtype=pl.Utf8)
+        if self.lowercase:
+            s = s.str.to_lowercase()
+        if self.digits:
+            s = s.str.replace_all(r"\d", "0")
+        return s.str.extract_all(r"\w+" if self.punctuation else r"\S+")
+
+    def texts(self, texts: list[str]) -> list[str]:
+        """The normalised text itself (tokens joined by one space), for exact keys and char shingles."""
+        return self.tokens(texts).list.join(" ").to_list()
+
+
+def token_hash(token: str) -> int:
+    return xxhash.xxh3_64_intdigest(token.encode())
+
+
+def _mix32(h: int) -> int:
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
+
+
+def shingle_hash32(shingle: bytes) -> int:
+    """The hash function of a word shingle's bytes (tokens joined by a space).
+
+    Pass it as `hashfunc` to `datasketch.MinHash` to reproduce curate's signatures.
+    """
+    h = 0
+    for token in shingle.decode("utf-8").split(SEP):
+        h = (h * int(_POLY) + token_hash(token)) & 0xFFFFFFFFFFFFFFFF
+    return _mix32(h)
+
+
+def char_shingle_hash32(shingle: bytes) -> int:
+    """The hash function of a character shingle's bytes (its UTF-8 text)."""
+    h = 0
+    for ch in shingle.decode("utf-8"):
+        h = (h * int(_POLY) + ord(ch)) & 0xFFFFFFFFFFFFFFFF
+    return _mix32(h)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rolling(values: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hash every window of `n` consecutive values per document (one window if shorter)."""
+    docs = len(offsets) - 1
+    counts = np.zeros(docs, np.int64)
+    for d in range(docs):
+        length = offsets[d + 1] - offsets[d]
+        counts[d] = length - n + 1 if length >= n else (1 if length > 0 else 0)
+    out_offsets = np.zeros(docs + 1, np.int64)
+    out_offsets[1:] = np.cumsum(counts)
+    out = np.empty(out_offsets[-1], np.uint32)
+    mask = np.uint64(0xFFFFFFFF)
+    for d in range(docs):
+        start, length = offsets[d], offsets[d + 1] - offsets[d]
+        width = n if length >= n else length
+        for i in range(counts[d]):
+            h = np.uint64(0)
+            for k in range(width):
+                h = h * np.uint64(0x100000001B3) + values[start + i + k]
+            out[out_offsets[d] + i] = np.uint32((h ^ (h >> np.uint64(32))) & mask)
+    return out, out_offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """datasketch affine32: fmix32 pre-mix, then min over shingles of a*h + b mod 2^32."""
+    docs, perms = len(offsets) - 1, len(a)
+    out = np.full((docs, perms), 0xFFFFFFFF, np.uint32)
+    mask = np.uint64(0xFFFFFFFF)
+    for d in range(docs):
+        row = out[d]
+        for i in range(offsets[d], offsets[d + 1]):
+            h = np.uint64(hashes[i])
+            h ^= h >> np.uint64(16)
+            h = (h * np.uint64(0x85EBCA6B)) & mask
+            h ^= h >> np.uint64(13)
+            h = (h * np.uint64(0xC2B2AE35)) & mask
+            h ^= h >> np.uint64(16)
+            for k in range(perms):
+                row[k] = min(row[k], np.uint32((np.uint64(a[k]) * h + np.uint64(b[k])) & mask))
+    return out
+
+
+@dataclass(frozen=True)
+class MinHasher:
+    num_perm: int = 128
+    seed: int = 1
+    shingle: str = "word"   # "word" or "char"
+    ngram: int = 5
+    normalization: Normalization = Normalization()
+
+    def __post_init__(self) -> None:
+        a, b = MinHash(num_perm=self.num_perm, seed=self.seed).permutations
+        object.__setattr__(self, "_a", np.ascontiguousarray(a, dtype=np.uint32))
+        object.__setattr__(self, "_b", np.ascontiguousarray(b, dtype=np.uint32))
+
+    @property
+    def hashfunc(self):
+        return shingle_hash32 if self.shingle == "word" else char_shingle_hash32
+
+    def shingles(self, text: str) -> list[bytes]:
+        """The shingles of one text as datasketch would be fed them (for tests and tools)."""
+        if self.shingle == "word":
+            units, joiner = self.normalization.tokens([text])[0].to_list(), SEP
+        else:
+            units, joiner = list(self.normalization.texts([text])[0]), ""
+        if not units:
+            return []
+        n = min(self.ngram, len(units))
+        return [joiner.join(units[i:i + n]).encode() for i in range(len(units) - n + 1)]
+
+    def shingle_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-document shingle hashes, concatenated, with offsets."""
+        if self.shingle == "word":
+            tokens = self.normalization.tokens(texts)
+            lengths = tokens.list.len().to_numpy().astype(np.int64)
+            flat = tokens.explode().drop_nulls()
+            # Hash each distinct token once; a batch has far fewer distinct tokens than tokens.
+            vocab = flat.unique()
+            hashes = pl.Series(np.fromiter(map(token_hash, vocab.to_list()), np.uint64, len(vocab)), dtype=pl.UInt64)
+            values = flat.replace_strict(vocab, hashes, return_dtype=pl.UInt64).to_numpy()
+        else:
+            norms = self.normalization.texts(texts)
+            lengths = np.fromiter(map(len, norms), np.int64, len(norms))
+            values = np.frombuffer("".join(norms).encode("utf-32-le"), np.uint32).astype(np.uint64)
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return _rolling(np.ascontiguousarray(values, dtype=np.uint64), offsets, self.ngram)
+
+    def signatures(self, texts: list[str]) -> np.ndarray:
+        """One row of `num_perm` uint32 values per text; an empty text gets all 0xFFFFFFFF."""
+        hashes, offsets = self.shingle_hashes(texts)
+        return _signatures(hashes, offsets, self._a, self._b)
+
+
+def lsh_params(threshold: float, num_perm: int, bands: int | None = None, rows: int | None = None) -> tuple[int, int]:
+    """datasketch's optimal (bands, rows) for a Jaccard threshold, unless both are given."""
+    if bands and rows:
+        return bands, rows
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: int = 64) -> np.ndarray:
+    """Pairs (i, j), i < j, of rows that share all values of at least one band.
+
+    Small buckets contribute every pair; a bucket above `max_bucket` members (a big
+    cluster of copies) contributes a star to its first member, enough to connect it.
+    """
+    pairs = []
+    for band in range(bands):
+        block = np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows])
+        keys = block.view(np.dtype((np.void, block.shape[1] * 4))).ravel()
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        sizes = np.diff(np.r_[starts, len(order)])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+            members = np.sort(order[start:start + size])
+            if size <= max_bucket:
+                i, j = np.triu_indices(size, k=1)
+                pairs.append(np.stack([members[i], members[j]], axis=1))
+            else:
+                pairs.append(np.stack([np.full(size - 1, members[0]), members[1:]], axis=1))
+    if not pairs:
+        return np.empty((0, 2), np.int64)
+    return np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
+
+
+def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1)
