@@ -62,7 +62,7 @@ class Entry:
                 problems.append(f"missing: {f['path']}")
             elif path.stat().st_size != f["bytes"] or sha256_file(path) != f["sha256"]:
                 problems.append(f"modified: {f['path']} (sha256 differs from the manifest)")
-        for folder in ("data", "rejected"):
+        for folder in ("data", "rejected", "signatures"):
             for path in sorted((self.path / folder).rglob("*.parquet")):
                 if path not in listed:
                     problems.append(f"unexpected: {path.relative_to(self.path).as_posix()} (not in the manifest)")

@@ -37,7 +37,7 @@ from curate.report.html import write_html
 from curate.stages import STAGES
 
 MANIFEST = "manifest.json"
-PUBLISHED = ("data", "rejected", "report.json", "report.html", MANIFEST)
+PUBLISHED = ("data", "rejected", "signatures", "report.json", "report.html", MANIFEST)
 
 
 @dataclass
@@ -78,6 +78,7 @@ def plan(stages: tuple[ResolvedStage, ...]) -> list[Segment]:
 def run_key(pipeline: Pipeline, files: list[InputFile]) -> str:
     return sha256_json({
         "config": pipeline.config_fingerprint,
+        "stages": [STAGES[rs.stage].describe(rs.rules) for rs in pipeline.stages],
         "inputs": [[f.label, f.fingerprint, f.spec.model_dump(mode="json")] for f in files],
         "code": code_fingerprint(),
     })
@@ -247,10 +248,19 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
     out = pipeline.spec.output
-    entries = [describe_file(e["path"], staging, e["rows"]) for e in write_shards(final, staging / "data", out.shard_rows, out.compression_level)]
+    sidecars = {rs.name: [c for c in STAGES[rs.stage].sidecar_columns if c in final.columns] for rs in pipeline.stages}
+    sidecar_cols = sorted({c for cols in sidecars.values() for c in cols})
+    entries = [describe_file(e["path"], staging, e["rows"])
+               for e in write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)]
+    for stage_name, cols in sidecars.items():
+        if cols:
+            parts = write_shards(final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level)
+            entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
+    final = final.drop(sidecar_cols)
     rejected: dict[str, pl.DataFrame] = {}
     for acc in accounts:
         df = _concat(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
+        df = df.drop([c for c in sidecar_cols if c in df.columns])
         if df.height:
             rejected[acc.stage] = df
             parts = write_shards(df, staging / "rejected" / acc.stage, out.shard_rows, out.compression_level)
@@ -269,6 +279,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
             "name": pipeline.spec.name, "path": str(pipeline.path), "fingerprint": pipeline.config_fingerprint,
             "seed": pipeline.spec.seed,
             "stages": [{"name": rs.name, "stage": rs.stage, "kind": STAGES[rs.stage].kind, "fingerprint": rs.fingerprint,
+                        "rules": rs.rules.model_dump(mode="json"), **STAGES[rs.stage].describe(rs.rules),
                         "rules_path": str(rs.rules_path) if rs.rules_path else None,
                         "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None} for rs in pipeline.stages],
         },

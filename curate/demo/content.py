@@ -145,3 +145,23 @@ INSTRUCTIONS = [
     ("Classify the urgency of this message as urgent or routine.", "I have a mild rash that has been there for a month.",
      "routine"),
 ]
+
+CHAT_CONTEXTS = [
+    "I am {age} years old and otherwise healthy.", "My {relative} is {age} and lives alone.",
+    "I have been taking {drug} for about {n} months.", "I work night shifts and sleep badly.",
+    "I had a check-up {n} weeks ago and everything looked fine.", "We are travelling abroad this week.",
+    "I am pregnant, in week {n}.", "I was diagnosed with {condition} a few years ago.",
+    "My doctor's office is closed until Monday.", "I started a new job last month and I am under a lot of stress.",
+]
+CHAT_DETAILS = [
+    "It started about {n} hours ago.", "It has been getting worse since yesterday evening.",
+    "I already took {drug} but it did not help.", "Nothing like this has happened to me before.",
+    "I also feel a bit dizzy when I stand up.", "There is no fever as far as I can tell.",
+    "It seems to come and go during the day.", "My {relative} thinks I am overreacting.",
+]
+CHAT_QUESTIONS = [
+    "What should I do?", "Do I need to see someone today?", "Can this wait until my next appointment?",
+    "Is this something to worry about?", "Should I call the clinic or go to the hospital?",
+]
+RELATIVES = ["mother", "father", "husband", "wife", "grandmother", "neighbour", "son", "daughter"]
+DRUGS = ["ibuprofen", "paracetamol", "metformin", "lisinopril", "an antihistamine", "atorvastatin"]

@@ -146,8 +146,14 @@ def _chat_records(rng: random.Random, n: int) -> list[dict]:
         label = "urgent" if rng.random() < urgent_rate else "routine"
         if rng.random() < 0.08:
             question, answer, label, domain = rng.choice([c for c in C.VI_CHAT if c[3] == domain] or C.VI_CHAT)
+        elif records and rng.random() < 0.05:
+            # planted duplicates: the same prompt asked again, verbatim or lightly edited
+            question = records[rng.randrange(len(records))]["messages"][-2]["content"]
+            if rng.random() < 0.5:
+                question = _near_duplicate(question, rng)
+            answer = rng.choice(C.CHAT_ANSWERS[label])
         else:
-            question = rng.choice(C.CHAT_DOMAINS[domain][label])
+            question = _chat_prompt(rng, domain, label)
             answer = rng.choice(C.CHAT_ANSWERS[label])
             if rng.random() < 0.1:
                 question = f"{question} {_pii_sentence(rng, 'en')}"
@@ -159,6 +165,14 @@ def _chat_records(rng: random.Random, n: int) -> list[dict]:
         records.append({"id": f"chat-{i:06d}", "messages": messages, "label": label, "source": source,
                         "domain": domain, "annotator": f"ann{rng.randint(1, 12):02d}"})
     return records
+
+
+def _chat_prompt(rng: random.Random, domain: str, label: str) -> str:
+    values = {"age": rng.randint(18, 90), "n": rng.randint(2, 30), "relative": rng.choice(C.RELATIVES),
+              "drug": rng.choice(C.DRUGS), "condition": rng.choice(C.EN_CONDITIONS)}
+    parts = [rng.choice(C.CHAT_CONTEXTS), rng.choice(C.CHAT_DOMAINS[domain][label]), rng.choice(C.CHAT_DETAILS),
+             rng.choice(C.CHAT_QUESTIONS)]
+    return " ".join(parts).format(**values)
 
 
 def _pick(rng: random.Random, weights: list[float]) -> int:

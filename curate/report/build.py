@@ -52,6 +52,26 @@ def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dic
     return hits
 
 
+def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
+    """Per dedup stage: cluster-size histogram and duplicates removed per source and rule."""
+    sections = []
+    for name in _stage_names(manifest, "dedup"):
+        rej = rejected.get(name, pl.DataFrame())
+        removed = rej.group_by("dup_of").len() if rej.height else pl.DataFrame({"dup_of": [], "len": []})
+        sizes = (removed["len"] + 1).value_counts().sort("len") if removed.height else pl.DataFrame({"len": [], "count": []})
+        by_source = value_counts(rej.with_columns(pl.col("source").fill_null("(none)")), "source", top=50) if rej.height else {}
+        by_rule = dict(rej.group_by("rule").len().sort("rule").iter_rows()) if rej.height else {}
+        sections.append({
+            "stage": name,
+            "clusters": removed.height,
+            "removed": rej.height,
+            "by_rule": by_rule,
+            "cluster_sizes": {str(k): v for k, v in sizes.iter_rows()},
+            "by_source": by_source,
+        })
+    return sections
+
+
 def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int]) -> dict:
     langid_drops: dict[str, int] = {}
     for name in _stage_names(manifest, "langid"):
@@ -79,6 +99,7 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         },
         "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
         "quality": _quality_hits(manifest, rejected),
+        "duplicates": _duplicates(manifest, rejected),
         "labels": value_counts(final, "label"),
         "sources": value_counts(final, "source"),
         "shapes": {

@@ -1,6 +1,7 @@
 """Stage registry: the names a pipeline's `stage:` key may use."""
 
 from curate.stages.base import Stage
+from curate.stages.dedup import DedupStage
 from curate.stages.langid import LangIdStage
 from curate.stages.normalize import NormalizeStage
 from curate.stages.quality import QualityStage
@@ -9,4 +10,5 @@ STAGES: dict[str, type[Stage]] = {
     "normalize": NormalizeStage,
     "langid": LangIdStage,
     "quality": QualityStage,
+    "dedup": DedupStage,
 }

@@ -37,11 +37,18 @@ class Stage:
     kind: ClassVar[Literal["row", "global"]] = "row"
     Rules: ClassVar[type[BaseModel]]
     resources: ClassVar[Resources] = Resources()
+    # Columns written beside the shards (under signatures/<stage>/) instead of into them.
+    sidecar_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, rules: BaseModel, seed: int = 0):
         self.name = name
         self.rules = rules
         self.seed = seed
+
+    @classmethod
+    def describe(cls, rules: BaseModel) -> dict:
+        """Extra facts for the manifest and the cache key (e.g. resolved catalog versions)."""
+        return {}
 
     def setup(self) -> None:
         """Load models or tables once per worker process."""

@@ -1,0 +1,259 @@
+"""`dedup`: exact and MinHash near-duplicate removal, also against shards already published.
+
+Exact duplicates share a 128-bit hash of their normalised content. Near duplicates
+share a MinHash LSH band and pass verification (estimated Jaccard from signatures,
+or exact Jaccard of shingle sets). Duplicates are clustered transitively; one
+representative per cluster is kept (keep policy), the others are dropped with the id
+of the record they duplicate. Records in `against` shards always win: they are
+already published. Signatures of kept records are written beside the shards
+(`signatures/<stage>/`) so a later project dedups against them without recomputing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import polars as pl
+import xxhash
+from pydantic import Field, model_validator
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from curate.config import StrictModel
+from curate.errors import ConfigError
+from curate.minhash import MinHasher, Normalization, candidate_pairs, estimated_jaccard, lsh_params
+from curate.stages.base import DROP, KEEP, Resources, Stage, with_decisions
+
+SIGNATURE, EXACT_KEY = "minhash", "exact_key"
+
+
+class NormalizationRules(StrictModel):
+    lowercase: bool = True
+    punctuation: bool = True
+    digits: bool = False
+
+
+class DedupRules(StrictModel):
+    exact: bool = True
+    near: bool = True
+    normalization: NormalizationRules = Field(default_factory=NormalizationRules)
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(5, ge=1, le=64)
+    num_perm: int = Field(128, ge=16, le=1024)
+    seed: int = 1
+    threshold: float = Field(0.8, gt=0.0, le=1.0)
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    verify: Literal["none", "signature", "exact"] = "signature"
+    keep: Literal["first", "longest", "score"] = "first"
+    score_column: str | None = None
+    chat_text: Literal["conversation", "user_prompts"] = "conversation"
+    against: list[str] = Field(default_factory=list, description="shards://name@version sets to dedup against")
+    max_bucket: int = Field(64, ge=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> "DedupRules":
+        if not (self.exact or self.near):
+            raise ValueError("enable at least one of 'exact' and 'near'")
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both 'bands' and 'rows', or neither (derived from threshold)")
+        if self.bands and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.keep == "score" and not self.score_column:
+            raise ValueError("keep: score needs score_column (the column whose highest value is kept)")
+        return self
+
+    def hashing(self) -> dict:
+        """What signatures depend on; stored signatures are reused only if this matches."""
+        return self.model_dump(include={"normalization", "shingle", "ngram", "num_perm", "seed", "chat_text"})
+
+
+def dedup_texts(df: pl.DataFrame, chat_text: str) -> list[str]:
+    out = []
+    for text, messages in zip(df["text"].to_list(), df["messages"].to_list()):
+        if text is not None:
+            out.append(text)
+        elif chat_text == "user_prompts":
+            out.append("\n".join(m["content"] for m in messages if m["role"] == "user"))
+        else:
+            out.append("\n".join(f"{m['role']}: {m['content']}" for m in messages or []))
+    return out
+
+
+@dataclass
+class _Prior:
+    """Records of published shards that new records are deduplicated against."""
+
+    ids: list[str]
+    refs: list[str]
+    exact: list[str]
+    signatures: np.ndarray
+
+
+class DedupStage(Stage):
+    kind = "global"
+    Rules = DedupRules
+    resources = Resources(cpus=1, memory_gb=4)
+    sidecar_columns: ClassVar[tuple[str, ...]] = (EXACT_KEY, SIGNATURE)
+
+    @classmethod
+    def describe(cls, rules: DedupRules) -> dict:
+        """Recorded in the manifest: what stored signatures depend on, and the shard versions
+        deduplicated against (resolved, so `@latest` moving on invalidates the cache)."""
+        from curate.catalog import Catalog
+
+        bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows)
+        against = [Catalog().resolve(ref).ref for ref in rules.against] if rules.against else []
+        return {"hashing": rules.hashing(), "bands": bands, "rows": rows, "against": against}
+
+    def setup(self) -> None:
+        r = self.rules
+        self.normalization = Normalization(**r.normalization.model_dump())
+        self.hasher = MinHasher(num_perm=r.num_perm, seed=r.seed, shingle=r.shingle, ngram=r.ngram,
+                                normalization=self.normalization)
+        self.bands, self.rows = lsh_params(r.threshold, r.num_perm, r.bands, r.rows)
+
+    # --- keys -------------------------------------------------------------------------------
+    def exact_keys(self, texts: list[str]) -> list[str]:
+        return [xxhash.xxh3_128_hexdigest(t.encode()) for t in self.normalization.texts(texts)]
+
+    def signatures(self, texts: list[str], batch: int = 4096) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.rules.num_perm), np.uint32)
+        return np.concatenate([self.hasher.signatures(texts[i:i + batch]) for i in range(0, len(texts), batch)])
+
+    # --- prior shards -------------------------------------------------------------------------
+    def load_prior(self) -> _Prior:
+        from curate.catalog import Catalog
+        from curate.errors import CatalogError
+
+        ids, refs, exact, sigs = [], [], [], []
+        for ref in self.rules.against:
+            try:
+                entry = Catalog().resolve(ref)
+            except CatalogError as exc:
+                raise ConfigError(f"dedup.against: {exc}") from None
+            df = self._stored_signatures(entry)
+            if df is None:  # no compatible signatures were stored: compute them from the data
+                data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["id", "text", "messages"])
+                texts = dedup_texts(data, self.rules.chat_text)
+                df = pl.DataFrame({"id": data["id"], EXACT_KEY: self.exact_keys(texts)}).with_columns(
+                    pl.Series(SIGNATURE, self.signatures(texts)))
+            ids += df["id"].to_list()
+            refs += [entry.ref] * df.height
+            exact += df[EXACT_KEY].to_list()
+            sigs.append(np.asarray(df[SIGNATURE].to_list(), dtype=np.uint32).reshape(df.height, self.rules.num_perm))
+        matrix = np.concatenate(sigs) if sigs else np.empty((0, self.rules.num_perm), np.uint32)
+        return _Prior(ids, refs, exact, matrix)
+
+    def _stored_signatures(self, entry) -> pl.DataFrame | None:
+        manifest = entry.manifest()
+        for stage in manifest["pipeline"]["stages"]:
+            if stage["stage"] == "dedup" and stage.get("hashing") == self.rules.hashing():
+                files = [entry.path / f["path"] for f in manifest["files"] if f["path"].startswith(f"signatures/{stage['name']}/")]
+                if files:
+                    return pl.read_parquet(files, columns=["id", EXACT_KEY, SIGNATURE])
+        return None
+
+    # --- clustering ---------------------------------------------------------------------------
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        rules = self.rules
+        prior = self.load_prior()
+        texts = dedup_texts(df, rules.chat_text)
+        n_prior, n = len(prior.ids), df.height
+        exact = prior.exact + self.exact_keys(texts)
+        sigs = np.concatenate([prior.signatures, self.signatures(texts)])
+        edges, weights = [], []
+        if rules.exact:
+            edges.append(_exact_edges(exact))
+            weights.append(np.ones(len(edges[-1])))
+        if rules.near:
+            pairs = candidate_pairs(sigs, self.bands, self.rows, rules.max_bucket)
+            pairs, jac = self._verify(pairs, sigs, texts, n_prior)
+            edges.append(pairs)
+            weights.append(jac)
+        edge = np.concatenate(edges) if edges else np.empty((0, 2), np.int64)
+        jaccard = np.concatenate(weights) if weights else np.empty(0)
+        total = n_prior + n
+        graph = coo_matrix((np.ones(len(edge)), (edge[:, 0], edge[:, 1])), shape=(total, total))
+        _, labels = connected_components(graph, directed=False)
+        rep = self._representatives(labels, df, texts, n_prior)
+        best_j = _best_similarity(edge, jaccard, total)
+        ids = prior.ids + df["id"].to_list()
+        cluster_size = np.bincount(labels, minlength=labels.max() + 1 if total else 0)[labels] if total else np.empty(0)
+        actions, rule_names, reasons, dup_of, cluster = [], [], [], [], []
+        for i in range(n_prior, total):
+            r = rep[i]
+            cluster.append(ids[r] if cluster_size[i] > 1 else None)
+            if r == i:
+                actions.append(KEEP), rule_names.append(None), reasons.append(None), dup_of.append(None)
+                continue
+            same = exact[i] == exact[r]
+            where = f" in {prior.refs[r]}" if r < n_prior else ""
+            similarity = "identical after normalisation" if same else f"estimated Jaccard {best_j[i]:.2f}"
+            actions.append(DROP)
+            rule_names.append("exact_duplicate" if same else "near_duplicate")
+            reasons.append(f"duplicate of {ids[r]}{where} ({similarity})")
+            dup_of.append(ids[r])
+        out = df.with_columns(
+            pl.Series("dup_cluster", cluster, dtype=pl.Utf8),
+            pl.Series("dup_of", dup_of, dtype=pl.Utf8),
+            pl.Series(EXACT_KEY, exact[n_prior:], dtype=pl.Utf8),
+            pl.Series(SIGNATURE, sigs[n_prior:], dtype=pl.Array(pl.UInt32, rules.num_perm)),
+        )
+        return with_decisions(out, actions, rule_names, reasons)
+
+    def _verify(self, pairs: np.ndarray, sigs: np.ndarray, texts: list[str], n_prior: int) -> tuple[np.ndarray, np.ndarray]:
+        jac = estimated_jaccard(sigs, pairs) if len(pairs) else np.empty(0)
+        mode = self.rules.verify
+        if mode == "exact" and len(pairs):
+            # True Jaccard of shingle sets, for pairs of new records (prior shards keep only signatures).
+            new = (pairs[:, 0] >= n_prior) & (pairs[:, 1] >= n_prior)
+            involved = np.unique(pairs[new].ravel())
+            hashes, offsets = self.hasher.shingle_hashes([texts[i - n_prior] for i in involved])
+            sets = {int(doc): set(hashes[offsets[k]:offsets[k + 1]].tolist()) for k, doc in enumerate(involved)}
+            for k in np.flatnonzero(new):
+                a, b = sets[int(pairs[k, 0])], sets[int(pairs[k, 1])]
+                jac[k] = len(a & b) / len(a | b) if a or b else 0.0
+        if mode == "none":
+            return pairs, jac
+        keep = jac >= self.rules.threshold
+        return pairs[keep], jac[keep]
+
+    def _representatives(self, labels: np.ndarray, df: pl.DataFrame, texts: list[str], n_prior: int) -> np.ndarray:
+        """Index of the kept record of each record's cluster: a prior record if any, else by policy."""
+        total = len(labels)
+        if self.rules.keep == "longest":
+            priority = np.array([0] * n_prior + [-len(t) for t in texts], dtype=np.float64)
+        elif self.rules.keep == "score":
+            col = self.rules.score_column
+            if col not in df.columns:
+                raise ConfigError(f"dedup: keep: score needs column '{col}', which the records do not have (columns: {', '.join(df.columns)})")
+            scores = df[col].cast(pl.Float64).fill_null(-np.inf).to_numpy()
+            priority = np.concatenate([np.full(n_prior, -np.inf), -scores])
+        else:
+            priority = np.zeros(total)
+        priority[:n_prior] = -np.inf  # published records always win
+        order = np.lexsort((np.arange(total), priority, labels))  # by cluster, then priority, then position
+        first = np.r_[True, labels[order][1:] != labels[order][:-1]]
+        rep_of_label = np.empty(labels.max() + 1 if total else 0, np.int64)
+        rep_of_label[labels[order][first]] = order[first]
+        return rep_of_label[labels]
+
+
+def _exact_edges(keys: list[str]) -> np.ndarray:
+    codes = pl.Series(keys).rank("dense").to_numpy().astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    same = np.flatnonzero(codes[order][1:] == codes[order][:-1])
+    return np.stack([order[same], order[same + 1]], axis=1) if len(same) else np.empty((0, 2), np.int64)
+
+
+def _best_similarity(edges: np.ndarray, jaccard: np.ndarray, total: int) -> np.ndarray:
+    """For the reason text: each record's highest verified similarity to any neighbour."""
+    best = np.zeros(total)
+    if len(edges):
+        np.maximum.at(best, edges[:, 0], jaccard)
+        np.maximum.at(best, edges[:, 1], jaccard)
+    return best

@@ -1,0 +1,186 @@
+"""Exact and near-duplicate removal: datasketch equivalence, clustering, keep policies, incremental dedup."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from datasketch import MinHash, MinHashLSH
+
+from curate.minhash import MinHasher, Normalization, candidate_pairs, lsh_params
+from curate.records import BASE_SCHEMA
+from curate.stages.base import ACTION, REASON, RULE
+from curate.stages.dedup import DedupRules, DedupStage
+from tests.conftest import run, write_pipeline
+
+BASE = ("Riverside Health announced that its billing team reduced claim denials by twelve percent over the last "
+        "year after training every new hire on the documentation checklist and reviewing rejected claims weekly. "
+        "The finance director said the biggest gains came from fixing missing referral numbers before submission, "
+        "while the front desk now confirms insurance details when patients book instead of on arrival. Staff who "
+        "handle appeals meet every Thursday to compare notes, and a simple dashboard shows the denial rate per payer "
+        "so that problems are visible within days rather than at the end of the quarter.")
+
+
+def _edit(text: str, words: int) -> str:
+    tokens = text.split()
+    for i in range(words):
+        tokens[3 + i * 4] = f"changed{i}"
+    return " ".join(tokens)
+
+
+def _stage(**rules) -> DedupStage:
+    stage = DedupStage("dedup", DedupRules.model_validate(rules))
+    stage.setup()
+    return stage
+
+
+def _frame(texts=(), chats=(), **columns) -> pl.DataFrame:
+    rows = [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)]
+    rows += [{"id": f"c{i}", "messages": m} for i, m in enumerate(chats)]
+    df = pl.DataFrame(rows, schema=dict(BASE_SCHEMA), orient="row")
+    return df.with_columns(**{k: pl.Series(v) for k, v in columns.items()})
+
+
+@pytest.mark.parametrize("shingle, ngram", [("word", 5), ("word", 1), ("char", 7)])
+def test_signatures_are_bit_identical_to_datasketch(shingle, ngram):
+    hasher = MinHasher(num_perm=256, seed=7, shingle=shingle, ngram=ngram)
+    texts = [BASE, _edit(BASE, 2), "Bệnh nhân được chuyển đến khoa cấp cứu lúc 3 giờ sáng.", "two words", "", "!!!"]
+    ours = hasher.signatures(texts)
+    for text, row in zip(texts, ours):
+        reference = MinHash(num_perm=256, seed=7, hashfunc=hasher.hashfunc)
+        reference.update_batch(hasher.shingles(text))
+        assert np.array_equal(reference.hashvalues, row), text
+        assert reference.hashvalues.dtype == row.dtype == np.uint32
+
+
+def test_candidate_pairs_match_datasketch_lsh():
+    hasher = MinHasher()
+    texts = [BASE, BASE + " Updated today.", _edit(BASE, 1), _edit(BASE, 2), _edit(BASE, 6), "an unrelated sentence about the weather"]
+    sigs = hasher.signatures(texts)
+    bands, rows = lsh_params(0.8, 128)
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    hashes = []
+    for i, text in enumerate(texts):
+        m = MinHash(num_perm=128, seed=1, hashfunc=hasher.hashfunc)
+        m.update_batch(hasher.shingles(text))
+        hashes.append(m)
+        lsh.insert(str(i), m)
+    expected = {tuple(sorted((i, int(j)))) for i, m in enumerate(hashes) for j in lsh.query(m) if int(j) != i}
+    assert {tuple(p) for p in candidate_pairs(sigs, bands, rows).tolist()} == expected
+    assert (0, 1) in expected
+
+
+def test_exact_and_near_duplicates_are_clustered_and_explained():
+    stage = _stage()
+    texts = [BASE, BASE.upper() + "!!", BASE + " Updated today.", "A completely different document about dental hygiene and flossing every night."]
+    out = stage.process(_frame(texts))
+    assert out[ACTION].to_list() == ["keep", "drop", "drop", "keep"]
+    assert out[RULE].to_list()[1:3] == ["exact_duplicate", "near_duplicate"]
+    assert out["dup_of"].to_list() == [None, "t0", "t0", None]
+    assert out["dup_cluster"].to_list() == ["t0", "t0", "t0", None]
+    assert out[REASON][1] == "duplicate of t0 (identical after normalisation)"
+    assert out[REASON][2].startswith("duplicate of t0 (estimated Jaccard 0.")
+
+
+def test_transitive_clusters_keep_one_representative():
+    # a~b and b~c pass the threshold, a~c does not: still one cluster with one record kept.
+    a = " ".join(f"w{i}" for i in range(100))
+    b = a.replace("w10 ", "x10 ")
+    c = b.replace("w60 ", "x60 ")
+    hasher = MinHasher()
+    jac = lambda x, y: len(set(hasher.shingles(x)) & set(hasher.shingles(y))) / len(set(hasher.shingles(x)) | set(hasher.shingles(y)))
+    assert jac(a, b) > 0.85 and jac(b, c) > 0.85 and jac(a, c) < 0.85
+    out = _stage(threshold=0.85, verify="exact", bands=64, rows=2).process(_frame([a, b, c]))
+    assert out[ACTION].to_list() == ["keep", "drop", "drop"]
+    assert set(out["dup_cluster"]) == {"t0"}
+    assert out["dup_of"].to_list() == [None, "t0", "t0"]
+
+
+@pytest.mark.parametrize("keep, expected", [("first", "t0"), ("longest", "t1"), ("score", "t2")])
+def test_keep_policy_chooses_the_representative(keep, expected):
+    texts = [BASE, BASE + " and more", BASE + " again"]
+    stage = _stage(keep=keep, score_column="quality_score" if keep == "score" else None, near=True, threshold=0.7)
+    out = stage.process(_frame(texts, quality_score=[0.1, 0.2, 0.9]))
+    kept = out.filter(pl.col(ACTION) == "keep")["id"].to_list()
+    assert kept == [expected]
+
+
+def test_chat_records_dedup_on_user_prompts_or_whole_conversation():
+    q = [{"role": "user", "content": BASE}]
+    chats = [q + [{"role": "assistant", "content": "Answer one."}], q + [{"role": "assistant", "content": "A different answer entirely."}]]
+    by_prompt = _stage(chat_text="user_prompts").process(_frame(chats=chats))
+    assert by_prompt[ACTION].to_list() == ["keep", "drop"]
+    by_conversation = _stage(chat_text="conversation", near=False).process(_frame(chats=chats))
+    assert by_conversation[ACTION].to_list() == ["keep", "keep"]
+
+
+def test_exact_verification_rejects_lsh_false_positives():
+    texts = [BASE, _edit(BASE, 3)]
+    none = _stage(verify="none", bands=32, rows=4).process(_frame(texts))
+    exact = _stage(verify="exact", bands=32, rows=4, threshold=0.95).process(_frame(texts))
+    assert none[ACTION].to_list() == ["keep", "drop"]  # candidates are taken as is
+    assert exact[ACTION].to_list() == ["keep", "keep"]
+
+
+def test_normalisation_options():
+    norm = Normalization(lowercase=True, punctuation=True, digits=True)
+    assert norm.texts(["Order #123, shipped!", "order 456 shipped"]) == ["order 000 shipped", "order 000 shipped"]
+    out = _stage(normalization={"digits": True}, near=False).process(_frame(["Invoice 1001 paid", "invoice 2002 PAID."]))
+    assert out[ACTION].to_list() == ["keep", "drop"]
+
+
+def test_config_errors():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="give both 'bands' and 'rows'"):
+        DedupRules(bands=4)
+    with pytest.raises(ValidationError, match="exceeds num_perm"):
+        DedupRules(bands=20, rows=10)
+    with pytest.raises(ValidationError, match="needs score_column"):
+        DedupRules(keep="score")
+
+
+def _jsonl(path, texts, prefix):
+    path.write_text("".join(json.dumps({"id": f"{prefix}{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+
+
+def test_dedup_against_published_shards_uses_their_stored_signatures(tmp_path):
+    base_texts = [BASE, "The clinic extended its opening hours so that working parents could bring children after school today."]
+    _jsonl(tmp_path / "base.jsonl", base_texts, "b")
+    dedup = [{"stage": "dedup", "params": {}}]
+    (tmp_path / "p1").mkdir()
+    first = run(write_pipeline(tmp_path / "p1", [{"path": str(tmp_path / "base.jsonl")}], dedup, name="base"), tmp_path / "base_out")
+    sig_files = [f["path"] for f in first.manifest["files"] if f["path"].startswith("signatures/dedup/")]
+    assert sig_files, "signatures are stored beside the shards"
+    stored = pl.read_parquet(tmp_path / "base_out" / sig_files[0])
+    assert stored.columns == ["id", "exact_key", "minhash"] and stored.height == 2
+    assert "minhash" not in pl.read_parquet(tmp_path / "base_out" / "data" / "*.parquet").columns
+
+    new_texts = [BASE + " Updated today.", "Something new about pharmacy supply chains and the cost of insulin in rural areas."]
+    _jsonl(tmp_path / "new.jsonl", new_texts, "n")
+    (tmp_path / "p2").mkdir()
+    against = [{"stage": "dedup", "params": {"against": ["shards://base@latest"]}}]
+    second = run(write_pipeline(tmp_path / "p2", [{"path": str(tmp_path / "new.jsonl")}], against, name="next"), tmp_path / "next_out")
+    kept = pl.read_parquet(tmp_path / "next_out" / "data" / "*.parquet")
+    assert kept["id"].to_list() == ["n1"]
+    rejected = pl.read_parquet(tmp_path / "next_out" / "rejected" / "dedup" / "*.parquet")
+    assert rejected["dup_of"].to_list() == ["b0"]
+    assert f"in shards://base@{first.manifest['version']}" in rejected["reason"][0]
+    assert second.manifest["pipeline"]["stages"][0]["against"] == [f"shards://base@{first.manifest['version']}"]
+
+
+def test_demo_pipeline_removes_planted_duplicates(tmp_path):
+    from tests.conftest import default_stages
+
+    path = write_pipeline(tmp_path, [{"demo": {"records": 1500, "seed": 3}}], default_stages() + [{"stage": "dedup"}], name="d")
+    result = run(path, tmp_path / "out")
+    reasons = next(a for a in result.manifest["accounting"] if a["stage"] == "dedup")["reasons"]
+    assert reasons["exact_duplicate"] > 0 and reasons["near_duplicate"] > 0
+    kept = pl.read_parquet(tmp_path / "out" / "data" / "*.parquet")
+    texts = kept["text"].drop_nulls()
+    assert texts.n_unique() == texts.len()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["duplicates"][0]["cluster_sizes"]
+    assert sum(report["duplicates"][0]["by_source"].values()) == sum(reasons.values())
