@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import connected_components
 
 from curate.config import StrictModel
 from curate.errors import ConfigError
-from curate.minhash import MinHasher, Normalization, candidate_pairs, estimated_jaccard, lsh_params
+from curate.minhash import MinHasher, Normalization, Sketch, candidate_pairs, estimated_jaccard, lsh_params
 from curate.stages.base import DROP, KEEP, Resources, Stage, with_decisions
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"
@@ -46,7 +46,9 @@ class DedupRules(StrictModel):
     threshold: float = Field(0.8, gt=0.0, le=1.0)
     bands: int | None = Field(None, ge=1)
     rows: int | None = Field(None, ge=1)
-    verify: Literal["none", "signature", "exact"] = "signature"
+    false_negative_weight: float = Field(0.95, gt=0.0, lt=1.0,
+                                         description="banding search weight of missed pairs vs false candidates")
+    verify: Literal["none", "signature", "exact"] = "exact"
     keep: Literal["first", "longest", "score"] = "first"
     score_column: str | None = None
     chat_text: Literal["conversation", "user_prompts"] = "conversation"
@@ -104,7 +106,7 @@ class DedupStage(Stage):
         deduplicated against (resolved, so `@latest` moving on invalidates the cache)."""
         from curate.catalog import Catalog
 
-        bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows)
+        bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows, rules.false_negative_weight)
         against = [Catalog().resolve(ref).ref for ref in rules.against] if rules.against else []
         return {"hashing": rules.hashing(), "bands": bands, "rows": rows, "against": against}
 
@@ -113,16 +115,14 @@ class DedupStage(Stage):
         self.normalization = Normalization(**r.normalization.model_dump())
         self.hasher = MinHasher(num_perm=r.num_perm, seed=r.seed, shingle=r.shingle, ngram=r.ngram,
                                 normalization=self.normalization)
-        self.bands, self.rows = lsh_params(r.threshold, r.num_perm, r.bands, r.rows)
+        self.bands, self.rows = lsh_params(r.threshold, r.num_perm, r.bands, r.rows, r.false_negative_weight)
 
     # --- keys -------------------------------------------------------------------------------
     def exact_keys(self, texts: list[str]) -> list[str]:
         return [xxhash.xxh3_128_hexdigest(t.encode()) for t in self.normalization.texts(texts)]
 
-    def signatures(self, texts: list[str], batch: int = 4096) -> np.ndarray:
-        if not texts:
-            return np.empty((0, self.rules.num_perm), np.uint32)
-        return np.concatenate([self.hasher.signatures(texts[i:i + batch]) for i in range(0, len(texts), batch)])
+    def sketch(self, texts: list[str]) -> Sketch:
+        return self.hasher.sketch(texts)
 
     # --- prior shards -------------------------------------------------------------------------
     def load_prior(self) -> _Prior:
@@ -140,7 +140,7 @@ class DedupStage(Stage):
                 data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["id", "text", "messages"])
                 texts = dedup_texts(data, self.rules.chat_text)
                 df = pl.DataFrame({"id": data["id"], EXACT_KEY: self.exact_keys(texts)}).with_columns(
-                    pl.Series(SIGNATURE, self.signatures(texts)))
+                    pl.Series(SIGNATURE, self.sketch(texts).signatures))
             ids += df["id"].to_list()
             refs += [entry.ref] * df.height
             exact += df[EXACT_KEY].to_list()
@@ -164,14 +164,14 @@ class DedupStage(Stage):
         texts = dedup_texts(df, rules.chat_text)
         n_prior, n = len(prior.ids), df.height
         exact = prior.exact + self.exact_keys(texts)
-        sigs = np.concatenate([prior.signatures, self.signatures(texts)])
+        sketch = self.sketch(texts)
+        sigs = np.concatenate([prior.signatures, sketch.signatures])
         edges, weights = [], []
         if rules.exact:
             edges.append(_exact_edges(exact))
             weights.append(np.ones(len(edges[-1])))
         if rules.near:
-            pairs = candidate_pairs(sigs, self.bands, self.rows, rules.max_bucket)
-            pairs, jac = self._verify(pairs, sigs, texts, n_prior)
+            pairs, jac = self.near_pairs(sigs, sketch, n_prior)
             edges.append(pairs)
             weights.append(jac)
         edge = np.concatenate(edges) if edges else np.empty((0, 2), np.int64)
@@ -205,18 +205,19 @@ class DedupStage(Stage):
         )
         return with_decisions(out, actions, rule_names, reasons)
 
-    def _verify(self, pairs: np.ndarray, sigs: np.ndarray, texts: list[str], n_prior: int) -> tuple[np.ndarray, np.ndarray]:
+    def near_pairs(self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """LSH candidate pairs that pass verification, with their (estimated or exact) Jaccard.
+
+        `sigs` holds the prior shards' signatures first, then the new records' (`sketch`).
+        """
+        pairs = candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket)
         jac = estimated_jaccard(sigs, pairs) if len(pairs) else np.empty(0)
         mode = self.rules.verify
         if mode == "exact" and len(pairs):
-            # True Jaccard of shingle sets, for pairs of new records (prior shards keep only signatures).
+            # True Jaccard of shingle sets for pairs of new records (prior shards keep only signatures).
             new = (pairs[:, 0] >= n_prior) & (pairs[:, 1] >= n_prior)
-            involved = np.unique(pairs[new].ravel())
-            hashes, offsets = self.hasher.shingle_hashes([texts[i - n_prior] for i in involved])
-            sets = {int(doc): set(hashes[offsets[k]:offsets[k + 1]].tolist()) for k, doc in enumerate(involved)}
-            for k in np.flatnonzero(new):
-                a, b = sets[int(pairs[k, 0])], sets[int(pairs[k, 1])]
-                jac[k] = len(a & b) / len(a | b) if a or b else 0.0
+            if new.any():
+                jac[new] = sketch.jaccard(pairs[new] - n_prior)
         if mode == "none":
             return pairs, jac
         keep = jac >= self.rules.threshold
