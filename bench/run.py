@@ -1,4 +1,6 @@
-"""`make bench`: end-to-end throughput of normalize + langid + quality on a generated corpus.
+"""`make bench`: engine throughput and dedup speed/accuracy, each side by side with its baseline.
+
+Throughput of normalize + langid + quality on a generated corpus:
 
 Measured side by side in one run:
 - baseline: the same three stages applied in-process to one DataFrame — pure compute,
@@ -15,6 +17,8 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -67,15 +71,11 @@ def _engine(pipeline_path: Path, out: Path, workers: int) -> tuple[float, dict]:
     return time.perf_counter() - start, result.manifest
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=100_000)
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def throughput(records: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="curate-bench-"))
     try:
         corpus = work / "corpus"
-        generate(corpus, args.records, seed=2024)
+        generate(corpus, records, seed=2024)
         rows = []
         seconds, docs, size = _baseline(_pipeline(work, corpus, 1))
         rows.append({"variant": "baseline: stages in-process, no engine", "workers": 1, "seconds": seconds})
@@ -94,30 +94,77 @@ def main() -> None:
             "benchmark": "throughput: normalize + langid + quality",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "corpus": {"generator_records": args.records, "documents_entering_stages": docs, "text_mb": round(size / 1e6, 2)},
+            "corpus": {"generator_records": records, "documents_entering_stages": docs, "text_mb": round(size / 1e6, 2)},
             "rows": rows,
         }
         (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-        _markdown(result)
-        print((RESULTS / "README.md").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _markdown(result: dict) -> None:
-    c = result["corpus"]
-    lines = [
-        "# Benchmark results", "",
-        f"## {result['benchmark']}", "",
-        f"{c['documents_entering_stages']:,} records ({c['text_mb']} MB of text) from the demo generator; "
-        f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}, {result['date']}.", "",
-        "| variant | seconds | docs/s | MB/s | MB/s per core | speed vs baseline |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in result["rows"]:
-        lines.append(f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['mb_per_s']} | {r['mb_per_s_per_core']} | {r['speed_vs_baseline']}x |")
-    lines += ["", "Baseline = the same stage code on one in-memory DataFrame in one process (no batching, checkpoints, "
-              "accounting or Parquet output). Ratios above 1 are faster than the baseline.", ""]
+def dedup(records: int) -> None:
+    """In a child process pinned to one polars thread, so its figures are per core."""
+    env = {**os.environ, "POLARS_MAX_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "bench.dedup", str(records)], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--only", choices=["throughput", "dedup"])
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "throughput"):
+        throughput(args.records)
+    if args.only in (None, "dedup"):
+        dedup(args.records)
+    _markdown()
+    print((RESULTS / "README.md").read_text())
+
+
+def _markdown() -> None:
+    lines = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); the JSON files beside this one hold every figure.", ""]
+    path = RESULTS / "throughput.json"
+    if path.exists():
+        result = json.loads(path.read_text())
+        c = result["corpus"]
+        lines += [
+            f"## {result['benchmark']}", "",
+            f"{c['documents_entering_stages']:,} records ({c['text_mb']} MB of text) from the demo generator; "
+            f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}, {result['date']}.", "",
+            "| variant | seconds | docs/s | MB/s | MB/s per core | speed vs baseline |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in result["rows"]:
+            lines.append(f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['mb_per_s']} | {r['mb_per_s_per_core']} | {r['speed_vs_baseline']}x |")
+        lines += ["", "Baseline = the same stage code on one in-memory DataFrame in one process (no batching, checkpoints, "
+                  "accounting or Parquet output). Ratios above 1 are faster than the baseline.", ""]
+    path = RESULTS / "dedup.json"
+    if path.exists():
+        result = json.loads(path.read_text())
+        lines += [
+            f"## {result['benchmark']}", "",
+            f"{result['documents']:,} documents (mean {result['mean_shingles_per_doc']} shingles), one core "
+            f"(POLARS_MAX_THREADS=1), peak RSS {result['peak_rss_mb']} MB.", "",
+            "| variant | seconds | docs/s | speed vs datasketch | documents removed |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in result["rows"]:
+            lines.append(f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['speed_vs_datasketch']}x | {r['duplicates']:,} |")
+        agree = ", ".join(f"{k} {v}" for k, v in result["removed_set_agreement_with_datasketch"].items())
+        acc = result["accuracy"]
+        lines += ["", f"Agreement of the removed-document sets with datasketch's (Jaccard of the sets): {agree}.", "",
+                  f"### Accuracy against exact Jaccard (threshold 0.8, {acc['documents']:,} documents, all pairs)", "",
+                  f"{acc['true_pairs']:,} true pairs; {acc['true_removed']:,} documents a perfect dedup removes (all but the first of each cluster).", "",
+                  "| method | pair precision | pair recall | pair F1 | doc precision | doc recall | doc F1 |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, scores in acc.items():
+            if not isinstance(scores, dict):
+                continue
+            p, d = scores.get("pairs", {}), scores["documents"]
+            lines.append(f"| {name} | {p.get('precision', '–')} | {p.get('recall', '–')} | {p.get('f1', '–')} | "
+                         f"{d['precision']} | {d['recall']} | {d['f1']} |")
+        lines.append("")
     (RESULTS / "README.md").write_text("\n".join(lines))
 
 

@@ -255,10 +255,12 @@ def lsh_params(threshold: float, num_perm: int, bands: int | None = None, rows: 
 def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: int = 64) -> np.ndarray:
     """Pairs (i, j), i < j, of rows that share all values of at least one band.
 
-    Small buckets contribute every pair; a bucket above `max_bucket` members (a big
-    cluster of copies) contributes a star to its first member, enough to connect it.
+    Buckets up to `max_bucket` members contribute every pair; a bigger bucket (a mass of
+    copies) contributes a star to its first member, which is enough to connect it.
+    Everything is vectorised per band and bucket size, never per bucket.
     """
-    pairs = []
+    n = len(signatures)
+    codes = []  # each pair as one int64, i * n + j, so de-duplication is a 1-D unique
     for band in range(bands):
         block = np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.shape[1] * 4))).ravel()
@@ -266,17 +268,18 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: i
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         sizes = np.diff(np.r_[starts, len(order)])
-        twos = starts[sizes == 2]  # by far the most common bucket: one pair, vectorised
-        pairs.append(np.sort(np.stack([order[twos], order[twos + 1]], axis=1), axis=1))
-        for start, size in zip(starts[sizes > 2], sizes[sizes > 2]):
-            members = np.sort(order[start:start + size])
+        for size in np.unique(sizes[sizes > 1]):
+            members = np.sort(order[starts[sizes == size][:, None] + np.arange(size)], axis=1)
             if size <= max_bucket:
                 i, j = np.triu_indices(size, k=1)
-                pairs.append(np.stack([members[i], members[j]], axis=1))
+                left, right = members[:, i], members[:, j]
             else:
-                pairs.append(np.stack([np.full(size - 1, members[0]), members[1:]], axis=1))
-    found = np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 2), np.int64)
-    return np.unique(found, axis=0) if len(found) else found.reshape(0, 2)
+                left, right = np.repeat(members[:, :1], size - 1, axis=1), members[:, 1:]
+            codes.append((left.astype(np.int64) * n + right).ravel())
+    if not codes:
+        return np.empty((0, 2), np.int64)
+    unique = np.unique(np.concatenate(codes))
+    return np.stack([unique // n, unique % n], axis=1)
 
 
 def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:

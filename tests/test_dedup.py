@@ -81,7 +81,7 @@ def test_exact_and_near_duplicates_are_clustered_and_explained():
     assert out["dup_of"].to_list() == [None, "t0", "t0", None]
     assert out["dup_cluster"].to_list() == ["t0", "t0", "t0", None]
     assert out[REASON][1] == "duplicate of t0 (identical after normalisation)"
-    assert out[REASON][2].startswith("duplicate of t0 (estimated Jaccard 0.")
+    assert out[REASON][2].startswith("duplicate of t0 (near-duplicate cluster of 3, highest Jaccard 0.9")
 
 
 def test_transitive_clusters_keep_one_representative():
@@ -129,6 +129,11 @@ def test_normalisation_options():
     assert norm.texts(["Order #123, shipped!", "order 456 shipped"]) == ["order 000 shipped", "order 000 shipped"]
     out = _stage(normalization={"digits": True}, near=False).process(_frame(["Invoice 1001 paid", "invoice 2002 PAID."]))
     assert out[ACTION].to_list() == ["keep", "drop"]
+
+
+def test_texts_without_shingles_are_not_near_duplicates_of_each_other():
+    out = _stage(verify="signature", exact=False).process(_frame(["!!!", "...", "?!"]))
+    assert out[ACTION].to_list() == ["keep", "keep", "keep"]
 
 
 def test_config_errors():
@@ -184,3 +189,26 @@ def test_demo_pipeline_removes_planted_duplicates(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["duplicates"][0]["cluster_sizes"]
     assert sum(report["duplicates"][0]["by_source"].values()) == sum(reasons.values())
+
+
+def test_pair_f1_against_exact_jaccard_on_a_near_duplicate_sample():
+    from curate.minhash import pair_scores, true_jaccard_pairs
+
+    rng = np.random.default_rng(11)
+    vocab = [f"word{i}" for i in range(3000)]
+    sample = []
+    for _ in range(40):
+        base = list(rng.choice(vocab, 200))
+        sample.append(" ".join(base))
+        for _ in range(4):
+            edited = list(base)
+            for _ in range(int(rng.integers(0, 9))):
+                edited[int(rng.integers(len(edited)))] = str(rng.choice(vocab))
+            sample.append(" ".join(edited))
+    truth = true_jaccard_pairs(MinHasher(), sample, 0.8)
+    stage = _stage()
+    sketch = stage.sketch(sample)
+    pairs, _ = stage.near_pairs(sketch.signatures, sketch)
+    scores = pair_scores({tuple(p) for p in pairs.tolist()}, truth)
+    assert len(truth) > 100
+    assert scores["precision"] == 1.0 and scores["f1"] >= 0.95, scores

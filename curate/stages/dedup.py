@@ -192,7 +192,8 @@ class DedupStage(Stage):
                 continue
             same = exact[i] == exact[r]
             where = f" in {prior.refs[r]}" if r < n_prior else ""
-            similarity = "identical after normalisation" if same else f"estimated Jaccard {best_j[i]:.2f}"
+            similarity = ("identical after normalisation" if same
+                          else f"near-duplicate cluster of {cluster_size[i]}, highest Jaccard {best_j[i]:.2f}")
             actions.append(DROP)
             rule_names.append("exact_duplicate" if same else "near_duplicate")
             reasons.append(f"duplicate of {ids[r]}{where} ({similarity})")
@@ -211,13 +212,18 @@ class DedupStage(Stage):
         `sigs` holds the prior shards' signatures first, then the new records' (`sketch`).
         """
         pairs = candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket)
-        jac = estimated_jaccard(sigs, pairs) if len(pairs) else np.empty(0)
+        # Texts without a single shingle all share the empty signature: they are not near anything.
+        empty = (sigs == np.uint32(0xFFFFFFFF)).all(axis=1)
+        pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
         mode = self.rules.verify
-        if mode == "exact" and len(pairs):
-            # True Jaccard of shingle sets for pairs of new records (prior shards keep only signatures).
+        if mode == "exact":
+            # True Jaccard of shingle sets for pairs of new records; prior shards keep only signatures.
             new = (pairs[:, 0] >= n_prior) & (pairs[:, 1] >= n_prior)
-            if new.any():
-                jac[new] = sketch.jaccard(pairs[new] - n_prior)
+            jac = np.empty(len(pairs))
+            jac[new] = sketch.jaccard(pairs[new] - n_prior)
+            jac[~new] = estimated_jaccard(sigs, pairs[~new])
+        else:
+            jac = estimated_jaccard(sigs, pairs)
         if mode == "none":
             return pairs, jac
         keep = jac >= self.rules.threshold
