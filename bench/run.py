@@ -106,6 +106,7 @@ def dedup(records: int) -> None:
     """In a child process pinned to one polars thread, so its figures are per core."""
     env = {**os.environ, "POLARS_MAX_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "bench.dedup", str(records)], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "bench.dedup_scale"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -165,6 +166,14 @@ def _markdown() -> None:
             lines.append(f"| {name} | {p.get('precision', '–')} | {p.get('recall', '–')} | {p.get('f1', '–')} | "
                          f"{d['precision']} | {d['recall']} | {d['f1']} |")
         lines.append("")
+    path = RESULTS / "dedup_scale.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        lines += [f"## {r['benchmark']}", "",
+                  f"{r['documents']:,} synthetic documents of {r['mean_bytes_per_doc']:,} bytes on average: "
+                  f"{r['seconds']} s ({r['docs_per_s']:,} docs/s), {r['removed']:,} removed, peak RSS "
+                  f"{r['peak_rss_mb']:,} MB ({r['peak_rss_mb_before_stage']:,} MB of it held by the input frame "
+                  "before the stage started).", ""]
     (RESULTS / "README.md").write_text("\n".join(lines))
 
 

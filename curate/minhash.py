@@ -282,8 +282,23 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: i
     return np.stack([unique // n, unique % n], axis=1)
 
 
+@numba.njit(cache=True, nogil=True)
+def _pair_agreement(signatures: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    out = np.empty(len(left))
+    perms = signatures.shape[1]
+    for p in range(len(left)):
+        same = 0
+        for k in range(perms):
+            same += signatures[left[p], k] == signatures[right[p], k]
+        out[p] = same / perms
+    return out
+
+
 def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    return (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1)
+    """The MinHash estimate: the share of positions where two signatures agree."""
+    if not len(pairs):
+        return np.empty(0)
+    return _pair_agreement(np.ascontiguousarray(signatures), pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64))
 
 
 def true_jaccard_pairs(hasher: MinHasher, texts: list[str], threshold: float) -> set[tuple[int, int]]:
