@@ -52,13 +52,25 @@ def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dic
     return hits
 
 
+CLUSTER_BINS = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 10), (11, 20), (21, 50), (51, 100), (101, None)]
+
+
+def _size_histogram(sizes: list[int]) -> dict[str, int]:
+    """Clusters per size bin ("2", "3", ..., "6-10", ..., "101+"), empty bins included."""
+    out = {}
+    for lo, hi in CLUSTER_BINS:
+        label = str(lo) if lo == hi else (f"{lo}+" if hi is None else f"{lo}-{hi}")
+        out[label] = sum(1 for n in sizes if n >= lo and (hi is None or n <= hi))
+    return out
+
+
 def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
     """Per dedup stage: cluster-size histogram and duplicates removed per source and rule."""
     sections = []
     for name in _stage_names(manifest, "dedup"):
         rej = rejected.get(name, pl.DataFrame())
         removed = rej.group_by("dup_of").len() if rej.height else pl.DataFrame({"dup_of": [], "len": []})
-        sizes = (removed["len"] + 1).value_counts().sort("len") if removed.height else pl.DataFrame({"len": [], "count": []})
+        sizes = (removed["len"] + 1).to_list() if removed.height else []
         by_source = value_counts(rej.with_columns(pl.col("source").fill_null("(none)")), "source", top=50) if rej.height else {}
         by_rule = dict(rej.group_by("rule").len().sort("rule").iter_rows()) if rej.height else {}
         sections.append({
@@ -66,7 +78,7 @@ def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]
             "clusters": removed.height,
             "removed": rej.height,
             "by_rule": by_rule,
-            "cluster_sizes": {str(k): v for k, v in sizes.iter_rows()},
+            "cluster_sizes": _size_histogram(sizes),
             "by_source": by_source,
         })
     return sections

@@ -46,7 +46,9 @@ def bar_chart(series: dict[str, list[int]], labels: list[str], width: int = 720,
 def render_html(report: dict) -> str:
     lengths = report["lengths"]
     chart = bar_chart({"before": lengths["before"], "after": lengths["after"]}, lengths["buckets"])
-    return _ENV.get_template("report.html").render(r=report, length_chart=Markup(chart))
+    cluster_charts = [Markup(bar_chart({"clusters": list(d["cluster_sizes"].values())}, list(d["cluster_sizes"]), width=480, height=160))
+                      for d in report.get("duplicates", [])]
+    return _ENV.get_template("report.html").render(r=report, length_chart=Markup(chart), cluster_charts=cluster_charts)
 
 
 def write_html(report: dict, path: Path) -> None:
