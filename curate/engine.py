@@ -120,7 +120,7 @@ def run_pipeline(
     run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
     final, accounts, lengths_before = run.execute()
     manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, lengths_before,
-                        seconds=time.perf_counter() - started)
+                        seconds=time.perf_counter() - started, summaries=run.summaries)
     entry = catalog.register(out_dir, manifest)
     shutil.rmtree(out_dir / "_work", ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
@@ -156,6 +156,7 @@ class _Run:
     workers: int
     progress: Progress
     accounts: dict[str, StageAccount] = field(default_factory=dict)
+    summaries: dict[str, dict] = field(default_factory=dict)
 
     def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
         segments = plan(self.pipeline.stages)
@@ -215,7 +216,9 @@ class _Run:
         out = seg_dir / "all"
         marker = out / "done.json"
         if marker.is_file():
-            account = StageAccount.from_dict(read_json(marker)["accounts"][0])
+            done = read_json(marker)
+            account = StageAccount.from_dict(done["accounts"][0])
+            summary = done.get("summary")
         else:
             self.progress.start(rs.name, _rows_in(previous))
             df = _concat([p / "kept.parquet" for p in previous])
@@ -226,10 +229,13 @@ class _Run:
             if rejected.height:
                 write_parquet(rejected, out / f"rejected-{rs.name}.parquet")
             write_parquet(kept, out / "kept.parquet")
-            write_json(marker, {"accounts": [account.to_dict()]})
+            summary = stage.summary
+            write_json(marker, {"accounts": [account.to_dict()], "summary": summary})
             self.progress.advance(df.height)
             self.progress.finish()
         self.accounts[rs.name].merge(account)
+        if summary is not None:
+            self.summaries[rs.name] = summary
         return out
 
 
@@ -243,7 +249,8 @@ def _concat(paths: list[Path]) -> pl.DataFrame:
 
 
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
-             final: pl.DataFrame, accounts: list[StageAccount], lengths_before: list[int], seconds: float) -> dict:
+             final: pl.DataFrame, accounts: list[StageAccount], lengths_before: list[int], seconds: float,
+             summaries: dict[str, dict]) -> dict:
     """Write shards, rejected rows, report and manifest under work/final, then move them into place."""
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
@@ -291,6 +298,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
             "dropped": sum(a.dropped for a in accounts), "quarantined": sum(a.quarantined for a in accounts),
         },
         "accounting": [a.to_dict() for a in accounts],
+        "stage_summaries": summaries,
         "seconds": round(seconds, 3),
         "files": entries,
     }

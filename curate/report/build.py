@@ -112,6 +112,8 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
         "quality": _quality_hits(manifest, rejected),
         "duplicates": _duplicates(manifest, rejected),
+        "balance": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
+                    for name in _stage_names(manifest, "balance")],
         "labels": value_counts(final, "label"),
         "sources": value_counts(final, "source"),
         "shapes": {

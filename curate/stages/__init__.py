@@ -1,5 +1,6 @@
 """Stage registry: the names a pipeline's `stage:` key may use."""
 
+from curate.stages.balance import BalanceStage
 from curate.stages.base import Stage
 from curate.stages.dedup import DedupStage
 from curate.stages.langid import LangIdStage
@@ -11,4 +12,5 @@ STAGES: dict[str, type[Stage]] = {
     "langid": LangIdStage,
     "quality": QualityStage,
     "dedup": DedupStage,
+    "balance": BalanceStage,
 }

@@ -44,6 +44,8 @@ class Stage:
         self.name = name
         self.rules = rules
         self.seed = seed
+        # What a global stage measured (e.g. balance statistics); kept in the manifest and report.
+        self.summary: dict | None = None
 
     @classmethod
     def describe(cls, rules: BaseModel) -> dict:
