@@ -82,7 +82,7 @@ def char_shingle_hash32(shingle: bytes) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def _rolling(values: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hash every window of `n` consecutive values per document (one window if shorter)."""
+    """64-bit hash of every window of `n` consecutive values per document (one window if shorter)."""
     docs = len(offsets) - 1
     counts = np.zeros(docs, np.int64)
     for d in range(docs):
@@ -90,8 +90,7 @@ def _rolling(values: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarra
         counts[d] = length - n + 1 if length >= n else (1 if length > 0 else 0)
     out_offsets = np.zeros(docs + 1, np.int64)
     out_offsets[1:] = np.cumsum(counts)
-    out = np.empty(out_offsets[-1], np.uint32)
-    mask = np.uint64(0xFFFFFFFF)
+    out = np.empty(out_offsets[-1], np.uint64)
     for d in range(docs):
         start, length = offsets[d], offsets[d + 1] - offsets[d]
         width = n if length >= n else length
@@ -99,8 +98,12 @@ def _rolling(values: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarra
             h = np.uint64(0)
             for k in range(width):
                 h = h * np.uint64(0x100000001B3) + values[start + i + k]
-            out[out_offsets[d] + i] = np.uint32((h ^ (h >> np.uint64(32))) & mask)
+            out[out_offsets[d] + i] = h
     return out, out_offsets
+
+
+def _fold32(hashes: np.ndarray) -> np.ndarray:
+    return ((hashes ^ (hashes >> np.uint64(32))) & MASK32).astype(np.uint32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -151,8 +154,8 @@ class MinHasher:
         n = min(self.ngram, len(units))
         return [joiner.join(units[i:i + n]).encode() for i in range(len(units) - n + 1)]
 
-    def shingle_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-document shingle hashes, concatenated, with offsets."""
+    def shingle_hashes64(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-document 64-bit shingle hashes, concatenated, with offsets (n-gram overlap checks)."""
         if self.shingle == "word":
             tokens = self.normalization.tokens(texts)
             lengths = tokens.list.len().to_numpy().astype(np.int64)
@@ -168,6 +171,11 @@ class MinHasher:
         offsets = np.zeros(len(texts) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
         return _rolling(np.ascontiguousarray(values, dtype=np.uint64), offsets, self.ngram)
+
+    def shingle_hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-document 32-bit shingle hashes (what MinHash consumes), concatenated, with offsets."""
+        wide, offsets = self.shingle_hashes64(texts)
+        return _fold32(wide), offsets
 
     def signatures(self, texts: list[str]) -> np.ndarray:
         """One row of `num_perm` uint32 values per text; an empty text gets all 0xFFFFFFFF."""

@@ -165,3 +165,15 @@ CHAT_QUESTIONS = [
 ]
 RELATIVES = ["mother", "father", "husband", "wife", "grandmother", "neighbour", "son", "daughter"]
 DRUGS = ["ibuprofen", "paracetamol", "metformin", "lisinopril", "an antihistamine", "atorvastatin"]
+
+# Words sprinkled into generated sentences so that documents built from the same templates
+# do not share long word spans (real documents rarely share 13-grams unless one copies the other).
+EN_FILLERS = ["notably", "reportedly", "also", "often", "recently", "still", "clearly", "already", "indeed",
+              "generally", "usually", "now", "again", "largely", "partly", "mostly", "simply", "actually",
+              "certainly", "typically", "frankly", "gradually", "locally", "formally", "quietly", "openly",
+              "finally", "early", "jointly", "briefly", "perhaps", "rightly", "mainly", "surely", "oddly",
+              "slowly", "quickly", "broadly", "fairly", "nearly", "rarely", "widely", "deeply", "firmly",
+              "happily", "sadly", "wisely", "strictly", "loosely", "plainly"]
+VI_FILLERS = ["cũng", "thường", "vẫn", "đã", "đang", "rất", "khá", "hiện", "nay", "thật", "luôn", "chỉ",
+              "đều", "mới", "vừa", "sẽ", "hơn", "nữa", "lại", "ngay", "liền", "chắc", "hẳn", "quả", "thì",
+              "mà", "cả", "nhiều", "ít", "chưa", "từng", "vốn", "càng", "bỗng", "dần"]

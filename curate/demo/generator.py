@@ -40,7 +40,15 @@ def _fill(rng: random.Random, template: str, lang: str = "en") -> str:
                  "treatment": C.EN_TREATMENTS, "clinician": C.EN_CLINICIANS, "period": C.EN_PERIODS, "role": C.EN_ROLES}
     values = {k: rng.choice(v) for k, v in pools.items()}
     values.update(pct=rng.randint(3, 45), num=rng.randint(2, 900))
-    return template.format(**values)
+    return _sprinkle(rng, template.format(**values), C.VI_FILLERS if lang == "vi" else C.EN_FILLERS)
+
+
+def _sprinkle(rng: random.Random, sentence: str, fillers: list[str]) -> str:
+    """Insert a filler word about every five words, so no long span repeats across documents."""
+    words = sentence.split(" ")
+    for _ in range(len(words) // 5):
+        words.insert(rng.randint(1, len(words) - 1), rng.choice(fillers))
+    return " ".join(words)
 
 
 def _luhn_complete(prefix: str) -> str:
@@ -172,7 +180,7 @@ def _chat_prompt(rng: random.Random, domain: str, label: str) -> str:
               "drug": rng.choice(C.DRUGS), "condition": rng.choice(C.EN_CONDITIONS)}
     parts = [rng.choice(C.CHAT_CONTEXTS), rng.choice(C.CHAT_DOMAINS[domain][label]), rng.choice(C.CHAT_DETAILS),
              rng.choice(C.CHAT_QUESTIONS)]
-    return " ".join(parts).format(**values)
+    return _sprinkle(rng, " ".join(parts).format(**values), C.EN_FILLERS)
 
 
 def _pick(rng: random.Random, weights: list[float]) -> int:

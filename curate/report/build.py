@@ -114,6 +114,8 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         "duplicates": _duplicates(manifest, rejected),
         "balance": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
                     for name in _stage_names(manifest, "balance")],
+        "splits": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
+                   for name in _stage_names(manifest, "split")],
         "labels": value_counts(final, "label"),
         "sources": value_counts(final, "source"),
         "shapes": {

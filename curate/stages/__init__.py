@@ -6,6 +6,7 @@ from curate.stages.dedup import DedupStage
 from curate.stages.langid import LangIdStage
 from curate.stages.normalize import NormalizeStage
 from curate.stages.quality import QualityStage
+from curate.stages.split import SplitStage
 
 STAGES: dict[str, type[Stage]] = {
     "normalize": NormalizeStage,
@@ -13,4 +14,5 @@ STAGES: dict[str, type[Stage]] = {
     "quality": QualityStage,
     "dedup": DedupStage,
     "balance": BalanceStage,
+    "split": SplitStage,
 }

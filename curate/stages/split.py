@@ -1,0 +1,215 @@
+"""`split`: stratified, group-aware train/validation/test splits, decontaminated by n-gram overlap.
+
+Records of one group — a dedup cluster (`dup_cluster`) or any group column (patient,
+conversation, source document) — always land in the same split, so near-duplicates
+never straddle train and test. Groups are dealt to splits in a seeded order, label by
+label, to whichever split is furthest below its target share, so every split gets the
+label mix of the whole. Then train records sharing any word n-gram (default 13) with
+validation/test or with the given eval sets are dropped (or flagged); the number of
+leaking train/eval pairs is reported before and after, and after a drop it is 0.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+import xxhash
+from pydantic import Field, model_validator
+
+from curate.config import StrictModel
+from curate.errors import ConfigError
+from curate.minhash import MinHasher, Normalization
+from curate.stages.base import DROP, KEEP, Stage, with_decisions
+from curate.stages.dedup import dedup_texts
+
+TRAIN = "train"
+
+
+class EvalSet(StrictModel):
+    path: str  # JSONL/JSON file, or shards://name@version
+    field: str = "text"  # a string, or a list of strings (e.g. MT-bench "turns")
+
+
+class Decontamination(StrictModel):
+    ngram: int = Field(13, ge=3, le=64)
+    # An n-gram found in more documents than this is boilerplate or template text, not leakage
+    # (GPT-3's decontamination made the same call); 0 checks every n-gram.
+    max_document_frequency: int = Field(10, ge=0)
+    # A pair leaks when its shared n-grams are at least this share of the shorter text's n-grams
+    # (containment): 0 counts any shared n-gram; an eval question pasted into a train record scores 1.
+    min_overlap: float = Field(0.1, ge=0.0, le=1.0)
+    action: Literal["drop", "flag", "off"] = "drop"
+    eval_sets: list[EvalSet] = Field(default_factory=list)
+    chat_text: Literal["conversation", "user_prompts"] = "conversation"
+
+
+class SplitRules(StrictModel):
+    sizes: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+    stratify_by: str | None = "label"
+    group_by: list[str] = Field(default_factory=lambda: ["dup_cluster"])
+    decontamination: Decontamination = Field(default_factory=Decontamination)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "SplitRules":
+        if TRAIN not in self.sizes:
+            raise ValueError("sizes must include 'train'")
+        if abs(sum(self.sizes.values()) - 1.0) > 1e-6 or min(self.sizes.values()) < 0:
+            raise ValueError(f"sizes must be non-negative and sum to 1, got {sum(self.sizes.values()):.4f}")
+        return self
+
+
+class SplitStage(Stage):
+    kind = "global"
+    Rules = SplitRules
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        r = self.rules
+        missing = [c for c in [*r.group_by, *([r.stratify_by] if r.stratify_by else [])] if c not in df.columns]
+        if missing:
+            raise ConfigError(f"split: columns {missing} are not in the records (columns: {', '.join(df.columns)}); "
+                              "group_by dup_cluster needs a dedup stage before split")
+        splits = self.assign(df)
+        contaminated, leaks = self.contamination(df, splits)
+        drop = r.decontamination.action == "drop"
+        actions = [DROP if (drop and c) else KEEP for c in contaminated]
+        rules = ["split:contaminated" if (drop and c) else None for c in contaminated]
+        reasons = [f"train record shares a {r.decontamination.ngram}-gram with {w}" if (drop and c) else None
+                   for c, w in zip(contaminated, leaks["where"])]
+        kept_splits = [s for s, a in zip(splits, actions) if a == KEEP]
+        self.summary = {
+            "sizes": dict(pl.Series(kept_splits, dtype=pl.Utf8).value_counts().iter_rows()) if kept_splits else {},
+            "targets": r.sizes,
+            "label_mix": self._label_mix(df, splits, actions),
+            "groups": leaks["groups"],
+            "leaking_pairs_before": leaks["pairs"],
+            "contaminated_train_records": int(sum(contaminated)),
+            "leaking_pairs_after": 0 if drop else leaks["pairs"],
+            "ngram": r.decontamination.ngram,
+            "eval_sets": [e.path for e in r.decontamination.eval_sets],
+        }
+        out = df.with_columns(pl.Series("split", splits, dtype=pl.Utf8))
+        if r.decontamination.action == "flag":
+            out = out.with_columns(pl.Series("contaminated", contaminated, dtype=pl.Boolean))
+        return with_decisions(out, actions, rules, reasons)
+
+    # --- assignment ---------------------------------------------------------------------------
+    def group_keys(self, df: pl.DataFrame) -> list[str]:
+        keys = [pl.col(c).cast(pl.Utf8) for c in self.rules.group_by]
+        return df.select(pl.coalesce(*keys, pl.col("id")).alias("g"))["g"].to_list()
+
+    def assign(self, df: pl.DataFrame) -> list[str]:
+        r = self.rules
+        groups = self.group_keys(df)
+        labels = df[r.stratify_by].fill_null("(none)").to_list() if r.stratify_by else ["(all)"] * df.height
+        members: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            members.setdefault(g, []).append(i)
+        # A group is stratified by its most common label; groups are dealt in a seeded order.
+        by_label: dict[str, list[str]] = {}
+        for g, rows in members.items():
+            values = [labels[i] for i in rows]
+            by_label.setdefault(max(sorted(set(values)), key=values.count), []).append(g)
+        names = list(r.sizes)
+        out = [TRAIN] * df.height
+        for label in sorted(by_label):
+            ordered = sorted(by_label[label], key=lambda g: xxhash.xxh3_64_intdigest(g.encode(), r.seed))
+            total = sum(len(members[g]) for g in ordered)
+            filled = dict.fromkeys(names, 0)
+            for g in ordered:
+                # the split furthest below its target share of this label gets the next group
+                split = min(names, key=lambda s: (filled[s] - r.sizes[s] * total) / max(r.sizes[s], 1e-9) if r.sizes[s] else float("inf"))
+                filled[split] += len(members[g])
+                for i in members[g]:
+                    out[i] = split
+        return out
+
+    # --- decontamination -----------------------------------------------------------------------
+    def _hasher(self) -> MinHasher:
+        return MinHasher(num_perm=16, ngram=self.rules.decontamination.ngram, normalization=Normalization())
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """(name, text) of every eval-set record."""
+        from curate.catalog import Catalog
+
+        out = []
+        for ev in self.rules.decontamination.eval_sets:
+            if ev.path.startswith("shards://"):
+                entry = Catalog().resolve(ev.path)
+                data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["text", "messages"])
+                out += [(entry.ref, t) for t in dedup_texts(data, "conversation")]
+                continue
+            path = Path(ev.path)
+            if not path.is_file():
+                raise ConfigError(f"split.decontamination.eval_sets: file not found: {path}")
+            raw = path.read_text(encoding="utf-8")
+            objs = json.loads(raw) if path.suffix == ".json" else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
+            for obj in objs if isinstance(objs, list) else [objs]:
+                value = obj.get(ev.field) if isinstance(obj, dict) else None
+                if isinstance(value, list):
+                    value = "\n".join(v for v in value if isinstance(v, str))
+                if isinstance(value, str) and value.strip():
+                    out.append((path.name, value))
+        return out
+
+    def contamination(self, df: pl.DataFrame, splits: list[str]) -> tuple[list[bool], dict]:
+        d = self.rules.decontamination
+        n = df.height
+        empty = {"pairs": 0, "groups": len(set(self.group_keys(df))), "where": [None] * n}
+        if d.action == "off":
+            return [False] * n, empty
+        texts = dedup_texts(df, d.chat_text)
+        is_train = np.array([s == TRAIN for s in splits])
+        held = [(s, t) for s, t in zip(splits, texts) if s != TRAIN] + self.eval_texts()
+        if not held or not is_train.any():
+            return [False] * n, empty
+        hasher = self._hasher()
+        held_hashes, held_offsets = hasher.shingle_hashes64([t for _, t in held])
+        held_owner = np.repeat(np.arange(len(held)), np.diff(held_offsets))
+        train_idx = np.flatnonzero(is_train)
+        train_hashes, train_offsets = hasher.shingle_hashes64([texts[i] for i in train_idx])
+        train_owner = np.repeat(train_idx, np.diff(train_offsets))
+        if d.max_document_frequency:
+            frequent = self._frequent(train_hashes, train_owner, held_hashes, held_owner + n, d.max_document_frequency)
+            held_keep = ~np.isin(held_hashes, frequent)
+            held_hashes, held_owner = held_hashes[held_keep], held_owner[held_keep]
+        shared = np.isin(train_hashes, held_hashes)
+        grams = {"train": dict(zip(train_idx.tolist(), np.diff(train_offsets).tolist())),
+                 "held": np.diff(held_offsets)}
+        pairs = (pl.DataFrame({"h": train_hashes[shared], "train": train_owner[shared]}).unique()
+                 .join(pl.DataFrame({"h": held_hashes, "held": held_owner}).unique(), on="h")
+                 .group_by("train", "held").len())
+        if len(pairs):
+            smaller = np.minimum([grams["train"][t] for t in pairs["train"].to_list()], grams["held"][pairs["held"].to_numpy()])
+            pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= d.min_overlap))
+        contaminated = np.zeros(n, bool)
+        contaminated[pairs["train"].to_numpy()] = True
+        where = [None] * n
+        for train_row, held_row in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
+            where[train_row] = held[held_row][0]
+        return contaminated.tolist(), {"pairs": pairs.height, "groups": empty["groups"], "where": where}
+
+    @staticmethod
+    def _frequent(train_h: np.ndarray, train_doc: np.ndarray, held_h: np.ndarray, held_doc: np.ndarray, limit: int) -> np.ndarray:
+        """Hashes of the held-out n-grams that occur in more than `limit` documents overall."""
+        candidates = np.unique(held_h)
+        in_train = np.isin(train_h, candidates)
+        frame = pl.DataFrame({"h": np.concatenate([train_h[in_train], held_h]),
+                              "doc": np.concatenate([train_doc[in_train], held_doc])})
+        counts = frame.unique().group_by("h").len()
+        return counts.filter(pl.col("len") > limit)["h"].to_numpy()
+
+    def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
+        if not self.rules.stratify_by:
+            return {}
+        frame = pl.DataFrame({"split": splits, "label": df[self.rules.stratify_by].fill_null("(none)"), "a": actions})
+        frame = frame.filter(pl.col("a") == KEEP)
+        mix = {}
+        for (split,), g in frame.group_by("split", maintain_order=True):
+            counts = dict(g.group_by("label").len().sort("label").iter_rows())
+            mix[split] = {k: round(v / g.height, 4) for k, v in counts.items()}
+        return mix

@@ -1,0 +1,115 @@
+"""Splits: stratified, group-aware (near-duplicates never straddle), decontaminated against eval sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate.records import BASE_SCHEMA
+from curate.stages.base import ACTION, RULE
+from curate.stages.dedup import DedupRules, DedupStage
+from curate.stages.split import SplitRules, SplitStage
+
+MT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "fastchat-bench" / "mt_bench_question.jsonl"
+
+
+def _docs(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    vocab = [f"v{i}" for i in range(5000)]
+    return [" ".join(rng.choice(vocab, 60)) for _ in range(n)]
+
+
+def _frame(texts: list[str], labels: list[str] | None = None, **cols) -> pl.DataFrame:
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts,
+                       "label": labels or ["a"] * len(texts), **cols})
+    return df.with_columns(*(pl.lit(None, dtype=t).alias(c) for c, t in BASE_SCHEMA.items() if c not in df.columns))
+
+
+def _split(df: pl.DataFrame, **rules) -> tuple[pl.DataFrame, dict]:
+    stage = SplitStage("split", SplitRules.model_validate(rules))
+    stage.setup()
+    return stage.process(df), stage.summary
+
+
+def test_splits_follow_sizes_and_keep_the_label_mix():
+    texts = _docs(1000)
+    labels = ["pos"] * 200 + ["neg"] * 800
+    out, summary = _split(_frame(texts, labels, dup_cluster=[None] * 1000), seed=3)
+    sizes = dict(out.group_by("split").len().iter_rows())
+    assert sizes == {"train": 800, "validation": 100, "test": 100}
+    for split, mix in summary["label_mix"].items():
+        assert mix["pos"] == pytest.approx(0.2, abs=0.01), split
+
+
+def test_groups_and_dedup_clusters_never_straddle_splits():
+    texts = _docs(300)
+    # plant near-duplicates: each of the first 40 documents has an edited copy later on
+    for i in range(40):
+        words = texts[i].split()
+        words[5] = "edited"
+        texts[200 + i] = " ".join(words)
+    df = _frame(texts, patient=[f"p{i // 3}" for i in range(300)])
+    dedup = DedupStage("dedup", DedupRules(exact=False))
+    dedup.setup()
+    clustered = dedup.process(df).drop("_action", "_rule", "_reason")
+    assert clustered["dup_cluster"].drop_nulls().len() == 80
+    out, _ = _split(clustered, group_by=["dup_cluster", "patient"], seed=1)
+    per_cluster = out.filter(pl.col("dup_cluster").is_not_null()).group_by("dup_cluster").agg(pl.col("split").n_unique())
+    assert per_cluster["split"].max() == 1
+    out, _ = _split(df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("dup_cluster")), group_by=["patient"], seed=1)
+    assert out.group_by("patient").agg(pl.col("split").n_unique())["split"].max() == 1
+
+
+def test_train_records_overlapping_eval_sets_are_dropped_and_no_leak_remains(tmp_path):
+    questions = [json.loads(line) for line in MT_BENCH.read_text().splitlines()] if MT_BENCH.exists() else [
+        {"turns": ["Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cultural experiences and must-see attractions."]}]
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    texts = _docs(200)
+    leaked = questions[0]["turns"][0]
+    texts[7] = "Here is a task I found online. " + leaked + " Please answer it."
+    rules = {"sizes": {"train": 1.0}, "decontamination": {"eval_sets": [{"path": str(evals), "field": "turns"}]}}
+    out, summary = _split(_frame(texts, dup_cluster=[None] * 200), **rules)
+    assert out.filter(pl.col(ACTION) == "drop")["id"].to_list() == ["r7"]
+    assert out[RULE][7] == "split:contaminated"
+    assert summary["leaking_pairs_before"] >= 1 and summary["leaking_pairs_after"] == 0
+    # Re-running on what was kept finds nothing left to leak.
+    kept = out.filter(pl.col(ACTION) == "keep").drop("_action", "_rule", "_reason", "split")
+    again, summary2 = _split(kept, **rules)
+    assert summary2["leaking_pairs_before"] == 0 and (again[ACTION] == "keep").all()
+
+
+def test_overlap_between_train_and_test_is_removed_or_flagged():
+    texts = _docs(400, seed=5)
+    out, _ = _split(_frame(texts, dup_cluster=[None] * 400), seed=2, decontamination={"action": "off"})
+    test_text = out.filter(pl.col("split") == "test")["text"][0]
+    train_row = out.filter(pl.col("split") == "train")["id"][0]
+    idx = int(train_row[1:])
+    texts[idx] = texts[idx] + " " + test_text  # a train record swallowed a test record
+    df = _frame(texts, dup_cluster=[None] * 400)
+    dropped, summary = _split(df, seed=2)
+    assert train_row in dropped.filter(pl.col(ACTION) == "drop")["id"].to_list()
+    assert summary["leaking_pairs_after"] == 0
+    flagged, _ = _split(df, seed=2, decontamination={"action": "flag"})
+    assert (flagged[ACTION] == "keep").all()
+    assert flagged.filter(pl.col("id") == train_row)["contaminated"][0] is True
+
+
+def test_boilerplate_shared_by_many_documents_is_not_leakage():
+    boiler = "this website uses cookies to improve your experience by continuing you accept our cookie policy today"
+    texts = [f"{t} end{i} {boiler}" for i, t in enumerate(_docs(300, seed=9))]  # end{i}: no accidental shared spans
+    out, summary = _split(_frame(texts, dup_cluster=[None] * 300), seed=4, decontamination={"min_overlap": 0.0})
+    assert summary["contaminated_train_records"] == 0
+
+
+def test_config_errors():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must include 'train'"):
+        SplitRules(sizes={"a": 1.0})
+    with pytest.raises(ValidationError, match="sum to 1"):
+        SplitRules(sizes={"train": 0.8, "test": 0.3})
