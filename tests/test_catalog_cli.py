@@ -132,3 +132,18 @@ def test_report_examples_never_carry_record_text(demo_run):
     rejected = pl.read_parquet(demo_run.out_dir / "rejected" / "quality" / "*.parquet")
     for text in rejected["text"].drop_nulls().head(50):
         assert text[:60] not in report
+
+
+def test_sensitivity_table_counts_what_each_criterion_alone_removed(demo_run):
+    report = json.loads((demo_run.out_dir / "report.json").read_text())
+    rows = {r["criterion"]: r for r in report["sensitivity"]}
+    rejected = pl.read_parquet(demo_run.out_dir / "rejected" / "quality" / "*.parquet")
+    only = rejected.filter(pl.col("quality_failed").list.len() == 1)
+    expected = dict(only.group_by(pl.col("quality_failed").list.first()).len().iter_rows())
+    for rule, n in expected.items():
+        assert rows[f"quality rule {rule}"]["more_records"] == n
+        assert rows[f"quality rule {rule}"]["not_rechecked_by"] == []
+    langid = next(r for c, r in rows.items() if c.startswith("langid stage"))
+    assert langid["more_records"] == demo_run.manifest["accounting"][2]["dropped"]
+    assert langid["not_rechecked_by"] == ["quality"]
+    assert abs(sum(langid["label_mix_without"].values()) - 1.0) < 1e-3
