@@ -7,7 +7,6 @@ are applied afterwards, so changing a threshold never needs a recompute.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable
 from functools import cached_property
 

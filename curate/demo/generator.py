@@ -189,7 +189,7 @@ def _pick(rng: random.Random, weights: list[float]) -> int:
 
 def _alpaca_records(rng: random.Random, n: int) -> list[dict]:
     records = []
-    for i in range(n):
+    for _ in range(n):
         instruction, inp, output = rng.choice(C.INSTRUCTIONS)
         records.append({"instruction": _fill(rng, instruction), "input": _fill(rng, inp), "output": _fill(rng, output),
                         "source": "self_written", "domain": "operations"})
@@ -198,7 +198,7 @@ def _alpaca_records(rng: random.Random, n: int) -> list[dict]:
 
 def _sharegpt_records(rng: random.Random, n: int) -> list[dict]:
     records = []
-    for i in range(n):
+    for _ in range(n):
         topic = rng.choice(C.EN_CONDITIONS)
         records.append({"conversations": [
             {"from": "human", "value": f"What lifestyle changes help with {topic}?"},

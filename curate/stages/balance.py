@@ -172,7 +172,7 @@ class BalanceStage(Stage):
         for key, group in (labelled.group_by(groups, maintain_order=True) if groups else [((), labelled)]):
             counts = dict(group.group_by(r.label).len().iter_rows())
             cap = math.floor(r.max_ratio * min(counts.values()))
-            for lab, count in counts.items():
+            for lab in counts:
                 quota[(*key, lab)] = cap
         return quota
 
