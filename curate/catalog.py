@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,16 @@ from curate.hashing import sha256_file
 from curate.io.shards import read_json, write_json
 
 _REF = re.compile(r"^shards://(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(@(?P<version>[A-Za-z0-9]+))?$")
+
+
+def file_problems(root: Path, files: list[dict]) -> Iterator[str]:
+    """Each manifest-listed file that is missing or whose size or sha256 differs, lazily."""
+    for f in files:
+        path = root / f["path"]
+        if not path.is_file():
+            yield f"missing: {f['path']}"
+        elif path.stat().st_size != f["bytes"] or sha256_file(path) != f["sha256"]:
+            yield f"modified: {f['path']} (sha256 differs from the manifest)"
 
 
 def curate_home() -> Path:
@@ -53,15 +64,9 @@ class Entry:
 
     def verify(self) -> list[str]:
         """Every problem found: missing, modified or unexpected files. Empty means intact."""
-        problems = []
-        listed = set()
-        for f in self.manifest()["files"]:
-            path = self.path / f["path"]
-            listed.add(path)
-            if not path.is_file():
-                problems.append(f"missing: {f['path']}")
-            elif path.stat().st_size != f["bytes"] or sha256_file(path) != f["sha256"]:
-                problems.append(f"modified: {f['path']} (sha256 differs from the manifest)")
+        files = self.manifest()["files"]
+        problems = list(file_problems(self.path, files))
+        listed = {self.path / f["path"] for f in files}
         for folder in ("data", "rejected", "signatures"):
             for path in sorted((self.path / folder).rglob("*.parquet")):
                 if path not in listed:

@@ -23,7 +23,7 @@ import polars as pl
 
 from curate import __version__
 from curate.accounting import StageAccount, check_chain, split_decisions
-from curate.catalog import Catalog, Entry
+from curate.catalog import Catalog, Entry, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.executor import BatchTask, LocalExecutor, build_stages
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
@@ -113,7 +113,7 @@ def run_pipeline(
     key = run_key(pipeline, files)
     name = name or pipeline.spec.name
     if not force and (hit := _cache_hit(out_dir, key)) is not None:
-        entry = catalog.register(out_dir, hit) if hit["name"] == name else catalog.register(out_dir, {**hit, "name": name})
+        entry = catalog.register(out_dir, {**hit, "name": name})
         return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
     work = out_dir / "_work" / short(key, 16)
     _clear_stale_work(out_dir, work, force)
@@ -133,11 +133,7 @@ def _cache_hit(out_dir: Path, key: str) -> dict | None:
     manifest = read_json(path)
     if manifest.get("run_key") != key:
         return None
-    for f in manifest["files"]:
-        target = out_dir / f["path"]
-        if not target.is_file() or target.stat().st_size != f["bytes"] or sha256_file(target) != f["sha256"]:
-            return None
-    return manifest
+    return manifest if next(file_problems(out_dir, manifest["files"]), None) is None else None
 
 
 def _clear_stale_work(out_dir: Path, work: Path, force: bool) -> None:

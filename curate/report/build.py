@@ -71,7 +71,7 @@ def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]
         rej = rejected.get(name, pl.DataFrame())
         removed = rej.group_by("dup_of").len() if rej.height else pl.DataFrame({"dup_of": [], "len": []})
         sizes = (removed["len"] + 1).to_list() if removed.height else []
-        by_source = value_counts(rej.with_columns(pl.col("source").fill_null("(none)")), "source", top=50) if rej.height else {}
+        by_source = value_counts(rej, "source", top=50)
         by_rule = dict(rej.group_by("rule").len().sort("rule").iter_rows()) if rej.height else {}
         sections.append({
             "stage": name,

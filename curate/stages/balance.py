@@ -22,8 +22,7 @@ import xxhash
 from pydantic import Field, model_validator
 
 from curate.config import StrictModel
-from curate.errors import ConfigError
-from curate.stages.base import DROP, KEEP, Stage, with_decisions
+from curate.stages.base import DROP, KEEP, Stage, require_columns, with_decisions
 from curate.stratify import association, label_summary, simpson_check
 
 MAX_SCAN_VALUES = 50
@@ -78,10 +77,7 @@ class BalanceStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        needed = {r.label, *r.strata, *r.confounders, *(c.column for c in (r.outcome, r.factor) if c)}
-        missing = sorted(needed - set(df.columns))
-        if missing:
-            raise ConfigError(f"balance: columns {missing} are not in the records (columns: {', '.join(df.columns)})")
+        require_columns("balance", df, [r.label, *r.strata, *r.confounders, *(c.column for c in (r.outcome, r.factor) if c)])
         keep, reason, repeats = self._strategy(df)
         actions = [KEEP if k else DROP for k in keep]
         rules = [None if k else f"balance:{r.strategy}" for k in keep]

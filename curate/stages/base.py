@@ -59,6 +59,15 @@ class Stage:
         raise NotImplementedError
 
 
+def require_columns(stage: str, df: pl.DataFrame, columns: list[str], hint: str = "") -> None:
+    """Fail with the missing column names and the ones the records do have."""
+    missing = sorted(set(columns) - set(df.columns))
+    if missing:
+        from curate.errors import ConfigError
+
+        raise ConfigError(f"{stage}: columns {missing} are not in the records (columns: {', '.join(df.columns)}){hint}")
+
+
 def with_decisions(df: pl.DataFrame, actions: list[str], rules: list[str | None], reasons: list[str | None]) -> pl.DataFrame:
     return df.with_columns(
         pl.Series(ACTION, actions, dtype=pl.Utf8),

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.minhash import MinHasher, Normalization
-from curate.stages.base import DROP, KEEP, Stage, with_decisions
+from curate.stages.base import DROP, KEEP, Stage, require_columns, with_decisions
 from curate.stages.dedup import dedup_texts
 
 TRAIN = "train"
@@ -69,10 +69,8 @@ class SplitStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        missing = [c for c in [*r.group_by, *([r.stratify_by] if r.stratify_by else [])] if c not in df.columns]
-        if missing:
-            raise ConfigError(f"split: columns {missing} are not in the records (columns: {', '.join(df.columns)}); "
-                              "group_by dup_cluster needs a dedup stage before split")
+        require_columns("split", df, [*r.group_by, *([r.stratify_by] if r.stratify_by else [])],
+                        "; group_by dup_cluster needs a dedup stage before split")
         splits = self.assign(df)
         contaminated, leaks = self.contamination(df, splits)
         drop = r.decontamination.action == "drop"
