@@ -81,6 +81,8 @@ class PipelineSpec(StrictModel):
     limits: Limits = Field(default_factory=Limits)
     batch_size: int = Field(2_000, gt=0)
     workers: int | Literal["auto"] = "auto"
+    # Replay each selection criterion relaxed (curate.sensitivity) and report what it removes.
+    sensitivity: bool = True
     stages: list[StageSpec] = Field(default_factory=list)
 
 

@@ -34,6 +34,7 @@ from curate.profile import add_histograms
 from curate.records import schema_with
 from curate.report.build import build_report
 from curate.report.html import write_html
+from curate.sensitivity import StageTrace, sensitivity
 from curate.stages import STAGES
 
 MANIFEST = "manifest.json"
@@ -119,8 +120,10 @@ def run_pipeline(
     _clear_stale_work(out_dir, work, force)
     run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
     final, accounts, lengths_before = run.execute()
-    manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, lengths_before,
-                        seconds=time.perf_counter() - started, summaries=run.summaries)
+    rejected = _rejected(work, accounts)
+    what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
+    manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
+                        seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if)
     entry = catalog.register(out_dir, manifest)
     shutil.rmtree(out_dir / "_work", ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
@@ -153,6 +156,7 @@ class _Run:
     progress: Progress
     accounts: dict[str, StageAccount] = field(default_factory=dict)
     summaries: dict[str, dict] = field(default_factory=dict)
+    global_inputs: dict[str, list[Path]] = field(default_factory=dict)
 
     def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
         segments = plan(self.pipeline.stages)
@@ -170,11 +174,23 @@ class _Run:
                         histograms = [d["lengths_before"] for d in done]
                     previous = [seg_dir / f"b-{d['index']:05d}" for d in done]
                 else:
+                    self.global_inputs[seg.stages[0].name] = [p / "kept.parquet" for p in previous]
                     previous = [self._global_segment(seg.stages[0], seg_dir, previous)]
         final = _concat([p / "kept.parquet" for p in previous])
         accounts = [self.accounts[n] for n in order]
         check_chain(accounts, final.height)
         return final, accounts, add_histograms(histograms)
+
+    def sensitivity(self, final: pl.DataFrame, rejected: dict[str, pl.DataFrame]) -> list[dict]:
+        self.progress.start("sensitivity", None)
+        traces, passed = [], set(final["id"].to_list()) if final.height else set()
+        for rs in reversed(self.pipeline.stages):  # what passed a stage: kept at the end or rejected later
+            traces.append(StageTrace(rs, rejected.get(rs.name, pl.DataFrame()), set(passed), self.global_inputs.get(rs.name)))
+            if rs.name in rejected:
+                passed |= set(rejected[rs.name]["id"].to_list())
+        result = sensitivity(traces[::-1], final, [f.label for f in self.files], self.pipeline.spec.seed)
+        self.progress.finish()
+        return result
 
     def _row_segment(self, executor: LocalExecutor, seg: Segment, seg_dir: Path, i: int, previous: list[Path]) -> list[dict]:
         names = [rs.name for rs in seg.stages]
@@ -244,9 +260,19 @@ def _concat(paths: list[Path]) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
+def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFrame]:
+    """Each stage's rejected rows from the checkpoints, in read order."""
+    out = {}
+    for acc in accounts:
+        df = _concat(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
+        if df.height:
+            out[acc.stage] = df
+    return out
+
+
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
-             final: pl.DataFrame, accounts: list[StageAccount], lengths_before: list[int], seconds: float,
-             summaries: dict[str, dict]) -> dict:
+             final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
+             lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict]) -> dict:
     """Write shards, rejected rows, report and manifest under work/final, then move them into place."""
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
@@ -260,14 +286,10 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
             parts = write_shards(final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level)
             entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     final = final.drop(sidecar_cols)
-    rejected: dict[str, pl.DataFrame] = {}
-    for acc in accounts:
-        df = _concat(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
-        df = df.drop([c for c in sidecar_cols if c in df.columns])
-        if df.height:
-            rejected[acc.stage] = df
-            parts = write_shards(df, staging / "rejected" / acc.stage, out.shard_rows, out.compression_level)
-            entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
+    rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
+    for stage, df in rejected.items():
+        parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
+        entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     data_files = [e for e in entries if e["path"].startswith("data/")]
     manifest = {
         "format": "curate.manifest/1",
@@ -295,6 +317,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         },
         "accounting": [a.to_dict() for a in accounts],
         "stage_summaries": summaries,
+        "sensitivity": sensitivity,
         "seconds": round(seconds, 3),
         "files": entries,
     }

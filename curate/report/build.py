@@ -84,51 +84,6 @@ def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]
     return sections
 
 
-def _mix(labels: pl.Series) -> dict[str, float]:
-    labels = labels.fill_null("(none)")
-    if not labels.len():
-        return {}
-    counts = labels.value_counts().sort(labels.name)
-    return {k: round(v / labels.len(), 4) for k, v in counts.iter_rows()}
-
-
-def _sensitivity(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame]) -> list[dict]:
-    """What each selection criterion costs: the records it alone removed, and the label mix without it.
-
-    Decisions are stored per row, so this needs no rerun: a quality rule "alone" removed the rows whose
-    only failing rule it is; a whole stage (langid, dedup, balance, split) removed what it rejected.
-    Rows a stage removed were never seen by later stages, so each figure is an upper bound.
-    """
-    if "label" not in final.columns:
-        return []
-    base = final["label"]
-    rows = []
-
-    def add(criterion: str, stage: str, extra: pl.DataFrame) -> None:
-        if not extra.height:
-            return
-        labels = extra["label"] if "label" in extra.columns else pl.Series("label", [None] * extra.height, dtype=pl.Utf8)
-        rows.append({"criterion": criterion, "stage": stage, "more_records": extra.height,
-                     "label_mix": _mix(base), "label_mix_without": _mix(pl.concat([base, labels.cast(pl.Utf8)]))})
-
-    stage_type = {s["name"]: s["stage"] for s in manifest["pipeline"]["stages"]}
-    later = [s["name"] for s in manifest["pipeline"]["stages"]]
-    for name, kind in stage_type.items():
-        rej = rejected.get(name, pl.DataFrame())
-        if not rej.height:
-            continue
-        if kind == "quality" and "quality_failed" in rej.columns:
-            only = rej.filter(pl.col("quality_failed").list.len() == 1)
-            for (rule,), group in only.group_by(pl.col("quality_failed").list.first(), maintain_order=True):
-                add(f"quality rule {rule}", name, group)
-        else:
-            add(f"{kind} stage ({', '.join(sorted(rej['rule'].unique().to_list()))})", name, rej)
-    for row in rows:
-        after = later[later.index(row["stage"]) + 1:]
-        row["not_rechecked_by"] = after
-    return sorted(rows, key=lambda r: -r["more_records"])
-
-
 def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int]) -> dict:
     langid_drops: dict[str, int] = {}
     for name in _stage_names(manifest, "langid"):
@@ -159,7 +114,7 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         "duplicates": _duplicates(manifest, rejected),
         "balance": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
                     for name in _stage_names(manifest, "balance")],
-        "sensitivity": _sensitivity(manifest, final, rejected),
+        "sensitivity": manifest.get("sensitivity", []),
         "splits": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
                    for name in _stage_names(manifest, "split")],
         "labels": value_counts(final, "label"),

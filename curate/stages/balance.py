@@ -75,6 +75,12 @@ class BalanceStage(Stage):
     kind = "global"
     Rules = BalanceRules
 
+    @classmethod
+    def criteria(cls, rules: BalanceRules, rejected: pl.DataFrame) -> list[tuple[str, BalanceRules]]:
+        if rules.strategy == "none" or not rejected.height:
+            return []
+        return [(f"balance strategy {rules.strategy}", rules.model_copy(update={"strategy": "none"}))]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
         require_columns("balance", df, [r.label, *r.strata, *r.confounders, *(c.column for c in (r.outcome, r.factor) if c)])

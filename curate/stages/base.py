@@ -52,6 +52,13 @@ class Stage:
         """Extra facts for the manifest and the cache key (e.g. resolved catalog versions)."""
         return {}
 
+    @classmethod
+    def criteria(cls, rules: BaseModel, rejected: pl.DataFrame) -> list[tuple[str, BaseModel]]:
+        """The selection criteria this stage applied, each as (name, a copy of the rules with that
+        one criterion relaxed); only those that rejected a row in `rejected`. Used by the
+        sensitivity check (curate.sensitivity)."""
+        return []
+
     def setup(self) -> None:
         """Load models or tables once per worker process."""
 
@@ -74,6 +81,11 @@ def with_decisions(df: pl.DataFrame, actions: list[str], rules: list[str | None]
         pl.Series(RULE, rules, dtype=pl.Utf8),
         pl.Series(REASON, reasons, dtype=pl.Utf8),
     )
+
+
+def rejected_by(rejected: pl.DataFrame, rule: str) -> bool:
+    """Whether any of a stage's rejected rows (as the engine stores them) has this rule."""
+    return "rule" in rejected.columns and bool((rejected["rule"] == rule).any())
 
 
 def keep_all(df: pl.DataFrame) -> pl.DataFrame:

@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.minhash import MinHasher, Normalization, Sketch, candidate_pairs, estimated_jaccard, lsh_params
-from curate.stages.base import DROP, KEEP, Resources, Stage, with_decisions
+from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"
 
@@ -109,6 +109,15 @@ class DedupStage(Stage):
         bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows, rules.false_negative_weight)
         against = [Catalog().resolve(ref).ref for ref in rules.against] if rules.against else []
         return {"hashing": rules.hashing(), "bands": bands, "rows": rows, "against": against}
+
+    @classmethod
+    def criteria(cls, rules: DedupRules, rejected: pl.DataFrame) -> list[tuple[str, DedupRules]]:
+        out = []
+        if rejected_by(rejected, "exact_duplicate"):
+            out.append(("exact dedup", rules.model_copy(update={"exact": False})))
+        if rejected_by(rejected, "near_duplicate"):
+            out.append(("near dedup", rules.model_copy(update={"near": False})))
+        return out
 
     def setup(self) -> None:
         r = self.rules

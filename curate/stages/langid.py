@@ -16,7 +16,7 @@ from pydantic import Field
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.records import content_texts
-from curate.stages.base import DROP, KEEP, Resources, Stage, with_decisions
+from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
 SAMPLE_CHARS = 2_000
 
@@ -53,6 +53,15 @@ def load_fasttext(path: Path):
 class LangIdStage(Stage):
     Rules = LangIdRules
     resources = Resources(cpus=1, memory_gb=0.3)
+
+    @classmethod
+    def criteria(cls, rules: LangIdRules, rejected: pl.DataFrame) -> list[tuple[str, LangIdRules]]:
+        out = []
+        if rejected_by(rejected, "lang_not_allowed"):
+            out.append(("langid allowed languages", rules.model_copy(update={"allowed": []})))
+        if rejected_by(rejected, "low_confidence"):
+            out.append(("langid min score", rules.model_copy(update={"min_score": 0.0, "min_score_by_lang": {}})))
+        return out
 
     def setup(self) -> None:
         path = Path(self.rules.model_path) if self.rules.model_path else bundled_model_path()

@@ -70,6 +70,12 @@ def _violation(rule: QualityRule, value: float) -> str | None:
 class QualityStage(Stage):
     Rules = QualityRules
 
+    @classmethod
+    def criteria(cls, rules: QualityRules, rejected: pl.DataFrame) -> list[tuple[str, QualityRules]]:
+        hit = set(rejected["quality_failed"].explode().drop_nulls().to_list()) if "quality_failed" in rejected.columns else set()
+        return [(f"quality rule {r.name}", rules.model_copy(update={"rules": [o for o in rules.rules if o is not r]}))
+                for r in rules.rules if r.name in hit]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules: list[QualityRule] = self.rules.rules
         stats = {r.column: (r.stat, r.params) for r in rules}

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.minhash import MinHasher, Normalization
-from curate.stages.base import DROP, KEEP, Stage, require_columns, with_decisions
+from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
 from curate.stages.dedup import dedup_texts
 
 TRAIN = "train"
@@ -66,6 +66,13 @@ class SplitRules(StrictModel):
 class SplitStage(Stage):
     kind = "global"
     Rules = SplitRules
+
+    @classmethod
+    def criteria(cls, rules: SplitRules, rejected: pl.DataFrame) -> list[tuple[str, SplitRules]]:
+        if not rejected_by(rejected, "split:contaminated"):
+            return []
+        off = rules.decontamination.model_copy(update={"action": "off"})
+        return [("split decontamination", rules.model_copy(update={"decontamination": off}))]
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
@@ -171,16 +178,13 @@ class SplitStage(Stage):
         train_idx = np.flatnonzero(is_train)
         train_hashes, train_offsets = hasher.shingle_hashes64([texts[i] for i in train_idx])
         train_owner = np.repeat(train_idx, np.diff(train_offsets))
+        train = pl.DataFrame({"h": train_hashes, "train": train_owner}).unique()
+        held_grams = pl.DataFrame({"h": held_hashes, "held": held_owner}).unique()
         if d.max_document_frequency:
-            frequent = self._frequent(train_hashes, train_owner, held_hashes, held_owner + n, d.max_document_frequency)
-            held_keep = ~np.isin(held_hashes, frequent)
-            held_hashes, held_owner = held_hashes[held_keep], held_owner[held_keep]
-        shared = np.isin(train_hashes, held_hashes)
+            held_grams = held_grams.join(self._frequent(train, held_grams, d.max_document_frequency), on="h", how="anti")
         grams = {"train": dict(zip(train_idx.tolist(), np.diff(train_offsets).tolist())),
                  "held": np.diff(held_offsets)}
-        pairs = (pl.DataFrame({"h": train_hashes[shared], "train": train_owner[shared]}).unique()
-                 .join(pl.DataFrame({"h": held_hashes, "held": held_owner}).unique(), on="h")
-                 .group_by("train", "held").len())
+        pairs = train.join(held_grams, on="h").group_by("train", "held").len()
         if len(pairs):
             smaller = np.minimum([grams["train"][t] for t in pairs["train"].to_list()], grams["held"][pairs["held"].to_numpy()])
             pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= d.min_overlap))
@@ -192,14 +196,10 @@ class SplitStage(Stage):
         return contaminated.tolist(), {"pairs": pairs.height, "groups": empty["groups"], "where": where}
 
     @staticmethod
-    def _frequent(train_h: np.ndarray, train_doc: np.ndarray, held_h: np.ndarray, held_doc: np.ndarray, limit: int) -> np.ndarray:
-        """Hashes of the held-out n-grams that occur in more than `limit` documents overall."""
-        candidates = np.unique(held_h)
-        in_train = np.isin(train_h, candidates)
-        frame = pl.DataFrame({"h": np.concatenate([train_h[in_train], held_h]),
-                              "doc": np.concatenate([train_doc[in_train], held_doc])})
-        counts = frame.unique().group_by("h").len()
-        return counts.filter(pl.col("len") > limit)["h"].to_numpy()
+    def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFrame:
+        """The held-out n-grams (column h) found in more than `limit` documents, train and held-out."""
+        docs = pl.concat([train.join(held.select("h").unique(), on="h", how="semi").select("h"), held.select("h")])
+        return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
 
     def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
         if not self.rules.stratify_by:
