@@ -204,6 +204,10 @@ class _Run:
             self.progress.advance(done["accounts"][0]["rows_in"] if done["accounts"] else 0)
 
         results = executor.map_batches(seg_dir, names, tasks, profile=(i == 0), on_done=on_done)
+        for rs in seg.stages:
+            parts = [d["summaries"][rs.name] for d in results if rs.name in d.get("summaries", {})]
+            if parts:
+                self.summaries[rs.name] = STAGES[rs.stage].merge_summaries(parts)
         self.progress.finish()
         return results
 

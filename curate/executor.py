@@ -70,7 +70,11 @@ def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -
         done["lengths_before"] = length_histogram(df)
     for name in names:
         start = time.perf_counter()
-        result = _WORKER_STAGES[name].process(df)
+        stage = _WORKER_STAGES[name]
+        stage.summary = None
+        result = stage.process(df)
+        if stage.summary is not None:
+            done.setdefault("summaries", {})[name] = stage.summary
         kept, rejected, account = split_decisions(name, df, result)
         account.seconds = time.perf_counter() - start
         if rejected.height:

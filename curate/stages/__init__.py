@@ -5,6 +5,7 @@ from curate.stages.base import Stage
 from curate.stages.dedup import DedupStage
 from curate.stages.langid import LangIdStage
 from curate.stages.normalize import NormalizeStage
+from curate.stages.pii import PiiStage
 from curate.stages.quality import QualityStage
 from curate.stages.split import SplitStage
 
@@ -12,6 +13,7 @@ STAGES: dict[str, type[Stage]] = {
     "normalize": NormalizeStage,
     "langid": LangIdStage,
     "quality": QualityStage,
+    "pii": PiiStage,
     "dedup": DedupStage,
     "balance": BalanceStage,
     "split": SplitStage,

