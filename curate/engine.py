@@ -274,6 +274,21 @@ def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFram
     return out
 
 
+def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """With a pii stage in the pipeline, rows rejected before it (and the reader's raw previews of
+    quarantined lines) are redacted with its rules before they are written: `rejected/` must not
+    carry the personal data the pipeline removes. Rows rejected at or after it are redacted already."""
+    names = [rs.name for rs in pipeline.stages]
+    first = next((i for i, rs in enumerate(pipeline.stages) if rs.stage == "pii"), None)
+    if first is None:
+        return rejected
+    before = {"read", *names[:first]}
+    if not any(stage in before for stage in rejected):
+        return rejected
+    redactor = build_stages([pipeline.stages[first]], pipeline.spec.seed)[pipeline.stages[first].name]
+    return {stage: redactor.redact_rows(df) if stage in before else df for stage, df in rejected.items()}
+
+
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
              lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict]) -> dict:
@@ -291,6 +306,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
             entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     final = final.drop(sidecar_cols)
     rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
+    rejected = _redact_rejected(pipeline, rejected)
     for stage, df in rejected.items():
         parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
         entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]

@@ -105,6 +105,7 @@ class LocalExecutor:
         else:
             # spawn, not fork: polars and fastText hold threads that fork would copy mid-lock.
             os.environ.setdefault("POLARS_MAX_THREADS", "1")
+            os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread per worker (spaCy NER)
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=(self.stages, self.seed),

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import re
-
-import regex
 from dataclasses import dataclass
+
+import numpy as np
+import regex
 
 from curate.errors import ConfigError
 
@@ -33,6 +34,10 @@ DATE_WORDS = frozenset(
     "today yesterday tomorrow tonight morning evening night ago week weeks month months year years day days "
     "hour hours minute minutes".split()
 )
+CANDIDATE = re.compile(r"(?<![\w'’-])([A-Z][A-Za-z]*)")  # capitalised words (their letters)
+NEWLINE = re.compile(r"\n")
+DATE_WORD = re.compile(r"\b(?:" + "|".join(sorted(DATE_WORDS)) + r")\b")
+MEMO_LIMIT = 200_000  # segment texts whose NER result a worker keeps
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]+)?>")
 
 
@@ -69,7 +74,7 @@ class Analyzer:
 
     def __init__(self, *, model: str, ner_languages: list[str], entities: dict[str, dict], custom: list,
                  deny_lists: dict[str, list[str]], context: dict[str, list[str]], allow_list: list[str],
-                 gate: bool, window: int, max_tokens: int, overlap: int, batch_size: int):
+                 gate: bool, window: int, max_tokens: int, overlap: int, batch_size: int, memo: bool = True):
         go_offline()
         use_openblas()
         import spacy
@@ -79,10 +84,15 @@ class Analyzer:
         self.entities = entities
         self.value_patterns = {e: regex.compile(r["value_pattern"], regex.IGNORECASE)
                                for e, r in entities.items() if r.get("value_pattern")}
+        # An entity's recognizers run only on texts matching its `requires` regex (one search).
+        self.requires = {e: regex.compile("|".join(f"(?:{x})" for x in r["requires"]), regex.IGNORECASE)
+                         for e, r in entities.items() if r.get("requires")}
         self.ner_languages = set(ner_languages)
         self.allow_list = allow_list
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
         self.batch_size = batch_size
+        self._memo: dict[str, list[tuple[int, int, str]]] = {}
+        self.memo = memo
         try:
             nlp = spacy.load(model)
         except OSError as exc:
@@ -110,35 +120,48 @@ class Analyzer:
                     rec.context = list(rec.context or []) + [w.lower() for w in words]
         self.engine = engine
         self.ner_entities = set(engine.get_supported_entities()) & wanted
+        self.dates = "DATE_TIME" in self.ner_entities  # lower-case date words start NER windows too
         self.supported = set(registry.get_supported_entities(languages=["en"])) & wanted
         self.unsupported = sorted(wanted - self.supported)
         self.presidio = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
 
     # --- NER ------------------------------------------------------------------------------
-    def _candidate(self, token) -> bool:
-        text = token.text
-        if text[:1].isupper():
-            return token.lower_ not in self.stop_words or len(text) > 1 and text.isupper()
-        return token.like_num or any(c.isdigit() for c in text) or token.lower_ in DATE_WORDS
-
     def segments(self, doc) -> list[tuple[int, int]]:
+        """Token ranges [start, end) to run NER on. A range never crosses a line break (so a line
+        repeated in a document or across documents is one NER call, see `ner`); with the gate on,
+        only windows around candidate tokens (found with one regex over the text, not a Python
+        loop over tokens); ranges longer than `max_tokens` are cut into chunks overlapping by
+        `overlap` tokens, so an entity on a chunk boundary is whole in one chunk."""
         n = len(doc)
         if not n:
             return []
-        if self.gate and _uses_capitals(doc.text):
+        text = doc.text
+        starts = doc.to_array("IDX").astype(np.int64)
+        breaks = np.unique(np.searchsorted(starts, [m.start() for m in NEWLINE.finditer(text)], "right") - 1)
+        lines = np.stack([np.r_[0, breaks + 1], np.r_[breaks, n]], axis=1)
+        lines = lines[lines[:, 1] > lines[:, 0]]
+        if self.gate and _uses_capitals(text):
+            found = [m for m in CANDIDATE.finditer(text)
+                     if m.group(1).lower() not in self.stop_words or (len(m.group(1)) > 1 and m.group(1).isupper())]
+            if self.dates:
+                found += list(DATE_WORD.finditer(text))
+            tokens = np.unique(np.searchsorted(starts, [m.start() for m in found], "right") - 1)
+            line_of = np.searchsorted(lines[:, 0], tokens, "right") - 1
             ranges: list[list[int]] = []
-            for i, token in enumerate(doc):
-                if self._candidate(token):
-                    lo, hi = max(0, i - self.window), min(n, i + self.window + 1)
-                    if ranges and lo <= ranges[-1][1]:
-                        ranges[-1][1] = hi
-                    else:
-                        ranges.append([lo, hi])
+            for i, line in zip(tokens.tolist(), line_of.tolist()):
+                lo, hi = lines[line]
+                if i >= hi:  # a candidate inside a line-break token
+                    continue
+                a, b = max(int(lo), i - self.window), min(int(hi), i + self.window + 1)
+                if ranges and a <= ranges[-1][1] and line == ranges[-1][2]:
+                    ranges[-1][1] = b
+                else:
+                    ranges.append([a, b, line])
         else:
-            ranges = [[0, n]]
+            ranges = [[int(lo), int(hi), 0] for lo, hi in lines]
         out = []
         step = max(1, self.max_tokens - self.overlap)
-        for lo, hi in ranges:
+        for lo, hi, _ in ranges:
             start = lo
             while True:
                 end = min(hi, start + self.max_tokens)
@@ -149,28 +172,36 @@ class Analyzer:
         return out
 
     def ner(self, docs: list) -> None:
-        """Set `doc.ents` on each (tokenised) doc, running NER on its segments only."""
-        from spacy.tokens import Span as SpacySpan
+        """Set `doc.ents` on each tokenised doc from NER run on its segments' text only.
+
+        Results are memoised by segment text (NER on the same text gives the same entities), so
+        boilerplate lines repeated within and across documents are tagged once per worker."""
         from spacy.util import filter_spans
 
-        jobs, owners = [], []
-        for d, doc in enumerate(docs):
-            segs = self.segments(doc)
-            if segs == [(0, len(doc))]:
-                jobs.append(doc)
-                owners.append((d, 0, True))
-            else:
-                for s, e in segs:
-                    jobs.append(doc[s:e].as_doc())
-                    owners.append((d, s, False))
-        found: dict[int, list] = {}
-        for (d, offset, whole), done in zip(owners, self.nlp.pipe(jobs, batch_size=self.batch_size)):
-            if whole:
-                continue
-            doc = docs[d]
-            found.setdefault(d, []).extend(SpacySpan(doc, e.start + offset, e.end + offset, label=e.label_) for e in done.ents)
-        for d, spans in found.items():
-            docs[d].set_ents(filter_spans(spans), default="outside")
+        todo: dict[str, None] = {}
+        plans = []
+        for doc in docs:
+            plan = []
+            for s, e in self.segments(doc):
+                start, end = doc[s].idx, doc[e - 1].idx + len(doc[e - 1].text)
+                text = doc.text[start:end]
+                plan.append((start, text))
+                if text not in self._memo:
+                    todo[text] = None
+            plans.append(plan)
+        if not self.memo or len(self._memo) + len(todo) > MEMO_LIMIT:
+            self._memo.clear()
+        texts = list(todo)
+        for text, done in zip(texts, self.nlp.pipe(texts, batch_size=self.batch_size)):
+            self._memo[text] = [(e.start_char, e.end_char, e.label_) for e in done.ents]
+        for doc, plan in zip(docs, plans):
+            spans = []
+            for start, text in plan:
+                for a, b, label in self._memo[text]:
+                    span = doc.char_span(start + a, start + b, label=label, alignment_mode="expand")
+                    if span is not None:
+                        spans.append(span)
+            doc.set_ents(filter_spans(spans), default="outside")
 
     # --- analysis ---------------------------------------------------------------------------
     def analyze(self, texts: list[str], use_ner: list[bool]) -> list[list[Span] | Exception]:
@@ -191,15 +222,36 @@ class Analyzer:
         if "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
         try:
-            artifacts = self.engine.artifacts(doc)
-            present = {e.label_ for e in artifacts.entities}
-            wanted = [e for e in self.supported if e in present or _holds(self.entities[e].get("requires"), text)]
-            if not wanted:
-                return []
-            results = self.presidio.analyze(text, "en", entities=wanted, nlp_artifacts=artifacts,
-                                            allow_list=self.allow_list or None)
+            if len(doc) <= self.max_tokens * 2:
+                return self._analyze(text, doc)
+            # Presidio's context enhancer walks every token for every match: cut long texts into
+            # overlapping pieces (matches in the overlap are found in both; duplicates are merged).
+            best: dict[tuple[int, int, str], Span] = {}
+            step = self.max_tokens * 2 - self.overlap
+            for a in range(0, len(doc), step):
+                b = min(len(doc), a + self.max_tokens * 2)
+                start, end = doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)
+                piece = self.nlp.make_doc(text[start:end])
+                ents = [piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
+                        for e in doc.ents if e.start >= a and e.end <= b]
+                piece.set_ents([e for e in ents if e is not None], default="outside")
+                for s in self._analyze(piece.text, piece):
+                    key = (s.start + start, s.end + start, s.entity)
+                    if key not in best or best[key].score < s.score:
+                        best[key] = Span(*key, s.score)
+                if b == len(doc):
+                    break
+            return sorted(best.values(), key=lambda s: (s.start, s.end))
         except Exception as exc:
             return exc
+
+    def _analyze(self, text: str, doc) -> list[Span]:
+        artifacts = self.engine.artifacts(doc)
+        present = {e.label_ for e in artifacts.entities}
+        wanted = [e for e in self.supported if e in present or (check := self.requires.get(e)) is None or check.search(text)]
+        if not wanted:
+            return []
+        results = self.presidio.analyze(text, "en", entities=wanted, nlp_artifacts=artifacts, allow_list=self.allow_list or None)
         out = []
         for r in results:
             rule = self.entities[r.entity_type]
@@ -219,13 +271,6 @@ def _uses_capitals(text: str) -> bool:
             letters += 1
             upper += c.isupper()
     return letters > 0 and 0.01 <= upper / letters <= 0.5
-
-
-def _holds(requires: list[str] | None, text: str) -> bool:
-    """Cheap precondition for an entity's regex recognizers: any of these substrings, or "digit"."""
-    if not requires:
-        return True
-    return any((any(c.isdigit() for c in text) if r == "digit" else r in text) for r in requires)
 
 
 _NER_CONFIG = {
@@ -256,8 +301,11 @@ def _engine_class():
 
         def artifacts(self, doc) -> NlpArtifacts:
             entities, scores = self._get_updated_entities(list(doc.ents), self._get_scores_for_entities(doc))
-            return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[t.idx for t in doc],
-                                lemmas=[t.lower_ for t in doc], nlp_engine=self, language="en", scores=scores)
+            strings = doc.vocab.strings
+            # nlp_engine=None: Presidio then skips computing `keywords`, which no recognizer reads
+            return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=doc.to_array("IDX").tolist(),
+                                lemmas=[strings[h] for h in doc.to_array("LOWER").tolist()], nlp_engine=None,
+                                language="en", scores=scores)
 
     return Engine
 

@@ -34,6 +34,26 @@ def _funnel(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
     return funnel
 
 
+def _pii(name: str, summary: dict | None) -> dict:
+    """Counts only: by entity type and by operator, residual rate of the re-scanned sample."""
+    s = summary or {}
+    residual = s.get("residual", {})
+    sampled = residual.get("sampled", 0)
+    return {
+        "stage": name,
+        "records": s.get("records", 0),
+        "records_with_pii": s.get("records_with_pii", 0),
+        "entities": dict(sorted(s.get("entities", {}).items(), key=lambda kv: -kv[1])),
+        "operators": s.get("operators", {}),
+        "dropped": s.get("dropped", 0),
+        "quarantined": s.get("quarantined", 0),
+        "regex_only_records": s.get("regex_only_records", {}),
+        "residual": {"sampled": sampled, "with_pii": residual.get("with_pii", 0),
+                     "rate": round(residual.get("with_pii", 0) / sampled, 4) if sampled else None,
+                     "entities": residual.get("entities", {})},
+    }
+
+
 def _stage_names(manifest: dict, stage_type: str) -> list[str]:
     return [s["name"] for s in manifest["pipeline"]["stages"] if s["stage"] == stage_type]
 
@@ -111,6 +131,7 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         },
         "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
         "quality": _quality_hits(manifest, rejected),
+        "pii": [_pii(name, manifest.get("stage_summaries", {}).get(name)) for name in _stage_names(manifest, "pii")],
         "duplicates": _duplicates(manifest, rejected),
         "balance": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
                     for name in _stage_names(manifest, "balance")],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections import Counter
 from typing import ClassVar, Literal
 
@@ -29,6 +30,7 @@ from curate.errors import ConfigError
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, with_decisions
 
 WITHHELD = "<WITHHELD: PII scan failed>"
+STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly cut off by the line end
 
 
 class PatternRule(StrictModel):
@@ -50,18 +52,19 @@ class EntityRule(StrictModel):
     operator: Literal["replace", "mask", "hash", "drop"] | None = None
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     placeholder: str | None = None
-    requires: list[str] = Field(default_factory=list, description='cheap precondition: substrings, or "digit"')
+    requires: list[str] = Field(default_factory=list,
+                                description="regexes: the entity's recognizers run only on texts matching one")
     value_pattern: str | None = Field(None, description="keep a match only if its text matches this regex")
 
     @model_validator(mode="after")
     def _check(self) -> "EntityRule":
-        if self.value_pattern:
-            import regex
+        import regex
 
+        for pattern in [*self.requires, *([self.value_pattern] if self.value_pattern else [])]:
             try:
-                regex.compile(self.value_pattern)
+                regex.compile(pattern)
             except regex.error as exc:
-                raise ValueError(f"value_pattern {self.value_pattern!r} is not a valid regex: {exc}") from None
+                raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from None
         return self
 
 
@@ -83,6 +86,7 @@ class NlpRule(StrictModel):
     max_tokens: int = Field(256, ge=16)
     overlap: int = Field(32, ge=4)
     batch_size: int = Field(64, ge=1)
+    memo: bool = Field(True, description="tag each distinct segment text once per worker")
 
     @model_validator(mode="after")
     def _check(self) -> "NlpRule":
@@ -176,7 +180,7 @@ class PiiStage(Stage):
             entities={k: v.model_dump() for k, v in r.entities.items()},
             custom=[_recognizer(rec) for rec in r.recognizers], deny_lists=r.deny_list, context=r.context,
             allow_list=r.allow_list, gate=r.nlp.gate, window=r.nlp.window, max_tokens=r.nlp.max_tokens,
-            overlap=r.nlp.overlap, batch_size=r.nlp.batch_size,
+            overlap=r.nlp.overlap, batch_size=r.nlp.batch_size, memo=r.nlp.memo,
         )
         self.anonymizer = AnonymizerEngine()
 
@@ -331,9 +335,18 @@ class PiiStage(Stage):
                                    pl.Series("messages", messages, dtype=df.schema["messages"]))
         if "raw" in df.columns and df.height:
             raw = df["raw"].to_list()
-            present = [(i, v) for i, v in enumerate(raw) if isinstance(v, str) and v]
-            found = self.analyzer.analyze([v for _, v in present], [True] * len(present))
-            for (i, v), spans in zip(present, found):
-                raw[i] = WITHHELD if isinstance(spans, Exception) else self.redact(v, spans)[0]
-            out = out.with_columns(pl.Series("raw", raw, dtype=pl.Utf8))
+            out = out.with_columns(pl.Series("raw", [self._redact_raw(v) if isinstance(v, str) and v else v for v in raw],
+                                             dtype=pl.Utf8))
         return out
+
+    def _redact_raw(self, raw: str) -> str:
+        """A line the reader could not parse: scan it whole and each string literal in it on its
+        own (a name inside `"text": "..."` reads as prose there), redact the union."""
+        from curate.pii.analyzer import Span
+
+        pieces = [(0, raw)] + [(m.start(1), m.group(1)) for m in STRING_LITERAL.finditer(raw) if len(m.group(1)) > 2]
+        found = self.analyzer.analyze([p for _, p in pieces], [True] * len(pieces))
+        if any(isinstance(f, Exception) for f in found):
+            return WITHHELD
+        spans = [Span(s.start + at, s.end + at, s.entity, s.score) for (at, _), f in zip(pieces, found) for s in f]
+        return self.redact(raw, spans)[0]
