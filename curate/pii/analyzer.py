@@ -137,9 +137,7 @@ class Analyzer:
             return []
         text = doc.text
         starts = doc.to_array("IDX").astype(np.int64)
-        breaks = np.unique(np.searchsorted(starts, [m.start() for m in NEWLINE.finditer(text)], "right") - 1)
-        lines = np.stack([np.r_[0, breaks + 1], np.r_[breaks, n]], axis=1)
-        lines = lines[lines[:, 1] > lines[:, 0]]
+        lines = self._units(text, starts, n)
         if self.gate and _uses_capitals(text):
             found = [m for m in CANDIDATE.finditer(text)
                      if m.group(1).lower() not in self.stop_words or (len(m.group(1)) > 1 and m.group(1).isupper())]
@@ -171,6 +169,21 @@ class Analyzer:
                 start += step
         return out
 
+    @staticmethod
+    def _units(text: str, starts: np.ndarray, n: int) -> np.ndarray:
+        """[start, end) token ranges of the lines of a text (line-break tokens left out). Sentences
+        are not cut apart: NER uses context across them (cutting costs recall on dates and names)."""
+        breaks = np.unique(np.searchsorted(starts, [m.start() for m in NEWLINE.finditer(text)], "right") - 1)
+        bounds = [(int(b), int(b) + 1) for b in breaks]
+        units, start = [], 0
+        for end, nxt in bounds:
+            if end > start:
+                units.append((start, end))
+            start = max(start, nxt)
+        if n > start:
+            units.append((start, n))
+        return np.array(units, dtype=np.int64).reshape(-1, 2)
+
     def ner(self, docs: list) -> None:
         """Set `doc.ents` on each tokenised doc from NER run on its segments' text only.
 
@@ -182,9 +195,10 @@ class Analyzer:
         plans = []
         for doc in docs:
             plan = []
+            full = doc.text  # a property that joins every token: once per doc
             for s, e in self.segments(doc):
                 start, end = doc[s].idx, doc[e - 1].idx + len(doc[e - 1].text)
-                text = doc.text[start:end]
+                text = full[start:end]
                 plan.append((start, text))
                 if text not in self._memo:
                     todo[text] = None
@@ -228,12 +242,13 @@ class Analyzer:
             # overlapping pieces (matches in the overlap are found in both; duplicates are merged).
             best: dict[tuple[int, int, str], Span] = {}
             step = self.max_tokens * 2 - self.overlap
+            doc_ents = list(doc.ents)  # `doc.ents` walks every token: once, not per piece
             for a in range(0, len(doc), step):
                 b = min(len(doc), a + self.max_tokens * 2)
                 start, end = doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)
                 piece = self.nlp.make_doc(text[start:end])
                 ents = [piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
-                        for e in doc.ents if e.start >= a and e.end <= b]
+                        for e in doc_ents if e.start >= a and e.end <= b]
                 piece.set_ents([e for e in ents if e is not None], default="outside")
                 for s in self._analyze(piece.text, piece):
                     key = (s.start + start, s.end + start, s.entity)
