@@ -113,7 +113,7 @@ def dedup(records: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity"])
+    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -122,6 +122,10 @@ def main() -> None:
         dedup(args.records)
     if args.only in (None, "sensitivity"):
         subprocess.run([sys.executable, "-m", "bench.sensitivity"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "pii"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one BLAS thread per process, as the engine's workers
+        for module in ("bench.pii_eval", "bench.pii_speed"):
+            subprocess.run([sys.executable, "-m", module], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
     _markdown()
     print((RESULTS / "README.md").read_text())
 
@@ -191,7 +195,36 @@ def _markdown() -> None:
             lines.append(f"| {x['criterion']} | {x['replay_seconds']} | {x['rerun_seconds']} | {x['speed_vs_rerun']}x | "
                          f"{x['replay_kept']:,} | {x['rerun_kept']:,} | {'yes' if x['agree'] else 'NO'} |")
         lines.append("")
+    lines += _pii_markdown()
     (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+def _pii_markdown() -> list[str]:
+    lines = []
+    path = RESULTS / "pii_speed.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        c = r["corpus"]
+        lines += [f"## {r['benchmark']}", "",
+                  f"{c['documents']:,} documents of {c['mean_chars']} characters on average ({c['what']}); "
+                  f"recall over {', '.join(r['recall_types'])}.", "",
+                  "| variant | docs | seconds | docs/s | MB/s | speed vs stock | recall |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for x in r["rows"]:
+            lines.append(f"| {x['variant']} | {x['docs']:,} | {x['seconds']} | {x['docs_per_s']} | {x['mb_per_s']} | "
+                         f"{x['speed_vs_stock']}x | {x.get('recall', '–')} |")
+        lines += ["", "Where the stage's time goes (1 process, memo off):", "", "| area | seconds | share |", "|---|---:|---:|"]
+        lines += [f"| {p['area']} | {p['seconds']} | {p['share']:.0%} |" for p in r["profile_memo_off"]]
+        lines.append("")
+    path = RESULTS / "pii_eval.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        lines += [f"## {r['benchmark']}", "", f"Model: {r['model']}. curate's default rules cover: {', '.join(r['curate_covers'])}.", "",
+                  "| type | gold | stock P | stock R | stock F2 | curate P | curate R | curate F2 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for t, s in r["stock"].items():
+            c = r["curate"][t]
+            lines.append(f"| {t} | {s['gold']:,} | {s['precision']} | {s['recall']} | {s['f2']} | {c['precision']} | {c['recall']} | {c['f2']} |")
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

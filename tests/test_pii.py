@@ -59,6 +59,7 @@ def _one(stage: PiiStage, text: str, lang: str = "en") -> dict:
     ("Patient Maria Gonzalez was admitted.", "Maria Gonzalez", "PERSON"),
     ("She lives at 1600 Pennsylvania Avenue NW now.", "1600 Pennsylvania Avenue", "STREET_ADDRESS"),
     ("Please see Dr. Okafor about it.", "Okafor", "PERSON"),
+    ("My driver's license number is 6940579", "6940579", "US_DRIVER_LICENSE"),  # needs its context words
     ("export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
     ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SECRET"),
     ("token: ghp_0123456789abcdefghijABCDEFGHIJ012345", "ghp_0123456789abcdefghijABCDEFGHIJ012345", "SECRET"),

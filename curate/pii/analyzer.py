@@ -315,12 +315,19 @@ def _engine_class():
             pass
 
         def artifacts(self, doc) -> NlpArtifacts:
+            from spacy.attrs import IDX, IS_PUNCT, IS_STOP, LOWER
+
             entities, scores = self._get_updated_entities(list(doc.ents), self._get_scores_for_entities(doc))
             strings = doc.vocab.strings
-            # nlp_engine=None: Presidio then skips computing `keywords`, which no recognizer reads
-            return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=doc.to_array("IDX").tolist(),
-                                lemmas=[strings[h] for h in doc.to_array("LOWER").tolist()], nlp_engine=None,
-                                language="en", scores=scores)
+            table = doc.to_array([IDX, LOWER, IS_STOP, IS_PUNCT]).tolist() if len(doc) else []
+            lemmas = [strings[row[1]] for row in table]
+            # nlp_engine=None spares Presidio its per-token vocabulary lookups for `keywords`;
+            # they are computed here from the token attributes, the same way.
+            artifacts = NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[row[0] for row in table],
+                                     lemmas=lemmas, nlp_engine=None, language="en", scores=scores)
+            artifacts.keywords = [part for lemma, row in zip(lemmas, table) if not row[2] and not row[3] and lemma != "be"
+                                  for part in lemma.split(":")]
+            return artifacts
 
     return Engine
 
