@@ -183,6 +183,7 @@ class PiiStage(Stage):
             overlap=r.nlp.overlap, batch_size=r.nlp.batch_size, memo=r.nlp.memo,
         )
         self.anonymizer = AnonymizerEngine()
+        self._lid = None
 
     # --- operators --------------------------------------------------------------------------
     def _operators(self) -> dict:
@@ -227,17 +228,35 @@ class PiiStage(Stage):
                     jobs.append((row, m, msg["content"]))
         return jobs
 
-    def scan(self, df: pl.DataFrame) -> tuple[list[tuple[int, int | None, str]], list]:
-        jobs = self._texts(df)
+    def languages(self, df: pl.DataFrame, jobs: list[tuple[int, int | None, str]]) -> list[str]:
+        """Each record's language: its `lang`, or, where that is unknown (pii runs before langid in
+        the default pipeline), fastText lid.176's guess from its first text — an English NER model
+        run on Vietnamese finds "names" everywhere."""
         langs = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
+        unknown = {row: text for row, _, text in reversed(jobs) if langs[row] is None}
+        if unknown:
+            if self._lid is None:
+                from curate.stages.langid import bundled_model_path, load_fasttext
+
+                self._lid = load_fasttext(bundled_model_path())
+            rows = list(unknown)
+            labels, _ = self._lid.predict([" ".join(unknown[r][:2000].split()) for r in rows], k=1)
+            for r, label in zip(rows, labels):
+                langs[r] = label[0].removeprefix("__label__") if label else "und"
+        return langs
+
+    def scan(self, df: pl.DataFrame, langs: list[str] | None = None) -> tuple[list[tuple[int, int | None, str]], list]:
+        jobs = self._texts(df)
+        langs = langs if langs is not None else self.languages(df, jobs)
         ner_langs = set(self.rules.nlp.ner_languages)
-        use_ner = [langs[row] is None or langs[row] in ner_langs for row, _, _ in jobs]
+        use_ner = [langs[row] in ner_langs for row, _, _ in jobs]
         return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner)
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         self._ops = self._operators()
         r = self.rules
-        jobs, found = self.scan(df)
+        langs = self.languages(df, self._texts(df))
+        jobs, found = self.scan(df, langs)
         n = df.height
         texts = df["text"].to_list()
         messages = [[dict(m) for m in (msgs or [])] if msgs is not None else None for msgs in df["messages"].to_list()]
@@ -276,9 +295,8 @@ class PiiStage(Stage):
             pl.Series("pii_count", counts, dtype=pl.Int32),
             pl.Series("pii_types", [sorted(t) for t in types], dtype=pl.List(pl.Utf8)),
         )
-        langs = df["lang"].to_list() if "lang" in df.columns else [None] * n
         ner_langs = set(r.nlp.ner_languages)
-        regex_only = Counter(str(lang) for lang in langs if lang is not None and lang not in ner_langs)
+        regex_only = Counter(lang for lang in langs if lang is not None and lang not in ner_langs)
         self.summary = {
             "records": n,
             "records_with_pii": sum(1 for c in counts if c),
@@ -287,11 +305,11 @@ class PiiStage(Stage):
             "dropped": actions.count(DROP),
             "quarantined": actions.count(QUARANTINE),
             "regex_only_records": dict(regex_only),
-            "residual": self._residual(out, actions),
+            "residual": self._residual(out, actions, langs),
         }
         return with_decisions(out, actions, rules, reasons)
 
-    def _residual(self, out: pl.DataFrame, actions: list[str]) -> dict:
+    def _residual(self, out: pl.DataFrame, actions: list[str], langs: list[str]) -> dict:
         """Re-scan a seeded sample of redacted records: what the redaction missed or introduced."""
         from curate.pii.analyzer import PLACEHOLDER
 
@@ -302,7 +320,7 @@ class PiiStage(Stage):
         picked = [i for i, rec_id in enumerate(ids)
                   if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate]
         sample = out[picked]
-        jobs, found = self.scan(sample)
+        jobs, found = self.scan(sample, [langs[i] for i in picked])
         rows_with, entities = set(), Counter()
         for (row, _, text), spans in zip(jobs, found):
             if isinstance(spans, Exception):
