@@ -195,7 +195,7 @@ class PiiStage(Stage):
             placeholder = r.entities[entity].placeholder or f"<{entity}>"
             if op == "mask":
                 keep, char = r.mask.keep_last, r.mask.char
-                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * max(0, len(v) - k) + v[len(v) - k:] if k else c * len(v)})
+                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * max(0, len(v) - k) + v[max(0, len(v) - k):]})
             elif op == "hash":
                 ops[entity] = OperatorConfig("custom", {"lambda": lambda v, e=entity: f"<{e}:{self._hash(v)}>"})
             else:  # replace, and drop (the record is dropped, stored redacted)
@@ -267,7 +267,11 @@ class PiiStage(Stage):
             if isinstance(spans, Exception):
                 errors.setdefault(row, f"PII analysis failed with {type(spans).__name__}; content withheld")
                 continue
-            redacted, entities = self.redact(text, spans)
+            try:
+                redacted, entities = self.redact(text, spans)
+            except Exception as exc:
+                errors.setdefault(row, f"PII redaction failed with {type(exc).__name__}; content withheld")
+                continue
             if m is None:
                 texts[row] = redacted
             else:
