@@ -113,6 +113,8 @@ def test_vietnamese_records_get_regex_recognizers_only(stage, lang):
 def test_mask_keeps_the_last_digits(stage):
     row = _one(stage, "Charge card 4111 1111 1111 1111 today.")
     assert "4111 1111 1111 1111" not in row["text"] and row["text"].endswith("***1111 today.")
+    mask = stage._operators()["CREDIT_CARD"].params["lambda"]
+    assert mask("123") == "***"  # never reveals a value no longer than keep_last
 
 
 def test_keyed_hash_is_stable_per_key_and_needs_the_key(monkeypatch):

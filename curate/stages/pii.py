@@ -195,7 +195,7 @@ class PiiStage(Stage):
             placeholder = r.entities[entity].placeholder or f"<{entity}>"
             if op == "mask":
                 keep, char = r.mask.keep_last, r.mask.char
-                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * max(0, len(v) - k) + v[max(0, len(v) - k):]})
+                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * len(v) if len(v) <= k else c * (len(v) - k) + v[len(v) - k:]})
             elif op == "hash":
                 ops[entity] = OperatorConfig("custom", {"lambda": lambda v, e=entity: f"<{e}:{self._hash(v)}>"})
             else:  # replace, and drop (the record is dropped, stored redacted)
