@@ -28,7 +28,7 @@ from curate.config import Pipeline, ResolvedStage
 from curate.executor import BatchTask, LocalExecutor, build_stages
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
-from curate.io.shards import describe_file, read_json, write_json, write_parquet, write_shards
+from curate.io.shards import describe_file, read_json, read_parquets, write_json, write_parquet, write_shards
 from curate.io.sources import InputFile, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
@@ -176,7 +176,7 @@ class _Run:
                 else:
                     self.global_inputs[seg.stages[0].name] = [p / "kept.parquet" for p in previous]
                     previous = [self._global_segment(seg.stages[0], seg_dir, previous)]
-        final = _concat([p / "kept.parquet" for p in previous])
+        final = read_parquets([p / "kept.parquet" for p in previous])
         accounts = [self.accounts[n] for n in order]
         check_chain(accounts, final.height)
         return final, accounts, add_histograms(histograms)
@@ -224,7 +224,7 @@ class _Run:
 
     def _rebatch(self, previous: list[Path]) -> Iterator[BatchTask]:
         size = self.pipeline.spec.batch_size
-        df = _concat([p / "kept.parquet" for p in previous])
+        df = read_parquets([p / "kept.parquet" for p in previous])
         for index, start in enumerate(range(0, max(df.height, 1), size)):
             yield BatchTask(index, df.slice(start, size))
 
@@ -237,7 +237,7 @@ class _Run:
             summary = done.get("summary")
         else:
             self.progress.start(rs.name, _rows_in(previous))
-            df = _concat([p / "kept.parquet" for p in previous])
+            df = read_parquets([p / "kept.parquet" for p in previous])
             stage = build_stages([rs], self.pipeline.spec.seed)[rs.name]
             start = time.perf_counter()
             kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
@@ -259,16 +259,11 @@ def _rows_in(folders: list[Path]) -> int:
     return sum(pl.scan_parquet(p / "kept.parquet").select(pl.len()).collect().item() for p in folders)
 
 
-def _concat(paths: list[Path]) -> pl.DataFrame:
-    frames = [pl.read_parquet(p) for p in paths if p.is_file()]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-
-
 def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFrame]:
     """Each stage's rejected rows from the checkpoints, in read order."""
     out = {}
     for acc in accounts:
-        df = _concat(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
+        df = read_parquets(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
         if df.height:
             out[acc.stage] = df
     return out

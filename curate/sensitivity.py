@@ -24,6 +24,7 @@ import polars as pl
 
 from curate.accounting import split_decisions
 from curate.config import ResolvedStage
+from curate.io.shards import read_parquets
 from curate.stages import STAGES
 from curate.stages.base import DECISION_COLUMNS, Stage
 
@@ -46,10 +47,6 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
-def _read(paths: list[Path]) -> pl.DataFrame:
-    return _concat([pl.read_parquet(p) for p in paths if p.is_file()])
-
-
 def _kept(name: str, df: pl.DataFrame, stage: Stage) -> pl.DataFrame:
     if not df.height:
         return df
@@ -60,9 +57,8 @@ def _kept(name: str, df: pl.DataFrame, stage: Stage) -> pl.DataFrame:
 class WhatIf:
     """Replays the run's decisions with one criterion relaxed."""
 
-    def __init__(self, traces: list[StageTrace], final: pl.DataFrame, file_order: list[str], seed: int):
+    def __init__(self, traces: list[StageTrace], file_order: list[str], seed: int):
         self.traces = traces
-        self.final = final
         self.seed = seed
         self.rank = {label: i for i, label in enumerate(file_order)}
         self._stages: dict[str, Stage] = {}
@@ -80,7 +76,7 @@ class WhatIf:
 
     def recorded_input(self, trace: StageTrace) -> pl.DataFrame:
         if trace.spec.name not in self._inputs:
-            self._inputs[trace.spec.name] = _read(trace.inputs or [])
+            self._inputs[trace.spec.name] = read_parquets(trace.inputs or [])
         return self._inputs[trace.spec.name]
 
     def in_read_order(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -127,7 +123,7 @@ def _mix(labels: pl.Series) -> dict[str, float]:
 def sensitivity(traces: list[StageTrace], final: pl.DataFrame, file_order: list[str], seed: int,
                 label: str = "label") -> list[dict]:
     """One row per criterion that rejected anything: records gained, records lost, label mix."""
-    whatif = WhatIf(traces, final, file_order, seed)
+    whatif = WhatIf(traces, file_order, seed)
     has_label = label in final.columns
     rows = []
     for at, trace in enumerate(traces):

@@ -32,6 +32,12 @@ def write_json(path: Path, value: object, sort_keys: bool = True) -> None:
     atomic_write_bytes(path, orjson.dumps(value, option=option) + b"\n")
 
 
+def read_parquets(paths: list[Path]) -> pl.DataFrame:
+    """The Parquet files among `paths` that exist, as one frame (columns unioned)."""
+    frames = [pl.read_parquet(p) for p in paths if p.is_file()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
 def read_json(path: Path) -> dict:
     return orjson.loads(path.read_bytes())
 

@@ -6,9 +6,10 @@ document per `analyze()` call and then every recognizer it knows. Here:
 - spaCy runs only the NER component (and what it listens to), batched with `nlp.pipe`,
   on OpenBLAS instead of BLIS (2x faster matrix products on this kind of CPU);
 - NER runs only on token windows around candidate tokens (capitalised words that are not
-  stop words, numbers, date words) — a name needs a capital letter in English; windows
-  longer than `max_tokens` are cut into overlapping chunks so an entity on a chunk
-  boundary is inside one of them whole;
+  stop words, and date words when DATE_TIME is asked for) — a name needs a capital letter in
+  English; all-lowercase text gets NER throughout; windows never cross a line break, and
+  longer than `max_tokens` they are cut into overlapping chunks so an entity on a chunk
+  boundary is inside one of them whole; each distinct window text is tagged once per worker;
 - the artifacts Presidio's recognizers need are built from that one tokenisation and
   handed to `AnalyzerEngine.analyze(nlp_artifacts=...)`, so nothing is parsed twice;
 - only the recognizers of the entities the rules ask for are loaded, and per document only
@@ -79,7 +80,7 @@ class Analyzer:
         use_openblas()
         import spacy
         from presidio_analyzer import AnalyzerEngine, PatternRecognizer, RecognizerRegistry
-        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        from presidio_analyzer.nlp_engine import NerModelConfiguration
 
         self.entities = entities
         self.value_patterns = {e: regex.compile(r["value_pattern"], regex.IGNORECASE)
@@ -280,12 +281,8 @@ class Analyzer:
 
 def _uses_capitals(text: str) -> bool:
     """Whether capitalisation can point at names: not for all-lowercase (or all-caps) text."""
-    letters = upper = 0
-    for c in text:
-        if c.isalpha():
-            letters += 1
-            upper += c.isupper()
-    return letters > 0 and 0.01 <= upper / letters <= 0.5
+    letters = sum(map(str.isalpha, text))
+    return letters > 0 and 0.01 <= sum(map(str.isupper, text)) / letters <= 0.5
 
 
 _NER_CONFIG = {

@@ -19,7 +19,7 @@ import hmac
 import os
 import re
 from collections import Counter
-from typing import ClassVar, Literal
+from typing import Literal
 
 import polars as pl
 import xxhash
@@ -151,7 +151,6 @@ def _recognizer(rule: RecognizerRule):
 class PiiStage(Stage):
     Rules = PiiRules
     resources = Resources(cpus=1, memory_gb=1.0)
-    columns: ClassVar[tuple[str, ...]] = ("pii_count", "pii_types")
 
     @classmethod
     def criteria(cls, rules: PiiRules, rejected: pl.DataFrame) -> list[tuple[str, PiiRules]]:
@@ -245,21 +244,33 @@ class PiiStage(Stage):
                 langs[r] = label[0].removeprefix("__label__") if label else "und"
         return langs
 
-    def scan(self, df: pl.DataFrame, langs: list[str] | None = None) -> tuple[list[tuple[int, int | None, str]], list]:
+    def scan(self, df: pl.DataFrame, langs: list[str] | None = None) -> tuple[list[tuple[int, int | None, str]], list, list[str]]:
+        """Every text to scan, its entities (or the exception analysing it raised), and each record's language."""
         jobs = self._texts(df)
         langs = langs if langs is not None else self.languages(df, jobs)
         ner_langs = set(self.rules.nlp.ner_languages)
         use_ner = [langs[row] in ner_langs for row, _, _ in jobs]
-        return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner)
+        return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner), langs
+
+    @staticmethod
+    def _contents(df: pl.DataFrame) -> tuple[list[str | None], list[list[dict] | None]]:
+        """Mutable copies of the `text` and `messages` columns."""
+        messages = [[dict(m) for m in msgs] if msgs is not None else None for msgs in df["messages"].to_list()]
+        return df["text"].to_list(), messages
+
+    @staticmethod
+    def _put(texts: list, messages: list, row: int, m: int | None, value: str) -> None:
+        if m is None:
+            texts[row] = value
+        else:
+            messages[row][m]["content"] = value
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         self._ops = self._operators()
         r = self.rules
-        langs = self.languages(df, self._texts(df))
-        jobs, found = self.scan(df, langs)
+        jobs, found, langs = self.scan(df)
         n = df.height
-        texts = df["text"].to_list()
-        messages = [[dict(m) for m in (msgs or [])] if msgs is not None else None for msgs in df["messages"].to_list()]
+        texts, messages = self._contents(df)
         counts, types = [0] * n, [set() for _ in range(n)]
         errors: dict[int, str] = {}
         by_entity, by_operator = Counter(), Counter()
@@ -272,10 +283,7 @@ class PiiStage(Stage):
             except Exception as exc:
                 errors.setdefault(row, f"PII redaction failed with {type(exc).__name__}; content withheld")
                 continue
-            if m is None:
-                texts[row] = redacted
-            else:
-                messages[row][m]["content"] = redacted
+            self._put(texts, messages, row, m, redacted)
             counts[row] += len(entities)
             for entity in entities:
                 types[row].add(entity)
@@ -324,7 +332,7 @@ class PiiStage(Stage):
         picked = [i for i, rec_id in enumerate(ids)
                   if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate]
         sample = out[picked]
-        jobs, found = self.scan(sample, [langs[i] for i in picked])
+        jobs, found, _ = self.scan(sample, [langs[i] for i in picked])
         rows_with, entities = set(), Counter()
         for (row, _, text), spans in zip(jobs, found):
             if isinstance(spans, Exception):
@@ -344,15 +352,10 @@ class PiiStage(Stage):
         self._ops = self._operators()
         out = df
         if "text" in df.columns and "messages" in df.columns and df.height:
-            jobs, found = self.scan(df)
-            texts = df["text"].to_list()
-            messages = [[dict(m) for m in (msgs or [])] if msgs is not None else None for msgs in df["messages"].to_list()]
+            jobs, found, _ = self.scan(df)
+            texts, messages = self._contents(df)
             for (row, m, text), spans in zip(jobs, found):
-                redacted = WITHHELD if isinstance(spans, Exception) else self.redact(text, spans)[0]
-                if m is None:
-                    texts[row] = redacted
-                else:
-                    messages[row][m]["content"] = redacted
+                self._put(texts, messages, row, m, WITHHELD if isinstance(spans, Exception) else self.redact(text, spans)[0])
             out = out.with_columns(pl.Series("text", texts, dtype=pl.Utf8),
                                    pl.Series("messages", messages, dtype=df.schema["messages"]))
         if "raw" in df.columns and df.height:
