@@ -75,6 +75,31 @@ def run(
     except CurateError as exc:
         _fail(exc)
     _summary(result)
+    _gates(result.manifest.get("gates", []))
+    if result.failed_gates:
+        console.print(f"[bold red]gates failed:[/] {len(result.failed_gates)} expectation(s) with severity 'fail' did not pass; "
+                      f"the output is written to {_display(result.out_dir)} for inspection but the catalog marks "
+                      f"{result.manifest['name']}@{result.manifest['version']} failed, so no project can use it.", soft_wrap=True)
+        raise typer.Exit(GATES_FAILED)
+
+
+GATES_FAILED = 4
+
+
+def _gates(results: list[dict]) -> None:
+    """Each gate point's tally, then every check that did not pass: rule, expected, observed."""
+    for r in results:
+        c = r["counts"]
+        out.print(f"gates ({r['point']}): {c['pass']} passed, {c['warn']} warned, {c['fail']} failed in {r['seconds']:.1f} s", highlight=False)
+        bad = [x for x in r["checks"] if x["status"] != "pass"]
+        if bad:
+            table = Table(show_header=True, box=None, padding=(0, 1))
+            for col in ("", "rule", "expected", "observed", "examples"):
+                table.add_column(col)
+            for x in bad:
+                mark = "[red]FAIL[/]" if x["status"] == "fail" else "[yellow]warn[/]"
+                table.add_row(mark, _escape(x["rule"]), _escape(x["expected"]), _escape(x["observed"]), _escape(", ".join(x["examples"][:3])))
+            out.print(table)
 
 
 def _display(path: Path) -> str:

@@ -72,6 +72,11 @@ class StageSpec(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class GateSpec(StrictModel):
+    rules: str  # a rules/gates/*.yaml file
+    after: str = "final"  # a stage name: check what that stage passed on; "final": the published shards
+
+
 class PipelineSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -84,6 +89,8 @@ class PipelineSpec(StrictModel):
     # Replay each selection criterion relaxed (curate.sensitivity) and report what it removes.
     sensitivity: bool = True
     stages: list[StageSpec] = Field(default_factory=list)
+    # Great Expectations gates (curate.gates); a failed `fail` check marks the run failed.
+    gates: list[GateSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class Pipeline:
     spec: PipelineSpec
     path: Path
     stages: tuple[ResolvedStage, ...]
+    gates: tuple = ()  # curate.gates.ResolvedGate, in pipeline order
 
     @property
     def base_dir(self) -> Path:
@@ -116,6 +124,7 @@ class Pipeline:
     def config_fingerprint(self) -> str:
         spec = self.spec.model_dump(mode="json", exclude={"output": {"dir"}, "workers": True, "description": True})
         spec["stages"] = [s.fingerprint for s in self.stages]
+        spec["gates"] = [[g.point, g.rules.model_dump(mode="json")] for g in self.gates]
         return sha256_json(spec)
 
 
@@ -219,4 +228,30 @@ def load_pipeline(path: str | Path) -> Pipeline:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{path}: stages: stage names must be unique, repeated: {', '.join(dupes)} (set 'name:' to tell them apart)")
-    return Pipeline(spec=spec, path=path, stages=stages)
+    return Pipeline(spec=spec, path=path, stages=stages, gates=_resolve_gates(spec, stages, path))
+
+
+def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> tuple:
+    from curate.gates import FINAL, ResolvedGate
+    from curate.gates.rules import GateRules
+
+    names = [s.name for s in stages]
+    out = []
+    for i, g in enumerate(spec.gates):
+        where = f"{path}: gates[{i}]"
+        if g.after != FINAL and g.after not in names:
+            close = difflib.get_close_matches(g.after, names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}.after: no stage named '{g.after}'{hint}; expected 'final' or one of: {', '.join(names)}")
+        rules_path = Path(g.rules) if Path(g.rules).is_absolute() else path.parent / g.rules
+        if not rules_path.is_file():
+            raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
+        rules = parse_model(GateRules, load_yaml(rules_path, "gate rules"), rules_path)
+        upto = stages if g.after == FINAL else stages[: names.index(g.after) + 1]
+        pii = [s for s in upto if s.stage == "pii"]
+        for j, r in enumerate(rules.expectations):
+            if r.pii_residual is not None and not any(s.rules.residual_sample > 0 for s in pii):
+                raise ConfigError(f"{rules_path}: expectations[{j}].pii_residual: needs a pii stage with "
+                                  f"residual_sample > 0 before the gate point '{g.after}'")
+        out.append(ResolvedGate(point=g.after, rules=rules, rules_path=rules_path))
+    return tuple(out)

@@ -26,6 +26,7 @@ from curate.accounting import StageAccount, check_chain, split_decisions
 from curate.catalog import Catalog, Entry, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.executor import BatchTask, LocalExecutor, build_stages
+from curate.gates import FINAL, GateRunner, failures, run_gates
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
 from curate.io.shards import describe_file, read_json, read_parquets, write_json, write_parquet, write_shards
@@ -38,7 +39,8 @@ from curate.sensitivity import StageTrace, sensitivity
 from curate.stages import STAGES
 
 MANIFEST = "manifest.json"
-PUBLISHED = ("data", "rejected", "signatures", "report.json", "report.html", MANIFEST)
+GX_DOCS = "gx-docs"  # Great Expectations' Data Docs for the gates that ran
+PUBLISHED = ("data", "rejected", "signatures", GX_DOCS, "report.json", "report.html", MANIFEST)
 
 
 @dataclass
@@ -55,6 +57,11 @@ class RunResult:
     entry: Entry | None
     seconds: float
 
+    @property
+    def failed_gates(self) -> list[dict]:
+        """The `fail` checks that did not pass; non-empty means the catalog refuses this version."""
+        return failures(self.manifest.get("gates", []))
+
 
 @dataclass
 class Progress:
@@ -65,11 +72,14 @@ class Progress:
     finish: Callable[[], None] = lambda: None
 
 
-def plan(stages: tuple[ResolvedStage, ...]) -> list[Segment]:
+def plan(stages: tuple[ResolvedStage, ...], cut_after: frozenset[str] = frozenset()) -> list[Segment]:
+    """Segments in order; a row segment also ends after each stage in `cut_after` (a gate point),
+    so what that stage passed on is materialised for the gates."""
     segments: list[Segment] = [Segment("row", [])]  # the first segment also carries the reader
     for rs in stages:
         kind = STAGES[rs.stage].kind
-        if kind == "row" and segments[-1].kind == "row":
+        last = segments[-1]
+        if kind == "row" and last.kind == "row" and not (last.stages and last.stages[-1].name in cut_after):
             segments[-1].stages.append(rs)
         else:
             segments.append(Segment(kind, [rs]))
@@ -122,8 +132,10 @@ def run_pipeline(
     final, accounts, lengths_before = run.execute()
     rejected = _rejected(work, accounts)
     what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
+    run.gate(FINAL, final.lazy())
     manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
-                        seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if)
+                        seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
+                        gates=run.gate_results)
     entry = catalog.register(out_dir, manifest)
     shutil.rmtree(out_dir / "_work", ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
@@ -157,9 +169,30 @@ class _Run:
     accounts: dict[str, StageAccount] = field(default_factory=dict)
     summaries: dict[str, dict] = field(default_factory=dict)
     global_inputs: dict[str, list[Path]] = field(default_factory=dict)
+    gate_results: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gate_runner = GateRunner(self.work / GX_DOCS)
+
+    def gate(self, point: str, lf: pl.LazyFrame) -> None:
+        """Run the gates declared for `point` on `lf` (the rows that passed it)."""
+        gates = [g for g in self.pipeline.gates if g.point == point]
+        if not gates:
+            return
+        self.progress.start(f"gates after {point}" if point != FINAL else "gates", None)
+        upto = self.pipeline.stages if point == FINAL else self.pipeline.stages[: [s.name for s in self.pipeline.stages].index(point) + 1]
+        pii = [s.name for s in upto if s.stage == "pii"]
+
+        def load_content(rule) -> pl.DataFrame:
+            cols = [c for c in ("id", "text", "messages", rule.column) if c in lf.collect_schema()]
+            return lf.filter(pl.col(rule.column).is_in([rule.train, *rule.held_out])).select(cols).collect()
+
+        self.gate_results.append(run_gates(self.gate_runner, point, gates, lf, self.summaries, pii, load_content))
+        self.progress.finish()
 
     def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
-        segments = plan(self.pipeline.stages)
+        points = frozenset(g.point for g in self.pipeline.gates if g.point != FINAL)
+        segments = plan(self.pipeline.stages, points)
         row_stages = [rs for seg in segments if seg.kind == "row" for rs in seg.stages]
         order = ["read"] + [rs.name for rs in self.pipeline.stages]
         self.accounts = {n: StageAccount(stage=n) for n in order}
@@ -176,6 +209,8 @@ class _Run:
                 else:
                     self.global_inputs[seg.stages[0].name] = [p / "kept.parquet" for p in previous]
                     previous = [self._global_segment(seg.stages[0], seg_dir, previous)]
+                if seg.stages and seg.stages[-1].name in points:
+                    self.gate(seg.stages[-1].name, pl.scan_parquet([p / "kept.parquet" for p in previous]))
         final = read_parquets([p / "kept.parquet" for p in previous])
         accounts = [self.accounts[n] for n in order]
         check_chain(accounts, final.height)
@@ -286,7 +321,8 @@ def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame]) -> d
 
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
-             lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict]) -> dict:
+             lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
+             gates: list[dict]) -> dict:
     """Write shards, rejected rows, report and manifest under work/final, then move them into place."""
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
@@ -310,7 +346,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         "format": "curate.manifest/1",
         "name": name,
         "version": short(sha256_json({"schema": _schema(final), "files": [[e["path"], e["sha256"]] for e in data_files]})),
-        "status": "ok",
+        "status": "failed" if failures(gates) else "ok",
         "run_key": key,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": {"curate": __version__, "fingerprint": code_fingerprint()},
@@ -333,9 +369,12 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         "accounting": [a.to_dict() for a in accounts],
         "stage_summaries": summaries,
         "sensitivity": sensitivity,
+        "gates": gates,
         "seconds": round(seconds, 3),
         "files": entries,
     }
+    if (work / GX_DOCS).is_dir():
+        os.replace(work / GX_DOCS, staging / GX_DOCS)
     report = build_report(manifest, final, rejected, lengths_before)
     write_json(staging / "report.json", report, sort_keys=False)
     write_html(report, staging / "report.html")

@@ -79,8 +79,10 @@ class SplitStage(Stage):
         require_columns("split", df, [*r.group_by, *([r.stratify_by] if r.stratify_by else [])],
                         "; group_by dup_cluster needs a dedup stage before split")
         splits = self.assign(df)
-        contaminated, leaks = self.contamination(df, splits)
         drop = r.decontamination.action == "drop"
+        contaminated, leaks = self.contamination(df, splits)
+        if drop:
+            contaminated = self._until_clean(df, splits, contaminated, leaks)
         actions = [DROP if (drop and c) else KEEP for c in contaminated]
         rules = ["split:contaminated" if (drop and c) else None for c in contaminated]
         reasons = [f"train record shares a {r.decontamination.ngram}-gram with {w}" if (drop and c) else None
@@ -101,6 +103,22 @@ class SplitStage(Stage):
         if r.decontamination.action == "flag":
             out = out.with_columns(pl.Series("contaminated", contaminated, dtype=pl.Boolean))
         return with_decisions(out, actions, rules, reasons)
+
+    def _until_clean(self, df: pl.DataFrame, splits: list[str], contaminated: list[bool], leaks: dict) -> list[bool]:
+        """Drop until no leak is left among the kept rows: dropping train records lowers n-gram
+        document frequencies, so an n-gram skipped as boilerplate can become a leak after a drop
+        (the gates' independent leakage check found this)."""
+        flagged = np.array(contaminated, bool)
+        while flagged.any():
+            rest = np.flatnonzero(~flagged)
+            more, extra = self.contamination(df[rest], [splits[i] for i in rest])
+            if not any(more):
+                break
+            for j in np.flatnonzero(more):
+                flagged[rest[j]] = True
+                leaks["where"][rest[j]] = extra["where"][j]
+            leaks["pairs"] += extra["pairs"]
+        return flagged.tolist()
 
     # --- assignment ---------------------------------------------------------------------------
     def group_keys(self, df: pl.DataFrame) -> list[str]:
