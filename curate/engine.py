@@ -375,7 +375,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     }
     if (work / GX_DOCS).is_dir():
         os.replace(work / GX_DOCS, staging / GX_DOCS)
-    report = build_report(manifest, final, rejected, lengths_before)
+    report = build_report(manifest, final, rejected, lengths_before, has_gx_docs=(staging / GX_DOCS).is_dir())
     write_json(staging / "report.json", report, sort_keys=False)
     write_html(report, staging / "report.html")
     _move_into_place(staging, out_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from curate.profile import BUCKETS, bucket_label, length_histogram, value_counts
+from curate.report.readiness import readiness
 
 EXAMPLES_PER_REASON = 5
 
@@ -104,13 +105,24 @@ def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]
     return sections
 
 
-def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int]) -> dict:
+def _gates(manifest: dict, has_docs: bool) -> dict:
+    results = manifest.get("gates", [])
+    return {
+        "points": results,
+        "counts": {s: sum(r["counts"][s] for r in results) for s in ("pass", "warn", "fail")},
+        "seconds": round(sum(r["seconds"] for r in results), 3),
+        "docs": "gx-docs/index.html" if has_docs else None,
+    }
+
+
+def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int],
+                 has_gx_docs: bool = False) -> dict:
     langid_drops: dict[str, int] = {}
     for name in _stage_names(manifest, "langid"):
         if name in rejected and "lang" in rejected[name].columns:
             for lang, n in value_counts(rejected[name], "lang").items():
                 langid_drops[lang] = langid_drops.get(lang, 0) + n
-    return {
+    report = {
         "format": "curate.report/1",
         "name": manifest["name"],
         "version": manifest["version"],
@@ -144,4 +156,7 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
             "text": int(final["text"].is_not_null().sum()) if final.height else 0,
             "chat": int(final["messages"].is_not_null().sum()) if final.height else 0,
         },
+        "gates": _gates(manifest, has_gx_docs),
     }
+    report["readiness"] = readiness(manifest, report, final, manifest.get("gates", []))
+    return report
