@@ -97,8 +97,9 @@ class Catalog:
             found.append(Entry(d["name"], d["version"], Path(d["path"]), d["created"], d["rows"], d["status"]))
         return sorted(found, key=lambda e: (e.name, e.created, e.version))
 
-    def resolve(self, ref: str) -> Entry:
-        """`shards://name@version`, `name@version`, `name@latest` or `name` (= latest)."""
+    def resolve(self, ref: str, allow_failed: bool = False) -> Entry:
+        """`shards://name@version`, `name@version`, `name@latest` or `name` (= latest). A version
+        whose gates failed is refused unless `allow_failed` (for inspection, e.g. `curate diff`)."""
         text = ref if ref.startswith("shards://") else f"shards://{ref}"
         m = _REF.match(text)
         if not m:
@@ -117,6 +118,6 @@ class Catalog:
         if len(matches) != 1:
             versions = ", ".join(e.version for e in candidates)
             raise CatalogError(f"shards '{name}' has {'no' if not matches else 'more than one'} version matching '{version}' (versions: {versions})")
-        if matches[0].status != "ok":
+        if matches[0].status != "ok" and not allow_failed:
             raise CatalogError(f"{matches[0].ref} is marked '{matches[0].status}' and cannot be used as input")
         return matches[0]

@@ -91,15 +91,12 @@ def _gates(results: list[dict]) -> None:
     for r in results:
         c = r["counts"]
         out.print(f"gates ({r['point']}): {c['pass']} passed, {c['warn']} warned, {c['fail']} failed in {r['seconds']:.1f} s", highlight=False)
-        bad = [x for x in r["checks"] if x["status"] != "pass"]
-        if bad:
-            table = Table(show_header=True, box=None, padding=(0, 1))
-            for col in ("", "rule", "expected", "observed", "examples"):
-                table.add_column(col)
-            for x in bad:
-                mark = "[red]FAIL[/]" if x["status"] == "fail" else "[yellow]warn[/]"
-                table.add_row(mark, _escape(x["rule"]), _escape(x["expected"]), _escape(x["observed"]), _escape(", ".join(x["examples"][:3])))
-            out.print(table)
+        for x in r["checks"]:
+            if x["status"] != "pass":
+                mark = "[bold red]FAIL[/]" if x["status"] == "fail" else "[yellow]warn[/]"
+                examples = f" (e.g. {', '.join(x['examples'][:3])})" if x["examples"] else ""
+                out.print(f"  {mark} {_escape(x['rule'])}: expected {_escape(x['expected'])}; observed {_escape(x['observed'])}"
+                          + _escape(examples), soft_wrap=True, highlight=False)
 
 
 def _display(path: Path) -> str:
@@ -170,6 +167,78 @@ def report(folder: Annotated[Path, typer.Argument(help="A run's output directory
         _fail(CurateError(f"{source}: not found; is {folder} the output directory of a finished run?"))
     write_html(read_json(source), folder / "report.html")
     out.print(str(folder / "report.html"))
+
+
+def _report_of(ref: str) -> tuple[dict, str]:
+    """report.json of a run directory or of a catalog reference (failed versions included)."""
+    from curate.catalog import Catalog
+    from curate.io.shards import read_json
+
+    folder = Path(ref)
+    if not folder.is_dir():
+        try:
+            folder = Catalog().resolve(ref, allow_failed=True).path
+        except CurateError as exc:
+            _fail(CurateError(f"{ref}: not a run directory, and {exc}"))
+    source = folder / "report.json"
+    if not source.is_file():
+        _fail(CurateError(f"{source}: not found; is {folder} the output directory of a finished run?"))
+    return read_json(source), str(folder)
+
+
+def _change(x, y) -> str:
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return f"{x:,} → {y:,} ({y - x:+,})"
+    return f"{x} → {y}"
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="Older version: a run directory or a catalog ref (name@version).")],
+    b: Annotated[str, typer.Argument(help="Newer version: a run directory or a catalog ref.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the difference as JSON.")] = False,
+) -> None:
+    """What changed between two versions of a dataset: counts, distributions, gates, readiness, lineage."""
+    import json
+
+    from curate.report.diff import diff_reports
+
+    (ra, pa), (rb, pb) = _report_of(a), _report_of(b)
+    d = diff_reports(ra, rb)
+    if as_json:
+        print(json.dumps(d, indent=2, ensure_ascii=False))
+        return
+    out.print(f"[bold]A[/] {d['a']['name']}@{d['a']['version']} ({d['a']['status']}, {pa})\n"
+              f"[bold]B[/] {d['b']['name']}@{d['b']['version']} ({d['b']['status']}, {pb})"
+              + ("  — same data" if d["same_data"] else ""), highlight=False)
+    lin = d["lineage"]
+    out.print(f"inputs changed: {', '.join(lin['inputs_changed']) or 'none'} · stage rules changed: "
+              f"{', '.join(lin['stages_changed']) or 'none'} · code changed: {'yes' if lin['code_changed'] else 'no'}", highlight=False)
+    table = Table(title="counts and distributions", title_justify="left")
+    for col in ("what", "key", "A → B"):
+        table.add_column(col)
+    for what in ("rows", "labels", "languages", "sources", "splits"):
+        for c in d[what]:
+            table.add_row(what, str(c["key"]), _change(c["a"], c["b"]))
+    for s in d["stages"]:
+        if "only_in" in s:
+            table.add_row("stage", s["stage"], f"only in {s['only_in'].upper()}")
+            continue
+        for k in ("rows_in", "kept", "dropped", "quarantined"):
+            if k in s:
+                table.add_row(f"stage {s['stage']}", k, _change(s[k]["a"], s[k]["b"]))
+        for r in s["reasons"]:
+            table.add_row(f"stage {s['stage']}", f"reason {r['key']}", _change(r["a"], r["b"]))
+    m = d["lengths"]["median_bucket"]
+    if m["a"] != m["b"]:
+        table.add_row("lengths", "median bucket", f"{m['a']} → {m['b']}")
+    out.print(table if table.row_count else "counts and distributions: no change")
+    for g in d["gates"]:
+        sa = f"{g['a']['status']} ({g['a']['observed']})" if g["a"] else "absent"
+        sb = f"{g['b']['status']} ({g['b']['observed']})" if g["b"] else "absent"
+        out.print(f"gate {g['point']} · {_escape(g['rule'])}: {_escape(g['expected'])}: {_escape(sa)} → {_escape(sb)}", highlight=False)
+    for r in d["readiness"]:
+        out.print(f"readiness · {r['question']} {r['a']} → {r['b']}", highlight=False)
 
 
 def _entry(ref: str):
