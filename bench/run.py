@@ -113,7 +113,7 @@ def dedup(records: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii"])
+    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -126,6 +126,8 @@ def main() -> None:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one BLAS thread per process, as the engine's workers
         for module in ("bench.pii_eval", "bench.pii_speed"):
             subprocess.run([sys.executable, "-m", module], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "gates"):
+        subprocess.run([sys.executable, "-m", "bench.gates", str(args.records)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
     print((RESULTS / "README.md").read_text())
 
@@ -196,7 +198,24 @@ def _markdown() -> None:
                          f"{x['replay_kept']:,} | {x['rerun_kept']:,} | {'yes' if x['agree'] else 'NO'} |")
         lines.append("")
     lines += _pii_markdown()
+    lines += _gates_markdown()
     (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+def _gates_markdown() -> list[str]:
+    path = RESULTS / "gates.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    c = r["corpus"]
+    return [f"## {r['benchmark']}", "",
+            f"{c['input_rows']:,} input records ({c['generator_records']:,} generated), {c['published_rows']:,} published; "
+            f"pipeline {' -> '.join(r['pipeline'])}, 2 workers, sensitivity off; {r['checks']} checks ({r['counts']}).", "",
+            "| variant | seconds | ratio |", "|---|---:|---:|",
+            f"| baseline: pipeline without gates | {r['baseline_pipeline_seconds']} | 1.0 |",
+            f"| pipeline with the default gates | {r['pipeline_with_gates_seconds']} | {1 + r['wall_clock_overhead']:.3f} |",
+            f"| the gates alone | {r['gates_seconds']} | {r['gates_share_of_pipeline']:.3f} |", "",
+            f"Goal: {r['goal']}; measured {r['gates_share_of_pipeline']:.1%}.", ""]
 
 
 def _pii_markdown() -> list[str]:

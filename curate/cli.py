@@ -140,7 +140,9 @@ def validate(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file t
         spec = load_pipeline(pipeline)
     except CurateError as exc:
         _fail(exc)
-    out.print(f"{pipeline}: ok — {len(spec.spec.inputs)} input(s), stages: {', '.join(s.name for s in spec.stages) or 'none'}")
+    gates = ", ".join(f"{g.source} after {g.point}" for g in spec.gates)
+    out.print(f"{pipeline}: ok — {len(spec.spec.inputs)} input(s), stages: {', '.join(s.name for s in spec.stages) or 'none'}"
+              + (f"; gates: {gates}" if gates else ""), highlight=False)
 
 
 @app.command()

@@ -132,7 +132,10 @@ def run_pipeline(
     final, accounts, lengths_before = run.execute()
     rejected = _rejected(work, accounts)
     what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
-    run.gate(FINAL, final.lazy())
+    sidecars = {c for rs in pipeline.stages for c in STAGES[rs.stage].sidecar_columns}  # not published in data/
+    run.gate(FINAL, final.lazy().drop([c for c in final.columns if c in sidecars]))
+    if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
+        run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
     manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
                         seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
                         gates=run.gate_results)
@@ -173,6 +176,8 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.gate_runner = GateRunner(self.work / GX_DOCS)
+        if self.pipeline.gates:
+            self.gate_runner.warm()
 
     def gate(self, point: str, lf: pl.LazyFrame) -> None:
         """Run the gates declared for `point` on `lf` (the rows that passed it)."""

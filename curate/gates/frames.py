@@ -35,11 +35,23 @@ def _scalar(dtype: pl.DataType) -> bool:
     return dtype.is_numeric() or dtype in (pl.Utf8, pl.Boolean)
 
 
+def _named(value) -> set[str]:
+    """Every string inside a rule's settings: the columns it may refer to."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return {x for k, v in value.items() for x in (_named(k) | _named(v))}
+    if isinstance(value, (list, tuple)):
+        return {x for v in value for x in _named(v)}
+    return set()
+
+
 def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
-    """One row per record: id, every scalar column, and measures of the content."""
+    """One row per record: id, the scalar columns the rules name, and measures of the content."""
     schema = lf.collect_schema()
     content, chars = _content(schema)
-    exprs = [pl.col(c) for c, t in schema.items() if c not in SKIPPED and _scalar(t)]
+    named = {"id"} | {x for r in rules for x in _named(r.model_dump())}
+    exprs = [pl.col(c) for c, t in schema.items() if c in named and c not in SKIPPED and _scalar(t)]
     exprs += [
         chars.cast(pl.Int64).alias("content_chars"),
         (pl.col("text").str.len_chars() if "text" in schema else pl.lit(None, pl.UInt32)).alias("text_chars"),

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from curate.config import StrictModel
@@ -19,18 +20,30 @@ from curate.config import StrictModel
 Frame = Literal["schema", "records", "dataset"]
 CONTENT = "content"  # `unique: [content]` means the normalized text / conversation
 
-# Patterns the independent PII scan looks for in the final content (Rust regex syntax: no
-# look-around). Placeholders such as <EMAIL> written by the pii stage do not match them.
+# Patterns the independent PII scan looks for in the final content, in polars' (Rust) regex syntax:
+# no look-around; `(?-u:\b)` is an ASCII word boundary, several times faster than Unicode `\b` on
+# non-ASCII text. Placeholders such as <EMAIL> written by the pii stage do not match them.
+_B = r"(?-u:\b)"
 DEFAULT_PII_PATTERNS = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    "us_ssn": r"\b\d{3}-\d{2}-\d{4}\b",
-    "credit_card": r"\b(?:4\d{3}|5[1-5]\d{2}|3[47]\d{2}|6011)(?:[ -]?\d{4}){2}[ -]?\d{1,4}\b",
-    "phone": r"(?:\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b",
-    "aws_access_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    "us_ssn": rf"{_B}\d{{3}}-\d{{2}}-\d{{4}}{_B}",
+    "credit_card": rf"{_B}(?:4\d{{3}}|5[1-5]\d{{2}}|3[47]\d{{2}}|6011)(?:[ -]?\d{{4}}){{2}}[ -]?\d{{1,4}}{_B}",
+    "phone": rf"(?:\+\d{{1,3}}[ .-]?)?(?:\(\d{{3}}\)|{_B}\d{{3}})[ .-]?\d{{3}}[ .-]\d{{4}}{_B}",
+    "aws_access_key": rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}{_B}",
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
 }
 # system? then user/assistant pairs, ending on an assistant turn (roles joined with ",").
 DEFAULT_ROLE_ORDER = r"^(system,)?user,assistant(,user,assistant)*$"
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why polars' regex engine (which runs the pattern) rejects it, or None."""
+    try:
+        pl.Series([""]).str.contains(pattern)
+    except pl.exceptions.ComputeError as exc:
+        lines = [x.strip() for x in str(exc).splitlines()]
+        return next((x[len("error: "):] for x in lines if x.startswith("error: ")), lines[0])
+    return None
 
 
 class ColumnsRule(StrictModel):
@@ -89,10 +102,9 @@ class PatternRule(StrictModel):
         for name, pattern in value.items():
             if not re.fullmatch(r"[a-z0-9_]+", name):
                 raise ValueError(f"pattern name {name!r}: use lowercase letters, digits and _")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {name!r} is not a valid regex: {exc}") from None
+            problem = _regex_problem(pattern)
+            if problem:
+                raise ValueError(f"pattern {name!r} is not a valid regex: {problem}")
         return value
 
 
@@ -127,8 +139,9 @@ class ChatRule(StrictModel):
     @field_validator("role_order")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            re.compile(value)
+        problem = _regex_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(f"role_order is not a valid regex: {problem}")
         return value
 
 

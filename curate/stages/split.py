@@ -196,8 +196,11 @@ class SplitStage(Stage):
         train_idx = np.flatnonzero(is_train)
         train_hashes, train_offsets = hasher.shingle_hashes64([texts[i] for i in train_idx])
         train_owner = np.repeat(train_idx, np.diff(train_offsets))
-        train = pl.DataFrame({"h": train_hashes, "train": train_owner}).unique()
         held_grams = pl.DataFrame({"h": held_hashes, "held": held_owner}).unique()
+        # Only train n-grams also found held out can leak or count towards a held-out n-gram's
+        # document frequency: filter before de-duplicating the (much larger) train table.
+        train = (pl.DataFrame({"h": train_hashes, "train": train_owner})
+                 .join(held_grams.select("h").unique(), on="h", how="semi").unique())
         if d.max_document_frequency:
             held_grams = held_grams.join(self._frequent(train, held_grams, d.max_document_frequency), on="h", how="anti")
         grams = {"train": dict(zip(train_idx.tolist(), np.diff(train_offsets).tolist())),
