@@ -177,6 +177,7 @@ class _Run:
     def __post_init__(self) -> None:
         self.gate_runner = GateRunner(self.work / GX_DOCS)
         if self.pipeline.gates:
+            self.gate_runner.check_types(list(self.pipeline.gates))  # imports GX now only if a `gx:` rule needs it
             self.gate_runner.warm()
 
     def gate(self, point: str, lf: pl.LazyFrame) -> None:

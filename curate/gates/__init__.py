@@ -83,6 +83,13 @@ class GateRunner:
         self._ctx.build_data_docs(site_names=["curate"])
         return time.perf_counter() - started
 
+    def check_types(self, gates: list[ResolvedGate]) -> None:
+        """Unknown GX expectation names in `gx:` rules are errors before any stage runs."""
+        for g in gates:
+            for r in g.rules.expectations:
+                if r.gx is not None:
+                    self.expectation_class(r.gx.type, str(g.rules_path))
+
     def expectation_class(self, name: str, where: str):
         self._context()
         cls = getattr(self._gx.expectations, name, None)
@@ -146,9 +153,6 @@ def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.
     started = time.perf_counter()
     rules: list[tuple[ResolvedGate, GateRule]] = [(g, r) for g in gates for r in g.rules.expectations]
     only = [r for _, r in rules]
-    for g, r in rules:  # unknown GX types fail before any data is measured
-        if r.gx is not None:
-            runner.expectation_class(r.gx.type, str(g.rules_path))
     runner.warm()  # if the run did not already: GX imports beside the measuring (polars releases the GIL)
     schema = lf.collect_schema()
     records = records_frame(lf, only)
@@ -183,6 +187,3 @@ def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.
 def failures(results: list[dict]) -> list[dict]:
     return [dict(c, point=r["point"]) for r in results for c in r["checks"] if c["status"] == "fail"]
 
-
-def warnings(results: list[dict]) -> list[dict]:
-    return [dict(c, point=r["point"]) for r in results for c in r["checks"] if c["status"] == "warn"]
