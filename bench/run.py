@@ -1,5 +1,5 @@
-"""`make bench`: engine throughput, dedup speed/accuracy and the sensitivity replay, each side by side
-with its baseline.
+"""`make bench`: engine throughput, dedup speed/accuracy, the sensitivity replay, PII speed/accuracy
+and the cost of the quality gates (bench/gates.py), each side by side with its baseline.
 
 Throughput of normalize + langid + quality on a generated corpus:
 

@@ -128,7 +128,8 @@ def _summary(result) -> None:
     out.print(f"rejected: {_display(result.out_dir / 'rejected')}", highlight=False)
     out.print(f"report:   {_display(result.out_dir / 'report.html')}", highlight=False)
     if result.entry:
-        out.print(f"catalog:  {result.entry.ref}", highlight=False)
+        failed = "  (marked failed: its gates did not pass)" if result.entry.status != "ok" else ""
+        out.print(f"catalog:  {result.entry.ref}{failed}", highlight=False)
 
 
 @app.command()
