@@ -40,7 +40,8 @@ from curate.stages import STAGES
 
 MANIFEST = "manifest.json"
 GX_DOCS = "gx-docs"  # Great Expectations' Data Docs for the gates that ran
-PUBLISHED = ("data", "rejected", "signatures", GX_DOCS, "report.json", "report.html", MANIFEST)
+ARTIFACTS = "artifacts"  # files a stage publishes beside the shards (e.g. classify's fastText model)
+PUBLISHED = ("data", "rejected", "signatures", ARTIFACTS, GX_DOCS, "report.json", "report.html", MANIFEST)
 
 
 @dataclass
@@ -280,6 +281,8 @@ class _Run:
             self.progress.start(rs.name, _rows_in(previous))
             df = read_parquets([p / "kept.parquet" for p in previous])
             stage = build_stages([rs], self.pipeline.spec.seed)[rs.name]
+            if hasattr(stage, "artifacts_dir"):
+                stage.artifacts_dir = out / ARTIFACTS / rs.name
             start = time.perf_counter()
             kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
             account.seconds = time.perf_counter() - start
@@ -347,6 +350,9 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     for stage, df in rejected.items():
         parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
         entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
+    for folder in sorted(work.glob(f"seg-*/all/{ARTIFACTS}/*")):
+        shutil.copytree(folder, staging / ARTIFACTS / folder.name, dirs_exist_ok=True)
+        entries += [describe_file(f, staging) for f in sorted((staging / ARTIFACTS / folder.name).rglob("*")) if f.is_file()]
     data_files = [e for e in entries if e["path"].startswith("data/")]
     manifest = {
         "format": "curate.manifest/1",

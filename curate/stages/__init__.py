@@ -1,12 +1,14 @@
 """Stage registry: the names a pipeline's `stage:` key may use."""
 
 from curate.stages.balance import BalanceStage
+from curate.stages.classify import ClassifyStage
 from curate.stages.base import Stage
 from curate.stages.dedup import DedupStage
 from curate.stages.langid import LangIdStage
 from curate.stages.normalize import NormalizeStage
 from curate.stages.pii import PiiStage
 from curate.stages.quality import QualityStage
+from curate.stages.retrieve import RetrieveStage
 from curate.stages.split import SplitStage
 
 STAGES: dict[str, type[Stage]] = {
@@ -17,4 +19,6 @@ STAGES: dict[str, type[Stage]] = {
     "dedup": DedupStage,
     "balance": BalanceStage,
     "split": SplitStage,
+    "retrieve": RetrieveStage,
+    "classify": ClassifyStage,
 }

@@ -1,0 +1,237 @@
+"""`retrieve`: FineWeb-style selection — keep the pool records that look like a trusted seed set.
+
+Seeds (files or `shards://` refs, text or chat) and pool records are embedded with a
+sentence-transformers model (offline; cached by content), the seeds are indexed with FAISS
+(or searched with torch on a GPU when FAISS has no GPU build), and every embedded pool
+record gets `retrieval_score` (cosine to its nearest seed), `retrieval_score_mean` (mean of
+the top k), `nearest_seed_id` and `retrieved` (selected or not). Selection: a score
+threshold, a top fraction or a top N, optionally per group (quotas), then optional semantic
+dedup among the selected. `action: label` keeps every record and only annotates (the usual
+first step before `classify`); `action: filter` drops the records not selected.
+
+`sample: N` embeds only a seeded sample of the pool: the FineWeb-Edu recipe labels a sample
+by retrieval and lets the `classify` stage's fastText model score the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field, model_validator
+
+from curate.config import StrictModel
+from curate.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, embed
+from curate.errors import ConfigError
+from curate.records import content_text, to_record
+from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
+from curate.vectors import choose_backend, near_duplicates, nearest
+
+SCORE_BINS = 20
+
+
+class SeedSet(StrictModel):
+    path: str  # JSONL / JSON / Parquet file, or shards://name@version; relative to the working directory
+    format: Literal["auto", "text", "chat", "alpaca", "sharegpt"] = "auto"
+    fields: dict[str, str] = Field(default_factory=dict)
+    limit: int | None = Field(None, gt=0)
+
+
+class Selection(StrictModel):
+    by: Literal["threshold", "top_fraction", "top_n", "none"] = "threshold"
+    value: float = 0.5
+    score: Literal["max", "mean"] = "max"  # nearest seed, or mean of the top k
+    per: str | None = Field(None, description="a column: select within each of its values (quotas)")
+
+    @model_validator(mode="after")
+    def _range(self) -> "Selection":
+        if self.by == "top_fraction" and not 0 < self.value <= 1:
+            raise ValueError("top_fraction needs 0 < value <= 1")
+        if self.by == "top_n" and (self.value < 1 or self.value != int(self.value)):
+            raise ValueError("top_n needs a whole number >= 1")
+        return self
+
+
+class SemanticDedup(StrictModel):
+    threshold: float = Field(0.95, gt=0.0, le=1.0)
+    neighbours: int = Field(16, ge=1, le=256)
+
+
+class RetrieveRules(StrictModel):
+    seeds: list[SeedSet] = Field(min_length=1)
+    model: str = DEFAULT_MODEL
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(128, ge=1)
+    max_tokens: int = Field(256, ge=8, le=8192)
+    long_texts: Literal["truncate", "chunk"] = "truncate"
+    chat_roles: Literal["all", "user", "assistant"] = "all"  # which turns of a chat record are embedded
+    index: Literal["flat", "hnsw", "ivf"] = "flat"
+    backend: Literal["auto", "faiss", "torch"] = "auto"
+    k: int = Field(5, ge=1, le=100)
+    sample: int | None = Field(None, gt=0, description="embed only this many pool records (seeded)")
+    select: Selection = Field(default_factory=Selection)
+    action: Literal["label", "filter"] = "label"
+    semantic_dedup: SemanticDedup | None = None
+    cache: bool = True
+    seed: int = 0
+
+
+def load_seeds(seeds: list[SeedSet], roles: str) -> tuple[list[str], list[str]]:
+    """(ids, texts) of every seed record."""
+    from curate.catalog import Catalog
+
+    ids, texts = [], []
+    for s in seeds:
+        if s.path.startswith("shards://"):
+            entry = Catalog().resolve(s.path)
+            data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["id", "text", "messages"])
+            rows = [(r["id"], content_text(r["text"], r["messages"], roles)) for r in data.iter_rows(named=True)]
+        else:
+            path = Path(s.path)
+            if not path.is_file():
+                raise ConfigError(f"retrieve.seeds: file not found: {path} (paths are relative to the working directory)")
+            if path.suffix == ".parquet":
+                objs = pl.read_parquet(path).to_dicts()
+            else:
+                raw = path.read_text(encoding="utf-8")
+                objs = json.loads(raw) if path.suffix == ".json" else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
+            rows = []
+            for i, obj in enumerate(objs if isinstance(objs, list) else [objs]):
+                try:
+                    rec = to_record(obj, fmt=s.format, fields=s.fields, columns=[], default_source=None)
+                except ValueError as exc:
+                    raise ConfigError(f"retrieve.seeds: {path} record {i + 1}: {exc}") from None
+                rows.append((rec.get("id") or f"{path.name}:{i + 1}", content_text(rec.get("text"), rec.get("messages"), roles)))
+        rows = [(i, t) for i, t in rows if t and t.strip()][: s.limit]
+        ids += [str(i) for i, _ in rows]
+        texts += [t for _, t in rows]
+    if not texts:
+        raise ConfigError("retrieve.seeds: no seed record has any text")
+    return ids, texts
+
+
+def _histogram(scores: np.ndarray) -> list[int]:
+    counts, _ = np.histogram(np.clip(scores, 0.0, 1.0), bins=SCORE_BINS, range=(0.0, 1.0))
+    return counts.tolist()
+
+
+class RetrieveStage(Stage):
+    kind = "global"
+    Rules = RetrieveRules
+    resources = Resources(cpus=1.0, gpus=0.5, memory_gb=4.0)  # asks for a GPU where the executor has one
+
+    @classmethod
+    def describe(cls, rules: RetrieveRules) -> dict:
+        """Seed files' contents belong in the cache key: new seeds, new selection."""
+        from curate.hashing import sha256_file
+
+        return {"seed_files": {s.path: sha256_file(Path(s.path)) for s in rules.seeds
+                               if not s.path.startswith("shards://") and Path(s.path).is_file()}}
+
+    @classmethod
+    def criteria(cls, rules: RetrieveRules, rejected: pl.DataFrame) -> list[tuple[str, RetrieveRules]]:
+        out = []
+        if rejected_by(rejected, "retrieve:not_selected"):
+            out.append(("retrieval selection", rules.model_copy(update={"action": "label"})))
+        if rejected_by(rejected, "retrieve:semantic_duplicate"):
+            out.append(("semantic dedup", rules.model_copy(update={"semantic_dedup": None})))
+        return out
+
+    def setup(self) -> None:
+        r = self.rules
+        self.embedder = Embedder(r.model, r.device, r.batch_size, r.max_tokens, r.long_texts)
+        self.cache = EmbeddingCache(None, self.embedder.key) if r.cache else None
+
+    def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        r = self.rules
+        if not hasattr(self, "embedder"):
+            self.setup()
+        started = time.perf_counter()
+        seed_ids, seed_texts = load_seeds(r.seeds, r.chat_roles)
+        n = df.height
+        rows = np.arange(n)
+        if r.sample is not None and r.sample < n:
+            rows = np.sort(np.array(random.Random(r.seed).sample(range(n), r.sample), dtype=np.int64))
+        texts = [content_text(t, m, r.chat_roles) for t, m in zip(df["text"].to_list(), df["messages"].to_list())]
+        seeds, seeds_new = embed(self.embedder, seed_texts, self.cache)
+        pool, pool_new = embed(self.embedder, [texts[i] for i in rows], self.cache)
+        embedded = time.perf_counter()
+        backend = choose_backend(r.backend, self.embedder.device)
+        nb = nearest(seeds, pool, r.k, backend, r.index)
+        top, mean = nb.scores[:, 0], nb.scores.mean(axis=1)
+        searched = time.perf_counter()
+        score = top if r.select.score == "max" else mean
+        chosen = self._select(df, rows, score)
+        dups = {}
+        if r.semantic_dedup and chosen.any():
+            picked = np.flatnonzero(chosen)
+            order = picked[np.argsort(-score[picked], kind="stable")]
+            dups = near_duplicates(pool, order, r.semantic_dedup.threshold, r.semantic_dedup.neighbours)
+            for row in dups:
+                chosen[row] = False
+
+        full = lambda fill, dtype: np.full(n, fill, dtype=dtype)  # noqa: E731
+        max_col, mean_col, near_col, sel_col = full(np.nan, np.float32), full(np.nan, np.float32), [None] * n, [None] * n
+        max_col[rows], mean_col[rows] = top, mean
+        for j, i in enumerate(rows.tolist()):
+            near_col[i] = seed_ids[int(nb.ids[j, 0])]
+            sel_col[i] = bool(chosen[j])
+        actions, rules_, reasons = [KEEP] * n, [None] * n, [None] * n
+        if r.action == "filter":
+            for j, i in enumerate(rows.tolist()):
+                if j in dups:
+                    other, cos = dups[j]
+                    actions[i], rules_[i] = DROP, "retrieve:semantic_duplicate"
+                    reasons[i] = f"cosine {cos:.3f} to {df['id'][int(rows[other])]}, kept before it"
+                elif not chosen[j]:
+                    actions[i], rules_[i] = DROP, "retrieve:not_selected"
+                    reasons[i] = f"{r.select.score} cosine to seeds {score[j]:.3f} not selected ({r.select.by} {r.select.value:g})"
+        self.summary = self._summary(df, rows, score, chosen, nb, seed_ids, len(dups), backend,
+                                     {"seeds": seeds_new, "pool": pool_new},
+                                     {"embed": embedded - started, "search": searched - embedded})
+        out = df.with_columns(
+            pl.Series("retrieval_score", max_col).fill_nan(None),
+            pl.Series("retrieval_score_mean", mean_col).fill_nan(None),
+            pl.Series("nearest_seed_id", near_col, dtype=pl.Utf8),
+            pl.Series("retrieved", sel_col, dtype=pl.Boolean),
+        )
+        return with_decisions(out, actions, rules_, reasons)
+
+    def _select(self, df: pl.DataFrame, rows: np.ndarray, score: np.ndarray) -> np.ndarray:
+        s = self.rules.select
+        if s.by == "none":
+            return np.ones(len(rows), bool)
+        if s.by == "threshold":
+            return score >= s.value
+        groups = df[s.per].cast(pl.Utf8).fill_null("(none)").to_numpy()[rows] if s.per else np.zeros(len(rows), dtype=object)
+        chosen = np.zeros(len(rows), bool)
+        for g in dict.fromkeys(groups.tolist()):
+            members = np.flatnonzero(groups == g)
+            take = int(round(s.value * len(members))) if s.by == "top_fraction" else int(s.value)
+            best = members[np.argsort(-score[members], kind="stable")][:take]
+            chosen[best] = True
+        return chosen
+
+    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, backend, computed, seconds) -> dict:
+        order = np.argsort(-score, kind="stable")
+        examples = [{"id": df["id"][int(rows[j])], "score": round(float(score[j]), 4),
+                     "nearest_seed_id": seed_ids[int(nb.ids[j, 0])]} for j in order[:5].tolist()]
+        borderline = [{"id": df["id"][int(rows[j])], "score": round(float(score[j]), 4),
+                       "nearest_seed_id": seed_ids[int(nb.ids[j, 0])], "selected": bool(chosen[j])}
+                      for j in order[max(0, int(chosen.sum()) - 2): int(chosen.sum()) + 3].tolist()]
+        threshold = float(score[chosen].min()) if chosen.any() else None
+        return {
+            "backend": nb.backend, "device": self.embedder.device, "model": self.rules.model,
+            "seeds": len(seed_ids), "pool": int(df.height), "embedded": int(len(rows)),
+            "computed_embeddings": computed, "selected": int(chosen.sum()), "semantic_duplicates": n_dups,
+            "select": self.rules.select.model_dump(), "action": self.rules.action,
+            "threshold": round(threshold, 4) if threshold is not None else None,
+            "score_bins": _histogram(score), "score_bins_selected": _histogram(score[chosen]),
+            "top_examples": examples, "borderline_examples": borderline,
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        }
