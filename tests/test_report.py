@@ -16,7 +16,7 @@ from curate.cli import app
 from tests.conftest import REPO, RULES, run, write_pipeline
 
 runner = CliRunner()
-SECTIONS = ["readiness", "gates", "rows", "funnel", "lengths", "languages", "quality", "pii", "duplicates",
+SECTIONS = ["readiness", "gates", "rows", "funnel", "lengths", "languages", "quality", "pii", "duplicates", "retrieval",
             "balance", "splits", "sensitivity", "lineage"]
 ARTIFACTS = Path(os.environ.get("CURATE_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
 

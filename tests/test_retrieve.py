@@ -172,3 +172,7 @@ def test_pipeline_publishes_scores_and_the_classifier_model(tmp_path, corpus):
     assert {"retrieval_score", "nearest_seed_id", "retrieved", "quality_score"} <= set(kept.columns)
     summary = result.manifest["stage_summaries"]["retrieve"]
     assert sum(summary["score_bins"]) == 240 and summary["selected"] == 120
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>Retrieval (retrieve)</h2>" in html and "<h2>Classifier (classify)</h2>" in html
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["classifiers"][0]["holdout"]["roc_auc"] >= 0.85

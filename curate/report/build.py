@@ -150,6 +150,10 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         "sensitivity": manifest.get("sensitivity", []),
         "splits": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
                    for name in _stage_names(manifest, "split")],
+        "retrieval": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
+                      for name in _stage_names(manifest, "retrieve")],
+        "classifiers": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
+                        for name in _stage_names(manifest, "classify")],
         "labels": value_counts(final, "label"),
         "sources": value_counts(final, "source"),
         "shapes": {

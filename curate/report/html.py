@@ -48,7 +48,13 @@ def render_html(report: dict) -> str:
     chart = bar_chart({"before": lengths["before"], "after": lengths["after"]}, lengths["buckets"])
     cluster_charts = [Markup(bar_chart({"clusters": list(d["cluster_sizes"].values())}, list(d["cluster_sizes"]), width=480, height=160))
                       for d in report.get("duplicates", [])]
-    return _ENV.get_template("report.html").render(r=report, length_chart=Markup(chart), cluster_charts=cluster_charts)
+    bins = [f"{i / 20:.2f}" for i in range(20)]
+    score_charts = [Markup(bar_chart({"embedded": x["score_bins"], "selected": x["score_bins_selected"]}, bins, width=560, height=160))
+                    for x in report.get("retrieval", []) if "score_bins" in x]
+    classifier_charts = [Markup(bar_chart({"records": x["score_bins"]}, bins, width=560, height=160))
+                         for x in report.get("classifiers", []) if "score_bins" in x]
+    return _ENV.get_template("report.html").render(r=report, length_chart=Markup(chart), cluster_charts=cluster_charts,
+                                                   score_charts=score_charts, classifier_charts=classifier_charts)
 
 
 def write_html(report: dict, path: Path) -> None:

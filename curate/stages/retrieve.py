@@ -16,7 +16,6 @@ by retrieval and lets the `classify` stage's fastText model score the rest.
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Literal
@@ -156,7 +155,10 @@ class RetrieveStage(Stage):
         n = df.height
         rows = np.arange(n)
         if r.sample is not None and r.sample < n:
-            rows = np.sort(np.array(random.Random(r.seed).sample(range(n), r.sample), dtype=np.int64))
+            # The records whose seeded id hash is lowest: a few rows more or less (a rerun with a
+            # relaxed criterion) leave the sample, and so the embedding cache, almost unchanged.
+            ranks = df.select(pl.col("id").hash(seed=r.seed)).to_series().to_numpy()
+            rows = np.sort(np.argsort(ranks, kind="stable")[: r.sample])
         texts = [content_text(t, m, r.chat_roles) for t, m in zip(df["text"].to_list(), df["messages"].to_list())]
         seeds, seeds_new = embed(self.embedder, seed_texts, self.cache)
         pool, pool_new = embed(self.embedder, [texts[i] for i in rows], self.cache)
