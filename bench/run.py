@@ -113,7 +113,7 @@ def dedup(records: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates"])
+    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -126,6 +126,8 @@ def main() -> None:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one BLAS thread per process, as the engine's workers
         for module in ("bench.pii_eval", "bench.pii_speed"):
             subprocess.run([sys.executable, "-m", module], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "retrieve"):
+        subprocess.run([sys.executable, "-m", "bench.retrieve"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "gates"):
         subprocess.run([sys.executable, "-m", "bench.gates", str(args.records)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
@@ -199,7 +201,32 @@ def _markdown() -> None:
         lines.append("")
     lines += _pii_markdown()
     lines += _gates_markdown()
+    lines += _retrieve_markdown()
     (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+def _retrieve_markdown() -> list[str]:
+    path = RESULTS / "retrieve.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    a, sp = r["accuracy"], r["cpu_speed"]
+    ft = a["fasttext_holdout_vs_retrieval_labels"]
+    lines = [f"## {r['benchmark']}", "", f"Model: {r['model']}.", "",
+             f"Accuracy — pool {a['pool']}: retrieval ROC AUC vs the populations **{a['retrieval_auc_vs_populations']}** "
+             f"(mean of the 5 nearest seeds; {a['retrieval_auc_vs_populations_max_score']} with the nearest alone) "
+             f"(goal {a['goals']['retrieval_auc']}), precision of the selected half {a['retrieval_selected_precision']}; "
+             f"fastText held out vs the retrieval labels: ROC AUC **{ft['roc_auc']}** (goal {a['goals']['fasttext_auc_vs_retrieval']}), "
+             f"precision {ft['precision']}, recall {ft['recall']}; fastText vs the populations: ROC AUC {a['fasttext_auc_vs_populations']}.", "",
+             f"CPU speed on {sp['device']} ({sp['torch_threads']} torch threads):", ""]
+    for run in sp["runs"]:
+        lines += [f"{run['documents']:,} documents, {run['corpus']}, {run['min_chars']:,}-{run['max_chars']:,} characters "
+                  f"(mean {run['mean_chars']:,}); scores agree with the baseline's (Pearson r = {run['score_correlation_with_baseline']}):", "",
+                  "| variant | seconds | docs/s | speed vs baseline |", "|---|---:|---:|---:|"]
+        lines += [f"| {x['variant']} | {x['seconds']} | {x['docs_per_s']} | {x['speed_vs_baseline']}x |" for x in run["rows"]]
+        lines.append("")
+    lines += [f"GPU: {r['gpu']}.", ""]
+    return lines
 
 
 def _gates_markdown() -> list[str]:

