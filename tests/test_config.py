@@ -23,7 +23,7 @@ def test_unknown_stage_is_named_with_a_suggestion(tmp_path):
     msg = _error(path)
     assert f"{path}: stages[0].stage: unknown stage 'normalise'" in msg
     assert "did you mean 'normalize'" in msg
-    assert "expected one of: balance, dedup, langid, normalize, pii, quality, split" in msg
+    assert "expected one of: balance, classify, dedup, langid, normalize, pii, quality, retrieve, split" in msg
 
 
 def test_unknown_top_level_key_lists_the_allowed_keys(tmp_path):
