@@ -92,3 +92,34 @@ def test_truncation_is_counted_and_records_with_nothing_left_to_learn_are_droppe
                              ("c", "no trained tokens (no assistant turn)")]
     text = encode_record(qwen2, {"id": "t", "text": "Plain text."}, "all_assistant", 512, stats)
     assert text.input_ids[-1] == qwen2.eos_token_id and text.labels == text.input_ids
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from curate.demo import content as C
+    from train.tiny import build_tokenizer
+
+    texts = C.EN_SENTENCES + [a for answers in C.CHAT_ANSWERS.values() for a in answers] + ["What is 2 + 2? 4. And 3 + 3? 6."]
+    return build_tokenizer(texts * 3, vocab_size=600)
+
+
+def test_embedded_tokenizer_has_chatml_a_distinct_pad_and_exact_masks(tiny):
+    assert check_template(tiny).use_builtin is False  # its own template is canonical ChatML
+    assert tiny.eos_token == "<|im_end|>" and tiny.pad_token_id not in (tiny.eos_token_id, None)
+    assert pad_token_id(tiny) == (tiny.pad_token_id, None)
+    enc = encode_chat(tiny, PROBE, "all_assistant")
+    assert tiny.decode(enc.input_ids) == chatml(PROBE)
+    assert _trained_text(tiny, enc) == "4.<|im_end|>6.<|im_end|>"
+    assert enc.labels.count(tiny.eos_token_id) == 2
+
+
+def test_embedded_model_is_a_small_qwen2_that_computes_a_loss(tiny):
+    import torch
+
+    from train.tiny import build_model
+
+    model = build_model(tiny, hidden=64, layers=1, heads=4, kv_heads=2)
+    assert type(model).__name__ == "Qwen2ForCausalLM" and model.config.vocab_size == len(tiny)
+    enc = encode_chat(tiny, PROBE, "all_assistant")
+    out = model(input_ids=torch.tensor([enc.input_ids]), labels=torch.tensor([enc.labels]))
+    assert torch.isfinite(out.loss) and out.loss.item() > 0
