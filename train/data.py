@@ -1,0 +1,73 @@
+"""Training data from curated shards: train/validation from the split stage, refused if they leak.
+
+`shards://name@version` (or `@latest`, or a run directory) resolves through the catalog, which
+refuses versions whose gates failed; the version and manifest travel with the adapter as its
+lineage. Before anything trains, the validation records are checked against the training
+records: shared ids, shared near-duplicate clusters (`dup_cluster`) or identical normalized
+content mean the validation loss would measure memorisation, so training refuses to start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from curate.catalog import Catalog
+from curate.errors import CurateError
+from curate.io.shards import read_json
+
+
+class TrainDataError(CurateError):
+    """The shards cannot be trained on as they are (missing split, leakage, nothing to learn)."""
+
+
+@dataclass
+class TrainData:
+    train: pl.DataFrame
+    validation: pl.DataFrame
+    lineage: dict  # name, version, path, manifest pipeline fingerprint
+
+
+def _normalized(df: pl.DataFrame) -> pl.Series:
+    msgs = pl.col("messages").list.eval(pl.element().struct.field("content")).list.join("\n")
+    text = pl.coalesce(pl.col("text"), msgs).str.to_lowercase().str.replace_all(r"[^\w\s]", "").str.replace_all(r"\s+", " ")
+    return df.select(text.str.strip_chars().alias("n"))["n"]
+
+
+def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
+    """Validation records that also appear in train: by id, by near-duplicate cluster, by content."""
+    out = {"ids": int(validation["id"].is_in(train["id"].implode()).sum())}
+    if "dup_cluster" in train.columns and "dup_cluster" in validation.columns:
+        clusters = train["dup_cluster"].drop_nulls().implode()
+        out["dup_clusters"] = int(validation["dup_cluster"].drop_nulls().is_in(clusters).sum())
+    out["content"] = int(_normalized(validation).is_in(_normalized(train).implode()).sum())
+    return out
+
+
+def load(source: str, train_split: str = "train", validation_split: str = "validation") -> TrainData:
+    if source.startswith("shards://") or "@" in source and not Path(source).exists():
+        entry = Catalog().resolve(source)
+        folder, files, lineage = entry.path, [str(p) for p in entry.data_files()], {"ref": entry.ref}
+    else:
+        folder = Path(source)
+        if not (folder / "manifest.json").is_file():
+            raise TrainDataError(f"{source}: not a catalog reference or a curated run directory (no manifest.json)")
+        files, lineage = [str(p) for p in sorted((folder / "data").glob("*.parquet"))], {"ref": str(folder)}
+    manifest = read_json(folder / "manifest.json")
+    if manifest.get("status") != "ok":
+        raise TrainDataError(f"{source}: marked '{manifest.get('status')}' (its gates failed); fix the data before training")
+    lineage.update(name=manifest["name"], version=manifest["version"], path=str(folder),
+                   pipeline_fingerprint=manifest["pipeline"]["fingerprint"], run_key=manifest["run_key"])
+    df = pl.read_parquet(files)
+    if "split" not in df.columns:
+        raise TrainDataError(f"{source}: no `split` column; add a split stage to the pipeline")
+    train, validation = df.filter(pl.col("split") == train_split), df.filter(pl.col("split") == validation_split)
+    if not train.height or not validation.height:
+        raise TrainDataError(f"{source}: needs rows in both '{train_split}' ({train.height}) and '{validation_split}' ({validation.height})")
+    found = {k: v for k, v in leaks(train, validation).items() if v}
+    if found:
+        raise TrainDataError(f"{source}: validation overlaps train ({', '.join(f'{k} {v}' for k, v in found.items())}); "
+                             "the validation loss would measure memorisation — re-run the split stage")
+    return TrainData(train, validation, lineage)
