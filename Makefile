@@ -37,8 +37,10 @@ $(DATATROVE_VENV)/.installed:
 	$(DATATROVE_VENV)/bin/pip install --quiet datatrove==0.10.1 orjson regex
 	touch $@
 
+TRAIN_CONFIG ?= train/configs/default.yaml
+
 train: install
-	@echo "make train: the QLoRA trainer is not built yet (see the training issue)." >&2; exit 2
+	$(BIN)/python -m train run $(TRAIN_CONFIG)
 
 clean:
 	rm -rf out .pytest_cache

@@ -1,0 +1,65 @@
+"""`make train` end to end on a small curated chat set: eval loss drops, the model learns to stop,
+and the adapter, report, loss curve and lineage are written; generate and merge work on it."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from typer.testing import CliRunner
+
+from curate.demo import content as C
+from tests.conftest import run as curate_run, write_pipeline
+from train.cli import app
+from train.config import load_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sft")
+    rng = random.Random(3)
+    rows = []
+    for i in range(400):
+        label = rng.choice(["urgent", "routine"])
+        question = f"{rng.choice(C.CHAT_CONTEXTS)} {rng.choice(C.CHAT_DOMAINS['cardiology'][label])} ({i})"
+        rows.append({"id": f"c{i}", "label": label, "messages": [{"role": "user", "content": question},
+                                                               {"role": "assistant", "content": rng.choice(C.CHAT_ANSWERS[label])}]})
+    (folder / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    split = {"stage": "split", "params": {"group_by": [], "sizes": {"train": 0.85, "validation": 0.15}, "decontamination": {"action": "off"}}}
+    path = write_pipeline(folder, [{"path": "sft.jsonl"}], [{"stage": "normalize"}, split], name="sft")
+    return curate_run(path, folder / "out")
+
+
+def test_train_run_learns_and_stops(tmp_path, shards):
+    (tmp_path / "cfg.yaml").write_text(json.dumps({
+        "shards": str(shards.out_dir), "max_steps": 120, "eval_steps": 60, "batch_size": 16, "learning_rate": 0.003,
+        "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+        "max_length": 256, "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 8, "max_new_tokens": 48},
+    }))
+    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
+    assert report["eval_loss"]["after"] < 0.85 * report["eval_loss"]["before"]  # a clear drop, not noise
+    assert report["stop_check"]["stop_rate"] >= 0.75 and report["stop_check"]["warning"] is None
+    assert report["lineage"]["version"] == shards.manifest["version"]
+    assert report["template"]["use_builtin"] is False and report["pad_token_id"] != report["eos_token_id"]
+    for name in ("adapter/adapter_config.json", "adapter/tokenizer.json", "loss_curve.png", "base_model/config.json"):
+        assert (tmp_path / "train" / name).is_file(), name
+    assert list((tmp_path / "train" / "checkpoints" / "runs").rglob("events.out.tfevents*")) or list((tmp_path / "train" / "tensorboard").rglob("events*"))
+    answer = runner.invoke(app, ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "I have chest pain.", "--max-new-tokens", "48"])
+    assert answer.exit_code == 0 and answer.output.strip()
+    merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
+    assert merged.exit_code == 0 and (tmp_path / "merged" / "model.safetensors").is_file()
+
+
+def test_bad_training_config_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("lora: {rank: 8}\nmax_steps: 0\n")
+    from curate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"lora\.rank: unknown key; expected one of: r, alpha, dropout, target_modules"):
+        load_config(tmp_path / "bad.yaml")
+    result = runner.invoke(app, ["run", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "lora.rank" in result.output

@@ -1,0 +1,78 @@
+"""The `train` command line: `train run CONFIG`, `train generate ADAPTER --prompt ...`, `train merge ADAPTER --out DIR`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from curate.errors import CurateError
+
+app = typer.Typer(help="LoRA/QLoRA fine-tuning on curated shards.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. train/configs/default.yaml.")]) -> None:
+    """Train a LoRA adapter on the configured shards, evaluate it, and check that it stops."""
+    from train.config import load_config
+    from train.run import run as train_run
+
+    try:
+        cfg, path = load_config(config)
+        report = train_run(cfg, path)
+    except CurateError as exc:
+        _fail(exc)
+    loss, stop = report["eval_loss"], report["stop_check"]
+    print(f"trained {report['steps']} steps on {report['lineage']['name']}@{report['lineage']['version']} in {report['seconds']} s ({report['device']})")
+    print(f"eval loss {loss['before']} -> {loss['after']}; stop rate "
+          + (f"{stop['stop_rate']:.0%} of {stop['samples']}" if stop["stop_rate"] is not None else "not measured"))
+    if stop.get("warning"):
+        console.print(f"[bold yellow]WARNING:[/] {stop['warning']}")
+    print(f"adapter:  {report['adapter']}\nreport:   {Path(cfg.output_dir) / 'train_report.json'}\nloss:     {report['loss_curve']}")
+
+
+def _load(adapter: Path):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    if not (adapter / "adapter_config.json").is_file():
+        _fail(CurateError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)"))
+    return AutoPeftModelForCausalLM.from_pretrained(str(adapter)), AutoTokenizer.from_pretrained(str(adapter))
+
+
+@app.command()
+def generate(adapter: Annotated[Path, typer.Argument(help="An adapter folder written by `train run`.")],
+             prompt: Annotated[str, typer.Option("--prompt", "-p", help="The user message.")],
+             max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 128) -> None:
+    """Answer one user message with the adapter (ChatML, greedy, stops at <|im_end|>)."""
+    from train.chat import IM_END, chatml
+
+    model, tokenizer = _load(adapter)
+    ids = tokenizer(chatml([{"role": "user", "content": prompt}], add_generation_prompt=True), add_special_tokens=False,
+                    return_tensors="pt")["input_ids"]
+    out = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=False,
+                         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END), pad_token_id=tokenizer.pad_token_id)
+    print(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+
+
+@app.command()
+def merge(adapter: Annotated[Path, typer.Argument(help="An adapter folder written by `train run`.")],
+          out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged model and tokenizer.")]) -> None:
+    """Merge the LoRA weights into the base model and save model + tokenizer (for vLLM, llama.cpp, ...)."""
+    model, tokenizer = _load(adapter)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    print(json.dumps({"merged": str(out)}))

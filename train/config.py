@@ -1,0 +1,81 @@
+"""Training configuration (`train/configs/*.yaml`), validated by pydantic with the same precise
+errors as pipelines: file, key path, what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from curate.config import StrictModel, load_yaml, parse_model
+
+EMBEDDED = "embedded"  # the small Qwen2 model + BPE tokenizer built from the data (train.tiny)
+
+
+class EmbeddedModel(StrictModel):
+    vocab_size: int = Field(4000, ge=300, le=65_536)
+    hidden: int = Field(128, ge=16)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    kv_heads: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> "EmbeddedModel":
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise ValueError("hidden must be a multiple of heads, and heads a multiple of kv_heads")
+        return self
+
+
+class Lora(StrictModel):
+    r: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class StopCheck(StrictModel):
+    samples: int = Field(16, ge=0)
+    max_new_tokens: int = Field(64, ge=1)
+    min_stop_rate: float = Field(0.8, ge=0.0, le=1.0, description="below this the report warns loudly")
+
+
+class TrainConfig(StrictModel):
+    base_model: str = EMBEDDED  # "embedded", a local folder, or a hub id already in the local cache
+    embedded: EmbeddedModel = Field(default_factory=EmbeddedModel)
+    shards: str = "shards://demo@latest"  # a catalog reference or a curated run directory
+    train_split: str = "train"
+    validation_split: str = "validation"
+    train_on: Literal["last_assistant", "all_assistant", "all"] = "all_assistant"
+    include_text_records: bool = False  # plain-text records (continued pretraining) next to chat SFT records
+    max_length: int = Field(512, ge=16)
+    quantization: Literal["auto", "none", "nf4"] = "auto"  # auto: 4-bit NF4 (QLoRA) on CUDA, none on CPU
+    lora: Lora = Field(default_factory=Lora)
+    learning_rate: float = Field(2e-4, gt=0.0, le=1.0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, description="stop after this many optimiser steps (-1: run the epochs)")
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    gradient_checkpointing: bool = False
+    eval_steps: int = Field(50, ge=1)
+    early_stopping_patience: int = Field(3, ge=0, description="evaluations without improvement before stopping; 0 = off")
+    group_by_length: bool = True
+    seed: int = 13
+    output_dir: str = "out/train"
+    stop_check: StopCheck = Field(default_factory=StopCheck)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError("max_steps must be -1 (run the epochs) or a positive number of steps")
+        return self
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> tuple[TrainConfig, Path]:
+    path = Path(path)
+    data = {**load_yaml(path, "training config"), **(overrides or {})}
+    config = parse_model(TrainConfig, data, path)
+    assert isinstance(config, TrainConfig)
+    return config, path

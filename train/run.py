@@ -1,0 +1,215 @@
+"""`train run CONFIG`: LoRA (QLoRA on CUDA) on curated shards, then a check that the model stops.
+
+transformers' Trainer and peft do the heavy lifting; this module gets right what silently ruins
+fine-tunes: the chat template (checked, ChatML fallback), labels only on what the model should
+write (assistant turns and their `<|im_end|>`), a pad token that is not EOS, truncation counted,
+validation without leakage, and — after training — the stop rate: how many generations end with
+the end-of-turn token before `max_new_tokens`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from curate.io.shards import write_json
+from train.chat import IM_END, IM_START, check_template, chatml
+from train.config import EMBEDDED, TrainConfig
+from train.data import TrainData, TrainDataError, load
+from train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
+from train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
+
+
+def _texts(data: TrainData) -> list[str]:
+    rows = data.train.select("text", "messages").to_dicts()
+    return [r["text"] if r["text"] is not None else chatml(r["messages"]) for r in rows]
+
+
+def _records(df, include_text: bool) -> list[dict]:
+    rows = df.select("id", "text", "messages", *[c for c in ("label",) if c in df.columns]).to_dicts()
+    return [r for r in rows if r["messages"] or (include_text and r["text"])]
+
+
+def load_model(config: TrainConfig, data: TrainData, device: str):
+    """(tokenizer, model, what was loaded) — the embedded model, or a local/cached pretrained one."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    if config.base_model == EMBEDDED:
+        e = config.embedded
+        tokenizer = build_tokenizer(_texts(data), e.vocab_size)
+        model = build_model(tokenizer, e.hidden, e.layers, e.heads, e.kv_heads, max_positions=max(1024, config.max_length),
+                            seed=config.seed)
+        return tokenizer, model, "embedded Qwen2 (random init) + BPE tokenizer trained on the shards"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    quantized = config.quantization == "nf4" or (config.quantization == "auto" and device == "cuda")
+    kwargs: dict = {"attn_implementation": "sdpa"}
+    if quantized:
+        if device != "cuda":
+            raise TrainDataError("quantization: nf4 needs a CUDA device (use quantization: none on a CPU)")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["dtype"] = torch.bfloat16
+    elif device == "cuda":
+        kwargs["dtype"] = torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(config.base_model, **kwargs)
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    return tokenizer, model, f"{config.base_model}" + (" (4-bit NF4, double quantisation)" if quantized else "")
+
+
+def _collate(pad_id: int):
+    import torch
+
+    def collate(batch: list[dict]) -> dict:
+        width = max(len(x["input_ids"]) for x in batch)
+        ids = [x["input_ids"] + [pad_id] * (width - len(x["input_ids"])) for x in batch]
+        labels = [x["labels"] + [IGNORE] * (width - len(x["labels"])) for x in batch]
+        mask = [[1] * len(x["input_ids"]) + [0] * (width - len(x["input_ids"])) for x in batch]
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+    return collate
+
+
+def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, device: str) -> dict:
+    """Generate for validation prompts; the share that ends with `<|im_end|>` before the limit."""
+    import torch
+
+    chats = [r for r in records if r["messages"] and r["messages"][-1]["role"] == "assistant"]
+    sample = random.Random(config.seed).sample(chats, min(config.stop_check.samples, len(chats)))
+    end = tokenizer.convert_tokens_to_ids(IM_END)
+    stopped, lengths = 0, []
+    model.eval()
+    for r in sample:
+        prompt = chatml(r["messages"][:-1], add_generation_prompt=True)
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=config.stop_check.max_new_tokens,
+                                 do_sample=False, eos_token_id=end, pad_token_id=tokenizer.pad_token_id)
+        new = out[0, ids.shape[1]:].tolist()
+        stopped += end in new
+        lengths.append(new.index(end) + 1 if end in new else len(new))
+    rate = stopped / len(sample) if sample else None
+    return {"samples": len(sample), "stopped": stopped, "stop_rate": rate, "mean_new_tokens": sum(lengths) / len(lengths) if lengths else None,
+            "max_new_tokens": config.stop_check.max_new_tokens,
+            "warning": (f"only {rate:.0%} of generations stopped: the model has not learned to end its turn"
+                        if rate is not None and rate < config.stop_check.min_stop_rate else None)}
+
+
+def _loss_curve(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(config: TrainConfig, config_path: Path | None = None) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
+    started = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(config.output_dir)
+    data = load(config.shards, config.train_split, config.validation_split)
+    tokenizer, model, loaded = load_model(config, data, device)
+    missing = [t for t in (IM_START, IM_END) if t not in tokenizer.get_vocab()]
+    if missing:
+        raise TrainDataError(f"{config.base_model}: its tokenizer has no {missing}; only ChatML models (e.g. Qwen2/2.5/3) are supported")
+    template = check_template(tokenizer)
+    if template.use_builtin:
+        tokenizer.chat_template = CHATML_TEMPLATE  # the saved tokenizer then renders what the model was trained on
+    pad, added = pad_token_id(tokenizer)
+    if added:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = pad
+    if config.base_model == EMBEDDED:  # its random init is the base the adapter needs: save it beside the adapter
+        base = (out / "base_model").resolve()
+        model.save_pretrained(str(base))
+        tokenizer.save_pretrained(str(base))
+        model.name_or_path = str(base)
+    stats = {"train": EncodeStats(), "validation": EncodeStats()}
+    train_records = _records(data.train, config.include_text_records)
+    val_records = _records(data.validation, config.include_text_records)
+    encoded = {}
+    for name, records in (("train", train_records), ("validation", val_records)):
+        rows = [encode_record(tokenizer, r, config.train_on, config.max_length, stats[name]) for r in records]
+        encoded[name] = [{"input_ids": e.input_ids, "labels": e.labels} for e in rows if e is not None]
+        if not encoded[name]:
+            raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(records)} chat records)")
+    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False)
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,
+        num_train_epochs=config.epochs, max_steps=config.max_steps, eval_strategy="steps", eval_steps=config.eval_steps,
+        save_strategy="steps", save_steps=config.eval_steps, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, config.eval_steps // 5),
+        report_to=["tensorboard"], seed=config.seed, data_seed=config.seed,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random", bf16=bf16, use_cpu=device == "cpu",
+        gradient_checkpointing=config.gradient_checkpointing, optim="paged_adamw_8bit" if quantized else "adamw_torch",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+    )
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
+    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+    trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+                      data_collator=_collate(pad), callbacks=callbacks)
+    before = trainer.evaluate()["eval_loss"]
+    trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    adapter = out / "adapter"
+    model.save_pretrained(str(adapter))
+    tokenizer.save_pretrained(str(adapter))
+    _loss_curve(trainer.state.log_history, out / "loss_curve.png")
+    stop = stop_check(model, tokenizer, val_records, config, device)
+    report = {
+        "format": "curate.train_report/1",
+        "config": config.model_dump(mode="json"), "config_path": str(config_path) if config_path else None,
+        "model": loaded, "device": device, "template": asdict(template),
+        "pad_token_id": pad, "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
+        "lineage": data.lineage,
+        "examples": {name: {"records": s.records, "truncated": s.truncated, "dropped": len(s.dropped),
+                            "dropped_examples": s.dropped[:10], "trained": len(encoded[name])} for name, s in stats.items()},
+        "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
+        "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "stop_check": stop, "adapter": str(adapter), "loss_curve": str(out / "loss_curve.png"),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_json(out / "train_report.json", report, sort_keys=False)
+    return report
+
+
+def main(config_path: str) -> None:
+    from train.config import load_config
+
+    config, path = load_config(config_path)
+    report = run(config, path)
+    print(json.dumps({k: report[k] for k in ("eval_loss", "stop_check", "adapter")}, indent=2))
