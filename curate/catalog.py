@@ -109,10 +109,10 @@ class Catalog:
         if not candidates:
             known = sorted({e.name for e in self.entries()})
             raise CatalogError(f"no shards named '{name}' in the catalog at {self.root} (known: {', '.join(known) or 'none'})")
-        if version == "latest":
-            usable = [e for e in candidates if e.status == "ok"]
+        if version == "latest":  # the newest version that passed its gates and whose output still exists
+            usable = [e for e in candidates if e.status == "ok" and (e.path / "manifest.json").is_file()]
             if not usable:
-                raise CatalogError(f"shards '{name}' has no usable version (all failed their gates)")
+                raise CatalogError(f"shards '{name}' has no usable version (every version failed its gates or its output directory is gone)")
             return usable[-1]
         matches = [e for e in candidates if e.version.startswith(version)]
         if len(matches) != 1:

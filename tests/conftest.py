@@ -13,6 +13,21 @@ REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(tmp_path_factory):
+    """Module- and session-scoped fixtures run before the per-test home below: give them a
+    throwaway catalog too, so no test ever registers anything in the user's own catalog."""
+    import os
+
+    old = os.environ.get("CURATE_HOME")
+    os.environ["CURATE_HOME"] = str(tmp_path_factory.mktemp("session_home"))
+    yield
+    if old is None:
+        os.environ.pop("CURATE_HOME", None)
+    else:
+        os.environ["CURATE_HOME"] = old
+
+
 @pytest.fixture(autouse=True)
 def curate_home(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own catalog; the demo corpus cache is shared to save time."""

@@ -130,7 +130,7 @@ def _loss_curve(history: list[dict], path: Path) -> None:
 def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
 
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -182,6 +182,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
     trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
                       data_collator=_collate(pad), callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
     after = trainer.evaluate()["eval_loss"]
