@@ -30,7 +30,7 @@ def _texts(data: TrainData) -> list[str]:
 
 
 def _records(df, include_text: bool) -> list[dict]:
-    rows = df.select("id", "text", "messages", *[c for c in ("label",) if c in df.columns]).to_dicts()
+    rows = df.select("id", "text", "messages").to_dicts()
     return [r for r in rows if r["messages"] or (include_text and r["text"])]
 
 
