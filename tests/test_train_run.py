@@ -45,6 +45,8 @@ def test_train_run_learns_and_stops(tmp_path, shards):
     assert report["eval_loss"]["after"] < 0.85 * report["eval_loss"]["before"]  # a clear drop, not noise
     assert report["stop_check"]["stop_rate"] >= 0.75 and report["stop_check"]["warning"] is None
     assert report["lineage"]["version"] == shards.manifest["version"]
+    task = report["stop_check"]["task"]
+    assert task["kind"] == "generation" and 0.0 <= task["rouge_l_f1"] <= 1.0
     assert report["template"]["use_builtin"] is False and report["pad_token_id"] != report["eos_token_id"]
     for name in ("adapter/adapter_config.json", "adapter/tokenizer.json", "loss_curve.png", "base_model/config.json"):
         assert (tmp_path / "train" / name).is_file(), name
@@ -53,6 +55,18 @@ def test_train_run_learns_and_stops(tmp_path, shards):
     assert answer.exit_code == 0 and answer.output.strip()
     merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
     assert merged.exit_code == 0 and (tmp_path / "merged" / "model.safetensors").is_file()
+
+
+def test_task_metrics_classification_and_generation():
+    from train.run import task_metrics
+
+    records = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": c}]} for c in ("urgent", "routine")]
+    got = task_metrics(["urgent", "urgent", "routine"], ["urgent", "routine", "routine"], records)
+    assert got == {"kind": "classification", "classes": 2, "accuracy": 0.6667, "macro_f1": 0.6667}
+    long = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": f"a long answer number {i} here now"}]}
+            for i in range(30)]
+    got = task_metrics(["the cat sat on the mat"], ["the cat is on the mat"], long)
+    assert got == {"kind": "generation", "rouge_l_f1": 0.8333}
 
 
 def test_bad_training_config_is_a_clear_error(tmp_path):

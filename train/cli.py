@@ -39,6 +39,11 @@ def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. 
     print(f"trained {report['steps']} steps on {report['lineage']['name']}@{report['lineage']['version']} in {report['seconds']} s ({report['device']})")
     print(f"eval loss {loss['before']} -> {loss['after']}; stop rate "
           + (f"{stop['stop_rate']:.0%} of {stop['samples']}" if stop["stop_rate"] is not None else "not measured"))
+    task = stop.get("task") or {}
+    if task.get("kind") == "classification":
+        print(f"task: accuracy {task['accuracy']:.1%}, macro-F1 {task['macro_f1']:.3f} over {task['classes']} classes")
+    elif task:
+        print(f"task: ROUGE-L F1 {task['rouge_l_f1']:.3f} against the reference answers")
     if stop.get("warning"):
         console.print(f"[bold yellow]WARNING:[/] {stop['warning']}")
     print(f"adapter:  {report['adapter']}\nreport:   {Path(cfg.output_dir) / 'train_report.json'}\nloss:     {report['loss_curve']}")

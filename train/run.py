@@ -88,7 +88,7 @@ def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, devic
     chats = [r for r in records if r["messages"] and r["messages"][-1]["role"] == "assistant"]
     sample = random.Random(config.seed).sample(chats, min(config.stop_check.samples, len(chats)))
     end = tokenizer.convert_tokens_to_ids(IM_END)
-    stopped, lengths = 0, []
+    stopped, lengths, answers = 0, [], []
     model.eval()
     for r in sample:
         prompt = chatml(r["messages"][:-1], add_generation_prompt=True)
@@ -99,11 +99,40 @@ def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, devic
         new = out[0, ids.shape[1]:].tolist()
         stopped += end in new
         lengths.append(new.index(end) + 1 if end in new else len(new))
+        answers.append(tokenizer.decode(new[: lengths[-1]], skip_special_tokens=True).strip())
     rate = stopped / len(sample) if sample else None
+    references = [r["messages"][-1]["content"].strip() for r in sample]
     return {"samples": len(sample), "stopped": stopped, "stop_rate": rate, "mean_new_tokens": sum(lengths) / len(lengths) if lengths else None,
-            "max_new_tokens": config.stop_check.max_new_tokens,
+            "max_new_tokens": config.stop_check.max_new_tokens, "task": task_metrics(answers, references, chats),
             "warning": (f"only {rate:.0%} of generations stopped: the model has not learned to end its turn"
                         if rate is not None and rate < config.stop_check.min_stop_rate else None)}
+
+
+CLASSES_MAX = 20  # validation answers drawn from at most this many distinct short strings: classification-style
+
+
+def task_metrics(answers: list[str], references: list[str], records: list[dict]) -> dict | None:
+    """Accuracy and macro-F1 when the answers are labels (few distinct short answers across the
+    validation records), ROUGE-L F1 otherwise."""
+    if not answers:
+        return None
+    distinct = {r["messages"][-1]["content"].strip() for r in records}
+    if len(distinct) <= CLASSES_MAX and all(len(d.split()) <= 5 for d in distinct):
+        classes = sorted(distinct)
+        f1 = []
+        for c in classes:
+            tp = sum(a == c and ref == c for a, ref in zip(answers, references))
+            fp = sum(a == c and ref != c for a, ref in zip(answers, references))
+            fn = sum(a != c and ref == c for a, ref in zip(answers, references))
+            f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
+        return {"kind": "classification", "classes": len(classes),
+                "accuracy": round(sum(a == ref for a, ref in zip(answers, references)) / len(answers), 4),
+                "macro_f1": round(sum(f1) / len(f1), 4)}
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    scores = [scorer.score(ref, a)["rougeL"].fmeasure for a, ref in zip(answers, references)]
+    return {"kind": "generation", "rouge_l_f1": round(sum(scores) / len(scores), 4)}
 
 
 def _loss_curve(history: list[dict], path: Path) -> None:
