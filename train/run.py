@@ -156,6 +156,14 @@ def _loss_curve(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _checkpointing(args_cls, config: TrainConfig) -> dict:
+    """transformers 5 renamed gradient_checkpointing to activation_checkpointing; older ones lack it."""
+    import inspect
+
+    name = "activation_checkpointing" if "activation_checkpointing" in inspect.signature(args_cls.__init__).parameters else "gradient_checkpointing"
+    return {name: config.gradient_checkpointing}
+
+
 def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -204,8 +212,8 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, config.eval_steps // 5),
         report_to=["tensorboard"], seed=config.seed, data_seed=config.seed,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random", bf16=bf16, use_cpu=device == "cpu",
-        gradient_checkpointing=config.gradient_checkpointing, optim="paged_adamw_8bit" if quantized else "adamw_torch",
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+        optim="paged_adamw_8bit" if quantized else "adamw_torch",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True, **_checkpointing(TrainingArguments, config),
     )
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
