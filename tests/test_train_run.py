@@ -53,6 +53,11 @@ def test_train_run_learns_and_stops(tmp_path, shards):
     assert list((tmp_path / "train" / "checkpoints" / "runs").rglob("events.out.tfevents*")) or list((tmp_path / "train" / "tensorboard").rglob("events*"))
     answer = runner.invoke(app, ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "I have chest pain.", "--max-new-tokens", "48"])
     assert answer.exit_code == 0 and answer.output.strip()
+    evaluated = runner.invoke(app, ["eval", str(tmp_path / "train" / "adapter")])
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout)
+    assert result["eval_loss"] == pytest.approx(report["eval_loss"]["after"], abs=0.02)  # the same split, the same model
+    assert result["stop_check"]["stop_rate"] == report["stop_check"]["stop_rate"]
     merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
     assert merged.exit_code == 0 and (tmp_path / "merged" / "model.safetensors").is_file()
 

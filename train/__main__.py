@@ -1,4 +1,4 @@
-"""`python -m train` (the `train` command): run, generate, merge."""
+"""`python -m train` (the `train` command): run, eval, generate, merge."""
 
 from train.cli import app
 

@@ -1,4 +1,5 @@
-"""The `train` command line: `train run CONFIG`, `train generate ADAPTER --prompt ...`, `train merge ADAPTER --out DIR`."""
+"""The `train` command line: `train run CONFIG`, `train eval ADAPTER`, `train generate ADAPTER --prompt ...`,
+`train merge ADAPTER --out DIR`."""
 
 from __future__ import annotations
 
@@ -49,11 +50,26 @@ def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. 
     print(f"adapter:  {report['adapter']}\nreport:   {Path(cfg.output_dir) / 'train_report.json'}\nloss:     {report['loss_curve']}")
 
 
+@app.command("eval")
+def eval_(adapter: Annotated[Path, typer.Argument(help="An adapter folder written by `train run`.")],
+          shards: Annotated[str | None, typer.Option(help="Evaluate on these shards instead of the ones it was trained on.")] = None) -> None:
+    """Eval loss and the stop check of a saved adapter on a validation split."""
+    from train.run import evaluate
+
+    try:
+        result = evaluate(adapter, shards)
+    except CurateError as exc:
+        _fail(exc)
+    print(json.dumps(result, indent=2))
+
+
 def _load(adapter: Path):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if not (adapter / "adapter_config.json").is_file():
         _fail(CurateError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)"))
     return AutoPeftModelForCausalLM.from_pretrained(str(adapter)), AutoTokenizer.from_pretrained(str(adapter))

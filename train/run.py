@@ -251,3 +251,46 @@ def main(config_path: str) -> None:
     config, path = load_config(config_path)
     report = run(config, path)
     print(json.dumps({k: report[k] for k in ("eval_loss", "stop_check", "adapter")}, indent=2))
+
+
+def evaluate(adapter: Path, shards: str | None = None) -> dict:
+    """Eval loss and the stop check for a saved adapter, on the validation split of the shards it
+    was trained on (from its train_report.json) or of `shards`."""
+    import torch
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    from curate.io.shards import read_json
+
+    report_path = adapter.parent / "train_report.json"
+    if not report_path.is_file():
+        raise TrainDataError(f"{adapter}: no train_report.json beside it; was it written by `train run`?")
+    trained = read_json(report_path)
+    config = TrainConfig.model_validate(trained["config"])
+    source = shards or trained["lineage"]["path"]
+    data = load(source, config.train_split, config.validation_split)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    records = _records(data.validation, config.include_text_records)
+    stats = EncodeStats()
+    encoded = [e for e in (encode_record(tokenizer, r, config.train_on, config.max_length, stats) for r in records) if e is not None]
+    collate = _collate(tokenizer.pad_token_id)
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(encoded), config.batch_size):
+            batch = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in encoded[start:start + config.batch_size]])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the model shifts labels by one
+            total += float(model(**batch).loss) * n
+            tokens += n
+    return {"adapter": str(adapter), "shards": source, "lineage": data.lineage, "records": len(encoded),
+            "eval_loss": round(total / tokens, 4) if tokens else None,
+            "trained_eval_loss": trained["eval_loss"]["after"],
+            "stop_check": stop_check(model, tokenizer, records, config, device)}
+
