@@ -232,7 +232,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
 
 def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> tuple:
-    from curate.gates import FINAL, ResolvedGate
+    from curate.gates import FINAL, ResolvedGate, stages_upto
     from curate.gates.rules import GateRules
 
     names = [s.name for s in stages]
@@ -247,8 +247,7 @@ def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
         if not rules_path.is_file():
             raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
         rules = parse_model(GateRules, load_yaml(rules_path, "gate rules"), rules_path)
-        upto = stages if g.after == FINAL else stages[: names.index(g.after) + 1]
-        pii = [s for s in upto if s.stage == "pii"]
+        pii = [s for s in stages_upto(stages, g.after) if s.stage == "pii"]
         for j, r in enumerate(rules.expectations):
             if r.pii_residual is not None and not any(s.rules.residual_sample > 0 for s in pii):
                 raise ConfigError(f"{rules_path}: expectations[{j}].pii_residual: needs a pii stage with "

@@ -102,12 +102,9 @@ class Embedder:
             return np.zeros((0, self.dim), np.float32)
         if self.overlap if self.overlap is not None else self.device.startswith("cuda"):
             return self._encode_overlapped(texts)
-        order = np.argsort([len(t) for t in texts], kind="stable")[::-1]  # longest first: memory peaks early
-        out = self.model().encode([texts[i] for i in order], batch_size=self.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
-        result = np.empty_like(out, dtype=np.float32)
-        result[order] = out
-        return result
+        # SentenceTransformer.encode batches by length itself (longest first) and returns input order.
+        return self.model().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=False).astype(np.float32, copy=False)
 
     def _encode_overlapped(self, texts: list[str]) -> np.ndarray:
         """Tokenise the next batches in a thread (the Rust tokenizer releases the GIL) while the

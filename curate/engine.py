@@ -26,7 +26,7 @@ from curate.accounting import StageAccount, check_chain, split_decisions
 from curate.catalog import Catalog, Entry, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.executor import BatchTask, LocalExecutor, build_stages
-from curate.gates import FINAL, GateRunner, failures, run_gates
+from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
 from curate.io.shards import describe_file, read_json, read_parquets, write_json, write_parquet, write_shards
@@ -133,8 +133,7 @@ def run_pipeline(
     final, accounts, lengths_before = run.execute()
     rejected = _rejected(work, accounts)
     what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
-    sidecars = {c for rs in pipeline.stages for c in STAGES[rs.stage].sidecar_columns}  # not published in data/
-    run.gate(FINAL, final.lazy().drop([c for c in final.columns if c in sidecars]))
+    run.gate(FINAL, final.lazy().drop(_sidecar_columns(pipeline, final)))  # the columns published in data/
     if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
         run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
     manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
@@ -187,8 +186,7 @@ class _Run:
         if not gates:
             return
         self.progress.start(f"gates after {point}" if point != FINAL else "gates", None)
-        upto = self.pipeline.stages if point == FINAL else self.pipeline.stages[: [s.name for s in self.pipeline.stages].index(point) + 1]
-        pii = [s.name for s in upto if s.stage == "pii"]
+        pii = [s.name for s in stages_upto(self.pipeline.stages, point) if s.stage == "pii"]
 
         def load_content(rule) -> pl.DataFrame:
             cols = [c for c in ("id", "text", "messages", rule.column) if c in lf.collect_schema()]
@@ -281,8 +279,7 @@ class _Run:
             self.progress.start(rs.name, _rows_in(previous))
             df = read_parquets([p / "kept.parquet" for p in previous])
             stage = build_stages([rs], self.pipeline.spec.seed)[rs.name]
-            if hasattr(stage, "artifacts_dir"):
-                stage.artifacts_dir = out / ARTIFACTS / rs.name
+            stage.artifacts_dir = out / ARTIFACTS / rs.name
             start = time.perf_counter()
             kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
             account.seconds = time.perf_counter() - start
@@ -328,6 +325,15 @@ def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame]) -> d
     return {stage: redactor.redact_rows(df) if stage in before else df for stage, df in rejected.items()}
 
 
+def _sidecars(pipeline: Pipeline, final: pl.DataFrame) -> dict[str, list[str]]:
+    """Per stage, its columns in `final` that are written under signatures/<stage>/, not in data/."""
+    return {rs.name: [c for c in STAGES[rs.stage].sidecar_columns if c in final.columns] for rs in pipeline.stages}
+
+
+def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
+    return sorted({c for cols in _sidecars(pipeline, final).values() for c in cols})
+
+
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
              lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
@@ -336,8 +342,8 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
     out = pipeline.spec.output
-    sidecars = {rs.name: [c for c in STAGES[rs.stage].sidecar_columns if c in final.columns] for rs in pipeline.stages}
-    sidecar_cols = sorted({c for cols in sidecars.values() for c in cols})
+    sidecars = _sidecars(pipeline, final)
+    sidecar_cols = _sidecar_columns(pipeline, final)
     entries = [describe_file(e["path"], staging, e["rows"])
                for e in write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)]
     for stage_name, cols in sidecars.items():

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -64,15 +63,12 @@ def eval_(adapter: Annotated[Path, typer.Argument(help="An adapter folder writte
 
 
 def _load(adapter: Path):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from peft import AutoPeftModelForCausalLM
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from train.run import load_adapter
 
-    hf_logging.disable_progress_bar()
-    if not (adapter / "adapter_config.json").is_file():
-        _fail(CurateError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)"))
-    return AutoPeftModelForCausalLM.from_pretrained(str(adapter)), AutoTokenizer.from_pretrained(str(adapter))
+    try:
+        return load_adapter(adapter)
+    except CurateError as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -16,6 +16,7 @@ import polars as pl
 
 from curate.catalog import Catalog
 from curate.errors import CurateError
+from curate.gates.frames import content_hash
 from curate.io.shards import read_json
 
 
@@ -30,19 +31,14 @@ class TrainData:
     lineage: dict  # name, version, path, manifest pipeline fingerprint
 
 
-def _normalized(df: pl.DataFrame) -> pl.Series:
-    msgs = pl.col("messages").list.eval(pl.element().struct.field("content")).list.join("\n")
-    text = pl.coalesce(pl.col("text"), msgs).str.to_lowercase().str.replace_all(r"[^\w\s]", "").str.replace_all(r"\s+", " ")
-    return df.select(text.str.strip_chars().alias("n"))["n"]
-
-
 def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
     """Validation records that also appear in train: by id, by near-duplicate cluster, by content."""
     out = {"ids": int(validation["id"].is_in(train["id"].implode()).sum())}
     if "dup_cluster" in train.columns and "dup_cluster" in validation.columns:
         clusters = train["dup_cluster"].drop_nulls().implode()
         out["dup_clusters"] = int(validation["dup_cluster"].drop_nulls().is_in(clusters).sum())
-    out["content"] = int(_normalized(validation).is_in(_normalized(train).implode()).sum())
+    hashes = {name: df.select(content_hash(df.schema))[:, 0] for name, df in (("train", train), ("validation", validation))}
+    out["content"] = int(hashes["validation"].is_in(hashes["train"].implode()).sum())
     return out
 
 

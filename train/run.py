@@ -68,6 +68,25 @@ def load_model(config: TrainConfig, data: TrainData, device: str):
     return tokenizer, model, f"{config.base_model}" + (" (4-bit NF4, double quantisation)" if quantized else "")
 
 
+def _encode_all(tokenizer, records: list[dict], config: TrainConfig, stats: EncodeStats) -> list[dict]:
+    """Ids and labels of every record with something to learn (the rest are counted in stats)."""
+    rows = (encode_record(tokenizer, r, config.train_on, config.max_length, stats) for r in records)
+    return [{"input_ids": e.input_ids, "labels": e.labels} for e in rows if e is not None]
+
+
+def load_adapter(adapter: Path):
+    """(model with the LoRA adapter on its base, tokenizer) from a folder `train run` wrote."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if not (adapter / "adapter_config.json").is_file():
+        raise TrainDataError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    hf_logging.disable_progress_bar()
+    return AutoPeftModelForCausalLM.from_pretrained(str(adapter)), AutoTokenizer.from_pretrained(str(adapter))
+
+
 def _collate(pad_id: int):
     import torch
 
@@ -194,8 +213,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     val_records = _records(data.validation, config.include_text_records)
     encoded = {}
     for name, records in (("train", train_records), ("validation", val_records)):
-        rows = [encode_record(tokenizer, r, config.train_on, config.max_length, stats[name]) for r in records]
-        encoded[name] = [{"input_ids": e.input_ids, "labels": e.labels} for e in rows if e is not None]
+        encoded[name] = _encode_all(tokenizer, records, config, stats[name])
         if not encoded[name]:
             raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(records)} chat records)")
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
@@ -257,8 +275,6 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
     """Eval loss and the stop check for a saved adapter, on the validation split of the shards it
     was trained on (from its train_report.json) or of `shards`."""
     import torch
-    from peft import AutoPeftModelForCausalLM
-    from transformers import AutoTokenizer
 
     from curate.io.shards import read_json
 
@@ -269,22 +285,16 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
     config = TrainConfig.model_validate(trained["config"])
     source = shards or trained["lineage"]["path"]
     data = load(source, config.train_split, config.validation_split)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter))
+    model, tokenizer = load_adapter(adapter)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     records = _records(data.validation, config.include_text_records)
-    stats = EncodeStats()
-    encoded = [e for e in (encode_record(tokenizer, r, config.train_on, config.max_length, stats) for r in records) if e is not None]
+    encoded = _encode_all(tokenizer, records, config, EncodeStats())
     collate = _collate(tokenizer.pad_token_id)
     total, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(encoded), config.batch_size):
-            batch = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in encoded[start:start + config.batch_size]])
+            batch = collate(encoded[start:start + config.batch_size])
             batch = {k: v.to(device) for k, v in batch.items()}
             n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the model shifts labels by one
             total += float(model(**batch).loss) * n

@@ -28,6 +28,14 @@ FINAL = "final"
 EXAMPLES = 5
 
 
+def stages_upto(stages: tuple, point: str) -> tuple:
+    """The pipeline's stages (ResolvedStage) that ran before a gate point, in order."""
+    if point == FINAL:
+        return stages
+    names = [s.name for s in stages]
+    return stages[: names.index(point) + 1]
+
+
 @dataclass(frozen=True)
 class ResolvedGate:
     point: str  # a stage name, or "final"

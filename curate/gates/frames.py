@@ -31,6 +31,11 @@ def _normalized(content: pl.Expr) -> pl.Expr:
     return content.str.to_lowercase().str.replace_all(r"[^\w\s]", "").str.replace_all(r"\s+", " ").str.strip_chars()
 
 
+def content_hash(schema: pl.Schema) -> pl.Expr:
+    """A hash of the record's text or conversation, lower-cased, without punctuation, spaces collapsed."""
+    return _normalized(_content(schema)[0]).hash(seed=0)
+
+
 def _scalar(dtype: pl.DataType) -> bool:
     return dtype.is_numeric() or dtype in (pl.Utf8, pl.Boolean)
 
@@ -57,7 +62,7 @@ def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
         (pl.col("text").str.len_chars() if "text" in schema else pl.lit(None, pl.UInt32)).alias("text_chars"),
         (pl.col("messages").list.len() if "messages" in schema else pl.lit(None, pl.UInt32)).alias("turns"),
         (chars.fill_null(0) > 0).alias("has_content"),
-        _normalized(content).hash(seed=0).alias("content_hash"),
+        content_hash(schema).alias("content_hash"),
     ]
     if "messages" in schema:
         roles = pl.col("messages").list.eval(_ELEM.struct.field("role")).list.join(",")

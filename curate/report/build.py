@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from curate.profile import BUCKETS, bucket_label, length_histogram, value_counts
+from curate.report import stage_names
 from curate.report.readiness import readiness
 
 EXAMPLES_PER_REASON = 5
@@ -55,13 +56,14 @@ def _pii(name: str, summary: dict | None) -> dict:
     }
 
 
-def _stage_names(manifest: dict, stage_type: str) -> list[str]:
-    return [s["name"] for s in manifest["pipeline"]["stages"] if s["stage"] == stage_type]
+def _summaries(manifest: dict, stage_type: str) -> list[dict]:
+    """Each stage of a type with the summary it measured (empty when it measured nothing)."""
+    return [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})} for name in stage_names(manifest, stage_type)]
 
 
 def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
     hits = []
-    for name in _stage_names(manifest, "quality"):
+    for name in stage_names(manifest, "quality"):
         acc = next(a for a in manifest["accounting"] if a["stage"] == name)
         rej = rejected.get(name, pl.DataFrame())
         counts = (dict(rej["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
@@ -88,7 +90,7 @@ def _size_histogram(sizes: list[int]) -> dict[str, int]:
 def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
     """Per dedup stage: cluster-size histogram and duplicates removed per source and rule."""
     sections = []
-    for name in _stage_names(manifest, "dedup"):
+    for name in stage_names(manifest, "dedup"):
         rej = rejected.get(name, pl.DataFrame())
         removed = rej.group_by("dup_of").len() if rej.height else pl.DataFrame({"dup_of": [], "len": []})
         sizes = (removed["len"] + 1).to_list() if removed.height else []
@@ -118,7 +120,7 @@ def _gates(manifest: dict, has_docs: bool) -> dict:
 def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int],
                  has_gx_docs: bool = False) -> dict:
     langid_drops: dict[str, int] = {}
-    for name in _stage_names(manifest, "langid"):
+    for name in stage_names(manifest, "langid"):
         if name in rejected and "lang" in rejected[name].columns:
             for lang, n in value_counts(rejected[name], "lang").items():
                 langid_drops[lang] = langid_drops.get(lang, 0) + n
@@ -143,17 +145,13 @@ def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.Dat
         },
         "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
         "quality": _quality_hits(manifest, rejected),
-        "pii": [_pii(name, manifest.get("stage_summaries", {}).get(name)) for name in _stage_names(manifest, "pii")],
+        "pii": [_pii(name, manifest.get("stage_summaries", {}).get(name)) for name in stage_names(manifest, "pii")],
         "duplicates": _duplicates(manifest, rejected),
-        "balance": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
-                    for name in _stage_names(manifest, "balance")],
+        "balance": _summaries(manifest, "balance"),
         "sensitivity": manifest.get("sensitivity", []),
-        "splits": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
-                   for name in _stage_names(manifest, "split")],
-        "retrieval": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
-                      for name in _stage_names(manifest, "retrieve")],
-        "classifiers": [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
-                        for name in _stage_names(manifest, "classify")],
+        "splits": _summaries(manifest, "split"),
+        "retrieval": _summaries(manifest, "retrieve"),
+        "classifiers": _summaries(manifest, "classify"),
         "labels": value_counts(final, "label"),
         "sources": value_counts(final, "source"),
         "shapes": {

@@ -13,6 +13,7 @@ import polars as pl
 
 from curate.gates.frames import records_frame
 from curate.gates.rules import ChatRule, GateRule
+from curate.report import stage_names
 
 ENOUGH, SOME = 1_000, 200
 MIN_VALIDATION = 100
@@ -22,10 +23,6 @@ LONG_CHARS = 16_000  # ~4k tokens: beyond a typical max_length, such records get
 
 def _item(question: str, mark: str, evidence: str) -> dict:
     return {"question": question, "mark": mark, "evidence": evidence}
-
-
-def _stage(manifest: dict, kind: str) -> list[str]:
-    return [s["name"] for s in manifest["pipeline"]["stages"] if s["stage"] == kind]
 
 
 def _enough(final: pl.DataFrame) -> dict:
@@ -51,7 +48,7 @@ def _format(measures: pl.DataFrame) -> dict:
 
 def _clean(manifest: dict, measures: pl.DataFrame) -> dict:
     dups = measures.height - measures["content_hash"].n_unique() if measures.height else 0
-    missing = [k for k in ("quality", "dedup") if not _stage(manifest, k)]
+    missing = [k for k in ("quality", "dedup") if not stage_names(manifest, k)]
     mark = "fail" if dups else ("warn" if missing else "pass")
     ran = ", ".join(f"{k} ({'ran' if k not in missing else 'not in the pipeline'})" for k in ("quality", "dedup"))
     return _item("Is it clean (filtered, deduplicated)?", mark, f"{ran}; {dups:,} exact duplicates of normalized content remain.")
@@ -65,7 +62,7 @@ def _balance(manifest: dict, final: pl.DataFrame) -> dict:
     ratio = n.max() / max(n.min(), 1)
     mark = "pass" if ratio <= IMBALANCE_WARN else "warn" if ratio <= IMBALANCE_FAIL else "fail"
     notes = [f"largest/smallest label {ratio:.2f} (warn > {IMBALANCE_WARN:g}, fail > {IMBALANCE_FAIL:g})"]
-    for name in _stage(manifest, "balance"):
+    for name in stage_names(manifest, "balance"):
         simpson = manifest.get("stage_summaries", {}).get(name, {}).get("before", {}).get("simpson") or {}
         for conf, c in (simpson.get("checks") or {}).items():
             if c.get("reversal") or c.get("strong_confounding"):
@@ -83,7 +80,7 @@ def _validation(manifest: dict, final: pl.DataFrame, gates: list[dict]) -> dict:
     if not held:
         return _item("Is there a validation split without leakage?", "fail", "no split column: add a split stage.")
     leaks = {k: v for r in gates for k, v in r["metrics"].items() if k.startswith("leaked_") and v}
-    after = sum(manifest.get("stage_summaries", {}).get(n, {}).get("leaking_pairs_after", 0) for n in _stage(manifest, "split"))
+    after = sum(manifest.get("stage_summaries", {}).get(n, {}).get("leaking_pairs_after", 0) for n in stage_names(manifest, "split"))
     small = min(held.values()) < MIN_VALIDATION
     checked = any(k.startswith("leaked_") for r in gates for k in r["metrics"])
     mark = "fail" if (leaks or after) else ("warn" if small or not checked else "pass")
@@ -94,7 +91,7 @@ def _validation(manifest: dict, final: pl.DataFrame, gates: list[dict]) -> dict:
 
 
 def _pii(manifest: dict, gates: list[dict]) -> dict:
-    names = _stage(manifest, "pii")
+    names = stage_names(manifest, "pii")
     hits = {k: v for r in gates for k, v in r.get("pii_pattern_records", {}).items() if v}
     if not names:
         return _item("Was personal data removed?", "fail", "no pii stage in the pipeline"

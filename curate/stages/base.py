@@ -14,6 +14,7 @@ splits). `setup()` loads models once per worker, `process()` must be safe to ret
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import polars as pl
@@ -46,6 +47,9 @@ class Stage:
         self.seed = seed
         # What a global stage measured (e.g. balance statistics); kept in the manifest and report.
         self.summary: dict | None = None
+        # Where a global stage may write files to publish beside the shards (artifacts/<stage>/);
+        # the engine sets it, None elsewhere (row stages, the sensitivity replay, direct use).
+        self.artifacts_dir: Path | None = None
 
     @classmethod
     def describe(cls, rules: BaseModel) -> dict:

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from curate.config import StrictModel
 from curate.errors import ConfigError
-from curate.records import content_text
+from curate.records import content_texts
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
 
 _SPACE = re.compile(r"\s+")
@@ -94,7 +94,6 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
 class ClassifyStage(Stage):
     kind = "global"
     Rules = ClassifyRules
-    artifacts_dir: Path | None = None  # set by the engine: files here are published under artifacts/<stage>/
 
     @classmethod
     def criteria(cls, rules: ClassifyRules, rejected: pl.DataFrame) -> list[tuple[str, ClassifyRules]]:
@@ -129,8 +128,7 @@ class ClassifyStage(Stage):
             raise ConfigError(f"classify: needs at least {r.min_training_rows} labelled records of both classes to train on; "
                               f"got {int(positive.sum())} positive and {int((~positive).sum())} negative "
                               f"(from column '{r.labels.column}')")
-        texts = [_line(content_text(t, m, r.chat_roles), r.fasttext.max_chars)
-                 for t, m in zip(df["text"].to_list(), df["messages"].to_list())]
+        texts = [_line(t, r.fasttext.max_chars) for t in content_texts(df, r.chat_roles)]
         order = np.random.default_rng(r.seed).permutation(len(rows))
         cut = max(1, int(round(len(rows) * r.holdout)))
         held, train = order[:cut], order[cut:]

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from curate.config import StrictModel
 from curate.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, embed
 from curate.errors import ConfigError
-from curate.records import content_text, to_record
+from curate.records import content_text, content_texts, to_record
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 from curate.vectors import choose_backend, near_duplicates, nearest
 
@@ -93,7 +93,7 @@ def load_seeds(seeds: list[SeedSet], roles: str) -> tuple[list[str], list[str]]:
         if s.path.startswith("shards://"):
             entry = Catalog().resolve(s.path)
             data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["id", "text", "messages"])
-            rows = [(r["id"], content_text(r["text"], r["messages"], roles)) for r in data.iter_rows(named=True)]
+            rows = list(zip(data["id"].to_list(), content_texts(data, roles)))
         else:
             path = Path(s.path)
             if not path.is_file():
@@ -163,9 +163,8 @@ class RetrieveStage(Stage):
             # relaxed criterion) leave the sample, and so the embedding cache, almost unchanged.
             ranks = df.select(pl.col("id").hash(seed=r.seed)).to_series().to_numpy()
             rows = np.sort(np.argsort(ranks, kind="stable")[: r.sample])
-        texts = [content_text(t, m, r.chat_roles) for t, m in zip(df["text"].to_list(), df["messages"].to_list())]
         seeds, seeds_new = embed(self.embedder, seed_texts, self.cache)
-        pool, pool_new = embed(self.embedder, [texts[i] for i in rows], self.cache)
+        pool, pool_new = embed(self.embedder, content_texts(df[rows], r.chat_roles), self.cache)
         embedded = time.perf_counter()
         backend = choose_backend(r.backend, self.embedder.device)
         nb = nearest(seeds, pool, r.k, backend, r.index)
@@ -197,7 +196,7 @@ class RetrieveStage(Stage):
                 elif not chosen[j]:
                     actions[i], rules_[i] = DROP, "retrieve:not_selected"
                     reasons[i] = f"{r.select.score} cosine to seeds {score[j]:.3f} not selected ({r.select.by} {r.select.value:g})"
-        self.summary = self._summary(df, rows, score, chosen, nb, seed_ids, len(dups), backend,
+        self.summary = self._summary(df, rows, score, chosen, nb, seed_ids, len(dups),
                                      {"seeds": seeds_new, "pool": pool_new},
                                      {"embed": embedded - started, "search": searched - embedded})
         out = df.with_columns(
@@ -223,7 +222,7 @@ class RetrieveStage(Stage):
             chosen[best] = True
         return chosen
 
-    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, backend, computed, seconds) -> dict:
+    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds) -> dict:
         order = np.argsort(-score, kind="stable")
         examples = [{"id": df["id"][int(rows[j])], "score": round(float(score[j]), 4),
                      "nearest_seed_id": seed_ids[int(nb.ids[j, 0])]} for j in order[:5].tolist()]

@@ -218,8 +218,9 @@ class SplitStage(Stage):
 
     @staticmethod
     def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFrame:
-        """The held-out n-grams (column h) found in more than `limit` documents, train and held-out."""
-        docs = pl.concat([train.join(held.select("h").unique(), on="h", how="semi").select("h"), held.select("h")])
+        """The held-out n-grams (column h) found in more than `limit` documents, train and held-out;
+        `train` holds only (n-gram, document) pairs whose n-gram is held out too."""
+        docs = pl.concat([train.select("h"), held.select("h")])
         return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
 
     def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
