@@ -27,7 +27,7 @@ curate: install
 	$(BIN)/curate run $(PIPELINE)
 
 test: install
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: install $(DATATROVE_VENV)/.installed
 	DATATROVE_PYTHON=$(DATATROVE_VENV)/bin/python $(BIN)/python -m bench.run

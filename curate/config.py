@@ -77,6 +77,17 @@ class GateSpec(StrictModel):
     after: str = "final"  # a stage name: check what that stage passed on; "final": the published shards
 
 
+class RaySpec(StrictModel):
+    """Where `executor: ray` runs. Not part of the cache key: both executors give the same shards."""
+
+    # "local": start a Ray instance on this machine; "auto": join the cluster this machine is part
+    # of (`ray start`); "ray://host:10001": connect with Ray Client.
+    address: str = "local"
+    # Passed to ray.init when curate starts or joins the cluster (e.g. {"working_dir": "."} or pip
+    # packages); workers must run the same curate as the driver, and a run checks that they do.
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+
+
 class PipelineSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -86,6 +97,9 @@ class PipelineSpec(StrictModel):
     limits: Limits = Field(default_factory=Limits)
     batch_size: int = Field(2_000, gt=0)
     workers: int | Literal["auto"] = "auto"
+    # local: processes on this machine; ray: a Ray cluster (see `ray`). Same shards either way.
+    executor: Literal["local", "ray"] = "local"
+    ray: RaySpec = Field(default_factory=RaySpec)
     # Replay each selection criterion relaxed (curate.sensitivity) and report what it removes.
     sensitivity: bool = True
     stages: list[StageSpec] = Field(default_factory=list)
@@ -122,7 +136,8 @@ class Pipeline:
 
     @property
     def config_fingerprint(self) -> str:
-        spec = self.spec.model_dump(mode="json", exclude={"output": {"dir"}, "workers": True, "description": True})
+        spec = self.spec.model_dump(mode="json", exclude={"output": {"dir"}, "workers": True, "description": True,
+                                                    "executor": True, "ray": True})
         spec["stages"] = [s.fingerprint for s in self.stages]
         spec["gates"] = [[g.point, g.rules.model_dump(mode="json")] for g in self.gates]
         return sha256_json(spec)

@@ -15,7 +15,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,7 +25,8 @@ from curate import __version__
 from curate.accounting import StageAccount, check_chain, split_decisions
 from curate.catalog import Catalog, Entry, file_problems
 from curate.config import Pipeline, ResolvedStage
-from curate.executor import BatchTask, LocalExecutor, build_stages
+from curate.errors import ConfigError
+from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages
 from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
@@ -101,9 +102,20 @@ def default_out_dir(pipeline: Pipeline) -> Path:
     return pipeline.resolve(spec) if spec else Path("out") / pipeline.spec.name
 
 
-def resolve_workers(value: int | str | None, pipeline: Pipeline) -> int:
+def resolve_workers(value: int | str | None, pipeline: Pipeline) -> int | None:
+    """Worker processes; None ('auto' under Ray) means one per CPU of the cluster."""
     chosen = value if value is not None else pipeline.spec.workers
-    return (os.cpu_count() or 1) if chosen == "auto" else int(chosen)
+    if chosen == "auto":
+        return None if pipeline.spec.executor == "ray" else (os.cpu_count() or 1)
+    return int(chosen)
+
+
+def make_executor(pipeline: Pipeline, row_stages: list[ResolvedStage], workers: int | None) -> Executor:
+    if pipeline.spec.executor == "ray":
+        from curate.ray_executor import RayExecutor
+
+        return RayExecutor(row_stages, pipeline.spec.seed, workers, pipeline.spec.ray)
+    return LocalExecutor(row_stages, pipeline.spec.seed, workers or 1)
 
 
 def run_pipeline(
@@ -113,11 +125,14 @@ def run_pipeline(
     out_dir: Path | None = None,
     name: str | None = None,
     workers: int | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
     catalog: Catalog | None = None,
 ) -> RunResult:
     started = time.perf_counter()
+    pipeline = _with_executor(pipeline, executor, ray_address)
     progress = progress or Progress()
     catalog = catalog or Catalog()
     files = resolve_inputs(pipeline, inputs)
@@ -138,10 +153,23 @@ def run_pipeline(
         run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
     manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
                         seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
-                        gates=run.gate_results)
+                        gates=run.gate_results, executor=run.executor)
     entry = catalog.register(out_dir, manifest)
     shutil.rmtree(out_dir / "_work", ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
+
+
+def _with_executor(pipeline: Pipeline, executor: str | None, ray_address: str | None) -> Pipeline:
+    """The pipeline with the executor chosen on the command line (`--executor`, `--ray-address`)."""
+    update: dict = {}
+    if executor not in (None, "local", "ray"):
+        raise ConfigError(f"executor {executor!r}: choose 'local' or 'ray'")
+    if executor is not None:
+        update["executor"] = executor
+    if ray_address is not None:
+        update["executor"] = "ray"
+        update["ray"] = pipeline.spec.ray.model_copy(update={"address": ray_address})
+    return replace(pipeline, spec=pipeline.spec.model_copy(update=update)) if update else pipeline
 
 
 def _cache_hit(out_dir: Path, key: str) -> dict | None:
@@ -167,12 +195,13 @@ class _Run:
     pipeline: Pipeline
     files: list[InputFile]
     work: Path
-    workers: int
+    workers: int | None
     progress: Progress
     accounts: dict[str, StageAccount] = field(default_factory=dict)
     summaries: dict[str, dict] = field(default_factory=dict)
     global_inputs: dict[str, list[Path]] = field(default_factory=dict)
     gate_results: list[dict] = field(default_factory=list)
+    executor: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.gate_runner = GateRunner(self.work / GX_DOCS)
@@ -202,7 +231,8 @@ class _Run:
         order = ["read"] + [rs.name for rs in self.pipeline.stages]
         self.accounts = {n: StageAccount(stage=n) for n in order}
         histograms: list[list[int]] = []
-        with LocalExecutor(row_stages, self.pipeline.spec.seed, self.workers) as executor:
+        with make_executor(self.pipeline, row_stages, self.workers) as executor:
+            self.executor = executor.describe()
             previous: list[Path] = []
             for i, seg in enumerate(segments):
                 seg_dir = self.work / f"seg-{i:02d}"
@@ -213,7 +243,7 @@ class _Run:
                     previous = [seg_dir / f"b-{d['index']:05d}" for d in done]
                 else:
                     self.global_inputs[seg.stages[0].name] = [p / "kept.parquet" for p in previous]
-                    previous = [self._global_segment(seg.stages[0], seg_dir, previous)]
+                    previous = [self._global_segment(executor, seg.stages[0], seg_dir, previous)]
                 if seg.stages and seg.stages[-1].name in points:
                     self.gate(seg.stages[-1].name, pl.scan_parquet([p / "kept.parquet" for p in previous]))
         final = read_parquets([p / "kept.parquet" for p in previous])
@@ -232,7 +262,7 @@ class _Run:
         self.progress.finish()
         return result
 
-    def _row_segment(self, executor: LocalExecutor, seg: Segment, seg_dir: Path, i: int, previous: list[Path]) -> list[dict]:
+    def _row_segment(self, executor: Executor, seg: Segment, seg_dir: Path, i: int, previous: list[Path]) -> list[dict]:
         names = [rs.name for rs in seg.stages]
         label = " + ".join(["read", *names] if i == 0 else names) or "read"
         self.progress.start(label, None if i == 0 else _rows_in(previous))
@@ -268,31 +298,19 @@ class _Run:
         for index, start in enumerate(range(0, max(df.height, 1), size)):
             yield BatchTask(index, df.slice(start, size))
 
-    def _global_segment(self, rs: ResolvedStage, seg_dir: Path, previous: list[Path]) -> Path:
+    def _global_segment(self, executor: Executor, rs: ResolvedStage, seg_dir: Path, previous: list[Path]) -> Path:
         out = seg_dir / "all"
-        marker = out / "done.json"
+        marker = out / DONE
         if marker.is_file():
             done = read_json(marker)
-            account = StageAccount.from_dict(done["accounts"][0])
-            summary = done.get("summary")
         else:
             self.progress.start(rs.name, _rows_in(previous))
-            df = read_parquets([p / "kept.parquet" for p in previous])
-            stage = build_stages([rs], self.pipeline.spec.seed)[rs.name]
-            stage.artifacts_dir = out / ARTIFACTS / rs.name
-            start = time.perf_counter()
-            kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
-            account.seconds = time.perf_counter() - start
-            if rejected.height:
-                write_parquet(rejected, out / f"rejected-{rs.name}.parquet")
-            write_parquet(kept, out / "kept.parquet")
-            summary = stage.summary
-            write_json(marker, {"accounts": [account.to_dict()], "summary": summary})
-            self.progress.advance(df.height)
+            done = executor.run_global(rs, self.pipeline.spec.seed, out, [p / "kept.parquet" for p in previous], ARTIFACTS)
+            self.progress.advance(done["rows_in"])
             self.progress.finish()
-        self.accounts[rs.name].merge(account)
-        if summary is not None:
-            self.summaries[rs.name] = summary
+        self.accounts[rs.name].merge(StageAccount.from_dict(done["accounts"][0]))
+        if done.get("summary") is not None:
+            self.summaries[rs.name] = done["summary"]
         return out
 
 
@@ -337,7 +355,7 @@ def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
              lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
-             gates: list[dict]) -> dict:
+             gates: list[dict], executor: dict) -> dict:
     """Write shards, rejected rows, report and manifest under work/final, then move them into place."""
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
@@ -368,7 +386,8 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         "run_key": key,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": {"curate": __version__, "fingerprint": code_fingerprint()},
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                    "executor": executor},
         "pipeline": {
             "name": pipeline.spec.name, "path": str(pipeline.path), "fingerprint": pipeline.config_fingerprint,
             "seed": pipeline.spec.seed,

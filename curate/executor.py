@@ -1,9 +1,11 @@
-"""The local executor: runs row-local stages over batches in worker processes.
+"""Executors run a pipeline's work; this is the local one (processes on one machine).
 
 Each worker builds and `setup()`s every row stage once, then processes whole batches
 and writes its results to a checkpoint folder itself (kept rows, rejected rows per
 stage, and last `done.json`, the completion marker), so a killed run resumes from
-the batches already done. Results are returned in batch order.
+the batches already done. Results are returned in batch order. A global stage runs
+in the engine's process (`run_global`). The Ray executor (curate.ray_executor) runs
+the same two functions, `run_batch` and `run_global`, on a cluster's workers.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import polars as pl
 
 from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
-from curate.io.shards import read_json, write_json, write_parquet
+from curate.io.shards import read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
 from curate.stages import STAGES
 from curate.stages.base import Stage
@@ -87,9 +90,47 @@ def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -
     return done
 
 
+def run_global(rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str, pool=None) -> dict:
+    """Run one global stage on all rows in `inputs` and checkpoint it under `out` (a retry redoes it);
+    `pool` (curate.parallel.TaskPool), if given, is where the stage may spread its work."""
+    df = read_parquets(inputs)
+    stage = build_stages([rs], seed)[rs.name]
+    stage.artifacts_dir = out / artifacts / rs.name
+    stage.pool = pool
+    start = time.perf_counter()
+    kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
+    account.seconds = time.perf_counter() - start
+    if rejected.height:
+        write_parquet(rejected, out / f"rejected-{rs.name}.parquet")
+    write_parquet(kept, out / "kept.parquet")
+    done = {"accounts": [account.to_dict()], "summary": stage.summary, "rows_in": df.height}
+    write_json(out / DONE, done)
+    return done
+
+
 def load_done(seg_dir: Path, index: int) -> dict | None:
     marker = batch_dir(seg_dir, index) / DONE
     return read_json(marker) if marker.is_file() else None
+
+
+class Executor(Protocol):
+    """What the engine needs from an executor (LocalExecutor, curate.ray_executor.RayExecutor)."""
+
+    workers: int
+
+    def __enter__(self) -> "Executor": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def describe(self) -> dict:
+        """For the manifest: which executor ran, with how many workers."""
+
+    def map_batches(self, seg_dir: Path, names: list[str], tasks: Iterator[BatchTask], profile: bool,
+                    on_done: Callable[[dict], None]) -> list[dict]:
+        """Apply the `names` row stages to every task (via `run_batch`), skipping checkpointed ones."""
+
+    def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
+        """Run one global stage (via `run_global`) and return its done record."""
 
 
 class LocalExecutor:
@@ -115,6 +156,12 @@ class LocalExecutor:
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+
+    def describe(self) -> dict:
+        return {"kind": "local", "workers": self.workers}
+
+    def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
+        return run_global(rs, seed, out, inputs, artifacts)
 
     def map_batches(self, seg_dir: Path, names: list[str], tasks: Iterator[BatchTask], profile: bool,
                     on_done: Callable[[dict], None]) -> list[dict]:

@@ -202,6 +202,15 @@ class Sketch:
     sets: np.ndarray
     set_offsets: np.ndarray
 
+    @staticmethod
+    def concat(parts: list["Sketch"]) -> "Sketch":
+        """Sketches of consecutive runs of texts, as one."""
+        offsets = [np.zeros(1, np.int64)]
+        for part in parts:
+            offsets.append(part.set_offsets[1:] + offsets[-1][-1])
+        return Sketch(np.concatenate([p.signatures for p in parts]), np.concatenate([p.sets for p in parts]),
+                      np.concatenate(offsets))
+
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
         """Exact Jaccard of the shingle sets of each pair (row indices)."""
         return _pair_jaccard(self.sets, self.set_offsets, pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64))
@@ -268,26 +277,62 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: i
     Everything is vectorised per band and bucket size, never per bucket.
     """
     n = len(signatures)
-    codes = []  # each pair as one int64, i * n + j, so de-duplication is a 1-D unique
+    positions = np.arange(n, dtype=np.int64)
+    codes = [band_pair_codes(signatures[:, band * rows:(band + 1) * rows], positions, n, max_bucket)
+             for band in range(bands)]
+    return pairs_from_codes(codes, n)
+
+
+def band_pair_codes(block: np.ndarray, positions: np.ndarray, n: int, max_bucket: int) -> np.ndarray:
+    """For one band: each candidate pair among rows with equal values in `block` (one row per record,
+    at record number `positions`), as one int64 `i * n + j`, i < j, so de-duplication is a 1-D unique."""
+    block = np.ascontiguousarray(block)
+    keys = block.view(np.dtype((np.void, block.shape[1] * block.itemsize))).ravel()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    codes = [np.empty(0, np.int64)]
+    for size in np.unique(sizes[sizes > 1]):
+        members = np.sort(positions[order[starts[sizes == size][:, None] + np.arange(size)]], axis=1)
+        if size <= max_bucket:
+            i, j = np.triu_indices(size, k=1)
+            left, right = members[:, i], members[:, j]
+        else:
+            left, right = np.repeat(members[:, :1], size - 1, axis=1), members[:, 1:]
+        codes.append((left.astype(np.int64) * n + right).ravel())
+    return np.concatenate(codes)
+
+
+def pairs_from_codes(codes: list[np.ndarray], n: int) -> np.ndarray:
+    unique = np.unique(np.concatenate(codes)) if codes else np.empty(0, np.int64)
+    return np.stack([unique // n, unique % n], axis=1) if len(unique) else np.empty((0, 2), np.int64)
+
+
+def band_partitions(signatures: np.ndarray, positions: np.ndarray, bands: int, rows: int,
+                    partitions: int) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """The map side of the LSH shuffle: each (band, bucket) key goes to one of `partitions`
+    (by a hash of the key, so equal keys meet in the same one), as {band: (positions, values)}."""
+    out: list[dict] = [{} for _ in range(partitions)]
     for band in range(bands):
-        block = np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows])
-        keys = block.view(np.dtype((np.void, block.shape[1] * 4))).ravel()
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        sizes = np.diff(np.r_[starts, len(order)])
-        for size in np.unique(sizes[sizes > 1]):
-            members = np.sort(order[starts[sizes == size][:, None] + np.arange(size)], axis=1)
-            if size <= max_bucket:
-                i, j = np.triu_indices(size, k=1)
-                left, right = members[:, i], members[:, j]
-            else:
-                left, right = np.repeat(members[:, :1], size - 1, axis=1), members[:, 1:]
-            codes.append((left.astype(np.int64) * n + right).ravel())
-    if not codes:
-        return np.empty((0, 2), np.int64)
-    unique = np.unique(np.concatenate(codes))
-    return np.stack([unique // n, unique % n], axis=1)
+        block = signatures[:, band * rows:(band + 1) * rows]
+        mixed = (block[:, 0].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(band)) >> np.uint64(32)
+        part = (mixed % np.uint64(partitions)).astype(np.int64)
+        for p in np.unique(part):
+            take = part == p
+            out[p][band] = (positions[take], block[take])
+    return out
+
+
+def reduce_band_partition(n: int, max_bucket: int, *parts: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The reduce side: one partition's keys from every mapper, grouped by band into pair codes."""
+    codes = []
+    for band in sorted({b for part in parts for b in part}):
+        pieces = [part[band] for part in parts if band in part]
+        positions = np.concatenate([p for p, _ in pieces])
+        block = np.concatenate([v for _, v in pieces])
+        codes.append(band_pair_codes(block, positions, n, max_bucket))
+    return np.concatenate(codes) if codes else np.empty(0, np.int64)
 
 
 @numba.njit(cache=True, nogil=True)

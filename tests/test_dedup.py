@@ -212,3 +212,39 @@ def test_pair_f1_against_exact_jaccard_on_a_near_duplicate_sample():
     scores = pair_scores({tuple(p) for p in pairs.tolist()}, truth)
     assert len(truth) > 100
     assert scores["precision"] == 1.0 and scores["f1"] >= 0.95, scores
+
+
+def spread_case() -> tuple[pl.DataFrame, "DedupRules"]:
+    """Records with exact copies, near copies, empty texts and one oversized bucket."""
+    from curate.stages.dedup import DedupRules
+
+    base = [f"record {i} about clinic scheduling and patient intake forms number {i % 7} of the series" for i in range(300)]
+    texts = base + [t.replace("series", "set") for t in base[:80]] + base[:40] + ["", "   "]
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "messages": [None] * len(texts)},
+                      schema={"id": pl.Utf8, "text": pl.Utf8, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    return df, DedupRules(threshold=0.7, max_bucket=8)
+
+
+def dedup_with_pool(df: pl.DataFrame, rules, pool) -> pl.DataFrame:
+    from curate.stages.dedup import DedupStage
+
+    stage = DedupStage("dedup", rules)
+    stage.setup()
+    stage.pool = pool
+    return stage.process(df)
+
+
+def test_dedup_spread_over_a_task_pool_matches_the_in_process_result(monkeypatch):
+    """The path the Ray executor takes (chunked sketches, LSH keys shuffled to reducers) must give
+    the same decisions, clusters, keys and signatures; chunks are made small here."""
+    from curate.parallel import SerialPool
+
+    df, rules = spread_case()
+    expected = dedup_with_pool(df, rules, None)
+    assert (expected["_rule"] == "near_duplicate").sum() > 0 and (expected["_rule"] == "exact_duplicate").sum() > 0
+
+    class ThreeWorkers(SerialPool):
+        workers = 3
+
+    monkeypatch.setattr("curate.stages.dedup.MIN_CHUNK", 50)  # 9 chunks, 3 reducers
+    assert dedup_with_pool(df, rules, ThreeWorkers()).equals(expected)

@@ -50,6 +50,9 @@ class Stage:
         # Where a global stage may write files to publish beside the shards (artifacts/<stage>/);
         # the engine sets it, None elsewhere (row stages, the sensitivity replay, direct use).
         self.artifacts_dir: Path | None = None
+        # A global stage may spread its work over this (curate.parallel.TaskPool); the Ray executor
+        # sets it, and the stage's result must not depend on whether it is set.
+        self.pool = None
 
     @classmethod
     def describe(cls, rules: BaseModel) -> dict:

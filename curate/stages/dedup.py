@@ -12,6 +12,7 @@ already published. Signatures of kept records are written beside the shards
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -23,10 +24,12 @@ from scipy.sparse.csgraph import connected_components
 
 from curate.config import StrictModel
 from curate.errors import ConfigError
-from curate.minhash import MinHasher, Normalization, Sketch, candidate_pairs, estimated_jaccard, lsh_params
+from curate.minhash import (MinHasher, Normalization, Sketch, band_partitions, candidate_pairs, estimated_jaccard,
+                            lsh_params, pairs_from_codes, reduce_band_partition)
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"
+MIN_CHUNK = 500  # texts per pool task, at least (a task has overhead)
 
 
 class NormalizationRules(StrictModel):
@@ -128,7 +131,7 @@ class DedupStage(Stage):
 
     # --- keys -------------------------------------------------------------------------------
     def exact_keys(self, texts: list[str]) -> list[str]:
-        return [xxhash.xxh3_128_hexdigest(t.encode()) for t in self.normalization.texts(texts)]
+        return exact_keys(self.normalization, texts)
 
     def sketch(self, texts: list[str]) -> Sketch:
         return self.hasher.sketch(texts)
@@ -172,15 +175,18 @@ class DedupStage(Stage):
         prior = self.load_prior()
         texts = dedup_texts(df, rules.chat_text)
         n_prior, n = len(prior.ids), df.height
-        exact = prior.exact + self.exact_keys(texts)
-        sketch = self.sketch(texts)
+        if self.pool is None:
+            exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(texts), None
+        else:
+            exact_new, sketch, candidates = self._spread(texts, prior)
+        exact = prior.exact + exact_new
         sigs = np.concatenate([prior.signatures, sketch.signatures])
         edges, weights = [], []
         if rules.exact:
             edges.append(_exact_edges(exact))
             weights.append(np.ones(len(edges[-1])))
         if rules.near:
-            pairs, jac = self.near_pairs(sigs, sketch, n_prior)
+            pairs, jac = self.near_pairs(sigs, sketch, n_prior, candidates)
             edges.append(pairs)
             weights.append(jac)
         edge = np.concatenate(edges) if edges else np.empty((0, 2), np.int64)
@@ -215,12 +221,14 @@ class DedupStage(Stage):
         )
         return with_decisions(out, actions, rule_names, reasons)
 
-    def near_pairs(self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def near_pairs(self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0,
+                   candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """LSH candidate pairs that pass verification, with their (estimated or exact) Jaccard.
 
-        `sigs` holds the prior shards' signatures first, then the new records' (`sketch`).
+        `sigs` holds the prior shards' signatures first, then the new records' (`sketch`);
+        `candidates`, if given, are the LSH pairs already found (by the pool's shuffle).
         """
-        pairs = candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket)
+        pairs = candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket) if candidates is None else candidates
         # Texts without a single shingle all share the empty signature: they are not near anything.
         empty = (sigs == np.uint32(0xFFFFFFFF)).all(axis=1)
         pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
@@ -237,6 +245,22 @@ class DedupStage(Stage):
             return pairs, jac
         keep = jac >= self.rules.threshold
         return pairs[keep], jac[keep]
+
+    def _spread(self, texts: list[str], prior: _Prior) -> tuple[list[str], Sketch, np.ndarray]:
+        """Exact keys, sketches and LSH candidates computed by the pool: text chunks are hashed in
+        parallel tasks, and each (band, bucket) key is shuffled to one reducer, which pairs up the
+        records that share it. The same keys, sketch and pairs as the in-process path."""
+        n_prior, total = len(prior.ids), len(prior.ids) + len(texts)
+        size = max(MIN_CHUNK, -(-len(texts) // (4 * self.pool.workers)))
+        items = [(None, prior.signatures, 0)] if n_prior else []
+        items += [(texts[i:i + size], None, n_prior + i) for i in range(0, len(texts), size)]
+        mapper = partial(_sketch_chunk, self.normalization, self.hasher, self.bands, self.rows)
+        mapped, reduced = self.pool.shuffle(mapper, items, max(1, self.pool.workers),
+                                            partial(reduce_band_partition, total, self.rules.max_bucket))
+        parts = [m for m in mapped if m is not None]
+        exact = [key for keys, _ in parts for key in keys]
+        sketch = Sketch.concat([sk for _, sk in parts]) if parts else self.sketch([])
+        return exact, sketch, pairs_from_codes(reduced, total)
 
     def _representatives(self, labels: np.ndarray, df: pl.DataFrame, texts: list[str], n_prior: int) -> np.ndarray:
         """Index of the kept record of each record's cluster: a prior record if any, else by policy."""
@@ -257,6 +281,23 @@ class DedupStage(Stage):
         rep_of_label = np.empty(labels.max() + 1 if total else 0, np.int64)
         rep_of_label[labels[order][first]] = order[first]
         return rep_of_label[labels]
+
+
+def exact_keys(normalization: Normalization, texts: list[str]) -> list[str]:
+    return [xxhash.xxh3_128_hexdigest(t.encode()) for t in normalization.texts(texts)]
+
+
+def _sketch_chunk(normalization: Normalization, hasher: MinHasher, bands: int, rows: int,
+                  item: tuple[list[str] | None, np.ndarray | None, int], partitions: int):
+    """A pool task: one chunk's exact keys and sketch (none for already-published signatures),
+    and its band keys split into the shuffle's partitions."""
+    texts, sigs, start = item
+    result = None
+    if texts is not None:
+        sketch = hasher.sketch(texts)
+        result, sigs = (exact_keys(normalization, texts), sketch), sketch.signatures
+    positions = np.arange(start, start + len(sigs), dtype=np.int64)
+    return result, band_partitions(sigs, positions, bands, rows, partitions)
 
 
 def _exact_edges(keys: list[str]) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""The Ray executor on a local Ray cluster (loopback): the same shards, rejected rows and accounting
+as the local executor on the demo corpus, also when a worker is killed mid-stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from curate.config import load_pipeline
+from curate.engine import run_pipeline
+from tests.conftest import RULES, run, write_pipeline
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+# One Ray cluster for the module; xdist keeps the module's tests in one worker (see Makefile).
+pytestmark = pytest.mark.xdist_group("ray")
+
+STAGES = ["normalize", "pii", "langid", "quality", "dedup", "balance", "split"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    """The default pipeline's stages on a 2,000-record demo corpus, in batches of 250."""
+    folder = tmp_path_factory.mktemp("ray_pipeline")
+    stages = [{"stage": s, "rules": str(RULES / s / "default.yaml")} for s in STAGES]
+    return write_pipeline(folder, [{"demo": {"records": 2000, "seed": 5}, "columns": ["domain"]}], stages,
+                          name="demo", batch_size=250, workers=2, output={"shard_rows": 700})
+
+
+@pytest.fixture(scope="module")
+def local_run(pipeline, tmp_path_factory):
+    return run(pipeline, tmp_path_factory.mktemp("local") / "out")
+
+
+def _published(result) -> dict[str, str]:
+    """Every data, rejected and signature file the run published, with its sha256."""
+    return {f["path"]: f["sha256"] for f in result.manifest["files"]}
+
+
+def _accounting(result) -> list[dict]:
+    return [{k: v for k, v in a.items() if k != "seconds"} for a in result.manifest["accounting"]]
+
+
+def _assert_same(ray_run, local_run) -> None:
+    assert ray_run.manifest["machine"]["executor"]["kind"] == "ray"
+    assert ray_run.manifest["version"] == local_run.manifest["version"]
+    assert _published(ray_run) == _published(local_run)  # same rows, same order, same bytes
+    assert _accounting(ray_run) == _accounting(local_run)
+    assert ray_run.manifest["stage_summaries"] == local_run.manifest["stage_summaries"]
+
+
+def test_ray_executor_gives_the_local_executors_shards_and_accounting(cluster, pipeline, local_run, tmp_path):
+    result = run(pipeline, tmp_path / "out", executor="ray")
+    _assert_same(result, local_run)
+    dedup = {a["stage"]: a for a in result.manifest["accounting"]}["dedup"]
+    assert dedup["reasons"].get("near_duplicate") and dedup["reasons"].get("exact_duplicate"), \
+        "the demo corpus has both kinds of duplicates: the comparison must cover dedup clusters"
+    # The catalog entry is the same as a local run's: other projects cannot tell them apart.
+    assert result.entry.version == local_run.entry.version
+
+
+def _map_workers() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "MapWorker" in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(cluster, pipeline, local_run, tmp_path):
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_one_worker_after_the_first_batch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            done = list(out.glob("_work/*/seg-00/b-*/done.json"))
+            workers = _map_workers()
+            if done and workers and len(done) < 8:  # mid-segment: some batches done, others not
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_worker_after_the_first_batch, daemon=True)
+    killer.start()
+    result = run(pipeline, out, executor="ray")
+    killer.join(timeout=1)
+    assert killed, "no worker was killed: the test did not exercise a failure"
+    _assert_same(result, local_run)
+
+
+def test_executor_is_not_part_of_the_cache_key_but_is_recorded(cluster, pipeline, local_run):
+    """Both executors give the same shards, so a Ray rerun of a finished local run is a cache hit."""
+    result = run_pipeline(load_pipeline(pipeline), out_dir=local_run.out_dir, executor="ray")
+    assert result.cached and result.manifest["version"] == local_run.manifest["version"]
+    assert json.loads((local_run.out_dir / "manifest.json").read_text())["machine"]["executor"]["kind"] == "local"
+
+
+def test_dedup_shuffle_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp_path):
+    """Dedup's sketch tasks and (band, bucket) shuffle on the cluster give the in-process result."""
+    from curate.ray_executor import RayPool
+    from tests.test_dedup import dedup_with_pool, spread_case
+
+    df, rules = spread_case()
+    monkeypatch.setattr("curate.stages.dedup.MIN_CHUNK", 50)
+    assert dedup_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)})).equals(dedup_with_pool(df, rules, None))
+
+
+def test_unknown_executor_is_a_config_error(pipeline):
+    from curate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose 'local' or 'ray'"):
+        run_pipeline(load_pipeline(pipeline), executor="spark")
