@@ -113,7 +113,7 @@ def dedup(records: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve"])
+    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve", "scaling"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -130,6 +130,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.retrieve"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "gates"):
         subprocess.run([sys.executable, "-m", "bench.gates", str(args.records)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "scaling"):  # the default pipeline on the 20k demo corpus, local vs Ray
+        subprocess.run([sys.executable, "-m", "bench.scaling"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
     print((RESULTS / "README.md").read_text())
 
@@ -202,6 +204,7 @@ def _markdown() -> None:
     lines += _pii_markdown()
     lines += _gates_markdown()
     lines += _retrieve_markdown()
+    lines += _scaling_markdown()
     (RESULTS / "README.md").write_text("\n".join(lines))
 
 
@@ -226,6 +229,22 @@ def _retrieve_markdown() -> list[str]:
         lines += [f"| {x['variant']} | {x['seconds']} | {x['docs_per_s']} | {x['speed_vs_baseline']}x |" for x in run["rows"]]
         lines.append("")
     lines += [f"GPU: {r['gpu']}.", ""]
+    return lines
+
+
+def _scaling_markdown() -> list[str]:
+    path = RESULTS / "scaling.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    m = r["moved_per_million_docs"]
+    lines = [f"## {r['benchmark']}", "", f"{r['pipeline']} on {r['records']:,} demo records, {r['machine']['cpus']} cores; "
+             f"same version from every run: {r['same_version']}. Ray runs include starting Ray ({r['ray_startup_seconds']} s).", "",
+             "| run | seconds | docs/s | vs local, 2 workers | vs local, same workers |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {x['run']} | {x['seconds']} | {x['docs_per_s']} | {x['vs_local_2_workers']} | {x['vs_local_same_workers']} |"
+              for x in r["runs"]]
+    lines += ["", f"Moved per million documents: dedup shuffle {m['dedup_shuffle_mb_per_million_docs']} MB "
+              f"({m['bands']} bands x {m['rows']} rows), signatures {m['signature_mb_per_million_docs']} MB.", ""]
     return lines
 
 

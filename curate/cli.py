@@ -58,6 +58,8 @@ def run(
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default: the pipeline's output.dir, else out/<name>).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes for row-local stages (default: the pipeline's workers, 'auto' = all cores).")] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", "-x", help="'local' (processes on this machine) or 'ray' (a Ray cluster); default: the pipeline's executor.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Run on Ray at this address: 'local' (start one here), 'auto' (join this machine's cluster) or ray://host:10001. Implies --executor ray.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if an identical run already finished (ignores the cache and checkpoints).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -70,7 +72,7 @@ def run(
         bars = _RichProgress(enabled=not quiet)
         with bars.bar:
             result = run_pipeline(spec, inputs=[str(p) for p in input] if input else None, out_dir=out_dir, name=name,
-                                  workers=workers, force=force,
+                                  workers=workers, executor=executor, ray_address=ray_address, force=force,
                                   progress=EngineProgress(bars.start, bars.advance, bars.finish))
     except CurateError as exc:
         _fail(exc)

@@ -99,6 +99,9 @@ def run_key(pipeline: Pipeline, files: list[InputFile]) -> str:
 
 def default_out_dir(pipeline: Pipeline) -> Path:
     spec = pipeline.spec.output.dir
+    if spec and "://" in spec:
+        raise ConfigError(f"{pipeline.path}: output.dir {spec!r}: outputs are written to a local or mounted path "
+                          "(on a cluster: a shared filesystem every node mounts); URL outputs are not supported yet")
     return pipeline.resolve(spec) if spec else Path("out") / pipeline.spec.name
 
 
@@ -396,7 +399,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
                         "rules_path": str(rs.rules_path) if rs.rules_path else None,
                         "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None} for rs in pipeline.stages],
         },
-        "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.path.stat().st_size} for f in files],
+        "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.size} for f in files],
         "schema": _schema(final),
         "record_columns": [c for c in final.columns if c in schema_with(sorted({c for f in files for c in f.spec.columns}))],
         "rows": {

@@ -183,7 +183,8 @@ class RayExecutor:
         if items:
             stages = [self.stages[n] for n in names]
             need = segment_resources(stages)
-            env = {**self._env, "POLARS_MAX_THREADS": str(max(1, int(need.cpus)))}
+            threads = str(max(1, int(need.cpus)))  # as many threads per actor as CPUs it holds, as locally
+            env = {**self._env, "POLARS_MAX_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
             with warnings.catch_warnings():
                 # Bounded retries (a batch that kills its worker every time must fail the run, not loop)
                 # have no named parameter yet; Ray warns that the generic remote args are deprecated.

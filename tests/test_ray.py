@@ -123,6 +123,26 @@ def test_dedup_shuffle_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp
     assert dedup_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)})).equals(dedup_with_pool(df, rules, None))
 
 
+def test_cli_runs_a_pipeline_on_ray_and_a_stage_error_surfaces_as_itself(cluster, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    corpus = tmp_path / "in.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"Doc {i}: wash your hands before meals and after visits.", "label": "a"}) + "\n"
+                              for i in range(60)))
+    pipeline = write_pipeline(tmp_path, [{"path": str(corpus)}], batch_size=20)
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--executor", "ray", "-q", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["machine"]["executor"]["kind"] == "ray" and manifest["rows"]["input"] == 60
+    # A stage's own error (here: balance on a column the records lack) is reported as on the local
+    # executor, exit 2 with the message, not as a Ray traceback.
+    bad = write_pipeline(tmp_path, [{"path": str(corpus)}], [{"stage": "balance", "params": {"label": "nope"}}])
+    result = CliRunner().invoke(app, ["run", str(bad), "--executor", "ray", "-q", "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "nope" in result.output, result.output
+
+
 def test_unknown_executor_is_a_config_error(pipeline):
     from curate.errors import ConfigError
 

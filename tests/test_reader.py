@@ -149,3 +149,41 @@ def test_parquet_metadata_of_any_type_is_kept_not_crashing(tmp_path):
     pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "d.parquet"}], []))
     batch = next(read_batches(resolve_inputs(pipeline), 10, 10_000))
     assert json.loads(batch.records["meta"][0]) == {"when": "2024-05-01"}
+
+
+def test_url_inputs_read_through_fsspec_give_the_same_shards_as_local_files(tmp_path):
+    """Inputs on any fsspec filesystem (here memory://, as s3:// or gs:// would be) are listed,
+    fingerprinted and read like local files: same rows, same ids, same shards."""
+    import fsspec
+
+    from tests.conftest import run
+
+    lines = [json.dumps({"text": f"Record {i}: patients should bring their insurance card and a list of medicines."})
+             for i in range(40)] + ["{not json"]
+    local_dir = tmp_path / "corpus"
+    local_dir.mkdir()
+    (local_dir / "a.jsonl").write_text("\n".join(lines[:20]) + "\n")
+    (local_dir / "b.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines[20:]) + "\n").encode()))
+    fs = fsspec.filesystem("memory")
+    for f in local_dir.iterdir():
+        fs.pipe(f"/bucket/corpus/{f.name}", f.read_bytes())
+    try:
+        results = {}
+        for where, path in {"local": str(local_dir / "*"), "url": "memory://bucket/corpus/*"}.items():
+            folder = tmp_path / where
+            folder.mkdir()
+            pipeline = write_pipeline(folder, [{"path": path}], stages=[])
+            results[where] = run(pipeline, folder / "out")
+        local, url = results["local"].manifest, results["url"].manifest
+        assert url["version"] == local["version"]
+        assert url["rows"] == local["rows"] == {"input": 41, "kept": 40, "dropped": 0, "quarantined": 1}
+        assert [i["path"] for i in url["inputs"]] == ["memory:///bucket/corpus/a.jsonl", "memory:///bucket/corpus/b.jsonl.gz"]
+        assert [i["sha256"] for i in url["inputs"]] == [i["sha256"] for i in local["inputs"]]
+    finally:
+        fs.rm("/bucket", recursive=True)
+
+
+def test_url_input_without_its_filesystem_package_is_a_clear_error(tmp_path):
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "s3://some-bucket/corpus/*.jsonl"}]))
+    with pytest.raises(InputError, match="s3fs"):
+        resolve_inputs(pipeline)

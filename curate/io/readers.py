@@ -78,11 +78,11 @@ def _lines(stream: io.BufferedIOBase) -> Iterator[bytes | _Truncated]:
 
 
 def _open_lines(src: InputFile) -> Iterator[bytes | _Truncated]:
-    name = src.path.name
+    name = src.name
     try:
-        fh = open(src.path, "rb")
+        fh = src.open()
     except OSError as exc:
-        raise InputError(f"cannot open input {src.path}: {exc.strerror}") from None
+        raise InputError(f"cannot open input {src.path}: {exc.strerror or exc}") from None
     with fh:
         if name.endswith(".gz"):
             yield from _lines(gzip.GzipFile(fileobj=fh))
@@ -130,10 +130,11 @@ def _split_lines(chunks: Iterator[bytes | _Truncated]) -> Iterator[bytes | _Trun
 
 def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, str | None]]:
     """Yield (row number, parsed object or RecordError/_Truncated, raw text for the audit)."""
-    name = src.path.name
+    name = src.name
     if name.endswith(".parquet"):
         try:
-            table = pq.read_table(src.path, columns=list(src.record_columns) if src.record_columns else None)
+            with src.open() as fh:
+                table = pq.read_table(fh, columns=list(src.record_columns) if src.record_columns else None)
         except Exception as exc:  # pyarrow raises many types for damaged files
             raise InputError(f"cannot read parquet input {src.path}: {exc}") from None
         for row, obj in enumerate(table.to_pylist(), start=1):
@@ -141,7 +142,8 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
         return
     if name.endswith(".json"):
         try:
-            data = orjson.loads(src.path.read_bytes())
+            with src.open() as fh:
+                data = orjson.loads(fh.read())
         except orjson.JSONDecodeError as exc:
             yield 1, RecordError("malformed_json", f"file is not valid JSON: {exc}"), None
             return

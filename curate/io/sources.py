@@ -1,14 +1,20 @@
-"""Turning pipeline inputs (paths, globs, directories, shards://, demo) into concrete files."""
+"""Turning pipeline inputs (paths, globs, directories, URLs, shards://, demo) into concrete files.
+
+A URL input (`s3://bucket/corpus/*.jsonl.zst`, `gs://...`, `https://...`, anything fsspec
+knows) is listed and read through fsspec; remote filesystems need their package
+(s3fs, gcsfs, ...), and an error says which.
+"""
 
 from __future__ import annotations
 
 import glob
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from curate.config import InputSpec, Pipeline
 from curate.errors import InputError
-from curate.hashing import sha256_file
+from curate.hashing import sha256_file, sha256_stream
 from curate.records import BASE_SCHEMA
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
@@ -16,15 +22,68 @@ SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zs
 
 @dataclass(frozen=True)
 class InputFile:
-    path: Path
+    path: Path | str  # a local path, or an fsspec URL
     label: str  # how the file is named in src_file columns and reports
     fingerprint: str
     spec: InputSpec
     record_columns: tuple[str, ...] | None = None  # read only these (curated shards carry annotations too)
 
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name if isinstance(self.path, str) else self.path.name
 
-def is_supported(path: Path) -> bool:
-    return path.name.endswith(SUPPORTED)
+    def open(self) -> BinaryIO:
+        if isinstance(self.path, str):
+            import fsspec
+
+            return fsspec.open(self.path, "rb").open()
+        return open(self.path, "rb")
+
+    @property
+    def size(self) -> int:
+        if isinstance(self.path, str):
+            fs, path = _filesystem(self.path, "input")
+            return int(fs.size(path))
+        return self.path.stat().st_size
+
+
+def is_supported(path: Path | str) -> bool:
+    return PurePosixPath(path).name.endswith(SUPPORTED)
+
+
+def is_url(value: str) -> bool:
+    return "://" in value and not value.startswith("shards://")
+
+
+def _filesystem(url: str, where: str):
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:  # e.g. "Install s3fs to access S3"
+        raise InputError(f"{where}: cannot read {url}: {exc}") from None
+    except ValueError as exc:  # an unknown protocol
+        raise InputError(f"{where}: cannot read {url}: {exc}") from None
+
+
+def _expand_url(url: str, where: str) -> list[str]:
+    fs, root = _filesystem(url, where)
+    if glob.has_magic(root):
+        found = sorted(p for p in fs.glob(root) if fs.isfile(p))
+        if not found:
+            raise InputError(f"{where}: no file matches {url}")
+    elif fs.isdir(root):
+        found = sorted(p for p in fs.find(root) if is_supported(p))
+        if not found:
+            raise InputError(f"{where}: directory {url} holds no input file ({', '.join(SUPPORTED)})")
+    elif fs.exists(root):
+        found = [root]
+    else:
+        raise InputError(f"{where}: input file not found: {url}")
+    for f in found:
+        if not is_supported(f):
+            raise InputError(f"{where}: unsupported input format: {f} (expected one of {', '.join(SUPPORTED)})")
+    return [fs.unstrip_protocol(p) for p in found]
 
 
 def _shard_files(spec: InputSpec) -> list[InputFile]:
@@ -69,7 +128,7 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
     if overrides:
         # --input replaces the pipeline's inputs but keeps the first input's mapping options.
         template = specs[0].model_dump(exclude={"path", "demo"})
-        specs = [InputSpec(path=str(Path(p).resolve()), **template) for p in overrides]
+        specs = [InputSpec(path=p if is_url(p) else str(Path(p).resolve()), **template) for p in overrides]
     files: list[InputFile] = []
     for i, spec in enumerate(specs):
         where = f"{pipeline.path}: inputs[{i}]"
@@ -80,17 +139,24 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
             from curate.demo.generator import ensure_demo_corpus
 
             paths = ensure_demo_corpus(spec.demo.records, spec.demo.seed)
+        elif is_url(spec.path):
+            paths = _expand_url(spec.path, where)
         else:
             paths = _expand(spec, pipeline, where)
         for p in paths:
             try:
-                digest = sha256_file(p)
+                if isinstance(p, str):
+                    with InputFile(p, "", "", spec).open() as fh:
+                        digest = sha256_stream(fh)
+                else:
+                    digest = sha256_file(p)
             except OSError as exc:
-                raise InputError(f"{where}: cannot read {p}: {exc.strerror}") from None
+                raise InputError(f"{where}: cannot read {p}: {exc.strerror or exc}") from None
             files.append(InputFile(path=p, label=_label(p, spec), fingerprint=digest, spec=spec))
     return files
 
 
-def _label(path: Path, spec: InputSpec) -> str:
+def _label(path: Path | str, spec: InputSpec) -> str:
     """Stable, location-independent name for lineage columns (keeps shards byte-identical)."""
-    return f"demo/{path.name}" if spec.demo is not None else path.name
+    name = PurePosixPath(path).name
+    return f"demo/{name}" if spec.demo is not None else name
