@@ -62,6 +62,21 @@ def test_train_run_learns_and_stops(tmp_path, shards):
     assert merged.exit_code == 0 and (tmp_path / "merged" / "model.safetensors").is_file()
 
 
+def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
+    (tmp_path / "cfg.yaml").write_text(json.dumps({
+        "shards": str(shards.out_dir), "max_steps": 80, "eval_steps": 80, "batch_size": 8, "learning_rate": 0.003,
+        "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2}, "packing": True,
+        "max_length": 256, "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 4, "max_new_tokens": 16},
+    }))
+    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
+    packing = report["packing"]
+    assert packing["examples"] == report["examples"]["train"]["trained"] > 2 * packing["rows"]
+    assert packing["fill"] > 0.8
+    assert report["eval_loss"]["after"] < 0.85 * report["eval_loss"]["before"]
+
+
 def test_task_metrics_classification_and_generation():
     from train.run import task_metrics
 

@@ -62,6 +62,8 @@ class TrainConfig(StrictModel):
     eval_steps: int = Field(50, ge=1)
     early_stopping_patience: int = Field(3, ge=0, description="evaluations without improvement before stopping; 0 = off")
     group_by_length: bool = True
+    # Pack several examples per max_length row (train.pack): less padding, same result per example.
+    packing: bool = False
     seed: int = 13
     output_dir: str = "out/train"
     stop_check: StopCheck = Field(default_factory=StopCheck)

@@ -21,6 +21,7 @@ from train.chat import IM_END, IM_START, check_template, chatml
 from train.config import EMBEDDED, TrainConfig
 from train.data import TrainData, TrainDataError, load
 from train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
+from train.pack import collate_packed, pack
 from train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 
 
@@ -90,7 +91,11 @@ def load_adapter(adapter: Path):
 def _collate(pad_id: int):
     import torch
 
+    packed = collate_packed(pad_id)
+
     def collate(batch: list[dict]) -> dict:
+        if "position_ids" in batch[0]:  # packed training rows; evaluation stays one example per row
+            return packed(batch)
         width = max(len(x["input_ids"]) for x in batch)
         ids = [x["input_ids"] + [pad_id] * (width - len(x["input_ids"])) for x in batch]
         labels = [x["labels"] + [IGNORE] * (width - len(x["labels"])) for x in batch]
@@ -216,6 +221,11 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         encoded[name] = _encode_all(tokenizer, records, config, stats[name])
         if not encoded[name]:
             raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(records)} chat records)")
+    trained = {name: len(rows) for name, rows in encoded.items()}
+    packing = None
+    if config.packing:
+        encoded["train"], stats_packed = pack(encoded["train"], config.max_length)
+        packing = stats_packed.to_dict()
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
@@ -229,7 +239,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         save_strategy="steps", save_steps=config.eval_steps, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, config.eval_steps // 5),
         report_to=["tensorboard"], seed=config.seed, data_seed=config.seed,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random", bf16=bf16, use_cpu=device == "cpu",
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random", bf16=bf16, use_cpu=device == "cpu",
         optim="paged_adamw_8bit" if quantized else "adamw_torch",
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True, **_checkpointing(TrainingArguments, config),
     )
@@ -253,7 +263,8 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         "pad_token_id": pad, "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
         "lineage": data.lineage,
         "examples": {name: {"records": s.records, "truncated": s.truncated, "dropped": len(s.dropped),
-                            "dropped_examples": s.dropped[:10], "trained": len(encoded[name])} for name, s in stats.items()},
+                            "dropped_examples": s.dropped[:10], "trained": trained[name]} for name, s in stats.items()},
+        "packing": packing,
         "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
         "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
         "stop_check": stop, "adapter": str(adapter), "loss_curve": str(out / "loss_curve.png"),

@@ -1,0 +1,83 @@
+"""Sample packing: several encoded examples per row of `max_length` tokens, none seeing another.
+
+Examples are placed first-fit in decreasing length order (deterministic: ties keep input
+order). Each packed row carries `position_ids` that restart at 0 for every example; with
+no attention mask and no KV cache, transformers turns those restarts into a block-diagonal causal mask
+(sdpa and eager attention), and flash-attention-2 into variable-length attention, so a
+token attends only to earlier tokens of its own example. The first label of every
+example is ignored: it would be predicted from the previous example's last token.
+Padding after the last example starts its own block, so nothing real attends to it, and
+its labels are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from train.encode import IGNORE
+
+
+@dataclass
+class PackStats:
+    examples: int
+    rows: int
+    tokens: int
+    max_length: int
+
+    @property
+    def fill(self) -> float:
+        """Share of the rows' token slots holding example tokens (1.0: no padding at all)."""
+        return self.tokens / (self.rows * self.max_length) if self.rows else 0.0
+
+    def to_dict(self) -> dict:
+        return {"examples": self.examples, "rows": self.rows, "tokens": self.tokens,
+                "max_length": self.max_length, "fill": round(self.fill, 4)}
+
+
+def pack(examples: list[dict], max_length: int) -> tuple[list[dict], PackStats]:
+    """Rows of `input_ids`, `labels`, `position_ids`, each at most `max_length` tokens long."""
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+    bins: list[list[int]] = []
+    free: list[int] = []
+    for i in order:
+        size = len(examples[i]["input_ids"])
+        if size > max_length:
+            raise ValueError(f"example {i} has {size} tokens, more than max_length={max_length}")
+        slot = next((b for b, room in enumerate(free) if room >= size), None)
+        if slot is None:
+            bins.append([i])
+            free.append(max_length - size)
+        else:
+            bins[slot].append(i)
+            free[slot] -= size
+    rows = []
+    for members in bins:
+        ids, labels, positions = [], [], []
+        for i in members:
+            example = examples[i]
+            ids += example["input_ids"]
+            labels += [IGNORE] + example["labels"][1:]
+            positions += list(range(len(example["input_ids"])))
+        rows.append({"input_ids": ids, "labels": labels, "position_ids": positions})
+    tokens = sum(len(e["input_ids"]) for e in examples)
+    return rows, PackStats(len(examples), len(rows), tokens, max_length)
+
+
+def collate_packed(pad_id: int):
+    """Batches of packed rows: padded to the longest row, no attention mask (see the module doc)."""
+    import torch
+
+    def collate(batch: list[dict]) -> dict:
+        width = max(len(x["input_ids"]) for x in batch)
+        ids, labels, positions = [], [], []
+        for x in batch:
+            tail = width - len(x["input_ids"])
+            ids.append(x["input_ids"] + [pad_id] * tail)
+            labels.append(x["labels"] + [IGNORE] * tail)
+            positions.append(x["position_ids"] + list(range(tail)))
+        # use_cache=False: transformers builds the packed mask only without a KV cache, which a model in
+        # eval mode (or with use_cache in its config) would otherwise create.
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "position_ids": torch.tensor(positions),
+                "use_cache": False}
+
+    return collate
