@@ -10,8 +10,9 @@ straight from the workers to their checkpoint folders.
 
 Global stages run as one Ray task each (`run_global`) with the stage's declared
 resources, on whichever node has them (a GPU node for `retrieve` when the cluster has
-one); dedup spreads its MinHash and LSH work over the cluster itself (see
-`curate.stages.dedup`).
+one). Dedup and split spread their heavy part over the cluster themselves through
+a `RayPool` (curate.parallel): MinHash sketches and the LSH (band, bucket) shuffle;
+n-gram hashing and the n-gram shuffle of decontamination.
 
 Fault tolerance: Ray restarts a killed actor (setup runs again) and retries the batch
 it held; a killed task is retried. Every checkpoint file is written atomically

@@ -124,6 +124,18 @@ def test_dedup_shuffle_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp
     assert dedup_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)})).equals(dedup_with_pool(df, rules, None))
 
 
+def test_decontamination_shuffle_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp_path):
+    """split's n-gram hashing tasks and n-gram shuffle on the cluster give the in-process result."""
+    from curate.ray_executor import RayPool
+    from tests.test_split import split_case, split_with_pool
+
+    df, rules = split_case()
+    monkeypatch.setattr("curate.stages.split.MIN_CHUNK", 100)
+    got, got_summary = split_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)}))
+    expected, summary = split_with_pool(df, rules, None)
+    assert got.equals(expected) and got_summary == summary
+
+
 def test_cli_runs_a_pipeline_on_ray_and_a_stage_error_surfaces_as_itself(cluster, tmp_path):
     from typer.testing import CliRunner
 

@@ -113,3 +113,38 @@ def test_config_errors():
         SplitRules(sizes={"a": 1.0})
     with pytest.raises(ValidationError, match="sum to 1"):
         SplitRules(sizes={"train": 0.8, "test": 0.3})
+
+
+def split_case() -> tuple[pl.DataFrame, dict]:
+    """Train records that swallowed test records, plus boilerplate in many documents: both the
+    leak pairs and the document-frequency filter matter."""
+    boiler = "this website uses cookies to improve your experience by continuing you accept our cookie policy today"
+    texts = [f"{t} {boiler}" if i % 3 == 0 else t for i, t in enumerate(_docs(500, seed=5))]
+    rules = {"seed": 2, "decontamination": {"min_overlap": 0.05}}
+    first, _ = _split(_frame(texts, dup_cluster=[None] * 500), **{**rules, "decontamination": {"action": "off"}})
+    tests = first.filter(pl.col("split") == "test")["text"].to_list()
+    trains = [int(i[1:]) for i in first.filter(pl.col("split") == "train")["id"].to_list()]
+    for k, idx in enumerate(trains[:12]):
+        texts[idx] = texts[idx] + " " + tests[k % len(tests)]
+    return _frame(texts, dup_cluster=[None] * 500), rules
+
+
+def split_with_pool(df: pl.DataFrame, rules: dict, pool) -> tuple[pl.DataFrame, dict]:
+    stage = SplitStage("split", SplitRules.model_validate(rules))
+    stage.pool = pool
+    return stage.process(df), stage.summary
+
+
+def test_decontamination_spread_over_a_task_pool_matches_the_in_process_result(monkeypatch):
+    from curate.parallel import SerialPool
+
+    df, rules = split_case()
+    expected, summary = split_with_pool(df, rules, None)
+    assert summary["contaminated_train_records"] >= 12 and summary["leaking_pairs_after"] == 0
+
+    class ThreeWorkers(SerialPool):
+        workers = 3
+
+    monkeypatch.setattr("curate.stages.split.MIN_CHUNK", 40)  # 13 chunks, 3 reducers
+    got, got_summary = split_with_pool(df, rules, ThreeWorkers())
+    assert got.equals(expected) and got_summary == summary

@@ -12,6 +12,7 @@ leaking train/eval pairs is reported before and after, and after a drop it is 0.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -190,22 +191,13 @@ class SplitStage(Stage):
         held = [(s, t) for s, t in zip(splits, texts) if s != TRAIN] + self.eval_texts()
         if not held or not is_train.any():
             return [False] * n, empty
-        hasher = self._hasher()
-        held_hashes, held_offsets = hasher.shingle_hashes64([t for _, t in held])
-        held_owner = np.repeat(np.arange(len(held)), np.diff(held_offsets))
         train_idx = np.flatnonzero(is_train)
-        train_hashes, train_offsets = hasher.shingle_hashes64([texts[i] for i in train_idx])
-        train_owner = np.repeat(train_idx, np.diff(train_offsets))
-        held_grams = pl.DataFrame({"h": held_hashes, "held": held_owner}).unique()
-        # Only train n-grams also found held out can leak or count towards a held-out n-gram's
-        # document frequency: filter before de-duplicating the (much larger) train table.
-        train = (pl.DataFrame({"h": train_hashes, "train": train_owner})
-                 .join(held_grams.select("h").unique(), on="h", how="semi").unique())
-        if d.max_document_frequency:
-            held_grams = held_grams.join(self._frequent(train, held_grams, d.max_document_frequency), on="h", how="anti")
-        grams = {"train": dict(zip(train_idx.tolist(), np.diff(train_offsets).tolist())),
-                 "held": np.diff(held_offsets)}
-        pairs = train.join(held_grams, on="h").group_by("train", "held").len()
+        held_texts, train_texts = [t for _, t in held], [texts[i] for i in train_idx]
+        if self.pool is None:
+            pairs, train_grams, held_grams = _overlaps(self._hasher(), held_texts, train_texts, train_idx, d.max_document_frequency)
+        else:
+            pairs, train_grams, held_grams = self._spread_overlaps(held_texts, train_texts, train_idx)
+        grams = {"train": dict(zip(train_idx.tolist(), train_grams.tolist())), "held": held_grams}
         if len(pairs):
             smaller = np.minimum([grams["train"][t] for t in pairs["train"].to_list()], grams["held"][pairs["held"].to_numpy()])
             pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= d.min_overlap))
@@ -215,13 +207,6 @@ class SplitStage(Stage):
         for train_row, held_row in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
             where[train_row] = held[held_row][0]
         return contaminated.tolist(), {"pairs": pairs.height, "groups": empty["groups"], "where": where}
-
-    @staticmethod
-    def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFrame:
-        """The held-out n-grams (column h) found in more than `limit` documents, train and held-out;
-        `train` holds only (n-gram, document) pairs whose n-gram is held out too."""
-        docs = pl.concat([train.select("h"), held.select("h")])
-        return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
 
     def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
         if not self.rules.stratify_by:
@@ -233,3 +218,71 @@ class SplitStage(Stage):
             counts = dict(g.group_by("label").len().sort("label").iter_rows())
             mix[split] = {k: round(v / g.height, 4) for k, v in counts.items()}
         return mix
+
+    def _spread_overlaps(self, held_texts: list[str], train_texts: list[str],
+                         train_idx: np.ndarray) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+        """`_overlaps` on the pool: n-gram hashing in chunk tasks, each n-gram shuffled (by its hash) to
+        one reducer, which holds everything about it: its documents, its document frequency, the pairs
+        it connects. Summing the reducers' per-pair counts gives `_overlaps`' counts exactly."""
+        size = max(MIN_CHUNK, -(-(len(held_texts) + len(train_texts)) // (4 * self.pool.workers)))
+        items = [("held", held_texts[i:i + size], np.arange(i, min(i + size, len(held_texts))))
+                 for i in range(0, len(held_texts), size)]
+        items += [("train", train_texts[i:i + size], train_idx[i:i + size]) for i in range(0, len(train_texts), size)]
+        mapped, reduced = self.pool.shuffle(partial(_gram_chunk, self._hasher()), items, max(1, self.pool.workers),
+                                            partial(_pair_partition, self.rules.decontamination.max_document_frequency))
+        counts = {side: np.concatenate([c for s, c in mapped if s == side] or [np.empty(0, np.int64)])
+                  for side in ("held", "train")}
+        pairs = pl.concat(reduced).group_by("train", "held").agg(pl.col("len").sum())
+        return pairs, counts["train"], counts["held"]
+
+
+MIN_CHUNK = 2_000  # texts per pool task, at least
+
+
+def _overlaps(hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray,
+              limit: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Pairs (train row, held index) with the number of distinct n-grams they share (`len`), leaving out
+    n-grams in more than `limit` documents; and each train and held text's n-gram count."""
+    held_hashes, held_offsets = hasher.shingle_hashes64(held_texts)
+    train_hashes, train_offsets = hasher.shingle_hashes64(train_texts)
+    held_owner = np.repeat(np.arange(len(held_texts)), np.diff(held_offsets))
+    train_owner = np.repeat(train_idx, np.diff(train_offsets))
+    pairs = _pairs(held_hashes, held_owner, train_hashes, train_owner, limit)
+    return pairs, np.diff(train_offsets), np.diff(held_offsets)
+
+
+def _pairs(held_hashes: np.ndarray, held_owner: np.ndarray, train_hashes: np.ndarray, train_owner: np.ndarray,
+           limit: int) -> pl.DataFrame:
+    held = pl.DataFrame({"h": held_hashes, "held": held_owner}, schema={"h": pl.UInt64, "held": pl.Int64}).unique()
+    # Only train n-grams also found held out can leak or count towards a held-out n-gram's document
+    # frequency: filter before de-duplicating the (much larger) train table.
+    train = (pl.DataFrame({"h": train_hashes, "train": train_owner}, schema={"h": pl.UInt64, "train": pl.Int64})
+             .join(held.select("h").unique(), on="h", how="semi").unique())
+    if limit:
+        held = held.join(_frequent(train, held, limit), on="h", how="anti")
+    return train.join(held, on="h").group_by("train", "held").len()
+
+
+def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """The held-out n-grams (column h) found in more than `limit` documents, train and held-out;
+    `train` holds only (n-gram, document) pairs whose n-gram is held out too."""
+    docs = pl.concat([train.select("h"), held.select("h")])
+    return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
+
+
+def _gram_chunk(hasher: MinHasher, item: tuple[str, list[str], np.ndarray], partitions: int):
+    """A pool task: one chunk's n-gram hashes, split by hash into the shuffle's partitions."""
+    side, texts, owners = item
+    hashes, offsets = hasher.shingle_hashes64(texts)
+    owner = np.repeat(np.asarray(owners, np.int64), np.diff(offsets))
+    part = (hashes % np.uint64(partitions)).astype(np.int64)
+    return (side, np.diff(offsets)), [(side, hashes[part == k], owner[part == k]) for k in range(partitions)]
+
+
+def _pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl.DataFrame:
+    """A reducer: the pairs and shared-n-gram counts of the n-grams in one partition."""
+    def side(name: str, i: int) -> np.ndarray:
+        arrays = [p[i] for p in parts if p[0] == name]
+        return np.concatenate(arrays) if arrays else np.empty(0, np.uint64 if i == 1 else np.int64)
+
+    return _pairs(side("held", 1), side("held", 2), side("train", 1), side("train", 2), limit)
