@@ -66,26 +66,6 @@ def _filesystem(url: str, where: str):
         raise InputError(f"{where}: cannot read {url}: {exc}") from None
 
 
-def _expand_url(url: str, where: str) -> list[str]:
-    fs, root = _filesystem(url, where)
-    if glob.has_magic(root):
-        found = sorted(p for p in fs.glob(root) if fs.isfile(p))
-        if not found:
-            raise InputError(f"{where}: no file matches {url}")
-    elif fs.isdir(root):
-        found = sorted(p for p in fs.find(root) if is_supported(p))
-        if not found:
-            raise InputError(f"{where}: directory {url} holds no input file ({', '.join(SUPPORTED)})")
-    elif fs.exists(root):
-        found = [root]
-    else:
-        raise InputError(f"{where}: input file not found: {url}")
-    for f in found:
-        if not is_supported(f):
-            raise InputError(f"{where}: unsupported input format: {f} (expected one of {', '.join(SUPPORTED)})")
-    return [fs.unstrip_protocol(p) for p in found]
-
-
 def _shard_files(spec: InputSpec) -> list[InputFile]:
     """A catalog reference: its data files, reading back the record columns, not the annotations."""
     from curate.catalog import Catalog
@@ -101,25 +81,33 @@ def _shard_files(spec: InputSpec) -> list[InputFile]:
             for p in entry.data_files()]
 
 
-def _expand(spec: InputSpec, pipeline: Pipeline, where: str) -> list[Path]:
+def _expand(spec: InputSpec, pipeline: Pipeline, where: str) -> list[Path] | list[str]:
+    """The input files a path or URL names (a file, a glob, or a directory searched recursively), sorted;
+    hidden files (.name) are skipped. Local paths come back as Paths, remote ones as URLs."""
     assert spec.path is not None
-    target = pipeline.resolve(spec.path)
-    if glob.has_magic(str(target)):
-        files = sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
-        if not files:
-            raise InputError(f"{where}: no file matches {target}")
-    elif target.is_dir():
-        files = sorted(p for p in target.rglob("*") if p.is_file() and is_supported(p))
-        if not files:
-            raise InputError(f"{where}: directory {target} holds no input file ({', '.join(SUPPORTED)})")
-    elif target.exists():
-        files = [target]
+    local = not is_url(spec.path)
+    shown = str(pipeline.resolve(spec.path)) if local else spec.path
+    fs, root = _filesystem(shown, where)
+    if glob.has_magic(root):
+        found = sorted(p for p in fs.glob(root) if fs.isfile(p) and not _hidden(p))
+        if not found:
+            raise InputError(f"{where}: no file matches {shown}")
+    elif fs.isdir(root):
+        found = sorted(p for p in fs.find(root) if is_supported(p) and not _hidden(p))
+        if not found:
+            raise InputError(f"{where}: directory {shown} holds no input file ({', '.join(SUPPORTED)})")
+    elif fs.exists(root):
+        found = [root]
     else:
-        raise InputError(f"{where}: input file not found: {target}")
-    for f in files:
+        raise InputError(f"{where}: input file not found: {shown}")
+    for f in found:
         if not is_supported(f):
             raise InputError(f"{where}: unsupported input format: {f} (expected one of {', '.join(SUPPORTED)})")
-    return files
+    return [Path(f) for f in found] if local else [fs.unstrip_protocol(f) for f in found]
+
+
+def _hidden(path: str) -> bool:
+    return PurePosixPath(path).name.startswith(".")
 
 
 def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> list[InputFile]:
@@ -139,8 +127,6 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
             from curate.demo.generator import ensure_demo_corpus
 
             paths = ensure_demo_corpus(spec.demo.records, spec.demo.seed)
-        elif is_url(spec.path):
-            paths = _expand_url(spec.path, where)
         else:
             paths = _expand(spec, pipeline, where)
         for p in paths:
