@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from curate import __version__
-from curate.accounting import StageAccount, check_chain, split_decisions
+from curate.accounting import StageAccount, check_chain
 from curate.catalog import Catalog, Entry, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
@@ -30,7 +30,7 @@ from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stag
 from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
-from curate.io.shards import describe_file, read_json, read_parquets, write_json, write_parquet, write_shards
+from curate.io.shards import describe_file, read_json, read_parquets, write_json, write_shards
 from curate.io.sources import InputFile, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
