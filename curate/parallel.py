@@ -15,8 +15,9 @@ from typing import Any, Protocol
 class TaskPool(Protocol):
     workers: int
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """fn(item) for every item, results in item order."""
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], shared: tuple = (), gpus: float = 0.0) -> list[Any]:
+        """fn(item, *shared) for every item, results in item order. `shared` values are sent once
+        (broadcast), not once per task; `gpus`: what each task asks for where the cluster has GPUs."""
 
     def shuffle(self, map_fn: Callable[[Any, int], tuple[Any, list[Any]]], items: Sequence[Any], partitions: int,
                 reduce_fn: Callable[..., Any]) -> tuple[list[Any], list[Any]]:
@@ -29,8 +30,8 @@ class SerialPool:
 
     workers = 1
 
-    def map(self, fn, items):
-        return [fn(item) for item in items]
+    def map(self, fn, items, shared=(), gpus=0.0):
+        return [fn(item, *shared) for item in items]
 
     def shuffle(self, map_fn, items, partitions, reduce_fn):
         mapped = [map_fn(item, partitions) for item in items]

@@ -12,7 +12,9 @@ Global stages run as one Ray task each (`run_global`) with the stage's declared
 resources, on whichever node has them (a GPU node for `retrieve` when the cluster has
 one). Dedup and split spread their heavy part over the cluster themselves through
 a `RayPool` (curate.parallel): MinHash sketches and the LSH (band, bucket) shuffle;
-n-gram hashing and the n-gram shuffle of decontamination.
+n-gram hashing and the n-gram shuffle of decontamination. Retrieve embeds and searches
+chunks of the pool in tasks (on GPUs where the cluster has them) against a seed index
+built once and broadcast.
 
 Fault tolerance: Ray restarts a killed actor (setup runs again) and retries the batch
 it held; a killed task is retried. Every checkpoint file is written atomically
@@ -216,7 +218,7 @@ class RayExecutor:
                                                 runtime_env={"env_vars": self._env}, **self._remote_args(need))
         try:
             return ray.get(task.remote(rs, seed, str(out), [str(p) for p in inputs], artifacts, self.fingerprint,
-                                       RayPool(self.workers, self._env)))
+                                       RayPool(self.workers, self._env, self.cluster_gpus > 0)))
         except Exception as exc:  # noqa: BLE001
             cause = _cause(exc)
             raise cause if cause is not exc else exc
@@ -232,19 +234,21 @@ class RayPool:
     """curate.parallel.TaskPool on Ray tasks (one CPU each, retried when their worker dies). Used from
     inside a global stage's task; Ray lends that task's CPU back while it waits on them."""
 
-    def __init__(self, workers: int, env: dict):
+    def __init__(self, workers: int, env: dict, gpus: bool = False):
         self.workers = workers
         self.env = env
+        self.gpus = gpus  # whether the cluster has GPUs to give the tasks that ask for one
 
     def _options(self, **extra) -> dict:
         return {"num_cpus": 1, "max_retries": RETRIES, "retry_exceptions": False,
                 "runtime_env": {"env_vars": self.env}, **extra}
 
-    def map(self, fn, items):
+    def map(self, fn, items, shared=(), gpus=0.0):
         import ray
 
-        task = ray.remote(_call).options(**self._options())
-        return ray.get([task.remote(fn, item) for item in items])
+        refs = [ray.put(value) for value in shared]  # once; Ray hands each task the value behind the ref
+        task = ray.remote(_call).options(**self._options(**({"num_gpus": gpus} if gpus and self.gpus else {})))
+        return ray.get([task.remote(fn, item, *refs) for item in items])
 
     def shuffle(self, map_fn, items, partitions, reduce_fn):
         """Mapper outputs stay in the object store; reducer k fetches part k of each mapper itself."""
@@ -257,8 +261,8 @@ class RayPool:
         return ray.get([r[0] for r in refs]), ray.get(reduced)
 
 
-def _call(fn, item):
-    return fn(item)
+def _call(fn, item, *shared):
+    return fn(item, *shared)
 
 
 def _call_many(fn, *parts):

@@ -81,23 +81,54 @@ def _torch_topk(seeds: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray
     return np.concatenate(scores), np.concatenate(ids)
 
 
-def nearest(seeds: np.ndarray, pool: np.ndarray, k: int, backend: str, kind: str = "flat", nprobe: int = 16) -> Neighbours:
+@dataclass
+class SeedIndex:
+    """The seeds to search, built once: for hnsw/ivf the FAISS index travels serialised, so the whole
+    thing pickles and is broadcast to the workers that search (a flat index is only the vectors)."""
+
+    seeds: np.ndarray
+    kind: str
+    nprobe: int
+    blob: np.ndarray | None = None
+
+
+def build_index(seeds: np.ndarray, kind: str = "flat", nprobe: int = 16) -> SeedIndex:
+    seeds = np.ascontiguousarray(seeds, dtype=np.float32)
+    if kind == "flat" or len(seeds) == 0:
+        return SeedIndex(seeds, kind, nprobe)
+    import faiss
+
+    return SeedIndex(seeds, kind, nprobe, faiss.serialize_index(_faiss_index(faiss, seeds, kind, nprobe)))
+
+
+def search(index: SeedIndex, pool: np.ndarray, k: int, backend: str) -> Neighbours:
     """The k most similar seeds of every pool vector."""
-    k = max(1, min(k, len(seeds)))
+    k = max(1, min(k, len(index.seeds)))
     if len(pool) == 0:
         return Neighbours(np.zeros((0, k), np.float32), np.zeros((0, k), np.int64), backend)
-    seeds = np.ascontiguousarray(seeds, dtype=np.float32)
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     if backend == "torch-cuda":
-        scores, ids = _torch_topk(seeds, pool, k)
+        scores, ids = _torch_topk(index.seeds, pool, k)
         return Neighbours(scores, ids, "torch-cuda exact")
     import faiss
 
-    index = _faiss_index(faiss, seeds, kind, nprobe)
+    if index.blob is None:
+        found = _faiss_index(faiss, index.seeds, "flat", index.nprobe)
+    else:
+        found = faiss.deserialize_index(index.blob)
+        if index.kind == "hnsw":
+            found.hnsw.efSearch = 128
+        else:
+            found.nprobe = min(index.nprobe, found.nlist)
     if backend == "faiss-gpu":
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    scores, ids = index.search(pool, k)
-    return Neighbours(scores, ids, f"{backend} {kind}")
+        found = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, found)
+    scores, ids = found.search(pool, k)
+    return Neighbours(scores, ids, f"{backend} {index.kind}")
+
+
+def nearest(seeds: np.ndarray, pool: np.ndarray, k: int, backend: str, kind: str = "flat", nprobe: int = 16) -> Neighbours:
+    """The k most similar seeds of every pool vector."""
+    return search(build_index(seeds, kind, nprobe), pool, k, backend)
 
 
 def near_duplicates(vectors: np.ndarray, order: np.ndarray, threshold: float, k: int = 16) -> dict[int, tuple[int, float]]:

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from curate.config import load_pipeline
@@ -134,6 +135,31 @@ def test_decontamination_shuffle_on_ray_tasks_matches_in_process(cluster, monkey
     got, got_summary = split_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)}))
     expected, summary = split_with_pool(df, rules, None)
     assert got.equals(expected) and got_summary == summary
+
+
+def test_retrieval_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp_path):
+    """retrieve's embed-and-search tasks (GPU workers on a GPU cluster) against one broadcast index
+    give the in-process result, chunk for chunk."""
+    from curate.ray_executor import RayPool
+    from tests.test_retrieve import retrieve_with_pool
+
+    folder = tmp_path / "seeds.jsonl"
+    rows = [{"id": f"s{i}", "text": t} for i, t in enumerate(["Wash your hands before meals.", "Take the tablets with water.",
+                                                            "Call the clinic if the fever lasts three days."])]
+    folder.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import polars as pl
+
+    texts = [f"Document {i}: " + ("rest and drink fluids while the fever lasts" if i % 2 else "buy cheap watches online now")
+             for i in range(90)]
+    df = pl.DataFrame({"id": [f"d{i}" for i in range(90)], "text": texts, "messages": [None] * 90},
+                      schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    monkeypatch.setattr("curate.stages.retrieve.CHUNK", 30)
+    rules = {"select": {"by": "top_fraction", "value": 0.5}, "index": "hnsw"}
+    got, summary = retrieve_with_pool(df, folder, RayPool(2, {"CURATE_HOME": str(tmp_path)}), **rules)
+    expected, _ = retrieve_with_pool(df, folder, None, **rules)
+    assert got.drop("retrieval_score", "retrieval_score_mean").equals(expected.drop("retrieval_score", "retrieval_score_mean"))
+    np.testing.assert_allclose(got["retrieval_score"].to_numpy(), expected["retrieval_score"].to_numpy(), atol=1e-6)
+    assert summary["backend"] == "faiss-cpu hnsw"
 
 
 def test_cli_runs_a_pipeline_on_ray_and_a_stage_error_surfaces_as_itself(cluster, tmp_path):

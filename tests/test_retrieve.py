@@ -187,3 +187,24 @@ def test_pipeline_publishes_scores_and_the_classifier_model(tmp_path, corpus):
     assert "<h2>Retrieval (retrieve)</h2>" in html and "<h2>Classifier (classify)</h2>" in html
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["classifiers"][0]["holdout"]["roc_auc"] >= 0.85
+
+
+def retrieve_with_pool(df, seeds, pool, **rules) -> tuple[pl.DataFrame, dict]:
+    stage = _retrieve(seeds, cache=False, **rules)
+    stage.pool = pool
+    return stage.process(df), stage.summary
+
+
+def test_retrieval_in_chunk_tasks_matches_one_chunk(corpus, monkeypatch):
+    """The pool path (what Ray runs on GPU workers): chunks embedded and searched against one
+    broadcast index give the scores, nearest seeds, selection and semantic duplicates of one chunk."""
+    from curate.parallel import SerialPool
+
+    _, df, seeds = corpus
+    rules = {"select": {"by": "top_fraction", "value": 0.5}, "index": "hnsw", "semantic_dedup": {"threshold": 0.9}}
+    expected, summary = retrieve_with_pool(df, seeds, None, **rules)
+    monkeypatch.setattr("curate.stages.retrieve.CHUNK", 40)  # 6 chunks
+    got, got_summary = retrieve_with_pool(df, seeds, SerialPool(), **rules)
+    assert got.drop("retrieval_score", "retrieval_score_mean").equals(expected.drop("retrieval_score", "retrieval_score_mean"))
+    np.testing.assert_allclose(got["retrieval_score"].to_numpy(), expected["retrieval_score"].to_numpy(), atol=1e-6)
+    assert got_summary["selected"] == summary["selected"] and got_summary["backend"] == "faiss-cpu hnsw"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -28,8 +29,9 @@ from curate.config import StrictModel
 from curate.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, embed
 from curate.errors import ConfigError
 from curate.records import content_text, content_texts, to_record
+from curate.parallel import SerialPool
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
-from curate.vectors import choose_backend, near_duplicates, nearest
+from curate.vectors import Neighbours, SeedIndex, build_index, choose_backend, near_duplicates, search
 
 SCORE_BINS = 20
 
@@ -118,6 +120,31 @@ def load_seeds(seeds: list[SeedSet], roles: str) -> tuple[list[str], list[str]]:
     return ids, texts
 
 
+CHUNK = 16_384  # pool texts per embed-and-search task
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def _embedder(rules: "RetrieveRules") -> tuple[Embedder, EmbeddingCache | None]:
+    """The embedding model for these rules, loaded once per process, and the cache (in $CURATE_HOME now)."""
+    key = rules.model_dump_json(include={"model", "device", "batch_size", "max_tokens", "long_texts"})
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(rules.model, rules.device, rules.batch_size, rules.max_tokens, rules.long_texts)
+    embedder = _EMBEDDERS[key]
+    return embedder, EmbeddingCache(None, embedder.key) if rules.cache else None
+
+
+def _embed_and_search(rules: "RetrieveRules", keep_vectors: bool, texts: list[str], index: SeedIndex) -> dict:
+    """A pool task: one chunk's embeddings (cache first) and its nearest seeds."""
+    embedder, cache = _embedder(rules)
+    started = time.perf_counter()
+    vectors, computed = embed(embedder, texts, cache)
+    embedded = time.perf_counter()
+    nb = search(index, vectors, rules.k, choose_backend(rules.backend, embedder.device))
+    return {"scores": nb.scores, "ids": nb.ids, "backend": nb.backend, "device": embedder.device, "computed": computed,
+            "vectors": vectors if keep_vectors else None, "seconds": (embedded - started, time.perf_counter() - embedded)}
+
+
 def _histogram(scores: np.ndarray) -> list[int]:
     counts, _ = np.histogram(np.clip(scores, 0.0, 1.0), bins=SCORE_BINS, range=(0.0, 1.0))
     return counts.tolist()
@@ -146,15 +173,12 @@ class RetrieveStage(Stage):
         return out
 
     def setup(self) -> None:
-        r = self.rules
-        self.embedder = Embedder(r.model, r.device, r.batch_size, r.max_tokens, r.long_texts)
-        self.cache = EmbeddingCache(None, self.embedder.key) if r.cache else None
+        self.embedder, self.cache = _embedder(self.rules)
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
         if not hasattr(self, "embedder"):
             self.setup()
-        started = time.perf_counter()
         seed_ids, seed_texts = load_seeds(r.seeds, r.chat_roles)
         n = df.height
         rows = np.arange(n)
@@ -164,12 +188,18 @@ class RetrieveStage(Stage):
             ranks = df.select(pl.col("id").hash(seed=r.seed)).to_series().to_numpy()
             rows = np.sort(np.argsort(ranks, kind="stable")[: r.sample])
         seeds, seeds_new = embed(self.embedder, seed_texts, self.cache)
-        pool, pool_new = embed(self.embedder, content_texts(df[rows], r.chat_roles), self.cache)
-        embedded = time.perf_counter()
-        backend = choose_backend(r.backend, self.embedder.device)
-        nb = nearest(seeds, pool, r.k, backend, r.index)
+        # The pool is embedded and searched in chunks against an index built once: in this process,
+        # or as tasks on the executor's pool (GPU workers under Ray), with the same chunks either way.
+        texts = content_texts(df[rows], r.chat_roles)
+        chunks = [texts[i:i + CHUNK] for i in range(0, len(texts), CHUNK)] or [[]]
+        parts = (self.pool or SerialPool()).map(partial(_embed_and_search, r, r.semantic_dedup is not None), chunks,
+                                                shared=(build_index(seeds, r.index),), gpus=self.resources.gpus)
+        nb = Neighbours(np.concatenate([p["scores"] for p in parts]), np.concatenate([p["ids"] for p in parts]),
+                        parts[0]["backend"])
+        pool = np.concatenate([p["vectors"] for p in parts]) if r.semantic_dedup is not None else None
+        pool_new = sum(p["computed"] for p in parts)
         top, mean = nb.scores[:, 0], nb.scores.mean(axis=1)
-        searched = time.perf_counter()
+        spent = {"embed": sum(p["seconds"][0] for p in parts), "search": sum(p["seconds"][1] for p in parts)}
         score = top if r.select.score == "max" else mean
         chosen = self._select(df, rows, score)
         dups = {}
@@ -197,8 +227,7 @@ class RetrieveStage(Stage):
                     actions[i], rules_[i] = DROP, "retrieve:not_selected"
                     reasons[i] = f"{r.select.score} cosine to seeds {score[j]:.3f} not selected ({r.select.by} {r.select.value:g})"
         self.summary = self._summary(df, rows, score, chosen, nb, seed_ids, len(dups),
-                                     {"seeds": seeds_new, "pool": pool_new},
-                                     {"embed": embedded - started, "search": searched - embedded})
+                                     {"seeds": seeds_new, "pool": pool_new}, spent, parts[0]["device"])
         out = df.with_columns(
             pl.Series("retrieval_score", max_col).fill_nan(None),
             pl.Series("retrieval_score_mean", mean_col).fill_nan(None),
@@ -222,7 +251,7 @@ class RetrieveStage(Stage):
             chosen[best] = True
         return chosen
 
-    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds) -> dict:
+    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds, device) -> dict:
         order = np.argsort(-score, kind="stable")
         examples = [{"id": df["id"][int(rows[j])], "score": round(float(score[j]), 4),
                      "nearest_seed_id": seed_ids[int(nb.ids[j, 0])]} for j in order[:5].tolist()]
@@ -231,7 +260,7 @@ class RetrieveStage(Stage):
                       for j in order[max(0, int(chosen.sum()) - 2): int(chosen.sum()) + 3].tolist()]
         threshold = float(score[chosen].min()) if chosen.any() else None
         return {
-            "backend": nb.backend, "device": self.embedder.device, "model": self.rules.model,
+            "backend": nb.backend, "device": device, "model": self.rules.model,
             "seeds": len(seed_ids), "pool": int(df.height), "embedded": int(len(rows)),
             "computed_embeddings": computed, "selected": int(chosen.sum()), "semantic_duplicates": n_dups,
             "select": self.rules.select.model_dump(), "action": self.rules.action,
