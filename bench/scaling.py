@@ -50,6 +50,7 @@ def _pipeline(folder: Path, records: int) -> Path:
 def _ray_startup() -> float:
     import ray
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.shutdown()

@@ -37,6 +37,7 @@ import polars as pl
 
 from curate import executor as local
 from curate.accounting import StageAccount
+from curate.catalog import curate_home
 from curate.config import RaySpec, ResolvedStage
 from curate.errors import ConfigError, CurateError
 from curate.hashing import code_fingerprint
@@ -123,8 +124,10 @@ class RayExecutor:
             import ray.data
         except ImportError:
             raise ConfigError("executor: ray needs Ray: pip install 'ray[data]'") from None
-        env = {"CURATE_HOME": str(_catalog_home())}  # workers read and write the same catalog and caches
+        env = {"CURATE_HOME": str(curate_home().resolve())}  # workers read and write the same catalog and caches
         if not ray.is_initialized():
+            # Runs must not reach the network; Ray reports usage statistics to ray.io unless told not to.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                           runtime_env={**self.spec.runtime_env, "env_vars": {**self.spec.runtime_env.get("env_vars", {}), **env}})
             if self.spec.address == "local":
@@ -272,9 +275,3 @@ def _call_many(fn, *parts):
 def _map_parts(fn, item, partitions: int) -> tuple:
     result, parts = fn(item, partitions)
     return (result, *parts)
-
-
-def _catalog_home() -> Path:
-    from curate.catalog import curate_home
-
-    return curate_home().resolve()

@@ -28,6 +28,7 @@ STAGES = ["normalize", "pii", "langid", "quality", "dedup", "balance", "split"]
 
 @pytest.fixture(scope="module")
 def cluster():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report to ray.io from the tests
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield
     ray.shutdown()

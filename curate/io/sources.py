@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from curate.config import InputSpec, Pipeline
 from curate.errors import InputError
-from curate.hashing import sha256_file, sha256_stream
+from curate.hashing import sha256_stream
 from curate.records import BASE_SCHEMA
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
@@ -33,11 +33,7 @@ class InputFile:
         return PurePosixPath(self.path).name if isinstance(self.path, str) else self.path.name
 
     def open(self) -> BinaryIO:
-        if isinstance(self.path, str):
-            import fsspec
-
-            return fsspec.open(self.path, "rb").open()
-        return open(self.path, "rb")
+        return open_input(self.path)
 
     @property
     def size(self) -> int:
@@ -45,6 +41,15 @@ class InputFile:
             fs, path = _filesystem(self.path, "input")
             return int(fs.size(path))
         return self.path.stat().st_size
+
+
+def open_input(path: Path | str) -> BinaryIO:
+    """A local path, or a URL through fsspec, opened for binary reading."""
+    if isinstance(path, str):
+        import fsspec
+
+        return fsspec.open(path, "rb").open()
+    return open(path, "rb")
 
 
 def is_supported(path: Path | str) -> bool:
@@ -60,9 +65,7 @@ def _filesystem(url: str, where: str):
 
     try:
         return fsspec.core.url_to_fs(url)
-    except ImportError as exc:  # e.g. "Install s3fs to access S3"
-        raise InputError(f"{where}: cannot read {url}: {exc}") from None
-    except ValueError as exc:  # an unknown protocol
+    except (ImportError, ValueError) as exc:  # "Install s3fs to access S3"; an unknown protocol
         raise InputError(f"{where}: cannot read {url}: {exc}") from None
 
 
@@ -131,11 +134,8 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
             paths = _expand(spec, pipeline, where)
         for p in paths:
             try:
-                if isinstance(p, str):
-                    with InputFile(p, "", "", spec).open() as fh:
-                        digest = sha256_stream(fh)
-                else:
-                    digest = sha256_file(p)
+                with open_input(p) as fh:
+                    digest = sha256_stream(fh)
             except OSError as exc:
                 raise InputError(f"{where}: cannot read {p}: {exc.strerror or exc}") from None
             files.append(InputFile(path=p, label=_label(p, spec), fingerprint=digest, spec=spec))
