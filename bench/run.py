@@ -245,6 +245,9 @@ def _scaling_markdown() -> list[str]:
               for x in r["runs"]]
     lines += ["", f"Moved per million documents: dedup shuffle {m['dedup_shuffle_mb_per_million_docs']} MB "
               f"({m['bands']} bands x {m['rows']} rows), signatures {m['signature_mb_per_million_docs']} MB.", ""]
+    if reader := r.get("driver_reader"):
+        lines += [f"The driver's reader alone (read, quarantine, write batch Parquet; one core): {reader['docs_per_s']:,} docs/s "
+                  f"({reader['bytes_per_doc_as_parquet']} bytes per document as batch Parquet).", ""]
     return lines
 
 

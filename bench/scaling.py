@@ -4,6 +4,10 @@ the Ray executor on a Ray instance it starts on this machine with 1 and with 2 w
 the other in the same session. Reported as docs/s and as ratios to the baseline; each Ray run's wall time
 includes starting Ray, which is also timed on its own. All three must publish the same version.
 
+Also timed: the driver's reader alone (parse the inputs, quarantine, write each batch as Parquet
+for the workers, as the Ray executor's driver does), on one core: the rate at which it can feed
+the cluster, the limit the README's estimate starts from.
+
 Also written: what the Ray executor moves per million documents (for the README's scaling
 estimate), computed from the default rules: dedup's shuffled (band, bucket) keys, the signatures
 and shingle sets its sketch tasks return. Results: bench/results/scaling.json.
@@ -26,6 +30,9 @@ import yaml
 from curate.catalog import Catalog
 from curate.config import load_pipeline
 from curate.engine import run_pipeline
+from curate.io.readers import read_batches
+from curate.io.shards import write_parquet
+from curate.io.sources import resolve_inputs
 from curate.minhash import lsh_params
 from curate.stages.dedup import DedupRules
 
@@ -55,6 +62,20 @@ def _ray_startup() -> float:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.shutdown()
     return time.perf_counter() - start
+
+
+def _reader_throughput(pipeline, folder: Path) -> dict:
+    """Docs/s of the driver's part of a Ray run's first segment: read + quarantine + write batches."""
+    spec = pipeline.spec
+    files = resolve_inputs(pipeline, None)
+    start = time.perf_counter()
+    docs = 0
+    for batch in read_batches(files, spec.batch_size, spec.limits.max_record_bytes):
+        write_parquet(batch.records, folder / f"b-{batch.index:05d}.parquet", level=1)
+        docs += batch.rows_in
+    seconds = time.perf_counter() - start
+    return {"docs": docs, "seconds": round(seconds, 2), "docs_per_s": round(docs / seconds, 1),
+            "bytes_per_doc_as_parquet": round(sum(p.stat().st_size for p in folder.glob("*.parquet")) / docs, 1)}
 
 
 def _shuffle_estimate() -> dict:
@@ -92,6 +113,7 @@ def main(records: int) -> None:
             r["vs_local_2_workers"] = round(r["docs_per_s"] / local[2], 3)
             r["vs_local_same_workers"] = round(r["docs_per_s"] / local[r["workers"]], 3)
         startup = _ray_startup()
+        reader = _reader_throughput(pipeline, work / "reader")
         out = {
             "benchmark": "scaling",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -101,6 +123,7 @@ def main(records: int) -> None:
             "runs": runs,
             "same_version": len({r["version"] for r in runs}) == 1,
             "ray_startup_seconds": round(startup, 2),
+            "driver_reader": reader,
             "moved_per_million_docs": _shuffle_estimate(),
         }
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ class _RichProgress:
 def run(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file, e.g. pipelines/default.yaml.")],
     input: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Input file, directory or glob; replaces the pipeline's inputs (repeatable). Uses the first input's field mapping.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default: the pipeline's output.dir, else out/<name>).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", "-o", help="Output directory or URL, e.g. s3://bucket/shards/name (default: the pipeline's output.dir, else out/<name>).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes for row-local stages (default: the pipeline's workers, 'auto' = all cores).")] = None,
     executor: Annotated[Optional[str], typer.Option("--executor", "-x", help="'local' (processes on this machine) or 'ray' (a Ray cluster); default: the pipeline's executor.")] = None,
@@ -101,8 +101,10 @@ def _gates(results: list[dict]) -> None:
                           + _escape(examples), soft_wrap=True, highlight=False)
 
 
-def _display(path: Path) -> str:
-    """A path as short as possible: relative to the current directory when under it."""
+def _display(path) -> str:
+    """A path as short as possible: relative to the current directory when under it (URLs as they are)."""
+    if isinstance(path, str):
+        return path
     resolved = path.resolve()
     try:
         return str(resolved.relative_to(Path.cwd()))
@@ -126,9 +128,10 @@ def _summary(result) -> None:
     rows = m["rows"]
     out.print(f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, "
               f"quarantined {rows['quarantined']:,} in {result.seconds:.1f} s", highlight=False)
-    out.print(f"shards:   {_display(result.out_dir / 'data')}", highlight=False)
-    out.print(f"rejected: {_display(result.out_dir / 'rejected')}", highlight=False)
-    out.print(f"report:   {_display(result.out_dir / 'report.html')}", highlight=False)
+    from curate.io.shards import join
+
+    for what, item in (("shards", "data"), ("rejected", "rejected"), ("report", "report.html")):
+        out.print(f"{what + ':':<9} {_display(join(result.out_dir, item))}", highlight=False)
     if result.entry:
         failed = "  (marked failed: its gates did not pass)" if result.entry.status != "ok" else ""
         out.print(f"catalog:  {result.entry.ref}{failed}", highlight=False)
@@ -177,7 +180,7 @@ def report(folder: Annotated[Path, typer.Argument(help="A run's output directory
 def _report_of(ref: str) -> tuple[dict, str]:
     """report.json of a run directory or of a catalog reference (failed versions included)."""
     from curate.catalog import Catalog
-    from curate.io.shards import read_json
+    from curate.io.shards import is_file, join, read_json_at
 
     folder = Path(ref)
     if not folder.is_dir():
@@ -185,10 +188,10 @@ def _report_of(ref: str) -> tuple[dict, str]:
             folder = Catalog().resolve(ref, allow_failed=True).path
         except CurateError as exc:
             _fail(CurateError(f"{ref}: not a run directory, and {exc}"))
-    source = folder / "report.json"
-    if not source.is_file():
+    source = join(folder, "report.json")
+    if not is_file(source):
         _fail(CurateError(f"{source}: not found; is {folder} the output directory of a finished run?"))
-    return read_json(source), str(folder)
+    return read_json_at(source), str(folder)
 
 
 def _change(x, y) -> str:

@@ -56,7 +56,10 @@ class InputSpec(StrictModel):
 
 
 class OutputSpec(StrictModel):
-    dir: str | None = None
+    dir: str | None = None  # a local path, or a URL (s3://bucket/shards/name) fsspec can write to
+    # Checkpoints while a run is under way: <dir>/_work for a local dir, $CURATE_HOME/work/... for a
+    # URL one. Under Ray on several nodes: storage every node mounts.
+    work_dir: str | None = None
     shard_rows: int = Field(50_000, gt=0)
     compression_level: int = Field(3, ge=1, le=22)
 
@@ -136,7 +139,7 @@ class Pipeline:
 
     @property
     def config_fingerprint(self) -> str:
-        spec = self.spec.model_dump(mode="json", exclude={"output": {"dir"}, "workers": True, "description": True,
+        spec = self.spec.model_dump(mode="json", exclude={"output": {"dir", "work_dir"}, "workers": True, "description": True,
                                                     "executor": True, "ray": True})
         spec["stages"] = [s.fingerprint for s in self.stages]
         spec["gates"] = [[g.point, g.rules.model_dump(mode="json")] for g in self.gates]

@@ -2,9 +2,10 @@
 
 Consecutive row-local stages form one *segment* that runs batch by batch in parallel;
 each global stage is a segment of its own that sees all rows. Every segment writes
-checkpoints under `<out>/_work/<run key>/`, so a killed run resumes where it stopped.
-Outputs are assembled there and moved into place last, `manifest.json` last of all:
-a manifest present means the run is complete. An unchanged pipeline + rules + inputs
+checkpoints under `<out>/_work/<run key>/` (or `output.work_dir`), so a killed run
+resumes where it stopped. Outputs are assembled there and moved (or, for a URL output
+such as `s3://bucket/shards/demo`, uploaded) into place last, `manifest.json` last of
+all: a manifest present means the run is complete. An unchanged pipeline + rules + inputs
 + code is a cache hit and recomputes nothing.
 """
 
@@ -23,14 +24,15 @@ import polars as pl
 
 from curate import __version__
 from curate.accounting import StageAccount, check_chain
-from curate.catalog import Catalog, Entry, file_problems
+from curate.catalog import Catalog, Entry, curate_home, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
 from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages
 from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
-from curate.io.shards import describe_file, read_json, read_parquets, write_json, write_shards
+from curate.io.shards import (Location, describe_file, is_file, join, location, publish_tree, read_json,
+                              read_json_at, read_parquets, write_json, write_shards)
 from curate.io.sources import InputFile, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
@@ -42,7 +44,7 @@ from curate.stages import STAGES
 MANIFEST = "manifest.json"
 GX_DOCS = "gx-docs"  # Great Expectations' Data Docs for the gates that ran
 ARTIFACTS = "artifacts"  # files a stage publishes beside the shards (e.g. classify's fastText model)
-PUBLISHED = ("data", "rejected", "signatures", ARTIFACTS, GX_DOCS, "report.json", "report.html", MANIFEST)
+PUBLISHED = ("data", "rejected", "signatures", ARTIFACTS, GX_DOCS, "report.json", "report.html")  # then MANIFEST
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Segment:
 
 @dataclass
 class RunResult:
-    out_dir: Path
+    out_dir: Location  # a local path, or the URL the outputs were uploaded to
     manifest: dict
     cached: bool
     entry: Entry | None
@@ -97,12 +99,21 @@ def run_key(pipeline: Pipeline, files: list[InputFile]) -> str:
     })
 
 
-def default_out_dir(pipeline: Pipeline) -> Path:
+def default_out_dir(pipeline: Pipeline) -> Location:
     spec = pipeline.spec.output.dir
     if spec and "://" in spec:
-        raise ConfigError(f"{pipeline.path}: output.dir {spec!r}: outputs are written to a local or mounted path "
-                          "(on a cluster: a shared filesystem every node mounts); URL outputs are not supported yet")
+        return spec.rstrip("/")
     return pipeline.resolve(spec) if spec else Path("out") / pipeline.spec.name
+
+
+def work_root(pipeline: Pipeline, out_dir: Location) -> Path:
+    """Where this output's checkpoints go: <out>/_work, or a folder of its own under output.work_dir
+    (else under CURATE_HOME for a URL output). Removed once the outputs are published."""
+    work_dir = pipeline.spec.output.work_dir
+    if isinstance(out_dir, Path) and not work_dir:
+        return out_dir / "_work"
+    base = pipeline.resolve(work_dir) if work_dir else curate_home() / "work"
+    return base / short(sha256_json(str(out_dir.resolve() if isinstance(out_dir, Path) else out_dir)), 16)
 
 
 def resolve_workers(value: int | str | None, pipeline: Pipeline) -> int | None:
@@ -139,14 +150,15 @@ def run_pipeline(
     progress = progress or Progress()
     catalog = catalog or Catalog()
     files = resolve_inputs(pipeline, inputs)
-    out_dir = Path(out_dir) if out_dir else default_out_dir(pipeline)
+    out_dir = location(str(out_dir)) if out_dir else default_out_dir(pipeline)
     key = run_key(pipeline, files)
     name = name or pipeline.spec.name
     if not force and (hit := _cache_hit(out_dir, key)) is not None:
         entry = catalog.register(out_dir, {**hit, "name": name})
         return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
-    work = out_dir / "_work" / short(key, 16)
-    _clear_stale_work(out_dir, work, force)
+    root = work_root(pipeline, out_dir)
+    work = root / short(key, 16)
+    _clear_stale_work(root, work, force)
     run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
     final, accounts, lengths_before = run.execute()
     rejected = _rejected(work, accounts)
@@ -158,7 +170,7 @@ def run_pipeline(
                         seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
                         gates=run.gate_results, executor=run.executor)
     entry = catalog.register(out_dir, manifest)
-    shutil.rmtree(out_dir / "_work", ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
 
 
@@ -175,18 +187,20 @@ def _with_executor(pipeline: Pipeline, executor: str | None, ray_address: str | 
     return replace(pipeline, spec=pipeline.spec.model_copy(update=update)) if update else pipeline
 
 
-def _cache_hit(out_dir: Path, key: str) -> dict | None:
-    path = out_dir / MANIFEST
-    if not path.is_file():
+def _cache_hit(out_dir: Location, key: str) -> dict | None:
+    """The manifest of a complete earlier run with this key whose files are intact. Remote outputs
+    are checked by size, not re-hashed (that would download them); `curate shards verify` hashes."""
+    path = join(out_dir, MANIFEST)
+    if not is_file(path):
         return None
-    manifest = read_json(path)
+    manifest = read_json_at(path)
     if manifest.get("run_key") != key:
         return None
-    return manifest if next(file_problems(out_dir, manifest["files"]), None) is None else None
+    deep = isinstance(out_dir, Path)
+    return manifest if next(file_problems(out_dir, manifest["files"], deep), None) is None else None
 
 
-def _clear_stale_work(out_dir: Path, work: Path, force: bool) -> None:
-    root = out_dir / "_work"
+def _clear_stale_work(root: Path, work: Path, force: bool) -> None:
     if root.is_dir():
         for child in root.iterdir():
             if child != work or force:
@@ -355,11 +369,12 @@ def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
     return sorted({c for cols in _sidecars(pipeline, final).values() for c in cols})
 
 
-def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Path, work: Path,
+def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Location, work: Path,
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
              lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
              gates: list[dict], executor: dict) -> dict:
-    """Write shards, rejected rows, report and manifest under work/final, then move them into place."""
+    """Write shards, rejected rows, report and manifest under work/final, then move (or upload) them
+    into place, the manifest last."""
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
     out = pipeline.spec.output
@@ -418,22 +433,10 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     report = build_report(manifest, final, rejected, lengths_before, has_gx_docs=(staging / GX_DOCS).is_dir())
     write_json(staging / "report.json", report, sort_keys=False)
     write_html(report, staging / "report.html")
-    _move_into_place(staging, out_dir)
-    write_json(out_dir / MANIFEST, manifest)
+    write_json(staging / MANIFEST, manifest)
+    publish_tree(staging, out_dir, PUBLISHED, MANIFEST)
     return manifest
 
 
 def _schema(df: pl.DataFrame) -> dict[str, str]:
     return {name: str(dtype) for name, dtype in df.schema.items()}
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # no manifest = incomplete, until the very end
-    for item in PUBLISHED:
-        target = out_dir / item
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        if (staging / item).exists():
-            os.replace(staging / item, target)

@@ -15,8 +15,13 @@ from scipy.stats import chi2_contingency
 
 def label_summary(labels: pl.Series) -> dict:
     """Counts, proportions, imbalance ratio (max/min) and effective number of classes (exp of entropy)."""
-    counts = labels.drop_nulls().value_counts().sort(["count", labels.name], descending=[True, False])
-    values = dict(zip(counts[labels.name].to_list(), counts["count"].to_list()))
+    counts = labels.drop_nulls().value_counts()
+    return summarize_counts(dict(zip(counts[labels.name].to_list(), counts["count"].to_list())))
+
+
+def summarize_counts(counts: dict) -> dict:
+    """`label_summary` from label -> count (what a distributed count gives)."""
+    values = dict(sorted(((k, int(v)) for k, v in counts.items() if v), key=lambda kv: (-kv[1], kv[0])))
     total = sum(values.values())
     if not total:
         return {"rows": 0, "counts": {}, "proportions": {}, "imbalance_ratio": None, "effective_classes": 0.0}
@@ -32,8 +37,13 @@ def label_summary(labels: pl.Series) -> dict:
 
 def association(df: pl.DataFrame, label: str, stratum: str) -> dict:
     """Label x stratum contingency table with a chi-square test and Cramer's V."""
-    sub = df.select(label, stratum).drop_nulls()
-    table = sub.group_by(stratum, label).len().pivot(on=label, index=stratum, values="len").fill_null(0).sort(stratum)
+    return association_counts(df.group_by(stratum, label).len(), label, stratum)
+
+
+def association_counts(counts: pl.DataFrame, label: str, stratum: str) -> dict:
+    """`association` from rows per (stratum, label) in column `len` (what a distributed count gives)."""
+    sub = counts.select(stratum, label, "len").drop_nulls([stratum, label])
+    table = sub.pivot(on=label, index=stratum, values="len").fill_null(0).sort(stratum)
     labels = sorted(c for c in table.columns if c != stratum)
     matrix = table.select(labels).to_numpy()
     result = {"stratum": stratum, "labels": labels, "strata": table[stratum].to_list(), "table": matrix.tolist()}
@@ -43,14 +53,6 @@ def association(df: pl.DataFrame, label: str, stratum: str) -> dict:
     n = matrix.sum()
     v = math.sqrt(chi2 / (n * (min(matrix.shape) - 1))) if n else 0.0
     return {**result, "chi2": round(float(chi2), 3), "p_value": float(p), "dof": int(dof), "cramers_v": round(v, 4)}
-
-
-def _two_by_two(outcome: np.ndarray, factor: np.ndarray) -> tuple[int, int, int, int]:
-    a = int((factor & outcome).sum())
-    b = int((factor & ~outcome).sum())
-    c = int((~factor & outcome).sum())
-    d = int((~factor & ~outcome).sum())
-    return a, b, c, d
 
 
 def _odds_ratio(a: int, b: int, c: int, d: int) -> float | None:
@@ -82,13 +84,21 @@ def simpson_check(outcome: np.ndarray, factor: np.ndarray, strata: list, strong_
     direction in every stratum that has one) and `strong_confounding` (crude and
     adjusted odds ratios differ by more than `strong_factor`).
     """
-    outcome, factor = np.asarray(outcome, bool), np.asarray(factor, bool)
-    strata_arr = np.asarray(strata, dtype=object)
-    crude = _two_by_two(outcome, factor)
+    cells: dict = {}
+    for value, f, o in zip(strata, np.asarray(factor, bool).tolist(), np.asarray(outcome, bool).tolist()):
+        cell = cells.setdefault(value, [0, 0, 0, 0])
+        cell[(0 if o else 1) if f else (2 if o else 3)] += 1
+    return simpson_cells(cells, strong_factor)
+
+
+def simpson_cells(cells: dict, strong_factor: float = 1.5) -> dict:
+    """`simpson_check` from each stratum's 2x2 table (a, b, c, d) = (factor & outcome, factor & not
+    outcome, not factor & outcome, neither): what a distributed count gives."""
     rows, num, den = [], 0.0, 0.0
-    for value in sorted(set(strata_arr.tolist()), key=str):
-        mask = strata_arr == value
-        a, b, c, d = _two_by_two(outcome[mask], factor[mask])
+    crude = [0, 0, 0, 0]
+    for value in sorted(cells, key=str):
+        a, b, c, d = (int(x) for x in cells[value])
+        crude = [crude[0] + a, crude[1] + b, crude[2] + c, crude[3] + d]
         n = a + b + c + d
         if n:
             num += a * d / n

@@ -146,3 +146,34 @@ def test_config_errors():
         BalanceRules(outcome={"value": "x"})
     with pytest.raises(ValidationError, match="must sum to 1"):
         BalanceRules(strategy="stratified", target={"a": 0.5, "b": 0.6})
+
+
+@pytest.mark.parametrize("strategy", ["downsample", "upsample", "stratified", "source_cap", "temperature"])
+def test_balance_as_distributed_group_bys_matches_one_chunk(monkeypatch, strategy):
+    """Counts summed over chunks and the quota cut through a shuffle to several reducers give exactly
+    what one chunk gives: the same rows, reasons, repeats and statistics."""
+    from curate.parallel import SerialPool
+
+    cells = {("x", "pos"): 40, ("x", "neg"): 260, ("y", "pos"): 120, ("y", "neg"): 90, ("z", "neg"): 30}
+    df = _records(cells).with_columns(
+        domain=pl.Series([("a", "b", None)[i % 3] for i in range(sum(cells.values()))]),
+        label=pl.when(pl.int_range(pl.len()) % 17 == 0).then(None).otherwise(pl.col("label")),
+    )
+    rules = {"strata": ["source", "domain"], "strategy": strategy, "max_ratio": 2.0, "target": {"pos": 0.5, "neg": 0.5},
+             "caps": {"x": 100}, "outcome": {"column": "label", "value": "pos"}, "factor": {"column": "source", "value": "x"},
+             "confounders": ["domain"]}
+    if strategy != "stratified":
+        rules.pop("target")
+    expected, summary = _run(df, **rules)
+
+    class ThreeWorkers(SerialPool):
+        workers = 3
+
+    monkeypatch.setattr("curate.parallel.GROUP_CHUNK", 37)  # 15 chunks, 3 reducers
+    stage = BalanceStage("balance", BalanceRules.model_validate(rules))
+    stage.pool = ThreeWorkers()
+    got = stage.process(df)
+    assert got.equals(expected) and stage.summary == summary
+    assert summary["before"]["simpson"]["checks"]["domain"]["strata"]
+    if strategy != "upsample":
+        assert (expected[ACTION] == "drop").sum() > 0

@@ -148,3 +148,21 @@ def test_decontamination_spread_over_a_task_pool_matches_the_in_process_result(m
     monkeypatch.setattr("curate.stages.split.MIN_CHUNK", 40)  # 13 chunks, 3 reducers
     got, got_summary = split_with_pool(df, rules, ThreeWorkers())
     assert got.equals(expected) and got_summary == summary
+
+
+def test_group_assignment_as_a_distributed_group_by_matches_one_chunk(monkeypatch):
+    from curate.parallel import SerialPool
+
+    df, rules = split_case()
+    clusters = [f"c{i % 40}" if i % 5 == 0 else None for i in range(df.height)]  # groups of 2 to 3 rows
+    df = df.with_columns(dup_cluster=pl.Series(clusters, dtype=pl.Utf8))
+    rules = {**rules, "decontamination": {"action": "off"}}
+    expected, summary = split_with_pool(df, rules, None)
+
+    class ThreeWorkers(SerialPool):
+        workers = 3
+
+    monkeypatch.setattr("curate.parallel.GROUP_CHUNK", 29)  # many chunks, 3 reducers
+    got, got_summary = split_with_pool(df, rules, ThreeWorkers())
+    assert got.equals(expected) and got_summary == summary
+    assert set(expected["split"]) == {"train", "validation", "test"}

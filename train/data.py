@@ -17,7 +17,7 @@ import polars as pl
 from curate.catalog import Catalog
 from curate.errors import CurateError
 from curate.gates.frames import content_hash
-from curate.io.shards import read_json
+from curate.io.shards import is_file, join, list_files, location, read_json_at, read_parquet_at
 
 
 class TrainDataError(CurateError):
@@ -45,18 +45,18 @@ def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
 def load(source: str, train_split: str = "train", validation_split: str = "validation") -> TrainData:
     if source.startswith("shards://") or "@" in source and not Path(source).exists():
         entry = Catalog().resolve(source)
-        folder, files, lineage = entry.path, [str(p) for p in entry.data_files()], {"ref": entry.ref}
+        folder, files, lineage = entry.path, entry.data_files(), {"ref": entry.ref}
     else:
-        folder = Path(source)
-        if not (folder / "manifest.json").is_file():
+        folder = location(source)
+        if not is_file(join(folder, "manifest.json")):
             raise TrainDataError(f"{source}: not a catalog reference or a curated run directory (no manifest.json)")
-        files, lineage = [str(p) for p in sorted((folder / "data").glob("*.parquet"))], {"ref": str(folder)}
-    manifest = read_json(folder / "manifest.json")
+        files, lineage = list_files(folder, "data", ".parquet"), {"ref": str(folder)}
+    manifest = read_json_at(join(folder, "manifest.json"))
     if manifest.get("status") != "ok":
         raise TrainDataError(f"{source}: marked '{manifest.get('status')}' (its gates failed); fix the data before training")
     lineage.update(name=manifest["name"], version=manifest["version"], path=str(folder),
                    pipeline_fingerprint=manifest["pipeline"]["fingerprint"], run_key=manifest["run_key"])
-    df = pl.read_parquet(files)
+    df = read_parquet_at(files)
     if "split" not in df.columns:
         raise TrainDataError(f"{source}: no `split` column; add a split stage to the pipeline")
     train, validation = df.filter(pl.col("split") == train_split), df.filter(pl.col("split") == validation_split)

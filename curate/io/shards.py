@@ -1,15 +1,23 @@
-"""Atomic, deterministic Parquet writes (temp file + rename), and JSON helpers."""
+"""Atomic, deterministic Parquet writes (temp file + rename), JSON helpers, and published
+locations: a local path, or an fsspec URL (`s3://bucket/shards/demo`) for outputs on object
+storage (remote filesystems need their package: s3fs, gcsfs, ...)."""
 
 from __future__ import annotations
 
 import os
+import posixpath
+import shutil
 from pathlib import Path
+from typing import Union
 
 import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
-from curate.hashing import sha256_file
+from curate.errors import CurateError
+from curate.hashing import sha256_file, sha256_stream
+
+Location = Union[Path, str]  # a local path, or an fsspec URL
 
 
 def _tmp(path: Path) -> Path:
@@ -68,3 +76,108 @@ def describe_file(path: Path, root: Path, rows: int | None = None) -> dict:
     if rows is not None:
         entry["rows"] = rows
     return entry
+
+
+# --- locations: local paths and URLs ---------------------------------------------------------------
+def location(value: str) -> Location:
+    """A URL stays a string; anything else is a local path."""
+    return value if "://" in value else Path(value)
+
+
+def join(root: Location, relative: str) -> Location:
+    return f"{root.rstrip('/')}/{relative}" if isinstance(root, str) else root / relative
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path inside it) for a URL, with a clear error when its package is missing."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:  # "Install s3fs to access S3"; an unknown protocol
+        raise CurateError(f"cannot use {url}: {exc}") from None
+
+
+def is_file(loc: Location) -> bool:
+    if isinstance(loc, Path):
+        return loc.is_file()
+    fs, path = filesystem(loc)
+    return fs.isfile(path)
+
+
+def file_size(loc: Location) -> int:
+    if isinstance(loc, Path):
+        return loc.stat().st_size
+    fs, path = filesystem(loc)
+    return int(fs.size(path))
+
+
+def file_sha256(loc: Location) -> str:
+    if isinstance(loc, Path):
+        return sha256_file(loc)
+    fs, path = filesystem(loc)
+    with fs.open(path, "rb") as fh:
+        return sha256_stream(fh)
+
+
+def read_json_at(loc: Location) -> dict:
+    if isinstance(loc, Path):
+        return read_json(loc)
+    fs, path = filesystem(loc)
+    return orjson.loads(fs.cat_file(path))
+
+
+def read_parquet_at(locs: list[Location], columns: list[str] | None = None) -> pl.DataFrame:
+    """Parquet files at local paths or URLs as one frame (URLs read through fsspec)."""
+    frames = []
+    for loc in locs:
+        if isinstance(loc, Path):
+            frames.append(pl.read_parquet(loc, columns=columns))
+        else:
+            fs, path = filesystem(loc)
+            with fs.open(path, "rb") as fh:
+                frames.append(pl.read_parquet(fh, columns=columns))
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def list_files(root: Location, folder: str, suffix: str) -> list[Location]:
+    """Files under root/folder ending in `suffix`, recursively."""
+    if isinstance(root, Path):
+        return sorted((root / folder).rglob(f"*{suffix}"))
+    fs, path = filesystem(join(root, folder))
+    if not fs.isdir(path):
+        return []
+    base = root.rstrip("/")
+    inside = filesystem(base)[1].rstrip("/")
+    return sorted(f"{base}/{p[len(inside):].lstrip('/')}" for p in fs.find(path) if p.endswith(suffix))
+
+
+def publish_tree(staging: Path, target: Location, items: tuple[str, ...], last: str) -> None:
+    """Replace each of `items` under `target` with staging's (files or folders), `last` (the
+    manifest) removed first and written last: its presence means everything else is complete."""
+    if isinstance(target, Path):
+        target.mkdir(parents=True, exist_ok=True)
+        (target / last).unlink(missing_ok=True)
+        for item in (*items, last):
+            dest = target / item
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            elif dest.exists():
+                dest.unlink()
+            if (staging / item).exists():
+                shutil.move(staging / item, dest)  # a rename, unless output.work_dir is on another filesystem
+        return
+    fs, root = filesystem(target)
+    root = root.rstrip("/")
+    if fs.exists(f"{root}/{last}"):
+        fs.rm(f"{root}/{last}")
+    for item in (*items, last):
+        dest = f"{root}/{item}"
+        if fs.exists(dest):
+            fs.rm(dest, recursive=True)
+        source = staging / item
+        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source] * source.exists()
+        for f in files:
+            remote = f"{dest}/{f.relative_to(source).as_posix()}" if f != source else dest
+            fs.makedirs(posixpath.dirname(remote), exist_ok=True)  # object stores: nothing; file://: folders
+            fs.put_file(str(f), remote)

@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from curate.config import InputSpec, Pipeline
-from curate.errors import InputError
+from curate.errors import CurateError, InputError
 from curate.hashing import sha256_stream
+from curate.io.shards import file_size, filesystem, join
 from curate.records import BASE_SCHEMA
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
@@ -37,10 +38,7 @@ class InputFile:
 
     @property
     def size(self) -> int:
-        if isinstance(self.path, str):
-            fs, path = _filesystem(self.path, "input")
-            return int(fs.size(path))
-        return self.path.stat().st_size
+        return file_size(self.path)
 
 
 def open_input(path: Path | str) -> BinaryIO:
@@ -61,12 +59,10 @@ def is_url(value: str) -> bool:
 
 
 def _filesystem(url: str, where: str):
-    import fsspec
-
     try:
-        return fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:  # "Install s3fs to access S3"; an unknown protocol
-        raise InputError(f"{where}: cannot read {url}: {exc}") from None
+        return filesystem(url)
+    except CurateError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _shard_files(spec: InputSpec) -> list[InputFile]:
@@ -78,8 +74,8 @@ def _shard_files(spec: InputSpec) -> list[InputFile]:
     record_columns = tuple(manifest["record_columns"])
     promoted = [c for c in record_columns if c not in BASE_SCHEMA and c not in spec.columns]
     spec = spec.model_copy(update={"columns": [*spec.columns, *promoted]})
-    hashes = {f["path"]: f["sha256"] for f in manifest["files"]}
-    return [InputFile(path=p, label=f"{entry.ref}/{p.name}", fingerprint=hashes[p.relative_to(entry.path).as_posix()],
+    sha256 = {str(join(entry.path, f["path"])): f["sha256"] for f in manifest["files"]}
+    return [InputFile(path=p, label=f"{entry.ref}/{PurePosixPath(p).name}", fingerprint=sha256[str(p)],
                       spec=spec, record_columns=tuple(c for c in record_columns if c not in ("src_file", "src_row")))
             for p in entry.data_files()]
 

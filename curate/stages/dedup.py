@@ -149,7 +149,7 @@ class DedupStage(Stage):
                 raise ConfigError(f"dedup.against: {exc}") from None
             df = self._stored_signatures(entry)
             if df is None:  # no compatible signatures were stored: compute them from the data
-                data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["id", "text", "messages"])
+                data = entry.read(["id", "text", "messages"])
                 texts = dedup_texts(data, self.rules.chat_text)
                 df = pl.DataFrame({"id": data["id"], EXACT_KEY: self.exact_keys(texts)}).with_columns(
                     pl.Series(SIGNATURE, self.sketch(texts).signatures))
@@ -164,9 +164,8 @@ class DedupStage(Stage):
         manifest = entry.manifest()
         for stage in manifest["pipeline"]["stages"]:
             if stage["stage"] == "dedup" and stage.get("hashing") == self.rules.hashing():
-                files = [entry.path / f["path"] for f in manifest["files"] if f["path"].startswith(f"signatures/{stage['name']}/")]
-                if files:
-                    return pl.read_parquet(files, columns=["id", EXACT_KEY, SIGNATURE])
+                if any(f["path"].startswith(f"signatures/{stage['name']}/") for f in manifest["files"]):
+                    return entry.read(["id", EXACT_KEY, SIGNATURE], folder=f"signatures/{stage['name']}")
         return None
 
     # --- clustering ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def load_seeds(seeds: list[SeedSet], roles: str) -> tuple[list[str], list[str]]:
     for s in seeds:
         if s.path.startswith("shards://"):
             entry = Catalog().resolve(s.path)
-            data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["id", "text", "messages"])
+            data = entry.read(["id", "text", "messages"])
             rows = list(zip(data["id"].to_list(), content_texts(data, roles)))
         else:
             path = Path(s.path)

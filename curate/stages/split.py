@@ -4,9 +4,10 @@ Records of one group — a dedup cluster (`dup_cluster`) or any group column (pa
 conversation, source document) — always land in the same split, so near-duplicates
 never straddle train and test. Groups are dealt to splits in a seeded order, label by
 label, to whichever split is furthest below its target share, so every split gets the
-label mix of the whole. Then train records sharing any word n-gram (default 13) with
-validation/test or with the given eval sets are dropped (or flagged); the number of
-leaking train/eval pairs is reported before and after, and after a drop it is 0.
+label mix of the whole (the groups' sizes and labels come from a distributed group-by).
+Then train records sharing any word n-gram (default 13) with validation/test or with the
+given eval sets are dropped (or flagged); the number of leaking train/eval pairs is
+reported before and after, and after a drop it is 0.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import Field, model_validator
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.minhash import MinHasher, Normalization
+from curate.parallel import SerialPool, shuffle_groups
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
 from curate.stages.dedup import dedup_texts
 
@@ -127,30 +129,28 @@ class SplitStage(Stage):
         return df.select(pl.coalesce(*keys, pl.col("id")).alias("g"))["g"].to_list()
 
     def assign(self, df: pl.DataFrame) -> list[str]:
+        """Each row's split. A group's size and label come from a group-by through a shuffle over the
+        task pool (every row of a group reaches one reducer); the groups are then dealt here."""
         r = self.rules
-        groups = self.group_keys(df)
-        labels = df[r.stratify_by].fill_null("(none)").to_list() if r.stratify_by else ["(all)"] * df.height
-        members: dict[str, list[int]] = {}
-        for i, g in enumerate(groups):
-            members.setdefault(g, []).append(i)
-        # A group is stratified by its most common label; groups are dealt in a seeded order.
-        by_label: dict[str, list[str]] = {}
-        for g, rows in members.items():
-            values = [labels[i] for i in rows]
-            by_label.setdefault(max(sorted(set(values)), key=values.count), []).append(g)
+        keys = self.group_keys(df)
+        labels = df[r.stratify_by].cast(pl.Utf8).fill_null("(none)") if r.stratify_by else pl.repeat("(all)", df.height, eager=True)
+        frame = pl.DataFrame({"g": keys, "label": labels}, schema={"g": pl.Utf8, "label": pl.Utf8})
+        by_label: dict[str, list[tuple[int, str, int]]] = {}
+        for part in shuffle_groups(self.pool or SerialPool(), frame, ["g"], partial(_group_sizes, r.seed)):
+            for g, label, size, order in part.iter_rows():
+                by_label.setdefault(label, []).append((order, g, size))
         names = list(r.sizes)
-        out = [TRAIN] * df.height
+        split_of: dict[str, str] = {}
         for label in sorted(by_label):
-            ordered = sorted(by_label[label], key=lambda g: xxhash.xxh3_64_intdigest(g.encode(), r.seed))
-            total = sum(len(members[g]) for g in ordered)
+            ordered = sorted(by_label[label])  # the seeded order
+            total = sum(size for _, _, size in ordered)
             filled = dict.fromkeys(names, 0)
-            for g in ordered:
+            for _, g, size in ordered:
                 # the split furthest below its target share of this label gets the next group
                 split = min(names, key=lambda s: (filled[s] - r.sizes[s] * total) / max(r.sizes[s], 1e-9) if r.sizes[s] else float("inf"))
-                filled[split] += len(members[g])
-                for i in members[g]:
-                    out[i] = split
-        return out
+                filled[split] += size
+                split_of[g] = split
+        return [split_of[g] for g in keys]
 
     # --- decontamination -----------------------------------------------------------------------
     def _hasher(self) -> MinHasher:
@@ -164,7 +164,7 @@ class SplitStage(Stage):
         for ev in self.rules.decontamination.eval_sets:
             if ev.path.startswith("shards://"):
                 entry = Catalog().resolve(ev.path)
-                data = pl.read_parquet([str(p) for p in entry.data_files()], columns=["text", "messages"])
+                data = entry.read(["text", "messages"])
                 out += [(entry.ref, t) for t in dedup_texts(data, "conversation")]
                 continue
             path = Path(ev.path)
@@ -268,6 +268,17 @@ def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFra
     `train` holds only (n-gram, document) pairs whose n-gram is held out too."""
     docs = pl.concat([train.select("h"), held.select("h")])
     return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
+
+
+def _group_sizes(seed: int, rows: pl.DataFrame) -> pl.DataFrame:
+    """A reducer: per group, its most common label (ties: the first in sort order), its size and
+    its place in the seeded order."""
+    counts = rows.group_by("g", "label").len()
+    top = counts.sort(["g", "len", "label"], descending=[False, True, False]).group_by("g", maintain_order=True).first()
+    sizes = counts.group_by("g").agg(pl.col("len").sum().alias("size"))
+    out = top.select("g", "label").join(sizes, on="g")
+    order = [xxhash.xxh3_64_intdigest(g.encode(), seed) for g in out["g"].to_list()]
+    return out.with_columns(pl.Series("order", order, dtype=pl.UInt64))
 
 
 def _gram_chunk(hasher: MinHasher, item: tuple[str, list[str], np.ndarray], partitions: int):
