@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-
 import polars as pl
 
 from curate.errors import CatalogError
