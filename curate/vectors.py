@@ -84,21 +84,21 @@ def _torch_topk(seeds: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray
 @dataclass
 class SeedIndex:
     """The seeds to search, built once: for hnsw/ivf the FAISS index travels serialised, so the whole
-    thing pickles and is broadcast to the workers that search (a flat index is only the vectors)."""
+    thing pickles and is broadcast to the workers that search (a flat index is only the vectors). The
+    serialised index keeps its search settings (efSearch, nprobe)."""
 
     seeds: np.ndarray
     kind: str
-    nprobe: int
     blob: np.ndarray | None = None
 
 
 def build_index(seeds: np.ndarray, kind: str = "flat", nprobe: int = 16) -> SeedIndex:
     seeds = np.ascontiguousarray(seeds, dtype=np.float32)
     if kind == "flat" or len(seeds) == 0:
-        return SeedIndex(seeds, kind, nprobe)
+        return SeedIndex(seeds, kind)
     import faiss
 
-    return SeedIndex(seeds, kind, nprobe, faiss.serialize_index(_faiss_index(faiss, seeds, kind, nprobe)))
+    return SeedIndex(seeds, kind, faiss.serialize_index(_faiss_index(faiss, seeds, kind, nprobe)))
 
 
 def search(index: SeedIndex, pool: np.ndarray, k: int, backend: str) -> Neighbours:
@@ -112,14 +112,7 @@ def search(index: SeedIndex, pool: np.ndarray, k: int, backend: str) -> Neighbou
         return Neighbours(scores, ids, "torch-cuda exact")
     import faiss
 
-    if index.blob is None:
-        found = _faiss_index(faiss, index.seeds, "flat", index.nprobe)
-    else:
-        found = faiss.deserialize_index(index.blob)
-        if index.kind == "hnsw":
-            found.hnsw.efSearch = 128
-        else:
-            found.nprobe = min(index.nprobe, found.nlist)
+    found = _faiss_index(faiss, index.seeds, "flat", 0) if index.blob is None else faiss.deserialize_index(index.blob)
     if backend == "faiss-gpu":
         found = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, found)
     scores, ids = found.search(pool, k)

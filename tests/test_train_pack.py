@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from train.encode import IGNORE, encode_chat
-from train.pack import collate_packed, pack
+from train.pack import collate, pack
 
 torch = pytest.importorskip("torch")
 
@@ -36,7 +36,7 @@ def test_packed_examples_attend_only_to_themselves(tiny):
     tokenizer, model, examples = tiny
     rows, stats = pack(examples, max_length=512)
     assert stats.rows == 1 and stats.examples == 3
-    batch = collate_packed(tokenizer.pad_token_id)(rows + [{"input_ids": rows[0]["input_ids"][:10], "labels": [IGNORE] * 10,
+    batch = collate(tokenizer.pad_token_id)(rows + [{"input_ids": rows[0]["input_ids"][:10], "labels": [IGNORE] * 10,
                                                             "position_ids": list(range(10))}])
     with torch.no_grad():
         packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=batch["use_cache"]).logits[0]
@@ -57,7 +57,7 @@ def test_packed_examples_attend_only_to_themselves(tiny):
 def test_packed_loss_is_the_token_weighted_loss_of_the_examples(tiny):
     tokenizer, model, examples = tiny
     rows, _ = pack(examples, max_length=512)
-    batch = collate_packed(tokenizer.pad_token_id)(rows)
+    batch = collate(tokenizer.pad_token_id)(rows)
     with torch.no_grad():
         packed = float(model(**batch).loss)
         total, count = 0.0, 0

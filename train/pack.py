@@ -63,21 +63,23 @@ def pack(examples: list[dict], max_length: int) -> tuple[list[dict], PackStats]:
     return rows, PackStats(len(examples), len(rows), tokens, max_length)
 
 
-def collate_packed(pad_id: int):
-    """Batches of packed rows: padded to the longest row, no attention mask (see the module doc)."""
+def collate(pad_id: int):
+    """Batches padded to their longest row, padding labels ignored. One example per row gets an
+    attention mask; packed rows (with `position_ids`) get none, see the module doc."""
     import torch
 
-    def collate(batch: list[dict]) -> dict:
+    def collate_batch(batch: list[dict]) -> dict:
         width = max(len(x["input_ids"]) for x in batch)
-        ids, labels, positions = [], [], []
-        for x in batch:
-            tail = width - len(x["input_ids"])
-            ids.append(x["input_ids"] + [pad_id] * tail)
-            labels.append(x["labels"] + [IGNORE] * tail)
-            positions.append(x["position_ids"] + list(range(tail)))
+        tails = [width - len(x["input_ids"]) for x in batch]
+        out = {"input_ids": torch.tensor([x["input_ids"] + [pad_id] * t for x, t in zip(batch, tails)]),
+               "labels": torch.tensor([x["labels"] + [IGNORE] * t for x, t in zip(batch, tails)])}
+        if "position_ids" not in batch[0]:
+            out["attention_mask"] = torch.tensor([[1] * (width - t) + [0] * t for t in tails])
+            return out
+        out["position_ids"] = torch.tensor([x["position_ids"] + list(range(t)) for x, t in zip(batch, tails)])
         # use_cache=False: transformers builds the packed mask only without a KV cache, which a model in
         # eval mode (or with use_cache in its config) would otherwise create.
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "position_ids": torch.tensor(positions),
-                "use_cache": False}
+        out["use_cache"] = False
+        return out
 
-    return collate
+    return collate_batch

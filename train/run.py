@@ -21,7 +21,7 @@ from train.chat import IM_END, IM_START, check_template, chatml
 from train.config import EMBEDDED, TrainConfig
 from train.data import TrainData, TrainDataError, load
 from train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
-from train.pack import collate_packed, pack
+from train.pack import collate, pack
 from train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 
 
@@ -86,23 +86,6 @@ def load_adapter(adapter: Path):
         raise TrainDataError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
     hf_logging.disable_progress_bar()
     return AutoPeftModelForCausalLM.from_pretrained(str(adapter)), AutoTokenizer.from_pretrained(str(adapter))
-
-
-def _collate(pad_id: int):
-    import torch
-
-    packed = collate_packed(pad_id)
-
-    def collate(batch: list[dict]) -> dict:
-        if "position_ids" in batch[0]:  # packed training rows; evaluation stays one example per row
-            return packed(batch)
-        width = max(len(x["input_ids"]) for x in batch)
-        ids = [x["input_ids"] + [pad_id] * (width - len(x["input_ids"])) for x in batch]
-        labels = [x["labels"] + [IGNORE] * (width - len(x["labels"])) for x in batch]
-        mask = [[1] * len(x["input_ids"]) + [0] * (width - len(x["input_ids"])) for x in batch]
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
-
-    return collate
 
 
 def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, device: str) -> dict:
@@ -246,7 +229,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
     trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
-                      data_collator=_collate(pad), callbacks=callbacks)
+                      data_collator=collate(pad), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
@@ -301,11 +284,11 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
     model.to(device).eval()
     records = _records(data.validation, config.include_text_records)
     encoded = _encode_all(tokenizer, records, config, EncodeStats())
-    collate = _collate(tokenizer.pad_token_id)
+    collate_batch = collate(tokenizer.pad_token_id)
     total, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(encoded), config.batch_size):
-            batch = collate(encoded[start:start + config.batch_size])
+            batch = collate_batch(encoded[start:start + config.batch_size])
             batch = {k: v.to(device) for k, v in batch.items()}
             n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the model shifts labels by one
             total += float(model(**batch).loss) * n

@@ -8,7 +8,7 @@ import os
 import posixpath
 import shutil
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import orjson
 import polars as pl
@@ -112,11 +112,16 @@ def file_size(loc: Location) -> int:
     return int(fs.size(path))
 
 
-def file_sha256(loc: Location) -> str:
+def open_at(loc: Location) -> BinaryIO:
+    """A local path, or a URL through fsspec, opened for binary reading."""
     if isinstance(loc, Path):
-        return sha256_file(loc)
+        return open(loc, "rb")
     fs, path = filesystem(loc)
-    with fs.open(path, "rb") as fh:
+    return fs.open(path, "rb")
+
+
+def file_sha256(loc: Location) -> str:
+    with open_at(loc) as fh:
         return sha256_stream(fh)
 
 
@@ -134,8 +139,7 @@ def read_parquet_at(locs: list[Location], columns: list[str] | None = None) -> p
         if isinstance(loc, Path):
             frames.append(pl.read_parquet(loc, columns=columns))
         else:
-            fs, path = filesystem(loc)
-            with fs.open(path, "rb") as fh:
+            with open_at(loc) as fh:
                 frames.append(pl.read_parquet(fh, columns=columns))
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 

@@ -14,8 +14,7 @@ from typing import BinaryIO
 
 from curate.config import InputSpec, Pipeline
 from curate.errors import CurateError, InputError
-from curate.hashing import sha256_stream
-from curate.io.shards import file_size, filesystem, join
+from curate.io.shards import file_sha256, file_size, filesystem, join, open_at
 from curate.records import BASE_SCHEMA
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
@@ -34,20 +33,11 @@ class InputFile:
         return PurePosixPath(self.path).name if isinstance(self.path, str) else self.path.name
 
     def open(self) -> BinaryIO:
-        return open_input(self.path)
+        return open_at(self.path)
 
     @property
     def size(self) -> int:
         return file_size(self.path)
-
-
-def open_input(path: Path | str) -> BinaryIO:
-    """A local path, or a URL through fsspec, opened for binary reading."""
-    if isinstance(path, str):
-        import fsspec
-
-        return fsspec.open(path, "rb").open()
-    return open(path, "rb")
 
 
 def is_supported(path: Path | str) -> bool:
@@ -130,8 +120,7 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
             paths = _expand(spec, pipeline, where)
         for p in paths:
             try:
-                with open_input(p) as fh:
-                    digest = sha256_stream(fh)
+                digest = file_sha256(p)
             except OSError as exc:
                 raise InputError(f"{where}: cannot read {p}: {exc.strerror or exc}") from None
             files.append(InputFile(path=p, label=_label(p, spec), fingerprint=digest, spec=spec))

@@ -89,8 +89,8 @@ class BalanceStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        mix = {"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])
-        require_columns("balance", df, [r.label, *r.strata, *r.confounders, *mix, *(c.column for c in (r.outcome, r.factor) if c)])
+        require_columns("balance", df, [r.label, *r.strata, *r.confounders, *self._group_column(),
+                                        *(c.column for c in (r.outcome, r.factor) if c)])
         pool = self.pool or SerialPool()
         keep, reason, repeats = self._strategy(df, pool)
         actions = [KEEP if k else DROP for k in keep]
@@ -150,7 +150,7 @@ class BalanceStage(Stage):
             return keep, reason, repeats
         # A seeded, order-independent random rank per row (lower is kept first).
         ranks = pool.map(_ranks, row_chunks(df.select("id"), pool), shared=(r.seed,))
-        columns = dict.fromkeys([r.label, *r.strata, *{"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])])
+        columns = dict.fromkeys([r.label, *r.strata, *self._group_column()])
         work = df.select(*columns).with_row_index("_row").with_columns(pl.Series("_rank", np.concatenate(ranks)))
         labelled = work.filter(pl.col(r.label).is_not_null())
         groups = r.strata if r.within_strata else []
@@ -170,6 +170,11 @@ class BalanceStage(Stage):
             return keep, reason, repeats
         quota = self._downsample_quota(counts, groups) if r.strategy == "downsample" else self._stratified_quota(counts)
         return self._apply(pool, labelled, keys, quota, keep, reason, r.strategy)
+
+    def _group_column(self) -> list[str]:
+        """The column source_cap and temperature group by (none for the other strategies)."""
+        r = self.rules
+        return {"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])
 
     @staticmethod
     def _apply(pool: TaskPool, frame: pl.DataFrame, keys: list[str], quota: dict, keep: list[bool],
