@@ -12,17 +12,34 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import platformdirs
 import polars as pl
 
-from curate.errors import CatalogError
+from curate.errors import CatalogError, ConfigError
 from curate.io.shards import (Location, file_sha256, file_size, is_file, join, list_files, location, read_json,
                               read_json_at, read_parquet_at, write_json)
 
-_REF = re.compile(r"^shards://(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(@(?P<version>[A-Za-z0-9]+))?$")
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+VERSION = r"[0-9a-f]{6,64}"
+_REF = re.compile(rf"^shards://(?P<name>{NAME})(@(?P<version>[A-Za-z0-9]+))?$")
+
+
+def check_name(name: str) -> str:
+    """A catalog name: letters, digits, `_`, `.`, `-`, starting with a letter or digit, no `..`
+    (it is a folder under the catalog, so `../x` or `/abs` must never get through)."""
+    if not isinstance(name, str) or not re.fullmatch(NAME, name) or ".." in name:
+        raise ConfigError(f"catalog name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter or "
+                          "digit (at most 128 characters, no '..')")
+    return name
+
+
+def _check_version(version: str) -> str:
+    if not isinstance(version, str) or not re.fullmatch(VERSION, version):
+        raise CatalogError(f"catalog version {version!r}: expected 6 to 64 lowercase hex digits")
+    return version
 
 
 def file_problems(root: Location, files: list[dict], deep: bool = True) -> Iterator[str]:
@@ -39,39 +56,56 @@ def curate_home() -> Path:
     return Path(os.environ.get("CURATE_HOME") or platformdirs.user_cache_dir("curate"))
 
 
+def _manifest_at(path: Location) -> dict | None:
+    """The manifest in an output folder, None where it is missing or unreadable."""
+    loc = join(path, "manifest.json")
+    try:
+        value = read_json_at(loc) if is_file(loc) else None
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
     version: str
-    path: Location  # the run's output directory: a local path or a URL
+    path: Location  # the output directory this entry was resolved to: a local path or a URL
     created: str
     rows: int
     status: str
+    locations: tuple[dict, ...] = ()  # every folder the version was published to: {path, created, status}
 
     @property
     def ref(self) -> str:
         return f"shards://{self.name}@{self.version}"
 
     def manifest(self) -> dict:
-        path = join(self.path, "manifest.json")
-        if not is_file(path):
-            raise CatalogError(f"{self.ref}: manifest missing at {path} (was the output directory moved or deleted?)")
-        return read_json_at(path)
+        manifest = _manifest_at(self.path)
+        if manifest is None:
+            raise CatalogError(f"{self.ref}: no readable manifest at {join(self.path, 'manifest.json')} "
+                               "(was the output directory moved or deleted?)")
+        if manifest.get("version") != self.version:
+            raise CatalogError(f"{self.ref}: the folder {self.path} now holds version {manifest.get('version')}, "
+                               "not this one (it was republished)")
+        return manifest
 
     def files(self, folder: str = "data") -> list[Location]:
-        """The manifest's files under `folder` (data/, signatures/<stage>/, ...), checked to exist."""
+        """The manifest's files under `folder` (data/, signatures/<stage>/, ...), each checked against
+        the manifest's size and sha256: a missing or tampered file is refused, never read."""
         prefix = folder.rstrip("/") + "/"
-        files = [join(self.path, f["path"]) for f in self.manifest()["files"] if f["path"].startswith(prefix)]
-        missing = [str(f) for f in files if not is_file(f)]
-        if missing:
-            raise CatalogError(f"{self.ref}: files missing: {', '.join(missing[:3])}; run `curate shards verify {self.name}@{self.version}`")
-        return files
+        listed = [f for f in self.manifest()["files"] if f["path"].startswith(prefix)]
+        problems = list(file_problems(self.path, listed))
+        if problems:
+            raise CatalogError(f"{self.ref}: refusing to read {self.path}: {'; '.join(problems[:3])}"
+                               f"{' ...' if len(problems) > 3 else ''}; run `curate shards verify {self.name}@{self.version}`")
+        return [join(self.path, f["path"]) for f in listed]
 
     def data_files(self) -> list[Location]:
         return self.files("data")
 
     def read(self, columns: list[str] | None = None, folder: str = "data") -> pl.DataFrame:
-        """The rows of `folder`'s Parquet files (the shards by default), local or remote."""
+        """The rows of `folder`'s Parquet files (the shards by default), local or remote, verified."""
         return read_parquet_at(self.files(folder), columns)
 
     def verify(self) -> list[str]:
@@ -87,50 +121,105 @@ class Entry:
 
 
 class Catalog:
+    """`<home>/catalog/<name>/<version>.json` per version: every location it was published to.
+    A location counts only while its manifest still carries that version; its status is the manifest's."""
+
     def __init__(self, home: Path | None = None):
         self.root = (home or curate_home()) / "catalog"
 
+    def _file(self, name: str, version: str) -> Path:
+        return self.root / check_name(name) / f"{_check_version(version)}.json"
+
+    @staticmethod
+    def _load(path: Path) -> dict | None:
+        try:
+            d = read_json(path)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(d, dict) or "version" not in d:
+            return None
+        if "locations" not in d and "path" in d:  # an entry written before locations were recorded
+            d["locations"] = [{"path": d["path"], "created": d.get("created", ""), "status": d.get("status", "ok")}]
+        return d
+
     def register(self, out_dir: Location, manifest: dict) -> Entry:
-        entry = Entry(
-            name=manifest["name"], version=manifest["version"],
-            path=out_dir.resolve() if isinstance(out_dir, Path) else out_dir.rstrip("/"),
-            created=manifest["created"], rows=manifest["rows"]["kept"], status=manifest["status"],
-        )
-        write_json(self.root / entry.name / f"{entry.version}.json", {
-            "name": entry.name, "version": entry.version, "path": str(entry.path),
-            "created": entry.created, "rows": entry.rows, "status": entry.status,
-        })
-        return entry
+        """Add `out_dir` as a location of the manifest's version; other versions of the name that
+        listed this folder lose it (the folder holds this version now)."""
+        name, version = check_name(manifest["name"]), _check_version(manifest["version"])
+        path = str(out_dir.resolve() if isinstance(out_dir, Path) else out_dir.rstrip("/"))
+        here = {"path": path, "created": manifest["created"], "status": manifest["status"]}
+        for other in sorted((self.root / name).glob("*.json")) if (self.root / name).is_dir() else []:
+            d = self._load(other)
+            if d and d["version"] != version and any(loc["path"] == path for loc in d["locations"]):
+                d["locations"] = [loc for loc in d["locations"] if loc["path"] != path]
+                write_json(other, d)
+        d = self._load(self._file(name, version)) or {}
+        locations = [loc for loc in d.get("locations", []) if loc["path"] != path] + [here]
+        write_json(self._file(name, version), {"name": name, "version": version, "rows": manifest["rows"]["kept"],
+                                               "created": manifest["created"], "status": manifest["status"],
+                                               "locations": locations})
+        return self._entry(name, version, rows=manifest["rows"]["kept"], locations=locations, at=here)
+
+    @staticmethod
+    def _entry(name: str, version: str, rows: int, locations: list[dict], at: dict | None) -> Entry:
+        at = at or (locations[-1] if locations else {"path": "", "created": "", "status": "gone"})
+        return Entry(name, version, location(at["path"]) if at["path"] else Path("/nonexistent"), at["created"], rows,
+                     at["status"], tuple(locations))
 
     def entries(self, name: str | None = None) -> list[Entry]:
-        pattern = f"{name}/*.json" if name else "*/*.json"
+        """Every registered version, as recorded (its newest location; `resolve` checks them)."""
+        if name is not None:
+            check_name(name)
         found = []
-        for path in self.root.glob(pattern):
-            d = read_json(path)
-            found.append(Entry(d["name"], d["version"], location(d["path"]), d["created"], d["rows"], d["status"]))
+        for path in self.root.glob(f"{name}/*.json" if name else "*/*.json"):
+            d = self._load(path)
+            if d is None:
+                continue
+            found.append(self._entry(d["name"], d["version"], d.get("rows", 0), d["locations"], None))
         return sorted(found, key=lambda e: (e.name, e.created, e.version))
 
+    def _located(self, entry: Entry, allow_failed: bool) -> tuple[Entry | None, list[str]]:
+        """The entry at its newest location whose manifest carries this version (and, unless
+        `allow_failed`, status ok), with why each other location was passed over."""
+        why = []
+        for loc in reversed(entry.locations):
+            manifest = _manifest_at(location(loc["path"]))
+            if manifest is None:
+                why.append(f"{loc['path']}: no readable manifest")
+            elif manifest.get("version") != entry.version:
+                why.append(f"{loc['path']}: now holds version {manifest.get('version')}")
+            elif manifest.get("status") != "ok" and not allow_failed:
+                why.append(f"{loc['path']}: marked '{manifest.get('status')}' (its gates did not pass)")
+            else:
+                return replace(entry, path=location(loc["path"]), created=loc["created"],
+                               status=manifest.get("status", "ok")), why
+        return None, why
+
     def resolve(self, ref: str, allow_failed: bool = False) -> Entry:
-        """`shards://name@version`, `name@version`, `name@latest` or `name` (= latest). A version
-        whose gates failed is refused unless `allow_failed` (for inspection, e.g. `curate diff`)."""
+        """`shards://name@version`, `name@version`, `name@latest` or `name` (= latest), at a location
+        whose manifest still carries that version. A version whose gates failed is refused unless
+        `allow_failed` (for inspection, e.g. `curate diff`)."""
         text = ref if ref.startswith("shards://") else f"shards://{ref}"
         m = _REF.match(text)
-        if not m:
+        if not m or ".." in m["name"]:
             raise CatalogError(f"not a shard reference: {ref!r} (expected shards://name@version or shards://name@latest)")
         name, version = m["name"], m["version"] or "latest"
         candidates = self.entries(name)
         if not candidates:
             known = sorted({e.name for e in self.entries()})
             raise CatalogError(f"no shards named '{name}' in the catalog at {self.root} (known: {', '.join(known) or 'none'})")
-        if version == "latest":  # the newest version that passed its gates and whose output still exists
-            usable = [e for e in candidates if e.status == "ok" and is_file(join(e.path, "manifest.json"))]
-            if not usable:
-                raise CatalogError(f"shards '{name}' has no usable version (every version failed its gates or its output directory is gone)")
-            return usable[-1]
+        if version == "latest":  # the newest version that passed its gates at a location that still holds it
+            for e in reversed(candidates):
+                found, _ = self._located(e, allow_failed=False)
+                if found is not None:
+                    return found
+            raise CatalogError(f"shards '{name}' has no usable version (every version failed its gates, or its "
+                               "output directories are gone or hold other versions now)")
         matches = [e for e in candidates if e.version.startswith(version)]
         if len(matches) != 1:
             versions = ", ".join(e.version for e in candidates)
             raise CatalogError(f"shards '{name}' has {'no' if not matches else 'more than one'} version matching '{version}' (versions: {versions})")
-        if matches[0].status != "ok" and not allow_failed:
-            raise CatalogError(f"{matches[0].ref} is marked '{matches[0].status}' and cannot be used as input")
-        return matches[0]
+        found, why = self._located(matches[0], allow_failed)
+        if found is None:
+            raise CatalogError(f"{matches[0].ref} cannot be used as input: " + ("; ".join(why) or "no location recorded"))
+        return found

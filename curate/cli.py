@@ -288,7 +288,10 @@ def shards_show(ref: Annotated[str, typer.Argument(help="name, name@version or s
 def shards_verify(ref: Annotated[str, typer.Argument(help="name, name@version or shards://name@version")]) -> None:
     """Re-hash every file against the manifest; exit 1 if anything is missing or modified."""
     entry = _entry(ref)
-    problems = entry.verify()
+    try:
+        problems = entry.verify()
+    except CurateError as exc:
+        _fail(exc)
     if problems:
         for p in problems:
             out.print(f"[red]{_escape(p)}[/]", soft_wrap=True)

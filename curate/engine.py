@@ -24,7 +24,7 @@ import polars as pl
 
 from curate import __version__
 from curate.accounting import StageAccount, check_chain
-from curate.catalog import Catalog, Entry, curate_home, file_problems
+from curate.catalog import Catalog, Entry, check_name, curate_home, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
 from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages
@@ -33,7 +33,9 @@ from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
 from curate.io.shards import (Location, describe_file, is_file, join, location, publish_tree, read_json,
                               read_json_at, read_parquets, write_json, write_shards)
-from curate.io.sources import InputFile, resolve_inputs
+from curate.io.outputs import (ARTIFACTS, GX_DOCS, MANIFEST, PUBLISHED, Lock, check_location, claim, claim_remote,
+                                output_lock, staging_dir, switch, write_marker)
+from curate.io.sources import InputFile, input_folders, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
 from curate.report.build import build_report
@@ -41,10 +43,6 @@ from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
 from curate.stages import STAGES
 
-MANIFEST = "manifest.json"
-GX_DOCS = "gx-docs"  # Great Expectations' Data Docs for the gates that ran
-ARTIFACTS = "artifacts"  # files a stage publishes beside the shards (e.g. classify's fastText model)
-PUBLISHED = ("data", "rejected", "signatures", ARTIFACTS, GX_DOCS, "report.json", "report.html")  # then MANIFEST
 
 
 @dataclass
@@ -149,28 +147,36 @@ def run_pipeline(
     pipeline = _with_executor(pipeline, executor, ray_address)
     progress = progress or Progress()
     catalog = catalog or Catalog()
+    name = check_name(name or pipeline.spec.name)
     files = resolve_inputs(pipeline, inputs)
     out_dir = location(str(out_dir)) if out_dir else default_out_dir(pipeline)
     key = run_key(pipeline, files)
-    name = name or pipeline.spec.name
-    if not force and (hit := _cache_hit(out_dir, key)) is not None:
-        entry = catalog.register(out_dir, {**hit, "name": name})
-        return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
     root = work_root(pipeline, out_dir)
-    work = root / short(key, 16)
-    _clear_stale_work(root, work, force)
-    run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
-    final, accounts, lengths_before = run.execute()
-    rejected = _rejected(work, accounts)
-    what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
-    run.gate(FINAL, final.lazy().drop(_sidecar_columns(pipeline, final)))  # the columns published in data/
-    if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
-        run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
-    manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
-                        seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
-                        gates=run.gate_results, executor=run.executor)
-    entry = catalog.register(out_dir, manifest)
-    shutil.rmtree(root, ignore_errors=True)
+    if isinstance(out_dir, Path):
+        check_location(out_dir, [f.path for f in files if isinstance(f.path, Path)], input_folders(pipeline, inputs),
+                       catalog.root)
+        lock = output_lock(out_dir)
+    else:
+        lock = Lock(root.with_name(f"{root.name}.lock"), f"output {out_dir}")
+    with lock:
+        claim(out_dir) if isinstance(out_dir, Path) else claim_remote(out_dir)
+        if not force and (hit := _cache_hit(out_dir, key)) is not None:
+            entry = catalog.register(out_dir, {**hit, "name": name})
+            return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
+        work = root / short(key, 16)
+        _clear_stale_work(root, work, force)
+        run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
+        final, accounts, lengths_before = run.execute()
+        rejected = _rejected(work, accounts)
+        what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
+        run.gate(FINAL, final.lazy().drop(_sidecar_columns(pipeline, final)))  # the columns published in data/
+        if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
+            run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
+        manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
+                            seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
+                            gates=run.gate_results, executor=run.executor)
+        entry = catalog.register(out_dir, manifest)
+        shutil.rmtree(root, ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
 
 
@@ -193,8 +199,11 @@ def _cache_hit(out_dir: Location, key: str) -> dict | None:
     path = join(out_dir, MANIFEST)
     if not is_file(path):
         return None
-    manifest = read_json_at(path)
-    if manifest.get("run_key") != key:
+    try:
+        manifest = read_json_at(path)
+    except ValueError:  # a damaged manifest in a folder curate owns: not a hit, the run replaces it
+        return None
+    if not isinstance(manifest, dict) or manifest.get("run_key") != key or not isinstance(manifest.get("files"), list):
         return None
     deep = isinstance(out_dir, Path)
     return manifest if next(file_problems(out_dir, manifest["files"], deep), None) is None else None
@@ -373,10 +382,13 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
              lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
              gates: list[dict], executor: dict) -> dict:
-    """Write shards, rejected rows, report and manifest under work/final, then move (or upload) them
-    into place, the manifest last."""
-    staging = work / "final"
+    """Write shards, rejected rows, report and manifest into a staging folder beside the output, then
+    switch it in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
+    staging = staging_dir(out_dir.resolve()) if isinstance(out_dir, Path) else work / "final"
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if isinstance(out_dir, Path):
+        write_marker(staging)
     out = pipeline.spec.output
     sidecars = _sidecars(pipeline, final)
     sidecar_cols = _sidecar_columns(pipeline, final)
@@ -429,12 +441,15 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         "files": entries,
     }
     if (work / GX_DOCS).is_dir():
-        os.replace(work / GX_DOCS, staging / GX_DOCS)
+        shutil.move(work / GX_DOCS, staging / GX_DOCS)  # output.work_dir may be on another filesystem
     report = build_report(manifest, final, rejected, lengths_before, has_gx_docs=(staging / GX_DOCS).is_dir())
     write_json(staging / "report.json", report, sort_keys=False)
     write_html(report, staging / "report.html")
     write_json(staging / MANIFEST, manifest)
-    publish_tree(staging, out_dir, PUBLISHED, MANIFEST)
+    if isinstance(out_dir, Path):
+        switch(staging, out_dir)
+    else:
+        publish_tree(staging, out_dir, PUBLISHED, MANIFEST)
     return manifest
 
 

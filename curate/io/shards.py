@@ -80,8 +80,9 @@ def describe_file(path: Path, root: Path, rows: int | None = None) -> dict:
 
 # --- locations: local paths and URLs ---------------------------------------------------------------
 def location(value: str) -> Location:
-    """A URL stays a string; anything else is a local path."""
-    return value if "://" in value else Path(value)
+    """A URL stays a string; anything else is a local path (`~` expanded: polars and others expand it
+    when writing, so every check must see the same folder)."""
+    return value if "://" in value else Path(value).expanduser()
 
 
 def join(root: Location, relative: str) -> Location:

@@ -99,15 +99,35 @@ def _hidden(path: str) -> bool:
     return PurePosixPath(path).name.startswith(".")
 
 
-def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> list[InputFile]:
-    """Concrete input files in a stable order, each with a content fingerprint."""
+def _specs(pipeline: Pipeline, overrides: list[str] | None) -> list[InputSpec]:
     specs = list(pipeline.spec.inputs)
     if overrides:
         # --input replaces the pipeline's inputs but keeps the first input's mapping options.
         template = specs[0].model_dump(exclude={"path", "demo"})
         specs = [InputSpec(path=p if is_url(p) else str(Path(p).resolve()), **template) for p in overrides]
+    return specs
+
+
+def input_folders(pipeline: Pipeline, overrides: list[str] | None = None) -> list[Path]:
+    """The local folders inputs are searched in: a directory input, and a glob's folder before its
+    first wildcard. An output folder inside one would be read back by the next run."""
+    folders = []
+    for spec in _specs(pipeline, overrides):
+        if spec.path is None or spec.path.startswith("shards://") or is_url(spec.path):
+            continue
+        path = pipeline.resolve(spec.path)
+        if glob.has_magic(str(path)):
+            parts = path.parts
+            path = Path(*parts[:next(i for i, part in enumerate(parts) if glob.has_magic(part))])
+        if path.is_dir():
+            folders.append(path)
+    return folders
+
+
+def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> list[InputFile]:
+    """Concrete input files in a stable order, each with a content fingerprint."""
     files: list[InputFile] = []
-    for i, spec in enumerate(specs):
+    for i, spec in enumerate(_specs(pipeline, overrides)):
         where = f"{pipeline.path}: inputs[{i}]"
         if spec.path and spec.path.startswith("shards://"):
             files += _shard_files(spec)

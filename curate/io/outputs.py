@@ -1,0 +1,252 @@
+"""Output folders: which ones a run may write, one run at a time per folder, and an atomic switch.
+
+A run writes only into a folder it owns: a new or empty one (it writes the ownership marker
+`.curate-output` there first), or one that already holds a curate marker or manifest and nothing
+else curate did not write. Anything else is refused before any work, as is `/`, the home
+folder, the catalog, and a folder that is, contains or lies inside an input.
+
+Each local output folder has an exclusive lock (`.<name>.curate-lock`, beside it) held for the
+whole run. The new version is assembled complete beside the folder (`.<name>.curate-staging`)
+and swapped in with one `renameat2(RENAME_EXCHANGE)`, so at every instant the folder holds the
+complete old version or the complete new one; the old one is removed only after the swap. On a
+filesystem without the exchange (e.g. NFS) two renames are used, and a crash between them is
+repaired by the next run (the folder is briefly absent, never mixed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+import orjson
+
+from curate.errors import CurateError
+
+MARKER = ".curate-output"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "curate.manifest/1"
+WORK = "_work"
+GX_DOCS = "gx-docs"  # Great Expectations' Data Docs for the gates that ran
+ARTIFACTS = "artifacts"  # files a stage publishes beside the shards (e.g. classify's fastText model)
+PUBLISHED = ("data", "rejected", "signatures", ARTIFACTS, GX_DOCS, "report.json", "report.html")  # then MANIFEST
+LISTED = ("data", "rejected", "signatures", ARTIFACTS)  # folders whose every file the manifest lists
+OURS = frozenset({MARKER, MANIFEST, WORK, *PUBLISHED})
+
+
+class OutputError(CurateError):
+    """The output folder cannot be used: not curate's, overlapping an input, or in use by another run."""
+
+
+def _sibling(out: Path, what: str) -> Path:
+    return out.parent / f".{out.name}.curate-{what}"
+
+
+def staging_dir(out: Path) -> Path:
+    return _sibling(out, "staging")
+
+
+def _shown(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_location(out: Path, input_files: list[Path], input_folders: list[Path], catalog_root: Path) -> None:
+    """Refuse an output folder that would destroy or re-read data: `/`, the home folder, the catalog,
+    an input file or folder, a folder holding an input, or one inside an input folder."""
+    out = out.resolve()
+    home = Path.home().resolve()
+    if out == Path(out.anchor):
+        raise OutputError(f"output folder {out}: refusing the filesystem root")
+    if out == home:
+        raise OutputError(f"output folder {out}: refusing the home folder itself (choose a folder inside it)")
+    catalog_root = catalog_root.resolve()
+    if _inside(out, catalog_root) or _inside(catalog_root, out):
+        raise OutputError(f"output folder {out}: refusing a folder that is, holds or lies inside the catalog ({catalog_root})")
+    for f in input_files:
+        f = f.resolve()
+        if _inside(f, out):
+            raise OutputError(f"output folder {out} holds the input {f}: publishing would replace or re-read it; "
+                              "choose an output folder outside the inputs")
+    for folder in input_folders:
+        folder = folder.resolve()
+        if _inside(out, folder):
+            raise OutputError(f"output folder {out} lies inside the input folder {folder}: every rerun would read its "
+                              "own output back; choose an output folder outside the inputs")
+    if out.parent == out or not os.access(out.parent if out.parent.exists() else _existing(out), os.W_OK):
+        raise OutputError(f"output folder {out}: its parent folder is not writable (the new version is staged beside it)")
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _manifest_format(path: Path) -> str | None:
+    """The manifest's format tag, None if it is not a readable JSON object."""
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return value.get("format") if isinstance(value, dict) else None
+
+
+def foreign_entries(out: Path) -> list[str]:
+    """What inside an owned folder curate did not write: other top-level entries, and files under
+    data/, rejected/, signatures/, artifacts/ the manifest does not list. Publishing would replace them.
+    (A folder with the marker whose manifest is gone or damaged is curate's to replace whole.)"""
+    found = sorted(p.name for p in out.iterdir() if p.name not in OURS)
+    try:
+        listed = {f["path"] for f in orjson.loads((out / MANIFEST).read_bytes())["files"]}
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        if (out / MARKER).is_file():
+            return found
+        listed = set()
+    for folder in LISTED:
+        root = out / folder
+        if not root.exists():
+            continue
+        if not root.is_dir() or root.is_symlink():
+            found.append(folder)
+            continue
+        for p in sorted(root.rglob("*")):
+            rel = p.relative_to(out).as_posix()
+            if p.is_symlink() or (p.is_file() and (listed is None or rel not in listed)):
+                found.append(rel)
+    return found
+
+
+def claim(out: Path) -> None:
+    """Make sure `out` is curate's to write (else OutputError, before any work), creating it and
+    writing the ownership marker first where it is new or empty. Call with the folder's lock held."""
+    out = out.resolve()
+    _repair(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output folder {out} is a file, not a folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if entries and MARKER not in entries:
+        if MANIFEST not in entries:
+            raise OutputError(f"output folder {out} holds files curate did not write ({_shown(entries)}); "
+                              "refusing to replace them: choose a new or empty folder")
+        if _manifest_format(out / MANIFEST) != MANIFEST_FORMAT:
+            raise OutputError(f"output folder {out}: its manifest.json is not a readable curate manifest; "
+                              "refusing to replace a folder curate may not own: move it away or choose another folder")
+    if entries:
+        foreign = foreign_entries(out)
+        if foreign:
+            raise OutputError(f"output folder {out} holds files curate did not write: {_shown(foreign)}; "
+                              "publishing would replace them: move them out or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():
+        write_marker(out)
+
+
+def write_marker(folder: Path) -> None:
+    (folder / MARKER).write_bytes(orjson.dumps({"format": "curate.output/1", "note": "written by curate: this folder is a curate output"}) + b"\n")
+
+
+def _repair(out: Path) -> None:
+    """Finish or undo what a crashed run left beside `out`: a folder moved aside by the two-rename
+    switch comes back; staging and old copies (ours: they carry the marker) are removed."""
+    old = _sibling(out, "old")
+    if not out.exists() and (old / MARKER).is_file():
+        os.rename(old, out)
+    for leftover in (staging_dir(out), old):
+        if leftover.is_dir() and not leftover.is_symlink() and (leftover / MARKER).is_file():
+            shutil.rmtree(leftover)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, f"cannot switch {b} to the new version: {os.strerror(err)}")
+
+
+def switch(staging: Path, out: Path) -> None:
+    """Put the complete folder `staging` in the place of `out` atomically, then remove the old one.
+    Files that appeared in `out` since `claim` are not ours: refuse rather than remove them."""
+    out = out.resolve()
+    foreign = foreign_entries(out)
+    if foreign:
+        raise OutputError(f"output folder {out}: files appeared during the run that curate did not write "
+                          f"({_shown(foreign)}); the new version is left in {staging}, the folder unchanged")
+    if _exchange(staging, out):
+        shutil.rmtree(staging)
+        return
+    old = _sibling(out, "old")
+    os.rename(out, old)
+    os.rename(staging, out)
+    shutil.rmtree(old)
+
+
+class Lock:
+    """An exclusive, non-blocking lock on a lock file (flock: released when the process dies).
+    A second run into the same output is refused, naming the pid that holds it."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what, self.fd = path, what, None
+
+    def __enter__(self) -> "Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputError(f"{self.what} is in use by another curate run (pid {holder}); "
+                              "wait for it to finish or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing releases the flock; the file stays (removing it would race)
+            self.fd = None
+
+
+def output_lock(out: Path) -> Lock:
+    out = out.resolve()
+    return Lock(_sibling(out, "lock"), f"output folder {out}")
+
+
+def claim_remote(url: str) -> None:
+    """`claim` for an output on object storage (a URL): the same ownership rule, no lock or swap
+    there (the run's local work folder is locked instead; see curate.engine)."""
+    import posixpath
+
+    from curate.io.shards import filesystem
+
+    fs, root = filesystem(url)
+    root = root.rstrip("/")
+    names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False)) if fs.isdir(root) else []
+    if names and MARKER not in names and MANIFEST not in names:
+        raise OutputError(f"output folder {url} holds files curate did not write ({_shown(names)}); "
+                          "refusing to replace them: choose a new or empty folder")
+    foreign = [n for n in names if n not in OURS]
+    if foreign:
+        raise OutputError(f"output folder {url} holds files curate did not write: {_shown(foreign)}; "
+                          "publishing would replace them: move them out or choose another folder")
+    if MARKER not in names:
+        fs.makedirs(root, exist_ok=True)
+        fs.pipe_file(f"{root}/{MARKER}", orjson.dumps({"format": "curate.output/1"}) + b"\n")
