@@ -19,6 +19,8 @@ class StageAccount:
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # input lines that are not records and so not rows (the reader's blank lines), by kind
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: "StageAccount") -> None:
         self.rows_in += other.rows_in
@@ -28,6 +30,8 @@ class StageAccount:
         self.seconds += other.seconds
         for k, v in other.reasons.items():
             self.reasons[k] = self.reasons.get(k, 0) + v
+        for k, v in other.skipped.items():
+            self.skipped[k] = self.skipped.get(k, 0) + v
 
     def check(self) -> None:
         if self.rows_in != self.kept + self.dropped + self.quarantined:

@@ -314,6 +314,7 @@ class _Run:
                 stage="read", rows_in=batch.rows_in, kept=batch.records.height,
                 quarantined=batch.quarantined.height,
                 reasons=dict(batch.quarantined.group_by("rule").len().sort("rule").iter_rows()),
+                skipped={"blank_line": batch.blank_lines} if batch.blank_lines else {},
             )
             account.check()
             yield BatchTask(batch.index, batch.records, batch.quarantined, account)

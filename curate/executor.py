@@ -10,8 +10,10 @@ the same two functions, `run_batch` and `run_global`, on a cluster's workers.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,6 +49,22 @@ def build_stages(stages: list[ResolvedStage], seed: int) -> dict[str, Stage]:
         stage.setup()
         built[rs.name] = stage
     return built
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel kill this worker when the driver dies (even by SIGKILL), so no pool
+    worker outlives a killed run; once they are gone the resource tracker ends too."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != parent:  # the driver died before the line above
+        os._exit(1)
+
+
+def _init_pool_worker(parent: int, stages: list[ResolvedStage], seed: int) -> None:
+    _die_with(parent)
+    _init_worker(stages, seed)
 
 
 def _init_worker(stages: list[ResolvedStage], seed: int) -> None:
@@ -149,7 +167,7 @@ class LocalExecutor:
             os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread per worker (spaCy NER)
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.stages, self.seed),
+                initializer=_init_pool_worker, initargs=(os.getpid(), self.stages, self.seed),
             )
         return self
 

@@ -168,9 +168,12 @@ def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str],
     rest = {k: v for k, v in obj.items() if k not in consumed}
     if isinstance(rest.get("meta"), str):  # a curated shard's metadata, stored as JSON text
         try:
-            rest = {**orjson.loads(rest.pop("meta")), **rest}
+            parsed = orjson.loads(rest["meta"])
         except orjson.JSONDecodeError:
-            pass
+            parsed = None
+        if isinstance(parsed, dict):  # anything else ("[1, 2]", "5", prose) stays a field named meta
+            rest.pop("meta")
+            rest = {**parsed, **rest}
     rest = {k: v for k, v in rest.items() if v is not None}
     for col in columns:
         record[col] = _scalar(rest.pop(col, None), col)

@@ -169,3 +169,46 @@ def test_resume_after_kill_gives_identical_shards(tmp_path):
     resumed = json.loads((out / "manifest.json").read_text())
     assert resumed["rows"] == json.loads((reference / "manifest.json").read_text())["rows"]
     assert not (out / "_work").exists()
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of `pid` (pool workers, the resource tracker)."""
+    found, frontier = set(), {pid}
+    while frontier:
+        nxt = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in frontier and fields[0] != "Z":
+                nxt.add(int(stat.parent.name))
+        found |= nxt
+        frontier = nxt - {pid}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_pool_workers_die_with_a_killed_driver(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    pipeline = write_pipeline(tmp_path, [{"demo": {"records": 6000, "seed": 9}}], name="orphans", batch_size=150)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "curate", "run", str(pipeline), "-q", "--workers", "2", "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("_work/*/seg-00/*/done.json"))) < 2:
+        time.sleep(0.05)
+    children = _children(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(children) >= 2, "the pool had not started"
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.1)
+    assert not [c for c in children if _alive(c)], "pool workers outlived the killed driver"

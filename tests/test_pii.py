@@ -260,3 +260,21 @@ def test_planted_pii_appears_in_no_output_file_and_no_log(tmp_path, caplog):
     assert pii["records_with_pii"] == 2 and pii["residual"]["rate"] == 0.0
     assert pii["entities"]["PERSON"] >= 1 and pii["operators"]["replace"] >= 4
     assert "Personal data (pii)" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_rotated_hash_key_is_a_cache_miss_and_a_missing_key_stops_before_any_worker(tmp_path, monkeypatch):
+    """The key's fingerprint (never the key) is part of the cache key; with no key the run stops with
+    one clear error on the driver, also with a pool of workers."""
+    params = {"entities": {"EMAIL_ADDRESS": {"operator": "hash", "requires": ["@"]}}, "recognizers": []}
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": f"mail ann{i}@example.com about the rota"}) + "\n"
+                                               for i in range(6)))
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "pii", "rules": str(RULES / "pii/default.yaml"), "params": params}], workers=2, batch_size=2)
+    monkeypatch.delenv("CURATE_PII_HASH_KEY", raising=False)
+    with pytest.raises(ConfigError, match="CURATE_PII_HASH_KEY"):
+        run(path, tmp_path / "out")
+    monkeypatch.setenv("CURATE_PII_HASH_KEY", "first key")
+    first = run(path, tmp_path / "out")
+    assert "first key" not in json.dumps(first.manifest)
+    monkeypatch.setenv("CURATE_PII_HASH_KEY", "second key")
+    second = run(path, tmp_path / "out")
+    assert not second.cached and second.manifest["version"] != first.manifest["version"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 
 import orjson
 import polars as pl
@@ -14,7 +15,7 @@ from curate.config import load_pipeline
 from curate.errors import InputError
 from curate.io.readers import read_batches
 from curate.io.sources import resolve_inputs
-from tests.conftest import write_pipeline
+from tests.conftest import REPO, write_pipeline
 
 
 def _read(tmp_path, files: dict[str, bytes], max_record_bytes: int = 1000, **input_opts):
@@ -186,4 +187,89 @@ def test_url_inputs_read_through_fsspec_give_the_same_shards_as_local_files(tmp_
 def test_url_input_without_its_filesystem_package_is_a_clear_error(tmp_path):
     pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "s3://some-bucket/corpus/*.jsonl"}]))
     with pytest.raises(InputError, match="s3fs"):
+        resolve_inputs(pipeline)
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from curate.config import load_pipeline
+from curate.io.readers import read_batches
+from curate.io.sources import resolve_inputs
+batches = list(read_batches(resolve_inputs(load_pipeline(sys.argv[1])), batch_size=1000, max_record_bytes=2_000_000))
+rules = [r for b in batches for r in b.quarantined["rule"].to_list()]
+print(sum(b.records.height for b in batches), ",".join(rules), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _compressed_bomb(path, kind: str, line_bytes: int) -> None:
+    """Good records around one `line_bytes` line of 'a' characters, compressed as it streams."""
+    good = _lines(*({"text": f"record {i} about the ward rota"} for i in range(50)))
+    if kind == "gz":
+        comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+        write = comp.compress
+    else:
+        comp = zstandard.ZstdCompressor(level=3).compressobj()
+        write = comp.compress
+    with open(path, "wb") as fh:
+        fh.write(write(good))
+        if line_bytes:
+            fh.write(write(b'{"text": "'))
+            chunk = b"a" * (1 << 24)
+            for _ in range(line_bytes // len(chunk)):
+                fh.write(write(chunk))
+            fh.write(write(b'"}\n'))
+        fh.write(write(good))
+        fh.write(comp.flush())
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_a_1gib_line_in_a_small_compressed_file_is_quarantined_in_bounded_memory(tmp_path, kind):
+    """max_record_bytes is enforced while reading: a decompression bomb cannot exhaust memory."""
+    import subprocess
+    import sys
+
+    peaks = {}
+    for case, size in (("bomb", 1 << 30), ("plain", 0)):
+        folder = tmp_path / case
+        folder.mkdir()
+        _compressed_bomb(folder / f"in.jsonl.{kind}", kind, size)
+        if case == "bomb":
+            assert (folder / f"in.jsonl.{kind}").stat().st_size < 10_000_000  # small on disk
+        pipeline = write_pipeline(folder, [{"path": f"in.jsonl.{kind}"}], [])
+        done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(pipeline)], capture_output=True, text=True,
+                              check=True, cwd=REPO)
+        kept, rules, peak_mb = done.stdout.split()[0], done.stdout.split()[1:-1], int(done.stdout.split()[-1])
+        peaks[case] = peak_mb
+        assert kept == "100"
+        assert rules == (["record_too_large"] if case == "bomb" else [])  # split() drops an empty rules field
+    assert peaks["bomb"] - peaks["plain"] < 300, peaks
+
+
+def test_blank_lines_are_counted_and_a_bom_is_stripped(tmp_path):
+    data = b"\xef\xbb\xbf" + _lines({"id": "a", "text": "first record"}) + b"\n   \n" + _lines({"id": "b", "text": "second"}) + b"\n"
+    records, rejected = _read(tmp_path, {"in.jsonl": data, "arr.json": b"\xef\xbb\xbf" + orjson.dumps([{"id": "c", "text": "x y"}])})
+    assert sorted(records["id"]) == ["a", "b", "c"] and rejected.height == 0
+    assert records.filter(pl.col("id") == "b")["src_row"].item() == 4  # line numbers still count the blank lines
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "in.jsonl"}], []))
+    assert sum(b.blank_lines for b in read_batches(resolve_inputs(pipeline), 1000, 1000)) == 3
+
+
+def test_a_meta_field_that_is_not_an_object_is_kept_as_a_field(tmp_path):
+    data = _lines({"id": "a", "text": "one", "meta": "[1, 2]"}, {"id": "b", "text": "two", "meta": "5"},
+                  {"id": "c", "text": "three", "meta": '{"k": "v"}'}, {"id": "d", "text": "four", "meta": "plain words"})
+    records, rejected = _read(tmp_path, {"in.jsonl": data})
+    meta = dict(zip(records["id"], records["meta"]))
+    assert rejected.height == 0
+    assert json.loads(meta["a"]) == {"meta": "[1, 2]"} and json.loads(meta["b"]) == {"meta": "5"}
+    assert json.loads(meta["c"]) == {"k": "v"} and json.loads(meta["d"]) == {"meta": "plain words"}
+
+
+def test_a_file_name_that_is_not_utf8_is_a_clear_error(tmp_path):
+    import os
+
+    (tmp_path / "d").mkdir()
+    with open(os.fsencode(tmp_path / "d") + b"/bad\xffname.jsonl", "wb") as fh:
+        fh.write(_lines({"text": "x"}))
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "d"}], []))
+    with pytest.raises(InputError, match=r"bad\\xffname.jsonl is not valid UTF-8"):
         resolve_inputs(pipeline)

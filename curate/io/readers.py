@@ -17,7 +17,11 @@ from typing import Any
 import orjson
 import polars as pl
 import pyarrow.parquet as pq
-import zstandard
+
+try:  # the standard library's from Python 3.14
+    from compression.zstd import ZstdError, ZstdFile
+except ImportError:
+    from backports.zstd import ZstdError, ZstdFile
 
 from curate.errors import InputError
 from curate.io.sources import InputFile
@@ -41,6 +45,7 @@ class ReadBatch:
     records: pl.DataFrame
     quarantined: pl.DataFrame
     rows_in: int
+    blank_lines: int = 0  # skipped, not records; counted in the read stage's `skipped`
 
 
 @dataclass
@@ -50,6 +55,7 @@ class _Builder:
     records: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rows_in: int = 0
+    blank_lines: int = 0
 
     def reject(self, src: InputFile, row: int, raw: str | None, rule: str, reason: str, rec_id: str | None = None) -> None:
         self.rejects.append({
@@ -64,20 +70,49 @@ class _Builder:
             records=pl.DataFrame(self.records, schema=self.schema, orient="row") if self.records else pl.DataFrame(schema=self.schema),
             quarantined=pl.DataFrame(self.rejects, schema=REJECT_READ_SCHEMA, orient="row") if self.rejects else pl.DataFrame(schema=REJECT_READ_SCHEMA),
             rows_in=self.rows_in,
+            blank_lines=self.blank_lines,
         )
-        self.records, self.rejects, self.rows_in = [], [], 0
+        self.records, self.rejects, self.rows_in, self.blank_lines = [], [], 0, 0
         return batch
 
 
-def _lines(stream: io.BufferedIOBase) -> Iterator[bytes | _Truncated]:
+_SKIP_CHUNK = 1 << 20  # bytes read at a time while skipping the rest of an oversize line
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class _Oversize:
+    preview: bytes
+    size: int
+
+
+@dataclass
+class _Blank:
+    pass
+
+
+def _lines(stream: io.BufferedIOBase, max_bytes: int) -> Iterator[bytes | _Oversize | _Truncated]:
+    """Lines read with a limit: a line over `max_bytes` is skipped in bounded chunks and reported
+    with its size and a preview, so memory stays within the limit whatever the file (or a
+    decompression bomb) holds. A UTF-8 byte order mark at the start of the file is dropped."""
+    first = True
     try:
-        for line in stream:
-            yield line
-    except (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError, OSError) as exc:
+        while line := stream.readline(max_bytes + 1):
+            if first:
+                line, first = line.removeprefix(BOM), False
+            if len(line) <= max_bytes:
+                yield line
+                continue
+            preview, size, tail = line[:RAW_PREVIEW_CHARS], len(line), line
+            del line
+            while not tail.endswith(b"\n") and (tail := stream.readline(_SKIP_CHUNK)):
+                size += len(tail)
+            yield _Oversize(preview, size)
+    except (EOFError, zlib.error, gzip.BadGzipFile, ZstdError, OSError) as exc:
         yield _Truncated(f"file is truncated or corrupt after the last complete line: {exc}")
 
 
-def _open_lines(src: InputFile) -> Iterator[bytes | _Truncated]:
+def _open_lines(src: InputFile, max_bytes: int) -> Iterator[bytes | _Oversize | _Truncated]:
     name = src.name
     try:
         fh = src.open()
@@ -85,47 +120,12 @@ def _open_lines(src: InputFile) -> Iterator[bytes | _Truncated]:
         raise InputError(f"cannot open input {src.path}: {exc.strerror or exc}") from None
     with fh:
         if name.endswith(".gz"):
-            yield from _lines(gzip.GzipFile(fileobj=fh))
+            yield from _lines(gzip.GzipFile(fileobj=fh), max_bytes)
         elif name.endswith(".zst"):
-            yield from _split_lines(_zst_chunks(fh))
+            # ZstdFile reads every frame, bounded by the read size, and raises EOFError on a cut-off one.
+            yield from _lines(ZstdFile(fh), max_bytes)
         else:
-            yield from _lines(fh)
-
-
-def _zst_chunks(fh: io.BufferedIOBase) -> Iterator[bytes | _Truncated]:
-    # zstandard's stream reader ends quietly on a cut-off frame, so frames are decoded
-    # here and a file that stops before its frame's end is reported as truncated.
-    decoder = zstandard.ZstdDecompressor().decompressobj()
-    pending = b""
-    try:
-        while chunk := pending or fh.read(1 << 20):
-            pending = b""
-            yield decoder.decompress(chunk)
-            if decoder.eof:
-                pending = decoder.unused_data
-                decoder = zstandard.ZstdDecompressor().decompressobj()
-                if not pending and not (pending := fh.read(1 << 20)):
-                    return
-    except zstandard.ZstdError as exc:
-        yield _Truncated(f"zstd stream is corrupt after the last complete line: {exc}")
-        return
-    yield _Truncated("zstd stream ends mid-frame: the file is truncated after the last complete line")
-
-
-def _split_lines(chunks: Iterator[bytes | _Truncated]) -> Iterator[bytes | _Truncated]:
-    tail = b""
-    for chunk in chunks:
-        if isinstance(chunk, _Truncated):
-            if tail:
-                yield tail
-            yield chunk
-            return
-        parts = (tail + chunk).split(b"\n")
-        tail = parts.pop()
-        for part in parts:
-            yield part + b"\n"
-    if tail:
-        yield tail
+            yield from _lines(fh, max_bytes)
 
 
 def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, str | None]]:
@@ -143,7 +143,7 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
     if name.endswith(".json"):
         try:
             with src.open() as fh:
-                data = orjson.loads(fh.read())
+                data = orjson.loads(fh.read().removeprefix(BOM))
         except orjson.JSONDecodeError as exc:
             yield 1, RecordError("malformed_json", f"file is not valid JSON: {exc}"), None
             return
@@ -151,16 +151,17 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
             yield row, obj, None
         return
     row = 0
-    for item in _open_lines(src):
+    for item in _open_lines(src, max_bytes):
         if isinstance(item, _Truncated):
             yield row + 1, item, None
             return
         row += 1
+        if isinstance(item, _Oversize):
+            preview = item.preview.decode("utf-8", errors="replace")
+            yield row, RecordError("record_too_large", f"record is {item.size:,} bytes, above limits.max_record_bytes={max_bytes:,}"), preview
+            continue
         if not item.strip():
-            continue  # blank separator lines are not records
-        if len(item) > max_bytes:
-            preview = item[:RAW_PREVIEW_CHARS].decode("utf-8", errors="replace")
-            yield row, RecordError("record_too_large", f"record is {len(item):,} bytes, above limits.max_record_bytes={max_bytes:,}"), preview
+            yield row, _Blank(), None  # blank separator lines are not records: counted, not quarantined
             continue
         try:
             text = item.decode("utf-8")
@@ -181,6 +182,9 @@ def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int)
     index = 0
     for src in files:
         for row, obj, raw in _iter_objects(src, max_record_bytes):
+            if isinstance(obj, _Blank):
+                builder.blank_lines += 1
+                continue
             builder.rows_in += 1
             if isinstance(obj, _Truncated):
                 builder.reject(src, row, None, "truncated_file", obj.reason)
@@ -191,7 +195,7 @@ def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int)
             if builder.rows_in >= batch_size:
                 yield builder.flush(index)
                 index += 1
-    if builder.rows_in or index == 0:
+    if builder.rows_in or builder.blank_lines or index == 0:
         yield builder.flush(index)
 
 

@@ -8,6 +8,7 @@ knows) is listed and read through fsspec; remote filesystems need their package
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -139,12 +140,23 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
         else:
             paths = _expand(spec, pipeline, where)
         for p in paths:
+            _check_name(p, where)
             try:
                 digest = file_sha256(p)
             except OSError as exc:
                 raise InputError(f"{where}: cannot read {p}: {exc.strerror or exc}") from None
             files.append(InputFile(path=p, label=_label(p, spec), fingerprint=digest, spec=spec))
     return files
+
+
+def _check_name(path: Path | str, where: str) -> None:
+    """File names end up in src_file columns, manifests and reports, which are UTF-8."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+        raise InputError(f"{where}: the file name {shown} is not valid UTF-8; rename it (e.g. with `convmv`) "
+                         "or move it out of the input folder") from None
 
 
 def _label(path: Path | str, spec: InputSpec) -> str:

@@ -148,6 +148,18 @@ def _recognizer(rule: RecognizerRule):
                 global_regex_flags=flags)
 
 
+def _hashes(rules: PiiRules) -> bool:
+    return any(rules.operator(e) == "hash" for e in rules.entities)
+
+
+def _hash_key(rules: PiiRules) -> bytes:
+    key = os.environ.get(rules.hash.key_env)
+    if not key:
+        raise ConfigError(f"pii: the hash operator needs a key in the environment variable {rules.hash.key_env} "
+                          "(keys never go in the rules file)")
+    return key.encode()
+
+
 class PiiStage(Stage):
     Rules = PiiRules
     resources = Resources(cpus=1, memory_gb=1.0)
@@ -161,19 +173,22 @@ class PiiStage(Stage):
         return [("pii drop operator", rules.model_copy(update={"entities": relaxed,
                  "default_operator": "replace" if rules.default_operator == "drop" else rules.default_operator}))]
 
+    @classmethod
+    def describe(cls, rules: PiiRules) -> dict:
+        """The hash key's fingerprint (never the key), so rotating the key is not a cache hit. Run on
+        the driver before any worker starts: a missing key is one clear error, not a broken pool."""
+        if not _hashes(rules):
+            return {}
+        return {"hash_key_fingerprint": hmac.new(_hash_key(rules), b"curate: pii hash key fingerprint",
+                                                 hashlib.sha256).hexdigest()[:16]}
+
     def setup(self) -> None:
         from presidio_anonymizer import AnonymizerEngine
 
         from curate.pii.analyzer import Analyzer
 
         r = self.rules
-        self.key = None
-        if any(r.operator(e) == "hash" for e in r.entities):
-            key = os.environ.get(r.hash.key_env)
-            if not key:
-                raise ConfigError(f"pii: the hash operator needs a key in the environment variable {r.hash.key_env} "
-                                  "(keys never go in the rules file)")
-            self.key = key.encode()
+        self.key = _hash_key(r) if _hashes(r) else None
         self.analyzer = Analyzer(
             model=r.nlp.model, ner_languages=r.nlp.ner_languages,
             entities={k: v.model_dump() for k, v in r.entities.items()},
