@@ -50,12 +50,19 @@ class StageAccount:
         return cls(**d)
 
 
-def split_decisions(stage: str, before: pl.DataFrame, after: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, StageAccount]:
-    """Split a stage's output into kept and rejected rows, checking nothing was lost or invented."""
+def split_decisions(stage: str, before: pl.DataFrame, after: pl.DataFrame,
+                    rewrites_ids: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, StageAccount]:
+    """Split a stage's output into kept and rejected rows, checking nothing was lost or invented.
+    A stage that `rewrites_ids` (pii: an id holding personal data is replaced) keeps rows in order
+    and ids unique and present, but may change them."""
     missing = [c for c in DECISION_COLUMNS if c not in after.columns]
     if missing:
         raise AccountingError(f"stage '{stage}' returned no decision columns {missing}")
-    if after.height != before.height or not after["id"].equals(before["id"]):
+    if rewrites_ids:
+        same = after.height == before.height and after["id"].null_count() == 0 and after["id"].n_unique() == after.height
+    else:
+        same = after.height == before.height and after["id"].equals(before["id"])
+    if not same:
         raise AccountingError(
             f"stage '{stage}' returned {after.height} rows for {before.height} input rows, or changed their ids/order; "
             "a stage must mark rows, never add or remove them"

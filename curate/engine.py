@@ -174,7 +174,7 @@ def run_pipeline(
             run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
         manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
                             seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
-                            gates=run.gate_results, executor=run.executor)
+                            gates=run.gate_results, executor=run.executor, redacted=run.redacted)
         entry = catalog.register(out_dir, manifest)
         shutil.rmtree(root, ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
@@ -228,6 +228,7 @@ class _Run:
     global_inputs: dict[str, list[Path]] = field(default_factory=dict)
     gate_results: list[dict] = field(default_factory=list)
     executor: dict = field(default_factory=dict)
+    redacted: set[str] = field(default_factory=set)  # stages whose rejected rows were redacted in the checkpoints
 
     def __post_init__(self) -> None:
         self.gate_runner = GateRunner(self.work / GX_DOCS)
@@ -247,12 +248,14 @@ class _Run:
             cols = [c for c in ("id", "text", "messages", rule.column) if c in lf.collect_schema()]
             return lf.filter(pl.col(rule.column).is_in([rule.train, *rule.held_out])).select(cols).collect()
 
-        self.gate_results.append(run_gates(self.gate_runner, point, gates, lf, self.summaries, pii, load_content))
+        withhold = not pii and any(STAGES[s.stage].redacts for s in self.pipeline.stages)  # values not redacted yet
+        self.gate_results.append(run_gates(self.gate_runner, point, gates, lf, self.summaries, pii, load_content, withhold))
         self.progress.finish()
 
     def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
         points = frozenset(g.point for g in self.pipeline.gates if g.point != FINAL)
         segments = plan(self.pipeline.stages, points)
+        self.redacted = _redacted_in_checkpoints(segments)
         row_stages = [rs for seg in segments if seg.kind == "row" for rs in seg.stages]
         order = ["read"] + [rs.name for rs in self.pipeline.stages]
         self.accounts = {n: StageAccount(stage=n) for n in order}
@@ -355,15 +358,27 @@ def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFram
     return out
 
 
-def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+def _redacted_in_checkpoints(segments: list[Segment]) -> set[str]:
+    """The stages (and "read") whose rejected rows the first pii stage redacts in the workers,
+    before checkpointing (curate.executor.redactor_of): those before it in its row segment."""
+    for i, seg in enumerate(segments):
+        names = [rs.name for rs in seg.stages]
+        at = next((k for k, rs in enumerate(seg.stages) if STAGES[rs.stage].redacts), None)
+        if seg.kind == "row" and at is not None:
+            return {*names[:at], *(["read"] if i == 0 else [])}
+    return set()
+
+
+def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame], done: set[str]) -> dict[str, pl.DataFrame]:
     """With a pii stage in the pipeline, rows rejected before it (and the reader's raw previews of
     quarantined lines) are redacted with its rules before they are written: `rejected/` must not
-    carry the personal data the pipeline removes. Rows rejected at or after it are redacted already."""
+    carry the personal data the pipeline removes. Rows rejected at or after it are redacted already,
+    and so are those of `done` (redacted before they were checkpointed)."""
     names = [rs.name for rs in pipeline.stages]
-    first = next((i for i, rs in enumerate(pipeline.stages) if rs.stage == "pii"), None)
+    first = next((i for i, rs in enumerate(pipeline.stages) if STAGES[rs.stage].redacts), None)
     if first is None:
         return rejected
-    before = {"read", *names[:first]}
+    before = {"read", *names[:first]} - done
     if not any(stage in before for stage in rejected):
         return rejected
     redactor = build_stages([pipeline.stages[first]], pipeline.spec.seed)[pipeline.stages[first].name]
@@ -382,7 +397,7 @@ def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
 def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Location, work: Path,
              final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
              lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
-             gates: list[dict], executor: dict) -> dict:
+             gates: list[dict], executor: dict, redacted: set[str]) -> dict:
     """Write shards, rejected rows, report and manifest into a staging folder beside the output, then
     switch it in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
     staging = staging_dir(out_dir.resolve()) if isinstance(out_dir, Path) else work / "final"
@@ -401,7 +416,7 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
             entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     final = final.drop(sidecar_cols)
     rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
-    rejected = _redact_rejected(pipeline, rejected)
+    rejected = _redact_rejected(pipeline, rejected, redacted)
     for stage, df in rejected.items():
         parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
         entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]

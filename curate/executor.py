@@ -76,15 +76,26 @@ def batch_dir(seg_dir: Path, index: int) -> Path:
     return seg_dir / f"b-{index:05d}"
 
 
+def redactor_of(names: list[str]) -> tuple[Stage | None, set[str]]:
+    """The segment's pii stage (if any) and the stages before it in the segment: their rejected
+    rows, and the reader's quarantined previews, are redacted before they are checkpointed."""
+    for k, name in enumerate(names):
+        if _WORKER_STAGES[name].redacts:
+            return _WORKER_STAGES[name], set(names[:k])
+    return None, set()
+
+
 def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:
     """Apply `names` stages in order to one batch and checkpoint everything it produced."""
     out = batch_dir(seg_dir, task.index)
     out.mkdir(parents=True, exist_ok=True)
     accounts: list[StageAccount] = []
+    redactor, before = redactor_of(names)
     if task.pre_account is not None:
         accounts.append(task.pre_account)
         if task.pre_rejected is not None and task.pre_rejected.height:
-            write_parquet(task.pre_rejected, out / f"rejected-{task.pre_account.stage}.parquet")
+            pre = redactor.redact_rows(task.pre_rejected) if redactor is not None else task.pre_rejected
+            write_parquet(pre, out / f"rejected-{task.pre_account.stage}.parquet")
     df = task.records
     done: dict = {"index": task.index}
     if profile:
@@ -96,10 +107,10 @@ def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -
         result = stage.process(df)
         if stage.summary is not None:
             done.setdefault("summaries", {})[name] = stage.summary
-        kept, rejected, account = split_decisions(name, df, result)
+        kept, rejected, account = split_decisions(name, df, result, rewrites_ids=stage.redacts)
         account.seconds = time.perf_counter() - start
         if rejected.height:
-            write_parquet(rejected, out / f"rejected-{name}.parquet")
+            write_parquet(redactor.redact_rows(rejected) if name in before else rejected, out / f"rejected-{name}.parquet")
         accounts.append(account)
         df = kept
     write_parquet(df, out / "kept.parquet")

@@ -81,7 +81,9 @@ def _turns(value: Any, field: str, role_key: str, content_key: str, roles: dict[
         who = turn.get(role_key)
         role = roles.get(who.lower()) if isinstance(who, str) else None
         if role is None:
-            raise RecordError("wrong_type", f"{field}[{i}].{role_key} must be one of {sorted(roles)}, got {who!r}")
+            # the value itself is not quoted: reasons are written to rejected/ and the report
+            shown = f"a {type(who).__name__} of {len(who)} characters" if isinstance(who, str) else type(who).__name__
+            raise RecordError("wrong_type", f"{field}[{i}].{role_key} must be one of {sorted(roles)}, got {shown}")
         messages.append({"role": role, "content": _string(turn.get(content_key), f"{field}[{i}].{content_key}")})
     return messages
 
@@ -122,7 +124,7 @@ def _detect(obj: dict, name: dict[str, str]) -> str:
     raise RecordError(
         "missing_field",
         f"no '{name['text']}', '{name['messages']}', '{name['conversations']}' or "
-        f"'{name['instruction']}'/'{name['output']}' field (keys present: {sorted(obj)[:8]})",
+        f"'{name['instruction']}'/'{name['output']}' field ({len(obj)} other keys)",
     )
 
 

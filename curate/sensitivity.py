@@ -50,7 +50,8 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
 def _kept(name: str, df: pl.DataFrame, stage: Stage) -> pl.DataFrame:
     if not df.height:
         return df
-    kept, _, _ = split_decisions(name, df, stage.process(df.drop([c for c in DECISION_COLUMNS if c in df.columns])))
+    kept, _, _ = split_decisions(name, df, stage.process(df.drop([c for c in DECISION_COLUMNS if c in df.columns])),
+                                 rewrites_ids=stage.redacts)
     return kept
 
 

@@ -108,8 +108,9 @@ class GateRunner:
             raise ConfigError(f"{where}: gx.type: Great Expectations has no expectation '{name}'{hint}")
         return cls
 
-    def validate(self, suite_name: str, frame, found: list[Check], where: str) -> list:
-        """Validate `frame` (pandas) against `found`; results in the order of `found`."""
+    def validate(self, suite_name: str, frame, found: list[Check], where: str, withhold: bool = False) -> list:
+        """Validate `frame` (pandas) against `found`; results in the order of `found`. `withhold`: keep
+        no unexpected values or rows in the results (nor so in the Data Docs built from them)."""
         ctx = self._context()
         gx = self._gx
         suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name))
@@ -128,7 +129,8 @@ class GateRunner:
         batch = self._source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("all")
         vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
         checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-            name=suite_name, validation_definitions=[vd], result_format={"result_format": "SUMMARY"}))
+            name=suite_name, validation_definitions=[vd],
+            result_format={"result_format": "SUMMARY", **({"partial_unexpected_count": 0} if withhold else {})}))
         run = checkpoint.run(batch_parameters={"dataframe": frame})
         results = {r.expectation_config.meta["check"]: r for vr in run.run_results.values() for r in vr.results}
         return [results[distinct.index(key)] for key in keys]
@@ -156,8 +158,10 @@ def _observed(check: Check, result, records: pl.DataFrame | None, values: dict) 
 
 
 def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.LazyFrame,
-              summaries: dict[str, dict], pii_stages: list[str], load_content: Callable) -> dict:
-    """Check every rule of `gates` at one point; a JSON-able summary for the manifest and report."""
+              summaries: dict[str, dict], pii_stages: list[str], load_content: Callable, withhold: bool = False) -> dict:
+    """Check every rule of `gates` at one point; a JSON-able summary for the manifest and report.
+    `withhold` (a point before the pipeline's pii stage): no example ids or values are kept, since
+    they are not redacted yet."""
     started = time.perf_counter()
     rules: list[tuple[ResolvedGate, GateRule]] = [(g, r) for g in gates for r in g.rules.expectations]
     only = [r for _, r in rules]
@@ -176,9 +180,9 @@ def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.
         if not mine:
             continue
         where = ", ".join(sorted({str(g.rules_path) for g, _ in mine}))
-        results = runner.validate(f"{point}.{frame}", df.to_pandas(), [c for _, c in mine], where)
+        results = runner.validate(f"{point}.{frame}", df.to_pandas(), [c for _, c in mine], where, withhold)
         for (g, c), res in zip(mine, results):
-            ok, observed, examples = _observed(c, res, records if frame == "records" else None, values or {})
+            ok, observed, examples = _observed(c, res, records if frame == "records" and not withhold else None, values or {})
             out.append({"rule": c.rule, "source": g.source, "severity": c.severity, "frame": frame,
                         "expectation": res.expectation_config.type, "column": c.kwargs.get("column"),
                         "expected": c.says, "observed": observed,

@@ -215,7 +215,7 @@ def _add(builder: _Builder, src: InputFile, row: int, obj: Any, raw: str | None,
         return
     rec["id"] = rec["id"] or derived_id(src.fingerprint, row)
     if rec["id"] in seen_ids:
-        builder.reject(src, row, audit, "duplicate_id", f"id '{rec['id']}' was already used by an earlier record", rec["id"])
+        builder.reject(src, row, audit, "duplicate_id", "the id was already used by an earlier record", rec["id"])
         return
     seen_ids.add(rec["id"])
     rec["src_file"], rec["src_row"] = src.label, row

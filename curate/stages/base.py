@@ -40,6 +40,9 @@ class Stage:
     resources: ClassVar[Resources] = Resources()
     # Columns written beside the shards (under signatures/<stage>/) instead of into them.
     sidecar_columns: ClassVar[tuple[str, ...]] = ()
+    # A stage that removes personal data (pii) offers `redact_rows(df)`: rows rejected before it
+    # are redacted with its rules before they are checkpointed or published.
+    redacts: ClassVar[bool] = False
 
     def __init__(self, name: str, rules: BaseModel, seed: int = 0):
         self.name = name

@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from typing import Literal
 
+import orjson
 import polars as pl
 import xxhash
 from pydantic import Field, model_validator
@@ -95,6 +96,17 @@ class NlpRule(StrictModel):
         return self
 
 
+class FieldsRule(StrictModel):
+    """What the stage scans besides text and the chat turns of `chat_roles`."""
+
+    ids: bool = True  # id columns: an id holding personal data is replaced by id-<keyed hash>
+    meta: bool = True  # the string values inside `meta` (unmapped fields), at any depth
+    columns: bool = True  # source, label, promoted `columns:` and other string fields
+    # Ids, labels and metadata values are short: weak patterns (any letter followed by digits is a
+    # "driver licence") fire on nearly every one, so a match there counts only from this score.
+    min_score: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class PiiRules(StrictModel):
     nlp: NlpRule = Field(default_factory=NlpRule)
     entities: dict[str, EntityRule] = Field(min_length=1)
@@ -105,7 +117,8 @@ class PiiRules(StrictModel):
     deny_list: dict[str, list[str]] = Field(default_factory=dict)
     context: dict[str, list[str]] = Field(default_factory=dict)
     recognizers: list[RecognizerRule] = Field(default_factory=list)
-    chat_roles: list[str] = Field(default_factory=lambda: ["system", "user", "assistant"])
+    chat_roles: list[str] = Field(default_factory=lambda: ["system", "user", "assistant", "tool"])
+    fields: FieldsRule = Field(default_factory=FieldsRule)
     residual_sample: float = Field(0.1, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
@@ -148,6 +161,84 @@ def _recognizer(rule: RecognizerRule):
                 global_regex_flags=flags)
 
 
+# Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
+ID_COLUMNS = ("id", "dup_cluster", "dup_of")
+# String columns that are structure, not record content: never scanned as fields.
+NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw",
+                         "stage", "rule", "reason", "action"})
+
+
+def _meta_leaves(meta: str | None):
+    """(parsed meta, [(container, key, string value)]) for the string values inside a meta JSON
+    object, at any depth; None where there is no meta object."""
+    if not meta:
+        return None
+    try:
+        doc = orjson.loads(meta)
+    except orjson.JSONDecodeError:
+        return None
+    leaves: list = []
+
+    def walk(node) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(value, str) and value.strip():
+                leaves.append((node, key, value))
+            elif isinstance(value, (dict, list)):
+                walk(value)
+
+    walk(doc)
+    return doc, leaves
+
+
+class _Edits:
+    """Mutable copies of a frame's scanned fields, written back as one frame."""
+
+    def __init__(self, df: pl.DataFrame, metas: list):
+        self.df, self.metas, self.changed_meta = df, metas, False
+        self.columns: dict[str, list] = {}
+
+    def _column(self, name: str) -> list:
+        if name not in self.columns:
+            values = self.df[name].to_list()
+            self.columns[name] = [[dict(m) for m in v] if v is not None else None for v in values] if name == "messages" else values
+        return self.columns[name]
+
+    def put(self, row: int, slot: tuple, value: str) -> None:
+        kind = slot[0]
+        if kind == "text":
+            self._column("text")[row] = value
+        elif kind == "msg":
+            self._column("messages")[row][slot[1]]["content"] = value
+        elif kind in ("col", "id"):
+            self._column(slot[1])[row] = value
+        else:  # meta
+            container, key, _ = self.metas[row][1][slot[1]]
+            container[key] = value
+            self.changed_meta = True
+
+    def withhold(self, row: int, id_token) -> None:
+        """A record the analyser failed on: every scanned field withheld, ids replaced."""
+        for name in self.df.columns:
+            if name == "messages":
+                for msg in self._column(name)[row] or []:
+                    msg["content"] = WITHHELD
+            elif name == "meta":
+                self._column(name)[row] = None
+            elif self.df.schema[name] == pl.Utf8 and name not in NOT_SCANNED - {"text"} and self.df[name][row] is not None:
+                self._column(name)[row] = id_token(self.df[name][row]) if name in ID_COLUMNS else WITHHELD
+
+    def frame(self) -> pl.DataFrame:
+        if self.changed_meta:
+            meta = self._column("meta")
+            for row, parsed in enumerate(self.metas):
+                if parsed and meta[row] is not None:
+                    meta[row] = orjson.dumps(parsed[0], option=orjson.OPT_SORT_KEYS).decode()
+        if not self.columns:
+            return self.df
+        return self.df.with_columns([pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()])
+
+
 def _hashes(rules: PiiRules) -> bool:
     return any(rules.operator(e) == "hash" for e in rules.entities)
 
@@ -162,6 +253,7 @@ def _hash_key(rules: PiiRules) -> bytes:
 
 class PiiStage(Stage):
     Rules = PiiRules
+    redacts = True
     resources = Resources(cpus=1, memory_gb=1.0)
 
     @classmethod
@@ -230,24 +322,53 @@ class PiiStage(Stage):
         return done.text, [item.entity_type for item in done.items]
 
     # --- the stage ----------------------------------------------------------------------------
-    def _texts(self, df: pl.DataFrame) -> list[tuple[int, int | None, str]]:
-        """(row, message index or None for `text`, string) of everything to scan."""
-        roles = set(self.rules.chat_roles)
-        jobs = []
-        for row, (text, messages) in enumerate(zip(df["text"].to_list(), df["messages"].to_list())):
-            if isinstance(text, str) and text:
-                jobs.append((row, None, text))
-            for m, msg in enumerate(messages or []):
-                if isinstance(msg, dict) and msg.get("role") in roles and isinstance(msg.get("content"), str) and msg["content"]:
-                    jobs.append((row, m, msg["content"]))
-        return jobs
+    def _id_token(self, value: str) -> str:
+        """A stable stand-in for an id holding personal data: keyed (HMAC) where a hash key is set,
+        so nobody can confirm a guess by hashing it; the mapping is never written anywhere."""
+        key = self.key or os.environ.get(self.rules.hash.key_env, "").encode() or b"curate: pii id"
+        return "id-" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def languages(self, df: pl.DataFrame, jobs: list[tuple[int, int | None, str]]) -> list[str]:
+    def scanned_columns(self, df: pl.DataFrame) -> list[str]:
+        """The string columns scanned besides text, messages, meta and the id columns: source,
+        label, promoted `columns:` and any other record field (structural columns excepted)."""
+        if not self.rules.fields.columns:
+            return []
+        return [c for c, dtype in df.schema.items()
+                if dtype == pl.Utf8 and c not in NOT_SCANNED and c not in ID_COLUMNS and not c.startswith("_")]
+
+    def _jobs(self, df: pl.DataFrame) -> tuple[list[tuple[int, tuple, str]], list]:
+        """(row, slot, string) of everything to scan, and each row's parsed meta (or None). A slot is
+        ("text",), ("msg", i), ("col", name), ("meta", leaf index) or ("id", column)."""
+        r, n, cols = self.rules, df.height, df.columns
+        roles = set(r.chat_roles)
+        jobs: list[tuple[int, tuple, str]] = []
+        texts = df["text"].to_list() if "text" in cols else [None] * n
+        messages = df["messages"].to_list() if "messages" in cols else [None] * n
+        for row in range(n):
+            if isinstance(texts[row], str) and texts[row]:
+                jobs.append((row, ("text",), texts[row]))
+            for m, msg in enumerate(messages[row] or []):
+                if isinstance(msg, dict) and msg.get("role") in roles and isinstance(msg.get("content"), str) and msg["content"]:
+                    jobs.append((row, ("msg", m), msg["content"]))
+        for name in self.scanned_columns(df):
+            jobs += [(row, ("col", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v.strip()]
+        metas: list = [None] * n
+        if r.fields.meta and "meta" in cols:
+            metas = [_meta_leaves(v) for v in df["meta"].to_list()]
+            for row, parsed in enumerate(metas):
+                jobs += [(row, ("meta", k), leaf[2]) for k, leaf in enumerate(parsed[1])] if parsed else []
+        if r.fields.ids:
+            for name in ID_COLUMNS:
+                if name in cols and df.schema[name] == pl.Utf8:
+                    jobs += [(row, ("id", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v]
+        return jobs, metas
+
+    def languages(self, df: pl.DataFrame, jobs: list[tuple[int, tuple, str]]) -> list[str]:
         """Each record's language: its `lang`, or, where that is unknown (pii runs before langid in
         the default pipeline), fastText lid.176's guess from its first text — an English NER model
         run on Vietnamese finds "names" everywhere."""
         langs = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
-        unknown = {row: text for row, _, text in reversed(jobs) if langs[row] is None}
+        unknown = {row: text for row, slot, text in reversed(jobs) if langs[row] is None and slot[0] != "id"}
         if unknown:
             if self._lid is None:
                 from curate.stages.langid import bundled_model_path, load_fasttext
@@ -259,66 +380,69 @@ class PiiStage(Stage):
                 langs[r] = label[0].removeprefix("__label__") if label else "und"
         return langs
 
-    def scan(self, df: pl.DataFrame, langs: list[str] | None = None) -> tuple[list[tuple[int, int | None, str]], list, list[str]]:
-        """Every text to scan, its entities (or the exception analysing it raised), and each record's language."""
-        jobs = self._texts(df)
+    def scan(self, df: pl.DataFrame, langs: list[str] | None = None, ids: bool = True):
+        """Every string to scan, its entities (or the exception analysing it raised), each record's
+        language, and the parsed meta. Ids are scanned by the regex recognizers only (no prose)."""
+        jobs, metas = self._jobs(df)
+        if not ids:
+            jobs = [j for j in jobs if j[1][0] != "id"]
         langs = langs if langs is not None else self.languages(df, jobs)
         ner_langs = set(self.rules.nlp.ner_languages)
-        use_ner = [langs[row] in ner_langs for row, _, _ in jobs]
-        return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner), langs
+        use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
+        return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner), langs, metas
 
-    @staticmethod
-    def _contents(df: pl.DataFrame) -> tuple[list[str | None], list[list[dict] | None]]:
-        """Mutable copies of the `text` and `messages` columns."""
-        messages = [[dict(m) for m in msgs] if msgs is not None else None for msgs in df["messages"].to_list()]
-        return df["text"].to_list(), messages
-
-    @staticmethod
-    def _put(texts: list, messages: list, row: int, m: int | None, value: str) -> None:
-        if m is None:
-            texts[row] = value
-        else:
-            messages[row][m]["content"] = value
+    def _redact_all(self, df: pl.DataFrame, langs: list[str] | None = None):
+        """Redact every scanned field of `df`: (edits, per-row entity types, per-row counts, errors,
+        entity counts, operator counts, languages)."""
+        jobs, found, langs, metas = self.scan(df, langs)
+        edits = _Edits(df, metas)
+        n = df.height
+        counts, types = [0] * n, [set() for _ in range(n)]
+        errors: dict[int, str] = {}
+        by_entity, by_operator = Counter(), Counter()
+        floor = self.rules.fields.min_score
+        for (row, slot, text), spans in zip(jobs, found):
+            if isinstance(spans, Exception):
+                errors.setdefault(row, f"PII analysis failed with {type(spans).__name__}; content withheld")
+                continue
+            if slot[0] not in ("text", "msg"):
+                spans = [s for s in spans if s.score >= floor]
+            if slot[0] == "id":
+                if not spans:
+                    continue
+                entities = sorted({s.entity for s in spans})
+                edits.put(row, slot, self._id_token(text))
+                by_operator["id_hash"] += len(entities)
+            else:
+                try:
+                    redacted, entities = self.redact(text, spans)
+                except Exception as exc:
+                    errors.setdefault(row, f"PII redaction failed with {type(exc).__name__}; content withheld")
+                    continue
+                edits.put(row, slot, redacted)
+                by_operator.update(self.rules.operator(e) for e in entities)
+            counts[row] += len(entities)
+            types[row].update(entities)
+            by_entity.update(entities)
+        for row in errors:
+            edits.withhold(row, self._id_token)
+        return edits, types, counts, errors, by_entity, by_operator, langs
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         self._ops = self._operators()
         r = self.rules
-        jobs, found, langs = self.scan(df)
+        edits, types, counts, errors, by_entity, by_operator, langs = self._redact_all(df)
         n = df.height
-        texts, messages = self._contents(df)
-        counts, types = [0] * n, [set() for _ in range(n)]
-        errors: dict[int, str] = {}
-        by_entity, by_operator = Counter(), Counter()
-        for (row, m, text), spans in zip(jobs, found):
-            if isinstance(spans, Exception):
-                errors.setdefault(row, f"PII analysis failed with {type(spans).__name__}; content withheld")
-                continue
-            try:
-                redacted, entities = self.redact(text, spans)
-            except Exception as exc:
-                errors.setdefault(row, f"PII redaction failed with {type(exc).__name__}; content withheld")
-                continue
-            self._put(texts, messages, row, m, redacted)
-            counts[row] += len(entities)
-            for entity in entities:
-                types[row].add(entity)
-                by_entity[entity] += 1
-                by_operator[r.operator(entity)] += 1
         actions, rules, reasons = [KEEP] * n, [None] * n, [None] * n
         for row in range(n):
             if row in errors:
                 actions[row], rules[row], reasons[row] = QUARANTINE, "pii:error", errors[row]
-                texts[row] = WITHHELD if texts[row] is not None else None
-                for msg in messages[row] or []:
-                    msg["content"] = WITHHELD
                 continue
             dropping = sorted(t for t in types[row] if r.operator(t) == "drop")
             if dropping:
                 actions[row], rules[row] = DROP, "pii:drop"
                 reasons[row] = f"contains {', '.join(dropping)} (operator drop)"
-        out = df.with_columns(
-            pl.Series("text", texts, dtype=pl.Utf8),
-            pl.Series("messages", messages, dtype=df.schema["messages"]),
+        out = edits.frame().with_columns(
             pl.Series("pii_count", counts, dtype=pl.Int32),
             pl.Series("pii_types", [sorted(t) for t in types], dtype=pl.List(pl.Utf8)),
         )
@@ -347,11 +471,13 @@ class PiiStage(Stage):
         picked = [i for i, rec_id in enumerate(ids)
                   if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate]
         sample = out[picked]
-        jobs, found, _ = self.scan(sample, [langs[i] for i in picked])
+        jobs, found, _, _ = self.scan(sample, [langs[i] for i in picked], ids=False)
         rows_with, entities = set(), Counter()
-        for (row, _, text), spans in zip(jobs, found):
+        for (row, slot, text), spans in zip(jobs, found):
             if isinstance(spans, Exception):
                 continue
+            if slot[0] not in ("text", "msg"):
+                spans = [s for s in spans if s.score >= self.rules.fields.min_score]
             # a placeholder the redaction wrote is not personal data
             marks = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
             for s in spans:
@@ -362,21 +488,23 @@ class PiiStage(Stage):
 
     # --- rows of other stages ----------------------------------------------------------------
     def redact_rows(self, df: pl.DataFrame) -> pl.DataFrame:
-        """Redact text, messages and raw previews of rows another stage rejected (same rules;
-        records are never dropped here, whatever the operator)."""
+        """Redact every field the stage covers in rows another stage rejected (same rules; records
+        are never dropped here, whatever the operator), plus the reader's raw previews of lines it
+        could not parse and the reason strings (regex recognizers: they may quote an id or a key)."""
+        if not df.height:
+            return df
         self._ops = self._operators()
-        out = df
-        if "text" in df.columns and "messages" in df.columns and df.height:
-            jobs, found, _ = self.scan(df)
-            texts, messages = self._contents(df)
-            for (row, m, text), spans in zip(jobs, found):
-                self._put(texts, messages, row, m, WITHHELD if isinstance(spans, Exception) else self.redact(text, spans)[0])
-            out = out.with_columns(pl.Series("text", texts, dtype=pl.Utf8),
-                                   pl.Series("messages", messages, dtype=df.schema["messages"]))
-        if "raw" in df.columns and df.height:
+        out = self._redact_all(df)[0].frame()
+        if "raw" in df.columns:
             raw = df["raw"].to_list()
             out = out.with_columns(pl.Series("raw", [self._redact_raw(v) if isinstance(v, str) and v else v for v in raw],
                                              dtype=pl.Utf8))
+        if "reason" in df.columns:
+            reasons = df["reason"].to_list()
+            found = self.analyzer.analyze([v or "" for v in reasons], [False] * len(reasons))
+            out = out.with_columns(pl.Series("reason", [
+                v if not v else WITHHELD if isinstance(f, Exception) else self.redact(v, f)[0]
+                for v, f in zip(reasons, found)], dtype=pl.Utf8))
         return out
 
     def _redact_raw(self, raw: str) -> str:
