@@ -85,16 +85,20 @@ class BatchWorker:
         dones = []
         for index, account in zip(batch["index"], batch["account"]):
             index = int(index)
+            pre = input_path(self.seg_dir, index, "rejected")
             task = local.BatchTask(
                 index, pl.read_parquet(input_path(self.seg_dir, index)),
+                pre_rejected=pl.read_parquet(pre) if pre.is_file() else None,
                 pre_account=StageAccount.from_dict(orjson.loads(account)) if account else None,
             )
             dones.append(orjson.dumps(local.run_batch(self.seg_dir, self.names, task, self.profile)).decode())
         return {"index": batch["index"], "done": dones}
 
 
-def input_path(seg_dir: Path, index: int) -> Path:
-    return seg_dir / INPUTS / f"b-{index:05d}.parquet"
+def input_path(seg_dir: Path, index: int, what: str = "records") -> Path:
+    """A batch handed to the workers: its records, or the rows the reader quarantined (the worker
+    writes those into the batch's checkpoint, redacted where the segment has a pii stage)."""
+    return seg_dir / INPUTS / f"b-{index:05d}{'' if what == 'records' else '.' + what}.parquet"
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -183,7 +187,7 @@ class RayExecutor:
                 continue
             write_parquet(task.records, input_path(seg_dir, task.index), level=1)
             if task.pre_rejected is not None and task.pre_rejected.height:
-                write_parquet(task.pre_rejected, local.batch_dir(seg_dir, task.index) / f"rejected-{task.pre_account.stage}.parquet")
+                write_parquet(task.pre_rejected, input_path(seg_dir, task.index, "rejected"), level=1)
             account = orjson.dumps(task.pre_account.to_dict()).decode() if task.pre_account else ""
             items.append({"index": task.index, "account": account})
         if items:

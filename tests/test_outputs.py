@@ -260,3 +260,26 @@ def test_catalog_names_cannot_leave_the_catalog(tmp_path, bad, curate_home):
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--name", bad, "--quiet"])
     assert result.exit_code == 2
     assert not any(p.suffix == ".json" for p in curate_home.rglob("*") if "catalog" in p.parts)
+
+
+def test_two_concurrent_runs_into_one_folder_one_refuses_and_none_corrupts(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    pipeline = write_pipeline(tmp_path, [{"demo": {"records": 4000, "seed": 9}}], name="race", batch_size=150)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "curate", "run", str(pipeline), "-q", "--workers", "1", "--out", str(out)]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(out.glob("_work/*/seg-00/*/done.json")) and first.poll() is None:
+        time.sleep(0.02)
+    second = subprocess.run(cmd + ["--force"], env=env, capture_output=True, text=True)
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert second.returncode == 2 and "in use by another curate run" in " ".join(second.stderr.split()), second.stderr
+    version = _intact(out)
+    assert Catalog().resolve("race@latest").version == version
