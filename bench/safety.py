@@ -70,7 +70,12 @@ def reader(folder: Path, records: int) -> dict:
         n = 0
         for line in it:
             if isinstance(line, bytes) and line.strip():
-                orjson.loads(line)
+                try:  # the demo corpus holds a few deliberately broken lines
+                    orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    pass
+                n += 1
+            elif not isinstance(line, bytes):  # a line over the limit, skipped by the bounded reader
                 n += 1
         return n
 
@@ -90,7 +95,8 @@ def reader(folder: Path, records: int) -> dict:
         with open(zst, "rb") as fh:
             return parse(_lines(ZstdFile(fh), LIMIT))
 
-    assert plain_gz() == bounded_gz() == plain_zst() == bounded_zst()
+    counts = [plain_gz(), bounded_gz(), plain_zst(), bounded_zst()]
+    assert len(set(counts)) == 1, counts
     out = {"lines": lines, "bytes": len(gzip.decompress(gz.read_bytes()))}
     for name, fn in (("gzip: for line in GzipFile", plain_gz), ("gzip: readline(limit) (curate)", bounded_gz),
                      ("zstd: zstandard stream_reader lines", plain_zst), ("zstd: ZstdFile readline(limit) (curate)", bounded_zst)):

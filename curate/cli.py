@@ -125,6 +125,8 @@ def _summary(result) -> None:
         if a["reasons"]:
             top = sorted(a["reasons"].items(), key=lambda kv: -kv[1])
             out.print(f"  {a['stage']}: " + ", ".join(f"{k} {v:,}" for k, v in top[:6]) + (", …" if len(top) > 6 else ""), highlight=False)
+        if a.get("skipped"):  # input lines that are not records (blank lines), counted but not rows
+            out.print(f"  {a['stage']}: skipped " + ", ".join(f"{k} {v:,}" for k, v in sorted(a["skipped"].items())), highlight=False)
     rows = m["rows"]
     out.print(f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, "
               f"quarantined {rows['quarantined']:,} in {result.seconds:.1f} s", highlight=False)
