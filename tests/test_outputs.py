@@ -283,3 +283,13 @@ def test_two_concurrent_runs_into_one_folder_one_refuses_and_none_corrupts(tmp_p
     assert second.returncode == 2 and "in use by another curate run" in " ".join(second.stderr.split()), second.stderr
     version = _intact(out)
     assert Catalog().resolve("race@latest").version == version
+
+
+def test_verify_of_a_folder_whose_manifest_is_gone_is_an_error_not_a_traceback(tmp_path):
+    _records(tmp_path / "src")
+    path = write_pipeline(tmp_path / "src", [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="ds")
+    result = run(path, tmp_path / "out")
+    (tmp_path / "out" / "manifest.json").unlink()
+    verify = runner.invoke(app, ["shards", "verify", f"ds@{result.manifest['version']}"])
+    assert verify.exit_code == 2 and "no readable manifest" in verify.output
+    assert isinstance(verify.exception, SystemExit)

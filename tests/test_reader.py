@@ -273,3 +273,31 @@ def test_a_file_name_that_is_not_utf8_is_a_clear_error(tmp_path):
     pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "d"}], []))
     with pytest.raises(InputError, match=r"bad\\xffname.jsonl is not valid UTF-8"):
         resolve_inputs(pipeline)
+
+
+def test_a_remote_file_without_a_bounded_readline_is_still_read_with_the_limit(tmp_path, monkeypatch):
+    """fsspec's remote files (s3fs, gcsfs, http) have readline() with no size argument."""
+    import io
+
+    from curate.io.sources import InputFile
+
+    class RemoteLike:
+        def __init__(self, data: bytes):
+            self.buf = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self.buf.read(n)
+
+        def readline(self) -> bytes:  # no limit: reading a bomb through it would hold the whole line
+            raise AssertionError("readline without a limit was used")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    data = _lines({"text": "first"}, {"text": "x" * 5000}, {"text": "third"})
+    monkeypatch.setattr(InputFile, "open", lambda self: RemoteLike(data))
+    records, rejected = _read(tmp_path, {"in.jsonl": data})
+    assert records["text"].to_list() == ["first", "third"] and rejected["rule"].to_list() == ["record_too_large"]

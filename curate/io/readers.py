@@ -125,7 +125,23 @@ def _open_lines(src: InputFile, max_bytes: int) -> Iterator[bytes | _Oversize | 
             # ZstdFile reads every frame, bounded by the read size, and raises EOFError on a cut-off one.
             yield from _lines(ZstdFile(fh), max_bytes)
         else:
-            yield from _lines(fh, max_bytes)
+            yield from _lines(fh if isinstance(fh, (io.BufferedReader, io.BytesIO)) else io.BufferedReader(_Raw(fh)), max_bytes)
+
+
+class _Raw(io.RawIOBase):
+    """A raw stream over any file object's `read(n)`: fsspec's remote files (s3, gcs, http) have a
+    `readline()` without a size limit, so plain inputs from URLs are read through a BufferedReader."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.fh.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, str | None]]:
