@@ -248,3 +248,43 @@ def test_dedup_spread_over_a_task_pool_matches_the_in_process_result(monkeypatch
 
     monkeypatch.setattr("curate.stages.dedup.MIN_CHUNK", 50)  # 9 chunks, 3 reducers
     assert dedup_with_pool(df, rules, ThreeWorkers()).equals(expected)
+
+
+PREAMBLE = ("You are an assistant with access to these tools.\n"
+            "Tool calculator: evaluates arithmetic expressions given as strings and returns the numeric result.\n"
+            "Tool string_length: returns the number of characters in the given string, counting spaces.\n"
+            "Tool search: looks up a term in the encyclopedia and returns the first paragraph of the article.\n"
+            "Answer the user's task using the tools when they help, and say which tool you used.\n")
+TASKS = ["Find the sum of the digits of 12345", "Find the length of the given string 'hello world'",
+         "Look up the capital of France and say it in one sentence", "What is 17 times 23?",
+         "Count the vowels in the word encyclopedia", "Is 97 a prime number? Explain briefly.",
+         "Reverse the string 'stressed' and tell me the word you get", "Convert 100 degrees Fahrenheit to Celsius",
+         "Search for the year the Eiffel Tower was finished", "How many characters are in 'curate your data'?",
+         "Compute the average of 3, 8 and 10", "Find the first paragraph about the Nile river"]
+
+
+def test_distinct_tasks_behind_a_shared_preamble_are_not_near_duplicates():
+    """Tool descriptions and system prompts repeated in every record are boilerplate: left out of the
+    shingles, so what differs (the task) decides. Without that step they all look alike."""
+    df = _frame([PREAMBLE + t for t in TASKS] + [PREAMBLE, PREAMBLE + "\n"])
+    on = _stage()
+    out = on.process(df)
+    rules = dict(zip(out["id"], out[RULE]))
+    assert [rules[f"t{i}"] for i in range(len(TASKS))] == [None] * len(TASKS)
+    # records that are nothing but the preamble are still duplicates of each other
+    assert rules[f"t{len(TASKS) + 1}"] in ("exact_duplicate", "near_duplicate")
+    found = on.summary["boilerplate"]
+    assert found["lines"] == 5 and found["records"] == len(TASKS) + 2
+    assert all("text" not in line for line in found["top"])  # no text unless show_text
+    off = _stage(boilerplate={"enabled": False}).process(df)
+    assert (off[RULE] == "near_duplicate").sum() >= len(TASKS) - 1
+
+
+def test_boilerplate_needs_enough_records_and_leaves_exact_dedup_alone():
+    few = _frame([PREAMBLE + t for t in TASKS[:3]])  # 3 records: below min_records, nothing is boilerplate
+    stage = _stage()
+    stage.process(few)
+    assert stage.summary["boilerplate"]["lines"] == 0
+    same = _frame([PREAMBLE + TASKS[0]] * 2 + [PREAMBLE + t for t in TASKS])
+    out = _stage().process(same)
+    assert (out[RULE] == "exact_duplicate").sum() == 2  # the repeated record, and its copy among TASKS

@@ -98,10 +98,21 @@ def test_langid_keeps_allowed_languages_and_explains_drops():
 
 
 def test_langid_low_confidence_uses_per_language_floor():
-    stage = _stage(LangIdStage, LangIdRules, allowed=[], min_score=0.999, min_score_by_lang={"vi": 0.1})
+    stage = _stage(LangIdStage, LangIdRules, allowed=[], min_score=0.999, min_score_by_lang={"vi": 0.1},
+                   min_prose_letters=0, short_letters=0)
     out = stage.process(_batch([VIETNAMESE[0], "ok"]))
     assert out[ACTION].to_list() == ["keep", "drop"]
     assert out[RULE][1] == "low_confidence"
+
+
+def test_langid_keeps_what_it_cannot_judge_and_says_why():
+    """Too little prose, or short prose lid.176 is unsure of: kept, with `und` and the reason in lang_basis."""
+    stage = _stage(LangIdStage, LangIdRules, allowed=["en"], min_score=0.65)
+    out = stage.process(_batch(["ok", "Write a JavaScript function to convert a number to a roman numeral.",
+                                " ".join(["Riverside Health announced that its billing team reduced claim denials."] * 4)]))
+    assert out[ACTION].to_list() == ["keep", "keep", "keep"]
+    assert out["lang_basis"].to_list() == ["too_little_prose", "unsure_short_prose", "text"]
+    assert out["lang"].to_list()[:2] == ["und", "und"] and out["lang"][2] == "en"
 
 
 def test_langid_missing_model_file_is_a_clear_error(tmp_path):

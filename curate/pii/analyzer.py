@@ -219,8 +219,10 @@ class Analyzer:
             doc.set_ents(filter_spans(spans), default="outside")
 
     # --- analysis ---------------------------------------------------------------------------
-    def analyze(self, texts: list[str], use_ner: list[bool]) -> list[list[Span] | Exception]:
-        """Entities per text; an exception in place of the list when analysing that text failed."""
+    def analyze(self, texts: list[str], use_ner: list[bool],
+                only: list[frozenset[str] | None] | None = None) -> list[list[Span] | Exception]:
+        """Entities per text; an exception in place of the list when analysing that text failed.
+        `only`: per text, the entities that may be looked for there (None: all), e.g. inside code."""
         docs = [(self.nlp if ner else self.blank).make_doc(t) for t, ner in zip(texts, use_ner)]
         ner_docs = [doc for doc, ner in zip(docs, use_ner) if ner]
         try:
@@ -231,14 +233,15 @@ class Analyzer:
                     self.ner([doc])
                 except Exception as exc:
                     doc.user_data["pii_error"] = exc
-        return [self._one(text, doc) for text, doc in zip(texts, docs)]
+        only = only or [None] * len(texts)
+        return [self._one(text, doc, allowed) for text, doc, allowed in zip(texts, docs, only)]
 
-    def _one(self, text: str, doc) -> list[Span] | Exception:
+    def _one(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span] | Exception:
         if "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
         try:
             if len(doc) <= self.max_tokens * 2:
-                return self._analyze(text, doc)
+                return self._analyze(text, doc, allowed)
             # Presidio's context enhancer walks every token for every match: cut long texts into
             # overlapping pieces (matches in the overlap are found in both; duplicates are merged).
             best: dict[tuple[int, int, str], Span] = {}
@@ -251,7 +254,7 @@ class Analyzer:
                 ents = [piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
                         for e in doc_ents if e.start >= a and e.end <= b]
                 piece.set_ents([e for e in ents if e is not None], default="outside")
-                for s in self._analyze(piece.text, piece):
+                for s in self._analyze(piece.text, piece, allowed):
                     key = (s.start + start, s.end + start, s.entity)
                     if key not in best or best[key].score < s.score:
                         best[key] = Span(*key, s.score)
@@ -261,10 +264,11 @@ class Analyzer:
         except Exception as exc:
             return exc
 
-    def _analyze(self, text: str, doc) -> list[Span]:
+    def _analyze(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span]:
         artifacts = self.engine.artifacts(doc)
         present = {e.label_ for e in artifacts.entities}
-        wanted = [e for e in self.supported if e in present or (check := self.requires.get(e)) is None or check.search(text)]
+        wanted = [e for e in self.supported if (allowed is None or e in allowed)
+                  and (e in present or (check := self.requires.get(e)) is None or check.search(text))]
         if not wanted:
             return []
         results = self.presidio.analyze(text, "en", entities=wanted, nlp_artifacts=artifacts, allow_list=self.allow_list or None)
@@ -275,8 +279,18 @@ class Analyzer:
                 continue
             if (check := self.value_patterns.get(r.entity_type)) is not None and not check.search(text[r.start:r.end]):
                 continue
-            out.append(Span(r.start, r.end, r.entity_type, r.score))
+            if rule.get("boundary") and (_word_char(text, r.start - 1) or _word_char(text, r.end)):
+                continue  # glued to a word: `line.st` in `line.strip()` is no URL
+            start = r.start
+            if r.entity_type == "EMAIL_ADDRESS":  # `to='ann@x.org'`: RFC local parts may hold = and ', code's do not
+                local = text[r.start:text.find("@", r.start)]
+                start += max((local.rfind(c) + 1 for c in "'\"=:<>()[]{},;"), default=0)
+            out.append(Span(start, r.end, r.entity_type, r.score))
         return out
+
+
+def _word_char(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
 
 
 def _uses_capitals(text: str) -> bool:

@@ -22,6 +22,11 @@ def luhn(value: str) -> bool:
     return total % 10 == 0
 
 
+def card(value: str) -> bool:
+    """A payment card number: 13 to 19 digits passing the Luhn check."""
+    return 13 <= len(_digits(value)) <= 19 and luhn(value)
+
+
 def npi(value: str) -> bool:
     """US National Provider Identifier: 10 digits, Luhn over the 80840 prefix + the number."""
     digits = _digits(value)
@@ -49,4 +54,4 @@ def vn_mobile(value: str) -> bool:
     return len(digits) == 9 and digits[0] in "35789"
 
 
-VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn, "npi": npi, "dea": dea, "vn_mobile": vn_mobile}
+VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn, "card": card, "npi": npi, "dea": dea, "vn_mobile": vn_mobile}

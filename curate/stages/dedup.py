@@ -38,6 +38,18 @@ class NormalizationRules(StrictModel):
     digits: bool = False
 
 
+class BoilerplateRules(StrictModel):
+    """Lines repeated across many records (system prompts, tool descriptions, templates, licence
+    headers) are left out of near-dup shingles, the way C4/FineWeb drop repeated lines. A line is
+    boilerplate when it is in at least `min_records` records and at least `min_share` of them."""
+
+    enabled: bool = True
+    min_records: int = Field(10, ge=2)
+    min_share: float = Field(0.005, ge=0.0, le=1.0)
+    min_chars: int = Field(20, ge=1, description="shorter lines are never boilerplate ('Thanks!', '}')")
+    show_text: bool = Field(False, description="put the first 80 characters of each top line in the report (off: it may hold personal data)")
+
+
 class DedupRules(StrictModel):
     exact: bool = True
     near: bool = True
@@ -57,6 +69,7 @@ class DedupRules(StrictModel):
     chat_text: Literal["conversation", "user_prompts"] = "conversation"
     against: list[str] = Field(default_factory=list, description="shards://name@version sets to dedup against")
     max_bucket: int = Field(64, ge=2)
+    boilerplate: BoilerplateRules = Field(default_factory=BoilerplateRules)
 
     @model_validator(mode="after")
     def _check(self) -> "DedupRules":
@@ -72,7 +85,36 @@ class DedupRules(StrictModel):
 
     def hashing(self) -> dict:
         """What signatures depend on; stored signatures are reused only if this matches."""
-        return self.model_dump(include={"normalization", "shingle", "ngram", "num_perm", "seed", "chat_text"})
+        return self.model_dump(include={"normalization", "shingle", "ngram", "num_perm", "seed", "chat_text", "boilerplate"},
+                               exclude={"boilerplate": {"show_text"}})
+
+
+def _line_key(line: str) -> str:
+    return " ".join(line.lower().split())
+
+
+def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], dict]:
+    """The texts with their boilerplate lines left out (a text that is nothing but boilerplate is
+    kept whole, so such records stay duplicates of each other), and a summary of the lines found."""
+    if not rules.enabled or not texts:
+        return texts, {"lines": 0, "records": 0, "top": []}
+    keys = [{_line_key(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
+    counts = pl.Series([k for ks in keys for k in ks], dtype=pl.Utf8).value_counts(sort=True) if any(keys) else None
+    floor = max(rules.min_records, rules.min_share * len(texts))
+    common = {} if counts is None else dict(counts.filter(pl.col("count") >= floor).iter_rows())
+    if not common:
+        return texts, {"lines": 0, "records": 0, "top": []}
+    out, touched = [], 0
+    for text, ks in zip(texts, keys):
+        if not ks & common.keys():
+            out.append(text)
+            continue
+        touched += 1
+        kept = "\n".join(x for x in text.split("\n") if _line_key(x) not in common)
+        out.append(kept if kept.strip() else text)
+    top = [{"hash": xxhash.xxh3_64_hexdigest(k.encode()), "records": n, "chars": len(k),
+            **({"text": k[:80]} if rules.show_text else {})} for k, n in list(common.items())[:20]]
+    return out, {"lines": len(common), "records": touched, "top": top}
 
 
 def dedup_texts(df: pl.DataFrame, chat_text: str) -> list[str]:
@@ -173,11 +215,13 @@ class DedupStage(Stage):
         rules = self.rules
         prior = self.load_prior()
         texts = dedup_texts(df, rules.chat_text)
+        near_texts, found = boilerplate(texts, rules.boilerplate) if rules.near else (texts, None)
+        self.summary = {"boilerplate": found} if found is not None else None
         n_prior, n = len(prior.ids), df.height
         if self.pool is None:
-            exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(texts), None
+            exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(near_texts), None
         else:
-            exact_new, sketch, candidates = self._spread(texts, prior)
+            exact_new, sketch, candidates = self._spread(texts, near_texts, prior)
         exact = prior.exact + exact_new
         sigs = np.concatenate([prior.signatures, sketch.signatures])
         edges, weights = [], []
@@ -245,14 +289,14 @@ class DedupStage(Stage):
         keep = jac >= self.rules.threshold
         return pairs[keep], jac[keep]
 
-    def _spread(self, texts: list[str], prior: _Prior) -> tuple[list[str], Sketch, np.ndarray]:
+    def _spread(self, texts: list[str], near_texts: list[str], prior: _Prior) -> tuple[list[str], Sketch, np.ndarray]:
         """Exact keys, sketches and LSH candidates computed by the pool: text chunks are hashed in
         parallel tasks, and each (band, bucket) key is shuffled to one reducer, which pairs up the
         records that share it. The same keys, sketch and pairs as the in-process path."""
         n_prior, total = len(prior.ids), len(prior.ids) + len(texts)
         size = max(MIN_CHUNK, -(-len(texts) // (4 * self.pool.workers)))
-        items = [(None, prior.signatures, 0)] if n_prior else []
-        items += [(texts[i:i + size], None, n_prior + i) for i in range(0, len(texts), size)]
+        items = [(None, None, prior.signatures, 0)] if n_prior else []
+        items += [(texts[i:i + size], near_texts[i:i + size], None, n_prior + i) for i in range(0, len(texts), size)]
         mapper = partial(_sketch_chunk, self.normalization, self.hasher, self.bands, self.rows)
         mapped, reduced = self.pool.shuffle(mapper, items, max(1, self.pool.workers),
                                             partial(reduce_band_partition, total, self.rules.max_bucket))
@@ -287,13 +331,13 @@ def exact_keys(normalization: Normalization, texts: list[str]) -> list[str]:
 
 
 def _sketch_chunk(normalization: Normalization, hasher: MinHasher, bands: int, rows: int,
-                  item: tuple[list[str] | None, np.ndarray | None, int], partitions: int):
-    """A pool task: one chunk's exact keys and sketch (none for already-published signatures),
-    and its band keys split into the shuffle's partitions."""
-    texts, sigs, start = item
+                  item: tuple[list[str] | None, list[str] | None, np.ndarray | None, int], partitions: int):
+    """A pool task: one chunk's exact keys and sketch of its near-dup texts (none for
+    already-published signatures), and its band keys split into the shuffle's partitions."""
+    texts, near_texts, sigs, start = item
     result = None
     if texts is not None:
-        sketch = hasher.sketch(texts)
+        sketch = hasher.sketch(near_texts)
         result, sigs = (exact_keys(normalization, texts), sketch), sketch.signatures
     positions = np.arange(start, start + len(sigs), dtype=np.int64)
     return result, band_partitions(sigs, positions, bands, rows, partitions)

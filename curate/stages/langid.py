@@ -13,6 +13,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
+from curate.code import prose
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.records import content_texts
@@ -28,6 +29,16 @@ class LangIdRules(StrictModel):
     min_score_by_lang: dict[str, float] = Field(default_factory=dict)
     chat_roles: Literal["all", "user", "assistant"] = "all"
     overwrite_lang: bool = True
+    # Judge the prose: code (curate.code: fences, code-like lines, identifiers) is removed first, so
+    # an English prompt with a code answer is not "low confidence". `keep` judges the whole text.
+    code: Literal["remove", "keep"] = "remove"
+    # With fewer letters of prose than this left (a code-only record) the language is not judged:
+    # the record is kept with its own `lang` or `und`, and `lang_basis` says so.
+    min_prose_letters: int = Field(20, ge=0)
+    # lid.176 is unsure of short text even when it is plainly English ("Write a JavaScript function to
+    # convert a number to a roman numeral." scores 0.08): prose with fewer letters than this and a
+    # score below the floor is not judged either (kept, `und` or its own `lang`, lang_basis says so).
+    short_letters: int = Field(200, ge=0)
 
 
 def bundled_model_path() -> Path:
@@ -75,18 +86,37 @@ class LangIdStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
-        langs, scores = self.predict(content_texts(df, rules.chat_roles))
+        texts = content_texts(df, rules.chat_roles)
+        basis = ["text"] * df.height
+        if rules.code == "remove":
+            prose_texts = [prose(t) for t in texts]
+            basis = ["prose" if p != t else "text" for p, t in zip(prose_texts, texts)]
+            texts = prose_texts
+        judged = [i for i, t in enumerate(texts) if sum(map(str.isalpha, t)) >= rules.min_prose_letters]
+        langs, scores = ["und"] * df.height, [0.0] * df.height
+        for i, lang, score in zip(judged, *self.predict([texts[i] for i in judged])):
+            langs[i], scores[i] = lang, score
+        known = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
+        unjudged = set(range(df.height)) - set(judged)
+        for i in unjudged:
+            basis[i], langs[i] = "too_little_prose", known[i] or "und"
         allowed = set(rules.allowed)
         actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
+        letters = [sum(map(str.isalpha, t)) for t in texts]
         for i, (lang, score) in enumerate(zip(langs, scores)):
             floor = rules.min_score_by_lang.get(lang, rules.min_score)
+            if i not in unjudged and letters[i] < rules.short_letters and score < floor:
+                unjudged.add(i)
+                basis[i], langs[i] = "unsure_short_prose", known[i] or "und"
+            if i in unjudged:
+                continue  # too little prose to judge (a code record): kept, never dropped for its code
             if allowed and lang not in allowed:
                 actions[i], rule_names[i] = DROP, "lang_not_allowed"
                 reasons[i] = f"language {lang} (score {score:.2f}) not in allowed {sorted(allowed)}"
             elif score < floor:
                 actions[i], rule_names[i] = DROP, "low_confidence"
                 reasons[i] = f"language {lang} score {score:.2f} below {floor}"
-        out = df.with_columns(pl.Series("lang_score", scores, dtype=pl.Float32))
+        out = df.with_columns(pl.Series("lang_score", scores, dtype=pl.Float32), pl.Series("lang_basis", basis, dtype=pl.Utf8))
         if rules.overwrite_lang:
             out = out.with_columns(pl.Series("lang", langs, dtype=pl.Utf8))
         else:

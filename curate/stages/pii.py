@@ -26,6 +26,7 @@ import polars as pl
 import xxhash
 from pydantic import Field, model_validator
 
+from curate.code import code_spans, mask
 from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, with_decisions
@@ -45,7 +46,7 @@ class RecognizerRule(StrictModel):
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     patterns: list[PatternRule] = Field(min_length=1)
     context: list[str] = Field(default_factory=list)
-    validate_with: Literal["luhn", "npi", "dea", "vn_mobile"] | None = Field(None, alias="validate")
+    validate_with: Literal["luhn", "card", "npi", "dea", "vn_mobile"] | None = Field(None, alias="validate")
     case_sensitive: bool = False
 
 
@@ -56,6 +57,7 @@ class EntityRule(StrictModel):
     requires: list[str] = Field(default_factory=list,
                                 description="regexes: the entity's recognizers run only on texts matching one")
     value_pattern: str | None = Field(None, description="keep a match only if its text matches this regex")
+    boundary: bool = Field(False, description="a match must not touch a letter, digit or _ on either side")
 
     @model_validator(mode="after")
     def _check(self) -> "EntityRule":
@@ -96,6 +98,17 @@ class NlpRule(StrictModel):
         return self
 
 
+class CodeRule(StrictModel):
+    """Inside code (curate.code: fences, inline code, code-like lines, calls and identifiers in
+    prose) only high-precision entities are looked for, and never with NER."""
+
+    detect: bool = True
+    entities: list[str] = Field(default_factory=lambda: ["SECRET", "EMAIL_ADDRESS", "IP_ADDRESS", "CREDIT_CARD",
+                                                         "PHONE_NUMBER"])
+    # a phone number in code counts only with a clear layout: +country code, (area) or separators
+    phone_layout: str = r"^(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}$|^\+\d[\d .-]{8,}\d$"
+
+
 class FieldsRule(StrictModel):
     """What the stage scans besides text and the chat turns of `chat_roles`."""
 
@@ -119,6 +132,7 @@ class PiiRules(StrictModel):
     recognizers: list[RecognizerRule] = Field(default_factory=list)
     chat_roles: list[str] = Field(default_factory=lambda: ["system", "user", "assistant", "tool"])
     fields: FieldsRule = Field(default_factory=FieldsRule)
+    code: CodeRule = Field(default_factory=CodeRule)
     residual_sample: float = Field(0.1, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
@@ -290,6 +304,7 @@ class PiiStage(Stage):
         )
         self.anonymizer = AnonymizerEngine()
         self._lid = None
+        self._code_entities = frozenset(r.code.entities)
 
     # --- operators --------------------------------------------------------------------------
     def _operators(self) -> dict:
@@ -389,7 +404,49 @@ class PiiStage(Stage):
         langs = langs if langs is not None else self.languages(df, jobs)
         ner_langs = set(self.rules.nlp.ner_languages)
         use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
-        return jobs, self.analyzer.analyze([t for _, _, t in jobs], use_ner), langs, metas
+        return jobs, self._analyze_jobs(jobs, use_ner), langs, metas
+
+    def _analyze_jobs(self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool]) -> list:
+        """Entities per job. Code in a text is blanked out (offsets kept) for the full analysis and
+        analysed on its own for the high-precision entities only (rules.code), without NER."""
+        import regex
+
+        from curate.pii.analyzer import Span
+
+        code = self.rules.code
+        texts, ner, only, owners = [], [], [], []
+        for j, (_, slot, text) in enumerate(jobs):
+            spans = code_spans(text) if code.detect and slot[0] != "id" else []
+            texts.append(mask(text, spans) if spans else text)
+            ner.append(use_ner[j])
+            only.append(None)
+            owners.append((j, None))
+            for a, b in spans:
+                texts.append(text[a:b])
+                ner.append(False)
+                only.append(self._code_entities)
+                owners.append((j, a))
+        results = self.analyzer.analyze(texts, ner, only)
+        found: list = [[] for _ in jobs]
+        layout = regex.compile(code.phone_layout)
+        for (j, offset), res in zip(owners, results):
+            if isinstance(found[j], Exception):
+                continue
+            if isinstance(res, Exception):
+                found[j] = res
+                continue
+            if offset is None:
+                found[j].extend(res)
+                continue
+            for s in res:
+                value = jobs[j][2][offset + s.start:offset + s.end]
+                if s.entity == "PHONE_NUMBER" and not layout.search(value):
+                    continue
+                found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score))
+        for spans in found:
+            if isinstance(spans, list):
+                spans.sort(key=lambda s: (s.start, s.end))
+        return found
 
     def _redact_all(self, df: pl.DataFrame, langs: list[str] | None = None):
         """Redact every scanned field of `df`: (edits, per-row entity types, per-row counts, errors,
