@@ -34,12 +34,15 @@ class Normalization:
     lowercase: bool = True
     punctuation: bool = True   # drop punctuation: tokens are runs of word characters
     digits: bool = False       # map every digit to 0
+    numbers: bool = False      # map every number (12, 3.5, 1,024) to one token "0": edited numbers still match
 
     def tokens(self, texts: list[str]) -> pl.Series:
         """A list of tokens per text (whitespace collapses; punctuation dropped if configured)."""
         s = pl.Series(texts, dtype=pl.Utf8)
         if self.lowercase:
             s = s.str.to_lowercase()
+        if self.numbers:
+            s = s.str.replace_all(r"\b\d+(?:[.,]\d+)*\b", "0")
         if self.digits:
             s = s.str.replace_all(r"\d", "0")
         # Separators become single spaces, then split: the same tokens as extract_all(r"\w+") at a

@@ -166,3 +166,57 @@ def test_group_assignment_as_a_distributed_group_by_matches_one_chunk(monkeypatc
     got, got_summary = split_with_pool(df, rules, ThreeWorkers())
     assert got.equals(expected) and got_summary == summary
     assert set(expected["split"]) == {"train", "validation", "test"}
+
+
+MATH = [  # benchmark-style word problems: numbers every few words
+    "Janet has 16 ducks that lay 3 eggs each day. She eats 3 for breakfast and bakes 4 into muffins. She sells "
+    "the rest at 2 dollars each. How many dollars does she make every day at the market?",
+    "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take to "
+    "make 5 robes for the 3 tailors who ordered them last week?",
+    "Josh buys a house for 80000 dollars and puts in 50000 dollars in repairs. This increased the value of the "
+    "house by 150 percent. How much profit did he make after selling it 2 years later?",
+]
+
+
+def _renumbered(text: str, shift: int) -> str:
+    import re
+
+    return re.sub(r"\d+", lambda m: str(int(m.group()) * 7 + shift), text)
+
+
+def test_benchmark_copies_with_every_number_changed_are_still_caught(tmp_path):
+    evals = tmp_path / "gsm.jsonl"
+    evals.write_text("".join(json.dumps({"question": q}) + "\n" for q in MATH))
+    texts = _docs(300, seed=9)
+    for k, q in enumerate(MATH):
+        texts[10 + k] = _renumbered(q, k + 1)  # copied into train with every number edited
+    rules = {"sizes": {"train": 1.0}, "decontamination": {"eval_sets": [{"path": str(evals), "field": "question"}]}}
+    out, summary = _split(_frame(texts, dup_cluster=[None] * 300), **rules)
+    assert sorted(out.filter(pl.col(ACTION) == "drop")["id"].to_list()) == ["r10", "r11", "r12"]
+    assert summary["contaminated_by_split"] == {"train": 3}
+    literal = {**rules, "decontamination": {**rules["decontamination"], "numbers": False}}
+    out, _ = _split(_frame(texts, dup_cluster=[None] * 300), **literal)
+    assert out.filter(pl.col(ACTION) == "drop").height < 3  # without number normalisation some slip through
+
+
+def test_eval_sets_are_checked_against_every_split_and_reported_per_split(tmp_path):
+    evals = tmp_path / "gsm.jsonl"
+    evals.write_text("".join(json.dumps({"question": q}) + "\n" for q in MATH))
+    texts = _docs(400, seed=4)
+    first, _ = _split(_frame(texts, dup_cluster=[None] * 400), seed=2, decontamination={"action": "off"})
+    held = first.filter(pl.col("split") == "test")["id"][0]
+    texts[int(held[1:])] = _renumbered(MATH[0], 3)  # a test record that is a benchmark question
+    rules = {"seed": 2, "decontamination": {"eval_sets": [{"path": str(evals), "field": "question"}]}}
+    out, summary = _split(_frame(texts, dup_cluster=[None] * 400), **rules)
+    dropped = out.filter(pl.col(ACTION) == "drop")
+    assert dropped["id"].to_list() == [held] and dropped["_reason"][0].startswith("test record shares 13-grams with gsm.jsonl")
+    assert summary["contaminated_by_split"] == {"test": 1}
+
+
+def test_number_normalisation_drops_no_clean_records():
+    """Distinct documents full of numbers do not start to collide once numbers are one token."""
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(3000)]
+    texts = [" ".join(str(rng.integers(0, 1000)) if j % 3 == 0 else rng.choice(words) for j in range(60)) for _ in range(400)]
+    out, summary = _split(_frame(texts, dup_cluster=[None] * 400), seed=1)
+    assert (out[ACTION] == "keep").all() and summary["leaking_pairs_before"] == 0

@@ -48,6 +48,9 @@ class Decontamination(StrictModel):
     action: Literal["drop", "flag", "off"] = "drop"
     eval_sets: list[EvalSet] = Field(default_factory=list)
     chat_text: Literal["conversation", "user_prompts"] = "conversation"
+    # Every number counts as one token "0" in the n-grams: a benchmark question copied with its
+    # numbers changed still shares its n-grams with the original.
+    numbers: bool = True
 
 
 class SplitRules(StrictModel):
@@ -88,8 +91,10 @@ class SplitStage(Stage):
             contaminated = self._until_clean(df, splits, contaminated, leaks)
         actions = [DROP if (drop and c) else KEEP for c in contaminated]
         rules = ["split:contaminated" if (drop and c) else None for c in contaminated]
-        reasons = [f"train record shares a {r.decontamination.ngram}-gram with {w}" if (drop and c) else None
-                   for c, w in zip(contaminated, leaks["where"])]
+        reasons = [f"{s} record shares {r.decontamination.ngram}-grams with {w}" if (drop and c) else None
+                   for c, s, w in zip(contaminated, splits, leaks["where"])]
+        shared = dict(pl.Series([s for s, c in zip(splits, contaminated) if c], dtype=pl.Utf8).value_counts().iter_rows()) \
+            if any(contaminated) else {}
         kept_splits = [s for s, a in zip(splits, actions) if a == KEEP]
         self.summary = {
             "sizes": dict(pl.Series(kept_splits, dtype=pl.Utf8).value_counts().iter_rows()) if kept_splits else {},
@@ -97,7 +102,8 @@ class SplitStage(Stage):
             "label_mix": self._label_mix(df, splits, actions),
             "groups": leaks["groups"],
             "leaking_pairs_before": leaks["pairs"],
-            "contaminated_train_records": int(sum(contaminated)),
+            "contaminated_train_records": int(sum(c for c, s in zip(contaminated, splits) if s == TRAIN)),
+            "contaminated_by_split": shared,  # records of each split that shared n-grams (train: with held-out or eval sets)
             "leaking_pairs_after": 0 if drop else leaks["pairs"],
             "ngram": r.decontamination.ngram,
             "eval_sets": [e.path for e in r.decontamination.eval_sets],
@@ -153,9 +159,6 @@ class SplitStage(Stage):
         return [split_of[g] for g in keys]
 
     # --- decontamination -----------------------------------------------------------------------
-    def _hasher(self) -> MinHasher:
-        return MinHasher(num_perm=16, ngram=self.rules.decontamination.ngram, normalization=Normalization())
-
     def eval_texts(self) -> list[tuple[str, str]]:
         """(name, text) of every eval-set record."""
         from curate.catalog import Catalog
@@ -181,6 +184,10 @@ class SplitStage(Stage):
         return out
 
     def contamination(self, df: pl.DataFrame, splits: list[str]) -> tuple[list[bool], dict]:
+        """Which records leak: train records sharing n-grams with validation/test or an eval set, and
+        validation/test records sharing n-grams with an eval set. N-grams are checked as written and,
+        with `numbers` on, with every number as one token (a union: normalising can make a template's
+        n-grams common enough to be skipped as boilerplate, so it never replaces the literal check)."""
         d = self.rules.decontamination
         n = df.height
         empty = {"pairs": 0, "groups": len(set(self.group_keys(df))), "where": [None] * n}
@@ -188,25 +195,41 @@ class SplitStage(Stage):
             return [False] * n, empty
         texts = dedup_texts(df, d.chat_text)
         is_train = np.array([s == TRAIN for s in splits])
-        held = [(s, t) for s, t in zip(splits, texts) if s != TRAIN] + self.eval_texts()
+        self._evals = self.eval_texts()
+        held = [(s, t) for s, t in zip(splits, texts) if s != TRAIN] + self._evals
         if not held or not is_train.any():
             return [False] * n, empty
-        train_idx = np.flatnonzero(is_train)
-        held_texts, train_texts = [t for _, t in held], [texts[i] for i in train_idx]
-        if self.pool is None:
-            pairs, train_grams, held_grams = _overlaps(self._hasher(), held_texts, train_texts, train_idx, d.max_document_frequency)
+        train_idx, held_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
+        contaminated, where, count = np.zeros(n, bool), [None] * n, 0
+        checks = [([t for _, t in held], held, train_idx, True)]
+        if self._evals and len(held_idx):  # eval sets against validation/test too: what a model is judged on
+            checks.append(([t for _, t in self._evals], self._evals, held_idx, False))
+        for sources, named, rows, spread in checks:
+            pairs = pl.concat([self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in self._hashers()]).unique()
+            count += pairs.height
+            for row, source in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
+                contaminated[row] = True
+                where[row] = where[row] or named[source][0]
+        return contaminated.tolist(), {"pairs": count, "groups": empty["groups"], "where": where}
+
+    def _hashers(self) -> list[MinHasher]:
+        d = self.rules.decontamination
+        literal = MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization())
+        return [literal, MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization(numbers=True))] if d.numbers else [literal]
+
+    def _leaks(self, hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray,
+               spread: bool) -> pl.DataFrame:
+        """(train row, held index) pairs whose shared n-grams cover at least min_overlap of the shorter text."""
+        d = self.rules.decontamination
+        if self.pool is None or not spread:
+            pairs, train_grams, held_grams = _overlaps(hasher, held_texts, train_texts, train_idx, d.max_document_frequency)
         else:
-            pairs, train_grams, held_grams = self._spread_overlaps(held_texts, train_texts, train_idx)
-        grams = {"train": dict(zip(train_idx.tolist(), train_grams.tolist())), "held": held_grams}
+            pairs, train_grams, held_grams = self._spread_overlaps(hasher, held_texts, train_texts, train_idx)
         if len(pairs):
-            smaller = np.minimum([grams["train"][t] for t in pairs["train"].to_list()], grams["held"][pairs["held"].to_numpy()])
+            mine = dict(zip(train_idx.tolist(), train_grams.tolist()))
+            smaller = np.minimum([mine[t] for t in pairs["train"].to_list()], held_grams[pairs["held"].to_numpy()])
             pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= d.min_overlap))
-        contaminated = np.zeros(n, bool)
-        contaminated[pairs["train"].to_numpy()] = True
-        where = [None] * n
-        for train_row, held_row in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
-            where[train_row] = held[held_row][0]
-        return contaminated.tolist(), {"pairs": pairs.height, "groups": empty["groups"], "where": where}
+        return pairs.select(pl.col("train").cast(pl.Int64), pl.col("held").cast(pl.Int64))
 
     def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
         if not self.rules.stratify_by:
@@ -219,7 +242,7 @@ class SplitStage(Stage):
             mix[split] = {k: round(v / g.height, 4) for k, v in counts.items()}
         return mix
 
-    def _spread_overlaps(self, held_texts: list[str], train_texts: list[str],
+    def _spread_overlaps(self, hasher: MinHasher, held_texts: list[str], train_texts: list[str],
                          train_idx: np.ndarray) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
         """`_overlaps` on the pool: n-gram hashing in chunk tasks, each n-gram shuffled (by its hash) to
         one reducer, which holds everything about it: its documents, its document frequency, the pairs
@@ -228,7 +251,7 @@ class SplitStage(Stage):
         items = [("held", held_texts[i:i + size], np.arange(i, min(i + size, len(held_texts))))
                  for i in range(0, len(held_texts), size)]
         items += [("train", train_texts[i:i + size], train_idx[i:i + size]) for i in range(0, len(train_texts), size)]
-        mapped, reduced = self.pool.shuffle(partial(_gram_chunk, self._hasher()), items, max(1, self.pool.workers),
+        mapped, reduced = self.pool.shuffle(partial(_gram_chunk, hasher), items, max(1, self.pool.workers),
                                             partial(_pair_partition, self.rules.decontamination.max_document_frequency))
         counts = {side: np.concatenate([c for s, c in mapped if s == side] or [np.empty(0, np.int64)])
                   for side in ("held", "train")}
