@@ -34,6 +34,7 @@ KEYWORD = re.compile(
     r"#include\b|#define\b|#import\b|package\s+[\w.]+;?\s*$|using\s+[\w.]+;|namespace\s+\w|struct\s+\w|enum\s+\w|"
     r"interface\s+\w|fn\s+\w+|impl\b|pub\s+\w|func\s+\w+|"
     r"(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|CREATE\s+(?:TABLE|INDEX|VIEW|DATABASE)|ALTER\s+TABLE|DROP\s+TABLE)\b|"
+    r"(?:FROM|WHERE|(?:LEFT\s+|RIGHT\s+|INNER\s+|OUTER\s+|FULL\s+)?JOIN|GROUP\s+BY|ORDER\s+BY|HAVING|LIMIT|VALUES)\s+\S|"
     r"console\.\w+|System\.\w+|std::|echo\s|print\s*\(|printf\s*\(|puts\s|<\?php|\$\w+\s*=|@\w+(?:\(|\s*$)|#!/)"
 )
 ASSIGNMENT = re.compile(r"^\s*[\w$.\[\]'\"]+(?:\s*,\s*[\w$.\[\]]+)*\s*(?:[-+*/%&|^]|<<|>>|\*\*|//)?=(?!=)\s*\S")

@@ -184,3 +184,12 @@ def test_top_ngram_ties_do_not_depend_on_hash_order():
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               env={"PYTHONHASHSEED": str(seed), "PATH": ""}, cwd=RULES.parent).stdout for seed in range(6)}
     assert outputs == {f"{2 * 4 / 12}\n"}
+
+
+def test_normalize_keeps_indentation_and_spacing_inside_code():
+    from curate.stages.normalize import Normalizer, NormalizeRules
+
+    fix = Normalizer(NormalizeRules())
+    code = "Here is the function:\n\ndef f(x):\n    if x:\n        return  x   + 1\n    return 0"
+    assert fix(code) == code  # Python without its indentation is another program
+    assert fix("Hello   world \t and\u00a0more  \n\n\n\nNext   para  ") == "Hello world and more\n\nNext para"

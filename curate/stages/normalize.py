@@ -9,6 +9,7 @@ import ftfy
 import polars as pl
 from pydantic import Field
 
+from curate.code import code_spans
 from curate.config import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, with_decisions
 
@@ -25,8 +26,11 @@ class NormalizeRules(StrictModel):
     fields: list[Literal["text", "messages"]] = Field(default_factory=lambda: ["text", "messages"])
 
 
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-_TRAILING = re.compile(r" +\n")
+_WS = r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]"
+_INNER = re.compile(rf"(?<=\S){_WS}+(?=\S)")  # a run between words: indentation is not touched
+_ODD = re.compile(rf"[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]|(?<=\S)  ")  # anything _INNER would change
+_TRAILING = re.compile(rf"{_WS}+\n")
+_LEADING_BLANK = re.compile(rf"\A(?:{_WS}*\n)+")
 # ASCII text that holds none of these is left unchanged by every ftfy fix we enable
 # (NFC/NFKC are identities on ASCII), so it can skip ftfy, which costs ~0.3 ms a document.
 _ASCII_NEEDS_FTFY = re.compile(r"[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\x7f&]")
@@ -56,10 +60,21 @@ class Normalizer:
     def __call__(self, text: str) -> str:
         out = text if text.isascii() and not _ASCII_NEEDS_FTFY.search(text) else ftfy.fix_text(text, self.config)
         if self.rules.normalize_whitespace:
-            out = _SPACES.sub(" ", out)
-            out = _TRAILING.sub("\n", out)
-            out = self.blank_lines.sub(self.blank_replacement, out).strip()
+            out = self.whitespace(out)
         return out
+
+    def whitespace(self, text: str) -> str:
+        """Collapse runs of spaces between words in prose; keep every line's indentation and the
+        spacing inside code (curate.code: Python without its indentation is another program)."""
+        spans = code_spans(text) if _ODD.search(text) or "\n " in text or "\n\t" in text else []
+        if _ODD.search(text):
+            parts, last = [], 0
+            for a, b in spans:
+                parts += [_INNER.sub(" ", text[last:a]), text[a:b]]
+                last = b
+            text = "".join(parts) + _INNER.sub(" ", text[last:])
+        text = self.blank_lines.sub(self.blank_replacement, _TRAILING.sub("\n", text))
+        return _LEADING_BLANK.sub("", text).rstrip() if spans else text.strip()
 
 
 class NormalizeStage(Stage):
