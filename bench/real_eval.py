@@ -104,13 +104,16 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
             turns = [(t, o) for a, i in zip(after, result["id"].to_list())
                      for t, o in zip(_assistant(a), _assistant(original.get(i)))]
             code_turns = [(t, o) for t, o in turns if code_spans(o)]
+            def placed(t: str, o: str) -> bool:  # the redaction put a placeholder in (a source may hold `<YOUR_KEY>`)
+                return len(PLACEHOLDER.findall(t)) > len(PLACEHOLDER.findall(o))
+
             entry.update(
                 changed_share=round(changed / max(current.height, 1), 4),
-                assistant_turns_with_placeholder=round(sum(1 for t, _ in turns if PLACEHOLDER.search(t)) / max(len(turns), 1), 4),
+                assistant_turns_with_placeholder=round(sum(1 for t, o in turns if placed(t, o)) / max(len(turns), 1), 4),
                 code_answers=len(code_turns),
-                code_answers_with_placeholder=round(sum(1 for t, _ in code_turns if PLACEHOLDER.search(t)) / max(len(code_turns), 1), 4),
+                code_answers_with_placeholder=round(sum(1 for t, o in code_turns if placed(t, o)) / max(len(code_turns), 1), 4),
                 entities=stage.summary["entities"],
-                examples=[{"before": o[:160], "after": t[:160]} for t, o in code_turns if PLACEHOLDER.search(t)][:5],
+                examples=[_around(t) for t, o in code_turns if placed(t, o)][:40],
             )
         if name == "langid":
             code_rows = [i for i, m in enumerate(current["messages"].to_list()) if any(code_spans(t) for t in _assistant(m))]
@@ -124,6 +127,11 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
         current = kept.drop("_action", "_rule", "_reason")
     out["kept"] = current.height
     return out
+
+
+def _around(text: str) -> str:
+    m = PLACEHOLDER.search(text)
+    return text[max(0, m.start() - 60):m.end() + 40] if m else text[:100]
 
 
 def _text(messages) -> str:

@@ -21,9 +21,10 @@ import json
 import re
 
 FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.M | re.S)
+DOCSTRING = re.compile(r"^[ \t]*[rRuUbBfF]{0,2}(\"\"\"|\'\'\')(?:.*?)\1", re.M | re.S)  # a Python docstring block
 INLINE = re.compile(r"`[^`\n]+`")
 KEYWORD = re.compile(
-    r"^\s*(?:def\s+\w+\s*\(|class\s+\w+[\s(:{]|import\s+[\w.]+|from\s+[\w.]+\s+import\b|return\b(?=\s*(?:$|[^\sa-z]|[\w.]+\s*(?:[-+*/%<>=!&|,;()\[\]]|$)))|"
+    r"^\s*(?:def\s+\w+\s*\(|class\s+\w+[\s(:{]|import\s+[\w.{*]|use\s+[\w:]+(?:::|;)|\$[\w-]+\s*:|from\s+[\w.]+\s+import\b|return\b(?=\s*(?:$|[^\sa-z]|[\w.]+\s*(?:[-+*/%<>=!&|,;()\[\]]|$)))|"
     r"elif\b|else\s*:|else\s*\{|try\s*[:{]|except\b.*:|finally\s*[:{]|with\s+.+:\s*$|lambda\b|yield\b|raise\s+\w|"
     r"if\s*\(|for\s*\(|while\s*\(|switch\s*\(|catch\s*\(|if\s+.+:\s*$|for\s+\w+(?:\s*,\s*\w+)*\s+in\s+.+:\s*$|while\s+.+:\s*$|"
     r"function\b\s*[\w$]*\s*\(|(?:var|let|const)\s+[\w${}\[\], ]+\s*[=;:]|"
@@ -35,17 +36,20 @@ KEYWORD = re.compile(
     r"interface\s+\w|fn\s+\w+|impl\b|pub\s+\w|func\s+\w+|"
     r"(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|CREATE\s+(?:TABLE|INDEX|VIEW|DATABASE)|ALTER\s+TABLE|DROP\s+TABLE)\b|"
     r"(?:FROM|WHERE|(?:LEFT\s+|RIGHT\s+|INNER\s+|OUTER\s+|FULL\s+)?JOIN|GROUP\s+BY|ORDER\s+BY|HAVING|LIMIT|VALUES)\s+\S|"
+    r"(?:ON|AND|OR)\s+[\w.]+\s*[=<>]|"
     r"console\.\w+|System\.\w+|std::|echo\s|print\s*\(|printf\s*\(|puts\s|<\?php|\$\w+\s*=|@\w+(?:\(|\s*$)|#!/)"
 )
-ASSIGNMENT = re.compile(r"^\s*[\w$.\[\]'\"]+(?:\s*,\s*[\w$.\[\]]+)*\s*(?:[-+*/%&|^]|<<|>>|\*\*|//)?=(?!=)\s*\S")
+ASSIGNMENT = re.compile(r"^\s*[\w$.\[\]'\"]+(?:\s*,\s*[\w$.\[\]]+)*\s*(?:(?:[-+*/%&|^]|<<|>>|\*\*|//)?=(?!=)|<-|:=)\s*\S")
+CSS_RULE = re.compile(r"^\s*[\w-]+\s*:\s*[^;{}]+;\s*$")  # color: red;
 CALL_LINE = re.compile(r"^\s*[\w$.]+(?:\[[^\]]*\])?\s*\(.*\)\s*;?\s*$")
 ENDS = re.compile(r"[{}]\s*$|^\s*[}\])]+[;,)]*\s*$")
 STATEMENT_END = re.compile(r";\s*$")  # code only with a bracket or an operator too: verse ends in ";" as well
-TAG = re.compile(r"^\s*</?[a-zA-Z][\w-]*(?:\s[^>]*)?/?>")
+TAG = re.compile(r"^\s*</?[a-zA-Z][\w:.-]*(?:\s[^>]*)?/?>|^\s*<\?xml\b")
 COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*|--|<!--)")
 OPERATORS = re.compile(r"[(){}\[\];=<>+*/&|!%^~]")  # not "-": dates, phone numbers and ranges use it
 TOKENS = re.compile(
     r"\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\([^()\n]{0,80}\)"  # calls: f(x), line.strip()
+    r"|\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?=\()"  # a call opening: model.fit(
     r"|\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+\b"  # dotted names (kept only if code-like, see _token)
     r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"  # snake_case
 )
@@ -56,7 +60,8 @@ def _token(match: re.Match) -> bool:
     """A dotted name is code when it has `_` or an inner capital (`word_count.get`, `self.myVar`);
     `example.com` or `e.g` is not."""
     t = match.group(0)
-    return t.endswith(")") or "." not in t or "_" in t or bool(INNER_CAPITAL.search(t))
+    opens = match.string[match.end():match.end() + 1] == "("
+    return t.endswith(")") or opens or "." not in t or "_" in t or bool(INNER_CAPITAL.search(t))
 
 
 def _is_json(stripped: str) -> bool:
@@ -74,7 +79,7 @@ def _is_code_line(line: str) -> bool:
     stripped = line.strip()
     if not stripped or _is_json(stripped):
         return False
-    if KEYWORD.match(line) or TAG.match(line) or ENDS.search(line) or CALL_LINE.match(line):
+    if KEYWORD.match(line) or TAG.match(line) or ENDS.search(line) or CALL_LINE.match(line) or CSS_RULE.match(line):
         return True
     symbols = len(OPERATORS.findall(stripped))
     if ASSIGNMENT.match(line) and (len(stripped.split()) <= 12 or symbols >= 3):
@@ -82,6 +87,11 @@ def _is_code_line(line: str) -> bool:
     if STATEMENT_END.search(line) and re.search(r"[(=\[]", stripped):
         return True
     return symbols >= 3 and symbols / len(stripped.replace(" ", "")) >= 0.2
+
+
+def _depth(line: str) -> int:
+    """How many brackets a line leaves open (a JS object or a call spanning lines)."""
+    return sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
 
 
 def _joins(line: str) -> bool:
@@ -94,6 +104,7 @@ def code_spans(text: str) -> list[tuple[int, int]]:
     if not text:
         return []
     spans = [(m.start(), m.end()) for m in FENCE.finditer(text)]
+    spans += [(m.start(), m.end()) for m in DOCSTRING.finditer(text) if not _Cover(spans).covers(m.start(), m.start())]
     fenced = _Cover(spans)
     lines, pos = [], 0
     for line in text.split("\n"):
@@ -109,8 +120,10 @@ def code_spans(text: str) -> list[tuple[int, int]]:
         lo = hi = i
         while lo > 0 and kinds[lo - 1] == "join":
             lo -= 1
-        while hi + 1 < len(lines) and kinds[hi + 1] in ("code", "join"):
+        depth = _depth(lines[i][2])
+        while hi + 1 < len(lines) and (kinds[hi + 1] in ("code", "join") or (depth > 0 and kinds[hi + 1] == "prose")):
             hi += 1
+            depth = max(0, depth + _depth(lines[hi][2]))
         while lo < i and not lines[lo][2].strip():
             lo += 1
         while hi > i and not lines[hi][2].strip():

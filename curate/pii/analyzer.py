@@ -90,6 +90,7 @@ class Analyzer:
                          for e, r in entities.items() if r.get("requires")}
         self.ner_languages = set(ner_languages)
         self.allow_list = allow_list
+        self.allowed = {t.lower() for t in allow_list}  # any case: "Javascript" is JavaScript
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
         self.batch_size = batch_size
         self._memo: dict[str, list[tuple[int, int, str]]] = {}
@@ -275,7 +276,7 @@ class Analyzer:
         out = []
         for r in results:
             rule = self.entities[r.entity_type]
-            if r.score < rule.get("threshold", 0.5) or r.end <= r.start:
+            if r.score < rule.get("threshold", 0.5) or r.end <= r.start or text[r.start:r.end].lower() in self.allowed:
                 continue
             if (check := self.value_patterns.get(r.entity_type)) is not None and not check.search(text[r.start:r.end]):
                 continue
