@@ -8,8 +8,9 @@ them. Heuristics, line by line:
 
 - fenced blocks (``` or ~~~, to the closing fence or the end of the text) and `inline` spans;
 - code lines: a language keyword opening the line (`def`, `import`, `return`, `#include`,
-  `SELECT` ...), an assignment (`x = f(y)`), a call statement (`print(x)`), a line ending in `{`,
-  `}` or `;`, a line of closing brackets, a tag (`<div>`), or a line dense in operators;
+  `SELECT` ...), an assignment (`x = f(y)`), a call statement (`print(x)`), a line ending in `{`
+  or `}`, a line of closing brackets, a statement ending in `;` with a bracket or `=` (verse ends
+  in ";" too), a CSS rule, a tag (`<div>`), or a line dense in operators;
 - indented, comment and blank lines join a run of code lines they sit in or next to;
 - in prose lines: calls (`line.strip()`), dotted names with `_` or inner capitals
   (`word_count.get`), and snake_case identifiers.
@@ -42,11 +43,9 @@ KEYWORD = re.compile(
 ASSIGNMENT = re.compile(r"^\s*[\w$.\[\]'\"]+(?:\s*,\s*[\w$.\[\]]+)*\s*(?:(?:[-+*/%&|^]|<<|>>|\*\*|//)?=(?!=)|<-|:=)\s*\S")
 CSS_RULE = re.compile(r"^\s*[\w-]+\s*:\s*[^;{}]+;\s*$")  # color: red;
 CALL_LINE = re.compile(r"^\s*[\w$.]+(?:\[[^\]]*\])?\s*\(.*\)\s*;?\s*$")
-ENDS = re.compile(r"[{}]\s*$|^\s*[}\])]+[;,)]*\s*$")
-STATEMENT_END = re.compile(r";\s*$")  # code only with a bracket or an operator too: verse ends in ";" as well
 TAG = re.compile(r"^\s*</?[a-zA-Z][\w:.-]*(?:\s[^>]*)?/?>|^\s*<\?xml\b")
 COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*|--|<!--)")
-OPERATORS = re.compile(r"[(){}\[\];=<>+*/&|!%^~]")  # not "-": dates, phone numbers and ranges use it
+OPERATORS = re.compile(r"[(){}\[\];=<>+*/&|%^~]")  # not "-" (dates, phones, ranges) nor "!" (prose)
 TOKENS = re.compile(
     r"\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\([^()\n]{0,80}\)"  # calls: f(x), line.strip()
     r"|\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?=\()"  # a call opening: model.fit(
@@ -54,6 +53,8 @@ TOKENS = re.compile(
     r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"  # snake_case
 )
 INNER_CAPITAL = re.compile(r"[a-z0-9][A-Z]")
+REDACTED = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]+)?>|\*{4,}")
+MAYBE_TOKEN = re.compile(r"[(_$]|\w\.[A-Za-z_$]")
 
 
 def _token(match: re.Match) -> bool:
@@ -79,12 +80,15 @@ def _is_code_line(line: str) -> bool:
     stripped = line.strip()
     if not stripped or _is_json(stripped):
         return False
-    if KEYWORD.match(line) or TAG.match(line) or ENDS.search(line) or CALL_LINE.match(line) or CSS_RULE.match(line):
+    last = stripped[-1]
+    if last in "{}" or not stripped.strip("}])];,"):  # opens or closes a block, or only closes brackets
+        return True
+    if KEYWORD.match(line) or TAG.match(line) or CALL_LINE.match(line) or (last == ";" and CSS_RULE.match(line)):
         return True
     symbols = len(OPERATORS.findall(stripped))
     if ASSIGNMENT.match(line) and (len(stripped.split()) <= 12 or symbols >= 3):
         return True
-    if STATEMENT_END.search(line) and re.search(r"[(=\[]", stripped):
+    if last == ";" and ("(" in stripped or "=" in stripped or "[" in stripped):
         return True
     return symbols >= 3 and symbols / len(stripped.replace(" ", "")) >= 0.2
 
@@ -103,6 +107,8 @@ def code_spans(text: str) -> list[tuple[int, int]]:
     """Sorted, non-overlapping [start, end) character ranges of code in `text`."""
     if not text:
         return []
+    if "<" in text or "**" in text:  # what redaction wrote (`<PERSON>`, `****1111`) reads as a word, not as a tag or operators
+        text = REDACTED.sub(lambda m: "x" * len(m.group()), text)
     spans = [(m.start(), m.end()) for m in FENCE.finditer(text)]
     spans += [(m.start(), m.end()) for m in DOCSTRING.finditer(text) if not _Cover(spans).covers(m.start(), m.start())]
     fenced = _Cover(spans)
@@ -134,8 +140,10 @@ def code_spans(text: str) -> list[tuple[int, int]]:
         i = hi + 1
     for (a, b, line), kind in zip(lines, kinds):
         if kind in ("prose", "join"):
-            spans += [(a + m.start(), a + m.end()) for m in INLINE.finditer(line)]
-            spans += [(a + m.start(), a + m.end()) for m in TOKENS.finditer(line) if _token(m)]
+            if "`" in line:
+                spans += [(a + m.start(), a + m.end()) for m in INLINE.finditer(line)]
+            if MAYBE_TOKEN.search(line):  # most prose lines have no call, dotted name or underscore at all
+                spans += [(a + m.start(), a + m.end()) for m in TOKENS.finditer(line) if _token(m)]
     return _merge(spans)
 
 

@@ -76,6 +76,18 @@ UNCHANGED = [
     "Use line.strip() to remove whitespace, then word_count.get(word, 0) to count.",
     "The function takes a parameter str2 and a list A1234 of values.",
     "Write a SQL query: SELECT * FROM orders WHERE total > 100 AND id = 'B12345678';",
+    'const user = {\n name: "Margaret Thompson",\n city: "Chicago"\n};',
+    "model.compile(optimizer='adam')\nmodel.fit(x_train, y_train,\n          epochs=5)",
+    "SELECT * FROM stores\nINNER JOIN products\nON stores.id = products.store_id\nWHERE stores.id = 10",
+    "use rand::{thread_rng, Rng};\n\nfn main() {\n  let mut rng = thread_rng();\n}",
+    "list1 <- c(3, 7, 8, 10)\nvariance <- var(list1)\nprint(variance)",
+    '"""\nCreate a class called Rectangle that stores length and width\n"""\n\nclass Rectangle:\n    pass',
+    'import React from "react";\nimport { View, StyleSheet } from "react-native";',
+    "$primary-color: #333333;\n\n.primary-text {\n  color: $primary-color;\n}",
+    '<script src="https://cdn.jsdelivr.net/npm/@popperjs/core@2.9.2/dist/umd/popper.min.js"></script>',
+    "public class User {\n    public User(string password) {\n        Password = password;\n    }\n}",
+    "In Javascript, a callback is a function passed to another function, e.g. with AJAX.",
+    "def check(username, password):\n    if password == 'password':\n        return True\n    return False",
 ]
 
 
