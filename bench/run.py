@@ -223,7 +223,7 @@ def _real_markdown() -> list[str]:
     lines = ["## real data: the default rules on real SFT sets, before and after code/boilerplate awareness", "",
              f"bench/real_eval.py, {r['when']}; normalize, pii, langid, quality, dedup, split in one process.", "",
              "| set | variant | kept | pii: records changed | assistant turns with a placeholder | code answers with a placeholder "
-             "| langid: code records dropped | near-dup drops | pii docs/s |",
+             "| langid: code records dropped | near-dup drops | split: contaminated |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, v in r["sets"].items():
         for variant in ("before", "after"):
@@ -232,10 +232,13 @@ def _real_markdown() -> list[str]:
             p, lang, d = st["pii"], st["langid"], st["dedup"]
             lines.append(f"| {name} | {variant} | {x['kept']:,} of {x['records']:,} | {p['changed_share']:.1%} | "
                          f"{p['assistant_turns_with_placeholder']:.1%} | {p['code_answers_with_placeholder']:.1%} of {p['code_answers']:,} | "
-                         f"{lang['code_records_dropped']:,} of {lang['code_records']:,} | {d['reasons'].get('near_duplicate', 0):,} | {p['docs_per_s']} |")
-    demo = r["demo_pii_speed"]
-    lines += ["", f"pii stage on {demo['records']:,} demo records: before {demo['before']['docs_per_s']} docs/s, "
-              f"after {demo['after']['docs_per_s']} docs/s.", ""]
+                         f"{lang['code_records_dropped']:,} of {lang['code_records']:,} | {d['reasons'].get('near_duplicate', 0):,} | "
+                         f"{st['split']['reasons'].get('split:contaminated', 0):,} |")
+    lines += ["", "pii stage speed, before and after side by side (a fresh stage per timing, alternated, best of 2):", "",
+              "| corpus | records | before docs/s | after docs/s | after vs before |", "|---|---:|---:|---:|---:|"]
+    for name, x in r["pii_speed"].items():
+        lines.append(f"| {name} | {x['records']:,} | {x['before']['docs_per_s']} | {x['after']['docs_per_s']} | {x['speed_after_vs_before']}x |")
+    lines.append("")
     return lines
 
 

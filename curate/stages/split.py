@@ -13,7 +13,6 @@ reported before and after, and after a drop it is 0.
 from __future__ import annotations
 
 import json
-import re
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -206,14 +205,8 @@ class SplitStage(Stage):
         if self._evals and len(held_idx):  # eval sets against validation/test too: what a model is judged on
             checks.append(([t for _, t in self._evals], self._evals, held_idx, False))
         for sources, named, rows, spread in checks:
-            found = [self._leaks(self._hashers()[0], sources, [texts[i] for i in rows], rows, spread)]
-            if d.numbers:  # texts without a digit have the same n-grams either way
-                src = [j for j, t in enumerate(sources) if _DIGIT.search(t)]
-                sub = np.array([i for i in rows if _DIGIT.search(texts[i])], dtype=np.int64)
-                if src and len(sub):
-                    more = self._leaks(self._hashers()[1], [sources[j] for j in src], [texts[i] for i in sub], sub, spread)
-                    found.append(more.with_columns(pl.col("held").map_elements(lambda j: src[j], return_dtype=pl.Int64)))
-            pairs = pl.concat(found).unique()
+            # every text in both passes: document frequencies (the boilerplate cut) are over all of them
+            pairs = pl.concat([self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in self._hashers()]).unique()
             count += pairs.height
             for row, source in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
                 contaminated[row] = True
@@ -268,7 +261,6 @@ class SplitStage(Stage):
 
 
 MIN_CHUNK = 2_000  # texts per pool task, at least
-_DIGIT = re.compile(r"\d")
 
 
 def _overlaps(hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray,
