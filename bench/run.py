@@ -216,10 +216,9 @@ def _markdown() -> None:
 
 
 def _real_markdown() -> list[str]:
-    path = RESULTS / "real_eval.json"
-    if not path.exists():
+    r = _result("real_eval")
+    if r is None:
         return []
-    r = json.loads(path.read_text())
     lines = ["## real data: the default rules on real SFT sets, before and after code/boilerplate awareness", "",
              f"bench/real_eval.py, {r['when']}; normalize, pii, langid, quality, dedup, split in one process.", "",
              "| set | variant | kept | pii: records changed | assistant turns with a placeholder | code answers with a placeholder "
@@ -242,11 +241,16 @@ def _real_markdown() -> list[str]:
     return lines
 
 
+def _result(name: str) -> dict | None:
+    """bench/results/<name>.json, None if that benchmark has not run."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _safety_markdown() -> list[str]:
-    path = RESULTS / "safety.json"
-    if not path.exists():
+    r = _result("safety")
+    if r is None:
         return []
-    r = json.loads(path.read_text())
     lines = ["## safety: what bounded reads, PII in every field and verified reads cost", "",
              f"{r['machine']['cpus']} CPUs, Python {r['machine']['python']}, {r['when']}.", ""]
     rd = r["reader"]
@@ -275,10 +279,9 @@ def _safety_markdown() -> list[str]:
 
 
 def _retrieve_markdown() -> list[str]:
-    path = RESULTS / "retrieve.json"
-    if not path.exists():
+    r = _result("retrieve")
+    if r is None:
         return []
-    r = json.loads(path.read_text())
     a, sp = r["accuracy"], r["cpu_speed"]
     ft = a["fasttext_holdout_vs_retrieval_labels"]
     lines = [f"## {r['benchmark']}", "", f"Model: {r['model']}.", "",
@@ -299,10 +302,9 @@ def _retrieve_markdown() -> list[str]:
 
 
 def _scaling_markdown() -> list[str]:
-    path = RESULTS / "scaling.json"
-    if not path.exists():
+    r = _result("scaling")
+    if r is None:
         return []
-    r = json.loads(path.read_text())
     m = r["moved_per_million_docs"]
     lines = [f"## {r['benchmark']}", "", f"{r['pipeline']} on {r['records']:,} demo records, {r['machine']['cpus']} cores; "
              f"same version from every run: {r['same_version']}. Ray runs include starting Ray ({r['ray_startup_seconds']} s).", "",
@@ -318,10 +320,9 @@ def _scaling_markdown() -> list[str]:
 
 
 def _gates_markdown() -> list[str]:
-    path = RESULTS / "gates.json"
-    if not path.exists():
+    r = _result("gates")
+    if r is None:
         return []
-    r = json.loads(path.read_text())
     c = r["corpus"]
     return [f"## {r['benchmark']}", "",
             f"{c['input_rows']:,} input records ({c['generator_records']:,} generated), {c['published_rows']:,} published; "
