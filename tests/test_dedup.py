@@ -288,3 +288,15 @@ def test_boilerplate_needs_enough_records_and_leaves_exact_dedup_alone():
     same = _frame([PREAMBLE + TASKS[0]] * 2 + [PREAMBLE + t for t in TASKS])
     out = _stage().process(same)
     assert (out[RULE] == "exact_duplicate").sum() == 2  # the repeated record, and its copy among TASKS
+
+
+def test_the_report_lists_boilerplate_lines_by_hash_and_count_without_their_text(tmp_path):
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": f"t{i}", "text": PREAMBLE + t}) + "\n"
+                                               for i, t in enumerate(TASKS)))
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "dedup"}], name="tools")
+    result = run(path, tmp_path / "out")
+    found = result.manifest["stage_summaries"]["dedup"]["boilerplate"]
+    assert found["lines"] == 5 and found["records"] == len(TASKS) and result.manifest["rows"]["kept"] == len(TASKS)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Boilerplate left out of near-duplicate shingles: 5 lines" in html and found["top"][0]["hash"] in html
+    assert "Tool calculator" not in html

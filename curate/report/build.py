@@ -103,6 +103,7 @@ def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]
             "by_rule": by_rule,
             "cluster_sizes": _size_histogram(sizes),
             "by_source": by_source,
+            "boilerplate": (manifest.get("stage_summaries", {}).get(name) or {}).get("boilerplate"),
         })
     return sections
 
