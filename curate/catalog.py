@@ -20,7 +20,7 @@ import polars as pl
 
 from curate.errors import CatalogError, ConfigError
 from curate.io.shards import (Location, file_sha256, file_size, is_file, join, list_files, location, read_json,
-                              read_json_at, read_parquet_at, write_json)
+                              read_manifest, read_parquet_at, write_json)
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 VERSION = r"[0-9a-f]{6,64}"
@@ -56,16 +56,6 @@ def curate_home() -> Path:
     return Path(os.environ.get("CURATE_HOME") or platformdirs.user_cache_dir("curate"))
 
 
-def _manifest_at(path: Location) -> dict | None:
-    """The manifest in an output folder, None where it is missing or unreadable."""
-    loc = join(path, "manifest.json")
-    try:
-        value = read_json_at(loc) if is_file(loc) else None
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -81,7 +71,7 @@ class Entry:
         return f"shards://{self.name}@{self.version}"
 
     def manifest(self) -> dict:
-        manifest = _manifest_at(self.path)
+        manifest = read_manifest(self.path)
         if manifest is None:
             raise CatalogError(f"{self.ref}: no readable manifest at {join(self.path, 'manifest.json')} "
                                "(was the output directory moved or deleted?)")
@@ -183,7 +173,7 @@ class Catalog:
         `allow_failed`, status ok), with why each other location was passed over."""
         why = []
         for loc in reversed(entry.locations):
-            manifest = _manifest_at(location(loc["path"]))
+            manifest = read_manifest(location(loc["path"]))
             if manifest is None:
                 why.append(f"{loc['path']}: no readable manifest")
             elif manifest.get("version") != entry.version:

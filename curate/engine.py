@@ -27,14 +27,14 @@ from curate.accounting import StageAccount, check_chain
 from curate.catalog import Catalog, Entry, check_name, curate_home, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
-from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages
+from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages, redacted_before
 from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.readers import read_batches
-from curate.io.shards import (Location, describe_file, is_file, join, location, publish_tree, read_json,
-                              read_json_at, read_parquets, write_json, write_shards)
+from curate.io.shards import (Location, describe_file, location, publish_tree, read_json, read_manifest, read_parquets,
+                              write_json, write_shards)
 from curate.io.outputs import (ARTIFACTS, GX_DOCS, MANIFEST, PUBLISHED, Lock, check_location, claim, claim_remote,
-                                output_lock, staging_dir, switch, write_marker)
+                                new_staging, output_lock, switch)
 from curate.io.sources import InputFile, input_folders, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
@@ -196,14 +196,8 @@ def _with_executor(pipeline: Pipeline, executor: str | None, ray_address: str | 
 def _cache_hit(out_dir: Location, key: str) -> dict | None:
     """The manifest of a complete earlier run with this key whose files are intact. Remote outputs
     are checked by size, not re-hashed (that would download them); `curate shards verify` hashes."""
-    path = join(out_dir, MANIFEST)
-    if not is_file(path):
-        return None
-    try:
-        manifest = read_json_at(path)
-    except ValueError:  # a damaged manifest in a folder curate owns: not a hit, the run replaces it
-        return None
-    if not isinstance(manifest, dict) or manifest.get("run_key") != key or not isinstance(manifest.get("files"), list):
+    manifest = read_manifest(out_dir)  # None also for a damaged one in a folder curate owns: the run replaces it
+    if manifest is None or manifest.get("run_key") != key or not isinstance(manifest.get("files"), list):
         return None
     deep = isinstance(out_dir, Path)
     return manifest if next(file_problems(out_dir, manifest["files"], deep), None) is None else None
@@ -360,12 +354,11 @@ def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFram
 
 def _redacted_in_checkpoints(segments: list[Segment]) -> set[str]:
     """The stages (and "read") whose rejected rows the first pii stage redacts in the workers,
-    before checkpointing (curate.executor.redactor_of): those before it in its row segment."""
+    before checkpointing (curate.executor.redacted_before): those before it in its row segment."""
     for i, seg in enumerate(segments):
-        names = [rs.name for rs in seg.stages]
-        at = next((k for k, rs in enumerate(seg.stages) if STAGES[rs.stage].redacts), None)
+        at, before = redacted_before([rs.name for rs in seg.stages], [STAGES[rs.stage].redacts for rs in seg.stages])
         if seg.kind == "row" and at is not None:
-            return {*names[:at], *(["read"] if i == 0 else [])}
+            return before | ({"read"} if i == 0 else set())
     return set()
 
 
@@ -400,11 +393,12 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
              gates: list[dict], executor: dict, redacted: set[str]) -> dict:
     """Write shards, rejected rows, report and manifest into a staging folder beside the output, then
     switch it in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
-    staging = staging_dir(out_dir.resolve()) if isinstance(out_dir, Path) else work / "final"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     if isinstance(out_dir, Path):
-        write_marker(staging)
+        staging = new_staging(out_dir)
+    else:
+        staging = work / "final"  # inside the run's own work folder
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
     out = pipeline.spec.output
     sidecars = _sidecars(pipeline, final)
     sidecar_cols = _sidecar_columns(pipeline, final)

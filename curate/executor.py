@@ -76,13 +76,18 @@ def batch_dir(seg_dir: Path, index: int) -> Path:
     return seg_dir / f"b-{index:05d}"
 
 
+def redacted_before(names: list[str], redacts: list[bool]) -> tuple[int | None, set[str]]:
+    """In one row segment: the position of the first stage that removes personal data (pii), and the
+    stages before it. Their rejected rows, and the reader's quarantined previews, are redacted with its
+    rules before they are checkpointed (the engine relies on the same rule when it publishes)."""
+    at = next((k for k, r in enumerate(redacts) if r), None)
+    return at, set(names[:at]) if at is not None else set()
+
+
 def redactor_of(names: list[str]) -> tuple[Stage | None, set[str]]:
-    """The segment's pii stage (if any) and the stages before it in the segment: their rejected
-    rows, and the reader's quarantined previews, are redacted before they are checkpointed."""
-    for k, name in enumerate(names):
-        if _WORKER_STAGES[name].redacts:
-            return _WORKER_STAGES[name], set(names[:k])
-    return None, set()
+    """The segment's pii stage (if any) and the stages before it in the segment (`redacted_before`)."""
+    at, before = redacted_before(names, [_WORKER_STAGES[n].redacts for n in names])
+    return (_WORKER_STAGES[names[at]] if at is not None else None), before
 
 
 def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:

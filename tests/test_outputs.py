@@ -112,6 +112,17 @@ def test_files_a_user_adds_to_an_output_folder_are_never_replaced(tmp_path):
     assert run(path, out, force=True).manifest["version"] == first.manifest["version"]
 
 
+def test_a_folder_by_the_staging_name_that_curate_did_not_write_is_refused_and_kept(tmp_path):
+    _records(tmp_path / "src")
+    path = write_pipeline(tmp_path / "src", [{"path": "in.jsonl"}], [{"stage": "normalize"}])
+    theirs = tmp_path / ".out.curate-staging"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="curate did not write it"):
+        run(path, tmp_path / "out")
+    assert (theirs / "notes.txt").read_text() == "mine" and not (tmp_path / "out" / "data").exists()
+
+
 def test_an_owned_folder_with_a_damaged_manifest_is_republished(tmp_path):
     _records(tmp_path / "src")
     path = write_pipeline(tmp_path / "src", [{"path": "in.jsonl"}], [{"stage": "normalize"}])

@@ -25,8 +25,10 @@ from pathlib import Path
 import orjson
 
 from curate.errors import CurateError
+from curate.io.shards import filesystem, read_manifest
 
 MARKER = ".curate-output"
+MARKER_BYTES = orjson.dumps({"format": "curate.output/1", "note": "written by curate: this folder is a curate output"}) + b"\n"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "curate.manifest/1"
 WORK = "_work"
@@ -47,6 +49,19 @@ def _sibling(out: Path, what: str) -> Path:
 
 def staging_dir(out: Path) -> Path:
     return _sibling(out, "staging")
+
+
+def new_staging(out: Path) -> Path:
+    """An empty staging folder beside `out`, marked as curate's. One left by a crashed run of ours (it
+    carries the marker) is replaced; anything else by that name is not ours, and is refused."""
+    staging = staging_dir(out.resolve())
+    if staging.is_dir() and not staging.is_symlink() and (staging / MARKER).is_file():
+        shutil.rmtree(staging)
+    if staging.exists() or staging.is_symlink():
+        raise OutputError(f"{staging} exists and curate did not write it; move it away (curate stages the new version there)")
+    staging.mkdir()
+    write_marker(staging)
+    return staging
 
 
 def _shown(names: list[str], limit: int = 5) -> str:
@@ -80,7 +95,7 @@ def check_location(out: Path, input_files: list[Path], input_folders: list[Path]
         if _inside(out, folder):
             raise OutputError(f"output folder {out} lies inside the input folder {folder}: every rerun would read its "
                               "own output back; choose an output folder outside the inputs")
-    if out.parent == out or not os.access(out.parent if out.parent.exists() else _existing(out), os.W_OK):
+    if not os.access(_existing(out.parent), os.W_OK):
         raise OutputError(f"output folder {out}: its parent folder is not writable (the new version is staged beside it)")
 
 
@@ -90,23 +105,15 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _manifest_format(path: Path) -> str | None:
-    """The manifest's format tag, None if it is not a readable JSON object."""
-    try:
-        value = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return value.get("format") if isinstance(value, dict) else None
-
-
 def foreign_entries(out: Path) -> list[str]:
     """What inside an owned folder curate did not write: other top-level entries, and files under
     data/, rejected/, signatures/, artifacts/ the manifest does not list. Publishing would replace them.
     (A folder with the marker whose manifest is gone or damaged is curate's to replace whole.)"""
     found = sorted(p.name for p in out.iterdir() if p.name not in OURS)
+    manifest = read_manifest(out)
     try:
-        listed = {f["path"] for f in orjson.loads((out / MANIFEST).read_bytes())["files"]}
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        listed = {f["path"] for f in manifest["files"]}
+    except (KeyError, TypeError):
         if (out / MARKER).is_file():
             return found
         listed = set()
@@ -119,7 +126,7 @@ def foreign_entries(out: Path) -> list[str]:
             continue
         for p in sorted(root.rglob("*")):
             rel = p.relative_to(out).as_posix()
-            if p.is_symlink() or (p.is_file() and (listed is None or rel not in listed)):
+            if p.is_symlink() or (p.is_file() and rel not in listed):
                 found.append(rel)
     return found
 
@@ -129,6 +136,10 @@ def claim(out: Path) -> None:
     writing the ownership marker first where it is new or empty. Call with the folder's lock held."""
     out = out.resolve()
     _repair(out)
+    for sibling in (staging_dir(out), _sibling(out, "old")):  # what _repair left is not ours
+        if sibling.exists() or sibling.is_symlink():
+            raise OutputError(f"{sibling} exists and curate did not write it; move it away (curate stages the new "
+                              f"version of {out} there)")
     if out.exists() and not out.is_dir():
         raise OutputError(f"output folder {out} is a file, not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
@@ -136,7 +147,7 @@ def claim(out: Path) -> None:
         if MANIFEST not in entries:
             raise OutputError(f"output folder {out} holds files curate did not write ({_shown(entries)}); "
                               "refusing to replace them: choose a new or empty folder")
-        if _manifest_format(out / MANIFEST) != MANIFEST_FORMAT:
+        if (read_manifest(out) or {}).get("format") != MANIFEST_FORMAT:
             raise OutputError(f"output folder {out}: its manifest.json is not a readable curate manifest; "
                               "refusing to replace a folder curate may not own: move it away or choose another folder")
     if entries:
@@ -150,7 +161,7 @@ def claim(out: Path) -> None:
 
 
 def write_marker(folder: Path) -> None:
-    (folder / MARKER).write_bytes(orjson.dumps({"format": "curate.output/1", "note": "written by curate: this folder is a curate output"}) + b"\n")
+    (folder / MARKER).write_bytes(MARKER_BYTES)
 
 
 def _repair(out: Path) -> None:
@@ -235,7 +246,6 @@ def claim_remote(url: str) -> None:
     there (the run's local work folder is locked instead; see curate.engine)."""
     import posixpath
 
-    from curate.io.shards import filesystem
 
     fs, root = filesystem(url)
     root = root.rstrip("/")
@@ -249,4 +259,4 @@ def claim_remote(url: str) -> None:
                           "publishing would replace them: move them out or choose another folder")
     if MARKER not in names:
         fs.makedirs(root, exist_ok=True)
-        fs.pipe_file(f"{root}/{MARKER}", orjson.dumps({"format": "curate.output/1"}) + b"\n")
+        fs.pipe_file(f"{root}/{MARKER}", MARKER_BYTES)

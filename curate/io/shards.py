@@ -133,6 +133,16 @@ def read_json_at(loc: Location) -> dict:
     return orjson.loads(fs.cat_file(path))
 
 
+def read_manifest(folder: Location) -> dict | None:
+    """The manifest.json in an output folder (local or URL), None where it is missing or not a JSON object."""
+    loc = join(folder, "manifest.json")
+    try:
+        value = read_json_at(loc) if is_file(loc) else None
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def read_parquet_at(locs: list[Location], columns: list[str] | None = None) -> pl.DataFrame:
     """Parquet files at local paths or URLs as one frame (URLs read through fsspec)."""
     frames = []

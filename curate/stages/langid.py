@@ -92,7 +92,8 @@ class LangIdStage(Stage):
             prose_texts = [prose(t) for t in texts]
             basis = ["prose" if p != t else "text" for p, t in zip(prose_texts, texts)]
             texts = prose_texts
-        judged = [i for i, t in enumerate(texts) if sum(map(str.isalpha, t)) >= rules.min_prose_letters]
+        letters = [sum(map(str.isalpha, t)) for t in texts]
+        judged = [i for i, n in enumerate(letters) if n >= rules.min_prose_letters]
         langs, scores = ["und"] * df.height, [0.0] * df.height
         for i, lang, score in zip(judged, *self.predict([texts[i] for i in judged])):
             langs[i], scores[i] = lang, score
@@ -102,7 +103,6 @@ class LangIdStage(Stage):
             basis[i], langs[i] = "too_little_prose", known[i] or "und"
         allowed = set(rules.allowed)
         actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
-        letters = [sum(map(str.isalpha, t)) for t in texts]
         for i, (lang, score) in enumerate(zip(langs, scores)):
             floor = rules.min_score_by_lang.get(lang, rules.min_score)
             if i not in unjudged and letters[i] < rules.short_letters and score < floor:

@@ -28,7 +28,7 @@ class NormalizeRules(StrictModel):
 
 _WS = r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]"
 _INNER = re.compile(rf"(?<=\S){_WS}+(?=\S)")  # a run between words: indentation is not touched
-_ODD = re.compile(rf"[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]|(?<=\S)  ")  # anything _INNER would change
+_ODD = re.compile(r"[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]|(?<=\S)  ")  # anything _INNER would change
 _TRAILING = re.compile(rf"{_WS}+\n")
 _LEADING_BLANK = re.compile(rf"\A(?:{_WS}*\n)+")
 # ASCII text that holds none of these is left unchanged by every ftfy fix we enable
@@ -66,8 +66,9 @@ class Normalizer:
     def whitespace(self, text: str) -> str:
         """Collapse runs of spaces between words in prose; keep every line's indentation and the
         spacing inside code (curate.code: Python without its indentation is another program)."""
-        spans = code_spans(text) if _ODD.search(text) or "\n " in text or "\n\t" in text else []
-        if _ODD.search(text):
+        odd = _ODD.search(text) is not None
+        spans = code_spans(text) if odd or "\n " in text or "\n\t" in text else []
+        if odd:
             parts, last = [], 0
             for a, b in spans:
                 parts += [_INNER.sub(" ", text[last:a]), text[a:b]]

@@ -289,6 +289,7 @@ class PiiStage(Stage):
                                                  hashlib.sha256).hexdigest()[:16]}
 
     def setup(self) -> None:
+        import regex
         from presidio_anonymizer import AnonymizerEngine
 
         from curate.pii.analyzer import Analyzer
@@ -305,6 +306,7 @@ class PiiStage(Stage):
         self.anonymizer = AnonymizerEngine()
         self._lid = None
         self._code_entities = frozenset(r.code.entities)
+        self._phone_layout = regex.compile(r.code.phone_layout)
 
     # --- operators --------------------------------------------------------------------------
     def _operators(self) -> dict:
@@ -409,8 +411,6 @@ class PiiStage(Stage):
     def _analyze_jobs(self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool]) -> list:
         """Entities per job. Code in a text is blanked out (offsets kept) for the full analysis and
         analysed on its own for the high-precision entities only (rules.code), without NER."""
-        import regex
-
         from curate.pii.analyzer import Span
 
         code = self.rules.code
@@ -428,7 +428,6 @@ class PiiStage(Stage):
                 owners.append((j, a))
         results = self.analyzer.analyze(texts, ner, only)
         found: list = [[] for _ in jobs]
-        layout = regex.compile(code.phone_layout)
         for (j, offset), res in zip(owners, results):
             if isinstance(found[j], Exception):
                 continue
@@ -440,7 +439,7 @@ class PiiStage(Stage):
                 continue
             for s in res:
                 value = jobs[j][2][offset + s.start:offset + s.end]
-                if s.entity == "PHONE_NUMBER" and not layout.search(value):
+                if s.entity == "PHONE_NUMBER" and not self._phone_layout.search(value):
                     continue
                 found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score))
         for spans in found:
