@@ -102,11 +102,13 @@ def test_plain_text_is_left_alone(stage, text):
 
 
 @pytest.mark.parametrize("lang", ["vi", None])  # None: language unknown (pii before langid), guessed by lid.176
-def test_vietnamese_records_get_regex_recognizers_only(stage, lang):
+def test_vietnamese_records_get_the_vietnamese_pack_not_english_ner(stage, lang):
     text = "Nguyễn Văn An sống ở Hà Nội cùng gia đình, số điện thoại của anh ấy là 0987654321."
     row = stage.process(_frame([text], [lang])).to_dicts()[0]
-    assert row["text"] == text.replace("0987654321", "<PHONE>")  # no Vietnamese NER model: names stay
+    # the name by its family name; the province stays; no English NER model ran on it
+    assert row["text"] == "<PERSON> sống ở Hà Nội cùng gia đình, số điện thoại của anh ấy là <PHONE>."
     assert stage.summary["regex_only_records"] == {"vi": 1}
+    assert stage.summary["coverage"]["vi"] == {"records": 1, "names": "rules", "places": "rules", "dates": "rules"}
 
 
 # --- operators ---------------------------------------------------------------------------------

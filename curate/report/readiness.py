@@ -101,10 +101,19 @@ def _pii(manifest: dict, gates: list[dict]) -> dict:
     rate = res.get("with_pii", 0) / res["sampled"] if res.get("sampled") else None
     mark = "warn" if (rate or hits) else "pass"
     return _item("Was personal data removed?", mark,
-                 f"{s.get('records_with_pii', 0):,} records redacted; residual in a re-scanned sample: "
+                 f"profile {s.get('profile', 'default')}"
+                 + (f" ({len(s['kinds'])} identifier kinds)" if s.get("kinds") else "") + "; "
+                 + "".join(f"{lang}: {_covered(c)}; " for lang, c in s.get("coverage", {}).items())
+                 + f"{s.get('records_with_pii', 0):,} records redacted; residual in a re-scanned sample: "
                  + (f"{rate:.2%} of {res['sampled']:,}" if rate is not None else "not sampled")
                  + "; independent pattern scan: " + (", ".join(f"{k} in {v:,} records" for k, v in hits.items()) if hits else "nothing found")
                  + ".")
+
+
+def _covered(c: dict) -> str:
+    """'names (NER + rules), places (rules), dates not covered' for one language's coverage."""
+    parts = [f"{what} ({c[what]})" if c.get(what) else f"{what} NOT covered" for what in ("names", "places", "dates")]
+    return ", ".join(parts)
 
 
 def _risks(manifest: dict, report: dict, measures: pl.DataFrame, gates: list[dict]) -> dict:
@@ -112,9 +121,11 @@ def _risks(manifest: dict, report: dict, measures: pl.DataFrame, gates: list[dic
     if manifest["rows"]["quarantined"]:
         risks.append(f"{manifest['rows']['quarantined']:,} records quarantined (see rejected/)")
     for p in report.get("pii", []):
-        if p["regex_only_records"]:
-            risks.append("no NER for " + ", ".join(f"{k} ({v:,} records)" for k, v in p["regex_only_records"].items())
-                         + ": names and places there are not redacted")
+        gaps = {lang: [w for w in ("names", "places", "dates") if not c.get(w)] for lang, c in p.get("coverage", {}).items()}
+        gaps = {lang: missing for lang, missing in gaps.items() if missing}
+        if gaps:
+            risks.append("; ".join(f"{', '.join(missing)} not redacted in {lang} ({p['coverage'][lang]['records']:,} records)"
+                                   for lang, missing in gaps.items()))
     long = int((measures["content_chars"] > LONG_CHARS).sum()) if measures.height else 0
     if long:
         risks.append(f"{long:,} records over {LONG_CHARS:,} characters will be truncated at a 4k-token max_length")

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 from curate.code import code_spans, mask
 from curate.config import StrictModel
 from curate.errors import ConfigError
-from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, with_decisions
+from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, sum_counts, with_decisions
 
 WITHHELD = "<WITHHELD: PII scan failed>"
 TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)>")
@@ -372,6 +372,27 @@ def _kept(placeholder: str, kept: str | None) -> str:
     return placeholder[:-1] + ":" + kept + ">" if placeholder.endswith(">") else f"{placeholder} {kept}"
 
 
+# what "names", "places" and "dates" mean in the coverage the stage reports per language
+COVERED = {"names": ("PERSON",), "places": ("LOCATION", "STREET_ADDRESS"), "dates": ("DATE_TIME",)}
+NER_FINDS = {"PERSON", "LOCATION", "DATE_TIME"}  # what the spaCy NER model tags (see analyzer._NER_CONFIG)
+
+
+def coverage(rules: PiiRules, lang: str) -> dict[str, str | None]:
+    """For one language, how names, places and dates are found: "NER" (a model for the language),
+    "rules" (recognizers declared for it), both, or None (not at all: records of this language keep
+    them). Recognizers of no language (formats such as 5/3/2024) do not count: they know no names."""
+    out: dict[str, str | None] = {}
+    for what, entities in COVERED.items():
+        wanted = [e for e in entities if e in rules.entities and lang not in rules.entities[e].skip_languages]
+        ways = []
+        if lang in rules.nlp.ner_languages and any(e in NER_FINDS for e in wanted):
+            ways.append("NER")
+        if any(rec.entity in wanted and lang in rec.languages for rec in rules.recognizers):
+            ways.append("rules")
+        out[what] = " + ".join(ways) or None
+    return out
+
+
 def _hashes(rules: PiiRules) -> bool:
     return any(rules.operator(e) == "hash" for e in rules.entities)
 
@@ -397,6 +418,21 @@ class PiiStage(Stage):
                    for k, v in rules.entities.items()}
         return [("pii drop operator", rules.model_copy(update={"entities": relaxed,
                  "default_operator": "replace" if rules.default_operator == "drop" else rules.default_operator}))]
+
+    STATIC = ("profile", "kinds", "out_of_scope")  # the same in every batch's summary
+
+    @classmethod
+    def merge_summaries(cls, parts: list[dict]) -> dict:
+        """Counts summed; the profile taken once; coverage per language with its records summed."""
+        if not parts:
+            return {}
+        covered: dict[str, dict] = {}
+        for part in parts:
+            for lang, c in part.get("coverage", {}).items():
+                covered.setdefault(lang, {**c, "records": 0})["records"] += c["records"]
+        counts = sum_counts([{k: v for k, v in p.items() if k not in (*cls.STATIC, "coverage")} for p in parts])
+        static = {k: parts[0][k] for k in cls.STATIC if k in parts[0]}
+        return {**static, "coverage": dict(sorted(covered.items(), key=lambda kv: -kv[1]["records"])), **counts}
 
     @classmethod
     def describe(cls, rules: PiiRules) -> dict:
@@ -632,7 +668,12 @@ class PiiStage(Stage):
         )
         ner_langs = set(r.nlp.ner_languages)
         regex_only = Counter(lang for lang in langs if lang is not None and lang not in ner_langs)
+        seen = Counter(lang for lang in langs if lang is not None)
         self.summary = {
+            "profile": r.profile.name,
+            "kinds": [{"kind": k.kind, "entities": k.entities} for k in r.profile.kinds],
+            "out_of_scope": [k.kind for k in r.profile.out_of_scope],
+            "coverage": {lang: {"records": count, **coverage(r, lang)} for lang, count in seen.most_common()},
             "records": n,
             "records_with_pii": sum(1 for c in counts if c),
             "entities": dict(by_entity),
