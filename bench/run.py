@@ -360,6 +360,42 @@ def _pii_markdown() -> list[str]:
             c = r["curate"][t]
             lines.append(f"| {t} | {s['gold']:,} | {s['precision']} | {s['recall']} | {s['f2']} | {c['precision']} | {c['recall']} | {c['f2']} |")
         lines.append("")
+        if "before" in r:
+            lines += pii_profile_tables(r)
+    return lines
+
+
+def pii_profile_tables(r: dict) -> list[str]:
+    """bench/pii_eval.py's results on presidio-research (before vs today), our own Vietnamese and
+    clinical sets (recall/precision/F2 per kind, every variant) and the demo's docs/s: the README's tables."""
+    lines = ["English, presidio-research (recall, before issue 18 → today):", "",
+             "| type | gold | stock | before | today | today's precision |", "|---|---:|---:|---:|---:|---:|"]
+    for t, s in r["stock"].items():
+        b, c = r["before"][t], r["curate"][t]
+        lines.append(f"| {t} | {s['gold']:,} | {s['recall']} | {b['recall']} | {c['recall']} | {c['precision']} |")
+    own = r["own_sets"]
+    for name, title in (("vietnamese", "Vietnamese set"), ("clinical", "Clinical set (HIPAA kinds)")):
+        variants = own[name]["variants"]
+        kinds = [k for k in next(iter(variants.values())) if k != "overall"]
+        lines += ["", f"{title}, {own[name]['records']} records ({', '.join(f'{k} {v}' for k, v in own[name]['styles'].items())}): "
+                  "recall / precision / F2 per kind", "",
+                  "| kind | gold | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+        for k in kinds:
+            cells = [f"{v[k]['recall']:.3f} / {v[k]['precision']:.2f} / {v[k]['f2']:.2f}" for v in variants.values()]
+            lines.append(f"| {k} | {next(iter(variants.values()))[k]['gold']} | " + " | ".join(cells) + " |")
+        lines.append("| all kinds (recall, any-type recall) | " + f"{next(iter(variants.values()))['overall']['gold']} | "
+                     + " | ".join(f"{v['overall']['recall']:.3f}, {v['overall']['any_type_recall']:.3f}" for v in variants.values()) + " |")
+        if name == "vietnamese":
+            lines += ["", "US-format predictions (driver licence, SSN, ITIN, passport, bank, NPI, DEA) in the Vietnamese set: "
+                      + ", ".join(f"{k} {v}" for k, v in own[name]["us_format_predictions"].items())
+                      + (f"; underthesea: {own['underthesea_seconds_per_sentence'] * 1000:.0f} ms a sentence."
+                         if "underthesea_seconds_per_sentence" in own else ".")]
+    d = r["demo_speed"]
+    lines += ["", f"pii stage on {d['records']:,} demo records, one process (best of 2, alternated):", "",
+              "| rules | seconds | docs/s | vs before |", "|---|---:|---:|---:|",
+              f"| before issue 18 | {d['before']['seconds']} | {d['before']['docs_per_s']} | 1.0 |",
+              f"| default | {d['default']['seconds']} | {d['default']['docs_per_s']} | {d['default_vs_before']} |",
+              f"| hipaa | {d['hipaa']['seconds']} | {d['hipaa']['docs_per_s']} | {d['hipaa_vs_before']} |", ""]
     return lines
 
 
