@@ -25,7 +25,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.pii_common import REPO, curate_stage, dataset, stock_analyzer
+from bench.pii_common import REPO, best_times, curate_stage, dataset, stock_analyzer
 from bench.pii_sets import clinical, vietnamese
 
 BEFORE = REPO / "bench" / "baselines" / "pii_before_18.yaml"
@@ -193,16 +193,7 @@ def demo_speed(rounds: int = 2, records: int = 2000) -> dict:
     from bench.real_eval import _demo
 
     df = _demo(Path(tempfile.mkdtemp(prefix="curate-pii-eval-")), records)
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        for variant, path in (("before", BEFORE), ("default", DEFAULT), ("hipaa", HIPAA)):
-            stage = _stage(path)
-            stage.process(df.tail(50))  # load the models
-            stage.analyzer._memo.clear()
-            start = time.perf_counter()
-            stage.process(df)
-            best[variant] = min(best.get(variant, float("inf")), time.perf_counter() - start)
-    out = {"records": df.height, **{v: {"seconds": round(t, 2), "docs_per_s": round(df.height / t, 1)} for v, t in best.items()}}
+    out, best = best_times(df, {v: (lambda p=p: _stage(p)) for v, p in (("before", BEFORE), ("default", DEFAULT), ("hipaa", HIPAA))}, rounds)
     out["default_vs_before"] = round(best["before"] / best["default"], 3)
     out["hipaa_vs_before"] = round(best["before"] / best["hipaa"], 3)
     return out

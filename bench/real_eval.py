@@ -80,6 +80,7 @@ def _assistant(messages) -> list[str]:
 
 def run_variant(df: pl.DataFrame, variant: str) -> dict:
     from curate.code import code_spans
+    from bench.pii_common import best_times
     from curate.config import ResolvedStage
     from curate.executor import build_stages
     from curate.stages import STAGES as REGISTRY
@@ -150,21 +151,16 @@ def _pairs(before: pl.DataFrame, result: pl.DataFrame, k: int = 20) -> list[dict
 def pii_speed(df: pl.DataFrame, rounds: int = 2) -> dict:
     """The pii stage's docs/s, before and after, side by side: a fresh stage per timing (its NER memo
     would make a repeat cheap), the variants alternated, the best of `rounds` each."""
+    from bench.pii_common import best_times
     from curate.config import ResolvedStage
     from curate.executor import build_stages
     from curate.stages.pii import PiiRules
 
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        for variant in ("before", "after"):
-            rs = ResolvedStage(name="pii", stage="pii", rules=PiiRules.model_validate(_rules("pii", variant)), rules_path=None)
-            stage = build_stages([rs], 0)["pii"]
-            stage.process(df.tail(50))  # load the models
-            stage.analyzer._memo.clear()
-            start = time.perf_counter()
-            stage.process(df)
-            best[variant] = min(best.get(variant, float("inf")), time.perf_counter() - start)
-    out = {"records": df.height, **{v: {"seconds": round(t, 2), "docs_per_s": round(df.height / t, 1)} for v, t in best.items()}}
+    def build(variant: str):
+        rs = ResolvedStage(name="pii", stage="pii", rules=PiiRules.model_validate(_rules("pii", variant)), rules_path=None)
+        return build_stages([rs], 0)["pii"]
+
+    out, best = best_times(df, {v: (lambda v=v: build(v)) for v in ("before", "after")}, rounds)
     out["speed_after_vs_before"] = round(best["before"] / best["after"], 3)
     return out
 

@@ -20,6 +20,7 @@ Languages without an NER model (`ner_languages`) get the regex recognizers only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -267,6 +268,10 @@ class Analyzer:
         langs = langs or [None] * len(texts)
         return [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
 
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Analyzer per worker, a handful of languages
+    def _skipped(self, lang: str) -> frozenset[str]:
+        return frozenset(e for e, langs in self.skip_languages.items() if lang in langs)
+
     def scope(self, text: str, lang: str | None) -> frozenset[str]:
         """The languages a text is analysed as: its record's, and each whose script letters it holds."""
         return frozenset([lang] if lang else []) | {name for name, p in self.scripts.items() if p.search(text)}
@@ -274,10 +279,8 @@ class Analyzer:
     def _one(self, text: str, doc, allowed: frozenset[str] | None = None, lang: str | None = None) -> list[Span] | Exception:
         if "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
-        if lang is not None:
-            skipped = frozenset(e for e, langs in self.skip_languages.items() if lang in langs)
-            if skipped:
-                allowed = (allowed if allowed is not None else frozenset(self.supported)) - skipped
+        if lang is not None and (skipped := self._skipped(lang)):
+            allowed = (allowed if allowed is not None else frozenset(self.supported)) - skipped
         scope = self.scope(text, lang)
         for rec in self.custom:
             rec.scope = scope

@@ -32,15 +32,17 @@ from curate.errors import ConfigError
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, sum_counts, with_decisions
 
 WITHHELD = "<WITHHELD: PII scan failed>"
-TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)>")
+# \L<name> in a recognizer regex: the word list `terms[name]`; \L<name:upper> the same words in capitals
+# (a case-sensitive list is far faster to match than a (?i:...) one)
+TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)(:upper)?>")
 
 
 def expand_terms(pattern: str, terms: dict[str, list[str]]) -> str:
     import regex
 
     def alternation(m: re.Match) -> str:
-        words = sorted(set(terms[m.group(1)]), key=lambda w: (-len(w), w))
-        return "(?:" + "|".join(regex.escape(w) for w in words) + ")"
+        words = {w.upper() if m.group(2) else w for w in terms[m.group(1)]}
+        return "(?:" + "|".join(regex.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))) + ")"
 
     return TERM_REF.sub(alternation, pattern)
 STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly cut off by the line end
@@ -198,7 +200,7 @@ class PiiRules(StrictModel):
                                  f"(declared: {', '.join(sorted(declared))})")
         for rec in self.recognizers:
             for text in [*(p.regex for p in rec.patterns), *rec.requires, *rec.exclude]:
-                missing = sorted(set(TERM_REF.findall(text)) - set(self.terms))
+                missing = sorted({m.group(1) for m in TERM_REF.finditer(text)} - set(self.terms))
                 if missing:
                     raise ValueError(f"recognizers[{rec.name}] uses \\L<{missing[0]}>, which is not under 'terms' "
                                      f"(declared: {', '.join(sorted(self.terms)) or 'none'})")
