@@ -65,6 +65,11 @@ def test_vietnamese_names_are_found(default, text, name):
     ("Bệnh nhân được chuyển lên Bệnh viện Bạch Mai.", "Bạch Mai"),  # a hospital named after a place
     ("Cửa hàng nằm trên đường Lê Lợi, rất đông khách.", "Lê Lợi"),  # a street, not a person
     ("Bệnh nhân Covid-19 được theo dõi tại nhà.", "Covid"),
+    ("Ghi chú: Phần này chỉ dành cho quản trị viên.", "Phần"),  # "ghi chú" (a note) holds "chú" (uncle)
+    ("Đồng Pê-sô Đo-mi-ni-ca được dùng ở đó.", "Đồng Pê"),  # a transliteration, not a name
+    ("Mở Từ Điển Mã Nguồn rồi chọn Tùy Chọn.", "Từ Điển"),  # Title Case words that are family names too
+    ("Hệ ngôn ngữ Châu Âu rất phong phú.", "Châu Âu"),
+    ("Danh sách Tên          Kiểu       Cỡ", "Kiểu"),  # a table header, not "tên X"
 ])
 def test_vietnamese_words_that_are_not_names_stay(default, text, not_a_name):
     assert not any(value == not_a_name and entity == "PERSON" for value, entity in _found(default, text, "vi"))
@@ -84,8 +89,13 @@ def test_vietnamese_addresses_are_found_whole(default, address):
     assert (address, "STREET_ADDRESS") in _found(default, text, "vi")
 
 
-def test_a_province_alone_is_no_address(default):
-    assert _found(default, "Đoàn sẽ đến tỉnh Bắc Ninh vào tuần sau.", "vi") == []
+@pytest.mark.parametrize("text", [
+    "Đoàn sẽ đến tỉnh Bắc Ninh vào tuần sau.",  # a province alone, like a US state
+    "Cần phiên bản 3 hoặc mới hơn của giấy phép.",  # "bản" (a hamlet) in "phiên bản" (a version)
+    "Bảo hiểm xã hội chi trả cho người lao động.",  # "xã hội" (society), not a commune
+])
+def test_words_that_look_like_address_units_are_no_address(default, text):
+    assert not [e for _, e in _found(default, text, "vi") if e == "STREET_ADDRESS"]
 
 
 @pytest.mark.parametrize("date", ["ngày 5 tháng 3 năm 2024", "ngày 12/3/2024", "hôm 12/3", "tháng 3/2024", "15/08/2023"])
@@ -222,6 +232,19 @@ def test_a_pipeline_picks_the_hipaa_profile(tmp_path):
     assert stage.rules.profile.name == "hipaa-safe-harbor"
     assert stage.rules.operator("DATE_TIME") == "keep_year"
     assert any(r.name == "vn_name_surname" for r in stage.rules.recognizers)  # the default's recognizers too
+
+
+def test_fragments_and_word_lists_expand(tmp_path):
+    rules = PiiRules.model_validate({
+        "entities": {"PERSON": {}}, "terms": {"title": ["dr", "prof"]},
+        "fragments": {"name": r"\p{Lu}\p{Ll}+", "full": r"\R<name>(?:[ \t]+\R<name>)?"},
+        "recognizers": [{"name": "t", "entity": "PERSON", "patterns": [{"regex": r"\L<title:title>\.? \R<full>"}]}]})
+    assert rules.expand(r"\L<title:title>\.? \R<full>") == r"(?:Prof|Dr)\.? (?:(?:\p{Lu}\p{Ll}+)(?:[ \t]+(?:\p{Lu}\p{Ll}+))?)"
+    with pytest.raises(ValueError, match="uses itself"):
+        PiiRules.model_validate({"entities": {"PERSON": {}}, "fragments": {"a": r"\R<b>", "b": r"x\R<a>"}})
+    with pytest.raises(ValueError, match="nope"):
+        PiiRules.model_validate({"entities": {"PERSON": {}}, "recognizers": [
+            {"name": "t", "entity": "PERSON", "patterns": [{"regex": r"\R<nope>"}]}]})
 
 
 def test_unknown_word_list_is_a_clear_error():

@@ -32,19 +32,33 @@ from curate.errors import ConfigError
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, sum_counts, with_decisions
 
 WITHHELD = "<WITHHELD: PII scan failed>"
-# \L<name> in a recognizer regex: the word list `terms[name]`; \L<name:upper> the same words in capitals
-# (a case-sensitive list is far faster to match than a (?i:...) one)
-TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)(:upper)?>")
+# \L<name> in a recognizer regex: the word list `terms[name]`; \L<name:upper> the same words in
+# capitals, \L<name:title> with a capital first letter (a case-sensitive list is far faster to match
+# than a (?i:...) one). \R<name>: the regex fragment `fragments[name]`, which may use others.
+TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)(:upper|:title)?>")
+FRAGMENT_REF = re.compile(r"\\R<([A-Za-z_][A-Za-z0-9_]*)>")
+CASES = {None: lambda w: w, ":upper": str.upper, ":title": lambda w: w[:1].upper() + w[1:]}
 
 
-def expand_terms(pattern: str, terms: dict[str, list[str]]) -> str:
+def expand_fragments(pattern: str, fragments: dict[str, str]) -> str:
+    """A regex with the fragments it names (those that exist) written in, as groups."""
+    for _ in range(len(fragments) + 1):  # a fragment may use fragments, never in a cycle (checked)
+        if not any(m.group(1) in fragments for m in FRAGMENT_REF.finditer(pattern)):
+            break
+        pattern = FRAGMENT_REF.sub(lambda m: f"(?:{fragments[m.group(1)]})" if m.group(1) in fragments else m.group(0), pattern)
+    return pattern
+
+
+def expand_terms(pattern: str, terms: dict[str, list[str]], fragments: dict[str, str] | None = None) -> str:
     import regex
 
     def alternation(m: re.Match) -> str:
-        words = {w.upper() if m.group(2) else w for w in terms[m.group(1)]}
+        words = {CASES[m.group(2)](w) for w in terms[m.group(1)]}
         return "(?:" + "|".join(regex.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))) + ")"
 
-    return TERM_REF.sub(alternation, pattern)
+    return TERM_REF.sub(alternation, expand_fragments(pattern, fragments or {}))
+
+
 STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly cut off by the line end
 
 
@@ -175,6 +189,8 @@ class PiiRules(StrictModel):
     default_operator: Literal["replace", "mask", "hash", "drop"] = "replace"
     # Named word lists, used in recognizer regexes (patterns, requires, exclude) as \L<name>.
     terms: dict[str, list[str]] = Field(default_factory=dict)
+    # Named regex fragments, used in recognizer regexes as \R<name>.
+    fragments: dict[str, str] = Field(default_factory=dict)
     # 3-digit ZIP prefixes of areas with 20,000 people or fewer: keep_zip3 writes 000 for them.
     zip3_restricted: list[str] = Field(default_factory=list)
     mask: MaskRule = Field(default_factory=MaskRule)
@@ -198,17 +214,29 @@ class PiiRules(StrictModel):
             if unknown:
                 raise ValueError(f"{where} names entities {unknown} that are not under 'entities' "
                                  f"(declared: {', '.join(sorted(declared))})")
+        for name in self.fragments:
+            seen, todo = set(), [name]
+            while todo:
+                for ref in FRAGMENT_REF.findall(self.fragments[todo.pop()]):
+                    if ref == name:
+                        raise ValueError(f"fragments: {name} uses itself")
+                    if ref in self.fragments and ref not in seen:
+                        seen.add(ref)
+                        todo.append(ref)
         for rec in self.recognizers:
             for text in [*(p.regex for p in rec.patterns), *rec.requires, *rec.exclude]:
-                missing = sorted({m.group(1) for m in TERM_REF.finditer(text)} - set(self.terms))
-                if missing:
-                    raise ValueError(f"recognizers[{rec.name}] uses \\L<{missing[0]}>, which is not under 'terms' "
-                                     f"(declared: {', '.join(sorted(self.terms)) or 'none'})")
+                text = expand_fragments(text, self.fragments)
+                for ref, known, where in ((FRAGMENT_REF, self.fragments, "fragments"), (TERM_REF, self.terms, "terms")):
+                    missing = sorted({m.group(1) for m in ref.finditer(text)} - set(known))
+                    if missing:
+                        raise ValueError(f"recognizers[{rec.name}] uses {missing[0]}, which is not under '{where}' "
+                                         f"(declared: {', '.join(sorted(known)) or 'none'})")
         return self
 
     def expand(self, pattern: str) -> str:
-        """A regex with each \\L<name> replaced by an alternation of that word list (longest first)."""
-        return expand_terms(pattern, self.terms)
+        """A regex with its \\R<name> fragments written in and each \\L<name> replaced by an alternation
+        of that word list (longest first)."""
+        return expand_terms(pattern, self.terms, self.fragments)
 
     def operator(self, entity: str) -> str:
         return self.entities[entity].operator or self.default_operator
