@@ -390,8 +390,14 @@ def pii_profile_tables(r: dict) -> list[str]:
                       + ", ".join(f"{k} {v}" for k, v in own[name]["us_format_predictions"].items())
                       + (f"; underthesea: {own['underthesea_seconds_per_sentence'] * 1000:.0f} ms a sentence."
                          if "underthesea_seconds_per_sentence" in own else ".")]
+    if c := r.get("os_catalogs"):
+        lines += ["", f"Real Vietnamese: the OS's {c['catalogs']} Vietnamese message catalogs — translator names in "
+                  f"{c['headers_with_a_translator_name']} headers, and {c['ui_strings']:,} UI strings with no personal data:", "",
+                  "| rules | translator names found | false names/places/addresses/dates per 1,000 UI strings |", "|---|---:|---:|"]
+        lines += [f"| {k} | {c[k]['translator_name_recall']} | {c[k]['false_positives_per_1000_ui_strings']} |"
+                  for k in ("stock", "before", "default")]
     d = r["demo_speed"]
-    lines += ["", f"pii stage on {d['records']:,} demo records, one process (best of 2, alternated):", "",
+    lines += ["", f"pii stage on {d['records']:,} demo records, one process (median of 5, alternated; every timing in the JSON):", "",
               "| rules | seconds | docs/s | vs before |", "|---|---:|---:|---:|",
               f"| before issue 18 | {d['before']['seconds']} | {d['before']['docs_per_s']} | 1.0 |",
               f"| default | {d['default']['seconds']} | {d['default']['docs_per_s']} | {d['default_vs_before']} |",

@@ -96,6 +96,9 @@ class Analyzer:
         # language -> letters of its script; a text holding them is also analysed as that language
         self.scripts = {lang: regex.compile(p, regex.IGNORECASE) for lang, p in (scripts or {}).items()}
         self.script_line_share = script_line_share
+        # a word holding a letter of any of those scripts
+        self._marked_word = regex.compile(r"\S*?(?:" + "|".join(f"(?:{p})" for p in (scripts or {}).values()) + r")\S*",
+                                          regex.IGNORECASE) if scripts else None
         self.skip_languages = {e: frozenset(r.get("skip_languages") or ()) for e, r in entities.items()}
         self.allowed = {t.lower() for t in allow_list}  # any case: "Javascript" is JavaScript
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
@@ -191,13 +194,11 @@ class Analyzer:
         """Which lines the NER model may see: not those written in another script's language (in
         an English record, a Vietnamese line: `script_line_share` of its words hold its letters)."""
         keep = np.ones(len(lines), dtype=bool)
-        marks = [p for p in self.scripts.values() if p.search(text)]
-        if not marks:
+        if not any(p.search(text) for p in self.scripts.values()):
             return keep
         for i, (lo, hi) in enumerate(lines.tolist()):
-            words = text[doc[lo].idx:doc[hi - 1].idx + len(doc[hi - 1].text)].split()
-            marked = sum(1 for w in words if any(p.search(w) for p in marks))
-            keep[i] = marked < self.script_line_share * len(words)
+            line = text[doc[lo].idx:doc[hi - 1].idx + len(doc[hi - 1].text)]
+            keep[i] = len(self._marked_word.findall(line)) < self.script_line_share * len(line.split())
         return keep
 
     @staticmethod
