@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import sys
 import tempfile
 import time
@@ -30,13 +29,14 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from curate.pii.analyzer import PLACEHOLDER  # what the redaction writes: one definition
+
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real-sft"
 RESULTS = REPO / "bench" / "results"
 SETS = {"gpteacher_roleplay": ("gpteacher_roleplay.json", {"output": "response"}),
         "code_alpaca": ("code_alpaca_2k.json", {})}
 STAGES = ("normalize", "pii", "langid", "quality", "dedup", "split")
-PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]+)?>")
 
 
 def _rules(stage: str, variant: str) -> dict:
