@@ -33,7 +33,7 @@ class DemoInput(StrictModel):
 class InputSpec(StrictModel):
     path: str | None = None
     demo: DemoInput | None = None
-    format: Literal["auto", "text", "chat", "alpaca", "sharegpt"] = "auto"
+    format: Literal["auto", "text", "chat", "sharegpt", "alpaca", "prompt_completion", "question_answer"] = "auto"
     fields: dict[str, str] = Field(default_factory=dict)
     columns: list[str] = Field(default_factory=list)
     source: str | None = None

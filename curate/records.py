@@ -9,6 +9,7 @@ where each record came from.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field as dc_field
 from typing import Any
 
 import orjson
@@ -70,14 +71,75 @@ def _string(value: Any, field: str) -> str:
     return value
 
 
-def _turns(value: Any, field: str, role_key: str, content_key: str, roles: dict[str, str]) -> list[dict[str, str]]:
-    """A list of turns with their role under `role_key` (mapped through `roles`) and text under `content_key`."""
+# Every input layout auto-detection knows, in the order it is tried: the first whose keys are all
+# present (with a non-null value; curated shards carry both `text` and `messages`) wins. `turns`
+# layouts hold a list of {role, content} or ShareGPT {from, value} turns; `pair` layouts a prompt,
+# an optional input/context appended to it, an answer and an optional system prompt. The keys
+# are the record fields users map with `fields:` (`fields: {output: reply}`), so a mapped field
+# replaces every default name for that part.
+@dataclass(frozen=True)
+class Layout:
+    name: str  # what `curate init` and the docs call it
+    kind: str  # "turns", "pair" or "text"
+    keys: dict[str, str]  # record field -> the input key it is read from by default
+    optional: dict[str, tuple[str, ...]] = dc_field(default_factory=dict)  # record field -> input keys tried in order
+
+
+_PAIR_EXTRAS = {"input": ("input", "context"), "system": ("system",)}
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("chat (messages)", "turns", {"messages": "messages"}),
+    Layout("sharegpt (conversations)", "turns", {"conversations": "conversations"}),
+    Layout("sharegpt (conversation)", "turns", {"conversations": "conversation"}),
+    Layout("alpaca", "pair", {"instruction": "instruction", "output": "output"}, _PAIR_EXTRAS),
+    Layout("alpaca (response)", "pair", {"instruction": "instruction", "output": "response"}, _PAIR_EXTRAS),
+    Layout("alpaca (completion)", "pair", {"instruction": "instruction", "output": "completion"}, _PAIR_EXTRAS),
+    Layout("prompt/completion", "pair", {"instruction": "prompt", "output": "completion"}, _PAIR_EXTRAS),
+    Layout("prompt/response", "pair", {"instruction": "prompt", "output": "response"}, _PAIR_EXTRAS),
+    Layout("question/answer", "pair", {"instruction": "question", "output": "answer"}, _PAIR_EXTRAS),
+    Layout("text", "text", {"text": "text"}),
+)
+# An explicit `format:` names the first layout of its kind; `sharegpt` is kept as a synonym of chat
+# (both accept either turn style).
+FORMATS = {"text": "text", "chat": "chat (messages)", "sharegpt": "sharegpt (conversations)", "alpaca": "alpaca",
+           "prompt_completion": "prompt/completion", "question_answer": "question/answer"}
+_BY_NAME = {layout.name: layout for layout in LAYOUTS}
+_TURN_STYLES = (("role", "content", {r: r for r in ROLES}), ("from", "value", SHAREGPT_ROLES))
+
+
+def _keys(layout: Layout, fields: dict[str, str]) -> dict[str, str]:
+    """The layout's input keys after the user's `fields:` mapping."""
+    return {part: fields.get(part, key) for part, key in layout.keys.items()}
+
+
+def _optional(layout: Layout, fields: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    return {part: (fields[part],) if part in fields else keys for part, keys in layout.optional.items()}
+
+
+def detect_layout(obj: dict, fields: dict[str, str] | None = None) -> Layout | None:
+    """The first layout whose keys this object has (non-null), after the `fields:` mapping."""
+    fields = fields or {}
+    seen = set()
+    for layout in LAYOUTS:
+        keys = _keys(layout, fields)
+        marker = tuple(sorted(keys.items()))
+        if marker in seen:  # a mapping can make two layouts read the same keys
+            continue
+        seen.add(marker)
+        if all(obj.get(k) is not None for k in keys.values()):
+            return layout
+    return None
+
+
+def _turns(value: Any, field: str) -> list[dict[str, str]]:
+    """A list of turns, each {role, content} or ShareGPT's {from, value} (roles mapped through SHAREGPT_ROLES)."""
     if not isinstance(value, list):
-        raise RecordError("wrong_type", f"field '{field}' must be a list of {{{role_key}, {content_key}}}, got {type(value).__name__}")
+        raise RecordError("wrong_type", f"field '{field}' must be a list of {{role, content}} or {{from, value}} turns, "
+                          f"got {type(value).__name__}")
     messages = []
     for i, turn in enumerate(value):
         if not isinstance(turn, dict):
-            raise RecordError("wrong_type", f"{field}[{i}] must be an object with {role_key} and {content_key}")
+            raise RecordError("wrong_type", f"{field}[{i}] must be an object with role and content (or from and value)")
+        role_key, content_key, roles = next((s for s in _TURN_STYLES if s[0] in turn), _TURN_STYLES[0])
         who = turn.get(role_key)
         role = roles.get(who.lower()) if isinstance(who, str) else None
         if role is None:
@@ -88,44 +150,28 @@ def _turns(value: Any, field: str, role_key: str, content_key: str, roles: dict[
     return messages
 
 
-def _chat(value: Any, field: str) -> list[dict[str, str]]:
-    return _turns(value, field, "role", "content", {r: r for r in ROLES})
-
-
-def _sharegpt(value: Any, field: str) -> list[dict[str, str]]:
-    return _turns(value, field, "from", "value", SHAREGPT_ROLES)
-
-
-def _alpaca(obj: dict, name: dict[str, str]) -> list[dict[str, str]]:
-    instruction = _string(obj.get(name["instruction"]), name["instruction"])
-    output = _string(obj.get(name["output"]), name["output"])
-    extra = obj.get(name["input"])
-    prompt = instruction if not extra else f"{instruction}\n\n{_string(extra, name['input'])}"
+def _pair(obj: dict, keys: dict[str, str], optional: dict[str, tuple[str, ...]]) -> tuple[list[dict[str, str]], set[str]]:
+    instruction = _string(obj.get(keys["instruction"]), keys["instruction"])
+    output = _string(obj.get(keys["output"]), keys["output"])
+    used = {keys["instruction"], keys["output"]}
+    extra_key = next((k for k in optional.get("input", ()) if obj.get(k) is not None), None)
+    extra = _string(obj[extra_key], extra_key) if extra_key else ""
+    prompt = f"{instruction}\n\n{extra}" if extra else instruction
     messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
-    system = obj.get(name["system"])
-    if system:
-        messages.insert(0, {"role": "system", "content": _string(system, name["system"])})
-    return messages
+    system_key = next((k for k in optional.get("system", ()) if obj.get(k) is not None), None)
+    if system_key and obj[system_key]:
+        messages.insert(0, {"role": "system", "content": _string(obj[system_key], system_key)})
+    # an empty input/system ("input": "") is consumed too, not left behind in meta
+    used |= {k for part in ("input", "system") for k in optional.get(part, ()) if k in obj}
+    return messages, used
 
 
-def _detect(obj: dict, name: dict[str, str]) -> str:
-    # Null-valued keys do not count: curated shards carry both `text` and `messages`.
-    def has(key: str) -> bool:
-        return obj.get(name[key]) is not None
-
-    if has("messages"):
-        return "chat"
-    if has("conversations"):
-        return "sharegpt"
-    if has("instruction") and has("output"):
-        return "alpaca"
-    if has("text"):
-        return "text"
-    raise RecordError(
-        "missing_field",
-        f"no '{name['text']}', '{name['messages']}', '{name['conversations']}' or "
-        f"'{name['instruction']}'/'{name['output']}' field ({len(obj)} other keys)",
-    )
+def _no_layout(obj: dict, fields: dict[str, str]) -> RecordError:
+    keys = sorted(str(k)[:32] for k in obj)
+    shown = ", ".join(f"'{k}'" for k in keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+    wanted = sorted({k for layout in LAYOUTS for k in _keys(layout, fields).values()})
+    return RecordError("missing_field", f"no known layout: the record has {shown}; expected one of the layouts "
+                       f"with {', '.join(repr(k) for k in wanted)} (or map yours with 'fields:')")
 
 
 MAPPABLE_FIELDS = _MAPPABLE = ("id", "text", "messages", "conversations", "instruction", "input", "output", "system", *SCALAR_FIELDS)
@@ -137,30 +183,31 @@ def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str],
         raise RecordError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     if not obj:
         raise RecordError("empty_record", "record has no fields")
-    name = {key: fields.get(key, key) for key in _MAPPABLE}
-    shape = _detect(obj, name) if fmt == "auto" else fmt
-    record: dict[str, Any] = {"text": None, "messages": None}
-    if shape == "text":
-        if name["text"] not in obj:
-            raise RecordError("missing_field", f"required field '{name['text']}' is missing")
-        record["text"] = _string(obj[name["text"]], name["text"])
-        consumed = {name["text"]}
-    elif shape == "chat":
-        record["messages"] = _chat(obj.get(name["messages"]), name["messages"])
-        consumed = {name["messages"]}
-    elif shape == "sharegpt":
-        record["messages"] = _sharegpt(obj.get(name["conversations"]), name["conversations"])
-        consumed = {name["conversations"]}
+    if fmt == "auto":
+        layout = detect_layout(obj, fields)
+        if layout is None:
+            raise _no_layout(obj, fields)
     else:
-        missing = [name[k] for k in ("instruction", "output") if name[k] not in obj]
-        if missing:
-            raise RecordError("missing_field", f"required field '{missing[0]}' is missing")
-        record["messages"] = _alpaca(obj, name)
-        consumed = {name[k] for k in ("instruction", "input", "output", "system")}
+        layout = _BY_NAME[FORMATS[fmt]]
+    keys = _keys(layout, fields)
+    missing = [k for k in keys.values() if k not in obj]
+    if missing:
+        raise RecordError("missing_field", f"required field '{missing[0]}' is missing")
+    record: dict[str, Any] = {"text": None, "messages": None}
+    if layout.kind == "text":
+        record["text"] = _string(obj[keys["text"]], keys["text"])
+        consumed = set(keys.values())
+    elif layout.kind == "turns":
+        (part, key), = keys.items()
+        record["messages"] = _turns(obj.get(key), key)
+        consumed = {key}
+    else:
+        record["messages"], consumed = _pair(obj, keys, _optional(layout, fields))
     if record["text"] is not None and not record["text"].strip():
-        raise RecordError("empty_record", f"field '{name['text']}' is empty")
+        raise RecordError("empty_record", f"field '{keys['text']}' is empty")
     if record["messages"] is not None and not any(m["content"].strip() for m in record["messages"]):
         raise RecordError("empty_record", "no message has any content")
+    name = {key: fields.get(key, key) for key in ("id", *SCALAR_FIELDS)}
     raw_id = obj.get(name["id"])
     record["id"] = _scalar(raw_id, name["id"]) if raw_id is not None else None
     for key in SCALAR_FIELDS:

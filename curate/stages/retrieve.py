@@ -38,7 +38,7 @@ SCORE_BINS = 20
 
 class SeedSet(StrictModel):
     path: str  # JSONL / JSON / Parquet file, or shards://name@version; relative to the working directory
-    format: Literal["auto", "text", "chat", "alpaca", "sharegpt"] = "auto"
+    format: Literal["auto", "text", "chat", "sharegpt", "alpaca", "prompt_completion", "question_answer"] = "auto"
     fields: dict[str, str] = Field(default_factory=dict)
     limit: int | None = Field(None, gt=0)
 
