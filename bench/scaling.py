@@ -1,4 +1,4 @@
-"""Local executor vs Ray: the default pipeline (pipelines/default.yaml, the demo corpus) run by the
+"""Local executor vs Ray: the default pipeline (pipelines/demo.yaml, the demo corpus) run by the
 local executor with 2 worker processes (the baseline, as `make curate` runs it) and with 1, and by
 the Ray executor on a Ray instance it starts on this machine with 1 and with 2 workers, one after
 the other in the same session. Reported as docs/s and as ratios to the baseline; each Ray run's wall time
@@ -41,8 +41,8 @@ RESULTS = REPO / "bench" / "results"
 
 
 def _pipeline(folder: Path, records: int) -> Path:
-    """pipelines/default.yaml with absolute rule paths (and `records` demo records)."""
-    spec = yaml.safe_load((REPO / "pipelines" / "default.yaml").read_text())
+    """pipelines/demo.yaml with absolute rule paths (and `records` demo records)."""
+    spec = yaml.safe_load((REPO / "pipelines" / "demo.yaml").read_text())
     spec["inputs"][0]["demo"]["records"] = records
     for stage in spec["stages"]:
         stage["rules"] = str((REPO / "pipelines" / stage["rules"]).resolve())
@@ -118,7 +118,7 @@ def main(records: int) -> None:
             "benchmark": "scaling",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "pipeline": "pipelines/default.yaml (normalize, pii, langid, quality, dedup, balance, split, gates, sensitivity)",
+            "pipeline": "pipelines/demo.yaml (normalize, pii, langid, quality, dedup, balance, split, gates, sensitivity)",
             "records": records,
             "runs": runs,
             "same_version": len({r["version"] for r in runs}) == 1,

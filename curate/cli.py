@@ -53,7 +53,7 @@ class _RichProgress:
 
 @app.command()
 def run(
-    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file, e.g. pipelines/default.yaml.")],
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file, e.g. pipelines/sft.yaml.")],
     input: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Input file, directory or glob; replaces the pipeline's inputs (repeatable). Uses the first input's field mapping.")] = None,
     out_dir: Annotated[Optional[str], typer.Option("--out", "-o", help="Output directory or URL, e.g. s3://bucket/shards/name (default: the pipeline's output.dir, else out/<name>).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name).")] = None,

@@ -35,7 +35,7 @@ from curate.io.shards import (Location, describe_file, location, publish_tree, r
                               write_json, write_shards)
 from curate.io.outputs import (ARTIFACTS, GX_DOCS, MANIFEST, PUBLISHED, Lock, check_location, claim, claim_remote,
                                 new_staging, output_lock, switch)
-from curate.io.sources import InputFile, input_folders, resolve_inputs
+from curate.io.sources import InputFile, input_folders, name_from_inputs, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
 from curate.report.build import build_report
@@ -147,9 +147,10 @@ def run_pipeline(
     pipeline = _with_executor(pipeline, executor, ray_address)
     progress = progress or Progress()
     catalog = catalog or Catalog()
-    name = check_name(name or pipeline.spec.name)
+    # Other inputs than the pipeline's are other data: never published under the pipeline's name or into its folder.
+    name = check_name(name or (name_from_inputs(inputs) if inputs else pipeline.spec.name))
     files = resolve_inputs(pipeline, inputs)
-    out_dir = location(str(out_dir)) if out_dir else default_out_dir(pipeline)
+    out_dir = location(str(out_dir)) if out_dir else (Path("out") / name if inputs else default_out_dir(pipeline))
     key = run_key(pipeline, files)
     root = work_root(pipeline, out_dir)
     if isinstance(out_dir, Path):

@@ -25,9 +25,9 @@ ARTIFACTS = Path(os.environ.get("CURATE_TEST_ARTIFACTS", REPO / "tests" / "artif
 def full_demo(tmp_path_factory):
     """The default pipeline (every stage, the default gates) on a 1,500-record demo corpus."""
     folder = tmp_path_factory.mktemp("full_demo")
-    default = yaml.safe_load((REPO / "pipelines" / "default.yaml").read_text())
+    default = yaml.safe_load((REPO / "pipelines" / "demo.yaml").read_text())
     stages = [{**s, "rules": str((REPO / "pipelines" / s["rules"]).resolve())} for s in default["stages"]]
-    gates = yaml.safe_load((RULES / "gates" / "default.yaml").read_text())
+    gates = yaml.safe_load((RULES / "gates" / "demo.yaml").read_text())
     for rule in gates["expectations"]:
         if "split_sizes" in rule:  # the default minimums are for the 20k demo
             rule["split_sizes"]["min"] = {"train": 500, "validation": 50, "test": 50}

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
+from curate.config import load_rules
 from curate.records import BASE_SCHEMA
 from curate.stages.base import ACTION, REASON, RULE
 from curate.stages.langid import LangIdRules, LangIdStage
@@ -193,3 +194,33 @@ def test_normalize_keeps_indentation_and_spacing_inside_code():
     code = "Here is the function:\n\ndef f(x):\n    if x:\n        return  x   + 1\n    return 0"
     assert fix(code) == code  # Python without its indentation is another program
     assert fix("Hello   world \t and\u00a0more  \n\n\n\nNext   para  ") == "Hello world and more\n\nNext para"
+
+
+def _chat(answer: str) -> list[dict]:
+    return [{"role": "user", "content": "Write a query for the task."}, {"role": "assistant", "content": answer}]
+
+
+def test_uppercase_is_judged_on_prose_so_sql_answers_are_kept_but_shouting_is_not():
+    stage = _default_quality()
+    sql = "SELECT Name FROM Employees WHERE Salary > 50000 ORDER BY Name DESC LIMIT 10;"
+    mixed = "Use this query:\n\nSELECT COUNT(*) FROM orders WHERE customer_name LIKE '%ar%';\n\nIt counts the matching orders."
+    shouting = "THIS IS THE BEST OFFER YOU WILL EVER SEE, CALL US TODAY AND GET IT FREE"
+    out = stage.process(_batch(chats=[_chat(sql), _chat(mixed), _chat(shouting)], langs=["en"] * 3))
+    assert out[ACTION].to_list() == ["keep", "keep", "drop"]
+    assert out[RULE][2] == "chat_uppercase"
+    assert out["q_uppercase_ratio"][0] is None  # a code-only answer is not judged by a prose rule
+    # the demo's rules judge the whole text, as when its version was fixed: the SQL answer is shouting there
+    demo = _stage(QualityStage, QualityRules.model_validate(load_rules(RULES / "quality/demo.yaml")))
+    assert demo.process(_batch(chats=[_chat(sql)], langs=["en"]))[RULE].to_list() == ["chat_uppercase"]
+
+
+def test_quality_rules_can_be_disabled_by_name_and_unknown_names_are_errors():
+    rules = load_rules(RULES / "quality/default.yaml")
+    stage = _stage(QualityStage, QualityRules.model_validate({**rules, "disable": ["gopher_min_words"]}))
+    out = stage.process(_batch(["Click here to read the short note."], langs=["en"]))
+    assert "gopher_min_words" not in out["quality_failed"][0].to_list()
+    assert "q_word_count" in out.columns  # other rules on the statistic still measure it
+    with pytest.raises(ValueError, match="disable: no rule named"):
+        QualityRules.model_validate({**rules, "disable": ["gopher_min_wrds"]})
+    with pytest.raises(ValueError, match="prose_rules: no rule named"):
+        QualityRules.model_validate({**rules, "prose_rules": ["nope"]})

@@ -27,7 +27,8 @@ _B = r"(?-u:\b)"
 DEFAULT_PII_PATTERNS = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     "us_ssn": rf"{_B}\d{{3}}-\d{{2}}-\d{{4}}{_B}",
-    "credit_card": rf"{_B}(?:4\d{{3}}|5[1-5]\d{{2}}|3[47]\d{{2}}|6011)(?:[ -]?\d{{4}}){{2}}[ -]?\d{{1,4}}{_B}",
+    # not after a decimal point or a digit: 78.53981633974483 is a number, not a card
+    "credit_card": rf"(?:^|[^0-9.,])(?:4\d{{3}}|5[1-5]\d{{2}}|3[47]\d{{2}}|6011)(?:[ -]?\d{{4}}){{2}}[ -]?\d{{1,4}}{_B}",
     "phone": rf"(?:\+\d{{1,3}}[ .-]?)?(?:\(\d{{3}}\)|{_B}\d{{3}})[ .-]?\d{{3}}[ .-]\d{{4}}{_B}",
     "aws_access_key": rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}{_B}",
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -123,6 +124,25 @@ def input_folders(pipeline: Pipeline, overrides: list[str] | None = None) -> lis
         if path.is_dir():
             folders.append(path)
     return folders
+
+
+def name_from_inputs(inputs: list[str]) -> str:
+    """The catalog name for `--input` without `--name`: the first input's file or folder name without
+    its format suffixes (`data/gsm8k_train.jsonl.gz` -> `gsm8k_train`), a glob's folder, a
+    reference's name; characters a catalog name cannot hold become `-`."""
+    first = inputs[0]
+    if first.startswith("shards://"):
+        stem = first.removeprefix("shards://").split("@")[0]
+    else:
+        parts = [p for p in PurePosixPath(first.replace("\\", "/")).parts if p not in ("/", ".", "..")]
+        plain = [p for p in parts if not glob.has_magic(p)]
+        stem = parts[-1] if parts and not glob.has_magic(parts[-1]) else (plain[-1] if plain else "input")
+        for suffix in sorted(SUPPORTED, key=len, reverse=True):
+            if stem.endswith(suffix) and len(stem) > len(suffix):
+                stem = stem[: -len(suffix)]
+                break
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).replace("..", ".").lstrip("._-")[:128].rstrip(".-")
+    return name or "input"
 
 
 def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> list[InputFile]:

@@ -14,6 +14,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field, model_validator
 
+from curate.code import prose
 from curate.config import StrictModel
 from curate.records import content_texts
 from curate.stages.base import DROP, KEEP, Stage, with_decisions
@@ -50,13 +51,35 @@ class QualityRule(StrictModel):
 class QualityRules(StrictModel):
     chat_roles: Literal["all", "user", "assistant"] = "assistant"
     rules: list[QualityRule] = Field(min_length=1)
+    # Rules judged on the prose only: curate.code takes out fences, code-like lines and identifiers
+    # first, so `SELECT name FROM t` is not shouting. A text with fewer than `min_prose_letters`
+    # letters of prose left (a code-only answer) is not judged by these rules.
+    prose_rules: list[str] = Field(default_factory=list)
+    min_prose_letters: int = Field(20, ge=0)
+    # Rules of the file (or the file it extends) switched off by name, e.g. `disable: [gopher_min_words]`
+    # for short documents; the report lists them.
+    disable: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> "QualityRules":
         names = [r.name for r in self.rules]
         if len(names) != len(set(names)):
             raise ValueError(f"rule names must be unique: {sorted({n for n in names if names.count(n) > 1})}")
+        for key in ("prose_rules", "disable"):
+            unknown = sorted(set(getattr(self, key)) - set(names))
+            if unknown:
+                raise ValueError(f"{key}: no rule named {unknown}; rules: {', '.join(names)}")
+        if set(self.disable) >= set(names):
+            raise ValueError("disable: every rule is disabled; remove the quality stage instead")
+        on_prose: dict[str, bool] = {}
+        for r in self.rules:  # one q_* column per statistic: measured on the whole text or on its prose
+            if on_prose.setdefault(r.column, r.name in self.prose_rules) != (r.name in self.prose_rules):
+                raise ValueError(f"prose_rules: rules on {r.column} must all be listed or none (one column, one measure)")
         return self
+
+    @property
+    def active(self) -> list[QualityRule]:
+        return [r for r in self.rules if r.name not in self.disable]
 
 
 def _violation(rule: QualityRule, value: float) -> str | None:
@@ -73,12 +96,13 @@ class QualityStage(Stage):
     @classmethod
     def criteria(cls, rules: QualityRules, rejected: pl.DataFrame) -> list[tuple[str, QualityRules]]:
         hit = set(rejected["quality_failed"].explode().drop_nulls().to_list()) if "quality_failed" in rejected.columns else set()
-        return [(f"quality rule {r.name}", rules.model_copy(update={"rules": [o for o in rules.rules if o is not r]}))
-                for r in rules.rules if r.name in hit]
+        return [(f"quality rule {r.name}", rules.model_copy(update={"disable": [*rules.disable, r.name]}))
+                for r in rules.active if r.name in hit]
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
-        rules: list[QualityRule] = self.rules.rules
+        rules: list[QualityRule] = self.rules.active
         stats = {r.column: (r.stat, r.params) for r in rules}
+        on_prose = set(self.rules.prose_rules)
         texts = content_texts(df, self.rules.chat_roles)
         kinds = ["text" if t is not None else "chat" for t in df["text"].to_list()]
         langs = df["lang"].to_list()
@@ -89,14 +113,21 @@ class QualityStage(Stage):
             applicable = plans.get((kind, lang))
             if applicable is None:
                 applicable = plans[(kind, lang)] = [r for r in rules if kind in r.applies_to and (not r.langs or lang in r.langs)]
-            doc = Doc(text, lang)
+            doc, prose_doc = Doc(text, lang), None
             values: dict[str, float | None] = dict.fromkeys(stats)
             failed: list[tuple[str, str]] = []
             for rule in applicable:
                 col = rule.column
                 if col not in values or values[col] is None:
                     stat, params = stats[col]
-                    values[col] = STATS[stat](doc, **params)
+                    if rule.name in on_prose:
+                        if prose_doc is None:
+                            prose_doc = Doc(prose(text), lang)
+                        if prose_doc.letters < self.rules.min_prose_letters:
+                            continue  # too little prose to judge (a code answer): the rule does not apply
+                        values[col] = STATS[stat](prose_doc, **params)
+                    else:
+                        values[col] = STATS[stat](doc, **params)
                 value = values[col]
                 if value is not None and (msg := _violation(rule, value)) is not None:
                     failed.append((rule.name, msg))
