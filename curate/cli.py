@@ -88,6 +88,40 @@ def run(
 GATES_FAILED = 4
 
 
+@app.command()
+def init(
+    data: Annotated[list[Path], typer.Argument(help="Input files, directories or globs to look at (JSONL, JSON, Parquet; .gz/.zst).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Pipeline file to write (default: pipelines/<name>.yaml); its gates go beside it as <name>.gates.yaml.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", "-t", help="sft | pretrain | classification (default: from the data).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name (default: the first input's file name).")] = None,
+    sample: Annotated[int, typer.Option(min=10, help="Rows to look at.")] = 5_000,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the pipeline and gates files if they exist.")] = False,
+) -> None:
+    """Look at a sample of your data and write a pipeline (and gates) that fit it, printing each decision and why."""
+    from curate import onboard
+    from curate.io.sources import name_from_inputs
+
+    inputs = [str(p) for p in data]
+    try:
+        target = output or Path("pipelines") / f"{name or name_from_inputs(inputs)}.yaml"
+        gates = target.with_name(f"{target.name.removesuffix('.yaml').removesuffix('.yml')}.gates.yaml")
+        for path in (target, gates):  # before the (slow) look at the data
+            if path.exists() and not force:
+                raise CurateError(f"{path} already exists; pass --force to overwrite it, or choose another file with -o")
+        ins = onboard.inspect(inputs, sample)
+        plan = onboard.plan(ins, task=task, name=name, inputs=inputs, pipeline_dir=target.resolve().parent, gates_file=gates.name)
+        onboard.write(plan, target, gates, force=force)
+    except CurateError as exc:
+        _fail(exc)
+    table = Table(title=f"curate init: {plan.name} ({plan.task})", title_justify="left")
+    for col in ("decision", "choice", "why"):
+        table.add_column(col)
+    for x in plan.decisions:
+        table.add_row(x.what, _escape(x.choice), _escape(x.reason))
+    out.print(table)
+    out.print(f"wrote {_display(target)} and {_display(gates)}\nnext:  curate run {_display(target)}", highlight=False)
+
+
 def _gates(results: list[dict]) -> None:
     """Each gate point's tally, then every check that did not pass: rule, expected, observed."""
     for r in results:

@@ -190,6 +190,18 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
             yield row, RecordError("malformed_json", f"malformed JSON: {exc}"), text
 
 
+def iter_objects(src: InputFile, max_bytes: int) -> Iterator[Any]:
+    """Each row of one file parsed (any JSON value), or a RecordError saying why it cannot be read;
+    blank lines are skipped. For a look at a sample (`curate init`); runs use read_batches."""
+    for row, obj, _ in _iter_objects(src, max_bytes):
+        if isinstance(obj, _Blank):
+            continue
+        if isinstance(obj, _Truncated):
+            yield RecordError("truncated_file", obj.reason)
+            return
+        yield obj
+
+
 def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int) -> Iterator[ReadBatch]:
     """Deterministic batches of `batch_size` input rows (kept + quarantined) across all files."""
     columns = sorted({c for f in files for c in f.spec.columns})

@@ -1,0 +1,436 @@
+"""`curate init`: look at a sample of the user's data and write a pipeline that fits it.
+
+The sample is read with the same readers and layout table as a run (curate.io.readers,
+curate.records.LAYOUTS), then normalised, language-identified and quality-scored with the
+default rules, so every decision rests on what the pipeline will really see: the layout and
+field mapping, text vs chat, languages, the share of code, lengths, candidate label and group
+columns, and the size. Each decision is returned with its reason; `write` turns them into a
+pipeline file and a gates file (which extends the generic gates of the task) and validates both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import yaml
+
+from curate.code import code_spans
+from curate.config import InputSpec, Pipeline, PipelineSpec, load_pipeline, load_rules
+from curate.errors import ConfigError, InputError
+from curate.records import RecordError, content_text, detect_layout, schema_with, to_record
+from curate.stages.base import ACTION, REASON, RULE
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "rules"
+TASKS = ("sft", "pretrain", "classification")
+SAMPLE_ROWS = 5_000
+# Keys that name a class (classification labels, SFT task categories) or a group of records that
+# must stay in one split (a conversation, a patient, a document cut into pieces).
+LABEL_NAMES = ("label", "labels", "category", "class", "intent", "topic", "task", "task_type", "type", "sentiment",
+               "genre", "domain", "tag")
+GROUP_WORDS = ("conversation", "conv", "thread", "session", "dialog", "dialogue", "patient", "user", "customer",
+               "member", "group", "doc", "document", "episode", "chat", "case", "encounter", "visit", "parent")
+MAX_LABEL_VALUES = 50
+LANG_MIN_SHARE = 0.01  # a language with less than 1% of the judged sample is not allowed by default
+RULE_MISFIT_SHARE = 0.20  # a quality rule dropping more of an instruction sample than this does not fit it
+RESIDUAL_RECORDS = 300  # re-scan at least this many records after redaction (the residual gate's sample)
+CODE_RECORD_SHARE = 0.3  # a record whose content is at least 30% code is a code record
+
+
+@dataclass(frozen=True)
+class Decision:
+    what: str
+    choice: str
+    reason: str
+
+
+@dataclass
+class Inspection:
+    """What the sample showed."""
+
+    files: list[str]
+    total_bytes: int
+    sample_rows: int  # input rows read (records + unreadable ones)
+    exhausted: bool  # the sample is the whole input
+    rows_estimate: int
+    layouts: Counter  # layout name -> rows
+    unreadable: Counter  # quarantine rule -> rows
+    kinds: Counter  # "chat" / "text" -> rows
+    languages: Counter  # judged language -> rows ("und": too little prose)
+    code_records: int
+    words: dict[str, float]  # quantiles of the content's word count
+    quality_drops: dict[str, int]  # default quality rule -> sample rows it would drop
+    labels: list[tuple[str, Counter]]  # candidate label keys with their value counts, best first
+    groups: list[tuple[str, int]]  # candidate group keys with their number of distinct values
+    sources: Counter
+    fields: dict[str, str] = field(default_factory=dict)  # a mapping init had to guess (no layout matched)
+
+    @property
+    def records(self) -> int:
+        return sum(self.kinds.values())
+
+
+def _inspect_pipeline(paths: list[str]) -> Pipeline:
+    spec = PipelineSpec(name="init", inputs=[InputSpec(path=str(Path(p).resolve())) for p in paths])
+    return Pipeline(spec=spec, path=Path.cwd() / "init.yaml", stages=())
+
+
+def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Counter, int, bool, list[str]]:
+    """Up to `limit` parsed rows (object, file label), unreadable rows by reason, total bytes, whether
+    the whole input was read, and the files."""
+    from curate.io.readers import iter_objects
+    from curate.io.sources import resolve_inputs
+
+    files = resolve_inputs(_inspect_pipeline(paths))
+    if not files:
+        raise InputError(f"no input files found in {', '.join(paths)}")
+    objects, unreadable, exhausted = [], Counter(), True
+    for src in files:
+        for obj in iter_objects(src, 2_000_000):
+            if len(objects) + sum(unreadable.values()) >= limit:
+                exhausted = False
+                break
+            if isinstance(obj, RecordError):
+                unreadable[obj.rule] += 1
+            else:
+                objects.append((obj, src.label))
+        if not exhausted:
+            break
+    return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files]
+
+
+def _estimate(objects: list[tuple[Any, str]], unreadable: Counter, total_bytes: int, exhausted: bool, files: list[str]) -> int:
+    """Rows in the whole input: exact when the sample is all of it, else from the bytes per sampled row
+    (JSON text; compressed inputs are assumed to shrink 4x)."""
+    read = len(objects) + sum(unreadable.values())
+    if exhausted:
+        return read
+    per_row = sum(len(orjson.dumps(o, default=str)) + 1 for o, _ in objects) / max(1, len(objects))
+    compressed = any(f.endswith((".gz", ".zst", ".parquet")) for f in files)
+    return max(read, int(total_bytes * (4 if compressed else 1) / max(1.0, per_row)))
+
+
+def _guess_text_field(objects: list[dict]) -> str | None:
+    """No layout matched: the string field with the most characters on average is the text."""
+    chars: Counter = Counter()
+    for obj in objects:
+        for k, v in obj.items():
+            if isinstance(v, str):
+                chars[k] += len(v)
+    return chars.most_common(1)[0][0] if chars else None
+
+
+def _label_candidates(metas: list[dict], n: int) -> list[tuple[str, Counter]]:
+    """Keys holding a few short categorical values in most records, label-like names first."""
+    values: dict[str, Counter] = {}
+    for meta in metas:
+        for k, v in meta.items():
+            if isinstance(v, bool | int | str) and not (isinstance(v, str) and len(v) > 40):
+                values.setdefault(k, Counter())[str(v)] += 1
+    out = []
+    for k, counts in values.items():
+        covered = sum(counts.values())
+        if covered < 0.5 * n or not 2 <= len(counts) <= min(MAX_LABEL_VALUES, max(2, n // 5)):
+            continue
+        if _is_group_name(k):
+            continue
+        out.append((k, counts))
+    return sorted(out, key=lambda kc: (kc[0].lower() not in LABEL_NAMES, len(kc[1]), kc[0]))
+
+
+def _is_group_name(key: str) -> bool:
+    """conversation_id, patientId, thread, doc-id ...: a group word, alone or followed by id."""
+    low = "".join("_" + c if c.isupper() else c for c in key).lower().replace("-", "_")
+    parts = [p for p in low.split("_") if p]
+    if len(parts) > 1 and parts[-1] == "id":
+        return any(p in GROUP_WORDS for p in parts[:-1])
+    return low in GROUP_WORDS or any(low == f"{w}id" for w in GROUP_WORDS)
+
+
+def _group_candidates(metas: list[dict], n: int) -> list[tuple[str, int]]:
+    """Keys named like a conversation/patient/document id whose values repeat across records."""
+    values: dict[str, Counter] = {}
+    for meta in metas:
+        for k, v in meta.items():
+            if _is_group_name(k) and isinstance(v, str | int):
+                values.setdefault(k, Counter())[str(v)] += 1
+    out = [(k, len(c)) for k, c in values.items() if sum(c.values()) >= 0.5 * n and 1 < len(c) < sum(c.values())]
+    return sorted(out, key=lambda kc: kc[0])
+
+
+def _quantiles(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"p10": 0, "median": 0, "p90": 0, "max": 0}
+    s = pl.Series(values)
+    return {"p10": float(s.quantile(0.1)), "median": float(s.median()), "p90": float(s.quantile(0.9)), "max": float(s.max())}
+
+
+def _stage(kind: str, rules_file: str, **params):
+    from curate.config import parse_model
+    from curate.stages import STAGES
+
+    cls = STAGES[kind]
+    path = RULES / kind / rules_file
+    stage = cls(kind, parse_model(cls.Rules, {**load_rules(path), **params}, path))
+    stage.setup()
+    return stage
+
+
+def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
+    """Read up to `sample` rows of the inputs and measure them as the default stages would."""
+    objects, read_errors, total_bytes, exhausted, files = _objects(paths, sample)
+    unreadable = Counter(read_errors)
+    dicts = [o for o, _ in objects if isinstance(o, dict) and o]
+    layouts = Counter((detect_layout(o).name if detect_layout(o) else "none") for o in dicts)
+    fields: dict[str, str] = {}
+    if layouts["none"] > 0.5 * max(1, len(dicts)):
+        guess = _guess_text_field([o for o in dicts if detect_layout(o) is None])
+        if guess:
+            fields = {"text": guess}
+    rows, metas = [], []
+    for obj, label in objects:
+        try:
+            rec = to_record(obj, fmt="auto", fields=fields, columns=[], default_source=None)
+        except RecordError as exc:
+            unreadable[exc.rule] += 1
+            continue
+        rec["id"] = rec["id"] or f"s{len(rows)}"
+        rec["src_file"], rec["src_row"] = label, len(rows) + 1
+        meta = orjson.loads(rec["meta"]) if rec["meta"] else {}
+        if rec["label"] is not None:
+            meta = {"label": rec["label"], **meta}
+        metas.append(meta)
+        rows.append(rec)
+    df = pl.DataFrame(rows, schema=schema_with([]), orient="row") if rows else pl.DataFrame(schema=schema_with([]))
+    n = df.height
+    kinds = Counter("text" if t is not None else "chat" for t in df["text"].to_list())
+    languages, code_records, words, drops = Counter(), 0, [], {}
+    if n:
+        df = _stage("normalize", "default.yaml").process(df).drop(ACTION, RULE, REASON)
+        df = df.with_columns(_stage("langid", "default.yaml", allowed=[]).process(df)["lang"])
+        languages = Counter(df["lang"].to_list())
+        for t, m in zip(df["text"].to_list(), df["messages"].to_list()):
+            text = content_text(t, m, "all" if t is not None else "assistant")
+            code = sum(b - a for a, b in code_spans(text))
+            code_records += bool(text) and code >= CODE_RECORD_SHARE * len(text)
+            words.append(len(content_text(t, m).split()))
+        judged = _stage("quality", "default.yaml").process(df)
+        drops = dict(Counter(r for r in judged["quality_failed"].explode().drop_nulls().to_list()))
+    return Inspection(
+        files=files, total_bytes=total_bytes, sample_rows=len(objects) + sum(read_errors.values()), exhausted=exhausted,
+        rows_estimate=_estimate(objects, read_errors, total_bytes, exhausted, files),
+        layouts=layouts, unreadable=unreadable, kinds=kinds, languages=languages, code_records=code_records,
+        words=_quantiles(words), quality_drops=drops, labels=_label_candidates(metas, n), groups=_group_candidates(metas, n),
+        sources=Counter(df["source"].fill_null("(none)").to_list()) if n else Counter(), fields=fields,
+    )
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count / total:.0%}" if total else "0%"
+
+
+def _held_out(rows: int) -> float:
+    """The validation (= test) share: enough rows to measure on, little taken from training."""
+    if rows < 1_000:
+        return 0.15
+    if rows <= 20_000:
+        return 0.1
+    return max(0.01, round(2_000 / rows, 3))
+
+
+@dataclass
+class Plan:
+    name: str
+    task: str
+    decisions: list[Decision]
+    pipeline: dict
+    gates: dict
+
+
+def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, inputs: list[str],
+         pipeline_dir: Path, gates_file: str) -> Plan:
+    """The pipeline and gates that fit what `inspect` found, and why."""
+    from curate.catalog import check_name
+    from curate.io.sources import name_from_inputs
+
+    d: list[Decision] = []
+    n = ins.records
+    if not n:
+        raise InputError(f"no usable record in the first {ins.sample_rows:,} rows of {', '.join(inputs)} "
+                         f"(unreadable: {dict(ins.unreadable) or 'none'})")
+    chat, text = ins.kinds["chat"], ins.kinds["text"]
+    if ins.unreadable:
+        d.append(Decision("unreadable", ", ".join(f"{r} {c:,}" for r, c in ins.unreadable.most_common()),
+                          "rows of the sample that cannot be used; a run quarantines them with their reasons"))
+    shape = ", ".join(f"{k} {_share(v, sum(ins.layouts.values()))}" for k, v in ins.layouts.most_common())
+    d.append(Decision("layout", shape, "auto-detected from each record's keys (the layout table in curate.records)"))
+    if ins.fields:
+        d.append(Decision("fields", f"text: {ins.fields['text']}",
+                          "no known layout matched most records; the string field with the most text is the document"))
+    label_key, label_counts = ins.labels[0] if ins.labels else (None, Counter())
+    if task is None:
+        if chat >= text:
+            task, why = "sft", f"{_share(chat, n)} of the records are conversations or instruction pairs"
+        elif label_key and label_key.lower() in LABEL_NAMES:
+            task, why = "classification", f"documents with a '{label_key}' column of {len(label_counts)} values"
+        else:
+            task, why = "pretrain", f"{_share(text, n)} of the records are documents"
+        d.append(Decision("task", task, why))
+    elif task not in TASKS:
+        raise ConfigError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
+    else:
+        d.append(Decision("task", task, "given with --task"))
+    d.append(Decision("name", check_name(name) if name else name_from_inputs(inputs),
+                      "given with --name" if name else "derived from the first input's file name"))
+    name = d[-1].choice
+
+    size = f"{ins.rows_estimate:,} records" + ("" if ins.exhausted else f" (estimated from {ins.sample_rows:,} sampled rows)")
+    d.append(Decision("size", size, f"{ins.total_bytes:,} bytes in {len(ins.files)} file(s)"))
+
+    # label: the key itself is mapped onto `label` (stratified splits, label gates, balance)
+    label = None
+    if label_key and (task == "classification" or label_key.lower() in LABEL_NAMES):
+        label = label_key
+        values = ", ".join(f"{v} {c}" for v, c in label_counts.most_common(6)) + (" …" if len(label_counts) > 6 else "")
+        d.append(Decision("label", label, f"{len(label_counts)} values in {_share(sum(label_counts.values()), n)} of the sample: {values}"))
+    elif task == "classification":
+        raise ConfigError("--task classification: no column looks like a label (a few short values in most records); "
+                          f"keys seen: {', '.join(sorted({k for k, _ in ins.labels})) or 'none besides the content'}")
+    else:
+        others = f" (candidates not named like labels: {', '.join(k for k, _ in ins.labels[:3])})" if ins.labels else ""
+        d.append(Decision("label", "none", "no column named like a label with a few values in most records" + others))
+    groups = [k for k, _ in ins.groups if k != label]
+    if groups:
+        d.append(Decision("groups", ", ".join(groups), "ids shared by several records: kept in one split together"))
+
+    judged = {k: v for k, v in ins.languages.items() if k != "und"}
+    total = sum(judged.values())
+    allowed = sorted(k for k, v in judged.items() if v >= LANG_MIN_SHARE * total)
+    mix = ", ".join(f"{k} {_share(v, n)}" for k, v in ins.languages.most_common(5))
+    d.append(Decision("languages", ", ".join(allowed) or "any",
+                      f"lid.176 on the prose of the sample: {mix}; languages under {LANG_MIN_SHARE:.0%} are dropped"
+                      if allowed else "too little prose to judge (code or very short records): every language kept"))
+    if ins.code_records:
+        d.append(Decision("code", f"{_share(ins.code_records, n)} of records",
+                          "code is taken out before language ID, PII NER and prose rules; it is never redacted as names"))
+
+    quality_params: dict[str, Any] = {}
+    disabled = []
+    if task in ("pretrain", "classification") and ins.words["median"] < 50:
+        disabled.append(("gopher_min_words", f"the median record has {ins.words['median']:.0f} words, under its minimum of 50"))
+    if task in ("sft", "classification"):
+        for rule, hits in sorted(ins.quality_drops.items()):
+            if hits > RULE_MISFIT_SHARE * n and rule not in dict(disabled):
+                disabled.append((rule, f"it would drop {_share(hits, n)} of the sample: it does not fit this data"))
+    for rule, why in disabled:
+        d.append(Decision("quality", f"disable {rule}", why))
+    if disabled:
+        quality_params["disable"] = [r for r, _ in disabled]
+    top = sorted(ins.quality_drops.items(), key=lambda kv: -kv[1])[:3]
+    if top:
+        d.append(Decision("quality", "default rules", "sample rows each rule would drop: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in top)))
+
+    held = _held_out(ins.rows_estimate)
+    sizes = {"train": round(1 - 2 * held, 3), "validation": held, "test": held}
+    d.append(Decision("split", f"{sizes['train']:g}/{held:g}/{held:g}",
+                      f"about {int(ins.rows_estimate * held):,} records in each held-out split for {ins.rows_estimate:,}"))
+
+    def rel(p: Path) -> str:
+        return _path(p, pipeline_dir)
+
+    residual = min(1.0, max(0.05, math.ceil(RESIDUAL_RECORDS / ins.rows_estimate * 100) / 100))
+    stages: list[dict] = [
+        {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
+        {"stage": "pii", "rules": rel(RULES / "pii/default.yaml"), "params": {"residual_sample": residual}},
+        {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
+        {"stage": "quality", "rules": rel(RULES / "quality/default.yaml"), **({"params": quality_params} if quality_params else {})},
+        {"stage": "dedup", "rules": rel(RULES / "dedup/default.yaml"),
+         **({} if task == "sft" else {"params": {"chat_text": "conversation"}})},
+    ]
+    d.append(Decision("pii", f"default profile, residual re-scan of {residual:.0%}",
+                      f"at least {RESIDUAL_RECORDS} records re-scanned after redaction for the residual gate"))
+    if label and task == "classification":
+        ratio = max(label_counts.values()) / max(1, min(label_counts.values()))
+        strata = ["source"] if len(ins.sources) > 1 else []
+        strategy = "downsample" if ratio > 3 else "none"
+        stages.append({"stage": "balance", "params": {"label": "label", "strata": strata, "strategy": strategy, "max_ratio": 3.0,
+                                                     "seed": 13}})
+        d.append(Decision("balance", strategy, f"largest class is {ratio:.1f}x the smallest"
+                          + (f"; checked within each source ({len(ins.sources)})" if strata else "")))
+    stages.append({"stage": "split", "rules": rel(RULES / "split/default.yaml"),
+                   "params": {"sizes": sizes, "stratify_by": "label" if label else None,
+                              "group_by": ["dup_cluster", *groups]}})
+
+    source: dict[str, Any] = {}
+    if ins.fields:
+        source["fields"] = dict(ins.fields)
+    if label and label != "label":
+        source.setdefault("fields", {})["label"] = label
+    if groups:
+        source["columns"] = groups
+    pipeline = {
+        "name": name,
+        "description": f"{task} data from {', '.join(Path(p).name for p in inputs)} (written by curate init)",
+        "seed": 13,
+        "inputs": [{"path": rel(Path(p).resolve()), **source} for p in inputs],
+        "output": {"dir": rel(Path.cwd() / "out" / name)},
+        "stages": stages,
+        "gates": [{"rules": gates_file}],
+    }
+    pipeline_gates = _gates(task, allowed, label, label_counts, n, sizes, ins, pipeline_dir)
+    return Plan(name, task, d, pipeline, pipeline_gates)
+
+
+def _gates(task: str, allowed: list[str], label: str | None, label_counts: Counter, n: int, sizes: dict[str, float],
+           ins: Inspection, pipeline_dir: Path) -> dict:
+    base = "sft.yaml" if task == "sft" else "pretrain.yaml"
+    extra: list[dict] = []
+    if allowed:
+        extra.append({"values_in_set": {"column": "lang", "values": [*allowed, "und"], "allow_null": False}})
+    if label:
+        # the sample's values; a value the sample missed fails the check (it names the value)
+        extra.append({"values_in_set": {"column": "label", "values": sorted(label_counts), "mostly": 1.0 if ins.exhausted else 0.999}})
+        shares = [c / sum(label_counts.values()) for c in label_counts.values()]
+        extra.append({"name": "every label keeps a usable share", "severity": "warn",
+                      "label_share": {"column": "label", "min": round(min(shares) / 2, 4)}})
+    # half of what the records known to exist (the sample: a lower bound on the input) would give,
+    # since quality, dedup and decontamination drop some
+    expected = {k: max(1, int(n * v * 0.5)) for k, v in sizes.items()}
+    extra.append({"name": "split sizes for this data", "split_sizes": {"min": expected}})
+    return {"extends": _path(RULES / "gates" / base, pipeline_dir), "expectations+": extra}
+
+
+def _path(target: Path, pipeline_dir: Path) -> str:
+    """How the pipeline names a file: relative to the pipeline when both are in the working
+    directory's tree (the project moves as one), absolute otherwise."""
+    target, here = target.resolve(), Path.cwd().resolve()
+    if target.is_relative_to(here) and pipeline_dir.resolve().is_relative_to(here):
+        return os.path.relpath(target, pipeline_dir)
+    return str(target)
+
+
+def _header(p: Plan) -> str:
+    lines = [f"# Written by `curate init` for {p.task} data. Edit freely; `curate validate` checks it.", "#"]
+    lines += [f"# {x.what}: {x.choice} — {x.reason}" for x in p.decisions]
+    return "\n".join(lines) + "\n"
+
+
+def write(p: Plan, pipeline_path: Path, gates_path: Path, force: bool = False) -> None:
+    """Write the pipeline and its gates file (refusing to replace existing files unless `force`), then
+    validate them as `curate run` would."""
+    for path in (pipeline_path, gates_path):
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists; pass --force to overwrite it, or choose another name with -o")
+    pipeline_path.parent.mkdir(parents=True, exist_ok=True)
+    dump = lambda data: yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)  # noqa: E731
+    gates_path.write_text("# Gates for " + p.name + ", written by `curate init`: the generic ones plus this data's "
+                          "languages, labels and sizes.\n" + dump(p.gates), encoding="utf-8")
+    pipeline_path.write_text(_header(p) + dump(p.pipeline), encoding="utf-8")
+    load_pipeline(pipeline_path)
