@@ -38,9 +38,11 @@ $(DATATROVE_VENV)/.installed:
 	touch $@
 
 TRAIN_CONFIG ?= train/configs/default.yaml
+# SHARDS=shards://name@latest trains on other shards than the config's
+SHARDS      ?=
 
 train: install
-	$(BIN)/python -m train run $(TRAIN_CONFIG)
+	$(BIN)/python -m train run $(TRAIN_CONFIG) $(if $(SHARDS),--shards $(SHARDS))
 
 clean:
 	rm -rf out .pytest_cache

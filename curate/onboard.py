@@ -71,6 +71,8 @@ class Inspection:
     groups: list[tuple[str, int]]  # candidate group keys with their number of distinct values
     sources: Counter
     fields: dict[str, str] = field(default_factory=dict)  # a mapping init had to guess (no layout matched)
+    frame: pl.DataFrame | None = None  # the sample's records, normalised (for the rehearsal in `plan`)
+    metas: list[dict] = field(default_factory=list)  # each sampled record's other keys
 
     @property
     def records(self) -> int:
@@ -229,7 +231,34 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
         layouts=layouts, unreadable=unreadable, kinds=kinds, languages=languages, code_records=code_records,
         words=_quantiles(words), quality_drops=drops, labels=_label_candidates(metas, n), groups=_group_candidates(metas, n),
         sources=Counter(df["source"].fill_null("(none)").to_list()) if n else Counter(), fields=fields,
+        frame=df.drop("lang_score", "lang_basis", strict=False), metas=metas,
     )
+
+
+def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: list[str]) -> tuple[Counter, Counter]:
+    """The planned stages (pii aside: it drops nothing) on the sample: rows per split, and rows dropped by
+    reason. The gates' split sizes are set from what really survives, not from a guess."""
+    from curate.config import parse_model
+    from curate.stages import STAGES
+
+    df = ins.frame
+    extra = [pl.Series(c, [None if m.get(c) is None else str(m[c]) for m in ins.metas], dtype=pl.Utf8) for c in groups]
+    if label:
+        extra.append(pl.Series("label", [None if m.get(label) is None else str(m[label]) for m in ins.metas], dtype=pl.Utf8))
+    df = df.with_columns(extra) if extra else df
+    dropped: Counter = Counter()
+    for spec in stages:
+        if spec["stage"] in ("normalize", "pii"):
+            continue
+        cls = STAGES[spec["stage"]]
+        path = RULES / spec["stage"] / "default.yaml" if "rules" in spec else None
+        stage = cls(spec["stage"], parse_model(cls.Rules, {**(load_rules(path) if path else {}), **spec.get("params", {})},
+                                               path or Path("init")), seed=13)
+        stage.setup()
+        out = stage.process(df)
+        dropped.update(r for r, a in zip(out[RULE].to_list(), out[ACTION].to_list()) if a != "keep")
+        df = out.filter(pl.col(ACTION) == "keep").drop(ACTION, RULE, REASON)
+    return Counter(df["split"].to_list()) if "split" in df.columns else Counter(), dropped
 
 
 def _share(count: int, total: int) -> str:
@@ -384,11 +413,16 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
         "stages": stages,
         "gates": [{"rules": gates_file}],
     }
-    pipeline_gates = _gates(task, allowed, label, label_counts, n, sizes, ins, pipeline_dir)
+    splits, dropped = _rehearse(ins, stages, label, groups)
+    d.append(Decision("rehearsal", ", ".join(f"{k} {splits.get(k, 0):,}" for k in sizes),
+                      f"the stages on the sample keep {sum(splits.values()):,} of {n:,} records"
+                      + (" (dropped: " + ", ".join(f"{r} {c:,}" for r, c in dropped.most_common(4)) + ")" if dropped else "")
+                      + "; the gates expect at least half of each split"))
+    pipeline_gates = _gates(task, allowed, label, label_counts, splits, ins, pipeline_dir)
     return Plan(name, task, d, pipeline, pipeline_gates)
 
 
-def _gates(task: str, allowed: list[str], label: str | None, label_counts: Counter, n: int, sizes: dict[str, float],
+def _gates(task: str, allowed: list[str], label: str | None, label_counts: Counter, splits: Counter,
            ins: Inspection, pipeline_dir: Path) -> dict:
     base = "sft.yaml" if task == "sft" else "pretrain.yaml"
     extra: list[dict] = []
@@ -400,9 +434,8 @@ def _gates(task: str, allowed: list[str], label: str | None, label_counts: Count
         shares = [c / sum(label_counts.values()) for c in label_counts.values()]
         extra.append({"name": "every label keeps a usable share", "severity": "warn",
                       "label_share": {"column": "label", "min": round(min(shares) / 2, 4)}})
-    # half of what the records known to exist (the sample: a lower bound on the input) would give,
-    # since quality, dedup and decontamination drop some
-    expected = {k: max(1, int(n * v * 0.5)) for k, v in sizes.items()}
+    # half of what the stages left of the sample in each split (the sample is at most the whole input)
+    expected = {k: max(1, splits.get(k, 0) // 2) for k in ("train", "validation", "test")}
     extra.append({"name": "split sizes for this data", "split_sizes": {"min": expected}})
     return {"extends": _path(RULES / "gates" / base, pipeline_dir), "expectations+": extra}
 

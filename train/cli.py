@@ -25,13 +25,16 @@ def _fail(exc: Exception) -> None:
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. train/configs/default.yaml.")]) -> None:
+def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. train/configs/default.yaml.")],
+        shards: Annotated[str | None, typer.Option(help="Train on these shards instead of the config's (e.g. shards://mine@latest).")] = None) -> None:
     """Train a LoRA adapter on the configured shards, evaluate it, and check that it stops."""
     from train.config import load_config
     from train.run import run as train_run
 
     try:
         cfg, path = load_config(config)
+        if shards:
+            cfg = cfg.model_copy(update={"shards": shards})
         report = train_run(cfg, path)
     except CurateError as exc:
         _fail(exc)
