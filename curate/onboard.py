@@ -42,6 +42,7 @@ LANG_MIN_SHARE = 0.01  # a language with less than 1% of the judged sample is no
 RULE_MISFIT_SHARE = 0.20  # a quality rule dropping more of an instruction sample than this does not fit it
 RESIDUAL_RECORDS = 300  # re-scan at least this many records after redaction (the residual gate's sample)
 CODE_RECORD_SHARE = 0.3  # a record whose content is at least 30% code is a code record
+SMALL_ROWS = 5_000  # below this, one process: worker start-up (models loaded per process) outweighs the gain
 
 
 @dataclass(frozen=True)
@@ -404,12 +405,17 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
         source.setdefault("fields", {})["label"] = label
     if groups:
         source["columns"] = groups
+    small = ins.rows_estimate < SMALL_ROWS
+    d.append(Decision("workers", "1" if small else "auto",
+                      f"under {SMALL_ROWS:,} records, starting worker processes (each loads the models) costs more than it saves"
+                      if small else "one worker process per core for the row-local stages"))
     pipeline = {
         "name": name,
         "description": f"{task} data from {', '.join(Path(p).name for p in inputs)} (written by curate init)",
         "seed": 13,
         "inputs": [{"path": rel(Path(p).resolve()), **source} for p in inputs],
         "output": {"dir": rel(Path.cwd() / "out" / name)},
+        "workers": 1 if small else "auto",
         "stages": stages,
         "gates": [{"rules": gates_file}],
     }

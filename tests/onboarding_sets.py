@@ -90,11 +90,13 @@ def reviews(path: Path, n: int = 300, seed: int = 11) -> Path:
     return path
 
 
-def pydoc_documents(path: Path) -> Path:
-    """Real documents nobody here wrote: the topics of Python's own help (pydoc_data), one per record."""
+def pydoc_documents(path: Path, shortest: int | None = None) -> Path:
+    """Real documents nobody here wrote: the topics of Python's own help (pydoc_data), one per record
+    (only the `shortest` ones if given)."""
     from pydoc_data.topics import topics
 
-    path.write_text("".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in sorted(topics.items())), encoding="utf-8")
+    chosen = sorted(topics.items(), key=lambda kv: len(kv[1]))[:shortest] if shortest else topics.items()
+    path.write_text("".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in sorted(chosen)), encoding="utf-8")
     return path
 
 
