@@ -111,3 +111,24 @@ def check_chain(accounts: list[StageAccount], final_rows: int) -> None:
     rejected = sum(a.dropped + a.quarantined for a in accounts)
     if accounts and accounts[0].rows_in != final_rows + rejected:
         raise AccountingError(f"input rows {accounts[0].rows_in} != written {final_rows} + rejected {rejected}")
+
+
+REJECTED_LEAD = ("stage", "rule", "reason", "action")
+
+
+def one_schema(rejected: dict[str, pl.DataFrame], record_columns: list[str]) -> dict[str, pl.DataFrame]:
+    """Every stage's rejected rows with the same columns in the same order, so one read takes them all
+    (`pl.read_parquet("rejected/*/*.parquet")`): the decision columns, the record columns, then every
+    column any stage added (the reader's `raw` preview, `q_*` statistics, `dup_of`, ...) in pipeline
+    order, null where a stage did not write it. Types are the common supertype across stages."""
+    frames = [df for df in rejected.values() if df.width]
+    if not frames:
+        return rejected
+    union = pl.concat([df.head(0) for df in frames], how="diagonal_relaxed").schema
+    lead = [c for c in REJECTED_LEAD if c in union] + [c for c in record_columns if c in union and c not in REJECTED_LEAD]
+    order = lead + [c for c in union if c not in lead]
+    out = {}
+    for stage, df in rejected.items():
+        out[stage] = df.select([pl.col(c).cast(union[c]) if c in df.columns else pl.lit(None, dtype=union[c]).alias(c)
+                                for c in order])
+    return out

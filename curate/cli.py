@@ -230,6 +230,50 @@ def _report_of(ref: str) -> tuple[dict, str]:
     return read_json_at(source), str(folder)
 
 
+@app.command()
+def rejected(
+    where: Annotated[str, typer.Argument(help="A run's output directory or a catalog ref (name@version).")],
+    stage: Annotated[Optional[str], typer.Option("--stage", "-s", help="Only rows this stage rejected (read, quality, dedup, ...).")] = None,
+    rule: Annotated[Optional[str], typer.Option("--rule", "-r", help="Only rows rejected by this rule (e.g. gopher_min_words).")] = None,
+    export: Annotated[Optional[Path], typer.Option("--export", "-e", help="Write the rows, every column, to this .parquet or .jsonl file.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to print.")] = 20,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the --export file if it exists.")] = False,
+) -> None:
+    """Rows a run rejected, from every stage in one table: stage, rule, where it came from, why (never the text)."""
+    import polars as pl
+
+    from curate.io.shards import join, list_files, location, read_parquet_at
+
+    _, folder = _report_of(where)
+    root = location(folder)
+    files = list_files(root, "rejected", ".parquet")
+    frame = read_parquet_at(files, None) if files else pl.DataFrame(schema={"stage": pl.Utf8, "rule": pl.Utf8})
+    if stage:
+        frame = frame.filter(pl.col("stage") == stage)
+    if rule:
+        frame = frame.filter(pl.col("rule") == rule)
+    if export:
+        if export.exists() and not force:
+            _fail(CurateError(f"{export} already exists; pass --force to overwrite it"))
+        if export.suffix == ".parquet":
+            frame.write_parquet(export)
+        elif export.suffix in (".jsonl", ".ndjson"):
+            frame.write_ndjson(export)
+        else:
+            _fail(CurateError(f"--export {export}: use a .parquet or .jsonl file name"))
+        out.print(f"wrote {frame.height:,} rows to {_display(export)}", highlight=False)
+        return
+    counts = frame.group_by("stage", "rule").len().sort("len", descending=True) if frame.height else frame
+    out.print(f"{frame.height:,} rejected rows in {_display(join(root, 'rejected'))}"
+              + "".join(f"; {s}/{r} {n:,}" for s, r, n in counts.head(8).iter_rows()), soft_wrap=True, highlight=False)
+    table = Table()
+    for col in ("stage", "rule", "id", "file", "row", "reason"):
+        table.add_column(col)
+    for r in frame.head(limit).iter_rows(named=True):
+        table.add_row(r["stage"], r["rule"], str(r.get("id")), str(r.get("src_file")), str(r.get("src_row")), _escape(str(r.get("reason"))))
+    out.print(table)
+
+
 def _change(x, y) -> str:
     if isinstance(x, (int, float)) and isinstance(y, (int, float)):
         return f"{x:,} → {y:,} ({y - x:+,})"

@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from curate import __version__
-from curate.accounting import StageAccount, check_chain
+from curate.accounting import StageAccount, check_chain, one_schema
 from curate.catalog import Catalog, Entry, check_name, curate_home, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
@@ -412,7 +412,8 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     final = final.drop(sidecar_cols)
     rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
     rejected = _redact_rejected(pipeline, rejected, redacted)
-    for stage, df in rejected.items():
+    written = one_schema(rejected, list(schema_with(sorted({c for f in files for c in f.spec.columns}))))
+    for stage, df in written.items():
         parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
         entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     for folder in sorted(work.glob(f"seg-*/all/{ARTIFACTS}/*")):

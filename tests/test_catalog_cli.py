@@ -191,3 +191,20 @@ def test_outputs_on_object_storage_publish_register_and_feed_other_pipelines(tmp
     assert not run(path, None).cached and Catalog().resolve("remote@latest").verify() == []
     with pytest.raises(TrainDataError, match="no `split` column"):
         load("shards://remote@latest")  # read through the URL, refused only for want of a split stage
+
+
+def test_cli_rejected_lists_filters_and_exports_every_stage_in_one_table(demo_run, tmp_path):
+    result = runner.invoke(app, ["rejected", str(demo_run.out_dir), "--limit", "3"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    total = sum(a["dropped"] + a["quarantined"] for a in demo_run.manifest["accounting"])
+    assert f"{total:,} rejected rows" in result.output
+    quality = runner.invoke(app, ["rejected", str(demo_run.out_dir), "--stage", "quality", "--rule", "gopher_min_words",
+                                  "--export", str(tmp_path / "short.parquet")])
+    assert quality.exit_code == 0, quality.output
+    rows = pl.read_parquet(tmp_path / "short.parquet")
+    counts = next(a for a in demo_run.manifest["accounting"] if a["stage"] == "quality")["reasons"]
+    assert rows.height == counts["gopher_min_words"] and set(rows["rule"]) == {"gopher_min_words"}
+    again = runner.invoke(app, ["rejected", str(demo_run.out_dir), "--export", str(tmp_path / "short.parquet")])
+    assert again.exit_code == 2 and pl.read_parquet(tmp_path / "short.parquet").height == rows.height  # not overwritten
+    html = (demo_run.out_dir / "report.html").read_text()
+    assert "curate rejected demo@" in html and "--rule gopher_min_words" in html

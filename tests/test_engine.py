@@ -212,3 +212,19 @@ def test_pool_workers_die_with_a_killed_driver(tmp_path):
     while time.time() < deadline and any(_alive(c) for c in children):
         time.sleep(0.1)
     assert not [c for c in children if _alive(c)], "pool workers outlived the killed driver"
+
+
+def test_all_rejected_rows_read_in_one_call_with_one_schema(demo_run):
+    out = demo_run.out_dir
+    files = sorted((out / "rejected").glob("*/*.parquet"))
+    assert len({f.parent.name for f in files}) >= 3  # read, langid, quality at least
+    schemas = {tuple(pl.read_parquet_schema(f).items()) for f in files}
+    assert len(schemas) == 1  # every stage's file: the same columns, in the same order, with the same types
+    everything = pl.read_parquet(out / "rejected" / "*" / "*.parquet")
+    m = demo_run.manifest
+    assert everything.height == sum(a["dropped"] + a["quarantined"] for a in m["accounting"])
+    assert everything.columns[:4] == ["stage", "rule", "reason", "action"]
+    read = everything.filter(pl.col("stage") == "read")
+    assert read["raw"].null_count() < read.height and read["q_word_count"].null_count() == read.height
+    quality = everything.filter(pl.col("stage") == "quality")
+    assert quality["q_word_count"].null_count() == 0 and quality["raw"].null_count() == quality.height

@@ -222,5 +222,6 @@ def test_quality_rules_can_be_disabled_by_name_and_unknown_names_are_errors():
     assert "q_word_count" in out.columns  # other rules on the statistic still measure it
     with pytest.raises(ValueError, match="disable: no rule named"):
         QualityRules.model_validate({**rules, "disable": ["gopher_min_wrds"]})
-    with pytest.raises(ValueError, match="prose_rules: no rule named"):
-        QualityRules.model_validate({**rules, "prose_rules": ["nope"]})
+    # an inline list of rules replaces the file's, and prose_rules naming the file's rules does not get in the way
+    only = QualityRules.model_validate({**rules, "rules": [{"name": "min_words", "stat": "word_count", "min": 3}]})
+    assert [r.name for r in only.active] == ["min_words"]

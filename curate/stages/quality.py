@@ -53,7 +53,8 @@ class QualityRules(StrictModel):
     rules: list[QualityRule] = Field(min_length=1)
     # Rules judged on the prose only: curate.code takes out fences, code-like lines and identifiers
     # first, so `SELECT name FROM t` is not shouting. A text with fewer than `min_prose_letters`
-    # letters of prose left (a code-only answer) is not judged by these rules.
+    # letters of prose left (a code-only answer) is not judged by these rules. Names of rules not in
+    # `rules` are ignored (an inline `rules:` may replace the file's list).
     prose_rules: list[str] = Field(default_factory=list)
     min_prose_letters: int = Field(20, ge=0)
     # Rules of the file (or the file it extends) switched off by name, e.g. `disable: [gopher_min_words]`
@@ -65,10 +66,11 @@ class QualityRules(StrictModel):
         names = [r.name for r in self.rules]
         if len(names) != len(set(names)):
             raise ValueError(f"rule names must be unique: {sorted({n for n in names if names.count(n) > 1})}")
-        for key in ("prose_rules", "disable"):
-            unknown = sorted(set(getattr(self, key)) - set(names))
-            if unknown:
-                raise ValueError(f"{key}: no rule named {unknown}; rules: {', '.join(names)}")
+        # prose_rules may name rules a pipeline's inline `rules:` replaced (the file's list is the default);
+        # disable names what the user switches off, so a name that matches nothing is a typo
+        unknown = sorted(set(self.disable) - set(names))
+        if unknown:
+            raise ValueError(f"disable: no rule named {unknown}; rules: {', '.join(names)}")
         if set(self.disable) >= set(names):
             raise ValueError("disable: every rule is disabled; remove the quality stage instead")
         on_prose: dict[str, bool] = {}
