@@ -213,3 +213,77 @@ class Catalog:
         if found is None:
             raise CatalogError(f"{matches[0].ref} cannot be used as input: " + ("; ".join(why) or "no location recorded"))
         return found
+
+    # --- housekeeping ------------------------------------------------------------------------
+    def location_states(self, entry: Entry) -> list[tuple[dict, str]]:
+        """Each recorded location of a version with what it holds now: `ok`, `failed` (its gates did
+        not pass), `gone` (no readable manifest) or `replaced by <version>`."""
+        out = []
+        for loc in entry.locations:
+            manifest = read_manifest(location(loc["path"]))
+            if manifest is None:
+                out.append((loc, "gone"))
+            elif manifest.get("version") != entry.version:
+                out.append((loc, f"replaced by {manifest.get('version')}"))
+            else:
+                out.append((loc, "ok" if manifest.get("status") == "ok" else str(manifest.get("status"))))
+        return out
+
+    def _rewrite(self, entry: Entry, locations: list[dict]) -> None:
+        path = self._file(entry.name, entry.version)
+        if not locations:
+            path.unlink(missing_ok=True)
+            if path.parent.is_dir() and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+            return
+        d = self._load(path) or {}
+        write_json(path, {**d, "locations": locations})
+
+    def gc(self, dry_run: bool = False) -> list[tuple[str, str, str]]:
+        """Forget every location that is gone or holds another version now, and versions left with
+        none: (ref, path, why) for each. Files are never touched."""
+        forgotten = []
+        for entry in self.entries():
+            keep = []
+            for loc, state in self.location_states(entry):
+                if state == "gone" or state.startswith("replaced"):
+                    forgotten.append((entry.ref, loc["path"], state))
+                else:
+                    keep.append(loc)
+            if not dry_run and len(keep) != len(entry.locations):
+                self._rewrite(entry, keep)
+        return forgotten
+
+    def exact(self, ref: str) -> Entry:
+        """The entry a `name@version` (or unique version prefix) names, as recorded, whatever its
+        locations hold now (for `rm`)."""
+        text = ref if ref.startswith("shards://") else f"shards://{ref}"
+        m = _REF.match(text)
+        if not m or not m["version"] or m["version"] == "latest":
+            raise CatalogError(f"{ref!r}: name the version to remove (name@version); `curate shards list` shows them")
+        matches = [e for e in self.entries(m["name"]) if e.version.startswith(m["version"])]
+        if len(matches) != 1:
+            raise CatalogError(f"{ref}: {'no' if not matches else 'more than one'} registered version matches")
+        return matches[0]
+
+    def remove(self, entry: Entry) -> None:
+        """Forget a version (every location). Its files stay where they are."""
+        self._rewrite(entry, [])
+
+    def keep(self, entry: Entry) -> tuple[Entry, Path, int, int]:
+        """Hard-link (or copy) a version's published files into `<home>/store/<name>/<version>` and
+        record that as one more location, so deleting the output folder does not break a
+        `shards://` reference. Returns the entry there, the folder, files linked and bytes copied."""
+        from curate.io.outputs import keep_copy
+
+        located = self.resolve(f"{entry.name}@{entry.version}", allow_failed=True)
+        if not isinstance(located.path, Path):
+            raise CatalogError(f"{entry.ref}: keeping a copy of an output on object storage is not supported "
+                               f"({located.path}); it is already off this machine")
+        manifest = located.manifest()
+        problems = list(file_problems(located.path, manifest["files"]))
+        if problems:
+            raise CatalogError(f"{entry.ref}: refusing to keep {located.path}: {'; '.join(problems[:3])}")
+        dest = self.root.parent / "store" / entry.name / entry.version
+        linked, copied = keep_copy(located.path, dest, [f["path"] for f in manifest["files"]])
+        return self.register(dest, manifest), dest, linked, copied

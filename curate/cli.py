@@ -61,6 +61,7 @@ def run(
     executor: Annotated[Optional[str], typer.Option("--executor", "-x", help="'local' (processes on this machine) or 'ray' (a Ray cluster); default: the pipeline's executor.")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Run on Ray at this address: 'local' (start one here), 'auto' (join this machine's cluster) or ray://host:10001. Implies --executor ray.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if an identical run already finished (ignores the cache and checkpoints).")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Also keep the published version in $CURATE_HOME/store (hard links), so deleting the output folder does not break shards:// references.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run a pipeline: read inputs, apply its stages, write shards + report, register in the catalog."""
@@ -76,6 +77,14 @@ def run(
                                   progress=EngineProgress(bars.start, bars.advance, bars.finish))
     except CurateError as exc:
         _fail(exc)
+    if keep and result.entry and not result.failed_gates:
+        from curate.catalog import Catalog
+
+        try:
+            _, dest, linked, copied = Catalog().keep(result.entry)
+        except CurateError as exc:
+            _fail(exc)
+        console.print(f"kept in {dest} ({linked} hard links, {copied:,} bytes copied)", highlight=False)
     _summary(result)
     _gates(result.manifest.get("gates", []))
     if result.failed_gates:
@@ -340,15 +349,83 @@ def _entry(ref: str):
 
 @shards_app.command("list")
 def shards_list() -> None:
-    """List every registered shard set."""
+    """List every registered shard set, with each place it was published and what that place holds now."""
     from curate.catalog import Catalog
 
+    catalog = Catalog()
     table = Table()
-    for col in ("name", "version", "rows", "status", "created", "path"):
+    for col in ("name", "version", "rows", "status", "created", "locations"):
         table.add_column(col)
-    for e in Catalog().entries():
-        table.add_row(e.name, e.version, f"{e.rows:,}", e.status, e.created, str(e.path))
+    gone = 0
+    for e in catalog.entries():
+        states = catalog.location_states(e)
+        gone += sum(s == "gone" or s.startswith("replaced") for _, s in states)
+        where = "\n".join(f"{_escape(loc['path'])} ({s})" if s == "ok" else f"[red]{_escape(loc['path'])} ({s})[/]"
+                          for loc, s in states) or "[red](none)[/]"
+        table.add_row(e.name, e.version, f"{e.rows:,}", e.status, e.created, where)
     out.print(table)
+    if gone:
+        out.print(f"{gone} location(s) are gone or hold another version now; `curate shards gc` forgets them", highlight=False)
+
+
+@shards_app.command("gc")
+def shards_gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be forgotten.")] = False) -> None:
+    """Forget locations that are gone or hold another version now (and versions left with none). Deletes no file."""
+    from curate.catalog import Catalog
+
+    forgotten = Catalog().gc(dry_run=dry_run)
+    for ref, path, why in forgotten:
+        out.print(f"{'would forget' if dry_run else 'forgot'} {ref} at {_escape(path)} ({why})", highlight=False, soft_wrap=True)
+    if not forgotten:
+        out.print("nothing to forget: every recorded location still holds its version")
+
+
+@shards_app.command("rm")
+def shards_rm(
+    ref: Annotated[str, typer.Argument(help="name@version (a unique version prefix is enough)")],
+    files: Annotated[bool, typer.Option("--files", help="Also delete the published files at every local location that "
+                                        "still holds this version (files curate did not write are left).")] = False,
+) -> None:
+    """Remove a version from the catalog; its files stay unless --files."""
+    from curate.catalog import Catalog
+    from curate.io.outputs import remove_published
+
+    catalog = Catalog()
+    try:
+        entry = catalog.exact(ref)
+        deleted = []
+        if files:
+            for loc, state in catalog.location_states(entry):
+                if state == "gone" or state.startswith("replaced"):
+                    continue
+                if "://" in loc["path"]:
+                    console.print(f"[yellow]left[/] {_escape(loc['path'])}: deleting files on object storage is not supported; "
+                                  "remove them with your storage's tools", soft_wrap=True)
+                    continue
+                left = remove_published(Path(loc["path"]), entry.version)
+                deleted.append(loc["path"])
+                if left:
+                    out.print(f"kept in {_escape(loc['path'])}: {_escape(', '.join(left[:5]))} (not written by curate)", highlight=False)
+        catalog.remove(entry)
+    except CurateError as exc:
+        _fail(exc)
+    out.print(f"removed {entry.ref} from the catalog" + (f"; deleted its files in {', '.join(deleted)}" if deleted else
+              "" if not files else "; no location held its files") + ("" if files else "; its files are untouched"),
+              highlight=False, soft_wrap=True)
+
+
+@shards_app.command("keep")
+def shards_keep(ref: Annotated[str, typer.Argument(help="name, name@version or shards://name@version")]) -> None:
+    """Keep a version in the catalog's own store ($CURATE_HOME/store, hard links where possible), so deleting
+    its output folder does not break other projects' shards:// references."""
+    from curate.catalog import Catalog
+
+    catalog = Catalog()
+    try:
+        entry, dest, linked, copied = catalog.keep(catalog.resolve(ref, allow_failed=True))
+    except CurateError as exc:
+        _fail(exc)
+    out.print(f"kept {entry.ref} in {dest}: {linked} file(s) hard-linked, {copied:,} bytes copied", highlight=False)
 
 
 @shards_app.command("show")

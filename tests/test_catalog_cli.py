@@ -208,3 +208,62 @@ def test_cli_rejected_lists_filters_and_exports_every_stage_in_one_table(demo_ru
     assert again.exit_code == 2 and pl.read_parquet(tmp_path / "short.parquet").height == rows.height  # not overwritten
     html = (demo_run.out_dir / "report.html").read_text()
     assert "curate rejected demo@" in html and "--rule gopher_min_words" in html
+
+
+def _wide(monkeypatch):
+    from rich.console import Console
+
+    import curate.cli
+
+    monkeypatch.setattr(curate.cli, "out", Console(width=250))
+
+
+def test_shards_list_shows_gone_locations_and_gc_forgets_them_without_touching_files(tmp_path, curated, monkeypatch):
+    import shutil
+
+    _wide(monkeypatch)  # the table's paths on one line each
+    version = curated.manifest["version"]
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="base")
+    run(path, tmp_path / "second_out")  # the same version, published to a second folder
+    assert len(Catalog().exact(f"base@{version}").locations) == 2
+    shutil.rmtree(tmp_path / "second_out")
+    listed = runner.invoke(app, ["shards", "list"], terminal_width=250)
+    assert "second_out (gone)" in listed.output and "base_out (ok)" in listed.output and "curate shards gc" in listed.output
+    dry = runner.invoke(app, ["shards", "gc", "--dry-run"], terminal_width=250)
+    assert "would forget" in dry.output and len(Catalog().exact(f"base@{version}").locations) == 2
+    gc = runner.invoke(app, ["shards", "gc"], terminal_width=250)
+    assert gc.exit_code == 0 and f"forgot shards://base@{version}" in gc.output
+    entry = Catalog().exact(f"base@{version}")
+    assert [loc["path"] for loc in entry.locations] == [str((tmp_path / "base_out").resolve())]
+    assert (tmp_path / "base_out" / "manifest.json").is_file()  # gc forgets, never deletes
+    assert runner.invoke(app, ["shards", "gc"]).output.startswith("nothing to forget")
+
+
+def test_shards_rm_forgets_a_version_and_deletes_only_its_own_files_when_asked(tmp_path, curated, monkeypatch):
+    _wide(monkeypatch)
+    version = curated.manifest["version"]
+    out = tmp_path / "base_out"
+    kept = runner.invoke(app, ["shards", "rm", f"base@{version[:8]}"])
+    assert kept.exit_code == 0 and "its files are untouched" in kept.output
+    assert (out / "manifest.json").is_file() and not Catalog().entries("base")
+    assert runner.invoke(app, ["shards", "rm", "base@latest"]).exit_code == 2  # a version must be named
+    again = run(write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="base"), out)
+    (out / "notes.txt").write_text("mine")  # a file the run did not write
+    deleted = runner.invoke(app, ["shards", "rm", f"base@{version}", "--files"], terminal_width=250)
+    assert deleted.exit_code == 0, deleted.output
+    assert "kept in" in deleted.output and "notes.txt" in deleted.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # every published file gone, the user's file kept
+    assert not Catalog().entries("base") and again.manifest["version"] == version
+
+
+def test_shards_keep_survives_deleting_the_output_folder(tmp_path, curated, monkeypatch):
+    import shutil
+
+    _wide(monkeypatch)
+    ref = f"base@{curated.manifest['version']}"
+    result = runner.invoke(app, ["shards", "keep", ref], terminal_width=250)
+    assert result.exit_code == 0 and "hard-linked, 0 bytes copied" in result.output, result.output
+    shutil.rmtree(tmp_path / "base_out")
+    entry = Catalog().resolve("base@latest")
+    assert "store" in entry.path.parts and entry.verify() == []
+    assert entry.read(["id"]).height == 40

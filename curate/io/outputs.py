@@ -260,3 +260,62 @@ def claim_remote(url: str) -> None:
     if MARKER not in names:
         fs.makedirs(root, exist_ok=True)
         fs.pipe_file(f"{root}/{MARKER}", MARKER_BYTES)
+
+
+def remove_published(out: Path, version: str) -> list[str]:
+    """Delete what curate published in the local folder `out`, which must hold `version`: every file its
+    manifest lists, the report, the Data Docs, the manifest and the marker. Files curate did not write
+    stay (and with them the folder); they are returned. Holds the folder's lock: not during a run."""
+    out = out.resolve()
+    with output_lock(out):
+        manifest = read_manifest(out)
+        if manifest is None or manifest.get("version") != version:
+            held = manifest.get("version") if manifest else None
+            raise OutputError(f"{out} does not hold version {version}" + (f" (it holds {held})" if held else "")
+                              + "; nothing was deleted")
+        foreign = foreign_entries(out)
+        for f in manifest.get("files", []):
+            path = out / f["path"]
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+        for name in (GX_DOCS, WORK):
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name)
+        for name in ("report.json", "report.html", MANIFEST, MARKER):
+            (out / name).unlink(missing_ok=True)
+        for folder in LISTED:  # the folders the listed files were in, if nothing else is left in them
+            root = out / folder
+            if root.is_dir() and not root.is_symlink():
+                for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [root]:
+                    if not any(d.iterdir()):
+                        d.rmdir()
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        return foreign
+
+
+def keep_copy(src: Path, dest: Path, files: list[str]) -> tuple[int, int]:
+    """A published version's files (manifest-relative paths, plus the manifest and report) hard-linked
+    into `dest`, copied where a link cannot be made (another filesystem). Publishing replaces files by
+    renaming, never rewrites them in place, so a link keeps the version's bytes whatever happens to
+    `src`. Returns (files linked, bytes copied)."""
+    staging = dest.with_name(f".{dest.name}.keeping")
+    shutil.rmtree(staging, ignore_errors=True)
+    linked = copied = 0
+    for rel in [*files, "report.json", "report.html", MANIFEST]:
+        source = src / rel
+        if not source.is_file():
+            continue
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+            linked += 1
+        except OSError:
+            shutil.copy2(source, target)
+            copied += source.stat().st_size
+    write_marker(staging)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(staging, dest)
+    return linked, copied
