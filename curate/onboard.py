@@ -302,8 +302,11 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
     shape = ", ".join(f"{k} {_share(v, sum(ins.layouts.values()))}" for k, v in ins.layouts.most_common())
     d.append(Decision("layout", shape, "auto-detected from each record's keys (the layout table in curate.records)"))
     if ins.fields:
+        others = sorted({k for m in ins.metas for k in m})
         d.append(Decision("fields", f"text: {ins.fields['text']}",
-                          "no known layout matched most records; the string field with the most text is the document"))
+                          "no known layout matched most records; the string field with the most text is the document"
+                          + (f" (the other keys stay in meta: {', '.join(others[:6])}; map them with 'fields:' if they "
+                             "hold the content)" if others else "")))
     label_key, label_counts = ins.labels[0] if ins.labels else (None, Counter())
     if task is None:
         if chat >= text:

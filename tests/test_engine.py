@@ -228,3 +228,14 @@ def test_all_rejected_rows_read_in_one_call_with_one_schema(demo_run):
     assert read["raw"].null_count() < read.height and read["q_word_count"].null_count() == read.height
     quality = everything.filter(pl.col("stage") == "quality")
     assert quality["q_word_count"].null_count() == 0 and quality["raw"].null_count() == quality.height
+
+
+def test_a_run_where_nothing_reaches_the_global_stages_finishes_and_accounts_for_every_row(tmp_path):
+    from tests.conftest import RULES
+
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"title": f"no content field {i}"}) + "\n" for i in range(5)))
+    stages = [{"stage": s, "rules": str(RULES / s / "default.yaml")} for s in ("normalize", "quality", "dedup")]
+    stages += [{"stage": "balance", "params": {"label": "label"}}, {"stage": "split", "rules": str(RULES / "split/default.yaml")}]
+    result = run(write_pipeline(tmp_path, [{"path": "in.jsonl"}], stages), tmp_path / "out")
+    assert result.manifest["rows"] == {**result.manifest["rows"], "input": 5, "kept": 0, "quarantined": 5}
+    assert [a["rows_in"] for a in result.manifest["accounting"]] == [5, 0, 0, 0, 0, 0]

@@ -294,7 +294,7 @@ def remove_published(out: Path, version: str) -> list[str]:
         return foreign
 
 
-def keep_copy(src: Path, dest: Path, files: list[str]) -> tuple[int, int]:
+def keep_copy(src: Path, dest: Path, files: list[str], link: bool = True) -> tuple[int, int]:
     """A published version's files (manifest-relative paths, plus the manifest and report) hard-linked
     into `dest`, copied where a link cannot be made (another filesystem). Publishing replaces files by
     renaming, never rewrites them in place, so a link keeps the version's bytes whatever happens to
@@ -309,6 +309,8 @@ def keep_copy(src: Path, dest: Path, files: list[str]) -> tuple[int, int]:
         target = staging / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not link:
+                raise OSError("copy asked for")
             os.link(source, target)
             linked += 1
         except OSError:

@@ -98,7 +98,7 @@ class BalanceStage(Stage):
         out = df.with_columns(pl.Series("repeats", repeats, dtype=pl.Int32)) if r.strategy == "upsample" else df
         self.summary = {
             "before": self.analyse(df, pool),
-            "after": self.analyse(df.filter(pl.Series(keep)), pool),
+            "after": self.analyse(df.filter(pl.Series(keep, dtype=pl.Boolean)), pool),
             "strategy": r.strategy,
             "upsampled_rows": int((np.asarray(repeats) > 1).sum()) if r.strategy == "upsample" else 0,
         }

@@ -308,6 +308,8 @@ class DedupStage(Stage):
     def _representatives(self, labels: np.ndarray, df: pl.DataFrame, texts: list[str], n_prior: int) -> np.ndarray:
         """Index of the kept record of each record's cluster: a prior record if any, else by policy."""
         total = len(labels)
+        if total == 0:  # nothing reached the stage (every row rejected before it)
+            return np.empty(0, np.int64)
         if self.rules.keep == "longest":
             priority = np.array([0] * n_prior + [-len(t) for t in texts], dtype=np.float64)
         elif self.rules.keep == "score":
