@@ -113,7 +113,8 @@ def dedup(records: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve", "scaling", "safety", "real"])
+    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve", "scaling", "safety", "real",
+                                           "onboard"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -135,6 +136,8 @@ def main() -> None:
     if args.only in (None, "real"):  # the default rules on real SFT data, before/after issue 17's behaviour
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         subprocess.run([sys.executable, "-m", "bench.real_eval"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "onboard"):  # curate init + run on data nobody here wrote
+        subprocess.run([sys.executable, "-m", "bench.onboard"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "safety"):  # what the publishing, PII and bounded-read guarantees cost
         subprocess.run([sys.executable, "-m", "bench.safety"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
@@ -212,7 +215,37 @@ def _markdown() -> None:
     lines += _scaling_markdown()
     lines += _safety_markdown()
     lines += _real_markdown()
+    lines += onboard_table(_result("onboard"))
     (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+def onboard_table(r: dict | None) -> list[str]:
+    """bench/onboard.py's table: the same lines go into bench/results/README.md and the README."""
+    if r is None:
+        return []
+    lines = ["## your own data: `curate init` + `curate run` on sets nobody here wrote", "",
+             f"bench/onboard.py, {r['date']}, {r['machine']['cpus']} CPUs. Before: `curate run pipelines/demo.yaml --input FILE`.", "",
+             "| set | layout found | task | init s | run exit | kept of input | train / validation / test | gates failed "
+             "| top drop reasons | before: exit, gates failed |",
+             "|---|---|---|---:|---:|---:|---|---|---|---|"]
+    for x in r["rows"]:
+        run = x["run"] or {}
+        sp = run.get("splits", {})
+        reasons = ", ".join(f"{k.split(':', 1)[1]} {v:,}" for k, v in run.get("top_reasons", {}).items()) or "none"
+        before = x["before"]
+        failed_before = sorted(set((before.get("run") or {}).get("failed_gates", [])))
+        lines.append(f"| {x['set']} | {x['layout']} | {x['task']} | {x['init_seconds']} | {x['run_exit']} | "
+                     f"{run.get('kept', 0):,} of {run.get('input', 0):,} | {sp.get('train', 0):,} / {sp.get('validation', 0):,} / "
+                     f"{sp.get('test', 0):,} | {', '.join(run.get('failed_gates', [])) or 'none'} | {reasons} | "
+                     f"{before['run_exit']}: {', '.join(failed_before) or 'none'} |")
+    st = r.get("store")
+    if st:
+        v = st["variants"]
+        lines += ["", f"Keeping {st['version']} in the store ({st['files']} listed files, {st['bytes']:,} bytes): hard links "
+                  f"{v['hard links']['seconds'] * 1000:.1f} ms, 0 bytes; a copy {v['copy']['seconds'] * 1000:.1f} ms, "
+                  f"{v['copy']['bytes_copied']:,} bytes ({st['copy_vs_links_seconds']}x; best of 5 each)."]
+    lines.append("")
+    return lines
 
 
 def _real_markdown() -> list[str]:

@@ -358,10 +358,12 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
     disabled = []
     if task in ("pretrain", "classification") and ins.words["median"] < 50:
         disabled.append(("gopher_min_words", f"the median record has {ins.words['median']:.0f} words, under its minimum of 50"))
-    if task in ("sft", "classification"):
+    short = ins.words["median"] < 50
+    if task in ("sft", "classification") or short:  # web-page rules on instructions, labels or short documents
         for rule, hits in sorted(ins.quality_drops.items()):
             if hits > RULE_MISFIT_SHARE * n and rule not in dict(disabled):
-                disabled.append((rule, f"it would drop {_share(hits, n)} of the sample: it does not fit this data"))
+                disabled.append((rule, f"it would drop {_share(hits, n)} of the sample: it does not fit this data"
+                                 + (" (short documents)" if task == "pretrain" else "")))
     for rule, why in disabled:
         d.append(Decision("quality", f"disable {rule}", why))
     if disabled:
