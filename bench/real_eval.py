@@ -7,7 +7,8 @@ rules/*/default.yaml, in one process, twice:
 - before: the behaviour the defaults had before issue 17 switched on (no code detection in pii,
   URLs glued to words allowed, driver-licence formats without context, no allow-list or card
   network recognizer; langid on the whole text with no short-prose rule; no boilerplate step in
-  dedup; literal numbers in decontamination);
+  dedup; literal numbers in decontamination) and before issue 19 (quality's chat_uppercase on the
+  whole answer, code included);
 - after: the defaults as shipped.
 
 Reported per set and variant: per stage the share of records changed or dropped and why; PII
@@ -55,6 +56,8 @@ def _rules(stage: str, variant: str) -> dict:
         rules["boilerplate"] = {"enabled": False}
     elif stage == "split":
         rules["decontamination"]["numbers"] = False
+    elif stage == "quality":
+        rules["prose_rules"] = []  # chat_uppercase on the whole answer: SQL keywords counted as shouting (issue 19)
     return rules
 
 
