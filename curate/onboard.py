@@ -477,4 +477,9 @@ def write(p: Plan, pipeline_path: Path, gates_path: Path, force: bool = False) -
     gates_path.write_text("# Gates for " + p.name + ", written by `curate init`: the generic ones plus this data's "
                           "languages, labels and sizes.\n" + dump(p.gates), encoding="utf-8")
     pipeline_path.write_text(_header(p) + dump(p.pipeline), encoding="utf-8")
-    load_pipeline(pipeline_path)
+    try:
+        load_pipeline(pipeline_path)
+    except ConfigError:  # a pipeline init cannot stand behind is not left for the user to run
+        pipeline_path.unlink()
+        gates_path.unlink()
+        raise
