@@ -205,6 +205,18 @@ def test_generic_pipelines_publish_under_the_inputs_name(tmp_path, monkeypatch):
         assert "routine" not in json.dumps(rules) and "domain" not in json.dumps(rules)  # nothing demo-specific
 
 
+@pytest.mark.parametrize(("given", "name"), [
+    ("data/gsm8k_train.jsonl.gz", "gsm8k_train"), ("corpus/", "corpus"), ("crawl/2024/*.jsonl.zst", "2024"),
+    ("s3://bucket/sets/Dolly 15k (en).parquet", "Dolly-15k-en"), ("shards://base@latest", "base"),
+    ("...hidden...name.json", "hidden.name"), ("dữ_liệu_đào_tạo.jsonl", "du_lieu_dao_tao"), ("日本.jsonl", "input"),
+])
+def test_the_name_from_an_input_is_a_valid_catalog_name(given, name):
+    from curate.catalog import check_name
+    from curate.io.sources import name_from_inputs
+
+    assert check_name(name_from_inputs([given])) == name
+
+
 @pytest.mark.skipif(not REAL_SFT.is_dir(), reason="needs ../shared/data/real-sft")
 def test_readme_own_data_flow_init_run_train_on_a_real_set(tmp_path, monkeypatch):
     """The README's "Curate your own data": curate init, curate run, make train (a few steps here)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -129,7 +130,7 @@ def input_folders(pipeline: Pipeline, overrides: list[str] | None = None) -> lis
 def name_from_inputs(inputs: list[str]) -> str:
     """The catalog name for `--input` without `--name`: the first input's file or folder name without
     its format suffixes (`data/gsm8k_train.jsonl.gz` -> `gsm8k_train`), a glob's folder, a
-    reference's name; characters a catalog name cannot hold become `-`."""
+    reference's name."""
     first = inputs[0]
     if first.startswith("shards://"):
         stem = first.removeprefix("shards://").split("@")[0]
@@ -141,7 +142,9 @@ def name_from_inputs(inputs: list[str]) -> str:
             if stem.endswith(suffix) and len(stem) > len(suffix):
                 stem = stem[: -len(suffix)]
                 break
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).replace("..", ".").lstrip("._-")[:128].rstrip(".-")
+    # accents folded (dữ_liệu -> du_lieu), then what a catalog name cannot hold becomes "-"
+    folded = unicodedata.normalize("NFKD", stem.replace("đ", "d").replace("Đ", "D")).encode("ascii", "ignore").decode()
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.-]+", "-", folded)).lstrip("._-")[:128].rstrip(".-")
     return name or "input"
 
 
