@@ -55,8 +55,8 @@ class _RichProgress:
 def run(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file, e.g. pipelines/sft.yaml.")],
     input: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Input file, directory or glob; replaces the pipeline's inputs (repeatable). Uses the first input's field mapping.")] = None,
-    out_dir: Annotated[Optional[str], typer.Option("--out", "-o", help="Output directory or URL, e.g. s3://bucket/shards/name (default: the pipeline's output.dir, else out/<name>).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", "-o", help="Output directory or URL, e.g. s3://bucket/shards/name (default: the pipeline's output.dir, else out/<name>; with --input, out/<name>).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name; with --input, the first input's file name).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes for row-local stages (default: the pipeline's workers, 'auto' = all cores).")] = None,
     executor: Annotated[Optional[str], typer.Option("--executor", "-x", help="'local' (processes on this machine) or 'ray' (a Ray cluster); default: the pipeline's executor.")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Run on Ray at this address: 'local' (start one here), 'auto' (join this machine's cluster) or ray://host:10001. Implies --executor ray.")] = None,
