@@ -35,38 +35,70 @@ def _records(df, include_text: bool) -> list[dict]:
     return [r for r in rows if r["messages"] or (include_text and r["text"])]
 
 
-def load_model(config: TrainConfig, data: TrainData, device: str):
-    """(tokenizer, model, what was loaded) — the embedded model, or a local/cached pretrained one."""
+def resolve_quantization(requested: str, device: str) -> str:
+    """What will really be loaded: `nf4` or `none`. auto is NF4 on CUDA and none on a CPU; nf4 is NF4 on
+    any device bitsandbytes supports; a request that cannot be honoured is an error, never a fallback."""
+    if requested == "none" or (requested == "auto" and device != "cuda"):
+        return "none"
+    try:
+        import bitsandbytes
+    except ImportError as exc:
+        raise TrainDataError(f"quantization: {requested} needs bitsandbytes, which cannot be imported ({exc}); "
+                             "install curate's pinned bitsandbytes==0.50.2, or set quantization: none") from None
+    major, minor = (int(x) for x in bitsandbytes.__version__.split(".")[:2])
+    if device == "cpu" and (major, minor) < (0, 48):
+        raise TrainDataError(f"quantization: nf4 on a CPU needs bitsandbytes >= 0.48 (found {bitsandbytes.__version__}); "
+                             "set quantization: none")
+    return "nf4"
+
+
+def quantization_label(quantization: str, device: str) -> str:
+    if quantization == "none":
+        return "none"
+    import bitsandbytes
+
+    return f"nf4 (bitsandbytes {bitsandbytes.__version__}, {device}, double quantisation, bf16 compute)"
+
+
+def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
+    """(tokenizer, model, what was loaded, quantization): every model, the embedded one included, is
+    loaded from a Hugging Face model folder by the same from_pretrained code, so `quantization`
+    applies to all of them. The embedded model is built (tokenizer trained on the shards, random
+    init) and saved as such a folder under `<output_dir>/base_model` first."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    source, what = config.base_model, config.base_model
     if config.base_model == EMBEDDED:
         e = config.embedded
         tokenizer = build_tokenizer(_texts(data), e.vocab_size)
         model = build_model(tokenizer, e.hidden, e.layers, e.heads, e.kv_heads, max_positions=max(1024, config.max_length),
                             seed=config.seed)
-        return tokenizer, model, "embedded Qwen2 (random init) + BPE tokenizer trained on the shards"
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
-    quantized = config.quantization == "nf4" or (config.quantization == "auto" and device == "cuda")
+        base = (out / "base_model").resolve()
+        model.save_pretrained(str(base))
+        tokenizer.save_pretrained(str(base))
+        del model
+        source, what = str(base), "embedded Qwen2 (random init) + BPE tokenizer trained on the shards"
+    quantization = resolve_quantization(config.quantization, device)
+    tokenizer = AutoTokenizer.from_pretrained(source)
     kwargs: dict = {"attn_implementation": "sdpa"}
-    if quantized:
-        if device != "cuda":
-            raise TrainDataError("quantization: nf4 needs a CUDA device (use quantization: none on a CPU)")
+    if quantization == "nf4":
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
         kwargs["dtype"] = torch.bfloat16
+        kwargs["device_map"] = {"": 0} if device == "cuda" else "cpu"
     elif device == "cuda":
         kwargs["dtype"] = torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(config.base_model, **kwargs)
-    if quantized:
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-    return tokenizer, model, f"{config.base_model}" + (" (4-bit NF4, double quantisation)" if quantized else "")
+        what += " (4-bit NF4, double quantisation)"
+    return tokenizer, model, what, quantization
 
 
 def _encode_all(tokenizer, records: list[dict], config: TrainConfig, stats: EncodeStats) -> list[dict]:
@@ -180,7 +212,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(config.output_dir)
     data = load(config.shards, config.train_split, config.validation_split)
-    tokenizer, model, loaded = load_model(config, data, device)
+    tokenizer, model, loaded, quantization = load_model(config, data, device, out)
     missing = [t for t in (IM_START, IM_END) if t not in tokenizer.get_vocab()]
     if missing:
         raise TrainDataError(f"{config.base_model}: its tokenizer has no {missing}; only ChatML models (e.g. Qwen2/2.5/3) are supported")
@@ -191,11 +223,6 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     if added:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = pad
-    if config.base_model == EMBEDDED:  # its random init is the base the adapter needs: save it beside the adapter
-        base = (out / "base_model").resolve()
-        model.save_pretrained(str(base))
-        tokenizer.save_pretrained(str(base))
-        model.name_or_path = str(base)
     stats = {"train": EncodeStats(), "validation": EncodeStats()}
     train_records = _records(data.train, config.include_text_records)
     val_records = _records(data.validation, config.include_text_records)
@@ -213,7 +240,8 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False)
+    # paged 8-bit AdamW pages optimizer state between GPU and CPU memory: a CUDA feature; a plain AdamW elsewhere
+    optimizer = "paged_adamw_8bit" if quantization == "nf4" and device == "cuda" else "adamw_torch"
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
@@ -223,7 +251,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, config.eval_steps // 5),
         report_to=["tensorboard"], seed=config.seed, data_seed=config.seed,
         train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random", bf16=bf16, use_cpu=device == "cpu",
-        optim="paged_adamw_8bit" if quantized else "adamw_torch",
+        optim=optimizer,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True, **_checkpointing(TrainingArguments, config),
     )
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
@@ -242,7 +270,8 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     report = {
         "format": "curate.train_report/1",
         "config": config.model_dump(mode="json"), "config_path": str(config_path) if config_path else None,
-        "model": loaded, "device": device, "template": asdict(template),
+        "model": loaded, "device": device, "quantization": quantization_label(quantization, device), "optimizer": optimizer,
+        "template": asdict(template),
         "pad_token_id": pad, "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
         "lineage": data.lineage,
         "examples": {name: {"records": s.records, "truncated": s.truncated, "dropped": len(s.dropped),
