@@ -60,6 +60,15 @@ def test_train_run_learns_and_stops(tmp_path, shards):
     assert result["stop_check"]["stop_rate"] == report["stop_check"]["stop_rate"]
     merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
     assert merged.exit_code == 0 and (tmp_path / "merged" / "model.safetensors").is_file()
+    checks = json.loads((tmp_path / "merged" / "merge_report.json").read_text())
+    assert checks["logits"]["passed"] and checks["logits"]["max_abs_logit_diff"] <= 1e-3 and checks["saved_dtype"] == "float32"
+    assert checks["eos"]["terminator_id"] in _ids(checks["eos"]["generation_config_eos"]) and checks["eos"]["tokenizer_eos"] == "<|im_end|>"
+    again = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
+    assert again.exit_code == 2 and "not empty" in again.output  # never over what is there
+
+
+def _ids(value) -> list[int]:
+    return [value] if isinstance(value, int) else list(value)
 
 
 def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
@@ -114,6 +123,16 @@ def test_qlora_nf4_trains_on_a_cpu_through_the_same_loading_path(tmp_path, shard
     assert "4-bit NF4" in report["model"] and report["optimizer"] == "adamw_torch"  # paged AdamW is CUDA-only
     assert report["eval_loss"]["after"] < 0.9 * report["eval_loss"]["before"]
     assert (tmp_path / "train" / "base_model" / "config.json").is_file()  # the embedded model as a model folder
+    merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
+    assert merged.exit_code == 0, merged.output
+    checks = json.loads((tmp_path / "merged" / "merge_report.json").read_text())
+    assert checks["merged_into"] == "de-quantised base in bfloat16" and checks["logits"]["passed"]
+    assert checks["logits"]["top1_agreement"] >= 0.99
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "merged" / "model.safetensors"), "pt") as f:  # 16-bit weights, no 4-bit packing
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    assert dtypes == {"BF16"}, dtypes
 
 
 def test_quantization_is_what_was_asked_or_an_error(tmp_path, shards, monkeypatch):

@@ -91,10 +91,14 @@ def generate(adapter: Annotated[Path, typer.Argument(help="An adapter folder wri
 
 @app.command()
 def merge(adapter: Annotated[Path, typer.Argument(help="An adapter folder written by `train run`.")],
-          out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged model and tokenizer.")]) -> None:
-    """Merge the LoRA weights into the base model and save model + tokenizer (for vLLM, llama.cpp, ...)."""
-    model, tokenizer = _load(adapter)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    print(json.dumps({"merged": str(out)}))
+          out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged model and tokenizer.")],
+          force: Annotated[bool, typer.Option("--force", help="Write into --out even if it is not empty.")] = False) -> None:
+    """Merge the LoRA weights into the base (a de-quantised copy for a 4-bit base), check the logits and the EOS,
+    and save model + tokenizer + merge_report.json (for vLLM, llama.cpp, ...)."""
+    from train.merge import merge as merge_adapter
+
+    try:
+        report = merge_adapter(adapter, out, force=force)
+    except CurateError as exc:
+        _fail(exc)
+    print(json.dumps({"merged": str(out), "logits": report["logits"], "eos": report["eos"]}, indent=2))

@@ -60,6 +60,32 @@ def quantization_label(quantization: str, device: str) -> str:
     return f"nf4 (bitsandbytes {bitsandbytes.__version__}, {device}, double quantisation, bf16 compute)"
 
 
+def base_kwargs(quantization: str, device: str) -> dict:
+    """from_pretrained arguments for a base model: 4-bit NF4 (double quantisation, bf16 compute) placed on
+    the device, or full precision (bf16 on CUDA)."""
+    import torch
+
+    kwargs: dict = {"attn_implementation": "sdpa"}
+    if quantization == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["dtype"] = torch.bfloat16
+        kwargs["device_map"] = {"": 0} if device == "cuda" else "cpu"
+    elif device == "cuda":
+        kwargs["dtype"] = torch.bfloat16
+    return kwargs
+
+
+def trained_quantization(adapter: Path) -> str:
+    """`nf4` when the adapter was trained on a 4-bit base (its train_report.json says so), else `none`."""
+    from curate.io.shards import read_json
+
+    report = adapter.parent / "train_report.json"
+    return "nf4" if report.is_file() and str(read_json(report).get("quantization", "none")).startswith("nf4") else "none"
+
+
 def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
     """(tokenizer, model, what was loaded, quantization): every model, the embedded one included, is
     loaded from a Hugging Face model folder by the same from_pretrained code, so `quantization`
@@ -82,17 +108,7 @@ def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
         source, what = str(base), "embedded Qwen2 (random init) + BPE tokenizer trained on the shards"
     quantization = resolve_quantization(config.quantization, device)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    kwargs: dict = {"attn_implementation": "sdpa"}
-    if quantization == "nf4":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["dtype"] = torch.bfloat16
-        kwargs["device_map"] = {"": 0} if device == "cuda" else "cpu"
-    elif device == "cuda":
-        kwargs["dtype"] = torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, **base_kwargs(quantization, device))
     if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -114,10 +130,14 @@ def load_adapter(adapter: Path):
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    import torch
+
     if not (adapter / "adapter_config.json").is_file():
         raise TrainDataError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
     hf_logging.disable_progress_bar()
-    return AutoPeftModelForCausalLM.from_pretrained(str(adapter)), AutoTokenizer.from_pretrained(str(adapter))
+    # the base as it was trained: 4-bit if the adapter was trained on a 4-bit base
+    kwargs = base_kwargs(trained_quantization(adapter), "cuda" if torch.cuda.is_available() else "cpu")
+    return AutoPeftModelForCausalLM.from_pretrained(str(adapter), **kwargs), AutoTokenizer.from_pretrained(str(adapter))
 
 
 def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, device: str) -> dict:
@@ -310,7 +330,9 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
     data = load(source, config.train_split, config.validation_split)
     model, tokenizer = load_adapter(adapter)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device).eval()
+    if trained_quantization(adapter) == "none":  # a 4-bit base is placed on its device when loaded
+        model.to(device)
+    model.eval()
     records = _records(data.validation, config.include_text_records)
     encoded = _encode_all(tokenizer, records, config, EncodeStats())
     collate_batch = collate(tokenizer.pad_token_id)
