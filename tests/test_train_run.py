@@ -4,6 +4,7 @@ and the adapter, report, loss curve and lineage are written; generate and merge 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import random
 
 import pytest
@@ -112,8 +113,9 @@ def test_qlora_nf4_trains_on_a_cpu_through_the_same_loading_path(tmp_path, shard
     """quantization: nf4 is honoured on a CPU (bitsandbytes 4-bit layers, forward and backward), said in
     the report, and the eval loss still falls."""
     (tmp_path / "cfg.yaml").write_text(json.dumps({
-        "shards": str(shards.out_dir), "max_steps": 60, "eval_steps": 60, "batch_size": 16, "learning_rate": 0.003,
+        "shards": str(shards.out_dir), "max_steps": 40, "eval_steps": 40, "batch_size": 16, "learning_rate": 0.004,
         "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2}, "quantization": "nf4",
+        "max_eval_records": 24,
         "max_length": 256, "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 2, "max_new_tokens": 8},
     }))
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
@@ -161,3 +163,56 @@ def test_quantization_is_what_was_asked_or_an_error(tmp_path, shards, monkeypatc
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as where it is not installed
     with pytest.raises(CurateError, match="quantization: nf4 needs bitsandbytes"):
         resolve_quantization("nf4", "cpu")
+
+
+QWEN2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "qwen2-tokenizer"
+
+
+@pytest.fixture(scope="module")
+def qwen2_model(tmp_path_factory):
+    """A real-model-shaped base: a tiny Qwen2 (random weights) with the real Qwen2 tokenizer, saved as a
+    model folder. Its template is the shared LLaMA-Factory export (a trap the template check catches),
+    and its generation config ends on <|endoftext|> only, as merges by other trainers have shipped."""
+    if not QWEN2.is_dir():
+        pytest.skip(f"the shared Qwen2 tokenizer is not at {QWEN2}")
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("qwen2_tiny")
+    tokenizer = AutoTokenizer.from_pretrained(str(QWEN2))
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=True,
+                         bos_token_id=151643, eos_token_id=151643)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=151643, eos_token_id=151643, pad_token_id=151643)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("quantization", ["none", "nf4"])
+def test_lora_and_qlora_on_a_qwen2_shaped_model_folder_end_to_end(tmp_path, shards, qwen2_model, quantization):
+    (tmp_path / "cfg.yaml").write_text(json.dumps({
+        "base_model": str(qwen2_model), "shards": str(shards.out_dir), "quantization": quantization,
+        "max_steps": 10, "eval_steps": 10, "batch_size": 2, "learning_rate": 0.01, "max_length": 64, "max_eval_records": 8,
+        "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 2, "max_new_tokens": 8},
+    }))
+    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
+    assert report["template"]["use_builtin"] is True  # the LLaMA-Factory export is caught and replaced
+    assert report["quantization"].startswith(quantization)
+    assert report["examples"]["train"]["trained"] > 0 and report["eos_token_id"] == 151645
+    assert report["examples"]["validation"]["trained"] == 8  # max_eval_records
+    assert report["eval_loss"]["after"] < report["eval_loss"]["before"]
+    assert report["stop_check"]["samples"] == 2 and report["stop_check"]["stop_rate"] is not None
+    answer = runner.invoke(app, ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "Hello", "--max-new-tokens", "4"])
+    assert answer.exit_code == 0, answer.output
+    merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
+    assert merged.exit_code == 0, merged.output
+    checks = json.loads((tmp_path / "merged" / "merge_report.json").read_text())
+    assert checks["logits"]["passed"]
+    assert checks["eos"]["fixed"] and 151645 in _ids(checks["eos"]["generation_config_eos"])  # serving stops at <|im_end|>
+    saved = json.loads((tmp_path / "merged" / "generation_config.json").read_text())
+    assert 151645 in _ids(saved["eos_token_id"])

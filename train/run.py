@@ -251,6 +251,8 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         encoded[name] = _encode_all(tokenizer, records, config, stats[name])
         if not encoded[name]:
             raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(records)} chat records)")
+    if config.max_eval_records and len(encoded["validation"]) > config.max_eval_records:
+        encoded["validation"] = random.Random(config.seed).sample(encoded["validation"], config.max_eval_records)
     trained = {name: len(rows) for name, rows in encoded.items()}
     packing = None
     if config.packing:
