@@ -1,13 +1,6 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-# Each xdist worker is one process on a shared machine (`make test` runs one per core): one compute
-# thread each, or torch and BLAS in every worker oversubscribe the cores (the training tests ran 3x slower).
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(_var, "1")
 
 import pytest
 import yaml

@@ -4,8 +4,9 @@ and the adapter, report, loss curve and lineage are written; generate and merge 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 import random
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,13 @@ from train.cli import app
 from train.config import TrainConfig, load_config
 
 runner = CliRunner()
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: torch's own threads in each would oversubscribe the cores
+    # (these tests ran 3x slower so). Set here, where torch does the work, not for the whole suite.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
