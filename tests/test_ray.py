@@ -36,11 +36,11 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
-    """The default pipeline's stages on a 1,200-record demo corpus, in batches of 150."""
+    """The default pipeline's stages on an 800-record demo corpus, in batches of 100."""
     folder = tmp_path_factory.mktemp("ray_pipeline")
     stages = [{"stage": s, "rules": str(RULES / s / "default.yaml")} for s in STAGES]
-    return write_pipeline(folder, [{"demo": {"records": 1200, "seed": 5}, "columns": ["domain"]}], stages,
-                          name="demo", batch_size=150, workers=2, output={"shard_rows": 500},
+    return write_pipeline(folder, [{"demo": {"records": 800, "seed": 5}, "columns": ["domain"]}], stages,
+                          name="demo", batch_size=100, workers=2, output={"shard_rows": 300},
                           sensitivity=False)  # the replay runs in the driver either way
 
 
