@@ -175,13 +175,14 @@ def _quantiles(values: list[int]) -> dict[str, float]:
     return {"p10": float(s.quantile(0.1)), "median": float(s.median()), "p90": float(s.quantile(0.9)), "max": float(s.max())}
 
 
-def _stage(kind: str, rules_file: str, **params):
+def _stage(kind: str, rules_file: str | None, params: dict | None = None, seed: int = 0):
+    """A stage set up with a rules file under rules/<kind>/ (or none) and `params` over it, as a run builds it."""
     from curate.config import parse_model
     from curate.stages import STAGES
 
     cls = STAGES[kind]
-    path = RULES / kind / rules_file
-    stage = cls(kind, parse_model(cls.Rules, {**load_rules(path), **params}, path))
+    path = RULES / kind / rules_file if rules_file else None
+    stage = cls(kind, parse_model(cls.Rules, {**(load_rules(path) if path else {}), **(params or {})}, path or Path("init")), seed=seed)
     stage.setup()
     return stage
 
@@ -191,10 +192,11 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
     objects, read_errors, total_bytes, exhausted, files = _objects(paths, sample)
     unreadable = Counter(read_errors)
     dicts = [o for o, _ in objects if isinstance(o, dict) and o]
-    layouts = Counter((detect_layout(o).name if detect_layout(o) else "none") for o in dicts)
+    found = [detect_layout(o) for o in dicts]
+    layouts = Counter(layout.name if layout else "none" for layout in found)
     fields: dict[str, str] = {}
     if layouts["none"] > 0.5 * max(1, len(dicts)):
-        guess = _guess_text_field([o for o in dicts if detect_layout(o) is None])
+        guess = _guess_text_field([o for o, layout in zip(dicts, found) if layout is None])
         if guess:
             fields = {"text": guess}
     rows, metas = [], []
@@ -217,7 +219,7 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
     languages, code_records, words, drops = Counter(), 0, [], {}
     if n:
         df = _stage("normalize", "default.yaml").process(df).drop(ACTION, RULE, REASON)
-        df = df.with_columns(_stage("langid", "default.yaml", allowed=[]).process(df)["lang"])
+        df = df.with_columns(_stage("langid", "default.yaml", {"allowed": []}).process(df)["lang"])
         languages = Counter(df["lang"].to_list())
         for t, m in zip(df["text"].to_list(), df["messages"].to_list()):
             text = content_text(t, m, "all" if t is not None else "assistant")
@@ -239,9 +241,6 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
 def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: list[str]) -> tuple[Counter, Counter]:
     """The planned stages (pii aside: it drops nothing) on the sample: rows per split, and rows dropped by
     reason. The gates' split sizes are set from what really survives, not from a guess."""
-    from curate.config import parse_model
-    from curate.stages import STAGES
-
     df = ins.frame
     extra = [pl.Series(c, [None if m.get(c) is None else str(m[c]) for m in ins.metas], dtype=pl.Utf8) for c in groups]
     if label:
@@ -251,11 +250,7 @@ def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: li
     for spec in stages:
         if spec["stage"] in ("normalize", "pii"):
             continue
-        cls = STAGES[spec["stage"]]
-        path = RULES / spec["stage"] / "default.yaml" if "rules" in spec else None
-        stage = cls(spec["stage"], parse_model(cls.Rules, {**(load_rules(path) if path else {}), **spec.get("params", {})},
-                                               path or Path("init")), seed=13)
-        stage.setup()
+        stage = _stage(spec["stage"], "default.yaml" if "rules" in spec else None, spec.get("params"), seed=13)
         out = stage.process(df)
         dropped.update(r for r, a in zip(out[RULE].to_list(), out[ACTION].to_list()) if a != "keep")
         df = out.filter(pl.col(ACTION) == "keep").drop(ACTION, RULE, REASON)
