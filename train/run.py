@@ -227,6 +227,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
+    from transformers.integrations import TensorBoardCallback
 
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -271,13 +272,18 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         num_train_epochs=config.epochs, max_steps=config.max_steps, eval_strategy="steps", eval_steps=config.eval_steps,
         save_strategy="steps", save_steps=config.eval_steps, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, config.eval_steps // 5),
-        report_to=["tensorboard"], seed=config.seed, data_seed=config.seed,
+        report_to="none", seed=config.seed, data_seed=config.seed,
         train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random", bf16=bf16, use_cpu=device == "cpu",
         optim=optimizer,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True, **_checkpointing(TrainingArguments, config),
     )
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
-    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+    # Each run logs into its own folder. Setting TENSORBOARD_LOGGING_DIR instead is per process: a second run in
+    # the same process (a notebook, a sweep, a test worker) wrote into the first run's folder.
+    tensorboard = TensorBoardCallback()
+    tensorboard.logging_dir = str(out / "tensorboard")
+    callbacks = [tensorboard]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
                       data_collator=collate(pad), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
