@@ -147,7 +147,7 @@ def test_a_stage_that_loses_rows_fails_the_run_loudly(tmp_path, monkeypatch, sta
 def test_resume_after_kill_gives_identical_shards(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     reference = tmp_path / "ref"
-    pipeline = write_pipeline(tmp_path, [{"demo": {"records": 6000, "seed": 9}}], name="resume", batch_size=150)
+    pipeline = write_pipeline(tmp_path, [{"demo": {"records": 3000, "seed": 9}}], name="resume", batch_size=100)
     cmd = [sys.executable, "-m", "curate", "run", str(pipeline), "-q", "--workers", "1"]
     subprocess.run(cmd + ["--out", str(reference)], env=env, check=True, capture_output=True)
 

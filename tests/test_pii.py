@@ -274,9 +274,10 @@ def test_a_rotated_hash_key_is_a_cache_miss_and_a_missing_key_stops_before_any_w
     monkeypatch.delenv("CURATE_PII_HASH_KEY", raising=False)
     with pytest.raises(ConfigError, match="CURATE_PII_HASH_KEY"):
         run(path, tmp_path / "out")
+    # The rotation itself runs in-process: a pool's workers would only load the analyzer twice more.
     monkeypatch.setenv("CURATE_PII_HASH_KEY", "first key")
-    first = run(path, tmp_path / "out")
+    first = run(path, tmp_path / "out", workers=1)
     assert "first key" not in json.dumps(first.manifest)
     monkeypatch.setenv("CURATE_PII_HASH_KEY", "second key")
-    second = run(path, tmp_path / "out")
+    second = run(path, tmp_path / "out", workers=1)
     assert not second.cached and second.manifest["version"] != first.manifest["version"]

@@ -66,16 +66,6 @@ def _assert_same(ray_run, local_run) -> None:
     assert ray_run.manifest["stage_summaries"] == local_run.manifest["stage_summaries"]
 
 
-def test_ray_executor_gives_the_local_executors_shards_and_accounting(cluster, pipeline, local_run, tmp_path):
-    result = run(pipeline, tmp_path / "out", executor="ray")
-    _assert_same(result, local_run)
-    dedup = {a["stage"]: a for a in result.manifest["accounting"]}["dedup"]
-    assert dedup["reasons"].get("near_duplicate") and dedup["reasons"].get("exact_duplicate"), \
-        "the demo corpus has both kinds of duplicates: the comparison must cover dedup clusters"
-    # The catalog entry is the same as a local run's: other projects cannot tell them apart.
-    assert result.entry.version == local_run.entry.version
-
-
 def _map_workers() -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
@@ -87,7 +77,9 @@ def _map_workers() -> list[psutil.Process]:
     return found
 
 
-def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(cluster, pipeline, local_run, tmp_path):
+def test_ray_gives_the_local_shards_and_accounting_also_when_a_worker_is_killed_mid_stage(cluster, pipeline, local_run, tmp_path):
+    """One Ray run, with one map worker killed mid-segment: Ray retries its batches, and the shards,
+    rejected rows, accounting, summaries and catalog version are the local executor's, byte for byte."""
     out = tmp_path / "out"
     killed: list[int] = []
 
@@ -107,6 +99,10 @@ def test_a_worker_killed_mid_stage_loses_and_duplicates_nothing(cluster, pipelin
     killer.join(timeout=1)
     assert killed, "no worker was killed: the test did not exercise a failure"
     _assert_same(result, local_run)
+    dedup = {a["stage"]: a for a in result.manifest["accounting"]}["dedup"]
+    assert dedup["reasons"].get("near_duplicate") and dedup["reasons"].get("exact_duplicate"), \
+        "the demo corpus has both kinds of duplicates: the comparison must cover dedup clusters"
+    assert result.entry.version == local_run.entry.version  # other projects cannot tell the runs apart
 
 
 def test_executor_is_not_part_of_the_cache_key_but_is_recorded(cluster, pipeline, local_run):
