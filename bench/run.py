@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve", "scaling", "safety", "real",
-                                           "onboard"])
+                                           "onboard", "train"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -138,6 +138,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.real_eval"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "onboard"):  # curate init + run on data nobody here wrote
         subprocess.run([sys.executable, "-m", "bench.onboard"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "train"):  # train run beside a plain transformers.Trainer + peft script
+        subprocess.run([sys.executable, "-m", "bench.train"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "safety"):  # what the publishing, PII and bounded-read guarantees cost
         subprocess.run([sys.executable, "-m", "bench.safety"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
@@ -216,6 +218,7 @@ def _markdown() -> None:
     lines += _safety_markdown()
     lines += _real_markdown()
     lines += onboard_table(_result("onboard"))
+    lines += train_table(_result("train"))
     (RESULTS / "README.md").write_text("\n".join(lines))
 
 
@@ -245,6 +248,35 @@ def onboard_table(r: dict | None) -> list[str]:
                   f"{v['hard links']['seconds'] * 1000:.1f} ms, 0 bytes; a copy {v['copy']['seconds'] * 1000:.1f} ms, "
                   f"{v['copy']['bytes_copied']:,} bytes ({st['copy_vs_links_seconds']}x; best of 5 each)."]
     lines.append("")
+    return lines
+
+
+def train_table(r: dict | None) -> list[str]:
+    """bench/train.py's table: the same lines go into bench/results/README.md and the README."""
+    if r is None:
+        return []
+    s, m = r["settings"], r["model"]["shape"]
+    lines = ["## training: `train run` beside a plain transformers.Trainer + peft script", "",
+             f"bench/train.py, {r['date'][:10]}, {r['device']}, torch {r['torch']}. {r['data']}; a Qwen2 of hidden "
+             f"{m['hidden_size']}, {m['num_hidden_layers']} layers, random weights, the real Qwen2 tokenizer (vocabulary "
+             f"151,665); max_length {s['max_length']}, batch {s['batch_size']}, one epoch on both sides, LoRA r {s['lora']['r']} "
+             "on all linear layers, the same label masks. tokens/s: real tokens of the training batches per second of the "
+             "training loop; padding: the share of batch positions that are padding; wall: the whole process.", "",
+             "| method | packing | steps: train run / baseline | tokens/s: train run / baseline | ratio "
+             "| padding: train run / baseline | peak RSS MB: train run / baseline | ratio | wall s: train run / baseline |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for x in r["rows"]:
+        a, b = x["train run"], x["baseline"]
+        gpu = f" (GPU {a['peak_gpu_mb']:,.0f} / {b['peak_gpu_mb']:,.0f})" if "peak_gpu_mb" in a else ""
+        lines.append(f"| {x['method']} | {'on' if x['packing'] else 'off'} | {a['steps']} / {b['steps']} | "
+                     f"{a['tokens_per_s']:,} / {b['tokens_per_s']:,} | "
+                     f"{x['tokens_per_s_ratio']}x | {a['padding_share']:.1%} / {b['padding_share']:.1%} | "
+                     f"{a['peak_rss_mb']:,.0f} / {b['peak_rss_mb']:,.0f}{gpu} | {x['peak_rss_ratio']}x | "
+                     f"{a['wall_seconds']} / {b['wall_seconds']} |")
+    lines += ["", "Baseline: `DataCollatorForSeq2Seq` with the Trainer's random sampler; with packing, transformers' "
+              "`DataCollatorWithFlattening`. train run: length-grouped batches; with packing, first-fit rows of max_length. "
+              "Its wall time also holds the template and leakage checks, the eval loss before and after, the stop check "
+              "and the report.", ""]
     return lines
 
 

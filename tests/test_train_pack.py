@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from train.encode import IGNORE, encode_chat
-from train.pack import collate, pack
+from train.pack import TokenCount, collate, pack
 
 torch = pytest.importorskip("torch")
 
@@ -83,3 +83,20 @@ def test_packing_places_every_example_once_within_max_length(tiny):
     assert trained == sorted(t for e in many for t in e["labels"] if t != IGNORE)
     with pytest.raises(ValueError, match="more than max_length"):
         pack(many, max_length=longest - 1)
+
+
+def test_token_count_separates_real_tokens_from_padding_in_padded_and_packed_batches(tiny):
+    tokenizer, _, examples = tiny
+    pad = tokenizer.pad_token_id
+    lengths = [len(e["input_ids"]) for e in examples[:3]]
+    count = TokenCount(pad)
+    count.add(collate(pad)(examples[:3]))  # padded to the longest: the attention mask says what is real
+    assert (count.tokens, count.slots) == (sum(lengths), 3 * max(lengths))
+    assert len(set(lengths)) > 1 and count.padding_share > 0
+    rows, _ = pack(examples[:3], max_length=sum(lengths))  # all three in one row: no padding left
+    packed = TokenCount(pad)
+    packed.add(collate(pad)(rows))  # packed rows have no mask: their padding is the pad id
+    assert (packed.tokens, packed.slots, packed.padding_share) == (sum(lengths), sum(lengths), 0.0)
+    shorter = TokenCount(pad)
+    shorter.add(collate(pad)(rows + pack(examples[:1], max_length=sum(lengths))[0]))  # beside a shorter row: that row's tail is padding
+    assert (shorter.tokens, shorter.slots) == (sum(lengths) + lengths[0], 2 * sum(lengths))

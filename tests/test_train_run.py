@@ -92,6 +92,9 @@ def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
     packing = report["packing"]
     assert packing["examples"] == report["examples"]["train"]["trained"] > 2 * packing["rows"]
     assert packing["fill"] > 0.8
+    t = report["throughput"]  # every training batch counted, evaluation batches not
+    assert 80 * 8 <= t["tokens"] <= t["slots"] <= 80 * 8 * 256 and t["padding_share"] < 0.2
+    assert t["tokens_per_s"] == pytest.approx(t["tokens"] / t["train_seconds"], rel=0.01)
     assert report["eval_loss"]["after"] < 0.85 * report["eval_loss"]["before"]
 
 

@@ -34,6 +34,25 @@ class PackStats:
                 "max_length": self.max_length, "fill": round(self.fill, 4)}
 
 
+@dataclass
+class TokenCount:
+    """Token positions of the training batches: `tokens` real ones, `slots` all of them (padding
+    included). Padding is what the attention mask masks, or, in packed rows (no mask), the pad id."""
+    pad_id: int
+    tokens: int = 0
+    slots: int = 0
+
+    def add(self, batch: dict) -> None:
+        ids = batch["input_ids"]
+        self.slots += ids.numel()
+        real = batch["attention_mask"].sum() if "attention_mask" in batch else (ids != self.pad_id).sum()
+        self.tokens += int(real)
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.tokens / self.slots if self.slots else 0.0
+
+
 def pack(examples: list[dict], max_length: int) -> tuple[list[dict], PackStats]:
     """Rows of `input_ids`, `labels`, `position_ids`, each at most `max_length` tokens long."""
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))

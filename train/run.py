@@ -21,7 +21,7 @@ from train.chat import IM_END, IM_START, check_template, chatml
 from train.config import EMBEDDED, TrainConfig
 from train.data import TrainData, TrainDataError, load
 from train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
-from train.pack import collate, pack
+from train.pack import TokenCount, collate, pack
 from train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 
 
@@ -284,11 +284,20 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     callbacks = [tensorboard]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
-                      data_collator=collate(pad), callbacks=callbacks)
+    count = TokenCount(pad)
+
+    class CountingTrainer(Trainer):
+        """Counts the tokens of every training batch (evaluation batches do not pass here)."""
+
+        def training_step(self, model, inputs, *rest, **kwargs):
+            count.add(inputs)
+            return super().training_step(model, inputs, *rest, **kwargs)
+
+    trainer = CountingTrainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+                              data_collator=collate(pad), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
     before = trainer.evaluate()["eval_loss"]
-    trainer.train()
+    loop = trainer.train().metrics["train_runtime"]
     after = trainer.evaluate()["eval_loss"]
     adapter = out / "adapter"
     model.save_pretrained(str(adapter))
@@ -305,6 +314,9 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         "examples": {name: {"records": s.records, "truncated": s.truncated, "dropped": len(s.dropped),
                             "dropped_examples": s.dropped[:10], "trained": trained[name]} for name, s in stats.items()},
         "packing": packing,
+        # the training loop (its evaluations and checkpoints included): real tokens per second, padding share
+        "throughput": {"train_seconds": round(loop, 2), "tokens": count.tokens, "slots": count.slots,
+                       "padding_share": round(count.padding_share, 4), "tokens_per_s": round(count.tokens / loop, 1) if loop else None},
         "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
         "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
         "stop_check": stop, "adapter": str(adapter), "loss_curve": str(out / "loss_curve.png"),
