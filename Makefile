@@ -37,12 +37,12 @@ $(DATATROVE_VENV)/.installed:
 	$(DATATROVE_VENV)/bin/pip install --quiet datatrove==0.10.1 orjson regex
 	touch $@
 
-TRAIN_CONFIG ?= train/configs/default.yaml
+TRAIN_CONFIG ?= configs/train/default.yaml
 # SHARDS=shards://name@latest trains on other shards than the config's
 SHARDS      ?=
 
 train: install
-	$(BIN)/python -m train run $(TRAIN_CONFIG) $(if $(SHARDS),--shards $(SHARDS))
+	$(BIN)/python -m curate.train run $(TRAIN_CONFIG) $(if $(SHARDS),--shards $(SHARDS))
 
 clean:
 	rm -rf out .pytest_cache

@@ -3,7 +3,7 @@
 Both sides train the same Qwen2-shaped model (random weights, the real Qwen2 tokenizer from
 ../shared/data/qwen2-tokenizer) on the same curated shards (the first 300 records of Code Alpaca from
 ../shared/data/real-sft, curated by `curate run pipelines/sft.yaml`), with the same label masks
-(train.encode: loss on the assistant turns and their `<|im_end|>`), sequence length, batch size,
+(curate.train.encode: loss on the assistant turns and their `<|im_end|>`), sequence length, batch size,
 optimiser and learning rate schedule, LoRA on all linear layers, for one epoch: every training example
 is seen once on both sides.
 
@@ -76,8 +76,8 @@ def _prepare(work: Path) -> tuple[Path, Path]:
 
 
 def _ours(shards: Path, model: Path, quantization: str, packing: bool, out: Path) -> dict:
-    from train.config import TrainConfig
-    from train.run import run
+    from curate.train.config import TrainConfig
+    from curate.train.run import run
 
     s = SETTINGS
     config = TrainConfig(base_model=str(model), shards=str(shards), quantization=quantization, packing=packing,
@@ -101,10 +101,10 @@ def _baseline(shards: Path, model_dir: Path, quantization: str, packing: bool, o
     from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, DataCollatorForSeq2Seq,
                               DataCollatorWithFlattening, PrinterCallback, Trainer, TrainingArguments)
 
-    from train.data import load
-    from train.encode import EncodeStats, encode_record, pad_token_id
-    from train.pack import TokenCount
-    from train.run import _records
+    from curate.train.data import load
+    from curate.train.encode import EncodeStats, encode_record, pad_token_id
+    from curate.train.pack import TokenCount
+    from curate.train.run import _records
 
     s = SETTINGS
     cuda = torch.cuda.is_available()

@@ -160,7 +160,7 @@ def test_outputs_on_object_storage_publish_register_and_feed_other_pipelines(tmp
     shards:// inputs, the trainer's loader, verify and the cache all read through it."""
     import fsspec
 
-    from train.data import TrainDataError, load
+    from curate.train.data import TrainDataError, load
 
     fs = fsspec.filesystem("memory")
     url = f"memory://bucket/{tmp_path.name}/base"

@@ -220,7 +220,7 @@ def test_the_name_from_an_input_is_a_valid_catalog_name(given, name):
 @pytest.mark.skipif(not REAL_SFT.is_dir(), reason="needs ../shared/data/real-sft")
 def test_readme_own_data_flow_init_run_train_on_a_real_set(tmp_path, monkeypatch):
     """The README's "Curate your own data": curate init, curate run, make train (a few steps here)."""
-    from train.cli import app as train_app
+    from curate.train.cli import app as train_app
 
     monkeypatch.chdir(tmp_path)
     # the first 400 records of the real set (the whole set runs in `make bench`, bench/onboard.py)

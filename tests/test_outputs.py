@@ -255,7 +255,7 @@ def test_a_tampered_shard_is_refused_by_every_consumer(tmp_path):
     downstream = write_pipeline(tmp_path / "down", [{"path": ref}], [], name="reuse")
     with pytest.raises(CatalogError, match="modified"):
         run(downstream, tmp_path / "down_out")
-    from train.data import TrainDataError, load
+    from curate.train.data import TrainDataError, load
 
     with pytest.raises((CatalogError, TrainDataError), match="modified"):
         load(ref)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from train.data import TrainDataError, load
+from curate.train.data import TrainDataError, load
 from tests.conftest import run, write_pipeline
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from train.chat import PROBE, check_template, chatml
-from train.encode import IGNORE, EncodeStats, encode_chat, encode_record, pad_token_id
+from curate.train.chat import PROBE, check_template, chatml
+from curate.train.encode import IGNORE, EncodeStats, encode_chat, encode_record, pad_token_id
 
 QWEN2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "qwen2-tokenizer"
 
@@ -97,7 +97,7 @@ def test_truncation_is_counted_and_records_with_nothing_left_to_learn_are_droppe
 @pytest.fixture(scope="module")
 def tiny():
     from curate.demo import content as C
-    from train.tiny import build_tokenizer
+    from curate.train.tiny import build_tokenizer
 
     texts = C.EN_SENTENCES + [a for answers in C.CHAT_ANSWERS.values() for a in answers] + ["What is 2 + 2? 4. And 3 + 3? 6."]
     return build_tokenizer(texts * 3, vocab_size=600)
@@ -116,7 +116,7 @@ def test_embedded_tokenizer_has_chatml_a_distinct_pad_and_exact_masks(tiny):
 def test_embedded_model_is_a_small_qwen2_that_computes_a_loss(tiny):
     import torch
 
-    from train.tiny import build_model
+    from curate.train.tiny import build_model
 
     model = build_model(tiny, hidden=64, layers=1, heads=4, kv_heads=2)
     assert type(model).__name__ == "Qwen2ForCausalLM" and model.config.vocab_size == len(tiny)

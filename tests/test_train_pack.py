@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from train.encode import IGNORE, encode_chat
-from train.pack import TokenCount, collate, pack
+from curate.train.encode import IGNORE, encode_chat
+from curate.train.pack import TokenCount, collate, pack
 
 torch = pytest.importorskip("torch")
 
@@ -23,7 +23,7 @@ CHATS = [
 
 @pytest.fixture(scope="module")
 def tiny():
-    from train.tiny import build_model, build_tokenizer
+    from curate.train.tiny import build_model, build_tokenizer
 
     texts = [m["content"] for chat in CHATS for m in chat] * 20
     tokenizer = build_tokenizer(texts, vocab_size=400)

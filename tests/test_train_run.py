@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from curate.demo import content as C
 from tests.conftest import run as curate_run, write_pipeline
-from train.cli import app
-from train.config import TrainConfig, load_config
+from curate.train.cli import app
+from curate.train.config import TrainConfig, load_config
 
 runner = CliRunner()
 
@@ -99,7 +99,7 @@ def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
 
 
 def test_task_metrics_classification_and_generation():
-    from train.run import task_metrics
+    from curate.train.run import task_metrics
 
     records = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": c}]} for c in ("urgent", "routine")]
     got = task_metrics(["urgent", "urgent", "routine"], ["urgent", "routine", "routine"], records)
@@ -154,8 +154,8 @@ def test_quantization_is_what_was_asked_or_an_error(tmp_path, shards, monkeypatc
     import torch
 
     from curate.errors import CurateError
-    from train.data import load
-    from train.run import load_model, resolve_quantization
+    from curate.train.data import load
+    from curate.train.run import load_model, resolve_quantization
 
     assert resolve_quantization("auto", "cpu") == "none" and resolve_quantization("none", "cuda") == "none"
     assert resolve_quantization("nf4", "cpu") == "nf4"

@@ -25,11 +25,11 @@ def _fail(exc: Exception) -> None:
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. train/configs/default.yaml.")],
+def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. configs/train/default.yaml.")],
         shards: Annotated[str | None, typer.Option(help="Train on these shards instead of the config's (e.g. shards://mine@latest).")] = None) -> None:
     """Train a LoRA adapter on the configured shards, evaluate it, and check that it stops."""
-    from train.config import load_config
-    from train.run import run as train_run
+    from curate.train.config import load_config
+    from curate.train.run import run as train_run
 
     try:
         cfg, path = load_config(config)
@@ -56,7 +56,7 @@ def run(config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. 
 def eval_(adapter: Annotated[Path, typer.Argument(help="An adapter folder written by `train run`.")],
           shards: Annotated[str | None, typer.Option(help="Evaluate on these shards instead of the ones it was trained on.")] = None) -> None:
     """Eval loss and the stop check of a saved adapter on a validation split."""
-    from train.run import evaluate
+    from curate.train.run import evaluate
 
     try:
         result = evaluate(adapter, shards)
@@ -66,7 +66,7 @@ def eval_(adapter: Annotated[Path, typer.Argument(help="An adapter folder writte
 
 
 def _load(adapter: Path):
-    from train.run import load_adapter
+    from curate.train.run import load_adapter
 
     try:
         return load_adapter(adapter)
@@ -79,7 +79,7 @@ def generate(adapter: Annotated[Path, typer.Argument(help="An adapter folder wri
              prompt: Annotated[str, typer.Option("--prompt", "-p", help="The user message.")],
              max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 128) -> None:
     """Answer one user message with the adapter (ChatML, greedy, stops at <|im_end|>)."""
-    from train.chat import IM_END, chatml
+    from curate.train.chat import IM_END, chatml
 
     model, tokenizer = _load(adapter)
     ids = tokenizer(chatml([{"role": "user", "content": prompt}], add_generation_prompt=True), add_special_tokens=False,
@@ -95,7 +95,7 @@ def merge(adapter: Annotated[Path, typer.Argument(help="An adapter folder writte
           force: Annotated[bool, typer.Option("--force", help="Write into --out even if it is not empty.")] = False) -> None:
     """Merge the LoRA weights into the base (a de-quantised copy for a 4-bit base), check the logits and the EOS,
     and save model + tokenizer + merge_report.json (for vLLM, llama.cpp, ...)."""
-    from train.merge import merge as merge_adapter
+    from curate.train.merge import merge as merge_adapter
 
     try:
         report = merge_adapter(adapter, out, force=force)

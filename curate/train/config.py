@@ -1,4 +1,4 @@
-"""Training configuration (`train/configs/*.yaml`), validated by pydantic with the same precise
+"""Training configuration (`configs/train/*.yaml`), validated by pydantic with the same precise
 errors as pipelines: file, key path, what was expected."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from curate.config import StrictModel, load_yaml, parse_model
 
-EMBEDDED = "embedded"  # the small Qwen2 model + BPE tokenizer built from the data (train.tiny)
+EMBEDDED = "embedded"  # the small Qwen2 model + BPE tokenizer built from the data (curate.train.tiny)
 
 
 class EmbeddedModel(StrictModel):
@@ -64,7 +64,7 @@ class TrainConfig(StrictModel):
     max_eval_records: int | None = Field(None, ge=1)
     early_stopping_patience: int = Field(3, ge=0, description="evaluations without improvement before stopping; 0 = off")
     group_by_length: bool = True
-    # Pack several examples per max_length row (train.pack): less padding, same result per example.
+    # Pack several examples per max_length row (curate.train.pack): less padding, same result per example.
     packing: bool = False
     seed: int = 13
     output_dir: str = "out/train"

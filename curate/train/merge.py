@@ -18,8 +18,8 @@ from pathlib import Path
 
 from curate.errors import ConfigError
 from curate.io.shards import read_json, write_json
-from train.chat import IM_END, chatml
-from train.data import TrainDataError
+from curate.train.chat import IM_END, chatml
+from curate.train.data import TrainDataError
 
 # Largest |logit difference| allowed between the merged model and the adapter model. Merging adds the
 # LoRA product to the weights once instead of computing it per token: float32 differs by rounding
@@ -33,7 +33,7 @@ def _examples(adapter: Path, n: int) -> list[str]:
     report = adapter.parent / "train_report.json"
     if report.is_file():
         try:
-            from train.data import load
+            from curate.train.data import load
 
             trained = read_json(report)
             data = load(trained["lineage"]["path"], "train", trained["config"].get("validation_split", "validation"))
@@ -82,7 +82,7 @@ def merge(adapter: Path, out: Path, examples: int = 3, force: bool = False) -> d
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from train.run import base_kwargs, load_adapter, trained_quantization
+    from curate.train.run import base_kwargs, load_adapter, trained_quantization
 
     if out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(f"{out} exists and is not empty; pass --force to write the merged model there, or choose another folder")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.encode import IGNORE
+from curate.train.encode import IGNORE
 
 
 @dataclass

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from train.chat import IM_END, header
+from curate.train.chat import IM_END, header
 
 IGNORE = -100
 TrainOn = Literal["last_assistant", "all_assistant", "all"]

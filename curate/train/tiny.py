@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from train.chat import IM_END, IM_START
+from curate.train.chat import IM_END, IM_START
 
 ENDOFTEXT, PAD = "<|endoftext|>", "<|pad|>"
 CHATML_TEMPLATE = (

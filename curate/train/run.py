@@ -17,12 +17,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from curate.io.shards import write_json
-from train.chat import IM_END, IM_START, check_template, chatml
-from train.config import EMBEDDED, TrainConfig
-from train.data import TrainData, TrainDataError, load
-from train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
-from train.pack import TokenCount, collate, pack
-from train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
+from curate.train.chat import IM_END, IM_START, check_template, chatml
+from curate.train.config import EMBEDDED, TrainConfig
+from curate.train.data import TrainData, TrainDataError, load
+from curate.train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
+from curate.train.pack import TokenCount, collate, pack
+from curate.train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 
 
 def _texts(data: TrainData) -> list[str]:
@@ -327,7 +327,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
 
 
 def main(config_path: str) -> None:
-    from train.config import load_config
+    from curate.train.config import load_config
 
     config, path = load_config(config_path)
     report = run(config, path)
