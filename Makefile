@@ -27,6 +27,8 @@ curate: install
 	$(BIN)/curate run $(PIPELINE)
 
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: install $(DATATROVE_VENV)/.installed

@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 
 from datatrove.executor import LocalPipelineExecutor
-from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupSignature,
+)
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.utils.word_tokenizers import WordTokenizer
 
@@ -36,10 +41,20 @@ def main(corpus: str, work: str, result: str) -> None:
     work_dir = Path(work)
     config = MinhashConfig()  # datatrove defaults: 5-grams, 14 buckets x 8 hashes
     steps = [
-        [JsonlReader(str(Path(corpus).parent), glob_pattern=Path(corpus).name),
-         MinhashDedupSignature(output_folder=str(work_dir / "sigs"), config=config, language=Whitespace())],
-        [MinhashDedupBuckets(input_folder=str(work_dir / "sigs"), output_folder=str(work_dir / "buckets"), config=config)],
-        [MinhashDedupCluster(input_folder=str(work_dir / "buckets"), output_folder=str(work_dir / "remove"), config=config)],
+        [
+            JsonlReader(str(Path(corpus).parent), glob_pattern=Path(corpus).name),
+            MinhashDedupSignature(output_folder=str(work_dir / "sigs"), config=config, language=Whitespace()),
+        ],
+        [
+            MinhashDedupBuckets(
+                input_folder=str(work_dir / "sigs"), output_folder=str(work_dir / "buckets"), config=config
+            )
+        ],
+        [
+            MinhashDedupCluster(
+                input_folder=str(work_dir / "buckets"), output_folder=str(work_dir / "remove"), config=config
+            )
+        ],
     ]
     start = time.perf_counter()
     for i, pipeline in enumerate(steps):

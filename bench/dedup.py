@@ -50,7 +50,7 @@ def datasketch_shingles(text: str, n: int = 5) -> list[bytes]:
     """How a datasketch user builds word 5-gram shingles in plain Python."""
     tokens = _WORD.findall(text.lower())
     n = min(n, len(tokens)) or 1
-    return [" ".join(tokens[i:i + n]).encode() for i in range(max(1, len(tokens) - n + 1))] if tokens else []
+    return [" ".join(tokens[i : i + n]).encode() for i in range(max(1, len(tokens) - n + 1))] if tokens else []
 
 
 def run_datasketch(texts: list[str], threshold: float) -> tuple[float, set[int]]:
@@ -98,8 +98,17 @@ def run_datatrove(texts: list[str]) -> tuple[float, set[int]] | None:
     work = Path(tempfile.mkdtemp(prefix="curate-datatrove-"))
     corpus = work / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)))
-    subprocess.run([python, str(Path(__file__).with_name("datatrove_minhash.py")), str(corpus), str(work / "dt"),
-                    str(work / "result.json")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            python,
+            str(Path(__file__).with_name("datatrove_minhash.py")),
+            str(corpus),
+            str(work / "dt"),
+            str(work / "result.json"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = json.loads((work / "result.json").read_text())
     return result["seconds"], set(result["removed"])
 
@@ -136,8 +145,12 @@ def _doc_scores(found: set[int], truth: set[int]) -> dict[str, float]:
     tp = len(found & truth)
     precision = tp / len(found) if found else 1.0
     recall = tp / len(truth) if truth else 1.0
-    return {"removed": len(found), "precision": round(precision, 4), "recall": round(recall, 4),
-            "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0}
+    return {
+        "removed": len(found),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+    }
 
 
 def accuracy(texts: list[str], threshold: float = 0.8) -> dict:
@@ -166,18 +179,30 @@ def main(records: int = 100_000) -> dict:
     texts = corpus_texts(records)
     shingles = np.mean([max(0, len(_WORD.findall(t.lower())) - 4) for t in texts[:5000]])
     ds_s, ds_dups = run_datasketch(texts, 0.8)
-    rows = [{"variant": "datasketch (MinHash.update_batch + MinHashLSH insert/query, signature check)",
-             "seconds": ds_s, "duplicates": len(ds_dups)}]
+    rows = [
+        {
+            "variant": "datasketch (MinHash.update_batch + MinHashLSH insert/query, signature check)",
+            "seconds": ds_s,
+            "duplicates": len(ds_dups),
+        }
+    ]
     agreement = {}
-    for verify, label in (("signature", "curate dedup, verify: signature (same check as the baseline)"),
-                          ("exact", "curate dedup, verify: exact (default)")):
+    for verify, label in (
+        ("signature", "curate dedup, verify: signature (same check as the baseline)"),
+        ("exact", "curate dedup, verify: exact (default)"),
+    ):
         secs, dups = run_curate(texts, 0.8, verify)
         rows.append({"variant": label, "seconds": secs, "duplicates": len(dups)})
         agreement[verify] = round(len(dups & ds_dups) / len(dups | ds_dups), 4) if dups | ds_dups else 1.0
     datatrove = run_datatrove(texts)
     if datatrove is not None:
-        rows.append({"variant": "datatrove MinhashDedup (signature + buckets + cluster, 14x8, no verification)",
-                     "seconds": datatrove[0], "duplicates": len(datatrove[1])})
+        rows.append(
+            {
+                "variant": "datatrove MinhashDedup (signature + buckets + cluster, 14x8, no verification)",
+                "seconds": datatrove[0],
+                "duplicates": len(datatrove[1]),
+            }
+        )
         agreement["datatrove"] = round(len(datatrove[1] & ds_dups) / len(datatrove[1] | ds_dups), 4)
     for r in rows:
         r["docs_per_s"] = round(len(texts) / r["seconds"], 1)

@@ -40,7 +40,8 @@ def synthetic(n: int, words: int = 330, seed: int = 3) -> list[str]:
 def main(n: int = 1_000_000) -> dict:
     texts = synthetic(n)
     df = pl.DataFrame({"id": [str(i) for i in range(n)], "text": texts}).with_columns(
-        *(pl.lit(None, dtype=dtype).alias(name) for name, dtype in BASE_SCHEMA.items() if name not in ("id", "text")))
+        *(pl.lit(None, dtype=dtype).alias(name) for name, dtype in BASE_SCHEMA.items() if name not in ("id", "text"))
+    )
     del texts
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stage = DedupStage("dedup", DedupRules())

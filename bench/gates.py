@@ -38,7 +38,11 @@ ROUNDS = 2  # each variant runs twice; the faster run of each is compared
 
 def _pipeline(folder: Path, corpus: Path, gates: bool) -> Path:
     spec = {
-        "name": "bench-gates", "seed": 1, "workers": 2, "batch_size": 2000, "sensitivity": False,
+        "name": "bench-gates",
+        "seed": 1,
+        "workers": 2,
+        "batch_size": 2000,
+        "sensitivity": False,
         "inputs": [{"path": str(corpus), "columns": ["domain"]}],
         "stages": [{"stage": s, "rules": str(REPO / "rules" / s / "default.yaml")} for s in STAGES],
     }
@@ -62,8 +66,12 @@ def main(records: int) -> None:
         for _ in range(ROUNDS):  # alternating, so drift on a shared machine hits both alike
             for gates in (False, True):
                 start = time.perf_counter()
-                result = run_pipeline(load_pipeline(_pipeline(work, corpus, gates)), out_dir=work / f"out-{gates}",
-                                      force=True, catalog=Catalog(work / "_catalog"))
+                result = run_pipeline(
+                    load_pipeline(_pipeline(work, corpus, gates)),
+                    out_dir=work / f"out-{gates}",
+                    force=True,
+                    catalog=Catalog(work / "_catalog"),
+                )
                 times[gates].append(time.perf_counter() - start)
                 if gates:
                     manifest = result.manifest
@@ -73,18 +81,29 @@ def main(records: int) -> None:
             "benchmark": "gates: cost of the default quality gates on the final shards",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "corpus": {"generator_records": records, "input_rows": manifest["rows"]["input"], "published_rows": g["rows"]},
+            "corpus": {
+                "generator_records": records,
+                "input_rows": manifest["rows"]["input"],
+                "published_rows": g["rows"],
+            },
             "pipeline": list(STAGES),
             "baseline_pipeline_seconds": round(plain, 2),
             "pipeline_with_gates_seconds": round(with_gates, 2),
-            "all_runs_seconds": {"without_gates": [round(t, 2) for t in times[False]], "with_gates": [round(t, 2) for t in times[True]]},
+            "all_runs_seconds": {
+                "without_gates": [round(t, 2) for t in times[False]],
+                "with_gates": [round(t, 2) for t in times[True]],
+            },
             "gates_seconds": g["seconds"],
             # the gates' own time (measuring, GX validation, Data Docs; GX's import overlaps the stages)
             "gates_share_of_pipeline": round(g["seconds"] / plain, 4),
             "wall_clock_overhead": round(with_gates / plain - 1, 4),
-            "checks": len(g["checks"]), "counts": g["counts"], "status": manifest["status"],
+            "checks": len(g["checks"]),
+            "counts": g["counts"],
+            "status": manifest["status"],
             # expected: this pipeline has no pii stage, so the independent pattern scan finds PII
-            "failed_checks": [f"{c['rule']}: {c['expected']}; observed {c['observed']}" for c in g["checks"] if c["status"] == "fail"],
+            "failed_checks": [
+                f"{c['rule']}: {c['expected']}; observed {c['observed']}" for c in g["checks"] if c["status"] == "fail"
+            ],
             "goal": "gates < 10% of pipeline time",
         }
         (RESULTS / "gates.json").write_text(json.dumps(out, indent=2) + "\n")

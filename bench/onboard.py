@@ -60,9 +60,15 @@ def _outcome(out: Path) -> dict:
     if (out / "report.json").is_file():
         report = json.loads((out / "report.json").read_text())
         splits = next((s["sizes"] for s in report.get("splits", []) if "sizes" in s), {})
-    return {"name": manifest["name"], "status": manifest["status"], "input": manifest["rows"]["input"],
-            "kept": manifest["rows"]["kept"], "splits": splits, "failed_gates": failed,
-            "top_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:4])}
+    return {
+        "name": manifest["name"],
+        "status": manifest["status"],
+        "input": manifest["rows"]["input"],
+        "kept": manifest["rows"]["kept"],
+        "splits": splits,
+        "failed_gates": failed,
+        "top_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:4]),
+    }
 
 
 def onboard(work: Path) -> list[dict]:
@@ -73,19 +79,35 @@ def onboard(work: Path) -> list[dict]:
         home = folder / "home"
         rc_init, t_init, text = _curate(["init", str(path), "-o", "p.yaml"], folder, home)
         header = (folder / "p.yaml").read_text().splitlines() if rc_init == 0 else []
-        decisions = {line[2:].split(":")[0]: line[2:].split(":", 1)[1].split(" — ")[0].strip()
-                     for line in header if line.startswith("# ") and " — " in line}
+        decisions = {
+            line[2:].split(":")[0]: line[2:].split(":", 1)[1].split(" — ")[0].strip()
+            for line in header
+            if line.startswith("# ") and " — " in line
+        }
         rc_run, t_run, _ = _curate(["run", "p.yaml", "-q"], folder, home)
-        row = {"set": name, "file": path.name, "init_exit": rc_init, "init_seconds": t_init,
-               "layout": decisions.get("layout"), "task": decisions.get("task"), "languages": decisions.get("languages"),
-               "decisions": len(decisions), "run_exit": rc_run, "run_seconds": t_run,
-               "run": _outcome(folder / "out" / name) if (folder / "out" / name / "manifest.json").is_file() else None}
+        row = {
+            "set": name,
+            "file": path.name,
+            "init_exit": rc_init,
+            "init_seconds": t_init,
+            "layout": decisions.get("layout"),
+            "task": decisions.get("task"),
+            "languages": decisions.get("languages"),
+            "decisions": len(decisions),
+            "run_exit": rc_run,
+            "run_seconds": t_run,
+            "run": _outcome(folder / "out" / name) if (folder / "out" / name / "manifest.json").is_file() else None,
+        }
         before = folder / "before"
         before.mkdir()
-        rc_before, _, _ = _curate(["run", str(REPO / "pipelines" / "demo.yaml"), "--input", str(path), "-q", "-w", "1"],
-                                  before, home)
-        row["before"] = {"pipeline": "pipelines/demo.yaml --input FILE", "run_exit": rc_before,
-                         "run": _outcome(before / "out" / name) if (before / "out" / name / "manifest.json").is_file() else None}
+        rc_before, _, _ = _curate(
+            ["run", str(REPO / "pipelines" / "demo.yaml"), "--input", str(path), "-q", "-w", "1"], before, home
+        )
+        row["before"] = {
+            "pipeline": "pipelines/demo.yaml --input FILE",
+            "run_exit": rc_before,
+            "run": _outcome(before / "out" / name) if (before / "out" / name / "manifest.json").is_file() else None,
+        }
         rows.append(row)
     return rows
 
@@ -113,7 +135,13 @@ def store_cost(work: Path) -> dict | None:
             best = seconds if best is None else min(best, seconds)
         timings[variant] = {"seconds": round(best, 4), "files_linked": linked, "bytes_copied": copied}
     ratio = round(timings["copy"]["seconds"] / max(timings["hard links"]["seconds"], 1e-9), 1)
-    return {"version": entry.ref, "files": len(files), "bytes": size, "variants": timings, "copy_vs_links_seconds": ratio}
+    return {
+        "version": entry.ref,
+        "files": len(files),
+        "bytes": size,
+        "variants": timings,
+        "copy_vs_links_seconds": ratio,
+    }
 
 
 def main() -> None:
@@ -121,8 +149,10 @@ def main() -> None:
     try:
         result = {
             "benchmark": "curate init + curate run on data nobody here wrote, beside the demo pipeline with --input",
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": {"cpus": os.cpu_count()},
-            "rows": onboard(work), "store": store_cost(work),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "machine": {"cpus": os.cpu_count()},
+            "rows": onboard(work),
+            "store": store_cost(work),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -61,6 +61,15 @@ def best_times(df, stages: dict, rounds: int = 2, median: bool = False) -> tuple
             stage.process(df)
             times[variant].append(time.perf_counter() - start)
     chosen = {v: statistics.median(t) if median else min(t) for v, t in times.items()}
-    out = {"records": df.height, **{v: {"seconds": round(t, 2), "docs_per_s": round(df.height / t, 1),
-                                        "all_seconds": [round(x, 2) for x in times[v]]} for v, t in chosen.items()}}
+    out = {
+        "records": df.height,
+        **{
+            v: {
+                "seconds": round(t, 2),
+                "docs_per_s": round(df.height / t, 1),
+                "all_seconds": [round(x, 2) for x in times[v]],
+            }
+            for v, t in chosen.items()
+        },
+    }
     return out, chosen

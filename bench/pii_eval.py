@@ -34,23 +34,59 @@ DEFAULT = REPO / "rules" / "pii" / "default.yaml"
 HIPAA = REPO / "rules" / "pii" / "hipaa.yaml"
 COVERAGE = 0.8
 # gold kind of our own sets -> the entities that redact it
-KINDS = {"name": {"PERSON"}, "address": {"STREET_ADDRESS", "LOCATION"}, "city": {"LOCATION", "STREET_ADDRESS"},
-         "zip": {"ZIP_CODE", "STREET_ADDRESS", "LOCATION"}, "date": {"DATE_TIME"}, "age_over_89": {"AGE_OVER_89"},
-         "phone": {"PHONE_NUMBER"}, "fax": {"PHONE_NUMBER"}, "email": {"EMAIL_ADDRESS"}, "ssn": {"US_SSN"},
-         "mrn": {"MEDICAL_RECORD_NUMBER"}, "health_plan": {"HEALTH_PLAN_ID"},
-         "account": {"ACCOUNT_NUMBER", "US_BANK_NUMBER", "CREDIT_CARD", "IBAN_CODE"},
-         "license": {"LICENSE_NUMBER", "US_DRIVER_LICENSE", "MEDICAL_LICENSE"}, "vehicle": {"VEHICLE_ID"},
-         "device": {"DEVICE_ID"}, "url": {"URL"}, "ip": {"IP_ADDRESS"}, "unique_id": {"UNIQUE_ID"},
-         "id": {"VN_NATIONAL_ID"}}
-US_FORMATS = {"US_DRIVER_LICENSE", "US_SSN", "US_ITIN", "US_PASSPORT", "US_BANK_NUMBER", "US_NPI", "DEA_NUMBER",
-              "MEDICAL_LICENSE"}
+KINDS = {
+    "name": {"PERSON"},
+    "address": {"STREET_ADDRESS", "LOCATION"},
+    "city": {"LOCATION", "STREET_ADDRESS"},
+    "zip": {"ZIP_CODE", "STREET_ADDRESS", "LOCATION"},
+    "date": {"DATE_TIME"},
+    "age_over_89": {"AGE_OVER_89"},
+    "phone": {"PHONE_NUMBER"},
+    "fax": {"PHONE_NUMBER"},
+    "email": {"EMAIL_ADDRESS"},
+    "ssn": {"US_SSN"},
+    "mrn": {"MEDICAL_RECORD_NUMBER"},
+    "health_plan": {"HEALTH_PLAN_ID"},
+    "account": {"ACCOUNT_NUMBER", "US_BANK_NUMBER", "CREDIT_CARD", "IBAN_CODE"},
+    "license": {"LICENSE_NUMBER", "US_DRIVER_LICENSE", "MEDICAL_LICENSE"},
+    "vehicle": {"VEHICLE_ID"},
+    "device": {"DEVICE_ID"},
+    "url": {"URL"},
+    "ip": {"IP_ADDRESS"},
+    "unique_id": {"UNIQUE_ID"},
+    "id": {"VN_NATIONAL_ID"},
+}
+US_FORMATS = {
+    "US_DRIVER_LICENSE",
+    "US_SSN",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_BANK_NUMBER",
+    "US_NPI",
+    "DEA_NUMBER",
+    "MEDICAL_LICENSE",
+}
 
 # dataset label -> evaluated type (None: not a type either system is configured to find)
-GOLD = {"PERSON": "PERSON", "STREET_ADDRESS": "LOCATION", "GPE": "LOCATION", "ZIP_CODE": "LOCATION",
-        "ORGANIZATION": "ORGANIZATION", "CREDIT_CARD": "CREDIT_CARD", "DATE_TIME": "DATE_TIME",
-        "PHONE_NUMBER": "PHONE_NUMBER", "NRP": "NRP", "EMAIL_ADDRESS": "EMAIL_ADDRESS", "DOMAIN_NAME": "URL",
-        "IBAN_CODE": "IBAN_CODE", "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS",
-        "US_DRIVER_LICENSE": "US_DRIVER_LICENSE", "TITLE": None, "AGE": None}
+GOLD = {
+    "PERSON": "PERSON",
+    "STREET_ADDRESS": "LOCATION",
+    "GPE": "LOCATION",
+    "ZIP_CODE": "LOCATION",
+    "ORGANIZATION": "ORGANIZATION",
+    "CREDIT_CARD": "CREDIT_CARD",
+    "DATE_TIME": "DATE_TIME",
+    "PHONE_NUMBER": "PHONE_NUMBER",
+    "NRP": "NRP",
+    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
+    "DOMAIN_NAME": "URL",
+    "IBAN_CODE": "IBAN_CODE",
+    "US_SSN": "US_SSN",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "US_DRIVER_LICENSE": "US_DRIVER_LICENSE",
+    "TITLE": None,
+    "AGE": None,
+}
 PREDICTED = {"STREET_ADDRESS": "LOCATION"}
 
 
@@ -73,10 +109,16 @@ def score(records: list[dict], predictions: list[list[tuple[int, int, str]]]) ->
             correct[p[2]] += any(g[2] == p[2] and _overlaps(p, g) for g in gold)
     out = {}
     for t in sorted(gold_n):
-        out[t] = _prf(correct[t], pred_n[t], found[t], gold_n[t]) | {"any_type_recall": round(any_found[t] / gold_n[t], 4)}
+        out[t] = _prf(correct[t], pred_n[t], found[t], gold_n[t]) | {
+            "any_type_recall": round(any_found[t] / gold_n[t], 4)
+        }
     evaluated = [t for t in gold_n]
-    out["overall"] = _prf(sum(correct[t] for t in evaluated), sum(pred_n[t] for t in evaluated),
-                          sum(found[t] for t in evaluated), sum(gold_n[t] for t in evaluated))
+    out["overall"] = _prf(
+        sum(correct[t] for t in evaluated),
+        sum(pred_n[t] for t in evaluated),
+        sum(found[t] for t in evaluated),
+        sum(gold_n[t] for t in evaluated),
+    )
     out["overall"]["any_type_recall"] = round(sum(any_found.values()) / sum(gold_n.values()), 4)
     return out
 
@@ -107,13 +149,21 @@ def score_kinds(records: list[dict], predictions: list[list[tuple[int, int, str]
                     correct[kind] += right
     out = {}
     for kind in sorted(gold_n):
-        out[kind] = _prf(correct[kind], pred_n[kind], found[kind], gold_n[kind]) | {"any_type_recall": round(any_found[kind] / gold_n[kind], 4)}
+        out[kind] = _prf(correct[kind], pred_n[kind], found[kind], gold_n[kind]) | {
+            "any_type_recall": round(any_found[kind] / gold_n[kind], 4)
+        }
     total = sum(gold_n.values())
-    out["overall"] = {"gold": total, "recall": round(sum(found.values()) / total, 4),
-                      "any_type_recall": round(sum(any_found.values()) / total, 4),
-                      "predicted": sum(len(p) for p in predictions),
-                      "precision": round(sum(any(_overlaps(p, g) for g in r["spans"]) for r, ps in zip(records, predictions) for p in ps)
-                                         / max(1, sum(len(p) for p in predictions)), 4)}
+    out["overall"] = {
+        "gold": total,
+        "recall": round(sum(found.values()) / total, 4),
+        "any_type_recall": round(sum(any_found.values()) / total, 4),
+        "predicted": sum(len(p) for p in predictions),
+        "precision": round(
+            sum(any(_overlaps(p, g) for g in r["spans"]) for r, ps in zip(records, predictions) for p in ps)
+            / max(1, sum(len(p) for p in predictions)),
+            4,
+        ),
+    }
     return out
 
 
@@ -122,7 +172,7 @@ def _covered(a: int, b: int, preds) -> int:
     for p in preds:
         lo, hi = max(a, p[0]), min(b, p[1])
         if lo < hi:
-            marks[lo - a:hi - a] = b"\x01" * (hi - lo)
+            marks[lo - a : hi - a] = b"\x01" * (hi - lo)
     return sum(marks)
 
 
@@ -174,17 +224,27 @@ def own_sets() -> dict:
     stock = stock_analyzer()
     before, default, hipaa = _stage(BEFORE), _stage(DEFAULT), _stage(HIPAA)
     out = {}
-    for name, records, variants in (("vietnamese", vietnamese(), {"default": default}),
-                                     ("clinical", clinical(), {"default": default, "hipaa": hipaa})):
-        preds = {"stock": [[(r.start, r.end, r.entity_type) for r in stock.analyze(x["text"], "en")] for x in records],
-                 "before": _ours(before, records), **{k: _ours(v, records) for k, v in variants.items()}}
+    for name, records, variants in (
+        ("vietnamese", vietnamese(), {"default": default}),
+        ("clinical", clinical(), {"default": default, "hipaa": hipaa}),
+    ):
+        preds = {
+            "stock": [[(r.start, r.end, r.entity_type) for r in stock.analyze(x["text"], "en")] for x in records],
+            "before": _ours(before, records),
+            **{k: _ours(v, records) for k, v in variants.items()},
+        }
         if name == "vietnamese" and (extra := _underthesea(records)) is not None:
             preds["default+underthesea"] = [a + b for a, b in zip(preds["default"], extra[0])]
             out["underthesea_seconds_per_sentence"] = round(extra[1], 4)
-        out[name] = {"records": len(records), "styles": dict(Counter(r["style"] for r in records)),
-                     "variants": {k: score_kinds(records, p) for k, p in preds.items()}}
+        out[name] = {
+            "records": len(records),
+            "styles": dict(Counter(r["style"] for r in records)),
+            "variants": {k: score_kinds(records, p) for k, p in preds.items()},
+        }
         if name == "vietnamese":
-            out[name]["us_format_predictions"] = {k: sum(1 for ps in p for x in ps if x[2] in US_FORMATS) for k, p in preds.items()}
+            out[name]["us_format_predictions"] = {
+                k: sum(1 for ps in p for x in ps if x[2] in US_FORMATS) for k, p in preds.items()
+            }
     return out
 
 
@@ -217,26 +277,44 @@ def os_catalogs(sample: int = 3000, seed: int = 0) -> dict | None:
                 strings.append(value)
     random.Random(seed).shuffle(strings)
     strings = strings[:sample]
-    gold = [{"text": h, "lang": "vi", "spans": [(m.start("name"), m.end("name"), "name") for m in TRANSLATOR.finditer(h)]}
-            for h in headers]
+    gold = [
+        {"text": h, "lang": "vi", "spans": [(m.start("name"), m.end("name"), "name") for m in TRANSLATOR.finditer(h)]}
+        for h in headers
+    ]
     # not a person: the catalog template's placeholder and a tool's signature
-    gold = [g | {"spans": [sp for sp in g["spans"] if not g["text"][sp[0]:sp[1]].isupper() and " by " not in g["text"][sp[0]:sp[1]]]}
-            for g in gold]
+    gold = [
+        g
+        | {
+            "spans": [
+                sp
+                for sp in g["spans"]
+                if not g["text"][sp[0] : sp[1]].isupper() and " by " not in g["text"][sp[0] : sp[1]]
+            ]
+        }
+        for g in gold
+    ]
     gold = [g for g in gold if g["spans"]]
     ui = [{"text": t, "lang": "vi", "spans": []} for t in strings]
     stock = stock_analyzer()
-    out = {"catalogs": len(list(CATALOGS.glob("*.mo"))), "headers_with_a_translator_name": len(gold), "ui_strings": len(ui)}
+    out = {
+        "catalogs": len(list(CATALOGS.glob("*.mo"))),
+        "headers_with_a_translator_name": len(gold),
+        "ui_strings": len(ui),
+    }
     for name, stage in (("stock", None), ("before", _stage(BEFORE)), ("default", _stage(DEFAULT))):
-        def predict(records):
+
+        def predict(records, stage=stage):
             if stage is None:
                 return [[(r.start, r.end, r.entity_type) for r in stock.analyze(x["text"], "en")] for x in records]
             return _ours(stage, records)
 
         names = score_kinds(gold, predict(gold))["name"]
         false = Counter(p[2] for ps in predict(ui) for p in ps if p[2] in FOUND_AS)
-        out[name] = {"translator_name_recall": names["recall"],
-                     "false_positives_per_1000_ui_strings": round(1000 * sum(false.values()) / len(ui), 2),
-                     "false_positives": dict(false)}
+        out[name] = {
+            "translator_name_recall": names["recall"],
+            "false_positives_per_1000_ui_strings": round(1000 * sum(false.values()) / len(ui), 2),
+            "false_positives": dict(false),
+        }
     return out
 
 
@@ -246,8 +324,12 @@ def demo_speed(rounds: int = 5, records: int = 2000) -> dict:
     from bench.real_eval import _demo
 
     df = _demo(Path(tempfile.mkdtemp(prefix="curate-pii-eval-")), records)
-    out, best = best_times(df, {v: (lambda p=p: _stage(p)) for v, p in (("before", BEFORE), ("default", DEFAULT), ("hipaa", HIPAA))},
-                           rounds, median=True)
+    out, best = best_times(
+        df,
+        {v: (lambda p=p: _stage(p)) for v, p in (("before", BEFORE), ("default", DEFAULT), ("hipaa", HIPAA))},
+        rounds,
+        median=True,
+    )
     out["default_vs_before"] = round(best["before"] / best["default"], 3)
     out["hipaa_vs_before"] = round(best["before"] / best["hipaa"], 3)
     return out
@@ -284,13 +366,23 @@ if __name__ == "__main__":
     r = main()
     for t in r["stock"]:
         s, b, c = r["stock"][t], r["before"][t], r["curate"][t]
-        print(f"{t:20s} gold {s['gold']:5d}  stock R {s['recall']:.3f} | before P {b['precision']:.3f} R {b['recall']:.3f} | "
-              f"today P {c['precision']:.3f} R {c['recall']:.3f} F2 {c['f2']:.3f}")
+        print(
+            f"{t:20s} gold {s['gold']:5d}  stock R {s['recall']:.3f} | before P {b['precision']:.3f} R "
+            f"{b['recall']:.3f} | "
+            f"today P {c['precision']:.3f} R {c['recall']:.3f} F2 {c['f2']:.3f}"
+        )
     for name in ("vietnamese", "clinical"):
         print(f"--- {name}")
         for v, res in r["own_sets"][name]["variants"].items():
-            print(f"  {v:22s}", "  ".join(f"{k} R{x['recall']:.2f}/P{x['precision']:.2f}" for k, x in res.items() if k != "overall"),
-                  "| overall R", res["overall"]["recall"])
-    print(json.dumps({k: v for k, v in r["own_sets"].items() if k not in ("vietnamese", "clinical")}), r["own_sets"]["vietnamese"].get("us_format_predictions"))
+            print(
+                f"  {v:22s}",
+                "  ".join(f"{k} R{x['recall']:.2f}/P{x['precision']:.2f}" for k, x in res.items() if k != "overall"),
+                "| overall R",
+                res["overall"]["recall"],
+            )
+    print(
+        json.dumps({k: v for k, v in r["own_sets"].items() if k not in ("vietnamese", "clinical")}),
+        r["own_sets"]["vietnamese"].get("us_format_predictions"),
+    )
     print(json.dumps(r["os_catalogs"]))
     print(json.dumps(r["demo_speed"]))

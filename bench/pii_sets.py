@@ -21,23 +21,166 @@ import re
 SLOT = re.compile(r"\{([A-Z_0-9]+)\}")
 
 # --- Vietnamese ----------------------------------------------------------------------------------
-VI_SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ",
-               "Ngô", "Dương", "Lý", "Đinh", "Đào", "Trương", "Lương", "Trịnh", "Mai", "Cao", "Lâm", "Tạ", "Hà"]
-VI_MIDDLE = ["Văn", "Thị", "Minh", "Hữu", "Đức", "Thanh", "Ngọc", "Quốc", "Xuân", "Thu", "Hoài", "Kim", "Gia",
-             "Bảo", "Công", "Thùy", "Mỹ", "Tấn", "Trọng", "Phương"]
-VI_GIVEN = ["An", "Bình", "Châu", "Dũng", "Hùng", "Lan", "Hương", "Tuấn", "Hải", "Nam", "Phương", "Quỳnh",
-            "Trang", "Linh", "Thảo", "Khoa", "Long", "Phúc", "Sơn", "Tâm", "Yến", "Nhung", "Hạnh", "Thắng", "Vy",
-            "Nhi", "Khánh", "Đạt", "Hiếu", "Giang", "Loan", "Tùng", "Uyên", "Việt", "Oanh", "Kiên", "Duy", "Ngân"]
-VI_STREETS = ["Lê Lợi", "Nguyễn Huệ", "Trần Hưng Đạo", "Hai Bà Trưng", "Điện Biên Phủ", "Cách Mạng Tháng Tám",
-              "Võ Văn Tần", "Pasteur", "Nguyễn Trãi", "Lý Thường Kiệt", "Kim Mã", "Láng Hạ", "Giải Phóng",
-              "Hoàng Hoa Thám", "Bạch Đằng", "Phan Chu Trinh", "3 Tháng 2", "Tôn Đức Thắng", "Xuân Thủy", "Huế",
-              "Trường Chinh", "Lạc Long Quân", "Nguyễn Văn Linh", "Quang Trung"]
-VI_WARDS = ["Bến Nghé", "Đa Kao", "Phạm Ngũ Lão", "Tân Định", "Dịch Vọng", "Láng Thượng", "Cống Vị", "Thạc Gián",
-            "Hòa Cường Bắc", "An Khánh", "7", "12", "4", "Tân Phong", "Phú Mỹ"]
-VI_DISTRICTS = ["1", "3", "5", "10", "Ba Đình", "Cầu Giấy", "Hoàn Kiếm", "Đống Đa", "Bình Thạnh", "Tân Bình",
-                "Hải Châu", "Ninh Kiều", "Thanh Khê", "Gò Vấp", "Long Biên"]
-VI_RURAL = [("thôn", "Đông"), ("thôn", "Yên Lạc"), ("ấp", "Phú Hòa"), ("ấp", "3"), ("xóm", "Mới"), ("bản", "Lác"),
-            ("thôn", "Hạ"), ("tổ", "5")]
+VI_SURNAMES = [
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Hoàng",
+    "Huỳnh",
+    "Phan",
+    "Vũ",
+    "Võ",
+    "Đặng",
+    "Bùi",
+    "Đỗ",
+    "Hồ",
+    "Ngô",
+    "Dương",
+    "Lý",
+    "Đinh",
+    "Đào",
+    "Trương",
+    "Lương",
+    "Trịnh",
+    "Mai",
+    "Cao",
+    "Lâm",
+    "Tạ",
+    "Hà",
+]
+VI_MIDDLE = [
+    "Văn",
+    "Thị",
+    "Minh",
+    "Hữu",
+    "Đức",
+    "Thanh",
+    "Ngọc",
+    "Quốc",
+    "Xuân",
+    "Thu",
+    "Hoài",
+    "Kim",
+    "Gia",
+    "Bảo",
+    "Công",
+    "Thùy",
+    "Mỹ",
+    "Tấn",
+    "Trọng",
+    "Phương",
+]
+VI_GIVEN = [
+    "An",
+    "Bình",
+    "Châu",
+    "Dũng",
+    "Hùng",
+    "Lan",
+    "Hương",
+    "Tuấn",
+    "Hải",
+    "Nam",
+    "Phương",
+    "Quỳnh",
+    "Trang",
+    "Linh",
+    "Thảo",
+    "Khoa",
+    "Long",
+    "Phúc",
+    "Sơn",
+    "Tâm",
+    "Yến",
+    "Nhung",
+    "Hạnh",
+    "Thắng",
+    "Vy",
+    "Nhi",
+    "Khánh",
+    "Đạt",
+    "Hiếu",
+    "Giang",
+    "Loan",
+    "Tùng",
+    "Uyên",
+    "Việt",
+    "Oanh",
+    "Kiên",
+    "Duy",
+    "Ngân",
+]
+VI_STREETS = [
+    "Lê Lợi",
+    "Nguyễn Huệ",
+    "Trần Hưng Đạo",
+    "Hai Bà Trưng",
+    "Điện Biên Phủ",
+    "Cách Mạng Tháng Tám",
+    "Võ Văn Tần",
+    "Pasteur",
+    "Nguyễn Trãi",
+    "Lý Thường Kiệt",
+    "Kim Mã",
+    "Láng Hạ",
+    "Giải Phóng",
+    "Hoàng Hoa Thám",
+    "Bạch Đằng",
+    "Phan Chu Trinh",
+    "3 Tháng 2",
+    "Tôn Đức Thắng",
+    "Xuân Thủy",
+    "Huế",
+    "Trường Chinh",
+    "Lạc Long Quân",
+    "Nguyễn Văn Linh",
+    "Quang Trung",
+]
+VI_WARDS = [
+    "Bến Nghé",
+    "Đa Kao",
+    "Phạm Ngũ Lão",
+    "Tân Định",
+    "Dịch Vọng",
+    "Láng Thượng",
+    "Cống Vị",
+    "Thạc Gián",
+    "Hòa Cường Bắc",
+    "An Khánh",
+    "7",
+    "12",
+    "4",
+    "Tân Phong",
+    "Phú Mỹ",
+]
+VI_DISTRICTS = [
+    "1",
+    "3",
+    "5",
+    "10",
+    "Ba Đình",
+    "Cầu Giấy",
+    "Hoàn Kiếm",
+    "Đống Đa",
+    "Bình Thạnh",
+    "Tân Bình",
+    "Hải Châu",
+    "Ninh Kiều",
+    "Thanh Khê",
+    "Gò Vấp",
+    "Long Biên",
+]
+VI_RURAL = [
+    ("thôn", "Đông"),
+    ("thôn", "Yên Lạc"),
+    ("ấp", "Phú Hòa"),
+    ("ấp", "3"),
+    ("xóm", "Mới"),
+    ("bản", "Lác"),
+    ("thôn", "Hạ"),
+    ("tổ", "5"),
+]
 VI_COMMUNES = ["Tân Lập", "Yên Phong", "Phú Xuân", "Hòa Tiến", "Mỹ Đức", "An Bình", "Quảng Thành", "Đông Sơn"]
 VI_RURAL_DISTRICTS = ["Củ Chi", "Đông Anh", "Yên Phong", "Hòa Vang", "Diễn Châu", "Nghĩa Hưng", "Thống Nhất"]
 VI_PROVINCES = ["Bắc Ninh", "Nghệ An", "Đồng Nai", "Nam Định", "Thanh Hóa", "Quảng Nam", "Long An", "Thái Bình"]
@@ -47,7 +190,11 @@ VI_TITLES = ["anh", "chị", "ông", "bà", "cô", "chú", "em", "bác sĩ", "b�
 
 def _vi_name(rng: random.Random) -> str:
     given = rng.choice(VI_GIVEN) if rng.random() < 0.7 else f"{rng.choice(VI_MIDDLE)} {rng.choice(VI_GIVEN)}"
-    return f"{rng.choice(VI_SURNAMES)} {rng.choice(VI_MIDDLE)} {given}" if rng.random() < 0.85 else f"{rng.choice(VI_SURNAMES)} {rng.choice(VI_GIVEN)}"
+    return (
+        f"{rng.choice(VI_SURNAMES)} {rng.choice(VI_MIDDLE)} {given}"
+        if rng.random() < 0.85
+        else f"{rng.choice(VI_SURNAMES)} {rng.choice(VI_GIVEN)}"
+    )
 
 
 def _vi_address(rng: random.Random) -> str:
@@ -79,8 +226,14 @@ def _vi_date(rng: random.Random) -> str:
 def _vi_phone(rng: random.Random) -> str:
     head = rng.choice(["09", "03", "07", "08", "05"]) + str(rng.randint(0, 9))
     rest = f"{rng.randint(0, 9999999):07d}"
-    return rng.choice([f"{head}{rest}", f"{head} {rest[:3]} {rest[3:]}", f"{head}.{rest[:3]}.{rest[3:]}",
-                       f"+84 {head[1:]} {rest[:3]} {rest[3:]}"])
+    return rng.choice(
+        [
+            f"{head}{rest}",
+            f"{head} {rest[:3]} {rest[3:]}",
+            f"{head}.{rest[:3]}.{rest[3:]}",
+            f"+84 {head[1:]} {rest[:3]} {rest[3:]}",
+        ]
+    )
 
 
 def _vi_email(rng: random.Random) -> str:
@@ -169,7 +322,7 @@ def _vi_fill(rng: random.Random, slot: str) -> tuple[str, str | None] | tuple[st
 def _build(template: str, fill, rng: random.Random) -> tuple[str, list[tuple[int, int, str]]]:
     out, spans, pos = [], [], 0
     for m in SLOT.finditer(template):
-        out.append(template[pos:m.start()])
+        out.append(template[pos : m.start()])
         at = sum(map(len, out))
         got = fill(rng, m.group(1))
         value, kind = got[0], got[1]
@@ -198,20 +351,115 @@ def vietnamese(n: int = 360, seed: int = 18) -> list[dict]:
 
 
 # --- English clinical (HIPAA Safe Harbor) ----------------------------------------------------------
-EN_FIRST = ["John", "Maria", "David", "Linda", "James", "Patricia", "Robert", "Jennifer", "Michael", "Elizabeth",
-            "William", "Susan", "Thomas", "Karen", "Daniel", "Nancy", "Anthony", "Margaret", "Kevin", "Dorothy",
-            "Jose", "Aisha", "Wei", "Priya", "Tyrone", "Siobhan", "Mateo", "Olga", "Hiroshi", "Fatima"]
-EN_LAST = ["Smith", "Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-           "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Thompson", "White", "Harris", "Clark",
-           "Lewis", "Okafor", "Kowalski", "Nguyen", "Patel", "O'Brien", "Schneider", "Haddad", "Yamamoto"]
-EN_STREETS = ["Main", "Oak", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Park", "Pine", "Sunset",
-              "Franklin", "Highland", "Jefferson", "Cherry", "Willow Creek"]
+EN_FIRST = [
+    "John",
+    "Maria",
+    "David",
+    "Linda",
+    "James",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Elizabeth",
+    "William",
+    "Susan",
+    "Thomas",
+    "Karen",
+    "Daniel",
+    "Nancy",
+    "Anthony",
+    "Margaret",
+    "Kevin",
+    "Dorothy",
+    "Jose",
+    "Aisha",
+    "Wei",
+    "Priya",
+    "Tyrone",
+    "Siobhan",
+    "Mateo",
+    "Olga",
+    "Hiroshi",
+    "Fatima",
+]
+EN_LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Anderson",
+    "Taylor",
+    "Thomas",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Okafor",
+    "Kowalski",
+    "Nguyen",
+    "Patel",
+    "O'Brien",
+    "Schneider",
+    "Haddad",
+    "Yamamoto",
+]
+EN_STREETS = [
+    "Main",
+    "Oak",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Pine",
+    "Sunset",
+    "Franklin",
+    "Highland",
+    "Jefferson",
+    "Cherry",
+    "Willow Creek",
+]
 EN_TYPES = ["St", "Street", "Ave", "Avenue", "Rd", "Road", "Blvd", "Lane", "Dr", "Drive", "Ct", "Way", "Pl", "Terrace"]
-EN_CITIES = [("Springfield", "IL", "627"), ("Worcester", "MA", "016"), ("Dayton", "OH", "454"), ("Fresno", "CA", "937"),
-             ("Tulsa", "OK", "741"), ("Albany", "NY", "122"), ("Boise", "ID", "837"), ("Tacoma", "WA", "984"),
-             ("Savannah", "GA", "314"), ("Lubbock", "TX", "794"), ("Rochester", "MN", "559"), ("Lebanon", "NH", "037")]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+EN_CITIES = [
+    ("Springfield", "IL", "627"),
+    ("Worcester", "MA", "016"),
+    ("Dayton", "OH", "454"),
+    ("Fresno", "CA", "937"),
+    ("Tulsa", "OK", "741"),
+    ("Albany", "NY", "122"),
+    ("Boise", "ID", "837"),
+    ("Tacoma", "WA", "984"),
+    ("Savannah", "GA", "314"),
+    ("Lubbock", "TX", "794"),
+    ("Rochester", "MN", "559"),
+    ("Lebanon", "NH", "037"),
+]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 EN_TEMPLATES = {
     "clinical": [
@@ -251,24 +499,44 @@ EN_TEMPLATES = {
 
 def _en_date(rng: random.Random) -> str:
     d, m, y = rng.randint(1, 28), rng.randint(1, 12), rng.randint(1931, 2026)
-    return rng.choice([f"{MONTHS[m - 1]} {d}, {y}", f"{m}/{d}/{y}", f"{m:02d}/{d:02d}/{y}", f"{y}-{m:02d}-{d:02d}",
-                       f"{MONTHS[m - 1][:3]} {d}, {y}", f"{d} {MONTHS[m - 1]} {y}", f"{MONTHS[m - 1]} {d}"])
+    return rng.choice(
+        [
+            f"{MONTHS[m - 1]} {d}, {y}",
+            f"{m}/{d}/{y}",
+            f"{m:02d}/{d:02d}/{y}",
+            f"{y}-{m:02d}-{d:02d}",
+            f"{MONTHS[m - 1][:3]} {d}, {y}",
+            f"{d} {MONTHS[m - 1]} {y}",
+            f"{MONTHS[m - 1]} {d}",
+        ]
+    )
 
 
 def _en_address(rng: random.Random) -> str:
     street = f"{rng.randint(2, 9899)} {rng.choice(EN_STREETS)} {rng.choice(EN_TYPES)}"
-    unit = rng.choice(["", "", f", Apt {rng.randint(1, 40)}{rng.choice('ABC')}", f" Suite {rng.randint(100, 900)}",
-                       f", Unit {rng.randint(1, 30)}"])
+    unit = rng.choice(
+        [
+            "",
+            "",
+            f", Apt {rng.randint(1, 40)}{rng.choice('ABC')}",
+            f" Suite {rng.randint(100, 900)}",
+            f", Unit {rng.randint(1, 30)}",
+        ]
+    )
     city, state, z3 = rng.choice(EN_CITIES)
     tail = rng.choice(["", f", {city}, {state} {z3}{rng.randint(0, 99):02d}", f", {city}, {state}"])
     return street + unit + tail
 
 
 def _en_military(rng: random.Random) -> str:
-    return rng.choice([f"PSC {rng.randint(1000, 9999)}, Box {rng.randint(100, 9999)}, APO AE {rng.randint(9000, 9899):05d}",
-                       f"Unit {rng.randint(2000, 9999)} Box {rng.randint(100, 9999)}, DPO AP {rng.randint(96200, 96699)}",
-                       f"USNS Comfort, FPO AA {rng.randint(34000, 34099)}",
-                       f"CMR {rng.randint(400, 499)}, Box {rng.randint(1000, 9999)}, APO AE {rng.randint(9000, 9899):05d}"])
+    return rng.choice(
+        [
+            f"PSC {rng.randint(1000, 9999)}, Box {rng.randint(100, 9999)}, APO AE {rng.randint(9000, 9899):05d}",
+            f"Unit {rng.randint(2000, 9999)} Box {rng.randint(100, 9999)}, DPO AP {rng.randint(96200, 96699)}",
+            f"USNS Comfort, FPO AA {rng.randint(34000, 34099)}",
+            f"CMR {rng.randint(400, 499)}, Box {rng.randint(1000, 9999)}, APO AE {rng.randint(9000, 9899):05d}",
+        ]
+    )
 
 
 def _vin(rng: random.Random) -> str:
@@ -311,36 +579,79 @@ def _en_fill(rng: random.Random, slot: str):
         return f"{rng.choice(EN_CITIES)[2]}{rng.randint(0, 99):02d}", "zip"
     if slot in ("PHONE", "FAX"):
         n = f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
-        return rng.choice([f"({n[:3]}) {n[3:6]}-{n[6:]}", f"{n[:3]}-{n[3:6]}-{n[6:]}", f"{n[:3]}.{n[3:6]}.{n[6:]}",
-                           f"+1 {n[:3]} {n[3:6]} {n[6:]}"]), "fax" if slot == "FAX" else "phone"
+        return rng.choice(
+            [
+                f"({n[:3]}) {n[3:6]}-{n[6:]}",
+                f"{n[:3]}-{n[3:6]}-{n[6:]}",
+                f"{n[:3]}.{n[3:6]}.{n[6:]}",
+                f"+1 {n[:3]} {n[3:6]} {n[6:]}",
+            ]
+        ), "fax" if slot == "FAX" else "phone"
     if slot == "EMAIL":
-        return f"{rng.choice(EN_FIRST).lower()}.{rng.choice(EN_LAST).lower().replace(chr(39), '')}{rng.randint(1, 99)}@{rng.choice(['gmail.com', 'outlook.com', 'yahoo.com', 'mychart.org'])}", "email"
+        return (
+            f"{rng.choice(EN_FIRST).lower()}.{rng.choice(EN_LAST).lower().replace(chr(39), '')}{rng.randint(1, 99)}@{rng.choice(['gmail.com', 'outlook.com', 'yahoo.com', 'mychart.org'])}",
+            "email",
+        )
     if slot == "SSN":
         return f"{rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}", "ssn"
     if slot == "PLAN":
-        return rng.choice([f"{rng.choice('XYZWQ')}{rng.choice('ABCHJK')}{rng.choice('HKMN')}{rng.randint(100000000, 999999999)}",
-                           f"{rng.randint(10000, 99999)}-{rng.randint(100, 999)}", f"1EG4-TE5-MK{rng.randint(10, 99)}"]), "health_plan"
+        return rng.choice(
+            [
+                f"{rng.choice('XYZWQ')}{rng.choice('ABCHJK')}{rng.choice('HKMN')}{rng.randint(100000000, 999999999)}",
+                f"{rng.randint(10000, 99999)}-{rng.randint(100, 999)}",
+                f"1EG4-TE5-MK{rng.randint(10, 99)}",
+            ]
+        ), "health_plan"
     if slot == "ACCOUNT":
-        return rng.choice([f"{rng.randint(1000000, 99999999)}", f"AC-{rng.randint(100000, 999999)}",
-                           f"{rng.randint(10000, 99999)}-{rng.randint(1, 9)}"]), "account"
+        return rng.choice(
+            [
+                f"{rng.randint(1000000, 99999999)}",
+                f"AC-{rng.randint(100000, 999999)}",
+                f"{rng.randint(10000, 99999)}-{rng.randint(1, 9)}",
+            ]
+        ), "account"
     if slot == "LICENSE":
-        return rng.choice([f"RN{rng.randint(100000, 999999)}", f"{rng.choice('ABCDG')}{rng.randint(10000, 99999)}",
-                           f"MD-{rng.randint(10000, 99999)}"]), "license"
+        return rng.choice(
+            [
+                f"RN{rng.randint(100000, 999999)}",
+                f"{rng.choice('ABCDG')}{rng.randint(10000, 99999)}",
+                f"MD-{rng.randint(10000, 99999)}",
+            ]
+        ), "license"
     if slot == "PLATE":
-        return rng.choice([f"{rng.randint(1, 9)}{''.join(rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ') for _ in range(3))}{rng.randint(100, 999)}",
-                           f"{''.join(rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ') for _ in range(3))}-{rng.randint(1000, 9999)}"]), "vehicle"
+        return rng.choice(
+            [
+                f"{rng.randint(1, 9)}{''.join(rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ') for _ in range(3))}{rng.randint(100, 999)}",
+                f"{''.join(rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ') for _ in range(3))}-{rng.randint(1000, 9999)}",
+            ]
+        ), "vehicle"
     if slot == "VIN":
         return _vin(rng), "vehicle"
     if slot == "DEVICE":
-        return rng.choice([f"SN{rng.randint(1000000, 9999999)}", f"PJN{rng.randint(100000, 999999)}H",
-                           f"{rng.randint(10, 99)}-{rng.randint(1000, 9999)}-{rng.choice('ABCX')}"]), "device"
+        return rng.choice(
+            [
+                f"SN{rng.randint(1000000, 9999999)}",
+                f"PJN{rng.randint(100000, 999999)}H",
+                f"{rng.randint(10, 99)}-{rng.randint(1000, 9999)}-{rng.choice('ABCX')}",
+            ]
+        ), "device"
     if slot == "URL":
-        return rng.choice([f"https://portal.{rng.choice(['stmarys', 'valleyhealth', 'northclinic'])}.org/patient/{rng.randint(1000, 99999)}",
-                           f"www.{rng.choice(EN_LAST).lower().replace(chr(39), '')}family.net"]), "url"
+        return rng.choice(
+            [
+                f"https://portal.{rng.choice(['stmarys', 'valleyhealth', 'northclinic'])}.org/patient/{rng.randint(1000, 99999)}",
+                f"www.{rng.choice(EN_LAST).lower().replace(chr(39), '')}family.net",
+            ]
+        ), "url"
     if slot == "IP":
         return f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", "ip"
     if slot == "UNIQUE":
-        return rng.choice([f"{rng.randint(10000, 999999)}", f"CS-{rng.randint(10000, 99999)}", f"S{rng.randint(10, 26)}-{rng.randint(1000, 9999)}"]), "unique_id"
+        return rng.choice(
+            [
+                f"{rng.randint(10000, 999999)}",
+                f"CS-{rng.randint(10000, 99999)}",
+                f"S{rng.randint(10, 26)}-{rng.randint(1000, 9999)}",
+            ]
+        ), "unique_id"
     raise KeyError(slot)
 
 

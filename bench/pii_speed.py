@@ -62,8 +62,13 @@ def corpus() -> tuple[list[str], list[list[tuple[int, int, str]]]]:
     texts, gold = [], []
     for prefix, rec in zip(pieces, labeled):
         texts.append(prefix + rec["full_text"])
-        gold.append([(s["start_position"] + len(prefix), s["end_position"] + len(prefix), GOLD.get(s["entity_type"]))
-                     for s in rec["spans"] if GOLD.get(s["entity_type"])])
+        gold.append(
+            [
+                (s["start_position"] + len(prefix), s["end_position"] + len(prefix), GOLD.get(s["entity_type"]))
+                for s in rec["spans"]
+                if GOLD.get(s["entity_type"])
+            ]
+        )
     return texts, gold
 
 
@@ -101,8 +106,15 @@ def _profile(stage, df: pl.DataFrame) -> list[dict]:
 
 
 def _rate(variant: str, docs: int, seconds: float, mb: float, stock_rate: float, **extra) -> dict:
-    return {"variant": variant, "docs": docs, "seconds": round(seconds, 2), "docs_per_s": round(docs / seconds, 1),
-            "mb_per_s": round(mb / seconds, 4), "speed_vs_stock": round(docs / seconds / stock_rate, 1), **extra}
+    return {
+        "variant": variant,
+        "docs": docs,
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(docs / seconds, 1),
+        "mb_per_s": round(mb / seconds, 4),
+        "speed_vs_stock": round(docs / seconds / stock_rate, 1),
+        **extra,
+    }
 
 
 def main(tiles: int = 6) -> dict:
@@ -133,7 +145,8 @@ def main(tiles: int = 6) -> dict:
     ours = [[(s.start, s.end, s.entity) for s in spans] for spans in found]
     messages = pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))
     df = pl.DataFrame({"id": [f"d{i}" for i in range(n)], "text": texts, "lang": ["en"] * n}).with_columns(
-        pl.lit(None, dtype=messages).alias("messages"))
+        pl.lit(None, dtype=messages).alias("messages")
+    )
     profile = _profile(no_memo, df)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,11 +154,19 @@ def main(tiles: int = 6) -> dict:
         corpus_path = folder / "corpus.jsonl"
         with corpus_path.open("w") as f:
             for k in range(tiles):
-                f.writelines(json.dumps({"id": f"d{k}-{i}", "text": t, "lang": "en"}) + "\n" for i, t in enumerate(texts))
+                f.writelines(
+                    json.dumps({"id": f"d{k}-{i}", "text": t, "lang": "en"}) + "\n" for i, t in enumerate(texts)
+                )
         pii_rules = folder / "pii.yaml"
         pii_rules.write_text(yaml.safe_dump({**rules, "nlp": {**rules["nlp"], "memo": False}}))
-        spec = {"name": "pii-bench", "workers": 2, "batch_size": 500, "sensitivity": False,
-                "inputs": [{"path": str(corpus_path)}], "stages": [{"stage": "pii", "rules": str(pii_rules)}]}
+        spec = {
+            "name": "pii-bench",
+            "workers": 2,
+            "batch_size": 500,
+            "sensitivity": False,
+            "inputs": [{"path": str(corpus_path)}],
+            "stages": [{"stage": "pii", "rules": str(pii_rules)}],
+        }
         (folder / "p.yaml").write_text(yaml.safe_dump(spec))
         from curate.catalog import Catalog
         from curate.config import load_pipeline
@@ -156,19 +177,46 @@ def main(tiles: int = 6) -> dict:
         engine_s = time.perf_counter() - start
 
     rows = [
-        _rate("stock Presidio: AnalyzerEngine().analyze() per document, 1 process", n, stock_s, mb, stock_rate,
-              recall=recall(gold, stock_found, covered)),
-        _rate("curate pii analysis, 1 process (default rules)", n, one_core_s, mb, stock_rate, recall=recall(gold, ours, covered)),
+        _rate(
+            "stock Presidio: AnalyzerEngine().analyze() per document, 1 process",
+            n,
+            stock_s,
+            mb,
+            stock_rate,
+            recall=recall(gold, stock_found, covered),
+        ),
+        _rate(
+            "curate pii analysis, 1 process (default rules)",
+            n,
+            one_core_s,
+            mb,
+            stock_rate,
+            recall=recall(gold, ours, covered),
+        ),
         _rate("curate pii analysis, 1 process, memo off", n, no_memo_s, mb, stock_rate),
-        _rate(f"curate run: pii stage, 2 workers, memo off, corpus x{tiles} (model loading, redaction, residual "
-              "re-scan, Parquet included)", n * tiles, engine_s, mb * tiles, stock_rate),
+        _rate(
+            f"curate run: pii stage, 2 workers, memo off, corpus x{tiles} (model loading, redaction, residual "
+            "re-scan, Parquet included)",
+            n * tiles,
+            engine_s,
+            mb * tiles,
+            stock_rate,
+        ),
     ]
     result = {
         "benchmark": "PII: stock Presidio vs the curate pii stage (same corpus, same spaCy model)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "corpus": {"documents": n, "mean_chars": round(sum(map(len, texts)) / n), "mb": round(mb, 3),
-                   "what": "~320 characters of self-instruct / MT-bench text + one presidio-research sentence; no two share text"},
-        "recall_types": sorted(covered), "rows": rows, "profile_memo_off": profile,
+        "corpus": {
+            "documents": n,
+            "mean_chars": round(sum(map(len, texts)) / n),
+            "mb": round(mb, 3),
+            "what": (
+                "~320 characters of self-instruct / MT-bench text + one presidio-research sentence; no two share text"
+            ),
+        },
+        "recall_types": sorted(covered),
+        "rows": rows,
+        "profile_memo_off": profile,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pii_speed.json").write_text(json.dumps(result, indent=2) + "\n")

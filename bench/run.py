@@ -43,9 +43,14 @@ RESULTS = REPO / "bench" / "results"
 
 def _pipeline(folder: Path, corpus: Path, workers: int) -> Path:
     spec = {
-        "name": "bench", "seed": 1, "workers": workers, "batch_size": 2000,
+        "name": "bench",
+        "seed": 1,
+        "workers": workers,
+        "batch_size": 2000,
         "inputs": [{"path": str(corpus)}],
-        "stages": [{"stage": s, "rules": str(REPO / "rules" / s / "default.yaml")} for s in ("normalize", "langid", "quality")],
+        "stages": [
+            {"stage": s, "rules": str(REPO / "rules" / s / "default.yaml")} for s in ("normalize", "langid", "quality")
+        ],
     }
     path = folder / f"bench-{workers}.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -68,7 +73,9 @@ def _baseline(pipeline_path: Path) -> tuple[float, int, int]:
 
 def _engine(pipeline_path: Path, out: Path, workers: int) -> tuple[float, dict]:
     start = time.perf_counter()
-    result = run_pipeline(load_pipeline(pipeline_path), out_dir=out, workers=workers, force=True, catalog=Catalog(out / "_catalog"))
+    result = run_pipeline(
+        load_pipeline(pipeline_path), out_dir=out, workers=workers, force=True, catalog=Catalog(out / "_catalog")
+    )
     return time.perf_counter() - start, result.manifest
 
 
@@ -82,8 +89,14 @@ def throughput(records: int) -> None:
         rows.append({"variant": "baseline: stages in-process, no engine", "workers": 1, "seconds": seconds})
         for workers in (1, 2):
             secs, manifest = _engine(_pipeline(work, corpus, workers), work / f"out-{workers}", workers)
-            rows.append({"variant": f"engine (curate run), {workers} worker{'s' if workers > 1 else ''}", "workers": workers,
-                         "seconds": secs, "kept": manifest["rows"]["kept"]})
+            rows.append(
+                {
+                    "variant": f"engine (curate run), {workers} worker{'s' if workers > 1 else ''}",
+                    "workers": workers,
+                    "seconds": secs,
+                    "kept": manifest["rows"]["kept"],
+                }
+            )
         base = rows[0]["seconds"]
         for r in rows:
             r["docs_per_s"] = round(docs / r["seconds"], 1)
@@ -95,7 +108,11 @@ def throughput(records: int) -> None:
             "benchmark": "throughput: normalize + langid + quality",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "corpus": {"generator_records": records, "documents_entering_stages": docs, "text_mb": round(size / 1e6, 2)},
+            "corpus": {
+                "generator_records": records,
+                "documents_entering_stages": docs,
+                "text_mb": round(size / 1e6, 2),
+            },
             "rows": rows,
         }
         (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -106,15 +123,33 @@ def throughput(records: int) -> None:
 def dedup(records: int) -> None:
     """In a child process pinned to one polars thread, so its figures are per core."""
     env = {**os.environ, "POLARS_MAX_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "bench.dedup", str(records)], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "-m", "bench.dedup_scale"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "bench.dedup", str(records)], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    subprocess.run(
+        [sys.executable, "-m", "bench.dedup_scale"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--only", choices=["throughput", "dedup", "sensitivity", "pii", "gates", "retrieve", "scaling", "safety", "real",
-                                           "onboard", "train"])
+    parser.add_argument(
+        "--only",
+        choices=[
+            "throughput",
+            "dedup",
+            "sensitivity",
+            "pii",
+            "gates",
+            "retrieve",
+            "scaling",
+            "safety",
+            "real",
+            "onboard",
+            "train",
+        ],
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "throughput"):
@@ -130,12 +165,16 @@ def main() -> None:
     if args.only in (None, "retrieve"):
         subprocess.run([sys.executable, "-m", "bench.retrieve"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "gates"):
-        subprocess.run([sys.executable, "-m", "bench.gates", str(args.records)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "bench.gates", str(args.records)], cwd=REPO, check=True, stdout=subprocess.DEVNULL
+        )
     if args.only in (None, "scaling"):  # the default pipeline on the 20k demo corpus, local vs Ray
         subprocess.run([sys.executable, "-m", "bench.scaling"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "real"):  # the default rules on real SFT data, before/after issue 17's behaviour
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-        subprocess.run([sys.executable, "-m", "bench.real_eval"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "bench.real_eval"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+        )
     if args.only in (None, "onboard"):  # curate init + run on data nobody here wrote
         subprocess.run([sys.executable, "-m", "bench.onboard"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "train"):  # train run beside a plain transformers.Trainer + peft script
@@ -147,69 +186,110 @@ def main() -> None:
 
 
 def _markdown() -> None:
-    lines = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); the JSON files beside this one hold every figure.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (bench/run.py); the JSON files beside this one hold every figure.",
+        "",
+    ]
     path = RESULTS / "throughput.json"
     if path.exists():
         result = json.loads(path.read_text())
         c = result["corpus"]
         lines += [
-            f"## {result['benchmark']}", "",
+            f"## {result['benchmark']}",
+            "",
             f"{c['documents_entering_stages']:,} records ({c['text_mb']} MB of text) from the demo generator; "
-            f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}, {result['date']}.", "",
+            f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}, {result['date']}.",
+            "",
             "| variant | seconds | docs/s | MB/s | MB/s per core | speed vs baseline |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for r in result["rows"]:
-            lines.append(f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['mb_per_s']} | {r['mb_per_s_per_core']} | {r['speed_vs_baseline']}x |")
-        lines += ["", "Baseline = the same stage code on one in-memory DataFrame in one process (no batching, checkpoints, "
-                  "accounting or Parquet output). Ratios above 1 are faster than the baseline.", ""]
+            lines.append(
+                f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['mb_per_s']} | "
+                f"{r['mb_per_s_per_core']} | {r['speed_vs_baseline']}x |"
+            )
+        lines += [
+            "",
+            "Baseline = the same stage code on one in-memory DataFrame in one process (no batching, checkpoints, "
+            "accounting or Parquet output). Ratios above 1 are faster than the baseline.",
+            "",
+        ]
     path = RESULTS / "dedup.json"
     if path.exists():
         result = json.loads(path.read_text())
         lines += [
-            f"## {result['benchmark']}", "",
+            f"## {result['benchmark']}",
+            "",
             f"{result['documents']:,} documents (mean {result['mean_shingles_per_doc']} shingles), one core "
-            f"(POLARS_MAX_THREADS=1), peak RSS {result['peak_rss_mb']} MB.", "",
+            f"(POLARS_MAX_THREADS=1), peak RSS {result['peak_rss_mb']} MB.",
+            "",
             "| variant | seconds | docs/s | speed vs datasketch | documents removed |",
             "|---|---:|---:|---:|---:|",
         ]
         for r in result["rows"]:
-            lines.append(f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['speed_vs_datasketch']}x | {r['duplicates']:,} |")
+            lines.append(
+                f"| {r['variant']} | {r['seconds']} | {r['docs_per_s']:,} | {r['speed_vs_datasketch']}x | "
+                f"{r['duplicates']:,} |"
+            )
         agree = ", ".join(f"{k} {v}" for k, v in result["removed_set_agreement_with_datasketch"].items())
         acc = result["accuracy"]
-        lines += ["", f"Agreement of the removed-document sets with datasketch's (Jaccard of the sets): {agree}.", "",
-                  f"### Accuracy against exact Jaccard (threshold 0.8, {acc['documents']:,} documents, all pairs)", "",
-                  f"{acc['true_pairs']:,} true pairs; {acc['true_removed']:,} documents a perfect dedup removes (all but the first of each cluster).", "",
-                  "| method | pair precision | pair recall | pair F1 | doc precision | doc recall | doc F1 |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Agreement of the removed-document sets with datasketch's (Jaccard of the sets): {agree}.",
+            "",
+            f"### Accuracy against exact Jaccard (threshold 0.8, {acc['documents']:,} documents, all pairs)",
+            "",
+            f"{acc['true_pairs']:,} true pairs; {acc['true_removed']:,} documents a perfect dedup removes (all but "
+            "the first of each cluster).",
+            "",
+            "| method | pair precision | pair recall | pair F1 | doc precision | doc recall | doc F1 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for name, scores in acc.items():
             if not isinstance(scores, dict):
                 continue
             p, d = scores.get("pairs", {}), scores["documents"]
-            lines.append(f"| {name} | {p.get('precision', '–')} | {p.get('recall', '–')} | {p.get('f1', '–')} | "
-                         f"{d['precision']} | {d['recall']} | {d['f1']} |")
+            lines.append(
+                f"| {name} | {p.get('precision', '–')} | {p.get('recall', '–')} | {p.get('f1', '–')} | "
+                f"{d['precision']} | {d['recall']} | {d['f1']} |"
+            )
         lines.append("")
     path = RESULTS / "dedup_scale.json"
     if path.exists():
         r = json.loads(path.read_text())
-        lines += [f"## {r['benchmark']}", "",
-                  f"{r['documents']:,} synthetic documents of {r['mean_bytes_per_doc']:,} bytes on average: "
-                  f"{r['seconds']} s ({r['docs_per_s']:,} docs/s), {r['removed']:,} removed, peak RSS "
-                  f"{r['peak_rss_mb']:,} MB ({r['peak_rss_mb_before_stage']:,} MB of it held by the input frame "
-                  "before the stage started).", ""]
+        lines += [
+            f"## {r['benchmark']}",
+            "",
+            f"{r['documents']:,} synthetic documents of {r['mean_bytes_per_doc']:,} bytes on average: "
+            f"{r['seconds']} s ({r['docs_per_s']:,} docs/s), {r['removed']:,} removed, peak RSS "
+            f"{r['peak_rss_mb']:,} MB ({r['peak_rss_mb_before_stage']:,} MB of it held by the input frame "
+            "before the stage started).",
+            "",
+        ]
     path = RESULTS / "sensitivity.json"
     if path.exists():
         r = json.loads(path.read_text())
-        lines += [f"## {r['benchmark']}", "",
-                  f"Default six-stage pipeline on {r['records']:,} demo records, 2 workers: {r['pipeline_seconds_with_sensitivity']} s "
-                  f"including the replay of all {r['criteria']} criteria ({r['replay_seconds_all_criteria']} s). A full rerun per "
-                  f"criterion would take about {r['rerun_seconds_all_criteria_estimated']} s (mean of the reruns below x criteria): "
-                  f"**{r['speed_vs_rerun_all_criteria']}x** faster.", "",
-                  "| criterion relaxed | replay s | full rerun s | speed vs rerun | kept (replay) | kept (rerun) | agree |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            f"## {r['benchmark']}",
+            "",
+            f"Default six-stage pipeline on {r['records']:,} demo records, 2 workers: "
+            f"{r['pipeline_seconds_with_sensitivity']} s "
+            f"including the replay of all {r['criteria']} criteria ({r['replay_seconds_all_criteria']} s). A full "
+            "rerun per "
+            f"criterion would take about {r['rerun_seconds_all_criteria_estimated']} s (mean of the reruns below x "
+            "criteria): "
+            f"**{r['speed_vs_rerun_all_criteria']}x** faster.",
+            "",
+            "| criterion relaxed | replay s | full rerun s | speed vs rerun | kept (replay) | kept (rerun) | agree |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
         for x in r["rows"]:
-            lines.append(f"| {x['criterion']} | {x['replay_seconds']} | {x['rerun_seconds']} | {x['speed_vs_rerun']}x | "
-                         f"{x['replay_kept']:,} | {x['rerun_kept']:,} | {'yes' if x['agree'] else 'NO'} |")
+            lines.append(
+                f"| {x['criterion']} | {x['replay_seconds']} | {x['rerun_seconds']} | {x['speed_vs_rerun']}x | "
+                f"{x['replay_kept']:,} | {x['rerun_kept']:,} | {'yes' if x['agree'] else 'NO'} |"
+            )
         lines.append("")
     lines += _pii_markdown()
     lines += _gates_markdown()
@@ -226,27 +306,38 @@ def onboard_table(r: dict | None) -> list[str]:
     """bench/onboard.py's table: the same lines go into bench/results/README.md and the README."""
     if r is None:
         return []
-    lines = ["## your own data: `curate init` + `curate run` on sets nobody here wrote", "",
-             f"bench/onboard.py, {r['date']}, {r['machine']['cpus']} CPUs. Before: `curate run pipelines/demo.yaml --input FILE`.", "",
-             "| set | layout found | task | init s | run exit | kept of input | train / validation / test | gates failed "
-             "| top drop reasons | before: exit, gates failed |",
-             "|---|---|---|---:|---:|---:|---|---|---|---|"]
+    lines = [
+        "## your own data: `curate init` + `curate run` on sets nobody here wrote",
+        "",
+        f"bench/onboard.py, {r['date']}, {r['machine']['cpus']} CPUs. Before: `curate run pipelines/demo.yaml --input "
+        "FILE`.",
+        "",
+        "| set | layout found | task | init s | run exit | kept of input | train / validation / test | gates failed "
+        "| top drop reasons | before: exit, gates failed |",
+        "|---|---|---|---:|---:|---:|---|---|---|---|",
+    ]
     for x in r["rows"]:
         run = x["run"] or {}
         sp = run.get("splits", {})
         reasons = ", ".join(f"{k.split(':', 1)[1]} {v:,}" for k, v in run.get("top_reasons", {}).items()) or "none"
         before = x["before"]
         failed_before = sorted(set((before.get("run") or {}).get("failed_gates", [])))
-        lines.append(f"| {x['set']} | {x['layout']} | {x['task']} | {x['init_seconds']} | {x['run_exit']} | "
-                     f"{run.get('kept', 0):,} of {run.get('input', 0):,} | {sp.get('train', 0):,} / {sp.get('validation', 0):,} / "
-                     f"{sp.get('test', 0):,} | {', '.join(run.get('failed_gates', [])) or 'none'} | {reasons} | "
-                     f"{before['run_exit']}: {', '.join(failed_before) or 'none'} |")
+        lines.append(
+            f"| {x['set']} | {x['layout']} | {x['task']} | {x['init_seconds']} | {x['run_exit']} | "
+            f"{run.get('kept', 0):,} of {run.get('input', 0):,} | {sp.get('train', 0):,} / "
+            f"{sp.get('validation', 0):,} / "
+            f"{sp.get('test', 0):,} | {', '.join(run.get('failed_gates', [])) or 'none'} | {reasons} | "
+            f"{before['run_exit']}: {', '.join(failed_before) or 'none'} |"
+        )
     st = r.get("store")
     if st:
         v = st["variants"]
-        lines += ["", f"Keeping {st['version']} in the store ({st['files']} listed files, {st['bytes']:,} bytes): hard links "
-                  f"{v['hard links']['seconds'] * 1000:.1f} ms, 0 bytes; a copy {v['copy']['seconds'] * 1000:.1f} ms, "
-                  f"{v['copy']['bytes_copied']:,} bytes ({st['copy_vs_links_seconds']}x; best of 5 each)."]
+        lines += [
+            "",
+            f"Keeping {st['version']} in the store ({st['files']} listed files, {st['bytes']:,} bytes): hard links "
+            f"{v['hard links']['seconds'] * 1000:.1f} ms, 0 bytes; a copy {v['copy']['seconds'] * 1000:.1f} ms, "
+            f"{v['copy']['bytes_copied']:,} bytes ({st['copy_vs_links_seconds']}x; best of 5 each).",
+        ]
     lines.append("")
     return lines
 
@@ -256,27 +347,38 @@ def train_table(r: dict | None) -> list[str]:
     if r is None:
         return []
     s, m = r["settings"], r["model"]["shape"]
-    lines = ["## training: `train run` beside a plain transformers.Trainer + peft script", "",
-             f"bench/train.py, {r['date'][:10]}, {r['device']}, torch {r['torch']}. {r['data']}; a Qwen2 of hidden "
-             f"{m['hidden_size']}, {m['num_hidden_layers']} layers, random weights, the real Qwen2 tokenizer (vocabulary "
-             f"151,665); max_length {s['max_length']}, batch {s['batch_size']}, one epoch on both sides, LoRA r {s['lora']['r']} "
-             "on all linear layers, the same label masks. tokens/s: real tokens of the training batches per second of the "
-             "training loop; padding: the share of batch positions that are padding; wall: the whole process.", "",
-             "| method | packing | steps: train run / baseline | tokens/s: train run / baseline | ratio "
-             "| padding: train run / baseline | peak RSS MB: train run / baseline | ratio | wall s: train run / baseline |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## training: `train run` beside a plain transformers.Trainer + peft script",
+        "",
+        f"bench/train.py, {r['date'][:10]}, {r['device']}, torch {r['torch']}. {r['data']}; a Qwen2 of hidden "
+        f"{m['hidden_size']}, {m['num_hidden_layers']} layers, random weights, the real Qwen2 tokenizer (vocabulary "
+        f"151,665); max_length {s['max_length']}, batch {s['batch_size']}, one epoch on both sides, LoRA r "
+        f"{s['lora']['r']} "
+        "on all linear layers, the same label masks. tokens/s: real tokens of the training batches per second of the "
+        "training loop; padding: the share of batch positions that are padding; wall: the whole process.",
+        "",
+        "| method | packing | steps: train run / baseline | tokens/s: train run / baseline | ratio "
+        "| padding: train run / baseline | peak RSS MB: train run / baseline | ratio | wall s: train run / baseline |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for x in r["rows"]:
         a, b = x["train run"], x["baseline"]
         gpu = f" (GPU {a['peak_gpu_mb']:,.0f} / {b['peak_gpu_mb']:,.0f})" if "peak_gpu_mb" in a else ""
-        lines.append(f"| {x['method']} | {'on' if x['packing'] else 'off'} | {a['steps']} / {b['steps']} | "
-                     f"{a['tokens_per_s']:,} / {b['tokens_per_s']:,} | "
-                     f"{x['tokens_per_s_ratio']}x | {a['padding_share']:.1%} / {b['padding_share']:.1%} | "
-                     f"{a['peak_rss_mb']:,.0f} / {b['peak_rss_mb']:,.0f}{gpu} | {x['peak_rss_ratio']}x | "
-                     f"{a['wall_seconds']} / {b['wall_seconds']} |")
-    lines += ["", "Baseline: `DataCollatorForSeq2Seq` with the Trainer's random sampler; with packing, transformers' "
-              "`DataCollatorWithFlattening`. train run: length-grouped batches; with packing, first-fit rows of max_length. "
-              "Its wall time also holds the template and leakage checks, the eval loss before and after, the stop check "
-              "and the report.", ""]
+        lines.append(
+            f"| {x['method']} | {'on' if x['packing'] else 'off'} | {a['steps']} / {b['steps']} | "
+            f"{a['tokens_per_s']:,} / {b['tokens_per_s']:,} | "
+            f"{x['tokens_per_s_ratio']}x | {a['padding_share']:.1%} / {b['padding_share']:.1%} | "
+            f"{a['peak_rss_mb']:,.0f} / {b['peak_rss_mb']:,.0f}{gpu} | {x['peak_rss_ratio']}x | "
+            f"{a['wall_seconds']} / {b['wall_seconds']} |"
+        )
+    lines += [
+        "",
+        "Baseline: `DataCollatorForSeq2Seq` with the Trainer's random sampler; with packing, transformers' "
+        "`DataCollatorWithFlattening`. train run: length-grouped batches; with packing, first-fit rows of max_length. "
+        "Its wall time also holds the template and leakage checks, the eval loss before and after, the stop check "
+        "and the report.",
+        "",
+    ]
     return lines
 
 
@@ -284,24 +386,41 @@ def _real_markdown() -> list[str]:
     r = _result("real_eval")
     if r is None:
         return []
-    lines = ["## real data: the default rules on real SFT sets, before and after code/boilerplate awareness", "",
-             f"bench/real_eval.py, {r['when']}; normalize, pii, langid, quality, dedup, split in one process.", "",
-             "| set | variant | kept | pii: records changed | assistant turns with a placeholder | code answers with a placeholder "
-             "| langid: code records dropped | near-dup drops | split: contaminated |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## real data: the default rules on real SFT sets, before and after code/boilerplate awareness",
+        "",
+        f"bench/real_eval.py, {r['when']}; normalize, pii, langid, quality, dedup, split in one process.",
+        "",
+        "| set | variant | kept | pii: records changed | assistant turns with a placeholder | code answers with a "
+        "placeholder "
+        "| langid: code records dropped | near-dup drops | split: contaminated |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, v in r["sets"].items():
         for variant in ("before", "after"):
             x = v[variant]
             st = x["stages"]
             p, lang, d = st["pii"], st["langid"], st["dedup"]
-            lines.append(f"| {name} | {variant} | {x['kept']:,} of {x['records']:,} | {p['changed_share']:.1%} | "
-                         f"{p['assistant_turns_with_placeholder']:.1%} | {p['code_answers_with_placeholder']:.1%} of {p['code_answers']:,} | "
-                         f"{lang['code_records_dropped']:,} of {lang['code_records']:,} | {d['reasons'].get('near_duplicate', 0):,} | "
-                         f"{st['split']['reasons'].get('split:contaminated', 0):,} |")
-    lines += ["", "pii stage speed, before and after side by side (a fresh stage per timing, alternated, best of 2):", "",
-              "| corpus | records | before docs/s | after docs/s | after vs before |", "|---|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {name} | {variant} | {x['kept']:,} of {x['records']:,} | {p['changed_share']:.1%} | "
+                f"{p['assistant_turns_with_placeholder']:.1%} | {p['code_answers_with_placeholder']:.1%} of "
+                f"{p['code_answers']:,} | "
+                f"{lang['code_records_dropped']:,} of {lang['code_records']:,} | "
+                f"{d['reasons'].get('near_duplicate', 0):,} | "
+                f"{st['split']['reasons'].get('split:contaminated', 0):,} |"
+            )
+    lines += [
+        "",
+        "pii stage speed, before and after side by side (a fresh stage per timing, alternated, best of 2):",
+        "",
+        "| corpus | records | before docs/s | after docs/s | after vs before |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, x in r["pii_speed"].items():
-        lines.append(f"| {name} | {x['records']:,} | {x['before']['docs_per_s']} | {x['after']['docs_per_s']} | {x['speed_after_vs_before']}x |")
+        lines.append(
+            f"| {name} | {x['records']:,} | {x['before']['docs_per_s']} | {x['after']['docs_per_s']} | "
+            f"{x['speed_after_vs_before']}x |"
+        )
     lines.append("")
     return lines
 
@@ -316,30 +435,57 @@ def _safety_markdown() -> list[str]:
     r = _result("safety")
     if r is None:
         return []
-    lines = ["## safety: what bounded reads, PII in every field and verified reads cost", "",
-             f"{r['machine']['cpus']} CPUs, Python {r['machine']['python']}, {r['when']}.", ""]
+    lines = [
+        "## safety: what bounded reads, PII in every field and verified reads cost",
+        "",
+        f"{r['machine']['cpus']} CPUs, Python {r['machine']['python']}, {r['when']}.",
+        "",
+    ]
     rd = r["reader"]
-    lines += [f"Reading {rd['lines']:,} demo lines ({rd['bytes'] / 1e6:.1f} MB), parsed with orjson, best of 3:", "",
-              "| reader | seconds | lines/s | MB/s | vs plain iteration |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"Reading {rd['lines']:,} demo lines ({rd['bytes'] / 1e6:.1f} MB), parsed with orjson, best of 3:",
+        "",
+        "| reader | seconds | lines/s | MB/s | vs plain iteration |",
+        "|---|---:|---:|---:|---:|",
+    ]
     variants = [k for k in rd if isinstance(rd[k], dict)]
     for k in variants:
         base = rd[variants[0] if k.startswith("gzip") else variants[2]]["seconds"]
-        lines.append(f"| {k} | {rd[k]['seconds']} | {rd[k]['lines_per_s']:,} | {rd[k]['mb_per_s']} | {base / rd[k]['seconds']:.2f}x |")
-    lines += ["", "Peak RSS of reading a compressed file with one 1 GiB line (quarantined as `record_too_large`) and without it:", "",
-              "| file | on disk | kept | quarantined | peak RSS MB | seconds |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {k} | {v['file_bytes']:,} B | {v['kept']} | {v['quarantined']} | {v['peak_rss_mb']} | {v['seconds']} |"
-              for k, v in r["bomb"].items()]
+        lines.append(
+            f"| {k} | {rd[k]['seconds']} | {rd[k]['lines_per_s']:,} | {rd[k]['mb_per_s']} | "
+            f"{base / rd[k]['seconds']:.2f}x |"
+        )
+    lines += [
+        "",
+        "Peak RSS of reading a compressed file with one 1 GiB line (quarantined as `record_too_large`) and without it:",
+        "",
+        "| file | on disk | kept | quarantined | peak RSS MB | seconds |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {k} | {v['file_bytes']:,} B | {v['kept']} | {v['quarantined']} | {v['peak_rss_mb']} | {v['seconds']} |"
+        for k, v in r["bomb"].items()
+    ]
     pf = r["pii_fields"]
     off, on = pf["text and chat turns only"], pf["every field (default)"]
-    lines += ["", f"pii stage on {pf['records']:,} demo records, one process:", "",
-              "| fields scanned | seconds | docs/s | speed vs text only |", "|---|---:|---:|---:|",
-              f"| text and chat turns only | {off['seconds']} | {off['docs_per_s']} | 1.0x |",
-              f"| every field (default) | {on['seconds']} | {on['docs_per_s']} | {off['seconds'] / on['seconds']:.2f}x |"]
+    lines += [
+        "",
+        f"pii stage on {pf['records']:,} demo records, one process:",
+        "",
+        "| fields scanned | seconds | docs/s | speed vs text only |",
+        "|---|---:|---:|---:|",
+        f"| text and chat turns only | {off['seconds']} | {off['docs_per_s']} | 1.0x |",
+        f"| every field (default) | {on['seconds']} | {on['docs_per_s']} | {off['seconds'] / on['seconds']:.2f}x |",
+    ]
     v = r["verified_reads"]
     plain, checked = v["polars.read_parquet (no check)"], v["Entry.read (sha256 of every file first)"]
-    lines += ["", f"Reading a published shard set ({v['files']} files, {v['bytes'] / 1e6:.1f} MB, {v['rows']:,} rows): "
-              f"`polars.read_parquet` {plain['seconds']} s, through the catalog with every file's sha256 checked "
-              f"{checked['seconds']} s ({checked['ratio_to_plain']}x the time).", ""]
+    lines += [
+        "",
+        f"Reading a published shard set ({v['files']} files, {v['bytes'] / 1e6:.1f} MB, {v['rows']:,} rows): "
+        f"`polars.read_parquet` {plain['seconds']} s, through the catalog with every file's sha256 checked "
+        f"{checked['seconds']} s ({checked['ratio_to_plain']}x the time).",
+        "",
+    ]
     return lines
 
 
@@ -349,18 +495,34 @@ def _retrieve_markdown() -> list[str]:
         return []
     a, sp = r["accuracy"], r["cpu_speed"]
     ft = a["fasttext_holdout_vs_retrieval_labels"]
-    lines = [f"## {r['benchmark']}", "", f"Model: {r['model']}.", "",
-             f"Accuracy — pool {a['pool']}: retrieval ROC AUC vs the populations **{a['retrieval_auc_vs_populations']}** "
-             f"(mean of the 5 nearest seeds; {a['retrieval_auc_vs_populations_max_score']} with the nearest alone) "
-             f"(goal {a['goals']['retrieval_auc']}), precision of the selected half {a['retrieval_selected_precision']}; "
-             f"fastText held out vs the retrieval labels: ROC AUC **{ft['roc_auc']}** (goal {a['goals']['fasttext_auc_vs_retrieval']}), "
-             f"precision {ft['precision']}, recall {ft['recall']}; fastText vs the populations: ROC AUC {a['fasttext_auc_vs_populations']}.", "",
-             f"CPU speed on {sp['device']} ({sp['torch_threads']} torch threads):", ""]
+    lines = [
+        f"## {r['benchmark']}",
+        "",
+        f"Model: {r['model']}.",
+        "",
+        f"Accuracy — pool {a['pool']}: retrieval ROC AUC vs the populations **{a['retrieval_auc_vs_populations']}** "
+        f"(mean of the 5 nearest seeds; {a['retrieval_auc_vs_populations_max_score']} with the nearest alone) "
+        f"(goal {a['goals']['retrieval_auc']}), precision of the selected half {a['retrieval_selected_precision']}; "
+        f"fastText held out vs the retrieval labels: ROC AUC **{ft['roc_auc']}** (goal "
+        f"{a['goals']['fasttext_auc_vs_retrieval']}), "
+        f"precision {ft['precision']}, recall {ft['recall']}; fastText vs the populations: ROC AUC "
+        f"{a['fasttext_auc_vs_populations']}.",
+        "",
+        f"CPU speed on {sp['device']} ({sp['torch_threads']} torch threads):",
+        "",
+    ]
     for run in sp["runs"]:
-        lines += [f"{run['documents']:,} documents, {run['corpus']}, {run['min_chars']:,}-{run['max_chars']:,} characters "
-                  f"(mean {run['mean_chars']:,}); scores agree with the baseline's (Pearson r = {run['score_correlation_with_baseline']}):", "",
-                  "| variant | seconds | docs/s | speed vs baseline |", "|---|---:|---:|---:|"]
-        lines += [f"| {x['variant']} | {x['seconds']} | {x['docs_per_s']} | {x['speed_vs_baseline']}x |" for x in run["rows"]]
+        lines += [
+            f"{run['documents']:,} documents, {run['corpus']}, {run['min_chars']:,}-{run['max_chars']:,} characters "
+            f"(mean {run['mean_chars']:,}); scores agree with the baseline's (Pearson r = "
+            f"{run['score_correlation_with_baseline']}):",
+            "",
+            "| variant | seconds | docs/s | speed vs baseline |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {x['variant']} | {x['seconds']} | {x['docs_per_s']} | {x['speed_vs_baseline']}x |" for x in run["rows"]
+        ]
         lines.append("")
     lines += [f"GPU: {r['gpu']}.", ""]
     return lines
@@ -371,16 +533,34 @@ def _scaling_markdown() -> list[str]:
     if r is None:
         return []
     m = r["moved_per_million_docs"]
-    lines = [f"## {r['benchmark']}", "", f"{r['pipeline']} on {r['records']:,} demo records, {r['machine']['cpus']} cores; "
-             f"same version from every run: {r['same_version']}. Ray runs include starting Ray ({r['ray_startup_seconds']} s).", "",
-             "| run | seconds | docs/s | vs local, 2 workers | vs local, same workers |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {x['run']} | {x['seconds']} | {x['docs_per_s']} | {x['vs_local_2_workers']} | {x['vs_local_same_workers']} |"
-              for x in r["runs"]]
-    lines += ["", f"Moved per million documents: dedup shuffle {m['dedup_shuffle_mb_per_million_docs']} MB "
-              f"({m['bands']} bands x {m['rows']} rows), signatures {m['signature_mb_per_million_docs']} MB.", ""]
+    lines = [
+        f"## {r['benchmark']}",
+        "",
+        f"{r['pipeline']} on {r['records']:,} demo records, {r['machine']['cpus']} cores; "
+        f"same version from every run: {r['same_version']}. Ray runs include starting Ray ({r['ray_startup_seconds']} "
+        "s).",
+        "",
+        "| run | seconds | docs/s | vs local, 2 workers | vs local, same workers |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {x['run']} | {x['seconds']} | {x['docs_per_s']} | {x['vs_local_2_workers']} | "
+        f"{x['vs_local_same_workers']} |"
+        for x in r["runs"]
+    ]
+    lines += [
+        "",
+        f"Moved per million documents: dedup shuffle {m['dedup_shuffle_mb_per_million_docs']} MB "
+        f"({m['bands']} bands x {m['rows']} rows), signatures {m['signature_mb_per_million_docs']} MB.",
+        "",
+    ]
     if reader := r.get("driver_reader"):
-        lines += [f"The driver's reader alone (read, quarantine, write batch Parquet; one core): {reader['docs_per_s']:,} docs/s "
-                  f"({reader['bytes_per_doc_as_parquet']} bytes per document as batch Parquet).", ""]
+        lines += [
+            f"The driver's reader alone (read, quarantine, write batch Parquet; one core): {reader['docs_per_s']:,} "
+            "docs/s "
+            f"({reader['bytes_per_doc_as_parquet']} bytes per document as batch Parquet).",
+            "",
+        ]
     return lines
 
 
@@ -389,15 +569,25 @@ def _gates_markdown() -> list[str]:
     if r is None:
         return []
     c = r["corpus"]
-    return [f"## {r['benchmark']}", "",
-            f"{c['input_rows']:,} input records ({c['generator_records']:,} generated), {c['published_rows']:,} published; "
-            f"pipeline {' -> '.join(r['pipeline'])}, 2 workers, sensitivity off; {r['checks']} checks ({r['counts']}).", "",
-            "| variant | seconds | ratio |", "|---|---:|---:|",
-            f"| baseline: pipeline without gates | {r['baseline_pipeline_seconds']} | 1.0 |",
-            f"| pipeline with the default gates | {r['pipeline_with_gates_seconds']} | {1 + r['wall_clock_overhead']:.3f} |",
-            f"| the gates alone (measuring, GX validation, Data Docs) | {r['gates_seconds']} | {r['gates_share_of_pipeline']:.3f} |", "",
-            f"Goal: {r['goal']}; measured: the gates' own time is {r['gates_share_of_pipeline']:.1%} of the pipeline's, "
-            f"the wall-clock overhead {r['wall_clock_overhead']:.1%} (faster of two alternating runs each: {r['all_runs_seconds']}).", ""]
+    return [
+        f"## {r['benchmark']}",
+        "",
+        f"{c['input_rows']:,} input records ({c['generator_records']:,} generated), {c['published_rows']:,} published; "
+        f"pipeline {' -> '.join(r['pipeline'])}, 2 workers, sensitivity off; {r['checks']} checks ({r['counts']}).",
+        "",
+        "| variant | seconds | ratio |",
+        "|---|---:|---:|",
+        f"| baseline: pipeline without gates | {r['baseline_pipeline_seconds']} | 1.0 |",
+        f"| pipeline with the default gates | {r['pipeline_with_gates_seconds']} | {1 + r['wall_clock_overhead']:.3f} "
+        "|",
+        f"| the gates alone (measuring, GX validation, Data Docs) | {r['gates_seconds']} | "
+        f"{r['gates_share_of_pipeline']:.3f} |",
+        "",
+        f"Goal: {r['goal']}; measured: the gates' own time is {r['gates_share_of_pipeline']:.1%} of the pipeline's, "
+        f"the wall-clock overhead {r['wall_clock_overhead']:.1%} (faster of two alternating runs each: "
+        f"{r['all_runs_seconds']}).",
+        "",
+    ]
 
 
 def _pii_markdown() -> list[str]:
@@ -406,24 +596,46 @@ def _pii_markdown() -> list[str]:
     if path.exists():
         r = json.loads(path.read_text())
         c = r["corpus"]
-        lines += [f"## {r['benchmark']}", "",
-                  f"{c['documents']:,} documents of {c['mean_chars']} characters on average ({c['what']}); "
-                  f"recall over {', '.join(r['recall_types'])}.", "",
-                  "| variant | docs | seconds | docs/s | MB/s | speed vs stock | recall |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {r['benchmark']}",
+            "",
+            f"{c['documents']:,} documents of {c['mean_chars']} characters on average ({c['what']}); "
+            f"recall over {', '.join(r['recall_types'])}.",
+            "",
+            "| variant | docs | seconds | docs/s | MB/s | speed vs stock | recall |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for x in r["rows"]:
-            lines.append(f"| {x['variant']} | {x['docs']:,} | {x['seconds']} | {x['docs_per_s']} | {x['mb_per_s']} | "
-                         f"{x['speed_vs_stock']}x | {x.get('recall', '–')} |")
-        lines += ["", "Where the stage's time goes (1 process, memo off):", "", "| area | seconds | share |", "|---|---:|---:|"]
+            lines.append(
+                f"| {x['variant']} | {x['docs']:,} | {x['seconds']} | {x['docs_per_s']} | {x['mb_per_s']} | "
+                f"{x['speed_vs_stock']}x | {x.get('recall', '–')} |"
+            )
+        lines += [
+            "",
+            "Where the stage's time goes (1 process, memo off):",
+            "",
+            "| area | seconds | share |",
+            "|---|---:|---:|",
+        ]
         lines += [f"| {p['area']} | {p['seconds']} | {p['share']:.0%} |" for p in r["profile_memo_off"]]
         lines.append("")
     path = RESULTS / "pii_eval.json"
     if path.exists():
         r = json.loads(path.read_text())
-        lines += [f"## {r['benchmark']}", "", f"Model: {r['model']}. curate's default rules cover: {', '.join(r['curate_covers'])}.", "",
-                  "| type | gold | stock P | stock R | stock F2 | curate P | curate R | curate F2 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {r['benchmark']}",
+            "",
+            f"Model: {r['model']}. curate's default rules cover: {', '.join(r['curate_covers'])}.",
+            "",
+            "| type | gold | stock P | stock R | stock F2 | curate P | curate R | curate F2 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for t, s in r["stock"].items():
             c = r["curate"][t]
-            lines.append(f"| {t} | {s['gold']:,} | {s['precision']} | {s['recall']} | {s['f2']} | {c['precision']} | {c['recall']} | {c['f2']} |")
+            lines.append(
+                f"| {t} | {s['gold']:,} | {s['precision']} | {s['recall']} | {s['f2']} | {c['precision']} | "
+                f"{c['recall']} | {c['f2']} |"
+            )
         lines.append("")
         if "before" in r:
             lines += pii_profile_tables(r)
@@ -433,8 +645,12 @@ def _pii_markdown() -> list[str]:
 def pii_profile_tables(r: dict) -> list[str]:
     """bench/pii_eval.py's results on presidio-research (before vs today), our own Vietnamese and
     clinical sets (recall/precision/F2 per kind, every variant) and the demo's docs/s: the README's tables."""
-    lines = ["English, presidio-research (recall, before issue 18 → today):", "",
-             "| type | gold | stock | before | today | today's precision |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "English, presidio-research (recall, before issue 18 → today):",
+        "",
+        "| type | gold | stock | before | today | today's precision |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for t, s in r["stock"].items():
         b, c = r["before"][t], r["curate"][t]
         lines.append(f"| {t} | {s['gold']:,} | {s['recall']} | {b['recall']} | {c['recall']} | {c['precision']} |")
@@ -442,31 +658,62 @@ def pii_profile_tables(r: dict) -> list[str]:
     for name, title in (("vietnamese", "Vietnamese set"), ("clinical", "Clinical set (HIPAA kinds)")):
         variants = own[name]["variants"]
         kinds = [k for k in next(iter(variants.values())) if k != "overall"]
-        lines += ["", f"{title}, {own[name]['records']} records ({', '.join(f'{k} {v}' for k, v in own[name]['styles'].items())}): "
-                  "recall / precision / F2 per kind", "",
-                  "| kind | gold | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+        lines += [
+            "",
+            f"{title}, {own[name]['records']} records "
+            f"({', '.join(f'{k} {v}' for k, v in own[name]['styles'].items())}): "
+            "recall / precision / F2 per kind",
+            "",
+            "| kind | gold | " + " | ".join(variants) + " |",
+            "|---|---:|" + "---:|" * len(variants),
+        ]
         for k in kinds:
             cells = [f"{v[k]['recall']:.3f} / {v[k]['precision']:.2f} / {v[k]['f2']:.2f}" for v in variants.values()]
             lines.append(f"| {k} | {next(iter(variants.values()))[k]['gold']} | " + " | ".join(cells) + " |")
-        lines.append("| all kinds (recall, any-type recall) | " + f"{next(iter(variants.values()))['overall']['gold']} | "
-                     + " | ".join(f"{v['overall']['recall']:.3f}, {v['overall']['any_type_recall']:.3f}" for v in variants.values()) + " |")
+        lines.append(
+            "| all kinds (recall, any-type recall) | "
+            + f"{next(iter(variants.values()))['overall']['gold']} | "
+            + " | ".join(
+                f"{v['overall']['recall']:.3f}, {v['overall']['any_type_recall']:.3f}" for v in variants.values()
+            )
+            + " |"
+        )
         if name == "vietnamese":
-            lines += ["", "US-format predictions (driver licence, SSN, ITIN, passport, bank, NPI, DEA) in the Vietnamese set: "
-                      + ", ".join(f"{k} {v}" for k, v in own[name]["us_format_predictions"].items())
-                      + (f"; underthesea: {own['underthesea_seconds_per_sentence'] * 1000:.0f} ms a sentence."
-                         if "underthesea_seconds_per_sentence" in own else ".")]
+            lines += [
+                "",
+                "US-format predictions (driver licence, SSN, ITIN, passport, bank, NPI, DEA) in the Vietnamese set: "
+                + ", ".join(f"{k} {v}" for k, v in own[name]["us_format_predictions"].items())
+                + (
+                    f"; underthesea: {own['underthesea_seconds_per_sentence'] * 1000:.0f} ms a sentence."
+                    if "underthesea_seconds_per_sentence" in own
+                    else "."
+                ),
+            ]
     if c := r.get("os_catalogs"):
-        lines += ["", f"Real Vietnamese: the OS's {c['catalogs']} Vietnamese message catalogs — translator names in "
-                  f"{c['headers_with_a_translator_name']} headers, and {c['ui_strings']:,} UI strings with no personal data:", "",
-                  "| rules | translator names found | false names/places/addresses/dates per 1,000 UI strings |", "|---|---:|---:|"]
-        lines += [f"| {k} | {c[k]['translator_name_recall']} | {c[k]['false_positives_per_1000_ui_strings']} |"
-                  for k in ("stock", "before", "default")]
+        lines += [
+            "",
+            f"Real Vietnamese: the OS's {c['catalogs']} Vietnamese message catalogs — translator names in "
+            f"{c['headers_with_a_translator_name']} headers, and {c['ui_strings']:,} UI strings with no personal data:",
+            "",
+            "| rules | translator names found | false names/places/addresses/dates per 1,000 UI strings |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {k} | {c[k]['translator_name_recall']} | {c[k]['false_positives_per_1000_ui_strings']} |"
+            for k in ("stock", "before", "default")
+        ]
     d = r["demo_speed"]
-    lines += ["", f"pii stage on {d['records']:,} demo records, one process (median of 5, alternated; every timing in the JSON):", "",
-              "| rules | seconds | docs/s | vs before |", "|---|---:|---:|---:|",
-              f"| before issue 18 | {d['before']['seconds']} | {d['before']['docs_per_s']} | 1.0 |",
-              f"| default | {d['default']['seconds']} | {d['default']['docs_per_s']} | {d['default_vs_before']} |",
-              f"| hipaa | {d['hipaa']['seconds']} | {d['hipaa']['docs_per_s']} | {d['hipaa_vs_before']} |", ""]
+    lines += [
+        "",
+        f"pii stage on {d['records']:,} demo records, one process (median of 5, alternated; every timing in the JSON):",
+        "",
+        "| rules | seconds | docs/s | vs before |",
+        "|---|---:|---:|---:|",
+        f"| before issue 18 | {d['before']['seconds']} | {d['before']['docs_per_s']} | 1.0 |",
+        f"| default | {d['default']['seconds']} | {d['default']['docs_per_s']} | {d['default_vs_before']} |",
+        f"| hipaa | {d['hipaa']['seconds']} | {d['hipaa']['docs_per_s']} | {d['hipaa_vs_before']} |",
+        "",
+    ]
     return lines
 
 

@@ -74,8 +74,12 @@ def _reader_throughput(pipeline, folder: Path) -> dict:
         write_parquet(batch.records, folder / f"b-{batch.index:05d}.parquet", level=1)
         docs += batch.rows_in
     seconds = time.perf_counter() - start
-    return {"docs": docs, "seconds": round(seconds, 2), "docs_per_s": round(docs / seconds, 1),
-            "bytes_per_doc_as_parquet": round(sum(p.stat().st_size for p in folder.glob("*.parquet")) / docs, 1)}
+    return {
+        "docs": docs,
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(docs / seconds, 1),
+        "bytes_per_doc_as_parquet": round(sum(p.stat().st_size for p in folder.glob("*.parquet")) / docs, 1),
+    }
 
 
 def _shuffle_estimate() -> dict:
@@ -83,7 +87,9 @@ def _shuffle_estimate() -> dict:
     bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows, rules.false_negative_weight)
     per_doc_keys = bands * (rows * 4 + 8)  # each band's values + the record's position, per record
     return {
-        "num_perm": rules.num_perm, "bands": bands, "rows": rows,
+        "num_perm": rules.num_perm,
+        "bands": bands,
+        "rows": rows,
         "dedup_shuffle_bytes_per_doc": per_doc_keys,
         "dedup_shuffle_mb_per_million_docs": round(per_doc_keys * 1e6 / 2**20, 1),
         "signature_mb_per_million_docs": round(rules.num_perm * 4 * 1e6 / 2**20, 1),
@@ -97,17 +103,39 @@ def main(records: int) -> None:
     try:
         pipeline = load_pipeline(_pipeline(work, records))
         runs = []
-        for label, executor, workers in [("local, 2 workers", "local", 2), ("local, 1 worker", "local", 1),
-                                         ("ray, 1 worker", "ray", 1), ("ray, 2 workers", "ray", 2)]:
+        for label, executor, workers in [
+            ("local, 2 workers", "local", 2),
+            ("local, 1 worker", "local", 1),
+            ("ray, 1 worker", "ray", 1),
+            ("ray, 2 workers", "ray", 2),
+        ]:
             start = time.perf_counter()
-            result = run_pipeline(pipeline, out_dir=work / label.replace(", ", "-").replace(" ", ""), executor=executor,
-                                  workers=workers, force=True, catalog=Catalog())
+            result = run_pipeline(
+                pipeline,
+                out_dir=work / label.replace(", ", "-").replace(" ", ""),
+                executor=executor,
+                workers=workers,
+                force=True,
+                catalog=Catalog(),
+            )
             seconds = time.perf_counter() - start
             rows = result.manifest["rows"]
-            runs.append({"run": label, "executor": executor, "workers": workers, "seconds": round(seconds, 2),
-                         "docs_per_s": round(rows["input"] / seconds, 1), "input": rows["input"], "kept": rows["kept"],
-                         "version": result.manifest["version"]})
-            print(f"{label}: {seconds:.1f} s, {rows['input'] / seconds:.0f} docs/s, {result.manifest['version']}", flush=True)
+            runs.append(
+                {
+                    "run": label,
+                    "executor": executor,
+                    "workers": workers,
+                    "seconds": round(seconds, 2),
+                    "docs_per_s": round(rows["input"] / seconds, 1),
+                    "input": rows["input"],
+                    "kept": rows["kept"],
+                    "version": result.manifest["version"],
+                }
+            )
+            print(
+                f"{label}: {seconds:.1f} s, {rows['input'] / seconds:.0f} docs/s, {result.manifest['version']}",
+                flush=True,
+            )
         local = {r["workers"]: r["docs_per_s"] for r in runs if r["executor"] == "local"}
         for r in runs:
             r["vs_local_2_workers"] = round(r["docs_per_s"] / local[2], 3)
@@ -118,7 +146,9 @@ def main(records: int) -> None:
             "benchmark": "scaling",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "pipeline": "pipelines/demo.yaml (normalize, pii, langid, quality, dedup, balance, split, gates, sensitivity)",
+            "pipeline": (
+                "pipelines/demo.yaml (normalize, pii, langid, quality, dedup, balance, split, gates, sensitivity)"
+            ),
             "records": records,
             "runs": runs,
             "same_version": len({r["version"] for r in runs}) == 1,

@@ -38,8 +38,14 @@ def _pipeline(folder: Path, name: str, records: int, params: dict, sensitivity: 
         if stage in params:
             spec["params"] = params[stage]
         stages.append(spec)
-    spec = {"name": name, "seed": 13, "workers": 2, "sensitivity": sensitivity,
-            "inputs": [{"demo": {"records": records, "seed": 13}, "columns": ["domain"]}], "stages": stages}
+    spec = {
+        "name": name,
+        "seed": 13,
+        "workers": 2,
+        "sensitivity": sensitivity,
+        "inputs": [{"demo": {"records": records, "seed": 13}, "columns": ["domain"]}],
+        "stages": stages,
+    }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -50,21 +56,34 @@ def main(records: int) -> None:
         folder = Path(tmp)
         catalog = Catalog(folder / "home")
         start = time.perf_counter()
-        base = run_pipeline(load_pipeline(_pipeline(folder, "base", records, {}, True)), out_dir=folder / "base", catalog=catalog)
+        base = run_pipeline(
+            load_pipeline(_pipeline(folder, "base", records, {}, True)), out_dir=folder / "base", catalog=catalog
+        )
         total = time.perf_counter() - start
         table = {r["criterion"]: r for r in base.manifest["sensitivity"]}
         replay_seconds = sum(r["seconds"] for r in table.values())
         rows = []
         for criterion, params in RELAXED.items():
             start = time.perf_counter()
-            rerun = run_pipeline(load_pipeline(_pipeline(folder, "relaxed", records, params, False)),
-                                 out_dir=folder / "relaxed", catalog=catalog, force=True)
+            rerun = run_pipeline(
+                load_pipeline(_pipeline(folder, "relaxed", records, params, False)),
+                out_dir=folder / "relaxed",
+                catalog=catalog,
+                force=True,
+            )
             seconds = time.perf_counter() - start
             row = table[criterion]
-            rows.append({"criterion": criterion, "replay_seconds": row["seconds"], "rerun_seconds": round(seconds, 3),
-                         "speed_vs_rerun": round(seconds / row["seconds"], 1),
-                         "replay_kept": row["kept_without"], "rerun_kept": rerun.manifest["rows"]["kept"],
-                         "agree": row["kept_without"] == rerun.manifest["rows"]["kept"]})
+            rows.append(
+                {
+                    "criterion": criterion,
+                    "replay_seconds": row["seconds"],
+                    "rerun_seconds": round(seconds, 3),
+                    "speed_vs_rerun": round(seconds / row["seconds"], 1),
+                    "replay_kept": row["kept_without"],
+                    "rerun_kept": rerun.manifest["rows"]["kept"],
+                    "agree": row["kept_without"] == rerun.manifest["rows"]["kept"],
+                }
+            )
     mean_rerun = sum(r["rerun_seconds"] for r in rows) / len(rows)
     result = {
         "benchmark": "sensitivity: exact replay vs full rerun per criterion",

@@ -37,7 +37,8 @@ class StageAccount:
         if self.rows_in != self.kept + self.dropped + self.quarantined:
             raise AccountingError(
                 f"stage '{self.stage}' lost rows: rows_in={self.rows_in} but kept={self.kept} + "
-                f"dropped={self.dropped} + quarantined={self.quarantined} = {self.kept + self.dropped + self.quarantined}"
+                f"dropped={self.dropped} + quarantined={self.quarantined} = "
+                f"{self.kept + self.dropped + self.quarantined}"
             )
         if sum(self.reasons.values()) != self.dropped + self.quarantined:
             raise AccountingError(f"stage '{self.stage}': reason counts do not add up to dropped + quarantined")
@@ -50,8 +51,9 @@ class StageAccount:
         return cls(**d)
 
 
-def split_decisions(stage: str, before: pl.DataFrame, after: pl.DataFrame,
-                    rewrites_ids: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, StageAccount]:
+def split_decisions(
+    stage: str, before: pl.DataFrame, after: pl.DataFrame, rewrites_ids: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame, StageAccount]:
     """Split a stage's output into kept and rejected rows, checking nothing was lost or invented.
     A stage that `rewrites_ids` (pii: an id holding personal data is replaced) keeps rows in order
     and ids unique and present, but may change them."""
@@ -59,7 +61,9 @@ def split_decisions(stage: str, before: pl.DataFrame, after: pl.DataFrame,
     if missing:
         raise AccountingError(f"stage '{stage}' returned no decision columns {missing}")
     if rewrites_ids:
-        same = after.height == before.height and after["id"].null_count() == 0 and after["id"].n_unique() == after.height
+        same = (
+            after.height == before.height and after["id"].null_count() == 0 and after["id"].n_unique() == after.height
+        )
     else:
         same = after.height == before.height and after["id"].equals(before["id"])
     if not same:
@@ -74,7 +78,10 @@ def split_decisions(stage: str, before: pl.DataFrame, after: pl.DataFrame,
     rejected_mask = actions != KEEP
     unexplained = after.filter(rejected_mask & (pl.col(RULE).is_null() | pl.col(REASON).is_null()))
     if unexplained.height:
-        raise AccountingError(f"stage '{stage}' rejected {unexplained.height} rows without a rule and reason (first id: {unexplained['id'][0]})")
+        raise AccountingError(
+            f"stage '{stage}' rejected {unexplained.height} rows without a rule and reason (first id: "
+            f"{unexplained['id'][0]})"
+        )
     kept = after.filter(~rejected_mask).drop(list(DECISION_COLUMNS))
     rejected = (
         after.filter(rejected_mask)
@@ -105,7 +112,9 @@ def check_chain(accounts: list[StageAccount], final_rows: int) -> None:
     input equals the output plus everything rejected."""
     for prev, nxt in zip(accounts, accounts[1:]):
         if prev.kept != nxt.rows_in:
-            raise AccountingError(f"stage '{nxt.stage}' received {nxt.rows_in} rows but '{prev.stage}' kept {prev.kept}")
+            raise AccountingError(
+                f"stage '{nxt.stage}' received {nxt.rows_in} rows but '{prev.stage}' kept {prev.kept}"
+            )
     if accounts and accounts[-1].kept != final_rows:
         raise AccountingError(f"the last stage kept {accounts[-1].kept} rows but {final_rows} were written")
     rejected = sum(a.dropped + a.quarantined for a in accounts)
@@ -125,10 +134,13 @@ def one_schema(rejected: dict[str, pl.DataFrame], record_columns: list[str]) -> 
     if not frames:
         return rejected
     union = pl.concat([df.head(0) for df in frames], how="diagonal_relaxed").schema
-    lead = [c for c in REJECTED_LEAD if c in union] + [c for c in record_columns if c in union and c not in REJECTED_LEAD]
+    lead = [c for c in REJECTED_LEAD if c in union] + [
+        c for c in record_columns if c in union and c not in REJECTED_LEAD
+    ]
     order = lead + [c for c in union if c not in lead]
     out = {}
     for stage, df in rejected.items():
-        out[stage] = df.select([pl.col(c).cast(union[c]) if c in df.columns else pl.lit(None, dtype=union[c]).alias(c)
-                                for c in order])
+        out[stage] = df.select(
+            [pl.col(c).cast(union[c]) if c in df.columns else pl.lit(None, dtype=union[c]).alias(c) for c in order]
+        )
     return out

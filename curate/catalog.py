@@ -19,8 +19,19 @@ import platformdirs
 import polars as pl
 
 from curate.errors import CatalogError, ConfigError
-from curate.io.shards import (Location, file_sha256, file_size, is_file, join, list_files, location, read_json,
-                              read_manifest, read_parquet_at, write_json)
+from curate.io.shards import (
+    Location,
+    file_sha256,
+    file_size,
+    is_file,
+    join,
+    list_files,
+    location,
+    read_json,
+    read_manifest,
+    read_parquet_at,
+    write_json,
+)
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 VERSION = r"[0-9a-f]{6,64}"
@@ -31,8 +42,10 @@ def check_name(name: str) -> str:
     """A catalog name: letters, digits, `_`, `.`, `-`, starting with a letter or digit, no `..`
     (it is a folder under the catalog, so `../x` or `/abs` must never get through)."""
     if not isinstance(name, str) or not re.fullmatch(NAME, name) or ".." in name:
-        raise ConfigError(f"catalog name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter or "
-                          "digit (at most 128 characters, no '..')")
+        raise ConfigError(
+            f"catalog name {name!r}: use letters, digits, '_', '.' and '-', starting with a letter or "
+            "digit (at most 128 characters, no '..')"
+        )
     return name
 
 
@@ -73,11 +86,15 @@ class Entry:
     def manifest(self) -> dict:
         manifest = read_manifest(self.path)
         if manifest is None:
-            raise CatalogError(f"{self.ref}: no readable manifest at {join(self.path, 'manifest.json')} "
-                               "(was the output directory moved or deleted?)")
+            raise CatalogError(
+                f"{self.ref}: no readable manifest at {join(self.path, 'manifest.json')} "
+                "(was the output directory moved or deleted?)"
+            )
         if manifest.get("version") != self.version:
-            raise CatalogError(f"{self.ref}: the folder {self.path} now holds version {manifest.get('version')}, "
-                               "not this one (it was republished)")
+            raise CatalogError(
+                f"{self.ref}: the folder {self.path} now holds version {manifest.get('version')}, "
+                "not this one (it was republished)"
+            )
         return manifest
 
     def files(self, folder: str = "data") -> list[Location]:
@@ -87,8 +104,10 @@ class Entry:
         listed = [f for f in self.manifest()["files"] if f["path"].startswith(prefix)]
         problems = list(file_problems(self.path, listed))
         if problems:
-            raise CatalogError(f"{self.ref}: refusing to read {self.path}: {'; '.join(problems[:3])}"
-                               f"{' ...' if len(problems) > 3 else ''}; run `curate shards verify {self.name}@{self.version}`")
+            raise CatalogError(
+                f"{self.ref}: refusing to read {self.path}: {'; '.join(problems[:3])}"
+                f"{' ...' if len(problems) > 3 else ''}; run `curate shards verify {self.name}@{self.version}`"
+            )
         return [join(self.path, f["path"]) for f in listed]
 
     def data_files(self) -> list[Location]:
@@ -106,7 +125,7 @@ class Entry:
         for folder in ("data", "rejected", "signatures"):
             for loc in list_files(self.path, folder, ".parquet"):
                 if str(loc) not in listed:
-                    problems.append(f"unexpected: {str(loc)[len(str(self.path)):].lstrip('/')} (not in the manifest)")
+                    problems.append(f"unexpected: {str(loc)[len(str(self.path)) :].lstrip('/')} (not in the manifest)")
         return problems
 
 
@@ -145,16 +164,31 @@ class Catalog:
                 write_json(other, d)
         d = self._load(self._file(name, version)) or {}
         locations = [loc for loc in d.get("locations", []) if loc["path"] != path] + [here]
-        write_json(self._file(name, version), {"name": name, "version": version, "rows": manifest["rows"]["kept"],
-                                               "created": manifest["created"], "status": manifest["status"],
-                                               "locations": locations})
+        write_json(
+            self._file(name, version),
+            {
+                "name": name,
+                "version": version,
+                "rows": manifest["rows"]["kept"],
+                "created": manifest["created"],
+                "status": manifest["status"],
+                "locations": locations,
+            },
+        )
         return self._entry(name, version, rows=manifest["rows"]["kept"], locations=locations, at=here)
 
     @staticmethod
     def _entry(name: str, version: str, rows: int, locations: list[dict], at: dict | None) -> Entry:
         at = at or (locations[-1] if locations else {"path": "", "created": "", "status": "gone"})
-        return Entry(name, version, location(at["path"]) if at["path"] else Path("/nonexistent"), at["created"], rows,
-                     at["status"], tuple(locations))
+        return Entry(
+            name,
+            version,
+            location(at["path"]) if at["path"] else Path("/nonexistent"),
+            at["created"],
+            rows,
+            at["status"],
+            tuple(locations),
+        )
 
     def entries(self, name: str | None = None) -> list[Entry]:
         """Every registered version, as recorded (its newest location; `resolve` checks them)."""
@@ -181,8 +215,9 @@ class Catalog:
             elif manifest.get("status") != "ok" and not allow_failed:
                 why.append(f"{loc['path']}: marked '{manifest.get('status')}' (its gates did not pass)")
             else:
-                return replace(entry, path=location(loc["path"]), created=loc["created"],
-                               status=manifest.get("status", "ok")), why
+                return replace(
+                    entry, path=location(loc["path"]), created=loc["created"], status=manifest.get("status", "ok")
+                ), why
         return None, why
 
     def resolve(self, ref: str, allow_failed: bool = False) -> Entry:
@@ -192,26 +227,37 @@ class Catalog:
         text = ref if ref.startswith("shards://") else f"shards://{ref}"
         m = _REF.match(text)
         if not m or ".." in m["name"]:
-            raise CatalogError(f"not a shard reference: {ref!r} (expected shards://name@version or shards://name@latest)")
+            raise CatalogError(
+                f"not a shard reference: {ref!r} (expected shards://name@version or shards://name@latest)"
+            )
         name, version = m["name"], m["version"] or "latest"
         candidates = self.entries(name)
         if not candidates:
             known = sorted({e.name for e in self.entries()})
-            raise CatalogError(f"no shards named '{name}' in the catalog at {self.root} (known: {', '.join(known) or 'none'})")
+            raise CatalogError(
+                f"no shards named '{name}' in the catalog at {self.root} (known: {', '.join(known) or 'none'})"
+            )
         if version == "latest":  # the newest version that passed its gates at a location that still holds it
             for e in reversed(candidates):
                 found, _ = self._located(e, allow_failed=False)
                 if found is not None:
                     return found
-            raise CatalogError(f"shards '{name}' has no usable version (every version failed its gates, or its "
-                               "output directories are gone or hold other versions now)")
+            raise CatalogError(
+                f"shards '{name}' has no usable version (every version failed its gates, or its "
+                "output directories are gone or hold other versions now)"
+            )
         matches = [e for e in candidates if e.version.startswith(version)]
         if len(matches) != 1:
             versions = ", ".join(e.version for e in candidates)
-            raise CatalogError(f"shards '{name}' has {'no' if not matches else 'more than one'} version matching '{version}' (versions: {versions})")
+            raise CatalogError(
+                f"shards '{name}' has {'no' if not matches else 'more than one'} version matching '{version}' "
+                f"(versions: {versions})"
+            )
         found, why = self._located(matches[0], allow_failed)
         if found is None:
-            raise CatalogError(f"{matches[0].ref} cannot be used as input: " + ("; ".join(why) or "no location recorded"))
+            raise CatalogError(
+                f"{matches[0].ref} cannot be used as input: " + ("; ".join(why) or "no location recorded")
+            )
         return found
 
     # --- housekeeping ------------------------------------------------------------------------
@@ -278,8 +324,10 @@ class Catalog:
 
         located = self.resolve(f"{entry.name}@{entry.version}", allow_failed=True)
         if not isinstance(located.path, Path):
-            raise CatalogError(f"{entry.ref}: keeping a copy of an output on object storage is not supported "
-                               f"({located.path}); it is already off this machine")
+            raise CatalogError(
+                f"{entry.ref}: keeping a copy of an output on object storage is not supported "
+                f"({located.path}); it is already off this machine"
+            )
         manifest = located.manifest()
         problems = list(file_problems(located.path, manifest["files"]))
         if problems:

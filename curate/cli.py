@@ -12,9 +12,15 @@ from rich.table import Table
 
 from curate.errors import AccountingError, CurateError
 
-app = typer.Typer(help="Rules-driven dataset curation: run pipelines, inspect shards, render reports.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-shards_app = typer.Typer(help="Curated shard sets registered in the local catalog ($CURATE_HOME).", no_args_is_help=True)
+app = typer.Typer(
+    help="Rules-driven dataset curation: run pipelines, inspect shards, render reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+shards_app = typer.Typer(
+    help="Curated shard sets registered in the local catalog ($CURATE_HOME).", no_args_is_help=True
+)
 app.add_typer(shards_app, name="shards")
 console = Console(stderr=True)
 out = Console()
@@ -33,8 +39,17 @@ def _escape(text: str) -> str:
 
 class _RichProgress:
     def __init__(self, enabled: bool):
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("rows"), TimeElapsedColumn(), console=console, disable=not enabled, transient=False)
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
+        )
         self.task = None
 
     def start(self, label: str, total: int | None) -> None:
@@ -54,27 +69,104 @@ class _RichProgress:
 @app.command()
 def run(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file, e.g. pipelines/sft.yaml.")],
-    input: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Input file, directory or glob; replaces the pipeline's inputs (repeatable). Uses the first input's field mapping.")] = None,
-    out_dir: Annotated[Optional[str], typer.Option("--out", "-o", help="Output directory or URL, e.g. s3://bucket/shards/name (default: the pipeline's output.dir, else out/<name>; with --input, out/<name>).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name to register the shards under (default: the pipeline name; with --input, the first input's file name).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes for row-local stages (default: the pipeline's workers, 'auto' = all cores).")] = None,
-    executor: Annotated[Optional[str], typer.Option("--executor", "-x", help="'local' (processes on this machine) or 'ray' (a Ray cluster); default: the pipeline's executor.")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Run on Ray at this address: 'local' (start one here), 'auto' (join this machine's cluster) or ray://host:10001. Implies --executor ray.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Recompute even if an identical run already finished (ignores the cache and checkpoints).")] = False,
-    keep: Annotated[bool, typer.Option("--keep", help="Also keep the published version in $CURATE_HOME/store (hard links), so deleting the output folder does not break shards:// references.")] = False,
+    input: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--input",
+            "-i",
+            help=(
+                "Input file, directory or glob; replaces the pipeline's inputs (repeatable). Uses the first input's "
+                "field mapping."
+            ),
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Optional[str],
+        typer.Option(
+            "--out",
+            "-o",
+            help=(
+                "Output directory or URL, e.g. s3://bucket/shards/name (default: the pipeline's output.dir, else "
+                "out/<name>; with --input, out/<name>)."
+            ),
+        ),
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            "-n",
+            help=(
+                "Catalog name to register the shards under (default: the pipeline name; with --input, the first "
+                "input's file name)."
+            ),
+        ),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Worker processes for row-local stages (default: the pipeline's workers, 'auto' = all cores).",
+        ),
+    ] = None,
+    executor: Annotated[
+        Optional[str],
+        typer.Option(
+            "--executor",
+            "-x",
+            help="'local' (processes on this machine) or 'ray' (a Ray cluster); default: the pipeline's executor.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help=(
+                "Run on Ray at this address: 'local' (start one here), 'auto' (join this machine's cluster) or "
+                "ray://host:10001. Implies --executor ray."
+            ),
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Recompute even if an identical run already finished (ignores the cache and checkpoints)."
+        ),
+    ] = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help=(
+                "Also keep the published version in $CURATE_HOME/store (hard links), so deleting the output folder "
+                "does not break shards:// references."
+            ),
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run a pipeline: read inputs, apply its stages, write shards + report, register in the catalog."""
     from curate.config import load_pipeline
-    from curate.engine import Progress as EngineProgress, run_pipeline
+    from curate.engine import Progress as EngineProgress
+    from curate.engine import run_pipeline
 
     try:
         spec = load_pipeline(pipeline)
         bars = _RichProgress(enabled=not quiet)
         with bars.bar:
-            result = run_pipeline(spec, inputs=[str(p) for p in input] if input else None, out_dir=out_dir, name=name,
-                                  workers=workers, executor=executor, ray_address=ray_address, force=force,
-                                  progress=EngineProgress(bars.start, bars.advance, bars.finish))
+            result = run_pipeline(
+                spec,
+                inputs=[str(p) for p in input] if input else None,
+                out_dir=out_dir,
+                name=name,
+                workers=workers,
+                executor=executor,
+                ray_address=ray_address,
+                force=force,
+                progress=EngineProgress(bars.start, bars.advance, bars.finish),
+            )
     except CurateError as exc:
         _fail(exc)
     if keep and result.entry and not result.failed_gates:
@@ -88,9 +180,12 @@ def run(
     _summary(result)
     _gates(result.manifest.get("gates", []))
     if result.failed_gates:
-        console.print(f"[bold red]gates failed:[/] {len(result.failed_gates)} expectation(s) with severity 'fail' did not pass; "
-                      f"the output is written to {_display(result.out_dir)} for inspection but the catalog marks "
-                      f"{result.manifest['name']}@{result.manifest['version']} failed, so no project can use it.", soft_wrap=True)
+        console.print(
+            f"[bold red]gates failed:[/] {len(result.failed_gates)} expectation(s) with severity 'fail' did not pass; "
+            f"the output is written to {_display(result.out_dir)} for inspection but the catalog marks "
+            f"{result.manifest['name']}@{result.manifest['version']} failed, so no project can use it.",
+            soft_wrap=True,
+        )
         raise typer.Exit(GATES_FAILED)
 
 
@@ -99,12 +194,30 @@ GATES_FAILED = 4
 
 @app.command()
 def init(
-    data: Annotated[list[Path], typer.Argument(help="Input files, directories or globs to look at (JSONL, JSON, Parquet; .gz/.zst).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Pipeline file to write (default: pipelines/<name>.yaml); its gates go beside it as <name>.gates.yaml.")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", "-t", help="sft | pretrain | classification (default: from the data).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Catalog name (default: the first input's file name).")] = None,
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Input files, directories or globs to look at (JSONL, JSON, Parquet; .gz/.zst)."),
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output",
+            "-o",
+            help=(
+                "Pipeline file to write (default: pipelines/<name>.yaml); its gates go beside it as <name>.gates.yaml."
+            ),
+        ),
+    ] = None,
+    task: Annotated[
+        Optional[str], typer.Option("--task", "-t", help="sft | pretrain | classification (default: from the data).")
+    ] = None,
+    name: Annotated[
+        Optional[str], typer.Option("--name", "-n", help="Catalog name (default: the first input's file name).")
+    ] = None,
     sample: Annotated[int, typer.Option(min=10, help="Rows to look at.")] = 5_000,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite the pipeline and gates files if they exist.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the pipeline and gates files if they exist.")
+    ] = False,
 ) -> None:
     """Look at a sample of your data and write a pipeline (and gates) that fit it, printing each decision and why."""
     from curate import onboard
@@ -116,9 +229,13 @@ def init(
         gates = target.with_name(f"{target.name.removesuffix('.yaml').removesuffix('.yml')}.gates.yaml")
         for path in (target, gates):  # before the (slow) look at the data
             if path.exists() and not force:
-                raise CurateError(f"{path} already exists; pass --force to overwrite it, or choose another file with -o")
+                raise CurateError(
+                    f"{path} already exists; pass --force to overwrite it, or choose another file with -o"
+                )
         ins = onboard.inspect(inputs, sample)
-        plan = onboard.plan(ins, task=task, name=name, inputs=inputs, pipeline_dir=target.resolve().parent, gates_file=gates.name)
+        plan = onboard.plan(
+            ins, task=task, name=name, inputs=inputs, pipeline_dir=target.resolve().parent, gates_file=gates.name
+        )
         onboard.write(plan, target, gates, force=force)
     except CurateError as exc:
         _fail(exc)
@@ -135,13 +252,20 @@ def _gates(results: list[dict]) -> None:
     """Each gate point's tally, then every check that did not pass: rule, expected, observed."""
     for r in results:
         c = r["counts"]
-        out.print(f"gates ({r['point']}): {c['pass']} passed, {c['warn']} warned, {c['fail']} failed in {r['seconds']:.1f} s", highlight=False)
+        out.print(
+            f"gates ({r['point']}): {c['pass']} passed, {c['warn']} warned, {c['fail']} failed in {r['seconds']:.1f} s",
+            highlight=False,
+        )
         for x in r["checks"]:
             if x["status"] != "pass":
                 mark = "[bold red]FAIL[/]" if x["status"] == "fail" else "[yellow]warn[/]"
                 examples = f" (e.g. {', '.join(x['examples'][:3])})" if x["examples"] else ""
-                out.print(f"  {mark} {_escape(x['rule'])}: expected {_escape(x['expected'])}; observed {_escape(x['observed'])}"
-                          + _escape(examples), soft_wrap=True, highlight=False)
+                out.print(
+                    f"  {mark} {_escape(x['rule'])}: expected {_escape(x['expected'])}; observed "
+                    f"{_escape(x['observed'])}" + _escape(examples),
+                    soft_wrap=True,
+                    highlight=False,
+                )
 
 
 def _display(path) -> str:
@@ -162,17 +286,33 @@ def _summary(result) -> None:
     for col in ("stage", "rows in", "kept", "dropped", "quarantined", "seconds"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for a in m["accounting"]:
-        table.add_row(a["stage"], f"{a['rows_in']:,}", f"{a['kept']:,}", f"{a['dropped']:,}", f"{a['quarantined']:,}", f"{a['seconds']:.1f}")
+        table.add_row(
+            a["stage"],
+            f"{a['rows_in']:,}",
+            f"{a['kept']:,}",
+            f"{a['dropped']:,}",
+            f"{a['quarantined']:,}",
+            f"{a['seconds']:.1f}",
+        )
     out.print(table)
     for a in m["accounting"]:
         if a["reasons"]:
             top = sorted(a["reasons"].items(), key=lambda kv: -kv[1])
-            out.print(f"  {a['stage']}: " + ", ".join(f"{k} {v:,}" for k, v in top[:6]) + (", …" if len(top) > 6 else ""), highlight=False)
+            out.print(
+                f"  {a['stage']}: " + ", ".join(f"{k} {v:,}" for k, v in top[:6]) + (", …" if len(top) > 6 else ""),
+                highlight=False,
+            )
         if a.get("skipped"):  # input lines that are not records (blank lines), counted but not rows
-            out.print(f"  {a['stage']}: skipped " + ", ".join(f"{k} {v:,}" for k, v in sorted(a["skipped"].items())), highlight=False)
+            out.print(
+                f"  {a['stage']}: skipped " + ", ".join(f"{k} {v:,}" for k, v in sorted(a["skipped"].items())),
+                highlight=False,
+            )
     rows = m["rows"]
-    out.print(f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, "
-              f"quarantined {rows['quarantined']:,} in {result.seconds:.1f} s", highlight=False)
+    out.print(
+        f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, "
+        f"quarantined {rows['quarantined']:,} in {result.seconds:.1f} s",
+        highlight=False,
+    )
     from curate.io.shards import join
 
     for what, item in (("shards", "data"), ("rejected", "rejected"), ("report", "report.html")):
@@ -192,8 +332,11 @@ def validate(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file t
     except CurateError as exc:
         _fail(exc)
     gates = ", ".join(f"{g.source} after {g.point}" for g in spec.gates)
-    out.print(f"{pipeline}: ok — {len(spec.spec.inputs)} input(s), stages: {', '.join(s.name for s in spec.stages) or 'none'}"
-              + (f"; gates: {gates}" if gates else ""), highlight=False)
+    out.print(
+        f"{pipeline}: ok — {len(spec.spec.inputs)} input(s), stages: {', '.join(s.name for s in spec.stages) or 'none'}"
+        + (f"; gates: {gates}" if gates else ""),
+        highlight=False,
+    )
 
 
 @app.command()
@@ -242,9 +385,16 @@ def _report_of(ref: str) -> tuple[dict, str]:
 @app.command()
 def rejected(
     where: Annotated[str, typer.Argument(help="A run's output directory or a catalog ref (name@version).")],
-    stage: Annotated[Optional[str], typer.Option("--stage", "-s", help="Only rows this stage rejected (read, quality, dedup, ...).")] = None,
-    rule: Annotated[Optional[str], typer.Option("--rule", "-r", help="Only rows rejected by this rule (e.g. gopher_min_words).")] = None,
-    export: Annotated[Optional[Path], typer.Option("--export", "-e", help="Write the rows, every column, to this .parquet or .jsonl file.")] = None,
+    stage: Annotated[
+        Optional[str], typer.Option("--stage", "-s", help="Only rows this stage rejected (read, quality, dedup, ...).")
+    ] = None,
+    rule: Annotated[
+        Optional[str], typer.Option("--rule", "-r", help="Only rows rejected by this rule (e.g. gopher_min_words).")
+    ] = None,
+    export: Annotated[
+        Optional[Path],
+        typer.Option("--export", "-e", help="Write the rows, every column, to this .parquet or .jsonl file."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows to print.")] = 20,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --export file if it exists.")] = False,
 ) -> None:
@@ -273,13 +423,24 @@ def rejected(
         out.print(f"wrote {frame.height:,} rows to {_display(export)}", highlight=False)
         return
     counts = frame.group_by("stage", "rule").len().sort("len", descending=True) if frame.height else frame
-    out.print(f"{frame.height:,} rejected rows in {_display(join(root, 'rejected'))}"
-              + "".join(f"; {s}/{r} {n:,}" for s, r, n in counts.head(8).iter_rows()), soft_wrap=True, highlight=False)
+    out.print(
+        f"{frame.height:,} rejected rows in {_display(join(root, 'rejected'))}"
+        + "".join(f"; {s}/{r} {n:,}" for s, r, n in counts.head(8).iter_rows()),
+        soft_wrap=True,
+        highlight=False,
+    )
     table = Table()
     for col in ("stage", "rule", "id", "file", "row", "reason"):
         table.add_column(col)
     for r in frame.head(limit).iter_rows(named=True):
-        table.add_row(r["stage"], r["rule"], str(r.get("id")), str(r.get("src_file")), str(r.get("src_row")), _escape(str(r.get("reason"))))
+        table.add_row(
+            r["stage"],
+            r["rule"],
+            str(r.get("id")),
+            str(r.get("src_file")),
+            str(r.get("src_row")),
+            _escape(str(r.get("reason"))),
+        )
     out.print(table)
 
 
@@ -305,12 +466,18 @@ def diff(
     if as_json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return
-    out.print(f"[bold]A[/] {d['a']['name']}@{d['a']['version']} ({d['a']['status']}, {pa})\n"
-              f"[bold]B[/] {d['b']['name']}@{d['b']['version']} ({d['b']['status']}, {pb})"
-              + ("  — same data" if d["same_data"] else ""), highlight=False)
+    out.print(
+        f"[bold]A[/] {d['a']['name']}@{d['a']['version']} ({d['a']['status']}, {pa})\n"
+        f"[bold]B[/] {d['b']['name']}@{d['b']['version']} ({d['b']['status']}, {pb})"
+        + ("  — same data" if d["same_data"] else ""),
+        highlight=False,
+    )
     lin = d["lineage"]
-    out.print(f"inputs changed: {', '.join(lin['inputs_changed']) or 'none'} · stage rules changed: "
-              f"{', '.join(lin['stages_changed']) or 'none'} · code changed: {'yes' if lin['code_changed'] else 'no'}", highlight=False)
+    out.print(
+        f"inputs changed: {', '.join(lin['inputs_changed']) or 'none'} · stage rules changed: "
+        f"{', '.join(lin['stages_changed']) or 'none'} · code changed: {'yes' if lin['code_changed'] else 'no'}",
+        highlight=False,
+    )
     table = Table(title="counts and distributions", title_justify="left")
     for col in ("what", "key", "A → B"):
         table.add_column(col)
@@ -333,7 +500,10 @@ def diff(
     for g in d["gates"]:
         sa = f"{g['a']['status']} ({g['a']['observed']})" if g["a"] else "absent"
         sb = f"{g['b']['status']} ({g['b']['observed']})" if g["b"] else "absent"
-        out.print(f"gate {g['point']} · {_escape(g['rule'])}: {_escape(g['expected'])}: {_escape(sa)} → {_escape(sb)}", highlight=False)
+        out.print(
+            f"gate {g['point']} · {_escape(g['rule'])}: {_escape(g['expected'])}: {_escape(sa)} → {_escape(sb)}",
+            highlight=False,
+        )
     for r in d["readiness"]:
         out.print(f"readiness · {r['question']} {r['a']} → {r['b']}", highlight=False)
 
@@ -360,22 +530,35 @@ def shards_list() -> None:
     for e in catalog.entries():
         states = catalog.location_states(e)
         gone += sum(s == "gone" or s.startswith("replaced") for _, s in states)
-        where = "\n".join(f"{_escape(loc['path'])} ({s})" if s == "ok" else f"[red]{_escape(loc['path'])} ({s})[/]"
-                          for loc, s in states) or "[red](none)[/]"
+        where = (
+            "\n".join(
+                f"{_escape(loc['path'])} ({s})" if s == "ok" else f"[red]{_escape(loc['path'])} ({s})[/]"
+                for loc, s in states
+            )
+            or "[red](none)[/]"
+        )
         table.add_row(e.name, e.version, f"{e.rows:,}", e.status, e.created, where)
     out.print(table)
     if gone:
-        out.print(f"{gone} location(s) are gone or hold another version now; `curate shards gc` forgets them", highlight=False)
+        out.print(
+            f"{gone} location(s) are gone or hold another version now; `curate shards gc` forgets them", highlight=False
+        )
 
 
 @shards_app.command("gc")
-def shards_gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be forgotten.")] = False) -> None:
+def shards_gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be forgotten.")] = False,
+) -> None:
     """Forget locations that are gone or hold another version now (and versions left with none). Deletes no file."""
     from curate.catalog import Catalog
 
     forgotten = Catalog().gc(dry_run=dry_run)
     for ref, path, why in forgotten:
-        out.print(f"{'would forget' if dry_run else 'forgot'} {ref} at {_escape(path)} ({why})", highlight=False, soft_wrap=True)
+        out.print(
+            f"{'would forget' if dry_run else 'forgot'} {ref} at {_escape(path)} ({why})",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not forgotten:
         out.print("nothing to forget: every recorded location still holds its version")
 
@@ -383,8 +566,14 @@ def shards_gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say 
 @shards_app.command("rm")
 def shards_rm(
     ref: Annotated[str, typer.Argument(help="name@version (a unique version prefix is enough)")],
-    files: Annotated[bool, typer.Option("--files", help="Also delete the published files at every local location that "
-                                        "still holds this version (files curate did not write are left).")] = False,
+    files: Annotated[
+        bool,
+        typer.Option(
+            "--files",
+            help="Also delete the published files at every local location that "
+            "still holds this version (files curate did not write are left).",
+        ),
+    ] = False,
 ) -> None:
     """Remove a version from the catalog; its files stay unless --files."""
     from curate.catalog import Catalog
@@ -399,19 +588,35 @@ def shards_rm(
                 if state == "gone" or state.startswith("replaced"):
                     continue
                 if "://" in loc["path"]:
-                    console.print(f"[yellow]left[/] {_escape(loc['path'])}: deleting files on object storage is not supported; "
-                                  "remove them with your storage's tools", soft_wrap=True)
+                    console.print(
+                        f"[yellow]left[/] {_escape(loc['path'])}: deleting files on object storage is not supported; "
+                        "remove them with your storage's tools",
+                        soft_wrap=True,
+                    )
                     continue
                 left = remove_published(Path(loc["path"]), entry.version)
                 deleted.append(loc["path"])
                 if left:
-                    out.print(f"kept in {_escape(loc['path'])}: {_escape(', '.join(left[:5]))} (not written by curate)", highlight=False)
+                    out.print(
+                        f"kept in {_escape(loc['path'])}: {_escape(', '.join(left[:5]))} (not written by curate)",
+                        highlight=False,
+                    )
         catalog.remove(entry)
     except CurateError as exc:
         _fail(exc)
-    out.print(f"removed {entry.ref} from the catalog" + (f"; deleted its files in {', '.join(deleted)}" if deleted else
-              "" if not files else "; no location held its files") + ("" if files else "; its files are untouched"),
-              highlight=False, soft_wrap=True)
+    out.print(
+        f"removed {entry.ref} from the catalog"
+        + (
+            f"; deleted its files in {', '.join(deleted)}"
+            if deleted
+            else ""
+            if not files
+            else "; no location held its files"
+        )
+        + ("" if files else "; its files are untouched"),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @shards_app.command("keep")

@@ -40,7 +40,9 @@ KEYWORD = re.compile(
     r"(?:ON|AND|OR)\s+[\w.]+\s*[=<>]|"
     r"console\.\w+|System\.\w+|std::|echo\s|print\s*\(|printf\s*\(|puts\s|<\?php|\$\w+\s*=|@\w+(?:\(|\s*$)|#!/)"
 )
-ASSIGNMENT = re.compile(r"^\s*[\w$.\[\]'\"]+(?:\s*,\s*[\w$.\[\]]+)*\s*(?:(?:[-+*/%&|^]|<<|>>|\*\*|//)?=(?!=)|<-|:=)\s*\S")
+ASSIGNMENT = re.compile(
+    r"^\s*[\w$.\[\]'\"]+(?:\s*,\s*[\w$.\[\]]+)*\s*(?:(?:[-+*/%&|^]|<<|>>|\*\*|//)?=(?!=)|<-|:=)\s*\S"
+)
 CSS_RULE = re.compile(r"^\s*[\w-]+\s*:\s*[^;{}]+;\s*$")  # color: red;
 CALL_LINE = re.compile(r"^\s*[\w$.]+(?:\[[^\]]*\])?\s*\(.*\)\s*;?\s*$")
 TAG = re.compile(r"^\s*</?[a-zA-Z][\w:.-]*(?:\s[^>]*)?/?>|^\s*<\?xml\b")
@@ -61,7 +63,7 @@ def _token(match: re.Match) -> bool:
     """A dotted name is code when it has `_` or an inner capital (`word_count.get`, `self.myVar`);
     `example.com` or `e.g` is not."""
     t = match.group(0)
-    opens = match.string[match.end():match.end() + 1] == "("
+    opens = match.string[match.end() : match.end() + 1] == "("
     return t.endswith(")") or opens or "." not in t or "_" in t or bool(INNER_CAPITAL.search(t))
 
 
@@ -81,7 +83,7 @@ def _is_code_line(line: str) -> bool:
     if not stripped or _is_json(stripped):
         return False
     last = stripped[-1]
-    if last in "{}" or not stripped.strip("}])];,"):  # opens or closes a block, or only closes brackets
+    if last in "{}" or set(stripped) <= set("}]);,"):  # opens or closes a block, or only closes brackets
         return True
     if KEYWORD.match(line) or TAG.match(line) or CALL_LINE.match(line) or (last == ";" and CSS_RULE.match(line)):
         return True
@@ -107,7 +109,9 @@ def code_spans(text: str) -> list[tuple[int, int]]:
     """Sorted, non-overlapping [start, end) character ranges of code in `text`."""
     if not text:
         return []
-    if "<" in text or "**" in text:  # what redaction wrote (`<PERSON>`, `****1111`) reads as a word, not as a tag or operators
+    if (
+        "<" in text or "**" in text
+    ):  # what redaction wrote (`<PERSON>`, `****1111`) reads as a word, not as a tag or operators
         text = REDACTED.sub(lambda m: "x" * len(m.group()), text)
     spans = [(m.start(), m.end()) for m in FENCE.finditer(text)]
     spans += [(m.start(), m.end()) for m in DOCSTRING.finditer(text) if not _Cover(spans).covers(m.start(), m.start())]
@@ -116,8 +120,10 @@ def code_spans(text: str) -> list[tuple[int, int]]:
     for line in text.split("\n"):
         lines.append((pos, pos + len(line), line))
         pos += len(line) + 1
-    kinds = ["fenced" if fenced.covers(a, b) else "code" if _is_code_line(line) else "join" if _joins(line) else "prose"
-             for a, b, line in lines]
+    kinds = [
+        "fenced" if fenced.covers(a, b) else "code" if _is_code_line(line) else "join" if _joins(line) else "prose"
+        for a, b, line in lines
+    ]
     i = 0
     while i < len(lines):
         if kinds[i] != "code":
@@ -138,7 +144,7 @@ def code_spans(text: str) -> list[tuple[int, int]]:
         for k in range(lo, hi + 1):
             kinds[k] = "fenced"
         i = hi + 1
-    for (a, b, line), kind in zip(lines, kinds):
+    for (a, _b, line), kind in zip(lines, kinds):
         if kind in ("prose", "join"):
             if "`" in line:
                 spans += [(a + m.start(), a + m.end()) for m in INLINE.finditer(line)]

@@ -45,7 +45,9 @@ class InputSpec(StrictModel):
 
         unknown = sorted(set(value) - set(MAPPABLE_FIELDS))
         if unknown:
-            raise ValueError(f"cannot map {unknown}: the keys of 'fields' are record fields, one of {', '.join(MAPPABLE_FIELDS)}")
+            raise ValueError(
+                f"cannot map {unknown}: the keys of 'fields' are record fields, one of {', '.join(MAPPABLE_FIELDS)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -139,8 +141,16 @@ class Pipeline:
 
     @property
     def config_fingerprint(self) -> str:
-        spec = self.spec.model_dump(mode="json", exclude={"output": {"dir", "work_dir"}, "workers": True, "description": True,
-                                                    "executor": True, "ray": True})
+        spec = self.spec.model_dump(
+            mode="json",
+            exclude={
+                "output": {"dir", "work_dir"},
+                "workers": True,
+                "description": True,
+                "executor": True,
+                "ray": True,
+            },
+        )
         spec["stages"] = [s.fingerprint for s in self.stages]
         spec["gates"] = [[g.point, g.rules.model_dump(mode="json")] for g in self.gates]
         return sha256_json(spec)
@@ -174,7 +184,9 @@ def load_rules(path: Path, what: str = "rules", _chain: tuple[Path, ...] = ()) -
     if parent_ref is None:
         appended = sorted(k for k in data if isinstance(k, str) and k.endswith("+"))
         if appended:
-            raise ConfigError(f"{path}: '{appended[0]}' appends to an extended file's list, but the file has no 'extends:'")
+            raise ConfigError(
+                f"{path}: '{appended[0]}' appends to an extended file's list, but the file has no 'extends:'"
+            )
         return data
     if not isinstance(parent_ref, str):
         raise ConfigError(f"{path}: extends: expected the path of a rules file, got {parent_ref!r}")
@@ -256,7 +268,9 @@ def _resolve_stage(index: int, spec: StageSpec, pipeline_path: Path) -> Resolved
     if spec.stage not in STAGES:
         close = difflib.get_close_matches(spec.stage, STAGES, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"{where}.stage: unknown stage '{spec.stage}'{hint}; expected one of: {', '.join(sorted(STAGES))}")
+        raise ConfigError(
+            f"{where}.stage: unknown stage '{spec.stage}'{hint}; expected one of: {', '.join(sorted(STAGES))}"
+        )
     stage_cls = STAGES[spec.stage]
     rules_path: Path | None = None
     data: dict[str, Any] = {}
@@ -282,7 +296,9 @@ def load_pipeline(path: str | Path) -> Pipeline:
     names = [s.name for s in stages]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"{path}: stages: stage names must be unique, repeated: {', '.join(dupes)} (set 'name:' to tell them apart)")
+        raise ConfigError(
+            f"{path}: stages: stage names must be unique, repeated: {', '.join(dupes)} (set 'name:' to tell them apart)"
+        )
     return Pipeline(spec=spec, path=path, stages=stages, gates=_resolve_gates(spec, stages, path))
 
 
@@ -297,7 +313,9 @@ def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
         if g.after != FINAL and g.after not in names:
             close = difflib.get_close_matches(g.after, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where}.after: no stage named '{g.after}'{hint}; expected 'final' or one of: {', '.join(names)}")
+            raise ConfigError(
+                f"{where}.after: no stage named '{g.after}'{hint}; expected 'final' or one of: {', '.join(names)}"
+            )
         rules_path = Path(g.rules) if Path(g.rules).is_absolute() else path.parent / g.rules
         if not rules_path.is_file():
             raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
@@ -305,7 +323,9 @@ def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
         pii = [s for s in stages_upto(stages, g.after) if s.stage == "pii"]
         for j, r in enumerate(rules.expectations):
             if r.pii_residual is not None and not any(s.rules.residual_sample > 0 for s in pii):
-                raise ConfigError(f"{rules_path}: expectations[{j}].pii_residual: needs a pii stage with "
-                                  f"residual_sample > 0 before the gate point '{g.after}'")
+                raise ConfigError(
+                    f"{rules_path}: expectations[{j}].pii_residual: needs a pii stage with "
+                    f"residual_sample > 0 before the gate point '{g.after}'"
+                )
         out.append(ResolvedGate(point=g.after, rules=rules, rules_path=rules_path))
     return tuple(out)

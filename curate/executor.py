@@ -115,7 +115,9 @@ def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -
         kept, rejected, account = split_decisions(name, df, result, rewrites_ids=stage.redacts)
         account.seconds = time.perf_counter() - start
         if rejected.height:
-            write_parquet(redactor.redact_rows(rejected) if name in before else rejected, out / f"rejected-{name}.parquet")
+            write_parquet(
+                redactor.redact_rows(rejected) if name in before else rejected, out / f"rejected-{name}.parquet"
+            )
         accounts.append(account)
         df = kept
     write_parquet(df, out / "kept.parquet")
@@ -159,8 +161,14 @@ class Executor(Protocol):
     def describe(self) -> dict:
         """For the manifest: which executor ran, with how many workers."""
 
-    def map_batches(self, seg_dir: Path, names: list[str], tasks: Iterator[BatchTask], profile: bool,
-                    on_done: Callable[[dict], None]) -> list[dict]:
+    def map_batches(
+        self,
+        seg_dir: Path,
+        names: list[str],
+        tasks: Iterator[BatchTask],
+        profile: bool,
+        on_done: Callable[[dict], None],
+    ) -> list[dict]:
         """Apply the `names` row stages to every task (via `run_batch`), skipping checkpointed ones."""
 
     def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
@@ -182,8 +190,10 @@ class LocalExecutor:
             os.environ.setdefault("POLARS_MAX_THREADS", "1")
             os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread per worker (spaCy NER)
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_pool_worker, initargs=(os.getpid(), self.stages, self.seed),
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_pool_worker,
+                initargs=(os.getpid(), self.stages, self.seed),
             )
         return self
 
@@ -197,8 +207,14 @@ class LocalExecutor:
     def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
         return run_global(rs, seed, out, inputs, artifacts)
 
-    def map_batches(self, seg_dir: Path, names: list[str], tasks: Iterator[BatchTask], profile: bool,
-                    on_done: Callable[[dict], None]) -> list[dict]:
+    def map_batches(
+        self,
+        seg_dir: Path,
+        names: list[str],
+        tasks: Iterator[BatchTask],
+        profile: bool,
+        on_done: Callable[[dict], None],
+    ) -> list[dict]:
         """Run every task not already checkpointed; returns the done records in batch order."""
         results: dict[int, dict] = {}
         pending: dict[int, Future] = {}

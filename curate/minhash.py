@@ -32,9 +32,9 @@ class Normalization:
     """How text is normalised before hashing, as vectorised polars string operations."""
 
     lowercase: bool = True
-    punctuation: bool = True   # drop punctuation: tokens are runs of word characters
-    digits: bool = False       # map every digit to 0
-    numbers: bool = False      # map every number (12, 3.5, 1,024) to one token "0": edited numbers still match
+    punctuation: bool = True  # drop punctuation: tokens are runs of word characters
+    digits: bool = False  # map every digit to 0
+    numbers: bool = False  # map every number (12, 3.5, 1,024) to one token "0": edited numbers still match
 
     def tokens(self, texts: list[str]) -> pl.Series:
         """A list of tokens per text (whitespace collapses; punctuation dropped if configured)."""
@@ -133,7 +133,7 @@ def _signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.nd
 class MinHasher:
     num_perm: int = 128
     seed: int = 1
-    shingle: str = "word"   # "word" or "char"
+    shingle: str = "word"  # "word" or "char"
     ngram: int = 5
     normalization: Normalization = Normalization()
 
@@ -155,7 +155,7 @@ class MinHasher:
         if not units:
             return []
         n = min(self.ngram, len(units))
-        return [joiner.join(units[i:i + n]).encode() for i in range(len(units) - n + 1)]
+        return [joiner.join(units[i : i + n]).encode() for i in range(len(units) - n + 1)]
 
     def shingle_hashes64(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per-document 64-bit shingle hashes, concatenated, with offsets (n-gram overlap checks)."""
@@ -189,7 +189,7 @@ class MinHasher:
         """Signatures plus each text's shingle set (sorted hashes), kept for exact verification."""
         sigs, sets, offsets = [], [], [np.zeros(1, np.int64)]
         for start in range(0, len(texts), batch):
-            hashes, offs = self.shingle_hashes(texts[start:start + batch])
+            hashes, offs = self.shingle_hashes(texts[start : start + batch])
             sigs.append(_signatures(hashes, offs, self._a, self._b))
             uniq, uniq_offs = _unique_sorted(hashes, offs)
             sets.append(uniq)
@@ -211,8 +211,11 @@ class Sketch:
         offsets = [np.zeros(1, np.int64)]
         for part in parts:
             offsets.append(part.set_offsets[1:] + offsets[-1][-1])
-        return Sketch(np.concatenate([p.signatures for p in parts]), np.concatenate([p.sets for p in parts]),
-                      np.concatenate(offsets))
+        return Sketch(
+            np.concatenate([p.signatures for p in parts]),
+            np.concatenate([p.sets for p in parts]),
+            np.concatenate(offsets),
+        )
 
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
         """Exact Jaccard of the shingle sets of each pair (row indices)."""
@@ -227,7 +230,7 @@ def _unique_sorted(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray,
     out_offsets = np.zeros(docs + 1, np.int64)
     pos = 0
     for d in range(docs):
-        seg = np.sort(hashes[offsets[d]:offsets[d + 1]])
+        seg = np.sort(hashes[offsets[d] : offsets[d + 1]])
         for i in range(len(seg)):
             if i == 0 or seg[i] != seg[i - 1]:
                 out[pos] = seg[i]
@@ -258,8 +261,13 @@ def _pair_jaccard(sets: np.ndarray, offsets: np.ndarray, left: np.ndarray, right
     return out
 
 
-def lsh_params(threshold: float, num_perm: int, bands: int | None = None, rows: int | None = None,
-               false_negative_weight: float = 0.5) -> tuple[int, int]:
+def lsh_params(
+    threshold: float,
+    num_perm: int,
+    bands: int | None = None,
+    rows: int | None = None,
+    false_negative_weight: float = 0.5,
+) -> tuple[int, int]:
     """datasketch's optimal (bands, rows) for a Jaccard threshold, unless both are given.
 
     A false-negative weight above 0.5 favours recall; verification then removes the
@@ -281,8 +289,10 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: i
     """
     n = len(signatures)
     positions = np.arange(n, dtype=np.int64)
-    codes = [band_pair_codes(signatures[:, band * rows:(band + 1) * rows], positions, n, max_bucket)
-             for band in range(bands)]
+    codes = [
+        band_pair_codes(signatures[:, band * rows : (band + 1) * rows], positions, n, max_bucket)
+        for band in range(bands)
+    ]
     return pairs_from_codes(codes, n)
 
 
@@ -312,13 +322,14 @@ def pairs_from_codes(codes: list[np.ndarray], n: int) -> np.ndarray:
     return np.stack([unique // n, unique % n], axis=1) if len(unique) else np.empty((0, 2), np.int64)
 
 
-def band_partitions(signatures: np.ndarray, positions: np.ndarray, bands: int, rows: int,
-                    partitions: int) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
+def band_partitions(
+    signatures: np.ndarray, positions: np.ndarray, bands: int, rows: int, partitions: int
+) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
     """The map side of the LSH shuffle: each (band, bucket) key goes to one of `partitions`
     (by a hash of the key, so equal keys meet in the same one), as {band: (positions, values)}."""
     out: list[dict] = [{} for _ in range(partitions)]
     for band in range(bands):
-        block = signatures[:, band * rows:(band + 1) * rows]
+        block = signatures[:, band * rows : (band + 1) * rows]
         mixed = (block[:, 0].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(band)) >> np.uint64(32)
         part = (mixed % np.uint64(partitions)).astype(np.int64)
         for p in np.unique(part):
@@ -364,7 +375,9 @@ def true_jaccard_pairs(hasher: MinHasher, texts: list[str], threshold: float) ->
     hashes, offsets = hasher.shingle_hashes(texts)
     rows = np.repeat(np.arange(len(texts)), np.diff(offsets))
     _, cols = np.unique(hashes, return_inverse=True)
-    incidence = csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(texts), cols.max() + 1 if len(cols) else 0))
+    incidence = csr_matrix(
+        (np.ones(len(cols), np.float32), (rows, cols)), shape=(len(texts), cols.max() + 1 if len(cols) else 0)
+    )
     incidence.data[:] = 1.0
     incidence.sum_duplicates()
     incidence.data[:] = 1.0  # sets, not multisets
@@ -383,5 +396,10 @@ def pair_scores(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> dic
     precision = tp / len(found) if found else 1.0
     recall = tp / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"pairs_true": len(truth), "pairs_found": len(found), "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4)}
+    return {
+        "pairs_true": len(truth),
+        "pairs_found": len(found),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+    }

@@ -33,10 +33,42 @@ TASKS = ("sft", "pretrain", "classification")
 SAMPLE_ROWS = 5_000
 # Keys that name a class (classification labels, SFT task categories) or a group of records that
 # must stay in one split (a conversation, a patient, a document cut into pieces).
-LABEL_NAMES = ("label", "labels", "category", "class", "intent", "topic", "task", "task_type", "type", "sentiment",
-               "genre", "domain", "tag")
-GROUP_WORDS = ("conversation", "conv", "thread", "session", "dialog", "dialogue", "patient", "user", "customer",
-               "member", "group", "doc", "document", "episode", "chat", "case", "encounter", "visit", "parent")
+LABEL_NAMES = (
+    "label",
+    "labels",
+    "category",
+    "class",
+    "intent",
+    "topic",
+    "task",
+    "task_type",
+    "type",
+    "sentiment",
+    "genre",
+    "domain",
+    "tag",
+)
+GROUP_WORDS = (
+    "conversation",
+    "conv",
+    "thread",
+    "session",
+    "dialog",
+    "dialogue",
+    "patient",
+    "user",
+    "customer",
+    "member",
+    "group",
+    "doc",
+    "document",
+    "episode",
+    "chat",
+    "case",
+    "encounter",
+    "visit",
+    "parent",
+)
 MAX_LABEL_VALUES = 50
 LANG_MIN_SHARE = 0.01  # a language with less than 1% of the judged sample is not allowed by default
 RULE_MISFIT_SHARE = 0.20  # a quality rule dropping more of an instruction sample than this does not fit it
@@ -109,7 +141,9 @@ def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Count
     return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files]
 
 
-def _estimate(objects: list[tuple[Any, str]], unreadable: Counter, total_bytes: int, exhausted: bool, files: list[str]) -> int:
+def _estimate(
+    objects: list[tuple[Any, str]], unreadable: Counter, total_bytes: int, exhausted: bool, files: list[str]
+) -> int:
     """Rows in the whole input: exact when the sample is all of it, else from the bytes per sampled row
     (JSON text; compressed inputs are assumed to shrink 4x)."""
     read = len(objects) + sum(unreadable.values())
@@ -172,7 +206,12 @@ def _quantiles(values: list[int]) -> dict[str, float]:
     if not values:
         return {"p10": 0, "median": 0, "p90": 0, "max": 0}
     s = pl.Series(values)
-    return {"p10": float(s.quantile(0.1)), "median": float(s.median()), "p90": float(s.quantile(0.9)), "max": float(s.max())}
+    return {
+        "p10": float(s.quantile(0.1)),
+        "median": float(s.median()),
+        "p90": float(s.quantile(0.9)),
+        "max": float(s.max()),
+    }
 
 
 def _stage(kind: str, rules_file: str | None, params: dict | None = None, seed: int = 0):
@@ -182,7 +221,11 @@ def _stage(kind: str, rules_file: str | None, params: dict | None = None, seed: 
 
     cls = STAGES[kind]
     path = RULES / kind / rules_file if rules_file else None
-    stage = cls(kind, parse_model(cls.Rules, {**(load_rules(path) if path else {}), **(params or {})}, path or Path("init")), seed=seed)
+    stage = cls(
+        kind,
+        parse_model(cls.Rules, {**(load_rules(path) if path else {}), **(params or {})}, path or Path("init")),
+        seed=seed,
+    )
     stage.setup()
     return stage
 
@@ -229,12 +272,24 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
         judged = _stage("quality", "default.yaml").process(df)
         drops = dict(Counter(r for r in judged["quality_failed"].explode().drop_nulls().to_list()))
     return Inspection(
-        files=files, total_bytes=total_bytes, sample_rows=len(objects) + sum(read_errors.values()), exhausted=exhausted,
+        files=files,
+        total_bytes=total_bytes,
+        sample_rows=len(objects) + sum(read_errors.values()),
+        exhausted=exhausted,
         rows_estimate=_estimate(objects, read_errors, total_bytes, exhausted, files),
-        layouts=layouts, unreadable=unreadable, kinds=kinds, languages=languages, code_records=code_records,
-        words=_quantiles(words), quality_drops=drops, labels=_label_candidates(metas, n), groups=_group_candidates(metas, n),
-        sources=Counter(df["source"].fill_null("(none)").to_list()) if n else Counter(), fields=fields,
-        frame=df.drop("lang_score", "lang_basis", strict=False), metas=metas,
+        layouts=layouts,
+        unreadable=unreadable,
+        kinds=kinds,
+        languages=languages,
+        code_records=code_records,
+        words=_quantiles(words),
+        quality_drops=drops,
+        labels=_label_candidates(metas, n),
+        groups=_group_candidates(metas, n),
+        sources=Counter(df["source"].fill_null("(none)").to_list()) if n else Counter(),
+        fields=fields,
+        frame=df.drop("lang_score", "lang_basis", strict=False),
+        metas=metas,
     )
 
 
@@ -244,7 +299,9 @@ def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: li
     df = ins.frame
     extra = [pl.Series(c, [None if m.get(c) is None else str(m[c]) for m in ins.metas], dtype=pl.Utf8) for c in groups]
     if label:
-        extra.append(pl.Series("label", [None if m.get(label) is None else str(m[label]) for m in ins.metas], dtype=pl.Utf8))
+        extra.append(
+            pl.Series("label", [None if m.get(label) is None else str(m[label]) for m in ins.metas], dtype=pl.Utf8)
+        )
     df = df.with_columns(extra) if extra else df
     dropped: Counter = Counter()
     for spec in stages:
@@ -279,8 +336,15 @@ class Plan:
     gates: dict
 
 
-def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, inputs: list[str],
-         pipeline_dir: Path, gates_file: str) -> Plan:
+def plan(
+    ins: Inspection,
+    *,
+    task: str | None = None,
+    name: str | None = None,
+    inputs: list[str],
+    pipeline_dir: Path,
+    gates_file: str,
+) -> Plan:
     """The pipeline and gates that fit what `inspect` found, and why."""
     from curate.catalog import check_name
     from curate.io.sources import name_from_inputs
@@ -288,20 +352,36 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
     d: list[Decision] = []
     n = ins.records
     if not n:
-        raise InputError(f"no usable record in the first {ins.sample_rows:,} rows of {', '.join(inputs)} "
-                         f"(unreadable: {dict(ins.unreadable) or 'none'})")
+        raise InputError(
+            f"no usable record in the first {ins.sample_rows:,} rows of {', '.join(inputs)} "
+            f"(unreadable: {dict(ins.unreadable) or 'none'})"
+        )
     chat, text = ins.kinds["chat"], ins.kinds["text"]
     if ins.unreadable:
-        d.append(Decision("unreadable", ", ".join(f"{r} {c:,}" for r, c in ins.unreadable.most_common()),
-                          "rows of the sample that cannot be used; a run quarantines them with their reasons"))
+        d.append(
+            Decision(
+                "unreadable",
+                ", ".join(f"{r} {c:,}" for r, c in ins.unreadable.most_common()),
+                "rows of the sample that cannot be used; a run quarantines them with their reasons",
+            )
+        )
     shape = ", ".join(f"{k} {_share(v, sum(ins.layouts.values()))}" for k, v in ins.layouts.most_common())
     d.append(Decision("layout", shape, "auto-detected from each record's keys (the layout table in curate.records)"))
     if ins.fields:
         others = sorted({k for m in ins.metas for k in m})
-        d.append(Decision("fields", f"text: {ins.fields['text']}",
-                          "no known layout matched most records; the string field with the most text is the document"
-                          + (f" (the other keys stay in meta: {', '.join(others[:6])}; map them with 'fields:' if they "
-                             "hold the content)" if others else "")))
+        d.append(
+            Decision(
+                "fields",
+                f"text: {ins.fields['text']}",
+                "no known layout matched most records; the string field with the most text is the document"
+                + (
+                    f" (the other keys stay in meta: {', '.join(others[:6])}; map them with 'fields:' if they "
+                    "hold the content)"
+                    if others
+                    else ""
+                ),
+            )
+        )
     label_key, label_counts = ins.labels[0] if ins.labels else (None, Counter())
     if task is None:
         if chat >= text:
@@ -315,11 +395,18 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
         raise ConfigError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
     else:
         d.append(Decision("task", task, "given with --task"))
-    d.append(Decision("name", check_name(name) if name else name_from_inputs(inputs),
-                      "given with --name" if name else "derived from the first input's file name"))
+    d.append(
+        Decision(
+            "name",
+            check_name(name) if name else name_from_inputs(inputs),
+            "given with --name" if name else "derived from the first input's file name",
+        )
+    )
     name = d[-1].choice
 
-    size = f"{ins.rows_estimate:,} records" + ("" if ins.exhausted else f" (estimated from {ins.sample_rows:,} sampled rows)")
+    size = f"{ins.rows_estimate:,} records" + (
+        "" if ins.exhausted else f" (estimated from {ins.sample_rows:,} sampled rows)"
+    )
     d.append(Decision("size", size, f"{ins.total_bytes:,} bytes in {len(ins.files)} file(s)"))
 
     # label: the key itself is mapped onto `label` (stratified splits, label gates, balance)
@@ -327,10 +414,18 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
     if label_key and (task == "classification" or label_key.lower() in LABEL_NAMES):
         label = label_key
         values = ", ".join(f"{v} {c}" for v, c in label_counts.most_common(6)) + (" …" if len(label_counts) > 6 else "")
-        d.append(Decision("label", label, f"{len(label_counts)} values in {_share(sum(label_counts.values()), n)} of the sample: {values}"))
+        d.append(
+            Decision(
+                "label",
+                label,
+                f"{len(label_counts)} values in {_share(sum(label_counts.values()), n)} of the sample: {values}",
+            )
+        )
     elif task == "classification":
-        raise ConfigError("--task classification: no column looks like a label (a few short values in most records); "
-                          f"keys seen: {', '.join(sorted({k for k, _ in ins.labels})) or 'none besides the content'}")
+        raise ConfigError(
+            "--task classification: no column looks like a label (a few short values in most records); "
+            f"keys seen: {', '.join(sorted({k for k, _ in ins.labels})) or 'none besides the content'}"
+        )
     else:
         others = f" (candidates not named like labels: {', '.join(k for k, _ in ins.labels[:3])})" if ins.labels else ""
         d.append(Decision("label", "none", "no column named like a label with a few values in most records" + others))
@@ -342,35 +437,64 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
     total = sum(judged.values())
     allowed = sorted(k for k, v in judged.items() if v >= LANG_MIN_SHARE * total)
     mix = ", ".join(f"{k} {_share(v, n)}" for k, v in ins.languages.most_common(5))
-    d.append(Decision("languages", ", ".join(allowed) or "any",
-                      f"lid.176 on the prose of the sample: {mix}; languages under {LANG_MIN_SHARE:.0%} are dropped"
-                      if allowed else "too little prose to judge (code or very short records): every language kept"))
+    d.append(
+        Decision(
+            "languages",
+            ", ".join(allowed) or "any",
+            f"lid.176 on the prose of the sample: {mix}; languages under {LANG_MIN_SHARE:.0%} are dropped"
+            if allowed
+            else "too little prose to judge (code or very short records): every language kept",
+        )
+    )
     if ins.code_records:
-        d.append(Decision("code", f"{_share(ins.code_records, n)} of records",
-                          "code is taken out before language ID, PII NER and prose rules; it is never redacted as names"))
+        d.append(
+            Decision(
+                "code",
+                f"{_share(ins.code_records, n)} of records",
+                "code is taken out before language ID, PII NER and prose rules; it is never redacted as names",
+            )
+        )
 
     quality_params: dict[str, Any] = {}
     disabled = []
     if task in ("pretrain", "classification") and ins.words["median"] < 50:
-        disabled.append(("gopher_min_words", f"the median record has {ins.words['median']:.0f} words, under its minimum of 50"))
+        disabled.append(
+            ("gopher_min_words", f"the median record has {ins.words['median']:.0f} words, under its minimum of 50")
+        )
     short = ins.words["median"] < 50
     if task in ("sft", "classification") or short:  # web-page rules on instructions, labels or short documents
         for rule, hits in sorted(ins.quality_drops.items()):
             if hits > RULE_MISFIT_SHARE * n and rule not in dict(disabled):
-                disabled.append((rule, f"it would drop {_share(hits, n)} of the sample: it does not fit this data"
-                                 + (" (short documents)" if task == "pretrain" else "")))
+                disabled.append(
+                    (
+                        rule,
+                        f"it would drop {_share(hits, n)} of the sample: it does not fit this data"
+                        + (" (short documents)" if task == "pretrain" else ""),
+                    )
+                )
     for rule, why in disabled:
         d.append(Decision("quality", f"disable {rule}", why))
     if disabled:
         quality_params["disable"] = [r for r, _ in disabled]
     top = sorted(ins.quality_drops.items(), key=lambda kv: -kv[1])[:3]
     if top:
-        d.append(Decision("quality", "default rules", "sample rows each rule would drop: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in top)))
+        d.append(
+            Decision(
+                "quality",
+                "default rules",
+                "sample rows each rule would drop: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in top),
+            )
+        )
 
     held = _held_out(ins.rows_estimate)
     sizes = {"train": round(1 - 2 * held, 3), "validation": held, "test": held}
-    d.append(Decision("split", f"{sizes['train']:g}/{held:g}/{held:g}",
-                      f"about {int(ins.rows_estimate * held):,} records in each held-out split for {ins.rows_estimate:,}"))
+    d.append(
+        Decision(
+            "split",
+            f"{sizes['train']:g}/{held:g}/{held:g}",
+            f"about {int(ins.rows_estimate * held):,} records in each held-out split for {ins.rows_estimate:,}",
+        )
+    )
 
     def rel(p: Path) -> str:
         return _path(p, pipeline_dir)
@@ -380,23 +504,49 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
         {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
         {"stage": "pii", "rules": rel(RULES / "pii/default.yaml"), "params": {"residual_sample": residual}},
         {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
-        {"stage": "quality", "rules": rel(RULES / "quality/default.yaml"), **({"params": quality_params} if quality_params else {})},
-        {"stage": "dedup", "rules": rel(RULES / "dedup/default.yaml"),
-         **({} if task == "sft" else {"params": {"chat_text": "conversation"}})},
+        {
+            "stage": "quality",
+            "rules": rel(RULES / "quality/default.yaml"),
+            **({"params": quality_params} if quality_params else {}),
+        },
+        {
+            "stage": "dedup",
+            "rules": rel(RULES / "dedup/default.yaml"),
+            **({} if task == "sft" else {"params": {"chat_text": "conversation"}}),
+        },
     ]
-    d.append(Decision("pii", f"default profile, residual re-scan of {residual:.0%}",
-                      f"at least {RESIDUAL_RECORDS} records re-scanned after redaction for the residual gate"))
+    d.append(
+        Decision(
+            "pii",
+            f"default profile, residual re-scan of {residual:.0%}",
+            f"at least {RESIDUAL_RECORDS} records re-scanned after redaction for the residual gate",
+        )
+    )
     if label and task == "classification":
         ratio = max(label_counts.values()) / max(1, min(label_counts.values()))
         strata = ["source"] if len(ins.sources) > 1 else []
         strategy = "downsample" if ratio > 3 else "none"
-        stages.append({"stage": "balance", "params": {"label": "label", "strata": strata, "strategy": strategy, "max_ratio": 3.0,
-                                                     "seed": 13}})
-        d.append(Decision("balance", strategy, f"largest class is {ratio:.1f}x the smallest"
-                          + (f"; checked within each source ({len(ins.sources)})" if strata else "")))
-    stages.append({"stage": "split", "rules": rel(RULES / "split/default.yaml"),
-                   "params": {"sizes": sizes, "stratify_by": "label" if label else None,
-                              "group_by": ["dup_cluster", *groups]}})
+        stages.append(
+            {
+                "stage": "balance",
+                "params": {"label": "label", "strata": strata, "strategy": strategy, "max_ratio": 3.0, "seed": 13},
+            }
+        )
+        d.append(
+            Decision(
+                "balance",
+                strategy,
+                f"largest class is {ratio:.1f}x the smallest"
+                + (f"; checked within each source ({len(ins.sources)})" if strata else ""),
+            )
+        )
+    stages.append(
+        {
+            "stage": "split",
+            "rules": rel(RULES / "split/default.yaml"),
+            "params": {"sizes": sizes, "stratify_by": "label" if label else None, "group_by": ["dup_cluster", *groups]},
+        }
+    )
 
     source: dict[str, Any] = {}
     if ins.fields:
@@ -406,9 +556,15 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
     if groups:
         source["columns"] = groups
     small = ins.rows_estimate < SMALL_ROWS
-    d.append(Decision("workers", "1" if small else "auto",
-                      f"under {SMALL_ROWS:,} records, starting worker processes (each loads the models) costs more than it saves"
-                      if small else "one worker process per core for the row-local stages"))
+    d.append(
+        Decision(
+            "workers",
+            "1" if small else "auto",
+            f"under {SMALL_ROWS:,} records, starting worker processes (each loads the models) costs more than it saves"
+            if small
+            else "one worker process per core for the row-local stages",
+        )
+    )
     pipeline = {
         "name": name,
         "description": f"{task} data from {', '.join(Path(p).name for p in inputs)} (written by curate init)",
@@ -420,26 +576,51 @@ def plan(ins: Inspection, *, task: str | None = None, name: str | None = None, i
         "gates": [{"rules": gates_file}],
     }
     splits, dropped = _rehearse(ins, stages, label, groups)
-    d.append(Decision("rehearsal", ", ".join(f"{k} {splits.get(k, 0):,}" for k in sizes),
-                      f"the stages on the sample keep {sum(splits.values()):,} of {n:,} records"
-                      + (" (dropped: " + ", ".join(f"{r} {c:,}" for r, c in dropped.most_common(4)) + ")" if dropped else "")
-                      + "; the gates expect at least half of each split"))
+    d.append(
+        Decision(
+            "rehearsal",
+            ", ".join(f"{k} {splits.get(k, 0):,}" for k in sizes),
+            f"the stages on the sample keep {sum(splits.values()):,} of {n:,} records"
+            + (" (dropped: " + ", ".join(f"{r} {c:,}" for r, c in dropped.most_common(4)) + ")" if dropped else "")
+            + "; the gates expect at least half of each split",
+        )
+    )
     pipeline_gates = _gates(task, allowed, label, label_counts, splits, ins, pipeline_dir)
     return Plan(name, task, d, pipeline, pipeline_gates)
 
 
-def _gates(task: str, allowed: list[str], label: str | None, label_counts: Counter, splits: Counter,
-           ins: Inspection, pipeline_dir: Path) -> dict:
+def _gates(
+    task: str,
+    allowed: list[str],
+    label: str | None,
+    label_counts: Counter,
+    splits: Counter,
+    ins: Inspection,
+    pipeline_dir: Path,
+) -> dict:
     base = "sft.yaml" if task == "sft" else "pretrain.yaml"
     extra: list[dict] = []
     if allowed:
         extra.append({"values_in_set": {"column": "lang", "values": [*allowed, "und"], "allow_null": False}})
     if label:
         # the sample's values; a value the sample missed fails the check (it names the value)
-        extra.append({"values_in_set": {"column": "label", "values": sorted(label_counts), "mostly": 1.0 if ins.exhausted else 0.999}})
+        extra.append(
+            {
+                "values_in_set": {
+                    "column": "label",
+                    "values": sorted(label_counts),
+                    "mostly": 1.0 if ins.exhausted else 0.999,
+                }
+            }
+        )
         shares = [c / sum(label_counts.values()) for c in label_counts.values()]
-        extra.append({"name": "every label keeps a usable share", "severity": "warn",
-                      "label_share": {"column": "label", "min": round(min(shares) / 2, 4)}})
+        extra.append(
+            {
+                "name": "every label keeps a usable share",
+                "severity": "warn",
+                "label_share": {"column": "label", "min": round(min(shares) / 2, 4)},
+            }
+        )
     # half of what the stages left of the sample in each split (the sample is at most the whole input)
     expected = {k: max(1, splits.get(k, 0) // 2) for k in ("train", "validation", "test")}
     extra.append({"name": "split sizes for this data", "split_sizes": {"min": expected}})
@@ -469,8 +650,11 @@ def write(p: Plan, pipeline_path: Path, gates_path: Path, force: bool = False) -
             raise ConfigError(f"{path} already exists; pass --force to overwrite it, or choose another name with -o")
     pipeline_path.parent.mkdir(parents=True, exist_ok=True)
     dump = lambda data: yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)  # noqa: E731
-    gates_path.write_text("# Gates for " + p.name + ", written by `curate init`: the generic ones plus this data's "
-                          "languages, labels and sizes.\n" + dump(p.gates), encoding="utf-8")
+    gates_path.write_text(
+        "# Gates for " + p.name + ", written by `curate init`: the generic ones plus this data's "
+        "languages, labels and sizes.\n" + dump(p.gates),
+        encoding="utf-8",
+    )
     pipeline_path.write_text(_header(p) + dump(p.pipeline), encoding="utf-8")
     try:
         load_pipeline(pipeline_path)

@@ -22,8 +22,13 @@ class TaskPool(Protocol):
         """fn(item, *shared) for every item, results in item order. `shared` values are sent once
         (broadcast), not once per task; `gpus`: what each task asks for where the cluster has GPUs."""
 
-    def shuffle(self, map_fn: Callable[[Any, int], tuple[Any, list[Any]]], items: Sequence[Any], partitions: int,
-                reduce_fn: Callable[..., Any]) -> tuple[list[Any], list[Any]]:
+    def shuffle(
+        self,
+        map_fn: Callable[[Any, int], tuple[Any, list[Any]]],
+        items: Sequence[Any],
+        partitions: int,
+        reduce_fn: Callable[..., Any],
+    ) -> tuple[list[Any], list[Any]]:
         """A map-reduce: map_fn(item, partitions) returns (result, one part per partition); reducer k
         gets part k of every mapper, reduce_fn(*parts). Returns (map results, reduce results), in order."""
 
@@ -55,8 +60,9 @@ def row_chunks(frame: pl.DataFrame, pool: TaskPool) -> list[pl.DataFrame]:
     return [frame.slice(start, size) for start in range(0, max(frame.height, 1), size)]
 
 
-def count_groups(pool: TaskPool, frame: pl.DataFrame, keysets: list[list[str]],
-                 limit: int | None = None) -> list[pl.DataFrame | None]:
+def count_groups(
+    pool: TaskPool, frame: pl.DataFrame, keysets: list[list[str]], limit: int | None = None
+) -> list[pl.DataFrame | None]:
     """For each key set, the rows per distinct combination of its columns (column `len`), sorted by
     the keys. With `limit`, a key set with more combinations than that is not counted (None)."""
     frame = frame.select(sorted({c for keys in keysets for c in keys}))
@@ -80,12 +86,14 @@ def _count_chunk(chunk: pl.DataFrame, keysets: list[list[str]], limit: int | Non
     return counts
 
 
-def shuffle_groups(pool: TaskPool, frame: pl.DataFrame, keys: list[str],
-                   reduce_fn: Callable[[pl.DataFrame], Any]) -> list[Any]:
+def shuffle_groups(
+    pool: TaskPool, frame: pl.DataFrame, keys: list[str], reduce_fn: Callable[[pl.DataFrame], Any]
+) -> list[Any]:
     """A group-by through a shuffle: pool tasks hash-partition row chunks by `keys`, so every row of
     a group reaches the same reducer, which gets them as one frame: reduce_fn(rows of its groups)."""
-    _, reduced = pool.shuffle(partial(_partition_rows, keys), row_chunks(frame, pool), max(1, pool.workers),
-                              partial(_reduce_rows, reduce_fn))
+    _, reduced = pool.shuffle(
+        partial(_partition_rows, keys), row_chunks(frame, pool), max(1, pool.workers), partial(_reduce_rows, reduce_fn)
+    )
     return reduced
 
 

@@ -9,7 +9,7 @@ import polars as pl
 from curate.records import content_texts
 
 # Log2 buckets of characters: "<16", "16-31", ..., ">=1M" — stable across batches so they add up.
-BUCKETS = [0] + [2 ** k for k in range(4, 21)]
+BUCKETS = [0] + [2**k for k in range(4, 21)]
 
 
 def bucket_label(i: int) -> str:

@@ -46,7 +46,7 @@ from curate.stages import STAGES
 from curate.stages.base import Resources
 
 INPUTS = "in"  # per segment: the batches the driver wrote for the workers
-RETRIES = 3    # how often a batch or a global stage is retried after its worker died
+RETRIES = 3  # how often a batch or a global stage is retried after its worker died
 
 
 class WorkerMismatch(CurateError):
@@ -61,14 +61,16 @@ def check_code(expected: str) -> None:
         raise WorkerMismatch(
             f"curate on Ray node {socket.gethostname()} differs from the driver's (code fingerprint "
             f"{found[:12]} vs {expected[:12]}): install the same curate version on every node, or pass it "
-            "with ray.runtime_env (e.g. working_dir) in the pipeline")
+            "with ray.runtime_env (e.g. working_dir) in the pipeline"
+        )
 
 
 def segment_resources(stages: list[ResolvedStage]) -> Resources:
     """What one worker of a segment needs: the most any of its stages asks for."""
     needs = [STAGES[rs.stage].resources for rs in stages] or [Resources()]
-    return Resources(cpus=max(r.cpus for r in needs), gpus=max(r.gpus for r in needs),
-                     memory_gb=max(r.memory_gb for r in needs))
+    return Resources(
+        cpus=max(r.cpus for r in needs), gpus=max(r.gpus for r in needs), memory_gb=max(r.memory_gb for r in needs)
+    )
 
 
 class BatchWorker:
@@ -87,7 +89,8 @@ class BatchWorker:
             index = int(index)
             pre = input_path(self.seg_dir, index, "rejected")
             task = local.BatchTask(
-                index, pl.read_parquet(input_path(self.seg_dir, index)),
+                index,
+                pl.read_parquet(input_path(self.seg_dir, index)),
                 pre_rejected=pl.read_parquet(pre) if pre.is_file() else None,
                 pre_account=StageAccount.from_dict(orjson.loads(account)) if account else None,
             )
@@ -132,8 +135,12 @@ class RayExecutor:
         if not ray.is_initialized():
             # Runs must not reach the network; Ray reports usage statistics to ray.io unless told not to.
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                          runtime_env={**self.spec.runtime_env, "env_vars": {**self.spec.runtime_env.get("env_vars", {}), **env}})
+            kwargs = dict(
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                runtime_env={**self.spec.runtime_env, "env_vars": {**self.spec.runtime_env.get("env_vars", {}), **env}},
+            )
             if self.spec.address == "local":
                 ray.init(num_cpus=self.requested or os.cpu_count(), **kwargs)
             else:
@@ -162,8 +169,13 @@ class RayExecutor:
             ray.shutdown()
 
     def describe(self) -> dict:
-        return {"kind": "ray", "address": self.spec.address, "workers": self.workers,
-                "cluster_cpus": self.cluster_cpus, "cluster_gpus": self.cluster_gpus}
+        return {
+            "kind": "ray",
+            "address": self.spec.address,
+            "workers": self.workers,
+            "cluster_cpus": self.cluster_cpus,
+            "cluster_gpus": self.cluster_gpus,
+        }
 
     def _remote_args(self, need: Resources) -> dict:
         args = {"num_cpus": need.cpus, "memory": int(need.memory_gb * 2**30)}
@@ -172,8 +184,14 @@ class RayExecutor:
         return args
 
     # --- row segments ---------------------------------------------------------------------------
-    def map_batches(self, seg_dir: Path, names: list[str], tasks: Iterator[local.BatchTask], profile: bool,
-                    on_done: Callable[[dict], None]) -> list[dict]:
+    def map_batches(
+        self,
+        seg_dir: Path,
+        names: list[str],
+        tasks: Iterator[local.BatchTask],
+        profile: bool,
+        on_done: Callable[[dict], None],
+    ) -> list[dict]:
         """Run every task not already checkpointed on the cluster; the done records in batch order."""
         import ray.data
 
@@ -200,10 +218,14 @@ class RayExecutor:
                 # have no named parameter yet; Ray warns that the generic remote args are deprecated.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-                    BatchWorker, batch_size=1, zero_copy_batch=True,
+                    BatchWorker,
+                    batch_size=1,
+                    zero_copy_batch=True,
                     fn_constructor_args=(stages, self.seed, str(seg_dir), profile, self.fingerprint),
                     compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(items))),
-                    runtime_env={"env_vars": env}, max_restarts=-1, max_task_retries=RETRIES,
+                    runtime_env={"env_vars": env},
+                    max_restarts=-1,
+                    max_task_retries=RETRIES,
                     **self._remote_args(need),
                 )
             try:
@@ -213,7 +235,9 @@ class RayExecutor:
                     on_done(done)
             except Exception as exc:  # noqa: BLE001 - re-raised as the stage's own error when it is one
                 cause = _cause(exc)
-                raise cause if cause is not exc else exc
+                if cause is exc:
+                    raise
+                raise cause from exc
         return [results[i] for i in sorted(results)]
 
     # --- global stages --------------------------------------------------------------------------
@@ -221,18 +245,31 @@ class RayExecutor:
         import ray
 
         need = STAGES[rs.stage].resources
-        task = ray.remote(_global_task).options(max_retries=RETRIES, retry_exceptions=False,
-                                                runtime_env={"env_vars": self._env}, **self._remote_args(need))
+        task = ray.remote(_global_task).options(
+            max_retries=RETRIES, retry_exceptions=False, runtime_env={"env_vars": self._env}, **self._remote_args(need)
+        )
         try:
-            return ray.get(task.remote(rs, seed, str(out), [str(p) for p in inputs], artifacts, self.fingerprint,
-                                       RayPool(self.workers, self._env, self.cluster_gpus > 0)))
+            return ray.get(
+                task.remote(
+                    rs,
+                    seed,
+                    str(out),
+                    [str(p) for p in inputs],
+                    artifacts,
+                    self.fingerprint,
+                    RayPool(self.workers, self._env, self.cluster_gpus > 0),
+                )
+            )
         except Exception as exc:  # noqa: BLE001
             cause = _cause(exc)
-            raise cause if cause is not exc else exc
+            if cause is exc:
+                raise
+            raise cause from exc
 
 
-def _global_task(rs: ResolvedStage, seed: int, out: str, inputs: list[str], artifacts: str, fingerprint: str,
-                 pool: "RayPool") -> dict:
+def _global_task(
+    rs: ResolvedStage, seed: int, out: str, inputs: list[str], artifacts: str, fingerprint: str, pool: "RayPool"
+) -> dict:
     check_code(fingerprint)
     return local.run_global(rs, seed, Path(out), [Path(p) for p in inputs], artifacts, pool)
 
@@ -247,8 +284,13 @@ class RayPool:
         self.gpus = gpus  # whether the cluster has GPUs to give the tasks that ask for one
 
     def _options(self, **extra) -> dict:
-        return {"num_cpus": 1, "max_retries": RETRIES, "retry_exceptions": False,
-                "runtime_env": {"env_vars": self.env}, **extra}
+        return {
+            "num_cpus": 1,
+            "max_retries": RETRIES,
+            "retry_exceptions": False,
+            "runtime_env": {"env_vars": self.env},
+            **extra,
+        }
 
     def map(self, fn, items, shared=(), gpus=0.0):
         import ray

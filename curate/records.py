@@ -9,7 +9,8 @@ where each record came from.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 import orjson
@@ -29,9 +30,16 @@ BASE_SCHEMA: dict[str, pl.DataType] = {
 }
 ROLES = {"system", "user", "assistant", "tool"}
 SHAREGPT_ROLES = {
-    "system": "system", "human": "user", "user": "user", "gpt": "assistant",
-    "assistant": "assistant", "bot": "assistant", "chatgpt": "assistant",
-    "tool": "tool", "function": "tool", "observation": "tool",
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "chatgpt": "assistant",
+    "tool": "tool",
+    "function": "tool",
+    "observation": "tool",
 }
 SCALAR_FIELDS = ("label", "source", "lang")
 
@@ -100,8 +108,14 @@ LAYOUTS: tuple[Layout, ...] = (
 )
 # An explicit `format:` names the first layout of its kind; `sharegpt` is kept as a synonym of chat
 # (both accept either turn style).
-FORMATS = {"text": "text", "chat": "chat (messages)", "sharegpt": "sharegpt (conversations)", "alpaca": "alpaca",
-           "prompt_completion": "prompt/completion", "question_answer": "question/answer"}
+FORMATS = {
+    "text": "text",
+    "chat": "chat (messages)",
+    "sharegpt": "sharegpt (conversations)",
+    "alpaca": "alpaca",
+    "prompt_completion": "prompt/completion",
+    "question_answer": "question/answer",
+}
 _BY_NAME = {layout.name: layout for layout in LAYOUTS}
 _TURN_STYLES = (("role", "content", {r: r for r in ROLES}), ("from", "value", SHAREGPT_ROLES))
 
@@ -133,8 +147,10 @@ def detect_layout(obj: dict, fields: dict[str, str] | None = None) -> Layout | N
 def _turns(value: Any, field: str) -> list[dict[str, str]]:
     """A list of turns, each {role, content} or ShareGPT's {from, value} (roles mapped through SHAREGPT_ROLES)."""
     if not isinstance(value, list):
-        raise RecordError("wrong_type", f"field '{field}' must be a list of {{role, content}} or {{from, value}} turns, "
-                          f"got {type(value).__name__}")
+        raise RecordError(
+            "wrong_type",
+            f"field '{field}' must be a list of {{role, content}} or {{from, value}} turns, got {type(value).__name__}",
+        )
     messages = []
     for i, turn in enumerate(value):
         if not isinstance(turn, dict):
@@ -150,7 +166,9 @@ def _turns(value: Any, field: str) -> list[dict[str, str]]:
     return messages
 
 
-def _pair(obj: dict, keys: dict[str, str], optional: dict[str, tuple[str, ...]]) -> tuple[list[dict[str, str]], set[str]]:
+def _pair(
+    obj: dict, keys: dict[str, str], optional: dict[str, tuple[str, ...]]
+) -> tuple[list[dict[str, str]], set[str]]:
     instruction = _string(obj.get(keys["instruction"]), keys["instruction"])
     output = _string(obj.get(keys["output"]), keys["output"])
     used = {keys["instruction"], keys["output"]}
@@ -170,14 +188,29 @@ def _no_layout(obj: dict, fields: dict[str, str]) -> RecordError:
     keys = sorted(str(k)[:32] for k in obj)
     shown = ", ".join(f"'{k}'" for k in keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
     wanted = sorted({k for layout in LAYOUTS for k in _keys(layout, fields).values()})
-    return RecordError("missing_field", f"no known layout: the record has {shown}; expected one of the layouts "
-                       f"with {', '.join(repr(k) for k in wanted)} (or map yours with 'fields:')")
+    return RecordError(
+        "missing_field",
+        f"no known layout: the record has {shown}; expected one of the layouts "
+        f"with {', '.join(repr(k) for k in wanted)} (or map yours with 'fields:')",
+    )
 
 
-MAPPABLE_FIELDS = _MAPPABLE = ("id", "text", "messages", "conversations", "instruction", "input", "output", "system", *SCALAR_FIELDS)
+MAPPABLE_FIELDS = _MAPPABLE = (
+    "id",
+    "text",
+    "messages",
+    "conversations",
+    "instruction",
+    "input",
+    "output",
+    "system",
+    *SCALAR_FIELDS,
+)
 
 
-def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str], default_source: str | None) -> dict[str, Any]:
+def to_record(
+    obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str], default_source: str | None
+) -> dict[str, Any]:
     """Map one input object onto the record schema, or raise RecordError with a reason."""
     if not isinstance(obj, dict):
         raise RecordError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
@@ -198,7 +231,7 @@ def to_record(obj: Any, *, fmt: str, fields: dict[str, str], columns: list[str],
         record["text"] = _string(obj[keys["text"]], keys["text"])
         consumed = set(keys.values())
     elif layout.kind == "turns":
-        (part, key), = keys.items()
+        ((part, key),) = keys.items()
         record["messages"] = _turns(obj.get(key), key)
         consumed = {key}
     else:

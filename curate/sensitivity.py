@@ -50,8 +50,9 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
 def _kept(name: str, df: pl.DataFrame, stage: Stage) -> pl.DataFrame:
     if not df.height:
         return df
-    kept, _, _ = split_decisions(name, df, stage.process(df.drop([c for c in DECISION_COLUMNS if c in df.columns])),
-                                 rewrites_ids=stage.redacts)
+    kept, _, _ = split_decisions(
+        name, df, stage.process(df.drop([c for c in DECISION_COLUMNS if c in df.columns])), rewrites_ids=stage.redacts
+    )
     return kept
 
 
@@ -94,7 +95,7 @@ class WhatIf:
             new = _kept(trace.spec.name, retry, self.stage(trace.spec, rules))
         else:
             alive, new = self._global(trace, alive_before=None, new=pl.DataFrame(), rules=rules)
-        for trace in self.traces[at + 1:]:
+        for trace in self.traces[at + 1 :]:
             if STAGES[trace.spec.stage].kind == "row":
                 alive &= trace.passed
                 new = _kept(trace.spec.name, new, self.stage(trace.spec))
@@ -121,8 +122,9 @@ def _mix(labels: pl.Series) -> dict[str, float]:
     return {k: round(v / labels.len(), 4) for k, v in counts.iter_rows()}
 
 
-def sensitivity(traces: list[StageTrace], final: pl.DataFrame, file_order: list[str], seed: int,
-                label: str = "label") -> list[dict]:
+def sensitivity(
+    traces: list[StageTrace], final: pl.DataFrame, file_order: list[str], seed: int, label: str = "label"
+) -> list[dict]:
     """One row per criterion that rejected anything: records gained, records lost, label mix."""
     whatif = WhatIf(traces, file_order, seed)
     has_label = label in final.columns
@@ -134,15 +136,25 @@ def sensitivity(traces: list[StageTrace], final: pl.DataFrame, file_order: list[
             started = time.perf_counter()
             alive, gained = whatif.run(at, relaxed)
             still = final.filter(pl.col("id").is_in(list(alive)))
-            row = {"criterion": criterion, "stage": trace.spec.name,
-                   "more_records": gained.height - (final.height - still.height),
-                   "gained": gained.height, "lost": final.height - still.height,
-                   "kept_now": final.height, "kept_without": still.height + gained.height,
-                   "seconds": round(time.perf_counter() - started, 3)}
+            row = {
+                "criterion": criterion,
+                "stage": trace.spec.name,
+                "more_records": gained.height - (final.height - still.height),
+                "gained": gained.height,
+                "lost": final.height - still.height,
+                "kept_now": final.height,
+                "kept_without": still.height + gained.height,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
             if has_label:
-                without = pl.concat([still[label].cast(pl.Utf8),
-                                     gained[label].cast(pl.Utf8) if label in gained.columns
-                                     else pl.Series(label, [None] * gained.height, pl.Utf8)])
+                without = pl.concat(
+                    [
+                        still[label].cast(pl.Utf8),
+                        gained[label].cast(pl.Utf8)
+                        if label in gained.columns
+                        else pl.Series(label, [None] * gained.height, pl.Utf8),
+                    ]
+                )
                 row["label_mix"] = _mix(final[label])
                 row["label_mix_without"] = _mix(without)
             rows.append(row)

@@ -103,8 +103,17 @@ def simpson_cells(cells: dict, strong_factor: float = 1.5) -> dict:
         if n:
             num += a * d / n
             den += b * c / n
-        rows.append({"stratum": value, "a": a, "b": b, "c": c, "d": d, "odds_ratio": _round(_odds_ratio(a, b, c, d)),
-                     "risk_difference": _round(_risk_difference(a, b, c, d))})
+        rows.append(
+            {
+                "stratum": value,
+                "a": a,
+                "b": b,
+                "c": c,
+                "d": d,
+                "odds_ratio": _round(_odds_ratio(a, b, c, d)),
+                "risk_difference": _round(_risk_difference(a, b, c, d)),
+            }
+        )
     mh = num / den if den else None
     crude_or = _odds_ratio(*crude)
     crude_sign = _sign(crude_or, True)
@@ -116,8 +125,14 @@ def simpson_cells(cells: dict, strong_factor: float = 1.5) -> dict:
     )
     ratio = max(crude_or / mh, mh / crude_or) if crude_or and mh else None
     return {
-        "crude": {"a": crude[0], "b": crude[1], "c": crude[2], "d": crude[3], "odds_ratio": _round(crude_or),
-                  "risk_difference": _round(_risk_difference(*crude))},
+        "crude": {
+            "a": crude[0],
+            "b": crude[1],
+            "c": crude[2],
+            "d": crude[3],
+            "odds_ratio": _round(crude_or),
+            "risk_difference": _round(_risk_difference(*crude)),
+        },
         "strata": rows,
         "mantel_haenszel_odds_ratio": _round(mh),
         "crude_vs_adjusted": _round(ratio),

@@ -13,13 +13,15 @@ from functools import cached_property
 import numpy as np
 
 WORD_STRIP = ".,;:!?\"'()[]{}<>«»“”‘’…-–—*#/\\|"
-TERMINAL = ('.', '!', '?', '"', '”', "'", '’', '…', ':', ')')
+TERMINAL = (".", "!", "?", '"', "”", "'", "’", "…", ":", ")")
 BULLETS = ("•", "-", "*", "·", "‣", "▪", "–", "●", "◦")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 STOP_WORDS = {
     # Gopher's English list; the Vietnamese list is its analogue of frequent function words.
     "en": frozenset({"the", "be", "to", "of", "and", "that", "have", "with"}),
-    "vi": frozenset({"và", "của", "là", "có", "được", "cho", "không", "những", "các", "trong", "người", "này", "với", "một"}),
+    "vi": frozenset(
+        {"và", "của", "là", "có", "được", "cho", "không", "những", "các", "trong", "người", "này", "với", "một"}
+    ),
 }
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _MULT = np.uint64(1_000_003)
@@ -95,7 +97,7 @@ def _ngram_hashes(doc: Doc, n: int) -> np.ndarray:
     ids = doc.word_ids
     hashes = np.zeros(len(ids) - n + 1, dtype=np.uint64)
     for k in range(n):
-        hashes = hashes * _MULT + ids[k:len(ids) - n + 1 + k]
+        hashes = hashes * _MULT + ids[k : len(ids) - n + 1 + k]
     return hashes
 
 
@@ -110,7 +112,7 @@ def top_ngram_char_fraction(doc: Doc, n: int = 2) -> float:
     # Ties go to the earliest n-gram in the text, so the result never depends on hash order.
     start = int(first[counts == top].min())
     best_count = int(top)
-    gram_chars = int(doc.word_lengths[start:start + n].sum())
+    gram_chars = int(doc.word_lengths[start : start + n].sum())
     return _ratio(best_count * gram_chars, int(doc.word_lengths.sum()))
 
 
@@ -162,7 +164,9 @@ STATS: dict[str, Callable[..., float | None]] = {
     "uppercase_ratio": lambda d: _ratio(d.uppercase, d.letters),
     "digit_ratio": lambda d: _ratio(len(_DIGIT.findall(d.text)), len(d.text)),
     "lorem_ipsum_count": lambda d: float(d.text.lower().count("lorem ipsum")),
-    "policy_line_ratio": lambda d: _ratio(sum(any(p in ln.lower() for p in POLICY_PHRASES) for ln in d.lines), len(d.lines)),
+    "policy_line_ratio": lambda d: _ratio(
+        sum(any(p in ln.lower() for p in POLICY_PHRASES) for ln in d.lines), len(d.lines)
+    ),
     "javascript_line_ratio": lambda d: _ratio(sum("javascript" in ln.lower() for ln in d.lines), len(d.lines)),
 }
 STAT_PARAMS: dict[str, set[str]] = {

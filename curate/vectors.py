@@ -74,7 +74,11 @@ def _torch_topk(seeds: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray
     s = torch.from_numpy(seeds).to(dev, dtype=torch.float16)
     scores, ids = [], []
     for start in range(0, len(pool), TORCH_CHUNK):
-        q = torch.from_numpy(pool[start:start + TORCH_CHUNK]).pin_memory().to(dev, dtype=torch.float16, non_blocking=True)
+        q = (
+            torch.from_numpy(pool[start : start + TORCH_CHUNK])
+            .pin_memory()
+            .to(dev, dtype=torch.float16, non_blocking=True)
+        )
         top = (q @ s.T).float().topk(k, dim=1)
         scores.append(top.values.cpu().numpy())
         ids.append(top.indices.cpu().numpy())
@@ -119,12 +123,16 @@ def search(index: SeedIndex, pool: np.ndarray, k: int, backend: str) -> Neighbou
     return Neighbours(scores, ids, f"{backend} {index.kind}")
 
 
-def nearest(seeds: np.ndarray, pool: np.ndarray, k: int, backend: str, kind: str = "flat", nprobe: int = 16) -> Neighbours:
+def nearest(
+    seeds: np.ndarray, pool: np.ndarray, k: int, backend: str, kind: str = "flat", nprobe: int = 16
+) -> Neighbours:
     """The k most similar seeds of every pool vector."""
     return search(build_index(seeds, kind, nprobe), pool, k, backend)
 
 
-def near_duplicates(vectors: np.ndarray, order: np.ndarray, threshold: float, k: int = 16) -> dict[int, tuple[int, float]]:
+def near_duplicates(
+    vectors: np.ndarray, order: np.ndarray, threshold: float, k: int = 16
+) -> dict[int, tuple[int, float]]:
     """Greedy semantic dedup among the rows in `order` (best first): a row whose cosine to a row
     kept before it exceeds `threshold` is a duplicate; {row: (the kept row, cosine)}. Looks at
     each row's k nearest neighbours among those rows (exact FAISS inner-product search)."""

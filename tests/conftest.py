@@ -49,8 +49,13 @@ def default_stages() -> list[dict]:
 
 
 def write_pipeline(folder: Path, inputs: list[dict], stages: list[dict] | None = None, **extra) -> Path:
-    spec = {"name": extra.pop("name", "t"), "inputs": inputs, "stages": default_stages() if stages is None else stages,
-            "workers": 1, **extra}
+    spec = {
+        "name": extra.pop("name", "t"),
+        "inputs": inputs,
+        "stages": default_stages() if stages is None else stages,
+        "workers": 1,
+        **extra,
+    }
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -70,8 +75,13 @@ def demo_run(tmp_path_factory):
     old = os.environ.get("CURATE_HOME")
     os.environ["CURATE_HOME"] = str(home)
     try:
-        path = write_pipeline(folder, [{"demo": {"records": 2000, "seed": 5}, "columns": ["domain"]}],
-                              name="demo", batch_size=300, output={"shard_rows": 700})
+        path = write_pipeline(
+            folder,
+            [{"demo": {"records": 2000, "seed": 5}, "columns": ["domain"]}],
+            name="demo",
+            batch_size=300,
+            output={"shard_rows": 700},
+        )
         result = run(path, folder / "out")
     finally:
         if old is None:

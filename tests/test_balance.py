@@ -128,12 +128,14 @@ def test_temperature_and_source_caps():
 
 def test_scan_finds_an_undeclared_confounder():
     outcome, factor, strata = _cells(KIDNEY_STONES)
-    df = pl.DataFrame({
-        "id": [str(i) for i in range(len(outcome))],
-        "label": np.where(outcome, "success", "failure"),
-        "source": np.where(factor, "A", "B"),
-        "stone": strata,
-    })
+    df = pl.DataFrame(
+        {
+            "id": [str(i) for i in range(len(outcome))],
+            "label": np.where(outcome, "success", "failure"),
+            "source": np.where(factor, "A", "B"),
+            "stone": strata,
+        }
+    )
     _, summary = _run(df, outcome={"column": "label", "value": "success"}, factor={"column": "source", "value": "A"})
     scan = summary["before"]["simpson"]["scan"]
     assert [s["confounder"] for s in scan] == ["stone"] and scan[0]["reversal"]
@@ -159,9 +161,16 @@ def test_balance_as_distributed_group_bys_matches_one_chunk(monkeypatch, strateg
         domain=pl.Series([("a", "b", None)[i % 3] for i in range(sum(cells.values()))]),
         label=pl.when(pl.int_range(pl.len()) % 17 == 0).then(None).otherwise(pl.col("label")),
     )
-    rules = {"strata": ["source", "domain"], "strategy": strategy, "max_ratio": 2.0, "target": {"pos": 0.5, "neg": 0.5},
-             "caps": {"x": 100}, "outcome": {"column": "label", "value": "pos"}, "factor": {"column": "source", "value": "x"},
-             "confounders": ["domain"]}
+    rules = {
+        "strata": ["source", "domain"],
+        "strategy": strategy,
+        "max_ratio": 2.0,
+        "target": {"pos": 0.5, "neg": 0.5},
+        "caps": {"x": 100},
+        "outcome": {"column": "label", "value": "pos"},
+        "factor": {"column": "source", "value": "x"},
+        "confounders": ["domain"],
+    }
     if strategy != "stratified":
         rules.pop("target")
     expected, summary = _run(df, **rules)

@@ -18,8 +18,9 @@ runner = CliRunner()
 
 @pytest.fixture
 def curated(tmp_path):
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "text": f"Record {i} about the clinic budget."}) + "\n"
-                                               for i in range(40)))
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"id": f"r{i}", "text": f"Record {i} about the clinic budget."}) + "\n" for i in range(40))
+    )
     path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="base")
     return run(path, tmp_path / "base_out")
 
@@ -88,7 +89,9 @@ def test_cli_run_prints_summary_and_locations(tmp_path):
 def test_cli_run_input_override_and_name(tmp_path):
     (tmp_path / "other.jsonl").write_text(json.dumps({"text": "from the override"}) + "\n")
     path = write_pipeline(tmp_path, [{"path": "missing.jsonl"}], [], name="p")
-    result = runner.invoke(app, ["run", str(path), "-i", str(tmp_path / "other.jsonl"), "-o", str(tmp_path / "o"), "-n", "mine", "-q"])
+    result = runner.invoke(
+        app, ["run", str(path), "-i", str(tmp_path / "other.jsonl"), "-o", str(tmp_path / "o"), "-n", "mine", "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert Catalog().resolve("mine@latest").rows == 1
 
@@ -164,14 +167,16 @@ def test_outputs_on_object_storage_publish_register_and_feed_other_pipelines(tmp
 
     fs = fsspec.filesystem("memory")
     url = f"memory://bucket/{tmp_path.name}/base"
-    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="remote",
-                          output={"dir": url, "shard_rows": 16})
+    path = write_pipeline(
+        tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="remote", output={"dir": url, "shard_rows": 16}
+    )
     result = run(path, None)
     assert result.out_dir == url and not result.cached
     manifest = json.loads(fs.cat_file(f"{url}/manifest.json"))
     assert manifest["version"] == result.manifest["version"] and manifest["rows"]["kept"] == 40
     assert sorted(f["path"] for f in manifest["files"] if f["path"].startswith("data/")) == [
-        f"data/part-0000{i}.parquet" for i in range(3)]
+        f"data/part-0000{i}.parquet" for i in range(3)
+    ]
     assert fs.isfile(f"{url}/report.html") and not (tmp_path / "out").exists()
     # the checkpoints went there and were removed; the run's lock file stays (removing it would race)
     assert [p.suffix for p in (curate_home / "work").iterdir()] == [".lock"]
@@ -198,8 +203,19 @@ def test_cli_rejected_lists_filters_and_exports_every_stage_in_one_table(demo_ru
     assert result.exit_code == 0, result.output
     total = sum(a["dropped"] + a["quarantined"] for a in demo_run.manifest["accounting"])
     assert f"{total:,} rejected rows" in result.output
-    quality = runner.invoke(app, ["rejected", str(demo_run.out_dir), "--stage", "quality", "--rule", "gopher_min_words",
-                                  "--export", str(tmp_path / "short.parquet")])
+    quality = runner.invoke(
+        app,
+        [
+            "rejected",
+            str(demo_run.out_dir),
+            "--stage",
+            "quality",
+            "--rule",
+            "gopher_min_words",
+            "--export",
+            str(tmp_path / "short.parquet"),
+        ],
+    )
     assert quality.exit_code == 0, quality.output
     rows = pl.read_parquet(tmp_path / "short.parquet")
     counts = next(a for a in demo_run.manifest["accounting"] if a["stage"] == "quality")["reasons"]
@@ -228,7 +244,11 @@ def test_shards_list_shows_gone_locations_and_gc_forgets_them_without_touching_f
     assert len(Catalog().exact(f"base@{version}").locations) == 2
     shutil.rmtree(tmp_path / "second_out")
     listed = runner.invoke(app, ["shards", "list"], terminal_width=250)
-    assert "second_out (gone)" in listed.output and "base_out (ok)" in listed.output and "curate shards gc" in listed.output
+    assert (
+        "second_out (gone)" in listed.output
+        and "base_out (ok)" in listed.output
+        and "curate shards gc" in listed.output
+    )
     dry = runner.invoke(app, ["shards", "gc", "--dry-run"], terminal_width=250)
     assert "would forget" in dry.output and len(Catalog().exact(f"base@{version}").locations) == 2
     gc = runner.invoke(app, ["shards", "gc"], terminal_width=250)

@@ -15,12 +15,19 @@ MESSAGES = pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))
 
 CODE = {  # text -> the code in it, as a reader would mark it
     "Write a Python function to calculate the factorial.\n\ndef factorial(number):\n    fact = 1\n"
-    "    for i in range(1, number + 1):\n        fact = fact * i\n    return fact":
-        ["def factorial(number):\n    fact = 1\n    for i in range(1, number + 1):\n        fact = fact * i\n    return fact"],
+    "    for i in range(1, number + 1):\n        fact = fact * i\n    return fact": [
+        "def factorial(number):\n    fact = 1\n    for i in range(1, number + 1):\n        fact = fact * i\n    "
+        "return fact"
+    ],
     "Here is the code:\n```python\nx = f.read()\n```\nDone.": ["```python\nx = f.read()\n```"],
-    "Implement a JavaScript function that returns the sum.\nfunction sum(a, b) {\n  return a + b;\n}":
-        ["function sum(a, b) {\n  return a + b;\n}"],
-    "Use word_count.get(word, 0) and line.strip() to clean each `line`.": ["word_count.get(word, 0)", "line.strip()", "`line`"],
+    "Implement a JavaScript function that returns the sum.\nfunction sum(a, b) {\n  return a + b;\n}": [
+        "function sum(a, b) {\n  return a + b;\n}"
+    ],
+    "Use word_count.get(word, 0) and line.strip() to clean each `line`.": [
+        "word_count.get(word, 0)",
+        "line.strip()",
+        "`line`",
+    ],
     "SELECT name FROM users WHERE id = 5;": ["SELECT name FROM users WHERE id = 5;"],
     "even_list = [num for num in my_list if num % 2 == 0]": ["even_list = [num for num in my_list if num % 2 == 0]"],
 }
@@ -54,14 +61,23 @@ def test_mask_keeps_every_offset_and_prose_drops_the_code():
 
 @pytest.fixture(scope="module")
 def pii():
-    stage = PiiStage("pii", PiiRules.model_validate(yaml.safe_load((RULES / "pii" / "default.yaml").read_text())), seed=1)
+    stage = PiiStage(
+        "pii", PiiRules.model_validate(yaml.safe_load((RULES / "pii" / "default.yaml").read_text())), seed=1
+    )
     stage.setup()
     return stage
 
 
 def _redact(stage, texts: list[str]) -> list[str]:
-    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "messages": [None] * len(texts),
-                       "lang": ["en"] * len(texts)}, schema_overrides={"messages": MESSAGES, "text": pl.Utf8})
+    df = pl.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(texts))],
+            "text": texts,
+            "messages": [None] * len(texts),
+            "lang": ["en"] * len(texts),
+        },
+        schema_overrides={"messages": MESSAGES, "text": pl.Utf8},
+    )
     return stage.process(df)["text"].to_list()
 
 
@@ -97,8 +113,10 @@ def test_code_and_tech_names_are_not_redacted(pii, text):
 
 
 def test_inside_code_only_high_precision_entities_are_redacted_and_every_other_character_is_kept(pii):
-    code = ("def notify():\n    # ask Margaret Thompson, mail margaret.t@example.com\n"
-            "    send(to='margaret.t@example.com', phone='(415) 555-0132', port=4155550132)\n    return True")
+    code = (
+        "def notify():\n    # ask Margaret Thompson, mail margaret.t@example.com\n"
+        "    send(to='margaret.t@example.com', phone='(415) 555-0132', port=4155550132)\n    return True"
+    )
     (out,) = _redact(pii, [code])
     assert out == code.replace("margaret.t@example.com", "<EMAIL>").replace("(415) 555-0132", "<PHONE>")
     prose_and_code = "Ask Dr. Margaret Thompson (margaret.t@example.com):\n\nx = compute(a, b)\nprint(x)"
@@ -113,13 +131,23 @@ def _luhn_complete(prefix: str, length: int) -> str:
     return next(body + d for d in "0123456789" if luhn(body + d))
 
 
-@pytest.mark.parametrize("number", [
-    _luhn_complete("2221", 16), _luhn_complete("2720", 16), _luhn_complete("2500", 16),  # Mastercard 2-series
-    _luhn_complete("51", 16), _luhn_complete("4", 13), _luhn_complete("4", 19), _luhn_complete("37", 15),
-    _luhn_complete("6011", 16), _luhn_complete("3530", 16), _luhn_complete("36", 14),
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        _luhn_complete("2221", 16),
+        _luhn_complete("2720", 16),
+        _luhn_complete("2500", 16),  # Mastercard 2-series
+        _luhn_complete("51", 16),
+        _luhn_complete("4", 13),
+        _luhn_complete("4", 19),
+        _luhn_complete("37", 15),
+        _luhn_complete("6011", 16),
+        _luhn_complete("3530", 16),
+        _luhn_complete("36", 14),
+    ],
+)
 def test_card_numbers_of_every_major_network_are_found(pii, number):
-    spaced = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+    spaced = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
     for shown in (number, spaced, spaced.replace(" ", "-")):
         text = f"Please charge card {shown} for the visit."
         (out,) = _redact(pii, [text])
@@ -135,7 +163,9 @@ def test_a_number_that_fails_luhn_is_not_a_card(pii):
 
 @pytest.fixture(scope="module")
 def langid():
-    stage = LangIdStage("langid", LangIdRules.model_validate(yaml.safe_load((RULES / "langid" / "default.yaml").read_text())), 0)
+    stage = LangIdStage(
+        "langid", LangIdRules.model_validate(yaml.safe_load((RULES / "langid" / "default.yaml").read_text())), 0
+    )
     stage.setup()
     return stage
 
@@ -150,11 +180,15 @@ def test_langid_judges_prose_and_keeps_code_records(langid):
         _chat("Write a Python function that adds two numbers and show how to call it.", answers),  # prose + code
         _chat("x = 1", "y = x + 1\nprint(y)"),  # code only
         _chat("Viết một hàm Python cộng hai số và cho biết cách gọi hàm đó trong chương trình.", answers),
-        _chat("Écris une fonction Python qui additionne deux nombres et montre comment l'appeler dans un programme.",
-              answers),
+        _chat(
+            "Écris une fonction Python qui additionne deux nombres et montre comment l'appeler dans un programme.",
+            answers,
+        ),
     ]
-    df = pl.DataFrame({"id": ["en", "code", "vi", "fr"], "text": [None] * 4, "messages": rows, "lang": [None] * 4},
-                      schema_overrides={"messages": MESSAGES, "text": pl.Utf8, "lang": pl.Utf8})
+    df = pl.DataFrame(
+        {"id": ["en", "code", "vi", "fr"], "text": [None] * 4, "messages": rows, "lang": [None] * 4},
+        schema_overrides={"messages": MESSAGES, "text": pl.Utf8, "lang": pl.Utf8},
+    )
     out = langid.process(df)
     got = {r["id"]: (r["_action"], r["lang"], r["lang_basis"]) for r in out.iter_rows(named=True)}
     assert got["en"] == ("keep", "en", "prose")

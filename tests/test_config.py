@@ -60,15 +60,20 @@ def test_missing_rules_file(tmp_path):
 
 def test_nested_error_in_quality_rule_list(tmp_path):
     rules = tmp_path / "q.yaml"
-    rules.write_text(yaml.safe_dump({"rules": [{"name": "a", "stat": "word_count", "min": 1},
-                                               {"name": "b", "stat": "wordcount", "min": 1}]}))
+    rules.write_text(
+        yaml.safe_dump(
+            {"rules": [{"name": "a", "stat": "word_count", "min": 1}, {"name": "b", "stat": "wordcount", "min": 1}]}
+        )
+    )
     path = write_pipeline(tmp_path, MISSING_INPUT, [{"stage": "quality", "rules": str(rules)}])
     msg = _error(path)
     assert f"{rules}: rules[1]: Value error, unknown stat 'wordcount'" in msg
 
 
 def test_quality_rule_without_threshold(tmp_path):
-    path = write_pipeline(tmp_path, MISSING_INPUT, [{"stage": "quality", "params": {"rules": [{"name": "x", "stat": "word_count"}]}}])
+    path = write_pipeline(
+        tmp_path, MISSING_INPUT, [{"stage": "quality", "params": {"rules": [{"name": "x", "stat": "word_count"}]}}]
+    )
     assert "rule 'x' needs a min or a max" in _error(path)
 
 
@@ -90,7 +95,9 @@ def test_invalid_yaml_reports_line(tmp_path):
 
 
 def test_duplicate_stage_names(tmp_path):
-    path = write_pipeline(tmp_path, MISSING_INPUT, [{"stage": "quality", "rules": str(RULES / "quality/default.yaml")}] * 2)
+    path = write_pipeline(
+        tmp_path, MISSING_INPUT, [{"stage": "quality", "rules": str(RULES / "quality/default.yaml")}] * 2
+    )
     assert "stage names must be unique, repeated: quality" in _error(path)
 
 

@@ -15,12 +15,14 @@ from curate.stages.base import ACTION, REASON, RULE
 from curate.stages.dedup import DedupRules, DedupStage
 from tests.conftest import run, write_pipeline
 
-BASE = ("Riverside Health announced that its billing team reduced claim denials by twelve percent over the last "
-        "year after training every new hire on the documentation checklist and reviewing rejected claims weekly. "
-        "The finance director said the biggest gains came from fixing missing referral numbers before submission, "
-        "while the front desk now confirms insurance details when patients book instead of on arrival. Staff who "
-        "handle appeals meet every Thursday to compare notes, and a simple dashboard shows the denial rate per payer "
-        "so that problems are visible within days rather than at the end of the quarter.")
+BASE = (
+    "Riverside Health announced that its billing team reduced claim denials by twelve percent over the last "
+    "year after training every new hire on the documentation checklist and reviewing rejected claims weekly. "
+    "The finance director said the biggest gains came from fixing missing referral numbers before submission, "
+    "while the front desk now confirms insurance details when patients book instead of on arrival. Staff who "
+    "handle appeals meet every Thursday to compare notes, and a simple dashboard shows the denial rate per payer "
+    "so that problems are visible within days rather than at the end of the quarter."
+)
 
 
 def _edit(text: str, words: int) -> str:
@@ -57,7 +59,14 @@ def test_signatures_are_bit_identical_to_datasketch(shingle, ngram):
 
 def test_candidate_pairs_match_datasketch_lsh():
     hasher = MinHasher()
-    texts = [BASE, BASE + " Updated today.", _edit(BASE, 1), _edit(BASE, 2), _edit(BASE, 6), "an unrelated sentence about the weather"]
+    texts = [
+        BASE,
+        BASE + " Updated today.",
+        _edit(BASE, 1),
+        _edit(BASE, 2),
+        _edit(BASE, 6),
+        "an unrelated sentence about the weather",
+    ]
     sigs = hasher.signatures(texts)
     bands, rows = lsh_params(0.8, 128)
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
@@ -74,7 +83,12 @@ def test_candidate_pairs_match_datasketch_lsh():
 
 def test_exact_and_near_duplicates_are_clustered_and_explained():
     stage = _stage()
-    texts = [BASE, BASE.upper() + "!!", BASE + " Updated today.", "A completely different document about dental hygiene and flossing every night."]
+    texts = [
+        BASE,
+        BASE.upper() + "!!",
+        BASE + " Updated today.",
+        "A completely different document about dental hygiene and flossing every night.",
+    ]
     out = stage.process(_frame(texts))
     assert out[ACTION].to_list() == ["keep", "drop", "drop", "keep"]
     assert out[RULE].to_list()[1:3] == ["exact_duplicate", "near_duplicate"]
@@ -90,7 +104,11 @@ def test_transitive_clusters_keep_one_representative():
     b = a.replace("w10 ", "x10 ")
     c = b.replace("w60 ", "x60 ")
     hasher = MinHasher()
-    jac = lambda x, y: len(set(hasher.shingles(x)) & set(hasher.shingles(y))) / len(set(hasher.shingles(x)) | set(hasher.shingles(y)))
+
+    def jac(x, y):
+        sx, sy = set(hasher.shingles(x)), set(hasher.shingles(y))
+        return len(sx & sy) / len(sx | sy)
+
     assert jac(a, b) > 0.85 and jac(b, c) > 0.85 and jac(a, c) < 0.85
     out = _stage(threshold=0.85, verify="exact", bands=64, rows=2).process(_frame([a, b, c]))
     assert out[ACTION].to_list() == ["keep", "drop", "drop"]
@@ -109,7 +127,10 @@ def test_keep_policy_chooses_the_representative(keep, expected):
 
 def test_chat_records_dedup_on_user_prompts_or_whole_conversation():
     q = [{"role": "user", "content": BASE}]
-    chats = [q + [{"role": "assistant", "content": "Answer one."}], q + [{"role": "assistant", "content": "A different answer entirely."}]]
+    chats = [
+        q + [{"role": "assistant", "content": "Answer one."}],
+        q + [{"role": "assistant", "content": "A different answer entirely."}],
+    ]
     by_prompt = _stage(chat_text="user_prompts").process(_frame(chats=chats))
     assert by_prompt[ACTION].to_list() == ["keep", "drop"]
     by_conversation = _stage(chat_text="conversation", near=False).process(_frame(chats=chats))
@@ -127,7 +148,9 @@ def test_exact_verification_rejects_lsh_false_positives():
 def test_normalisation_options():
     norm = Normalization(lowercase=True, punctuation=True, digits=True)
     assert norm.texts(["Order #123, shipped!", "order 456 shipped"]) == ["order 000 shipped", "order 000 shipped"]
-    out = _stage(normalization={"digits": True}, near=False).process(_frame(["Invoice 1001 paid", "invoice 2002 PAID."]))
+    out = _stage(normalization={"digits": True}, near=False).process(
+        _frame(["Invoice 1001 paid", "invoice 2002 PAID."])
+    )
     assert out[ACTION].to_list() == ["keep", "drop"]
 
 
@@ -152,22 +175,34 @@ def _jsonl(path, texts, prefix):
 
 
 def test_dedup_against_published_shards_uses_their_stored_signatures(tmp_path):
-    base_texts = [BASE, "The clinic extended its opening hours so that working parents could bring children after school today."]
+    base_texts = [
+        BASE,
+        "The clinic extended its opening hours so that working parents could bring children after school today.",
+    ]
     _jsonl(tmp_path / "base.jsonl", base_texts, "b")
     dedup = [{"stage": "dedup", "params": {}}]
     (tmp_path / "p1").mkdir()
-    first = run(write_pipeline(tmp_path / "p1", [{"path": str(tmp_path / "base.jsonl")}], dedup, name="base"), tmp_path / "base_out")
+    first = run(
+        write_pipeline(tmp_path / "p1", [{"path": str(tmp_path / "base.jsonl")}], dedup, name="base"),
+        tmp_path / "base_out",
+    )
     sig_files = [f["path"] for f in first.manifest["files"] if f["path"].startswith("signatures/dedup/")]
     assert sig_files, "signatures are stored beside the shards"
     stored = pl.read_parquet(tmp_path / "base_out" / sig_files[0])
     assert stored.columns == ["id", "exact_key", "minhash"] and stored.height == 2
     assert "minhash" not in pl.read_parquet(tmp_path / "base_out" / "data" / "*.parquet").columns
 
-    new_texts = [BASE + " Updated today.", "Something new about pharmacy supply chains and the cost of insulin in rural areas."]
+    new_texts = [
+        BASE + " Updated today.",
+        "Something new about pharmacy supply chains and the cost of insulin in rural areas.",
+    ]
     _jsonl(tmp_path / "new.jsonl", new_texts, "n")
     (tmp_path / "p2").mkdir()
     against = [{"stage": "dedup", "params": {"against": ["shards://base@latest"]}}]
-    second = run(write_pipeline(tmp_path / "p2", [{"path": str(tmp_path / "new.jsonl")}], against, name="next"), tmp_path / "next_out")
+    second = run(
+        write_pipeline(tmp_path / "p2", [{"path": str(tmp_path / "new.jsonl")}], against, name="next"),
+        tmp_path / "next_out",
+    )
     kept = pl.read_parquet(tmp_path / "next_out" / "data" / "*.parquet")
     assert kept["id"].to_list() == ["n1"]
     rejected = pl.read_parquet(tmp_path / "next_out" / "rejected" / "dedup" / "*.parquet")
@@ -179,7 +214,9 @@ def test_dedup_against_published_shards_uses_their_stored_signatures(tmp_path):
 def test_demo_pipeline_removes_planted_duplicates(tmp_path):
     from tests.conftest import default_stages
 
-    path = write_pipeline(tmp_path, [{"demo": {"records": 1500, "seed": 3}}], default_stages() + [{"stage": "dedup"}], name="d")
+    path = write_pipeline(
+        tmp_path, [{"demo": {"records": 1500, "seed": 3}}], default_stages() + [{"stage": "dedup"}], name="d"
+    )
     result = run(path, tmp_path / "out")
     reasons = next(a for a in result.manifest["accounting"] if a["stage"] == "dedup")["reasons"]
     assert reasons["exact_duplicate"] > 0 and reasons["near_duplicate"] > 0
@@ -218,10 +255,14 @@ def spread_case() -> tuple[pl.DataFrame, "DedupRules"]:
     """Records with exact copies, near copies, empty texts and one oversized bucket."""
     from curate.stages.dedup import DedupRules
 
-    base = [f"record {i} about clinic scheduling and patient intake forms number {i % 7} of the series" for i in range(300)]
+    base = [
+        f"record {i} about clinic scheduling and patient intake forms number {i % 7} of the series" for i in range(300)
+    ]
     texts = base + [t.replace("series", "set") for t in base[:80]] + base[:40] + ["", "   "]
-    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "messages": [None] * len(texts)},
-                      schema={"id": pl.Utf8, "text": pl.Utf8, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    df = pl.DataFrame(
+        {"id": [f"r{i}" for i in range(len(texts))], "text": texts, "messages": [None] * len(texts)},
+        schema={"id": pl.Utf8, "text": pl.Utf8, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
+    )
     return df, DedupRules(threshold=0.7, max_bucket=8)
 
 
@@ -250,17 +291,27 @@ def test_dedup_spread_over_a_task_pool_matches_the_in_process_result(monkeypatch
     assert dedup_with_pool(df, rules, ThreeWorkers()).equals(expected)
 
 
-PREAMBLE = ("You are an assistant with access to these tools.\n"
-            "Tool calculator: evaluates arithmetic expressions given as strings and returns the numeric result.\n"
-            "Tool string_length: returns the number of characters in the given string, counting spaces.\n"
-            "Tool search: looks up a term in the encyclopedia and returns the first paragraph of the article.\n"
-            "Answer the user's task using the tools when they help, and say which tool you used.\n")
-TASKS = ["Find the sum of the digits of 12345", "Find the length of the given string 'hello world'",
-         "Look up the capital of France and say it in one sentence", "What is 17 times 23?",
-         "Count the vowels in the word encyclopedia", "Is 97 a prime number? Explain briefly.",
-         "Reverse the string 'stressed' and tell me the word you get", "Convert 100 degrees Fahrenheit to Celsius",
-         "Search for the year the Eiffel Tower was finished", "How many characters are in 'curate your data'?",
-         "Compute the average of 3, 8 and 10", "Find the first paragraph about the Nile river"]
+PREAMBLE = (
+    "You are an assistant with access to these tools.\n"
+    "Tool calculator: evaluates arithmetic expressions given as strings and returns the numeric result.\n"
+    "Tool string_length: returns the number of characters in the given string, counting spaces.\n"
+    "Tool search: looks up a term in the encyclopedia and returns the first paragraph of the article.\n"
+    "Answer the user's task using the tools when they help, and say which tool you used.\n"
+)
+TASKS = [
+    "Find the sum of the digits of 12345",
+    "Find the length of the given string 'hello world'",
+    "Look up the capital of France and say it in one sentence",
+    "What is 17 times 23?",
+    "Count the vowels in the word encyclopedia",
+    "Is 97 a prime number? Explain briefly.",
+    "Reverse the string 'stressed' and tell me the word you get",
+    "Convert 100 degrees Fahrenheit to Celsius",
+    "Search for the year the Eiffel Tower was finished",
+    "How many characters are in 'curate your data'?",
+    "Compute the average of 3, 8 and 10",
+    "Find the first paragraph about the Nile river",
+]
 
 
 def test_distinct_tasks_behind_a_shared_preamble_are_not_near_duplicates():
@@ -291,8 +342,9 @@ def test_boilerplate_needs_enough_records_and_leaves_exact_dedup_alone():
 
 
 def test_the_report_lists_boilerplate_lines_by_hash_and_count_without_their_text(tmp_path):
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": f"t{i}", "text": PREAMBLE + t}) + "\n"
-                                               for i, t in enumerate(TASKS)))
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"id": f"t{i}", "text": PREAMBLE + t}) + "\n" for i, t in enumerate(TASKS))
+    )
     path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "dedup"}], name="tools")
     result = run(path, tmp_path / "out")
     found = result.manifest["stage_summaries"]["dedup"]["boilerplate"]

@@ -38,6 +38,7 @@ def test_accounting_adds_up_for_every_stage_on_the_demo_corpus(demo_run):
     for inp in m["inputs"]:
         path = Path(inp["path"])
         import gzip
+
         data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
         lines += sum(1 for ln in data.split(b"\n") if ln.strip())
     assert rows["input"] == lines
@@ -61,8 +62,16 @@ def test_every_rejected_row_is_written_with_stage_rule_and_reason(demo_run):
 
 def test_demo_corpus_exercises_every_stage(demo_run):
     reasons = {a["stage"]: a["reasons"] for a in demo_run.manifest["accounting"]}
-    assert {"malformed_json", "invalid_utf8", "empty_record", "missing_field", "wrong_type", "not_an_object",
-            "duplicate_id", "record_too_large"} <= set(reasons["read"])
+    assert {
+        "malformed_json",
+        "invalid_utf8",
+        "empty_record",
+        "missing_field",
+        "wrong_type",
+        "not_an_object",
+        "duplicate_id",
+        "record_too_large",
+    } <= set(reasons["read"])
     assert reasons["langid"].get("lang_not_allowed", 0) > 0
     assert reasons["quality"].get("chat_empty_assistant", 0) > 0
     kept = pl.read_parquet(demo_run.out_dir / "data" / "*.parquet")
@@ -85,15 +94,23 @@ def test_shards_load_with_polars_pyarrow_and_pandas(demo_run):
 
 
 def test_same_inputs_give_byte_identical_shards(tmp_path, demo_run):
-    path = write_pipeline(tmp_path, [{"demo": {"records": 2000, "seed": 5}, "columns": ["domain"]}],
-                          name="demo", batch_size=300, output={"shard_rows": 700}, workers=2)
+    path = write_pipeline(
+        tmp_path,
+        [{"demo": {"records": 2000, "seed": 5}, "columns": ["domain"]}],
+        name="demo",
+        batch_size=300,
+        output={"shard_rows": 700},
+        workers=2,
+    )
     again = run(path, tmp_path / "elsewhere")
     assert again.manifest["version"] == demo_run.manifest["version"]
     assert _data_hashes(again.out_dir) == _data_hashes(demo_run.out_dir)
 
 
 def test_unchanged_rerun_is_a_cache_hit_and_a_change_is_not(tmp_path):
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": f"Record number {i} is about the clinic."}) + "\n" for i in range(50)))
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"text": f"Record number {i} is about the clinic."}) + "\n" for i in range(50))
+    )
     path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}])
     first = run(path, tmp_path / "out")
     stamp = (tmp_path / "out" / "data" / "part-00000.parquet").stat().st_mtime_ns
@@ -131,8 +148,10 @@ class _SilentDrop(Stage):
         return out.with_columns(pl.lit("drop").alias("_action"))
 
 
-@pytest.mark.parametrize("stage_cls, message", [(_LosesRows, "must mark rows, never add or remove"),
-                                                 (_SilentDrop, "without a rule and reason")])
+@pytest.mark.parametrize(
+    "stage_cls, message",
+    [(_LosesRows, "must mark rows, never add or remove"), (_SilentDrop, "without a rule and reason")],
+)
 def test_a_stage_that_loses_rows_fails_the_run_loudly(tmp_path, monkeypatch, stage_cls, message):
     from curate import stages
 
@@ -199,8 +218,12 @@ def test_pool_workers_die_with_a_killed_driver(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     pipeline = write_pipeline(tmp_path, [{"demo": {"records": 6000, "seed": 9}}], name="orphans", batch_size=150)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "curate", "run", str(pipeline), "-q", "--workers", "2", "--out", str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "curate", "run", str(pipeline), "-q", "--workers", "2", "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("_work/*/seg-00/*/done.json"))) < 2:
         time.sleep(0.05)
@@ -235,7 +258,10 @@ def test_a_run_where_nothing_reaches_the_global_stages_finishes_and_accounts_for
 
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"title": f"no content field {i}"}) + "\n" for i in range(5)))
     stages = [{"stage": s, "rules": str(RULES / s / "default.yaml")} for s in ("normalize", "quality", "dedup")]
-    stages += [{"stage": "balance", "params": {"label": "label"}}, {"stage": "split", "rules": str(RULES / "split/default.yaml")}]
+    stages += [
+        {"stage": "balance", "params": {"label": "label"}},
+        {"stage": "split", "rules": str(RULES / "split/default.yaml")},
+    ]
     result = run(write_pipeline(tmp_path, [{"path": "in.jsonl"}], stages), tmp_path / "out")
     assert result.manifest["rows"] == {**result.manifest["rows"], "input": 5, "kept": 0, "quarantined": 5}
     assert [a["rows_in"] for a in result.manifest["accounting"]] == [5, 0, 0, 0, 0, 0]

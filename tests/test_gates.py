@@ -29,9 +29,12 @@ def _records(folder, rows: list[dict]) -> None:
 
 def _gated(folder, rules: list[dict], stages=None, after: str = "final", columns=None):
     (folder / "gates.yaml").write_text(yaml.safe_dump({"expectations": rules}, sort_keys=False))
-    return write_pipeline(folder, [{"path": "in.jsonl", "columns": columns or []}],
-                          [{"stage": "normalize"}] if stages is None else stages,
-                          gates=[{"rules": "gates.yaml", "after": after}])
+    return write_pipeline(
+        folder,
+        [{"path": "in.jsonl", "columns": columns or []}],
+        [{"stage": "normalize"}] if stages is None else stages,
+        gates=[{"rules": "gates.yaml", "after": after}],
+    )
 
 
 def _clean(n: int = 30) -> list[dict]:
@@ -39,14 +42,19 @@ def _clean(n: int = 30) -> list[dict]:
 
 
 def test_records_frame_measures_content_without_copying_it():
-    df = pl.DataFrame({
-        "id": ["a", "b", "c", "d"],
-        "text": ["Hello, World!", "hello   world", None, "Mail me at jane.doe@example.com or 555-123-4567."],
-        "messages": [None, None, [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "  "}], None],
-    }, schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    df = pl.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "text": ["Hello, World!", "hello   world", None, "Mail me at jane.doe@example.com or 555-123-4567."],
+            "messages": [None, None, [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "  "}], None],
+        },
+        schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
+    )
     got = records_frame(df.lazy(), [GateRule(chat=ChatRule()), GateRule(pii_patterns=PatternRule())])
     assert "text" not in got.columns and "messages" not in got.columns
-    assert got["content_hash"][0] == got["content_hash"][1] != got["content_hash"][3]  # normalized: case, punctuation, spaces
+    assert (
+        got["content_hash"][0] == got["content_hash"][1] != got["content_hash"][3]
+    )  # normalized: case, punctuation, spaces
     assert got["content_chars"].to_list() == [13, 13, 4, 48]
     assert got["role_order_ok"].to_list() == [None, None, False, None]
     assert got["empty_assistant_turns"].to_list()[2] == 0
@@ -56,21 +64,30 @@ def test_records_frame_measures_content_without_copying_it():
 
 def test_chat_checks_catch_empty_assistant_turns_and_bad_role_order():
     schema = {"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8})), "text": pl.Utf8}
-    chats = [[("system", "s"), ("user", "q"), ("assistant", "a")], [("user", "q"), ("assistant", " ")],
-             [("user", "q"), ("user", "q2"), ("assistant", "a")], [("user", "q")]]
-    df = pl.DataFrame({"messages": [[{"role": r, "content": c} for r, c in m] for m in chats], "text": [None] * 4}, schema=schema)
+    chats = [
+        [("system", "s"), ("user", "q"), ("assistant", "a")],
+        [("user", "q"), ("assistant", " ")],
+        [("user", "q"), ("user", "q2"), ("assistant", "a")],
+        [("user", "q")],
+    ]
+    df = pl.DataFrame(
+        {"messages": [[{"role": r, "content": c} for r, c in m] for m in chats], "text": [None] * 4}, schema=schema
+    )
     got = records_frame(df.lazy(), [GateRule(chat=ChatRule())])
     assert got["role_order_ok"].to_list() == [True, True, False, False]  # must end on an assistant turn
     assert got["empty_assistant_turns"].to_list() == [0, 1, 0, 0]
 
 
-@pytest.mark.parametrize("rules, message", [
-    ([{"uniq": ["id"]}], "unknown key (did you mean 'unique'?)"),
-    ([{"unique": ["id"], "not_null": ["id"]}], "exactly one check"),
-    ([{"length": {"mostly": 0.9}}], "give 'min', 'max' or both"),
-    ([{"pii_patterns": {"patterns": {"bad": "("}}}], "not a valid regex"),
-    ([{"pii_residual": {"max": 0.01}}], "needs a pii stage with residual_sample > 0"),
-])
+@pytest.mark.parametrize(
+    "rules, message",
+    [
+        ([{"uniq": ["id"]}], "unknown key (did you mean 'unique'?)"),
+        ([{"unique": ["id"], "not_null": ["id"]}], "exactly one check"),
+        ([{"length": {"mostly": 0.9}}], "give 'min', 'max' or both"),
+        ([{"pii_patterns": {"patterns": {"bad": "("}}}], "not a valid regex"),
+        ([{"pii_residual": {"max": 0.01}}], "needs a pii stage with residual_sample > 0"),
+    ],
+)
 def test_bad_gate_rules_are_clear_errors_before_any_data_is_read(tmp_path, rules, message):
     path = _gated(tmp_path, rules)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -86,21 +103,31 @@ def test_gate_after_an_unknown_stage_is_an_error(tmp_path):
 def test_unknown_gx_expectation_is_named_with_a_suggestion(tmp_path):
     _records(tmp_path, _clean())
     path = _gated(tmp_path, [{"gx": {"type": "ExpectColumnValuesToBeUniq", "kwargs": {"column": "id"}}}])
-    with pytest.raises(ConfigError, match="no expectation 'ExpectColumnValuesToBeUniq' \\(did you mean 'ExpectColumnValuesToBeUnique'\\?\\)"):
+    with pytest.raises(
+        ConfigError,
+        match="no expectation 'ExpectColumnValuesToBeUniq' \\(did you mean 'ExpectColumnValuesToBeUnique'\\?\\)",
+    ):
         run(path, tmp_path / "out")
 
 
 def test_clean_data_passes_every_gate_and_is_registered(tmp_path):
     _records(tmp_path, _clean())
-    path = _gated(tmp_path, [
-        {"columns": {"required": ["id", "split"], "types": {"id": "String", "split": "String"}}},
-        {"not_null": ["id", "text"]}, {"has_content": True}, {"length": {"min": 20, "max": 1000}},
-        {"unique": ["id", "content"]}, {"duplicate_rate": {"max": 0.0}},
-        {"split_sizes": {"min": {"train": 15, "test": 5}}},
-        {"no_leakage": {"held_out": ["test"], "groups": [], "ngram": 8}},
-        {"pii_patterns": {}},
-        {"gx": {"type": "ExpectColumnValuesToBeBetween", "kwargs": {"column": "content_chars", "max_value": 200}}},
-    ], columns=["split"])
+    path = _gated(
+        tmp_path,
+        [
+            {"columns": {"required": ["id", "split"], "types": {"id": "String", "split": "String"}}},
+            {"not_null": ["id", "text"]},
+            {"has_content": True},
+            {"length": {"min": 20, "max": 1000}},
+            {"unique": ["id", "content"]},
+            {"duplicate_rate": {"max": 0.0}},
+            {"split_sizes": {"min": {"train": 15, "test": 5}}},
+            {"no_leakage": {"held_out": ["test"], "groups": [], "ngram": 8}},
+            {"pii_patterns": {}},
+            {"gx": {"type": "ExpectColumnValuesToBeBetween", "kwargs": {"column": "content_chars", "max_value": 200}}},
+        ],
+        columns=["split"],
+    )
     result = run(path, tmp_path / "out")
     gates = result.manifest["gates"]
     assert [g["point"] for g in gates] == ["final"]
@@ -130,13 +157,17 @@ def _bad_schema(folder):
     return _gated(folder, [{"columns": {"required": ["id", "domain"], "types": {"src_row": "String"}}}])
 
 
-@pytest.mark.parametrize("make, expected, observed", [
-    (_bad_leak, "normalized contents in both train and test <= 0", "1"),
-    (_bad_leak, "train/test pairs sharing 8-grams <= 0", "1"),
-    (_bad_pii, "records matching a PII pattern", "2 of 30 records unexpected (6.67%)"),
-    (_bad_schema, "column 'domain' present", "missing"),
-    (_bad_schema, "column 'src_row' has type String", "Int64"),
-], ids=["leaked-content", "leaked-ngrams", "pii-left-in", "missing-column", "wrong-type"])
+@pytest.mark.parametrize(
+    "make, expected, observed",
+    [
+        (_bad_leak, "normalized contents in both train and test <= 0", "1"),
+        (_bad_leak, "train/test pairs sharing 8-grams <= 0", "1"),
+        (_bad_pii, "records matching a PII pattern", "2 of 30 records unexpected (6.67%)"),
+        (_bad_schema, "column 'domain' present", "missing"),
+        (_bad_schema, "column 'src_row' has type String", "Int64"),
+    ],
+    ids=["leaked-content", "leaked-ngrams", "pii-left-in", "missing-column", "wrong-type"],
+)
 def test_bad_data_fails_the_run_and_nothing_usable_is_registered(tmp_path, make, expected, observed):
     path = make(tmp_path)
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
@@ -185,5 +216,7 @@ def test_gates_after_a_stage_check_what_it_passed_on_without_changing_the_result
     assert points["normalize"]["checks"][0]["observed"] == "1 of 31 records unexpected (3.23%)"
     assert points["normalize"]["checks"][0]["examples"] == ["short"]
     assert points["final"]["counts"] == {"pass": 1, "warn": 0, "fail": 0}
-    assert [(a["stage"], a["kept"]) for a in result.manifest["accounting"]] == [(a["stage"], a["kept"]) for a in baseline.manifest["accounting"]]
+    assert [(a["stage"], a["kept"]) for a in result.manifest["accounting"]] == [
+        (a["stage"], a["kept"]) for a in baseline.manifest["accounting"]
+    ]
     assert result.manifest["status"] == "failed"  # the check after normalize has severity fail

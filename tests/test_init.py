@@ -48,28 +48,38 @@ def _layout_rows(layout: str) -> list[dict]:
     rows = []
     for q, steps, ans in WORD_PROBLEMS:
         a = f"{steps} The answer is {ans:g}."
-        rows.append({
-            "messages": {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
-            "sharegpt": {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]},
-            "alpaca_response": {"instruction": q, "input": "", "response": a},
-            "prompt_completion": {"prompt": q, "completion": a},
-            "question_answer": {"question": q, "answer": a},
-            "text": {"text": f"{q} {a}"},
-        }[layout])
+        rows.append(
+            {
+                "messages": {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
+                "sharegpt": {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]},
+                "alpaca_response": {"instruction": q, "input": "", "response": a},
+                "prompt_completion": {"prompt": q, "completion": a},
+                "question_answer": {"question": q, "answer": a},
+                "text": {"text": f"{q} {a}"},
+            }[layout]
+        )
     return rows
 
 
-@pytest.mark.parametrize(("layout", "detected", "task"), [
-    ("messages", "chat (messages)", "sft"), ("sharegpt", "sharegpt (conversations)", "sft"),
-    ("alpaca_response", "alpaca (response)", "sft"), ("prompt_completion", "prompt/completion", "sft"),
-    ("question_answer", "question/answer", "sft"), ("text", "text", "pretrain"),
-])
+@pytest.mark.parametrize(
+    ("layout", "detected", "task"),
+    [
+        ("messages", "chat (messages)", "sft"),
+        ("sharegpt", "sharegpt (conversations)", "sft"),
+        ("alpaca_response", "alpaca (response)", "sft"),
+        ("prompt_completion", "prompt/completion", "sft"),
+        ("question_answer", "question/answer", "sft"),
+        ("text", "text", "pretrain"),
+    ],
+)
 def test_init_detects_each_layout_and_writes_a_pipeline_that_validates(tmp_path, layout, detected, task):
     data = _write(tmp_path / f"{layout}.jsonl", _layout_rows(layout))
     result, pipeline, gates = _init(tmp_path, str(data), "-o", str(tmp_path / "p.yaml"))
-    assert f"layout" in result.output and f"{detected} 100%" in result.output
+    assert "layout" in result.output and f"{detected} 100%" in result.output
     assert f"curate init: {layout} ({task})" in result.output
-    assert pipeline["name"] == layout and gates["extends"].endswith(f"rules/gates/{'sft' if task == 'sft' else 'pretrain'}.yaml")
+    assert pipeline["name"] == layout and gates["extends"].endswith(
+        f"rules/gates/{'sft' if task == 'sft' else 'pretrain'}.yaml"
+    )
     spec = load_pipeline(tmp_path / "p.yaml")  # validates every rules file and the gates it extends
     assert [s.name for s in spec.stages] == ["normalize", "pii", "langid", "quality", "dedup", "split"]
     assert spec.stages[2].rules.allowed == ["en"]
@@ -84,7 +94,11 @@ def test_gsm8k_style_file_init_then_run_exits_0_with_gates_passed_and_three_spli
     assert "question/answer 100%" in result.output and "label     │ none" in result.output
     assert _stage(pipeline, "balance") is None and _stage(pipeline, "split")["params"]["stratify_by"] is None
     assert not any("label" in json.dumps(e) for e in _expectations(gates))  # label gates only where there is a label
-    assert _stage(pipeline, "split")["params"]["sizes"] == {"train": 0.7, "validation": 0.15, "test": 0.15}  # small: larger held-out
+    assert _stage(pipeline, "split")["params"]["sizes"] == {
+        "train": 0.7,
+        "validation": 0.15,
+        "test": 0.15,
+    }  # small: larger held-out
     run = runner.invoke(app, ["run", "pipelines/gsm.yaml", "-q"])
     assert run.exit_code == 0, run.output
     entry = Catalog().resolve("gsm8k_style@latest")
@@ -97,7 +111,6 @@ def test_gsm8k_style_file_init_then_run_exits_0_with_gates_passed_and_three_spli
 
 def test_labelled_documents_become_classification_with_label_gates_balance_and_stratified_splits(tmp_path, monkeypatch):
     import keyword
-
     from pydoc_data.topics import topics
 
     monkeypatch.chdir(tmp_path)
@@ -111,7 +124,9 @@ def test_labelled_documents_become_classification_with_label_gates_balance_and_s
     assert pipeline["inputs"][0]["fields"] == {"label": "kind"}
     assert _stage(pipeline, "balance")["params"]["label"] == "label"
     assert _stage(pipeline, "split")["params"]["stratify_by"] == "label"
-    values = next(e["values_in_set"] for e in _expectations(gates) if e.get("values_in_set", {}).get("column") == "label")
+    values = next(
+        e["values_in_set"] for e in _expectations(gates) if e.get("values_in_set", {}).get("column") == "label"
+    )
     assert values["values"] == ["concept", "keyword"]
     run = runner.invoke(app, ["run", "p.yaml", "-q"])
     assert run.exit_code == 0, run.output
@@ -131,15 +146,23 @@ def test_pretrain_documents_run_with_generic_gates(tmp_path, monkeypatch):
 
 
 def test_short_documents_switch_off_min_words_and_code_answers_are_noticed(tmp_path):
-    notes = [{"text": f"Short note {i}: the meeting with the design team moved to room {i % 7}, bring the draft."}
-             for i in range(60)]
-    _, pipeline, _ = _init(tmp_path, str(_write(tmp_path / "notes.jsonl", notes)), "-o", str(tmp_path / "n.yaml"),
-                           "--task", "pretrain")
+    notes = [
+        {"text": f"Short note {i}: the meeting with the design team moved to room {i % 7}, bring the draft."}
+        for i in range(60)
+    ]
+    _, pipeline, _ = _init(
+        tmp_path, str(_write(tmp_path / "notes.jsonl", notes)), "-o", str(tmp_path / "n.yaml"), "--task", "pretrain"
+    )
     assert _stage(pipeline, "quality")["params"]["disable"] == ["gopher_min_words"]
     header = (tmp_path / "n.yaml").read_text()
     assert "disable gopher_min_words — the median record has" in header
-    code = [{"instruction": f"Write a Python function that returns {i} times its argument.",
-             "output": f"def times_{i}(x):\n    return {i} * x\n"} for i in range(40)]
+    code = [
+        {
+            "instruction": f"Write a Python function that returns {i} times its argument.",
+            "output": f"def times_{i}(x):\n    return {i} * x\n",
+        }
+        for i in range(40)
+    ]
     result, pipeline, _ = _init(tmp_path, str(_write(tmp_path / "code.jsonl", code)), "-o", str(tmp_path / "c.yaml"))
     assert "code      │ 100% of records" in result.output
     assert _stage(pipeline, "quality").get("params") is None  # the chat rules fit code answers: nothing switched off
@@ -150,8 +173,11 @@ def test_short_documents_switch_off_min_words_and_code_answers_are_noticed(tmp_p
 def test_small_and_large_inputs_get_held_out_shares_and_gate_sizes_that_fit(tmp_path):
     big = gsm8k_style(tmp_path / "big.jsonl", n=30_000)
     result, pipeline, gates = _init(tmp_path, str(big), "-o", str(tmp_path / "big.yaml"), "--sample", "500")
-    estimate = int(next(line for line in (tmp_path / "big.yaml").read_text().splitlines() if line.startswith("# size:"))
-                   .split()[2].replace(",", ""))
+    estimate = int(
+        next(line for line in (tmp_path / "big.yaml").read_text().splitlines() if line.startswith("# size:"))
+        .split()[2]
+        .replace(",", "")
+    )
     assert 0.85 * 30_000 <= estimate <= 1.15 * 30_000  # from the bytes per sampled row
     sizes = _stage(pipeline, "split")["params"]["sizes"]
     assert sizes["validation"] == sizes["test"] == pytest.approx(2_000 / estimate, abs=0.002)
@@ -163,8 +189,10 @@ def test_small_and_large_inputs_get_held_out_shares_and_gate_sizes_that_fit(tmp_
 
 
 def test_group_ids_are_promoted_and_keep_a_conversation_in_one_split(tmp_path):
-    rows = [{"conversation_id": f"conv{i // 3}", "turn": i % 3, "question": q, "answer": f"{s} #### {a:g}"}
-            for i, (q, s, a) in enumerate(WORD_PROBLEMS)]
+    rows = [
+        {"conversation_id": f"conv{i // 3}", "turn": i % 3, "question": q, "answer": f"{s} #### {a:g}"}
+        for i, (q, s, a) in enumerate(WORD_PROBLEMS)
+    ]
     result, pipeline, _ = _init(tmp_path, str(_write(tmp_path / "threads.jsonl", rows)), "-o", str(tmp_path / "t.yaml"))
     assert "groups    │ conversation_id" in result.output
     assert pipeline["inputs"][0]["columns"] == ["conversation_id"]
@@ -194,7 +222,10 @@ def test_init_on_data_with_no_usable_record_is_a_clear_error(tmp_path):
 
 def test_generic_pipelines_publish_under_the_inputs_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = _write(tmp_path / "word_problems.jsonl", [{"question": q, "answer": f"{s}\n#### {a:g}"} for q, s, a in WORD_PROBLEMS[:12]])
+    data = _write(
+        tmp_path / "word_problems.jsonl",
+        [{"question": q, "answer": f"{s}\n#### {a:g}"} for q, s, a in WORD_PROBLEMS[:12]],
+    )
     result = runner.invoke(app, ["run", str(REPO / "pipelines" / "sft.yaml"), "--input", str(data), "-q", "-w", "1"])
     assert result.exit_code == 0, result.output
     assert "catalog:  shards://word_problems@" in result.output
@@ -205,11 +236,19 @@ def test_generic_pipelines_publish_under_the_inputs_name(tmp_path, monkeypatch):
         assert "routine" not in json.dumps(rules) and "domain" not in json.dumps(rules)  # nothing demo-specific
 
 
-@pytest.mark.parametrize(("given", "name"), [
-    ("data/gsm8k_train.jsonl.gz", "gsm8k_train"), ("corpus/", "corpus"), ("crawl/2024/*.jsonl.zst", "2024"),
-    ("s3://bucket/sets/Dolly 15k (en).parquet", "Dolly-15k-en"), ("shards://base@latest", "base"),
-    ("...hidden...name.json", "hidden.name"), ("dữ_liệu_đào_tạo.jsonl", "du_lieu_dao_tao"), ("日本.jsonl", "input"),
-])
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        ("data/gsm8k_train.jsonl.gz", "gsm8k_train"),
+        ("corpus/", "corpus"),
+        ("crawl/2024/*.jsonl.zst", "2024"),
+        ("s3://bucket/sets/Dolly 15k (en).parquet", "Dolly-15k-en"),
+        ("shards://base@latest", "base"),
+        ("...hidden...name.json", "hidden.name"),
+        ("dữ_liệu_đào_tạo.jsonl", "du_lieu_dao_tao"),
+        ("日本.jsonl", "input"),
+    ],
+)
 def test_the_name_from_an_input_is_a_valid_catalog_name(given, name):
     from curate.catalog import check_name
     from curate.io.sources import name_from_inputs
@@ -234,12 +273,22 @@ def test_readme_own_data_flow_init_run_train_on_a_real_set(tmp_path, monkeypatch
     shards = entry.read(["split", "messages"])
     assert shards.height > 0.95 * 400  # SQL answers are not "shouting", code is not dropped as junk
     assert shards["split"].value_counts().height == 3
-    (tmp_path / "train.yaml").write_text(json.dumps({
-        "max_steps": 4, "eval_steps": 4, "batch_size": 4, "max_length": 128, "output_dir": str(tmp_path / "train"),
-        "embedded": {"vocab_size": 600, "hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1},
-        "stop_check": {"samples": 2, "max_new_tokens": 8},
-    }))
-    trained = CliRunner().invoke(train_app, ["run", str(tmp_path / "train.yaml"), "--shards", "shards://code_alpaca_2k@latest"])
+    (tmp_path / "train.yaml").write_text(
+        json.dumps(
+            {
+                "max_steps": 4,
+                "eval_steps": 4,
+                "batch_size": 4,
+                "max_length": 128,
+                "output_dir": str(tmp_path / "train"),
+                "embedded": {"vocab_size": 600, "hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1},
+                "stop_check": {"samples": 2, "max_new_tokens": 8},
+            }
+        )
+    )
+    trained = CliRunner().invoke(
+        train_app, ["run", str(tmp_path / "train.yaml"), "--shards", "shards://code_alpaca_2k@latest"]
+    )
     assert trained.exit_code == 0, trained.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
     assert report["lineage"]["name"] == "code_alpaca_2k" and report["lineage"]["version"] == entry.version

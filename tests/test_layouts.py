@@ -13,18 +13,30 @@ def _rec(obj, fmt="auto", fields=None, columns=()):
     return to_record(obj, fmt=fmt, fields=fields or {}, columns=list(columns), default_source=None)
 
 
-@pytest.mark.parametrize(("obj", "layout"), [
-    ({"messages": CHAT}, "chat (messages)"),
-    ({"messages": [{"from": "human", "value": "What is 2 + 3?"}, {"from": "gpt", "value": "5"}]}, "chat (messages)"),
-    ({"conversations": [{"from": "human", "value": "What is 2 + 3?"}, {"from": "gpt", "value": "5"}]}, "sharegpt (conversations)"),
-    ({"conversation": [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "5"}]}, "sharegpt (conversation)"),
-    ({"instruction": "What is 2 + 3?", "input": "", "output": "5"}, "alpaca"),
-    ({"instruction": "What is 2 + 3?", "input": "", "response": "5"}, "alpaca (response)"),
-    ({"instruction": "What is 2 + 3?", "completion": "5"}, "alpaca (completion)"),
-    ({"prompt": "What is 2 + 3?", "completion": "5"}, "prompt/completion"),
-    ({"prompt": "What is 2 + 3?", "response": "5"}, "prompt/response"),
-    ({"question": "What is 2 + 3?", "answer": "5"}, "question/answer"),
-])
+@pytest.mark.parametrize(
+    ("obj", "layout"),
+    [
+        ({"messages": CHAT}, "chat (messages)"),
+        (
+            {"messages": [{"from": "human", "value": "What is 2 + 3?"}, {"from": "gpt", "value": "5"}]},
+            "chat (messages)",
+        ),
+        (
+            {"conversations": [{"from": "human", "value": "What is 2 + 3?"}, {"from": "gpt", "value": "5"}]},
+            "sharegpt (conversations)",
+        ),
+        (
+            {"conversation": [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "5"}]},
+            "sharegpt (conversation)",
+        ),
+        ({"instruction": "What is 2 + 3?", "input": "", "output": "5"}, "alpaca"),
+        ({"instruction": "What is 2 + 3?", "input": "", "response": "5"}, "alpaca (response)"),
+        ({"instruction": "What is 2 + 3?", "completion": "5"}, "alpaca (completion)"),
+        ({"prompt": "What is 2 + 3?", "completion": "5"}, "prompt/completion"),
+        ({"prompt": "What is 2 + 3?", "response": "5"}, "prompt/response"),
+        ({"question": "What is 2 + 3?", "answer": "5"}, "question/answer"),
+    ],
+)
 def test_each_layout_is_detected_and_mapped_to_the_same_messages(obj, layout):
     assert detect_layout(obj).name == layout
     rec = _rec(obj)
@@ -34,22 +46,48 @@ def test_each_layout_is_detected_and_mapped_to_the_same_messages(obj, layout):
 
 def test_the_table_covers_every_layout_the_docs_promise():
     names = {layout.name for layout in LAYOUTS}
-    assert {"alpaca", "alpaca (response)", "alpaca (completion)", "prompt/completion", "question/answer",
-            "chat (messages)", "sharegpt (conversations)", "sharegpt (conversation)", "text"} <= names
+    assert {
+        "alpaca",
+        "alpaca (response)",
+        "alpaca (completion)",
+        "prompt/completion",
+        "question/answer",
+        "chat (messages)",
+        "sharegpt (conversations)",
+        "sharegpt (conversation)",
+        "text",
+    } <= names
 
 
 def test_system_and_context_extras_and_other_keys_go_to_meta():
-    rec = _rec({"instruction": "Summarise.", "context": "A long passage.", "response": "Short.", "system": "Be brief.",
-                "category": "summarization"}, columns=["category"])
-    assert rec["messages"] == [{"role": "system", "content": "Be brief."},
-                               {"role": "user", "content": "Summarise.\n\nA long passage."},
-                               {"role": "assistant", "content": "Short."}]
+    rec = _rec(
+        {
+            "instruction": "Summarise.",
+            "context": "A long passage.",
+            "response": "Short.",
+            "system": "Be brief.",
+            "category": "summarization",
+        },
+        columns=["category"],
+    )
+    assert rec["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Summarise.\n\nA long passage."},
+        {"role": "assistant", "content": "Short."},
+    ]
     assert rec["category"] == "summarization" and rec["meta"] is None
 
 
 def test_sharegpt_system_turn_and_unknown_role():
-    rec = _rec({"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "hi"},
-                                  {"from": "gpt", "value": "hello"}]})
+    rec = _rec(
+        {
+            "conversations": [
+                {"from": "system", "value": "S"},
+                {"from": "human", "value": "hi"},
+                {"from": "gpt", "value": "hello"},
+            ]
+        }
+    )
     assert [m["role"] for m in rec["messages"]] == ["system", "user", "assistant"]
     with pytest.raises(RecordError, match=r"conversations\[0\]\.from must be one of") as err:
         _rec({"conversations": [{"from": "narrator", "value": "x"}]})

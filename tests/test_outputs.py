@@ -24,8 +24,12 @@ runner = CliRunner()
 def _records(folder: Path, n: int = 30, name: str = "in.jsonl") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Record {i} about the clinic budget for this year."}) + "\n"
-                            for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "text": f"Record {i} about the clinic budget for this year."}) + "\n"
+            for i in range(n)
+        )
+    )
     return path
 
 
@@ -67,11 +71,17 @@ def test_home_root_and_catalog_are_refused(tmp_path, monkeypatch, curate_home):
     monkeypatch.setenv("HOME", str(home))
     _records(tmp_path / "src")
     path = write_pipeline(tmp_path / "src", [{"path": "in.jsonl"}], [{"stage": "normalize"}])
-    for target, message in ((home, "home folder"), (Path("/"), "filesystem root"), (curate_home / "catalog", "catalog"),
-                            (curate_home, "catalog")):
+    for target, message in (
+        (home, "home folder"),
+        (Path("/"), "filesystem root"),
+        (curate_home / "catalog", "catalog"),
+        (curate_home, "catalog"),
+    ):
         with pytest.raises(OutputError, match=message):
             run(path, target)
-    assert (home / "data" / "notes.jsonl").read_text() == "mine\n" and sorted(p.name for p in home.iterdir()) == ["data"]
+    assert (home / "data" / "notes.jsonl").read_text() == "mine\n" and sorted(p.name for p in home.iterdir()) == [
+        "data"
+    ]
     result = runner.invoke(app, ["run", str(path), "--out", "~", "--quiet"])
     assert result.exit_code == 2 and "home folder" in result.output
 
@@ -154,13 +164,20 @@ def test_a_crash_at_any_publish_step_leaves_one_complete_version_and_a_consisten
             import curate.engine as engine
 
             real = engine.write_html
-            m.setattr(engine, "write_html", lambda *a, **k: (real(*a, **k), (_ for _ in ()).throw(KeyboardInterrupt()))[0])
+            m.setattr(
+                engine, "write_html", lambda *a, **k: (real(*a, **k), (_ for _ in ()).throw(KeyboardInterrupt()))[0]
+            )
         elif crash == "before-switch":
             m.setattr(outputs, "_exchange", lambda a, b: (_ for _ in ()).throw(KeyboardInterrupt()))
         elif crash == "after-switch":
             real_rmtree = shutil.rmtree
-            m.setattr(outputs.shutil, "rmtree", lambda p, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
-                      if ".curate-" in str(p) else real_rmtree(p, *a, **k))
+            m.setattr(
+                outputs.shutil,
+                "rmtree",
+                lambda p, *a, **k: (
+                    (_ for _ in ()).throw(KeyboardInterrupt()) if ".curate-" in str(p) else real_rmtree(p, *a, **k)
+                ),
+            )
         else:  # a filesystem without RENAME_EXCHANGE: two renames, killed between them
             real_rename = outputs.os.rename
             calls = []
@@ -170,6 +187,7 @@ def test_a_crash_at_any_publish_step_leaves_one_complete_version_and_a_consisten
                 if len(calls) == 2:
                     raise KeyboardInterrupt()
                 real_rename(a, b)
+
             m.setattr(outputs, "_exchange", lambda a, b: False)
             m.setattr(outputs.os, "rename", rename)
         with pytest.raises(KeyboardInterrupt):
@@ -216,8 +234,13 @@ def test_a_gate_failed_rerun_into_a_folder_does_not_change_what_an_older_referen
     copy = tmp_path / "copy"
     run(tmp_path / "src" / "pipeline.yaml", copy)  # the same version published in a second folder
     assert {loc["path"] for loc in Catalog().resolve(v1).locations} == {str(out.resolve()), str(copy.resolve())}
-    stricter = write_pipeline(tmp_path / "src2", [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="ds",
-                              gates=[{"rules": str(_failing_gate(tmp_path))}])
+    stricter = write_pipeline(
+        tmp_path / "src2",
+        [{"path": "in.jsonl"}],
+        [{"stage": "normalize"}],
+        name="ds",
+        gates=[{"rules": str(_failing_gate(tmp_path))}],
+    )
     failed = run(stricter, out)
     assert failed.failed_gates and failed.manifest["version"] != old.manifest["version"]
     entry = Catalog().resolve(v1)  # still served, from the folder that still holds it

@@ -39,11 +39,15 @@ def stage() -> PiiStage:
 
 def _frame(texts: list[str | None], langs: list[str | None] | None = None, messages=None) -> pl.DataFrame:
     n = len(texts)
-    return pl.DataFrame({
-        "id": [f"r{i}" for i in range(n)], "text": texts,
-        "messages": messages if messages is not None else [None] * n,
-        "lang": langs or ["en"] * n,
-    }, schema_overrides={"messages": MESSAGES, "text": pl.Utf8, "lang": pl.Utf8})
+    return pl.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": texts,
+            "messages": messages if messages is not None else [None] * n,
+            "lang": langs or ["en"] * n,
+        },
+        schema_overrides={"messages": MESSAGES, "text": pl.Utf8, "lang": pl.Utf8},
+    )
 
 
 def _one(stage: PiiStage, text: str, lang: str = "en") -> dict:
@@ -51,31 +55,46 @@ def _one(stage: PiiStage, text: str, lang: str = "en") -> dict:
 
 
 # --- recognizers -------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, value, entity", [
-    ("My email is jane.doe@example.org, thanks.", "jane.doe@example.org", "EMAIL_ADDRESS"),
-    ("Call me at (212) 555-0198 tomorrow.", "555-0198", "PHONE_NUMBER"),
-    ("His SSN is 536-22-8724 on the form.", "536-22-8724", "US_SSN"),
-    ("The server at 192.168.14.7 went down.", "192.168.14.7", "IP_ADDRESS"),
-    ("Patient Maria Gonzalez was admitted.", "Maria Gonzalez", "PERSON"),
-    ("She lives at 1600 Pennsylvania Avenue NW now.", "1600 Pennsylvania Avenue", "STREET_ADDRESS"),
-    ("Please see Dr. Okafor about it.", "Okafor", "PERSON"),
-    ("My driver's license number is 6940579", "6940579", "US_DRIVER_LICENSE"),  # needs its context words
-    ("export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
-    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SECRET"),
-    ("token: ghp_0123456789abcdefghijABCDEFGHIJ012345", "ghp_0123456789abcdefghijABCDEFGHIJ012345", "SECRET"),
-    ("use glpat-AbCdEfGhIjKlMnOpQrSt to push", "glpat-AbCdEfGhIjKlMnOpQrSt", "SECRET"),
-    ("bot xoxb-123456789012-abcdefABCDEF in slack", "xoxb-123456789012-abcdefABCDEF", "SECRET"),
-    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0", "SECRET"),
-    ("db password = s3cr3t-Pa55word!", "s3cr3t-Pa55word!", "SECRET"),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n-----END RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA7bq", "SECRET"),
-    ("Chart review: MRN 00482913, admitted for chest pain.", "00482913", "MEDICAL_RECORD_NUMBER"),
-    ("Ordering provider NPI 1245319599 signed the note.", "1245319599", "US_NPI"),
-    ("Prescriber DEA number AB1234563 on file.", "AB1234563", "DEA_NUMBER"),
-    ("Số CCCD của tôi là 001099012345 nhé.", "001099012345", "VN_NATIONAL_ID"),
-    ("Gọi cho tôi: 0912 345 678 hoặc nhắn tin.", "0912 345 678", "PHONE_NUMBER"),
-    ("Liên hệ +84 912345678 để biết thêm.", "912345678", "PHONE_NUMBER"),
-])
+@pytest.mark.parametrize(
+    "text, value, entity",
+    [
+        ("My email is jane.doe@example.org, thanks.", "jane.doe@example.org", "EMAIL_ADDRESS"),
+        ("Call me at (212) 555-0198 tomorrow.", "555-0198", "PHONE_NUMBER"),
+        ("His SSN is 536-22-8724 on the form.", "536-22-8724", "US_SSN"),
+        ("The server at 192.168.14.7 went down.", "192.168.14.7", "IP_ADDRESS"),
+        ("Patient Maria Gonzalez was admitted.", "Maria Gonzalez", "PERSON"),
+        ("She lives at 1600 Pennsylvania Avenue NW now.", "1600 Pennsylvania Avenue", "STREET_ADDRESS"),
+        ("Please see Dr. Okafor about it.", "Okafor", "PERSON"),
+        ("My driver's license number is 6940579", "6940579", "US_DRIVER_LICENSE"),  # needs its context words
+        ("export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "SECRET",
+        ),
+        ("token: ghp_0123456789abcdefghijABCDEFGHIJ012345", "ghp_0123456789abcdefghijABCDEFGHIJ012345", "SECRET"),
+        ("use glpat-AbCdEfGhIjKlMnOpQrSt to push", "glpat-AbCdEfGhIjKlMnOpQrSt", "SECRET"),
+        ("bot xoxb-123456789012-abcdefABCDEF in slack", "xoxb-123456789012-abcdefABCDEF", "SECRET"),
+        (
+            "Authorization: Bearer "
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+            "SECRET",
+        ),
+        ("db password = s3cr3t-Pa55word!", "s3cr3t-Pa55word!", "SECRET"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n-----END RSA PRIVATE KEY-----",
+            "MIIEowIBAAKCAQEA7bq",
+            "SECRET",
+        ),
+        ("Chart review: MRN 00482913, admitted for chest pain.", "00482913", "MEDICAL_RECORD_NUMBER"),
+        ("Ordering provider NPI 1245319599 signed the note.", "1245319599", "US_NPI"),
+        ("Prescriber DEA number AB1234563 on file.", "AB1234563", "DEA_NUMBER"),
+        ("Số CCCD của tôi là 001099012345 nhé.", "001099012345", "VN_NATIONAL_ID"),
+        ("Gọi cho tôi: 0912 345 678 hoặc nhắn tin.", "0912 345 678", "PHONE_NUMBER"),
+        ("Liên hệ +84 912345678 để biết thêm.", "912345678", "PHONE_NUMBER"),
+    ],
+)
 def test_each_recognizer_finds_and_replaces_its_entity(stage, text, value, entity):
     lang = "vi" if any(w in text for w in ("Số", "Gọi", "Liên")) else "en"
     row = _one(stage, text, lang)
@@ -84,18 +103,24 @@ def test_each_recognizer_finds_and_replaces_its_entity(stage, text, value, entit
     assert row["pii_count"] >= 1
 
 
-@pytest.mark.parametrize("text, entity", [
-    ("Ordering provider NPI 1245319598 signed the note.", "US_NPI"),  # checksum fails
-    ("Prescriber DEA number AB1234567 on file.", "DEA_NUMBER"),  # checksum fails
-])
+@pytest.mark.parametrize(
+    "text, entity",
+    [
+        ("Ordering provider NPI 1245319598 signed the note.", "US_NPI"),  # checksum fails
+        ("Prescriber DEA number AB1234567 on file.", "DEA_NUMBER"),  # checksum fails
+    ],
+)
 def test_a_failed_checksum_is_not_that_identifier(stage, text, entity):
     assert entity not in _one(stage, text)["pii_types"]
 
 
-@pytest.mark.parametrize("text", [
-    "The invoice total was 1,245 dollars for 3 items.",
-    "We met on a sunny day and talked about the weather for 8 hours.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The invoice total was 1,245 dollars for 3 items.",
+        "We met on a sunny day and talked about the weather for 8 hours.",
+    ],
+)
 def test_plain_text_is_left_alone(stage, text):
     row = _one(stage, text)
     assert row["text"] == text and row["pii_count"] == 0
@@ -162,8 +187,12 @@ def test_entities_on_chunk_boundaries_are_found_and_offsets_stay_right():
 
 def test_chat_messages_of_the_configured_roles_are_redacted():
     stage = _stage(chat_roles=["user"])
-    messages = [[{"role": "user", "content": "I'm Peter Novak, email peter.novak@example.com"},
-                 {"role": "assistant", "content": "Hello Peter Novak, I will write to peter.novak@example.com"}]]
+    messages = [
+        [
+            {"role": "user", "content": "I'm Peter Novak, email peter.novak@example.com"},
+            {"role": "assistant", "content": "Hello Peter Novak, I will write to peter.novak@example.com"},
+        ]
+    ]
     out = stage.process(_frame([None], messages=messages)).to_dicts()[0]
     user, assistant = out["messages"]
     assert "peter.novak@example.com" not in user["content"] and "Peter Novak" not in user["content"]
@@ -175,8 +204,13 @@ def test_bad_input_does_not_crash(stage):
     long_text = ("Logged 2024-01-05 12:00:01 value 48213 ok 93.5 " * 600) + " Contact bob@example.com"
     digits = " ".join(str(i * 7919 % 1000003) for i in range(2500))
     messages = [None, None, None, [{"role": "user", "content": ""}], None]
-    out = stage.process(_frame(["", long_text, digits, None, "Émilie Dubois à Paris, tél 06 12 34 56 78"],
-                               ["en", "en", "en", "en", None], messages))
+    out = stage.process(
+        _frame(
+            ["", long_text, digits, None, "Émilie Dubois à Paris, tél 06 12 34 56 78"],
+            ["en", "en", "en", "en", None],
+            messages,
+        )
+    )
     assert out.height == 5 and set(out[ACTION].to_list()) <= {KEEP}
     assert "bob@example.com" not in out["text"][1]
 
@@ -225,23 +259,39 @@ def test_loads_and_runs_without_network(monkeypatch):
 
 
 # --- end to end: nothing leaks -----------------------------------------------------------------
-PLANTED = ["Evangeline Whitcombe", "evangeline.whitcombe@example.net", "536-22-8724", "AKIAZZZZZZZZZZZZZZZZ",
-           "Bartholomew Quince", "bart.quince@example.org"]
+PLANTED = [
+    "Evangeline Whitcombe",
+    "evangeline.whitcombe@example.net",
+    "536-22-8724",
+    "AKIAZZZZZZZZZZZZZZZZ",
+    "Bartholomew Quince",
+    "bart.quince@example.org",
+]
 
 
 def test_planted_pii_appears_in_no_output_file_and_no_log(tmp_path, caplog):
     records = [
-        {"id": "keep-1", "text": "Evangeline Whitcombe (evangeline.whitcombe@example.net, SSN 536-22-8724) "
-                                 "asked about the new clinic schedule and the parking rules for staff."},
-        {"id": "keep-2", "messages": [{"role": "user", "content": "My key is AKIAZZZZZZZZZZZZZZZZ, is that safe to share here?"},
-                                      {"role": "assistant", "content": "No. Rotate the key now and never paste it into chats."}]},
+        {
+            "id": "keep-1",
+            "text": "Evangeline Whitcombe (evangeline.whitcombe@example.net, SSN 536-22-8724) "
+            "asked about the new clinic schedule and the parking rules for staff.",
+        },
+        {
+            "id": "keep-2",
+            "messages": [
+                {"role": "user", "content": "My key is AKIAZZZZZZZZZZZZZZZZ, is that safe to share here?"},
+                {"role": "assistant", "content": "No. Rotate the key now and never paste it into chats."},
+            ],
+        },
         {"id": "short-1", "text": "Bartholomew Quince bart.quince@example.org"},  # rejected by quality, before pii
     ]
     lines = [json.dumps(r) for r in records] + ['{"id": "bad", "text": "Bartholomew Quince bart.quince@example.org" ']
     data = tmp_path / "in.jsonl"
     data.write_text("\n".join(lines) + "\n")
-    stages = [{"stage": "quality", "params": {"rules": [{"name": "min_words", "stat": "word_count", "min": 8}]}},
-              {"stage": "pii", "rules": str(RULES / "pii" / "default.yaml"), "params": {"residual_sample": 1.0}}]
+    stages = [
+        {"stage": "quality", "params": {"rules": [{"name": "min_words", "stat": "word_count", "min": 8}]}},
+        {"stage": "pii", "rules": str(RULES / "pii" / "default.yaml"), "params": {"residual_sample": 1.0}},
+    ]
     path = write_pipeline(tmp_path, [{"path": str(data)}], stages, name="leak")
     with caplog.at_level(logging.DEBUG):
         result = run(path, tmp_path / "out")
@@ -250,7 +300,7 @@ def test_planted_pii_appears_in_no_output_file_and_no_log(tmp_path, caplog):
     for f in (tmp_path / "out").rglob("*"):
         if not f.is_file():
             continue
-        content = (pl.read_parquet(f).write_ndjson() if f.suffix == ".parquet" else f.read_text(errors="replace"))
+        content = pl.read_parquet(f).write_ndjson() if f.suffix == ".parquet" else f.read_text(errors="replace")
         scanned += 1
         for value in PLANTED:
             assert value not in content, f"{value!r} leaked into {f.relative_to(tmp_path)}"
@@ -268,9 +318,16 @@ def test_a_rotated_hash_key_is_a_cache_miss_and_a_missing_key_stops_before_any_w
     """The key's fingerprint (never the key) is part of the cache key; with no key the run stops with
     one clear error on the driver, also with a pool of workers."""
     params = {"entities": {"EMAIL_ADDRESS": {"operator": "hash", "requires": ["@"]}}, "recognizers": []}
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": f"mail ann{i}@example.com about the rota"}) + "\n"
-                                               for i in range(6)))
-    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "pii", "rules": str(RULES / "pii/default.yaml"), "params": params}], workers=2, batch_size=2)
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"text": f"mail ann{i}@example.com about the rota"}) + "\n" for i in range(6))
+    )
+    path = write_pipeline(
+        tmp_path,
+        [{"path": "in.jsonl"}],
+        [{"stage": "pii", "rules": str(RULES / "pii/default.yaml"), "params": params}],
+        workers=2,
+        batch_size=2,
+    )
     monkeypatch.delenv("CURATE_PII_HASH_KEY", raising=False)
     with pytest.raises(ConfigError, match="CURATE_PII_HASH_KEY"):
         run(path, tmp_path / "out")

@@ -35,8 +35,10 @@ PLANTED = {
 }
 
 
-WORDS = ("clinic staffing budget quarter review plan nurse ward rota shift report audit supply order invoice "
-         "schedule meeting training policy update schedule visit room bed pharmacy stock forecast").split()
+WORDS = (
+    "clinic staffing budget quarter review plan nurse ward rota shift report audit supply order invoice "
+    "schedule meeting training policy update schedule visit room bed pharmacy stock forecast"
+).split()
 
 
 def _filler(i: int) -> str:
@@ -48,17 +50,25 @@ def _filler(i: int) -> str:
 def _corpus(folder: Path, early_gate: bool = True) -> Path:
     rows = [
         {"id": PLANTED["id"], "text": f"{_filler(1)} Record one.", "owner": "team"},
-        {"id": "r2", "text": f"{_filler(2)} Record two.", "contact": f"write {PLANTED['meta']}",
-         "nested": {"ssn": f"SSN {PLANTED['meta_nested']}", "notes": [f"seen by Dr. {PLANTED['meta_name']} today"]}},
+        {
+            "id": "r2",
+            "text": f"{_filler(2)} Record two.",
+            "contact": f"write {PLANTED['meta']}",
+            "nested": {"ssn": f"SSN {PLANTED['meta_nested']}", "notes": [f"seen by Dr. {PLANTED['meta_name']} today"]},
+        },
         {"id": "r3", "text": f"{_filler(3)} Record three.", "owner": PLANTED["column"]},
         {"id": "r4", "text": f"{_filler(4)} Record four.", "source": f"export for {PLANTED['source']}"},
         {"id": "r5", "text": f"{_filler(5)} Record five.", "label": PLANTED["label"]},
-        {"id": "r6", "messages": [
-            {"role": "system", "content": f"You help the clinic. Escalate to {PLANTED['system']}."},
-            {"role": "user", "content": "Look up the staffing plan for next quarter, please."},
-            {"role": "assistant", "content": "Looking it up now with the directory tool."},
-            {"role": "tool", "content": f"directory result: contact {PLANTED['tool']} for the plan"},
-            {"role": "assistant", "content": "The plan is ready; the contact is in the directory."}]},
+        {
+            "id": "r6",
+            "messages": [
+                {"role": "system", "content": f"You help the clinic. Escalate to {PLANTED['system']}."},
+                {"role": "user", "content": "Look up the staffing plan for next quarter, please."},
+                {"role": "assistant", "content": "Looking it up now with the directory tool."},
+                {"role": "tool", "content": f"directory result: contact {PLANTED['tool']} for the plan"},
+                {"role": "assistant", "content": "The plan is ready; the contact is in the directory."},
+            ],
+        },
         {"id": "r7", "messages": [{"role": PLANTED["role"], "content": "hello there"}]},
         {"id": PLANTED["dup_id"], "text": f"{_filler(6)} Record eight."},
         {"id": PLANTED["dup_id"], "text": f"{_filler(7)} Record nine, same id."},
@@ -66,22 +76,40 @@ def _corpus(folder: Path, early_gate: bool = True) -> Path:
         {"id": "r10", "text": f"hi {PLANTED['quality']}"},  # dropped by quality, before pii
     ]
     lines = [orjson.dumps(r) for r in rows] + [f'{{"text": "cut off line from {PLANTED["malformed"]}'.encode()]
-    lines += [orjson.dumps({"id": f"f{i}", "text": f"{_filler(100 + i)} Filler record number {i} for the split."}) for i in range(30)]
+    lines += [
+        orjson.dumps({"id": f"f{i}", "text": f"{_filler(100 + i)} Filler record number {i} for the split."})
+        for i in range(30)
+    ]
     (folder / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     gates = folder / "gates.yaml"
-    gates.write_text(yaml.safe_dump({"expectations": [
-        {"values_in_set": {"column": "label", "values": ["routine"]}, "severity": "warn"},
-        {"unique": ["source"], "severity": "warn"},
-    ]}))
-    return write_pipeline(folder, [{"path": "in.jsonl", "columns": ["owner"]}], [
-        {"stage": "normalize", "rules": str(RULES / "normalize/default.yaml")},
-        {"stage": "quality", "rules": str(RULES / "quality/default.yaml"), "params": {"rules": [
-            {"name": "min_words", "stat": "word_count", "min": 3, "applies_to": ["text"]}]}},
-        {"stage": "pii", "rules": str(RULES / "pii/default.yaml")},
-        {"stage": "dedup", "rules": str(RULES / "dedup/default.yaml")},
-        {"stage": "split", "rules": str(RULES / "split/default.yaml")},
-    ], gates=[{"rules": "gates.yaml", "after": "normalize"}] * early_gate + [{"rules": "gates.yaml"}], name="planted",
-        batch_size=8)
+    gates.write_text(
+        yaml.safe_dump(
+            {
+                "expectations": [
+                    {"values_in_set": {"column": "label", "values": ["routine"]}, "severity": "warn"},
+                    {"unique": ["source"], "severity": "warn"},
+                ]
+            }
+        )
+    )
+    return write_pipeline(
+        folder,
+        [{"path": "in.jsonl", "columns": ["owner"]}],
+        [
+            {"stage": "normalize", "rules": str(RULES / "normalize/default.yaml")},
+            {
+                "stage": "quality",
+                "rules": str(RULES / "quality/default.yaml"),
+                "params": {"rules": [{"name": "min_words", "stat": "word_count", "min": 3, "applies_to": ["text"]}]},
+            },
+            {"stage": "pii", "rules": str(RULES / "pii/default.yaml")},
+            {"stage": "dedup", "rules": str(RULES / "dedup/default.yaml")},
+            {"stage": "split", "rules": str(RULES / "split/default.yaml")},
+        ],
+        gates=[{"rules": "gates.yaml", "after": "normalize"}] * early_gate + [{"rules": "gates.yaml"}],
+        name="planted",
+        batch_size=8,
+    )
 
 
 def _leaks(text: str) -> list[str]:

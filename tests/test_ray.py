@@ -39,9 +39,16 @@ def pipeline(tmp_path_factory) -> Path:
     """The default pipeline's stages on an 800-record demo corpus, in batches of 100."""
     folder = tmp_path_factory.mktemp("ray_pipeline")
     stages = [{"stage": s, "rules": str(RULES / s / "default.yaml")} for s in STAGES]
-    return write_pipeline(folder, [{"demo": {"records": 800, "seed": 5}, "columns": ["domain"]}], stages,
-                          name="demo", batch_size=100, workers=2, output={"shard_rows": 300},
-                          sensitivity=False)  # the replay runs in the driver either way
+    return write_pipeline(
+        folder,
+        [{"demo": {"records": 800, "seed": 5}, "columns": ["domain"]}],
+        stages,
+        name="demo",
+        batch_size=100,
+        workers=2,
+        output={"shard_rows": 300},
+        sensitivity=False,
+    )  # the replay runs in the driver either way
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,9 @@ def _map_workers() -> list[psutil.Process]:
     return found
 
 
-def test_ray_gives_the_local_shards_and_accounting_also_when_a_worker_is_killed_mid_stage(cluster, pipeline, local_run, tmp_path):
+def test_ray_gives_the_local_shards_and_accounting_also_when_a_worker_is_killed_mid_stage(
+    cluster, pipeline, local_run, tmp_path
+):
     """One Ray run, with one map worker killed mid-segment: Ray retries its batches, and the shards,
     rejected rows, accounting, summaries and catalog version are the local executor's, byte for byte."""
     out = tmp_path / "out"
@@ -100,8 +109,9 @@ def test_ray_gives_the_local_shards_and_accounting_also_when_a_worker_is_killed_
     assert killed, "no worker was killed: the test did not exercise a failure"
     _assert_same(result, local_run)
     dedup = {a["stage"]: a for a in result.manifest["accounting"]}["dedup"]
-    assert dedup["reasons"].get("near_duplicate") and dedup["reasons"].get("exact_duplicate"), \
+    assert dedup["reasons"].get("near_duplicate") and dedup["reasons"].get("exact_duplicate"), (
         "the demo corpus has both kinds of duplicates: the comparison must cover dedup clusters"
+    )
     assert result.entry.version == local_run.entry.version  # other projects cannot tell the runs apart
 
 
@@ -119,7 +129,9 @@ def test_dedup_shuffle_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp
 
     df, rules = spread_case()
     monkeypatch.setattr("curate.stages.dedup.MIN_CHUNK", 50)
-    assert dedup_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)})).equals(dedup_with_pool(df, rules, None))
+    assert dedup_with_pool(df, rules, RayPool(2, {"CURATE_HOME": str(tmp_path)})).equals(
+        dedup_with_pool(df, rules, None)
+    )
 
 
 def test_decontamination_shuffle_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp_path):
@@ -141,20 +153,34 @@ def test_retrieval_on_ray_tasks_matches_in_process(cluster, monkeypatch, tmp_pat
     from tests.test_retrieve import retrieve_with_pool
 
     folder = tmp_path / "seeds.jsonl"
-    rows = [{"id": f"s{i}", "text": t} for i, t in enumerate(["Wash your hands before meals.", "Take the tablets with water.",
-                                                            "Call the clinic if the fever lasts three days."])]
+    rows = [
+        {"id": f"s{i}", "text": t}
+        for i, t in enumerate(
+            [
+                "Wash your hands before meals.",
+                "Take the tablets with water.",
+                "Call the clinic if the fever lasts three days.",
+            ]
+        )
+    ]
     folder.write_text("".join(json.dumps(r) + "\n" for r in rows))
     import polars as pl
 
-    texts = [f"Document {i}: " + ("rest and drink fluids while the fever lasts" if i % 2 else "buy cheap watches online now")
-             for i in range(90)]
-    df = pl.DataFrame({"id": [f"d{i}" for i in range(90)], "text": texts, "messages": [None] * 90},
-                      schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    texts = [
+        f"Document {i}: " + ("rest and drink fluids while the fever lasts" if i % 2 else "buy cheap watches online now")
+        for i in range(90)
+    ]
+    df = pl.DataFrame(
+        {"id": [f"d{i}" for i in range(90)], "text": texts, "messages": [None] * 90},
+        schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
+    )
     monkeypatch.setattr("curate.stages.retrieve.CHUNK", 30)
     rules = {"select": {"by": "top_fraction", "value": 0.5}, "index": "hnsw"}
     got, summary = retrieve_with_pool(df, folder, RayPool(2, {"CURATE_HOME": str(tmp_path)}), **rules)
     expected, _ = retrieve_with_pool(df, folder, None, **rules)
-    assert got.drop("retrieval_score", "retrieval_score_mean").equals(expected.drop("retrieval_score", "retrieval_score_mean"))
+    assert got.drop("retrieval_score", "retrieval_score_mean").equals(
+        expected.drop("retrieval_score", "retrieval_score_mean")
+    )
     np.testing.assert_allclose(got["retrieval_score"].to_numpy(), expected["retrieval_score"].to_numpy(), atol=1e-6)
     assert summary["backend"] == "faiss-cpu hnsw"
 
@@ -165,8 +191,12 @@ def test_cli_runs_a_pipeline_on_ray_and_a_stage_error_surfaces_as_itself(cluster
     from curate.cli import app
 
     corpus = tmp_path / "in.jsonl"
-    corpus.write_text("".join(json.dumps({"text": f"Doc {i}: wash your hands before meals and after visits.", "label": "a"}) + "\n"
-                              for i in range(60)))
+    corpus.write_text(
+        "".join(
+            json.dumps({"text": f"Doc {i}: wash your hands before meals and after visits.", "label": "a"}) + "\n"
+            for i in range(60)
+        )
+    )
     pipeline = write_pipeline(tmp_path, [{"path": str(corpus)}], batch_size=20)
     result = CliRunner().invoke(app, ["run", str(pipeline), "--executor", "ray", "-q", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

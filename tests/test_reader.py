@@ -36,25 +36,33 @@ def _lines(*objs) -> bytes:
 
 def test_every_quarantine_reason_names_file_row_and_reason(tmp_path):
     data = _lines(
-        {"id": "a", "text": "good one"},          # 1 kept
-        b'{"text": "unterminated',                  # 2 malformed_json
-        b'{"text": "bad \xff byte"}',               # 3 invalid_utf8
-        {},                                          # 4 empty_record (no fields)
-        {"text": "   \n "},                          # 5 empty_record (blank text)
-        {"title": "no text"},                        # 6 missing_field
-        {"text": 12},                                # 7 wrong_type
+        {"id": "a", "text": "good one"},  # 1 kept
+        b'{"text": "unterminated',  # 2 malformed_json
+        b'{"text": "bad \xff byte"}',  # 3 invalid_utf8
+        {},  # 4 empty_record (no fields)
+        {"text": "   \n "},  # 5 empty_record (blank text)
+        {"title": "no text"},  # 6 missing_field
+        {"text": 12},  # 7 wrong_type
         {"messages": [{"role": "robot", "content": "x"}]},  # 8 wrong_type (role)
-        [1, 2],                                      # 9 not_an_object
-        {"id": "a", "text": "same id again"},        # 10 duplicate_id
-        {"text": "x" * 2000},                        # 11 record_too_large
+        [1, 2],  # 9 not_an_object
+        {"id": "a", "text": "same id again"},  # 10 duplicate_id
+        {"text": "x" * 2000},  # 11 record_too_large
         {"messages": [{"role": "user", "content": ""}]},  # 12 empty_record (no content)
     )
     records, rejected = _read(tmp_path, {"in.jsonl": data})
     assert records["id"].to_list() == ["a"]
     got = {(r["src_row"], r["rule"]) for r in rejected.iter_rows(named=True)}
     assert got == {
-        (2, "malformed_json"), (3, "invalid_utf8"), (4, "empty_record"), (5, "empty_record"), (6, "missing_field"),
-        (7, "wrong_type"), (8, "wrong_type"), (9, "not_an_object"), (10, "duplicate_id"), (11, "record_too_large"),
+        (2, "malformed_json"),
+        (3, "invalid_utf8"),
+        (4, "empty_record"),
+        (5, "empty_record"),
+        (6, "missing_field"),
+        (7, "wrong_type"),
+        (8, "wrong_type"),
+        (9, "not_an_object"),
+        (10, "duplicate_id"),
+        (11, "record_too_large"),
         (12, "empty_record"),
     }
     assert set(rejected["src_file"]) == {"in.jsonl"}
@@ -82,7 +90,9 @@ def test_truncated_zstd_is_reported_not_silent(tmp_path):
 
 def test_complete_zstd_and_multi_frame_read_fully(tmp_path):
     c = zstandard.ZstdCompressor()
-    frames = c.compress(_lines(*({"text": f"a{i}"} for i in range(500)))) + c.compress(_lines(*({"text": f"b{i}"} for i in range(500))))
+    frames = c.compress(_lines(*({"text": f"a{i}"} for i in range(500)))) + c.compress(
+        _lines(*({"text": f"b{i}"} for i in range(500)))
+    )
     records, rejected = _read(tmp_path, {"ok.jsonl.zst": frames})
     assert records.height == 1000 and rejected.height == 0
 
@@ -109,8 +119,11 @@ def test_alpaca_sharegpt_and_chat_map_to_messages(tmp_path):
     records, rejected = _read(tmp_path, {"mix.jsonl": data})
     assert rejected.height == 0
     convs = records["messages"].to_list()
-    assert convs[0] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Translate\n\nhola"},
-                        {"role": "assistant", "content": "hello"}]
+    assert convs[0] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Translate\n\nhola"},
+        {"role": "assistant", "content": "hello"},
+    ]
     assert convs[1] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello!"}]
     assert records["label"].to_list() == [None, None, "1"]
     assert records["text"].null_count() == 3
@@ -118,10 +131,21 @@ def test_alpaca_sharegpt_and_chat_map_to_messages(tmp_path):
 
 def test_field_mapping_promoted_columns_and_meta(tmp_path):
     data = _lines({"doc_id": "d1", "body": "some text", "category": "news", "url": "u", "nested": {"k": 1}})
-    records, _ = _read(tmp_path, {"x.jsonl": data}, fields={"id": "doc_id", "text": "body", "label": "category"},
-                       columns=["url"], source="crawl")
+    records, _ = _read(
+        tmp_path,
+        {"x.jsonl": data},
+        fields={"id": "doc_id", "text": "body", "label": "category"},
+        columns=["url"],
+        source="crawl",
+    )
     row = records.row(0, named=True)
-    assert (row["id"], row["text"], row["label"], row["source"], row["url"]) == ("d1", "some text", "news", "crawl", "u")
+    assert (row["id"], row["text"], row["label"], row["source"], row["url"]) == (
+        "d1",
+        "some text",
+        "news",
+        "crawl",
+        "u",
+    )
     assert json.loads(row["meta"]) == {"nested": {"k": 1}}
 
 
@@ -159,8 +183,10 @@ def test_url_inputs_read_through_fsspec_give_the_same_shards_as_local_files(tmp_
 
     from tests.conftest import run
 
-    lines = [json.dumps({"text": f"Record {i}: patients should bring their insurance card and a list of medicines."})
-             for i in range(40)] + ["{not json"]
+    lines = [
+        json.dumps({"text": f"Record {i}: patients should bring their insurance card and a list of medicines."})
+        for i in range(40)
+    ] + ["{not json"]
     local_dir = tmp_path / "corpus"
     local_dir.mkdir()
     (local_dir / "a.jsonl").write_text("\n".join(lines[:20]) + "\n")
@@ -178,7 +204,10 @@ def test_url_inputs_read_through_fsspec_give_the_same_shards_as_local_files(tmp_
         local, url = results["local"].manifest, results["url"].manifest
         assert url["version"] == local["version"]
         assert url["rows"] == local["rows"] == {"input": 41, "kept": 40, "dropped": 0, "quarantined": 1}
-        assert [i["path"] for i in url["inputs"]] == ["memory:///bucket/corpus/a.jsonl", "memory:///bucket/corpus/b.jsonl.gz"]
+        assert [i["path"] for i in url["inputs"]] == [
+            "memory:///bucket/corpus/a.jsonl",
+            "memory:///bucket/corpus/b.jsonl.gz",
+        ]
         assert [i["sha256"] for i in url["inputs"]] == [i["sha256"] for i in local["inputs"]]
     finally:
         fs.rm("/bucket", recursive=True)
@@ -197,7 +226,8 @@ from curate.io.readers import read_batches
 from curate.io.sources import resolve_inputs
 batches = list(read_batches(resolve_inputs(load_pipeline(sys.argv[1])), batch_size=1000, max_record_bytes=2_000_000))
 rules = [r for b in batches for r in b.quarantined["rule"].to_list()]
-print(sum(b.records.height for b in batches), ",".join(rules), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(sum(b.records.height for b in batches), ",".join(rules), peak_mb)
 """
 
 
@@ -236,8 +266,9 @@ def test_a_1gib_line_in_a_small_compressed_file_is_quarantined_in_bounded_memory
         if case == "bomb":
             assert (folder / f"in.jsonl.{kind}").stat().st_size < 10_000_000  # small on disk
         pipeline = write_pipeline(folder, [{"path": f"in.jsonl.{kind}"}], [])
-        done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(pipeline)], capture_output=True, text=True,
-                              check=True, cwd=REPO)
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_SCRIPT, str(pipeline)], capture_output=True, text=True, check=True, cwd=REPO
+        )
         kept, rules, peak_mb = done.stdout.split()[0], done.stdout.split()[1:-1], int(done.stdout.split()[-1])
         peaks[case] = peak_mb
         assert kept == "100"
@@ -246,8 +277,16 @@ def test_a_1gib_line_in_a_small_compressed_file_is_quarantined_in_bounded_memory
 
 
 def test_blank_lines_are_counted_and_a_bom_is_stripped(tmp_path):
-    data = b"\xef\xbb\xbf" + _lines({"id": "a", "text": "first record"}) + b"\n   \n" + _lines({"id": "b", "text": "second"}) + b"\n"
-    records, rejected = _read(tmp_path, {"in.jsonl": data, "arr.json": b"\xef\xbb\xbf" + orjson.dumps([{"id": "c", "text": "x y"}])})
+    data = (
+        b"\xef\xbb\xbf"
+        + _lines({"id": "a", "text": "first record"})
+        + b"\n   \n"
+        + _lines({"id": "b", "text": "second"})
+        + b"\n"
+    )
+    records, rejected = _read(
+        tmp_path, {"in.jsonl": data, "arr.json": b"\xef\xbb\xbf" + orjson.dumps([{"id": "c", "text": "x y"}])}
+    )
     assert sorted(records["id"]) == ["a", "b", "c"] and rejected.height == 0
     assert records.filter(pl.col("id") == "b")["src_row"].item() == 4  # line numbers still count the blank lines
     pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "in.jsonl"}], []))
@@ -255,8 +294,12 @@ def test_blank_lines_are_counted_and_a_bom_is_stripped(tmp_path):
 
 
 def test_a_meta_field_that_is_not_an_object_is_kept_as_a_field(tmp_path):
-    data = _lines({"id": "a", "text": "one", "meta": "[1, 2]"}, {"id": "b", "text": "two", "meta": "5"},
-                  {"id": "c", "text": "three", "meta": '{"k": "v"}'}, {"id": "d", "text": "four", "meta": "plain words"})
+    data = _lines(
+        {"id": "a", "text": "one", "meta": "[1, 2]"},
+        {"id": "b", "text": "two", "meta": "5"},
+        {"id": "c", "text": "three", "meta": '{"k": "v"}'},
+        {"id": "d", "text": "four", "meta": "plain words"},
+    )
     records, rejected = _read(tmp_path, {"in.jsonl": data})
     meta = dict(zip(records["id"], records["meta"]))
     assert rejected.height == 0

@@ -16,8 +16,22 @@ from curate.cli import app
 from tests.conftest import REPO, RULES, run, write_pipeline
 
 runner = CliRunner()
-SECTIONS = ["readiness", "gates", "rows", "funnel", "lengths", "languages", "quality", "pii", "duplicates", "retrieval",
-            "balance", "splits", "sensitivity", "lineage"]
+SECTIONS = [
+    "readiness",
+    "gates",
+    "rows",
+    "funnel",
+    "lengths",
+    "languages",
+    "quality",
+    "pii",
+    "duplicates",
+    "retrieval",
+    "balance",
+    "splits",
+    "sensitivity",
+    "lineage",
+]
 ARTIFACTS = Path(os.environ.get("CURATE_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
 
 
@@ -32,8 +46,14 @@ def full_demo(tmp_path_factory):
         if "split_sizes" in rule:  # the default minimums are for the 20k demo
             rule["split_sizes"]["min"] = {"train": 500, "validation": 50, "test": 50}
     (folder / "gates.yaml").write_text(yaml.safe_dump(gates, sort_keys=False))
-    path = write_pipeline(folder, [{"demo": {"records": 1500, "seed": 13}, "columns": ["domain"]}], stages,
-                          name="demo", batch_size=500, gates=[{"rules": "gates.yaml"}])
+    path = write_pipeline(
+        folder,
+        [{"demo": {"records": 1500, "seed": 13}, "columns": ["domain"]}],
+        stages,
+        name="demo",
+        batch_size=500,
+        gates=[{"rules": "gates.yaml"}],
+    )
     return run(path, folder / "out")
 
 
@@ -44,7 +64,10 @@ def test_demo_report_has_every_section_and_passes_its_gates(full_demo):
         assert f'id="{section}"' in html, section
     assert full_demo.failed_gates == [] and report["status"] == "ok"
     assert report["gates"]["counts"]["pass"] >= 30 and report["gates"]["docs"] == "gx-docs/index.html"
-    assert [x["question"] for x in report["readiness"]][:2] == ["Is there enough data for the task?", "Is it in the expected chat format?"]
+    assert [x["question"] for x in report["readiness"]][:2] == [
+        "Is there enough data for the task?",
+        "Is it in the expected chat format?",
+    ]
     marks = {x["question"]: x["mark"] for x in report["readiness"]}
     assert marks["Did the quality gates pass?"] == "pass"
     assert marks["Is there a validation split without leakage?"] == "pass"
@@ -56,10 +79,16 @@ def test_demo_report_has_every_section_and_passes_its_gates(full_demo):
 
 
 def test_report_opens_in_a_real_browser_offline_without_errors(full_demo):
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
-    browser_path = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
+    browser_path = next(
+        (shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+    )
     if browser_path is None:
-        pytest.skip("no Chromium on PATH: install it (`apt-get install chromium`; .ci/run does) to run the browser test")
+        pytest.skip(
+            "no Chromium on PATH: install it (`apt-get install chromium`; .ci/run does) to run the browser test"
+        )
     page_url = (full_demo.out_dir / "report.html").resolve().as_uri()
     requests, problems = [], []
     with playwright.sync_playwright() as p:
@@ -82,8 +111,14 @@ def test_report_opens_in_a_real_browser_offline_without_errors(full_demo):
 
 
 def test_diff_shows_what_changed_between_two_versions(tmp_path):
-    lines = [{"id": f"r{i}", "text": f"Record {i}: the clinic reviewed its budget and staffing plan for next year.", "label": "a" if i % 3 else "b"}
-             for i in range(60)]
+    lines = [
+        {
+            "id": f"r{i}",
+            "text": f"Record {i}: the clinic reviewed its budget and staffing plan for next year.",
+            "label": "a" if i % 3 else "b",
+        }
+        for i in range(60)
+    ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     (tmp_path / "fewer.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines[:45]))
     a = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], name="ds")

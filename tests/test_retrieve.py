@@ -27,7 +27,12 @@ def _health(rng: random.Random) -> str:
 
 
 def _junk(rng: random.Random) -> str:
-    parts = [rng.choice(C.SPAM_LINES), rng.choice(C.BOILERPLATE), " ".join(rng.choices(C.KEYWORDS, k=8)), rng.choice(C.BOILERPLATE)]
+    parts = [
+        rng.choice(C.SPAM_LINES),
+        rng.choice(C.BOILERPLATE),
+        " ".join(rng.choices(C.KEYWORDS, k=8)),
+        rng.choice(C.BOILERPLATE),
+    ]
     rng.shuffle(parts)
     return " ".join(parts)
 
@@ -42,9 +47,15 @@ def corpus(tmp_path_factory):
     rng.shuffle(rows)
     seeds = folder / "seeds.jsonl"
     seeds.write_text("".join(json.dumps({"id": f"seed{i}", "text": _health(rng)}) + "\n" for i in range(5)))
-    df = pl.DataFrame({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows],
-                       "messages": [None] * len(rows), "label": [r["label"] for r in rows]},
-                      schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    df = pl.DataFrame(
+        {
+            "id": [r["id"] for r in rows],
+            "text": [r["text"] for r in rows],
+            "messages": [None] * len(rows),
+            "label": [r["label"] for r in rows],
+        },
+        schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
+    )
     return folder, df, seeds
 
 
@@ -75,7 +86,9 @@ def test_filter_drops_unselected_records_with_a_reason_and_sample_labels_only_a_
     dropped = out.filter(pl.col("_action") == "drop")
     assert dropped.height and (dropped["_rule"] == "retrieve:not_selected").all()
     assert dropped["_reason"].str.contains(r"max cosine to seeds 0\.\d+ not selected \(threshold 0\.3\)").all()
-    assert (dropped["retrieval_score"] < 0.3).all() and (out.filter(pl.col("_action") == "keep")["retrieval_score"] >= 0.3).all()
+    assert (dropped["retrieval_score"] < 0.3).all() and (
+        out.filter(pl.col("_action") == "keep")["retrieval_score"] >= 0.3
+    ).all()
     sampled = _retrieve(seeds, sample=50, select={"by": "top_n", "value": 10}).process(df)
     assert sampled["retrieval_score"].is_not_null().sum() == 50 and sampled["retrieved"].sum() == 10
 
@@ -90,11 +103,17 @@ def test_semantic_dedup_drops_near_copies_and_names_the_record_kept(corpus):
     _, df, seeds = corpus
     first = df.filter(pl.col("label") == "health").head(1)
     copy = first.with_columns(pl.lit("copy").alias("id"), (pl.col("text") + " ").alias("text"))
-    out = _retrieve(seeds, select={"by": "none"}, action="filter", semantic_dedup={"threshold": 0.98}).process(pl.concat([df, copy]))
+    out = _retrieve(seeds, select={"by": "none"}, action="filter", semantic_dedup={"threshold": 0.98}).process(
+        pl.concat([df, copy])
+    )
     dups = out.filter(pl.col("_rule") == "retrieve:semantic_duplicate")
     kept_id = first["id"][0]
     assert set(dups["id"]) & {"copy", kept_id}
-    assert dups.filter(pl.col("id").is_in(["copy", kept_id]))["_reason"].str.contains(r"cosine (?:0\.9\d+|1\.000) to ").all()
+    assert (
+        dups.filter(pl.col("id").is_in(["copy", kept_id]))["_reason"]
+        .str.contains(r"cosine (?:0\.9\d+|1\.000) to ")
+        .all()
+    )
 
 
 def test_embeddings_are_cached_by_content_and_model(corpus):
@@ -164,12 +183,22 @@ def test_torch_gpu_search_matches_faiss_when_a_gpu_is_present():
 
 def test_pipeline_publishes_scores_and_the_classifier_model(tmp_path, corpus):
     _, df, seeds = corpus
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": r["id"], "text": r["text"], "label": r["label"]}) + "\n"
-                                               for r in df.iter_rows(named=True)))
-    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [
-        {"stage": "retrieve", "params": {"seeds": [{"path": str(seeds)}], "select": {"by": "top_fraction", "value": 0.5}}},
-        {"stage": "classify", "params": {"select": {"by": "top_fraction", "value": 0.5}}},
-    ])
+    (tmp_path / "in.jsonl").write_text(
+        "".join(
+            json.dumps({"id": r["id"], "text": r["text"], "label": r["label"]}) + "\n" for r in df.iter_rows(named=True)
+        )
+    )
+    path = write_pipeline(
+        tmp_path,
+        [{"path": "in.jsonl"}],
+        [
+            {
+                "stage": "retrieve",
+                "params": {"seeds": [{"path": str(seeds)}], "select": {"by": "top_fraction", "value": 0.5}},
+            },
+            {"stage": "classify", "params": {"select": {"by": "top_fraction", "value": 0.5}}},
+        ],
+    )
     result = run(path, tmp_path / "out")
     assert result.manifest["rows"]["kept"] == 120
     assert (tmp_path / "out" / "artifacts" / "classify" / "model.bin").is_file()
@@ -177,7 +206,9 @@ def test_pipeline_publishes_scores_and_the_classifier_model(tmp_path, corpus):
     import fasttext
 
     model = fasttext.load_model(str(tmp_path / "out" / "artifacts" / "classify" / "model.bin"))
-    assert model.predict("patients with asthma should discuss physical therapy with their doctor")[0][0] == "__label__pos"
+    assert (
+        model.predict("patients with asthma should discuss physical therapy with their doctor")[0][0] == "__label__pos"
+    )
     kept = pl.read_parquet(tmp_path / "out" / "data" / "*.parquet")
     assert (kept["label"] == "health").mean() >= 0.9
     assert {"retrieval_score", "nearest_seed_id", "retrieved", "quality_score"} <= set(kept.columns)
@@ -205,6 +236,8 @@ def test_retrieval_in_chunk_tasks_matches_one_chunk(corpus, monkeypatch):
     expected, summary = retrieve_with_pool(df, seeds, None, **rules)
     monkeypatch.setattr("curate.stages.retrieve.CHUNK", 40)  # 6 chunks
     got, got_summary = retrieve_with_pool(df, seeds, SerialPool(), **rules)
-    assert got.drop("retrieval_score", "retrieval_score_mean").equals(expected.drop("retrieval_score", "retrieval_score_mean"))
+    assert got.drop("retrieval_score", "retrieval_score_mean").equals(
+        expected.drop("retrieval_score", "retrieval_score_mean")
+    )
     np.testing.assert_allclose(got["retrieval_score"].to_numpy(), expected["retrieval_score"].to_numpy(), atol=1e-6)
     assert got_summary["selected"] == summary["selected"] and got_summary["backend"] == "faiss-cpu hnsw"

@@ -25,8 +25,9 @@ def _stages(quality_rules=None, **params) -> list[dict]:
 
 def _pipeline(folder, stages):
     folder.mkdir(parents=True, exist_ok=True)
-    return write_pipeline(folder, [{"demo": {"records": 1500, "seed": 21}, "columns": ["domain"]}], stages,
-                          name="sens", batch_size=400)
+    return write_pipeline(
+        folder, [{"demo": {"records": 1500, "seed": 21}, "columns": ["domain"]}], stages, name="sens", batch_size=400
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,11 @@ def test_replay_matches_a_full_rerun_without_the_criterion(base, criterion, tmp_
         stages = _stages(quality_rules=relaxed)
     else:
         name = criterion
-        params = {"near dedup": {"dedup": {"near": False}},
-                  "balance strategy downsample": {"balance": {"strategy": "none"}},
-                  "split decontamination": {"split": {"decontamination": {"action": "off"}}}}[criterion]
+        params = {
+            "near dedup": {"dedup": {"near": False}},
+            "balance strategy downsample": {"balance": {"strategy": "none"}},
+            "split decontamination": {"split": {"decontamination": {"action": "off"}}},
+        }[criterion]
         stages = _stages(**params)
     row = rows[name]
     assert row["gained"] > 0, f"the test corpus should exercise {name}"
@@ -77,5 +80,11 @@ def test_sensitivity_is_in_the_report_and_can_be_turned_off(base, tmp_path):
     report = json.loads((result.out_dir / "report.json").read_text())
     assert report["sensitivity"] == result.manifest["sensitivity"]
     assert "Sensitivity: what each criterion removes" in (result.out_dir / "report.html").read_text()
-    path = write_pipeline(tmp_path, [{"demo": {"records": 300, "seed": 21}, "columns": ["domain"]}], _stages(), name="off", sensitivity=False)
+    path = write_pipeline(
+        tmp_path,
+        [{"demo": {"records": 300, "seed": 21}, "columns": ["domain"]}],
+        _stages(),
+        name="off",
+        sensitivity=False,
+    )
     assert run(path, tmp_path / "out").manifest["sensitivity"] == []

@@ -24,8 +24,9 @@ def _docs(n: int, seed: int = 0) -> list[str]:
 
 
 def _frame(texts: list[str], labels: list[str] | None = None, **cols) -> pl.DataFrame:
-    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts,
-                       "label": labels or ["a"] * len(texts), **cols})
+    df = pl.DataFrame(
+        {"id": [f"r{i}" for i in range(len(texts))], "text": texts, "label": labels or ["a"] * len(texts), **cols}
+    )
     return df.with_columns(*(pl.lit(None, dtype=t).alias(c) for c, t in BASE_SCHEMA.items() if c not in df.columns))
 
 
@@ -58,15 +59,27 @@ def test_groups_and_dedup_clusters_never_straddle_splits():
     clustered = dedup.process(df).drop("_action", "_rule", "_reason")
     assert clustered["dup_cluster"].drop_nulls().len() == 80
     out, _ = _split(clustered, group_by=["dup_cluster", "patient"], seed=1)
-    per_cluster = out.filter(pl.col("dup_cluster").is_not_null()).group_by("dup_cluster").agg(pl.col("split").n_unique())
+    per_cluster = (
+        out.filter(pl.col("dup_cluster").is_not_null()).group_by("dup_cluster").agg(pl.col("split").n_unique())
+    )
     assert per_cluster["split"].max() == 1
     out, _ = _split(df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("dup_cluster")), group_by=["patient"], seed=1)
     assert out.group_by("patient").agg(pl.col("split").n_unique())["split"].max() == 1
 
 
 def test_train_records_overlapping_eval_sets_are_dropped_and_no_leak_remains(tmp_path):
-    questions = [json.loads(line) for line in MT_BENCH.read_text().splitlines()] if MT_BENCH.exists() else [
-        {"turns": ["Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cultural experiences and must-see attractions."]}]
+    questions = (
+        [json.loads(line) for line in MT_BENCH.read_text().splitlines()]
+        if MT_BENCH.exists()
+        else [
+            {
+                "turns": [
+                    "Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cultural "
+                    "experiences and must-see attractions."
+                ]
+            }
+        ]
+    )
     evals = tmp_path / "evals.jsonl"
     evals.write_text("".join(json.dumps(q) + "\n" for q in questions))
     texts = _docs(200)
@@ -209,7 +222,9 @@ def test_eval_sets_are_checked_against_every_split_and_reported_per_split(tmp_pa
     rules = {"seed": 2, "decontamination": {"eval_sets": [{"path": str(evals), "field": "question"}]}}
     out, summary = _split(_frame(texts, dup_cluster=[None] * 400), **rules)
     dropped = out.filter(pl.col(ACTION) == "drop")
-    assert dropped["id"].to_list() == [held] and dropped["_reason"][0].startswith("test record shares 13-grams with gsm.jsonl")
+    assert dropped["id"].to_list() == [held] and dropped["_reason"][0].startswith(
+        "test record shares 13-grams with gsm.jsonl"
+    )
     assert summary["contaminated_by_split"] == {"test": 1}
 
 
@@ -217,6 +232,8 @@ def test_number_normalisation_drops_no_clean_records():
     """Distinct documents full of numbers do not start to collide once numbers are one token."""
     rng = np.random.default_rng(3)
     words = [f"w{i}" for i in range(3000)]
-    texts = [" ".join(str(rng.integers(0, 1000)) if j % 3 == 0 else rng.choice(words) for j in range(60)) for _ in range(400)]
+    texts = [
+        " ".join(str(rng.integers(0, 1000)) if j % 3 == 0 else rng.choice(words) for j in range(60)) for _ in range(400)
+    ]
     out, summary = _split(_frame(texts, dup_cluster=[None] * 400), seed=1)
     assert (out[ACTION] == "keep").all() and summary["leaking_pairs_before"] == 0

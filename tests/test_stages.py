@@ -28,7 +28,11 @@ VIETNAMESE = [
 def _batch(texts: list[str | None] = (), chats: list[list[dict]] = (), langs=None) -> pl.DataFrame:
     rows = [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)]
     rows += [{"id": f"c{i}", "messages": m} for i, m in enumerate(chats)]
-    df = pl.DataFrame(rows, schema={k: v for k, v in BASE_SCHEMA.items()}, orient="row") if rows else pl.DataFrame(schema=BASE_SCHEMA)
+    df = (
+        pl.DataFrame(rows, schema={k: v for k, v in BASE_SCHEMA.items()}, orient="row")
+        if rows
+        else pl.DataFrame(schema=BASE_SCHEMA)
+    )
     if langs is not None:
         df = df.with_columns(pl.Series("lang", langs, dtype=pl.Utf8))
     return df
@@ -69,14 +73,23 @@ def test_control_characters_and_whitespace():
 
 def test_ascii_fast_path_matches_ftfy():
     fix = Normalizer(NormalizeRules(normalize_whitespace=False))
-    for text in ["plain ascii text.", "tab\tand newline\n", "html &amp; entity", "cr\r\nlf", "esc \x1b[31mred\x1b[0m", "nul\x00"]:
+    for text in [
+        "plain ascii text.",
+        "tab\tand newline\n",
+        "html &amp; entity",
+        "cr\r\nlf",
+        "esc \x1b[31mred\x1b[0m",
+        "nul\x00",
+    ]:
         assert fix(text) == ftfy.fix_text(text, fix.config), text
 
 
 def test_normalize_stage_fixes_chat_content_and_drops_what_becomes_empty():
     stage = _stage(NormalizeStage, NormalizeRules)
     broken = VIETNAMESE[2].encode("utf-8").decode("latin-1")
-    df = _batch(["\x00\x01 \t", "fine"], [[{"role": "user", "content": broken}, {"role": "assistant", "content": "ok"}]])
+    df = _batch(
+        ["\x00\x01 \t", "fine"], [[{"role": "user", "content": broken}, {"role": "assistant", "content": "ok"}]]
+    )
     out = stage.process(df)
     assert out[ACTION].to_list() == ["drop", "keep", "keep"]
     assert out[RULE][0] == "empty_after_normalize"
@@ -86,11 +99,19 @@ def test_normalize_stage_fixes_chat_content_and_drops_what_becomes_empty():
 
 def test_langid_keeps_allowed_languages_and_explains_drops():
     stage = _stage(LangIdStage, LangIdRules, allowed=["en", "vi"], min_score=0.5)
-    df = _batch([
-        "The clinic extended its opening hours so that working parents could come after school.",
-        VIETNAMESE[1],
-        "Die Klinik hat ihre Öffnungszeiten verlängert, damit berufstätige Eltern kommen können.",
-    ], [[{"role": "user", "content": "Which sunscreen is best for sensitive skin?"}, {"role": "assistant", "content": "A mineral one."}]])
+    df = _batch(
+        [
+            "The clinic extended its opening hours so that working parents could come after school.",
+            VIETNAMESE[1],
+            "Die Klinik hat ihre Öffnungszeiten verlängert, damit berufstätige Eltern kommen können.",
+        ],
+        [
+            [
+                {"role": "user", "content": "Which sunscreen is best for sensitive skin?"},
+                {"role": "assistant", "content": "A mineral one."},
+            ]
+        ],
+    )
     out = stage.process(df)
     assert out["lang"].to_list() == ["en", "vi", "de", "en"]
     assert out[ACTION].to_list() == ["keep", "keep", "drop", "keep"]
@@ -99,8 +120,15 @@ def test_langid_keeps_allowed_languages_and_explains_drops():
 
 
 def test_langid_low_confidence_uses_per_language_floor():
-    stage = _stage(LangIdStage, LangIdRules, allowed=[], min_score=0.999, min_score_by_lang={"vi": 0.1},
-                   min_prose_letters=0, short_letters=0)
+    stage = _stage(
+        LangIdStage,
+        LangIdRules,
+        allowed=[],
+        min_score=0.999,
+        min_score_by_lang={"vi": 0.1},
+        min_prose_letters=0,
+        short_letters=0,
+    )
     out = stage.process(_batch([VIETNAMESE[0], "ok"]))
     assert out[ACTION].to_list() == ["keep", "drop"]
     assert out[RULE][1] == "low_confidence"
@@ -109,8 +137,15 @@ def test_langid_low_confidence_uses_per_language_floor():
 def test_langid_keeps_what_it_cannot_judge_and_says_why():
     """Too little prose, or short prose lid.176 is unsure of: kept, with `und` and the reason in lang_basis."""
     stage = _stage(LangIdStage, LangIdRules, allowed=["en"], min_score=0.65)
-    out = stage.process(_batch(["ok", "Write a JavaScript function to convert a number to a roman numeral.",
-                                " ".join(["Riverside Health announced that its billing team reduced claim denials."] * 4)]))
+    out = stage.process(
+        _batch(
+            [
+                "ok",
+                "Write a JavaScript function to convert a number to a roman numeral.",
+                " ".join(["Riverside Health announced that its billing team reduced claim denials."] * 4),
+            ]
+        )
+    )
     assert out[ACTION].to_list() == ["keep", "keep", "keep"]
     assert out["lang_basis"].to_list() == ["too_little_prose", "unsure_short_prose", "text"]
     assert out["lang"].to_list()[:2] == ["und", "und"] and out["lang"][2] == "en"
@@ -124,7 +159,9 @@ def test_langid_missing_model_file_is_a_clear_error(tmp_path):
 
 
 def _default_quality() -> QualityStage:
-    return _stage(QualityStage, QualityRules.model_validate(yaml.safe_load((RULES / "quality/default.yaml").read_text())))
+    return _stage(
+        QualityStage, QualityRules.model_validate(yaml.safe_load((RULES / "quality/default.yaml").read_text()))
+    )
 
 
 GOOD_DOC = (
@@ -150,13 +187,20 @@ def test_default_quality_rules_keep_a_good_document_and_drop_junk():
 
 
 def test_quality_rules_are_scoped_by_shape_and_language():
-    stage = _stage(QualityStage, QualityRules, chat_roles="assistant", rules=[
-        {"name": "short_text", "stat": "word_count", "min": 5, "applies_to": ["text"]},
-        {"name": "empty_answer", "stat": "word_count", "min": 1, "applies_to": ["chat"]},
-        {"name": "vi_only", "stat": "char_count", "max": 3, "langs": ["vi"]},
-    ])
-    chats = [[{"role": "user", "content": "a long question here"}, {"role": "assistant", "content": ""}],
-             [{"role": "user", "content": "q"}, {"role": "assistant", "content": "an answer"}]]
+    stage = _stage(
+        QualityStage,
+        QualityRules,
+        chat_roles="assistant",
+        rules=[
+            {"name": "short_text", "stat": "word_count", "min": 5, "applies_to": ["text"]},
+            {"name": "empty_answer", "stat": "word_count", "min": 1, "applies_to": ["chat"]},
+            {"name": "vi_only", "stat": "char_count", "max": 3, "langs": ["vi"]},
+        ],
+    )
+    chats = [
+        [{"role": "user", "content": "a long question here"}, {"role": "assistant", "content": ""}],
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "an answer"}],
+    ]
     out = stage.process(_batch(["two words"], chats, langs=["en", "en", "en"]))
     assert out[RULE].to_list() == ["short_text", "empty_answer", None]
     assert out["q_char_count"].to_list() == [None, None, None]  # vi-only rule never applied
@@ -181,9 +225,20 @@ def test_top_ngram_ties_do_not_depend_on_hash_order():
     import subprocess
     import sys
 
-    code = "from curate.textstats import Doc, top_ngram_char_fraction as f; print(f(Doc('aa bb c d aa bb c d', 'en'), n=2))"
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env={"PYTHONHASHSEED": str(seed), "PATH": ""}, cwd=RULES.parent).stdout for seed in range(6)}
+    code = (
+        "from curate.textstats import Doc, top_ngram_char_fraction as f; print(f(Doc('aa bb c d aa bb c d', 'en'), "
+        "n=2))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+            cwd=RULES.parent,
+        ).stdout
+        for seed in range(6)
+    }
     assert outputs == {f"{2 * 4 / 12}\n"}
 
 
@@ -203,7 +258,10 @@ def _chat(answer: str) -> list[dict]:
 def test_uppercase_is_judged_on_prose_so_sql_answers_are_kept_but_shouting_is_not():
     stage = _default_quality()
     sql = "SELECT Name FROM Employees WHERE Salary > 50000 ORDER BY Name DESC LIMIT 10;"
-    mixed = "Use this query:\n\nSELECT COUNT(*) FROM orders WHERE customer_name LIKE '%ar%';\n\nIt counts the matching orders."
+    mixed = (
+        "Use this query:\n\nSELECT COUNT(*) FROM orders WHERE customer_name LIKE '%ar%';\n\nIt counts the matching "
+        "orders."
+    )
     shouting = "THIS IS THE BEST OFFER YOU WILL EVER SEE, CALL US TODAY AND GET IT FREE"
     out = stage.process(_batch(chats=[_chat(sql), _chat(mixed), _chat(shouting)], langs=["en"] * 3))
     assert out[ACTION].to_list() == ["keep", "keep", "drop"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.train.chat import PROBE, check_template, chatml
+from curate.train.chat import PROBE, chatml, check_template
 from curate.train.encode import IGNORE, EncodeStats, encode_chat, encode_record, pad_token_id
 
 QWEN2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "qwen2-tokenizer"
@@ -38,8 +38,10 @@ def test_a_canonical_template_is_kept_and_a_missing_one_replaced(qwen2):
     from copy import deepcopy
 
     good = deepcopy(qwen2)
-    good.chat_template = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
-                          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    good.chat_template = (
+        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    )
     assert check_template(good).use_builtin is False
     good.chat_template = None
     assert check_template(good).reason == "the tokenizer has no chat template"
@@ -55,7 +57,11 @@ def test_label_mask_is_exact_token_by_token(qwen2):
         head = qwen2(f"<|im_start|>{m['role']}\n", add_special_tokens=False)["input_ids"]
         body = qwen2(m["content"], add_special_tokens=False)["input_ids"] + [end]
         newline = qwen2("\n", add_special_tokens=False)["input_ids"]
-        expected += [IGNORE] * len(head) + (body if m["role"] == "assistant" else [IGNORE] * len(body)) + [IGNORE] * len(newline)
+        expected += (
+            [IGNORE] * len(head)
+            + (body if m["role"] == "assistant" else [IGNORE] * len(body))
+            + [IGNORE] * len(newline)
+        )
     assert enc.labels == expected
     assert _trained_text(qwen2, enc) == "4.<|im_end|>6.<|im_end|>"
     assert enc.labels.count(end) == 2  # every trained assistant turn teaches the model to stop
@@ -88,8 +94,10 @@ def test_truncation_is_counted_and_records_with_nothing_left_to_learn_are_droppe
     assert encode_record(qwen2, {"id": "b", "messages": long_answer}, "all_assistant", prompt_only + 2, stats) is None
     assert encode_record(qwen2, {"id": "c", "messages": long_answer[:1]}, "all_assistant", 512, stats) is None
     assert stats.records == 3 and stats.truncated == 2
-    assert stats.dropped == [("b", "longer than max_length {}: the cut removed every trained token".format(prompt_only + 2)),
-                             ("c", "no trained tokens (no assistant turn)")]
+    assert stats.dropped == [
+        ("b", "longer than max_length {}: the cut removed every trained token".format(prompt_only + 2)),
+        ("c", "no trained tokens (no assistant turn)"),
+    ]
     text = encode_record(qwen2, {"id": "t", "text": "Plain text."}, "all_assistant", 512, stats)
     assert text.input_ids[-1] == qwen2.eos_token_id and text.labels == text.input_ids
 
@@ -99,7 +107,11 @@ def tiny():
     from curate.demo import content as C
     from curate.train.tiny import build_tokenizer
 
-    texts = C.EN_SENTENCES + [a for answers in C.CHAT_ANSWERS.values() for a in answers] + ["What is 2 + 2? 4. And 3 + 3? 6."]
+    texts = (
+        C.EN_SENTENCES
+        + [a for answers in C.CHAT_ANSWERS.values() for a in answers]
+        + ["What is 2 + 2? 4. And 3 + 3? 6."]
+    )
     return build_tokenizer(texts * 3, vocab_size=600)
 
 

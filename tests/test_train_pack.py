@@ -11,13 +11,22 @@ from curate.train.pack import TokenCount, collate, pack
 torch = pytest.importorskip("torch")
 
 CHATS = [
-    [{"role": "user", "content": "I have chest pain when climbing stairs."},
-     {"role": "assistant", "content": "Stop and rest; if the pain lasts more than a few minutes, call emergency services."}],
-    [{"role": "user", "content": "How do I book a routine check-up?"},
-     {"role": "assistant", "content": "Call the front desk or use the patient portal."}],
-    [{"role": "system", "content": "You are a clinic assistant."},
-     {"role": "user", "content": "Can I bring my own medication list?"},
-     {"role": "assistant", "content": "Yes, please bring it."}],
+    [
+        {"role": "user", "content": "I have chest pain when climbing stairs."},
+        {
+            "role": "assistant",
+            "content": "Stop and rest; if the pain lasts more than a few minutes, call emergency services.",
+        },
+    ],
+    [
+        {"role": "user", "content": "How do I book a routine check-up?"},
+        {"role": "assistant", "content": "Call the front desk or use the patient portal."},
+    ],
+    [
+        {"role": "system", "content": "You are a clinic assistant."},
+        {"role": "user", "content": "Can I bring my own medication list?"},
+        {"role": "assistant", "content": "Yes, please bring it."},
+    ],
 ]
 
 
@@ -36,10 +45,13 @@ def test_packed_examples_attend_only_to_themselves(tiny):
     tokenizer, model, examples = tiny
     rows, stats = pack(examples, max_length=512)
     assert stats.rows == 1 and stats.examples == 3
-    batch = collate(tokenizer.pad_token_id)(rows + [{"input_ids": rows[0]["input_ids"][:10], "labels": [IGNORE] * 10,
-                                                            "position_ids": list(range(10))}])
+    batch = collate(tokenizer.pad_token_id)(
+        rows + [{"input_ids": rows[0]["input_ids"][:10], "labels": [IGNORE] * 10, "position_ids": list(range(10))}]
+    )
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=batch["use_cache"]).logits[0]
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=batch["use_cache"]
+        ).logits[0]
         # The same row without restarting positions: examples would see each other, and logits change.
         naive = model(input_ids=batch["input_ids"][:1]).logits[0]
     start, moved = 0, False
@@ -48,8 +60,8 @@ def test_packed_examples_attend_only_to_themselves(tiny):
         ids = examples[i]["input_ids"]
         with torch.no_grad():
             alone = model(input_ids=torch.tensor([ids])).logits[0]
-        torch.testing.assert_close(packed[start:start + len(ids)], alone, atol=1e-5, rtol=1e-4)
-        moved |= not torch.allclose(naive[start:start + len(ids)], alone, atol=1e-4)
+        torch.testing.assert_close(packed[start : start + len(ids)], alone, atol=1e-5, rtol=1e-4)
+        moved |= not torch.allclose(naive[start : start + len(ids)], alone, atol=1e-4)
         start += len(ids)
     assert moved, "the check must be able to fail: without position restarts the later examples change"
 
@@ -98,5 +110,7 @@ def test_token_count_separates_real_tokens_from_padding_in_padded_and_packed_bat
     packed.add(collate(pad)(rows))  # packed rows have no mask: their padding is the pad id
     assert (packed.tokens, packed.slots, packed.padding_share) == (sum(lengths), sum(lengths), 0.0)
     shorter = TokenCount(pad)
-    shorter.add(collate(pad)(rows + pack(examples[:1], max_length=sum(lengths))[0]))  # beside a shorter row: that row's tail is padding
+    shorter.add(
+        collate(pad)(rows + pack(examples[:1], max_length=sum(lengths))[0])
+    )  # beside a shorter row: that row's tail is padding
     assert (shorter.tokens, shorter.slots) == (sum(lengths) + lengths[0], 2 * sum(lengths))

@@ -12,9 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.demo import content as C
-from tests.conftest import run as curate_run, write_pipeline
 from curate.train.cli import app
 from curate.train.config import TrainConfig, load_config
+from tests.conftest import run as curate_run
+from tests.conftest import write_pipeline
 
 runner = CliRunner()
 
@@ -34,20 +35,41 @@ def shards(tmp_path_factory):
     for i in range(400):
         label = rng.choice(["urgent", "routine"])
         question = f"{rng.choice(C.CHAT_CONTEXTS)} {rng.choice(C.CHAT_DOMAINS['cardiology'][label])} ({i})"
-        rows.append({"id": f"c{i}", "label": label, "messages": [{"role": "user", "content": question},
-                                                               {"role": "assistant", "content": rng.choice(C.CHAT_ANSWERS[label])}]})
+        rows.append(
+            {
+                "id": f"c{i}",
+                "label": label,
+                "messages": [
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": rng.choice(C.CHAT_ANSWERS[label])},
+                ],
+            }
+        )
     (folder / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    split = {"stage": "split", "params": {"group_by": [], "sizes": {"train": 0.85, "validation": 0.15}, "decontamination": {"action": "off"}}}
+    split = {
+        "stage": "split",
+        "params": {"group_by": [], "sizes": {"train": 0.85, "validation": 0.15}, "decontamination": {"action": "off"}},
+    }
     path = write_pipeline(folder, [{"path": "sft.jsonl"}], [{"stage": "normalize"}, split], name="sft")
     return curate_run(path, folder / "out")
 
 
 def test_train_run_learns_and_stops(tmp_path, shards):
-    (tmp_path / "cfg.yaml").write_text(json.dumps({
-        "shards": str(shards.out_dir), "max_steps": 120, "eval_steps": 60, "batch_size": 16, "learning_rate": 0.003,
-        "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
-        "max_length": 256, "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 8, "max_new_tokens": 48},
-    }))
+    (tmp_path / "cfg.yaml").write_text(
+        json.dumps(
+            {
+                "shards": str(shards.out_dir),
+                "max_steps": 120,
+                "eval_steps": 60,
+                "batch_size": 16,
+                "learning_rate": 0.003,
+                "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+                "max_length": 256,
+                "output_dir": str(tmp_path / "train"),
+                "stop_check": {"samples": 8, "max_new_tokens": 48},
+            }
+        )
+    )
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
@@ -60,18 +82,30 @@ def test_train_run_learns_and_stops(tmp_path, shards):
     for name in ("adapter/adapter_config.json", "adapter/tokenizer.json", "loss_curve.png", "base_model/config.json"):
         assert (tmp_path / "train" / name).is_file(), name
     assert list((tmp_path / "train" / "tensorboard").glob("events.out.tfevents*"))  # this run's own folder
-    answer = runner.invoke(app, ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "I have chest pain.", "--max-new-tokens", "48"])
+    answer = runner.invoke(
+        app,
+        ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "I have chest pain.", "--max-new-tokens", "48"],
+    )
     assert answer.exit_code == 0 and answer.output.strip()
     evaluated = runner.invoke(app, ["eval", str(tmp_path / "train" / "adapter")])
     assert evaluated.exit_code == 0, evaluated.output
     result = json.loads(evaluated.stdout)
-    assert result["eval_loss"] == pytest.approx(report["eval_loss"]["after"], abs=0.02)  # the same split, the same model
+    assert result["eval_loss"] == pytest.approx(
+        report["eval_loss"]["after"], abs=0.02
+    )  # the same split, the same model
     assert result["stop_check"]["stop_rate"] == report["stop_check"]["stop_rate"]
     merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
     assert merged.exit_code == 0 and (tmp_path / "merged" / "model.safetensors").is_file()
     checks = json.loads((tmp_path / "merged" / "merge_report.json").read_text())
-    assert checks["logits"]["passed"] and checks["logits"]["max_abs_logit_diff"] <= 1e-3 and checks["saved_dtype"] == "float32"
-    assert checks["eos"]["terminator_id"] in _ids(checks["eos"]["generation_config_eos"]) and checks["eos"]["tokenizer_eos"] == "<|im_end|>"
+    assert (
+        checks["logits"]["passed"]
+        and checks["logits"]["max_abs_logit_diff"] <= 1e-3
+        and checks["saved_dtype"] == "float32"
+    )
+    assert (
+        checks["eos"]["terminator_id"] in _ids(checks["eos"]["generation_config_eos"])
+        and checks["eos"]["tokenizer_eos"] == "<|im_end|>"
+    )
     again = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
     assert again.exit_code == 2 and "not empty" in again.output  # never over what is there
 
@@ -81,11 +115,22 @@ def _ids(value) -> list[int]:
 
 
 def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
-    (tmp_path / "cfg.yaml").write_text(json.dumps({
-        "shards": str(shards.out_dir), "max_steps": 80, "eval_steps": 80, "batch_size": 8, "learning_rate": 0.003,
-        "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2}, "packing": True,
-        "max_length": 256, "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 4, "max_new_tokens": 16},
-    }))
+    (tmp_path / "cfg.yaml").write_text(
+        json.dumps(
+            {
+                "shards": str(shards.out_dir),
+                "max_steps": 80,
+                "eval_steps": 80,
+                "batch_size": 8,
+                "learning_rate": 0.003,
+                "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+                "packing": True,
+                "max_length": 256,
+                "output_dir": str(tmp_path / "train"),
+                "stop_check": {"samples": 4, "max_new_tokens": 16},
+            }
+        )
+    )
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
@@ -101,11 +146,21 @@ def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
 def test_task_metrics_classification_and_generation():
     from curate.train.run import task_metrics
 
-    records = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": c}]} for c in ("urgent", "routine")]
+    records = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": c}]}
+        for c in ("urgent", "routine")
+    ]
     got = task_metrics(["urgent", "urgent", "routine"], ["urgent", "routine", "routine"], records)
     assert got == {"kind": "classification", "classes": 2, "accuracy": 0.6667, "macro_f1": 0.6667}
-    long = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": f"a long answer number {i} here now"}]}
-            for i in range(30)]
+    long = [
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": f"a long answer number {i} here now"},
+            ]
+        }
+        for i in range(30)
+    ]
     got = task_metrics(["the cat sat on the mat"], ["the cat is on the mat"], long)
     assert got == {"kind": "generation", "rouge_l_f1": 0.8333}
 
@@ -114,7 +169,9 @@ def test_bad_training_config_is_a_clear_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("lora: {rank: 8}\nmax_steps: 0\n")
     from curate.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"lora\.rank: unknown key; expected one of: r, alpha, dropout, target_modules"):
+    with pytest.raises(
+        ConfigError, match=r"lora\.rank: unknown key; expected one of: r, alpha, dropout, target_modules"
+    ):
         load_config(tmp_path / "bad.yaml")
     result = runner.invoke(app, ["run", str(tmp_path / "bad.yaml")])
     assert result.exit_code == 2 and "lora.rank" in result.output
@@ -123,12 +180,23 @@ def test_bad_training_config_is_a_clear_error(tmp_path):
 def test_qlora_nf4_trains_on_a_cpu_through_the_same_loading_path(tmp_path, shards):
     """quantization: nf4 is honoured on a CPU (bitsandbytes 4-bit layers, forward and backward), said in
     the report, and the eval loss still falls."""
-    (tmp_path / "cfg.yaml").write_text(json.dumps({
-        "shards": str(shards.out_dir), "max_steps": 40, "eval_steps": 40, "batch_size": 16, "learning_rate": 0.004,
-        "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2}, "quantization": "nf4",
-        "max_eval_records": 24,
-        "max_length": 256, "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 2, "max_new_tokens": 8},
-    }))
+    (tmp_path / "cfg.yaml").write_text(
+        json.dumps(
+            {
+                "shards": str(shards.out_dir),
+                "max_steps": 40,
+                "eval_steps": 40,
+                "batch_size": 16,
+                "learning_rate": 0.004,
+                "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+                "quantization": "nf4",
+                "max_eval_records": 24,
+                "max_length": 256,
+                "output_dir": str(tmp_path / "train"),
+                "stop_check": {"samples": 2, "max_new_tokens": 8},
+            }
+        )
+    )
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
@@ -160,10 +228,15 @@ def test_quantization_is_what_was_asked_or_an_error(tmp_path, shards, monkeypatc
     assert resolve_quantization("auto", "cpu") == "none" and resolve_quantization("none", "cuda") == "none"
     assert resolve_quantization("nf4", "cpu") == "nf4"
     data = load(str(shards.out_dir), "train", "validation")
-    tiny = {"embedded": {"vocab_size": 300, "hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1}, "output_dir": str(tmp_path)}
+    tiny = {
+        "embedded": {"vocab_size": 300, "hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1},
+        "output_dir": str(tmp_path),
+    }
     loaded = {}
     for q in ("none", "nf4"):
-        tokenizer, model, _, got = load_model(TrainConfig.model_validate({**tiny, "quantization": q}), data, "cpu", tmp_path / q)
+        tokenizer, model, _, got = load_model(
+            TrainConfig.model_validate({**tiny, "quantization": q}), data, "cpu", tmp_path / q
+        )
         assert got == q
         kinds = {type(m).__name__ for m in model.modules()}
         assert ("Linear4bit" in kinds) == (q == "nf4")
@@ -191,9 +264,18 @@ def qwen2_model(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("qwen2_tiny")
     tokenizer = AutoTokenizer.from_pretrained(str(QWEN2))
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=True,
-                         bos_token_id=151643, eos_token_id=151643)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=151643,
+        eos_token_id=151643,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(bos_token_id=151643, eos_token_id=151643, pad_token_id=151643)
@@ -204,11 +286,23 @@ def qwen2_model(tmp_path_factory):
 
 @pytest.mark.parametrize("quantization", ["none", "nf4"])
 def test_lora_and_qlora_on_a_qwen2_shaped_model_folder_end_to_end(tmp_path, shards, qwen2_model, quantization):
-    (tmp_path / "cfg.yaml").write_text(json.dumps({
-        "base_model": str(qwen2_model), "shards": str(shards.out_dir), "quantization": quantization,
-        "max_steps": 10, "eval_steps": 10, "batch_size": 2, "learning_rate": 0.01, "max_length": 64, "max_eval_records": 8,
-        "output_dir": str(tmp_path / "train"), "stop_check": {"samples": 2, "max_new_tokens": 8},
-    }))
+    (tmp_path / "cfg.yaml").write_text(
+        json.dumps(
+            {
+                "base_model": str(qwen2_model),
+                "shards": str(shards.out_dir),
+                "quantization": quantization,
+                "max_steps": 10,
+                "eval_steps": 10,
+                "batch_size": 2,
+                "learning_rate": 0.01,
+                "max_length": 64,
+                "max_eval_records": 8,
+                "output_dir": str(tmp_path / "train"),
+                "stop_check": {"samples": 2, "max_new_tokens": 8},
+            }
+        )
+    )
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
@@ -218,12 +312,16 @@ def test_lora_and_qlora_on_a_qwen2_shaped_model_folder_end_to_end(tmp_path, shar
     assert report["examples"]["validation"]["trained"] == 8  # max_eval_records
     assert report["eval_loss"]["after"] < report["eval_loss"]["before"]
     assert report["stop_check"]["samples"] == 2 and report["stop_check"]["stop_rate"] is not None
-    answer = runner.invoke(app, ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "Hello", "--max-new-tokens", "4"])
+    answer = runner.invoke(
+        app, ["generate", str(tmp_path / "train" / "adapter"), "--prompt", "Hello", "--max-new-tokens", "4"]
+    )
     assert answer.exit_code == 0, answer.output
     merged = runner.invoke(app, ["merge", str(tmp_path / "train" / "adapter"), "--out", str(tmp_path / "merged")])
     assert merged.exit_code == 0, merged.output
     checks = json.loads((tmp_path / "merged" / "merge_report.json").read_text())
     assert checks["logits"]["passed"]
-    assert checks["eos"]["fixed"] and 151645 in _ids(checks["eos"]["generation_config_eos"])  # serving stops at <|im_end|>
+    assert checks["eos"]["fixed"] and 151645 in _ids(
+        checks["eos"]["generation_config_eos"]
+    )  # serving stops at <|im_end|>
     saved = json.loads((tmp_path / "merged" / "generation_config.json").read_text())
     assert 151645 in _ids(saved["eos_token_id"])

@@ -36,8 +36,16 @@ def _fill(rng: random.Random, template: str, lang: str = "en") -> str:
     if lang == "vi":
         pools = {"org": C.VI_ORGS, "condition": C.VI_CONDITIONS, "treatment": C.VI_TREATMENTS, "dept": C.VI_DEPTS}
     else:
-        pools = {"org": C.EN_ORGS, "dept": C.EN_DEPTS, "metric": C.EN_METRICS, "condition": C.EN_CONDITIONS,
-                 "treatment": C.EN_TREATMENTS, "clinician": C.EN_CLINICIANS, "period": C.EN_PERIODS, "role": C.EN_ROLES}
+        pools = {
+            "org": C.EN_ORGS,
+            "dept": C.EN_DEPTS,
+            "metric": C.EN_METRICS,
+            "condition": C.EN_CONDITIONS,
+            "treatment": C.EN_TREATMENTS,
+            "clinician": C.EN_CLINICIANS,
+            "period": C.EN_PERIODS,
+            "role": C.EN_ROLES,
+        }
     values = {k: rng.choice(v) for k, v in pools.items()}
     values.update(pct=rng.randint(3, 45), num=rng.randint(2, 900))
     return _sprinkle(rng, template.format(**values), C.VI_FILLERS if lang == "vi" else C.EN_FILLERS)
@@ -68,7 +76,8 @@ def _pii_sentence(rng: random.Random, lang: str) -> str:
     phone = f"({rng.randint(201, 989)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}"
     if lang == "vi":
         vi_options = [
-            f"Liên hệ {rng.choice(C.VI_NAMES)} qua số điện thoại +84 9{rng.randint(10000000, 99999999)} để được tư vấn.",
+            f"Liên hệ {rng.choice(C.VI_NAMES)} qua số điện thoại +84 9{rng.randint(10000000, 99999999)} để được tư "
+            "vấn.",
             f"Số CCCD của bệnh nhân là 0{rng.randint(10, 99)}{rng.randint(1000000000, 9999999999)}.",
             f"Gửi hồ sơ về email {email} hoặc gọi 09{rng.randint(10000000, 99999999)}.",
         ]
@@ -79,8 +88,10 @@ def _pii_sentence(rng: random.Random, lang: str) -> str:
         f"SSN on file: {rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}.",
         f"Card used for the copay: {_luhn_complete('4' + ''.join(str(rng.randint(0, 9)) for _ in range(14)))}.",
         f"Mail the forms to {rng.randint(10, 9999)} {rng.choice(C.STREETS)}, {rng.choice(C.CITIES)}.",
-        f"The portal was accessed from IP {rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}.",
-        f"Use the key AKIA{''.join(rng.choice('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567') for _ in range(16))} for the upload script.",
+        "The portal was accessed from IP "
+        f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}.",
+        f"Use the key AKIA{''.join(rng.choice('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567') for _ in range(16))} for the upload "
+        "script.",
         f"Referring provider NPI 1{rng.randint(100000000, 999999999)}.",
     ]
     return rng.choice(options)
@@ -124,7 +135,9 @@ def _junk(rng: random.Random, kind: str) -> str:
         return " ".join([rng.choice(C.KEYWORDS)] * rng.randint(20_000, 40_000))
     if kind == "keywords":
         return " ".join(rng.choice(C.KEYWORDS) for _ in range(rng.randint(80, 200)))
-    return ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore. " * 12).strip()
+    return (
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore. " * 12
+    ).strip()
 
 
 def _web_records(rng: random.Random, n: int, lang: str, prefix: str) -> list[dict]:
@@ -141,8 +154,14 @@ def _web_records(rng: random.Random, n: int, lang: str, prefix: str) -> list[dic
             text = _mojibake(text, rng)
         if lang == "vi" and rng.random() < 0.1:
             text = text.replace("ệ", "ê\u0323")  # decomposed diacritics, as some editors save them
-        records.append({"id": f"{prefix}-{i:06d}", "text": text, "source": rng.choice(["crawl_a", "crawl_b", "partner_feed"]),
-                        "url": f"https://{prefix}.example.org/articles/{i}"})
+        records.append(
+            {
+                "id": f"{prefix}-{i:06d}",
+                "text": text,
+                "source": rng.choice(["crawl_a", "crawl_b", "partner_feed"]),
+                "url": f"https://{prefix}.example.org/articles/{i}",
+            }
+        )
     return records
 
 
@@ -167,19 +186,39 @@ def _chat_records(rng: random.Random, n: int) -> list[dict]:
                 question = f"{question} {_pii_sentence(rng, 'en')}"
         messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         if rng.random() < 0.3:
-            messages.insert(0, {"role": "system", "content": "You are a careful triage assistant for a clinic. You do not diagnose."})
+            messages.insert(
+                0,
+                {"role": "system", "content": "You are a careful triage assistant for a clinic. You do not diagnose."},
+            )
         if rng.random() < 0.01:
             messages[-1]["content"] = ""  # an empty assistant turn
-        records.append({"id": f"chat-{i:06d}", "messages": messages, "label": label, "source": source,
-                        "domain": domain, "annotator": f"ann{rng.randint(1, 12):02d}"})
+        records.append(
+            {
+                "id": f"chat-{i:06d}",
+                "messages": messages,
+                "label": label,
+                "source": source,
+                "domain": domain,
+                "annotator": f"ann{rng.randint(1, 12):02d}",
+            }
+        )
     return records
 
 
 def _chat_prompt(rng: random.Random, domain: str, label: str) -> str:
-    values = {"age": rng.randint(18, 90), "n": rng.randint(2, 30), "relative": rng.choice(C.RELATIVES),
-              "drug": rng.choice(C.DRUGS), "condition": rng.choice(C.EN_CONDITIONS)}
-    parts = [rng.choice(C.CHAT_CONTEXTS), rng.choice(C.CHAT_DOMAINS[domain][label]), rng.choice(C.CHAT_DETAILS),
-             rng.choice(C.CHAT_QUESTIONS)]
+    values = {
+        "age": rng.randint(18, 90),
+        "n": rng.randint(2, 30),
+        "relative": rng.choice(C.RELATIVES),
+        "drug": rng.choice(C.DRUGS),
+        "condition": rng.choice(C.EN_CONDITIONS),
+    }
+    parts = [
+        rng.choice(C.CHAT_CONTEXTS),
+        rng.choice(C.CHAT_DOMAINS[domain][label]),
+        rng.choice(C.CHAT_DETAILS),
+        rng.choice(C.CHAT_QUESTIONS),
+    ]
     return _sprinkle(rng, " ".join(parts).format(**values), C.EN_FILLERS)
 
 
@@ -191,8 +230,15 @@ def _alpaca_records(rng: random.Random, n: int) -> list[dict]:
     records = []
     for _ in range(n):
         instruction, inp, output = rng.choice(C.INSTRUCTIONS)
-        records.append({"instruction": _fill(rng, instruction), "input": _fill(rng, inp), "output": _fill(rng, output),
-                        "source": "self_written", "domain": "operations"})
+        records.append(
+            {
+                "instruction": _fill(rng, instruction),
+                "input": _fill(rng, inp),
+                "output": _fill(rng, output),
+                "source": "self_written",
+                "domain": "operations",
+            }
+        )
     return records
 
 
@@ -200,12 +246,24 @@ def _sharegpt_records(rng: random.Random, n: int) -> list[dict]:
     records = []
     for _ in range(n):
         topic = rng.choice(C.EN_CONDITIONS)
-        records.append({"conversations": [
-            {"from": "human", "value": f"What lifestyle changes help with {topic}?"},
-            {"from": "gpt", "value": _fill(rng, "Many people with {condition} benefit from {treatment}. " * 2)},
-            {"from": "human", "value": "Thanks. Anything to avoid?"},
-            {"from": "gpt", "value": "Avoid stopping any medicine on your own, and ask your clinician before starting supplements."},
-        ], "source": "forum_export", "domain": "general"})
+        records.append(
+            {
+                "conversations": [
+                    {"from": "human", "value": f"What lifestyle changes help with {topic}?"},
+                    {"from": "gpt", "value": _fill(rng, "Many people with {condition} benefit from {treatment}. " * 2)},
+                    {"from": "human", "value": "Thanks. Anything to avoid?"},
+                    {
+                        "from": "gpt",
+                        "value": (
+                            "Avoid stopping any medicine on your own, and ask your clinician before starting "
+                            "supplements."
+                        ),
+                    },
+                ],
+                "source": "forum_export",
+                "domain": "general",
+            }
+        )
     return records
 
 
@@ -244,9 +302,14 @@ def generate(out_dir: Path, records: int = 20_000, seed: int = 13) -> list[Path]
     n_junk = records - n_en - n_vi - n_chat - n_alpaca - n_sharegpt
     web_en = _web_records(rng, n_en, "en", "en")
     kinds = ["spam", "boilerplate", "short", "long", "keywords", "lorem"]
-    junk = [{"id": f"junk-{i:05d}", "text": _junk(rng, kinds[i % len(kinds)]), "source": "crawl_b"} for i in range(max(0, n_junk - 30))]
-    other = [{"id": f"xx-{i:05d}", "text": " ".join(rng.choice(v) for _ in range(4)), "source": "crawl_a"}
-             for i, v in enumerate(rng.choice(list(C.OTHER_LANG_DOCS.values())) for _ in range(min(30, n_junk)))]
+    junk = [
+        {"id": f"junk-{i:05d}", "text": _junk(rng, kinds[i % len(kinds)]), "source": "crawl_b"}
+        for i in range(max(0, n_junk - 30))
+    ]
+    other = [
+        {"id": f"xx-{i:05d}", "text": " ".join(rng.choice(v) for _ in range(4)), "source": "crawl_a"}
+        for i, v in enumerate(rng.choice(list(C.OTHER_LANG_DOCS.values())) for _ in range(min(30, n_junk)))
+    ]
     web_en += junk + other
     rng.shuffle(web_en)
     files = {

@@ -76,9 +76,17 @@ class GateRunner:
 
             ctx = gx.get_context(mode="ephemeral")
             ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-            ctx.add_data_docs_site(site_name="curate", site_config={
-                "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.docs_dir.resolve())}})
+            ctx.add_data_docs_site(
+                site_name="curate",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(self.docs_dir.resolve()),
+                    },
+                },
+            )
             self._gx, self._ctx = gx, ctx
             self._source = ctx.data_sources.add_pandas("curate")
         return self._ctx
@@ -128,9 +136,13 @@ class GateRunner:
                 raise ConfigError(f"{where}: rule '{c.rule}': {c.type}{c.kwargs}: {str(exc).splitlines()[0]}") from None
         batch = self._source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("all")
         vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
-        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-            name=suite_name, validation_definitions=[vd],
-            result_format={"result_format": "SUMMARY", **({"partial_unexpected_count": 0} if withhold else {})}))
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=suite_name,
+                validation_definitions=[vd],
+                result_format={"result_format": "SUMMARY", **({"partial_unexpected_count": 0} if withhold else {})},
+            )
+        )
         run = checkpoint.run(batch_parameters={"dataframe": frame})
         results = {r.expectation_config.meta["check"]: r for vr in run.run_results.values() for r in vr.results}
         return [results[distinct.index(key)] for key in keys]
@@ -152,13 +164,23 @@ def _observed(check: Check, result, records: pl.DataFrame | None, values: dict) 
     total, bad = res.get("element_count", 0), res.get("unexpected_count", 0)
     ids = []
     if records is not None and "id" in records.columns:
-        ids = [records["id"][i] for i in (res.get("partial_unexpected_index_list") or [])[:EXAMPLES] if isinstance(i, int)]
+        ids = [
+            records["id"][i] for i in (res.get("partial_unexpected_index_list") or [])[:EXAMPLES] if isinstance(i, int)
+        ]
     share = f" ({bad / total:.2%})" if total else ""
     return result.success, f"{bad:,} of {total:,} records unexpected{share}", ids
 
 
-def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.LazyFrame,
-              summaries: dict[str, dict], pii_stages: list[str], load_content: Callable, withhold: bool = False) -> dict:
+def run_gates(
+    runner: GateRunner,
+    point: str,
+    gates: list[ResolvedGate],
+    lf: pl.LazyFrame,
+    summaries: dict[str, dict],
+    pii_stages: list[str],
+    load_content: Callable,
+    withhold: bool = False,
+) -> dict:
     """Check every rule of `gates` at one point; a JSON-able summary for the manifest and report.
     `withhold` (a point before the pipeline's pii stage): no example ids or values are kept, since
     they are not redacted yet."""
@@ -170,9 +192,11 @@ def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.
     records = records_frame(lf, only)
     metrics, names = dataset_frame(records, only, summaries, pii_stages, load_content)
     types = schema_frame(schema)
-    frames = {"schema": (types, pl.DataFrame({k: [v] for k, v in types.items()})),
-              "records": (None, records),
-              "dataset": (metrics, pl.DataFrame({k: [v] for k, v in metrics.items()}, strict=False))}
+    frames = {
+        "schema": (types, pl.DataFrame({k: [v] for k, v in types.items()})),
+        "records": (None, records),
+        "dataset": (metrics, pl.DataFrame({k: [v] for k, v in metrics.items()}, strict=False)),
+    }
     found = [(g, c) for g, r in rules for c in checks(r, names)]
     out = []
     for frame, (values, df) in frames.items():
@@ -182,15 +206,31 @@ def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.
         where = ", ".join(sorted({str(g.rules_path) for g, _ in mine}))
         results = runner.validate(f"{point}.{frame}", df.to_pandas(), [c for _, c in mine], where, withhold)
         for (g, c), res in zip(mine, results):
-            ok, observed, examples = _observed(c, res, records if frame == "records" and not withhold else None, values or {})
-            out.append({"rule": c.rule, "source": g.source, "severity": c.severity, "frame": frame,
-                        "expectation": res.expectation_config.type, "column": c.kwargs.get("column"),
-                        "expected": c.says, "observed": observed,
-                        "status": "pass" if ok else c.severity, "examples": examples})
+            ok, observed, examples = _observed(
+                c, res, records if frame == "records" and not withhold else None, values or {}
+            )
+            out.append(
+                {
+                    "rule": c.rule,
+                    "source": g.source,
+                    "severity": c.severity,
+                    "frame": frame,
+                    "expectation": res.expectation_config.type,
+                    "column": c.kwargs.get("column"),
+                    "expected": c.says,
+                    "observed": observed,
+                    "status": "pass" if ok else c.severity,
+                    "examples": examples,
+                }
+            )
     pii_hits = {c[4:]: int((records[c] > 0).sum()) for c in records.columns if c.startswith("pii:")}
     return {
-        "point": point, "rules": sorted({str(g.rules_path) for g in gates}), "rows": records.height,
-        "checks": out, "metrics": metrics, "pii_pattern_records": pii_hits,
+        "point": point,
+        "rules": sorted({str(g.rules_path) for g in gates}),
+        "rows": records.height,
+        "checks": out,
+        "metrics": metrics,
+        "pii_pattern_records": pii_hits,
         "counts": {s: sum(1 for x in out if x["status"] == s) for s in ("pass", "warn", "fail")},
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -198,4 +238,3 @@ def run_gates(runner: GateRunner, point: str, gates: list[ResolvedGate], lf: pl.
 
 def failures(results: list[dict]) -> list[dict]:
     return [dict(c, point=r["point"]) for r in results for c in r["checks"] if c["status"] == "fail"]
-

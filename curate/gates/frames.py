@@ -22,7 +22,9 @@ def _content(schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
     if "messages" not in schema:
         return text, text.str.len_chars()
     msgs = pl.col("messages")
-    chat = msgs.list.eval(pl.concat_str(_ELEM.struct.field("role"), pl.lit(": "), _ELEM.struct.field("content"))).list.join("\n")
+    chat = msgs.list.eval(
+        pl.concat_str(_ELEM.struct.field("role"), pl.lit(": "), _ELEM.struct.field("content"))
+    ).list.join("\n")
     chars = msgs.list.eval(_ELEM.struct.field("content").str.len_chars()).list.sum()
     return pl.coalesce(text, chat), pl.coalesce(text.str.len_chars(), chars)
 
@@ -66,9 +68,14 @@ def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
     ]
     if "messages" in schema:
         roles = pl.col("messages").list.eval(_ELEM.struct.field("role")).list.join(",")
-        empty = pl.col("messages").list.eval(
-            (_ELEM.struct.field("role") == "assistant") & (_ELEM.struct.field("content").str.strip_chars().str.len_chars() == 0)
-        ).list.sum()
+        empty = (
+            pl.col("messages")
+            .list.eval(
+                (_ELEM.struct.field("role") == "assistant")
+                & (_ELEM.struct.field("content").str.strip_chars().str.len_chars() == 0)
+            )
+            .list.sum()
+        )
         for r in rules:
             if r.chat is not None and r.chat.role_order:
                 exprs.append(roles.str.contains(r.chat.role_order).alias("role_order_ok"))
@@ -76,7 +83,10 @@ def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
         exprs.append(empty.cast(pl.Int64).alias("empty_assistant_turns"))
     patterns = {name: p for r in rules if r.pii_patterns for name, p in r.pii_patterns.patterns.items()}
     if patterns:
-        hits = [content.str.count_matches(p).fill_null(0).cast(pl.Int64).alias(f"pii:{name}") for name, p in patterns.items()]
+        hits = [
+            content.str.count_matches(p).fill_null(0).cast(pl.Int64).alias(f"pii:{name}")
+            for name, p in patterns.items()
+        ]
         exprs += hits
     df = lf.select(exprs).collect()
     if patterns:
@@ -117,8 +127,12 @@ def _shares(records: pl.DataFrame, rules: list[GateRule]) -> tuple[dict, dict]:
 def _leakage(records: pl.DataFrame, rule, load_content) -> dict[str, int | None]:
     r = rule
     if r.column not in records.columns:
-        return {"leaked_ids": None, "leaked_content": None, "leaked_ngram_pairs": None,
-                **{f"leaked_groups({g})": None for g in r.groups}}
+        return {
+            "leaked_ids": None,
+            "leaked_content": None,
+            "leaked_ngram_pairs": None,
+            **{f"leaked_groups({g})": None for g in r.groups},
+        }
     train = records.filter(pl.col(r.column) == r.train)
     held = records.filter(pl.col(r.column).is_in(r.held_out))
 
@@ -139,14 +153,20 @@ def _ngram_pairs(df: pl.DataFrame, r) -> int:
     """Train/held-out pairs sharing word n-grams, with the split stage's own decontamination."""
     from curate.stages.split import Decontamination, SplitRules, SplitStage
 
-    rules = SplitRules(stratify_by=None, group_by=[], decontamination=Decontamination(
-        ngram=r.ngram, min_overlap=r.min_overlap, max_document_frequency=r.max_document_frequency, action="flag"))
+    rules = SplitRules(
+        stratify_by=None,
+        group_by=[],
+        decontamination=Decontamination(
+            ngram=r.ngram, min_overlap=r.min_overlap, max_document_frequency=r.max_document_frequency, action="flag"
+        ),
+    )
     splits = ["train" if s == r.train else "held" for s in df[r.column].to_list()]
     return SplitStage("gates", rules).contamination(df, splits)[1]["pairs"]
 
 
-def dataset_frame(records: pl.DataFrame, rules: list[GateRule], summaries: dict[str, dict],
-                  pii_stages: list[str], load_content) -> tuple[dict, MetricNames]:
+def dataset_frame(
+    records: pl.DataFrame, rules: list[GateRule], summaries: dict[str, dict], pii_stages: list[str], load_content
+) -> tuple[dict, MetricNames]:
     """One row of dataset metrics, and the names of the data-dependent ones (label shares).
     `load_content(rule)` returns id, text, messages and the split column of the train and
     held-out rows, read only when an n-gram leakage check asks for it."""

@@ -28,7 +28,9 @@ DEFAULT_PII_PATTERNS = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     "us_ssn": rf"{_B}\d{{3}}-\d{{2}}-\d{{4}}{_B}",
     # not after a decimal point or a digit: 78.53981633974483 is a number, not a card
-    "credit_card": rf"(?:^|[^0-9.,])(?:4\d{{3}}|5[1-5]\d{{2}}|3[47]\d{{2}}|6011)(?:[ -]?\d{{4}}){{2}}[ -]?\d{{1,4}}{_B}",
+    "credit_card": (
+        rf"(?:^|[^0-9.,])(?:4\d{{3}}|5[1-5]\d{{2}}|3[47]\d{{2}}|6011)(?:[ -]?\d{{4}}){{2}}[ -]?\d{{1,4}}{_B}"
+    ),
     "phone": rf"(?:\+\d{{1,3}}[ .-]?)?(?:\(\d{{3}}\)|{_B}\d{{3}})[ .-]?\d{{3}}[ .-]\d{{4}}{_B}",
     "aws_access_key": rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}{_B}",
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
@@ -43,7 +45,7 @@ def _regex_problem(pattern: str) -> str | None:
         pl.Series([""]).str.contains(pattern)
     except pl.exceptions.ComputeError as exc:
         lines = [x.strip() for x in str(exc).splitlines()]
-        return next((x[len("error: "):] for x in lines if x.startswith("error: ")), lines[0])
+        return next((x[len("error: ") :] for x in lines if x.startswith("error: ")), lines[0])
     return None
 
 
@@ -127,7 +129,9 @@ class LeakageRule(StrictModel):
     column: str = "split"
     train: str = "train"
     held_out: list[str] = Field(default_factory=lambda: ["validation", "test"], min_length=1)
-    groups: list[str] = Field(default_factory=lambda: ["dup_cluster"], description="group columns that must not straddle")
+    groups: list[str] = Field(
+        default_factory=lambda: ["dup_cluster"], description="group columns that must not straddle"
+    )
     ngram: int = Field(13, ge=0, le=64, description="word n-gram overlap check; 0 turns it off")
     min_overlap: float = Field(0.1, ge=0.0, le=1.0)
     max_document_frequency: int = Field(10, ge=0)
@@ -154,8 +158,22 @@ class GxRule(StrictModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-KINDS = ("columns", "not_null", "has_content", "length", "unique", "duplicate_rate", "values_in_set",
-         "label_share", "pii_residual", "pii_patterns", "split_sizes", "no_leakage", "chat", "gx")
+KINDS = (
+    "columns",
+    "not_null",
+    "has_content",
+    "length",
+    "unique",
+    "duplicate_rate",
+    "values_in_set",
+    "label_share",
+    "pii_residual",
+    "pii_patterns",
+    "split_sizes",
+    "no_leakage",
+    "chat",
+    "gx",
+)
 
 
 class GateRule(StrictModel):
@@ -180,8 +198,10 @@ class GateRule(StrictModel):
     def _one_kind(self) -> "GateRule":
         given = [k for k in KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"each expectation names exactly one check, one of: {', '.join(KINDS)}"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                f"each expectation names exactly one check, one of: {', '.join(KINDS)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return self
 
     @property
@@ -229,62 +249,144 @@ def checks(rule: GateRule, metrics: "MetricNames") -> list[Check]:
         return Check(label, sev, frame, type_, kwargs, says, metric)
 
     def metric_between(name: str, lo: float | None, hi: float | None, says: str) -> Check:
-        kw = {"column": name, **({"min_value": lo} if lo is not None else {}), **({"max_value": hi} if hi is not None else {})}
+        kw = {
+            "column": name,
+            **({"min_value": lo} if lo is not None else {}),
+            **({"max_value": hi} if hi is not None else {}),
+        }
         return check("dataset", "ExpectColumnValuesToBeBetween", kw, f"{says} {_between(lo, hi)}", metric=name)
 
     k = rule.kind
     if k == "columns":
         c = rule.columns
-        out = [check("schema", "ExpectColumnToExist", {"column": col}, f"column '{col}' present", metric=col)
-               for col in c.required]
-        out += [check("schema", "ExpectColumnValuesToBeInSet", {"column": col, "value_set": [t]},
-                      f"column '{col}' has type {t}", metric=col) for col, t in c.types.items()]
+        out = [
+            check("schema", "ExpectColumnToExist", {"column": col}, f"column '{col}' present", metric=col)
+            for col in c.required
+        ]
+        out += [
+            check(
+                "schema",
+                "ExpectColumnValuesToBeInSet",
+                {"column": col, "value_set": [t]},
+                f"column '{col}' has type {t}",
+                metric=col,
+            )
+            for col, t in c.types.items()
+        ]
         return out
     if k == "not_null":
-        return [check("records", "ExpectColumnValuesToNotBeNull", {"column": metrics.column(col)}, f"'{col}' never null")
-                for col in rule.not_null]
+        return [
+            check("records", "ExpectColumnValuesToNotBeNull", {"column": metrics.column(col)}, f"'{col}' never null")
+            for col in rule.not_null
+        ]
     if k == "has_content":
-        return [check("records", "ExpectColumnValuesToBeInSet", {"column": "has_content", "value_set": [True]},
-                      "every record has text or at least one message")] if rule.has_content else []
+        return (
+            [
+                check(
+                    "records",
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": "has_content", "value_set": [True]},
+                    "every record has text or at least one message",
+                )
+            ]
+            if rule.has_content
+            else []
+        )
     if k == "length":
         r = rule.length
-        kw = _mostly({"column": "content_chars", **({"min_value": r.min} if r.min is not None else {}),
-                      **({"max_value": r.max} if r.max is not None else {})}, r.mostly)
-        return [check("records", "ExpectColumnValuesToBeBetween", kw,
-                      f"content length in characters {_between(r.min, r.max)}" + (f" for {r.mostly:.1%} of records" if r.mostly < 1 else ""))]
+        kw = _mostly(
+            {
+                "column": "content_chars",
+                **({"min_value": r.min} if r.min is not None else {}),
+                **({"max_value": r.max} if r.max is not None else {}),
+            },
+            r.mostly,
+        )
+        return [
+            check(
+                "records",
+                "ExpectColumnValuesToBeBetween",
+                kw,
+                f"content length in characters {_between(r.min, r.max)}"
+                + (f" for {r.mostly:.1%} of records" if r.mostly < 1 else ""),
+            )
+        ]
     if k == "unique":
-        return [check("records", "ExpectColumnValuesToBeUnique", {"column": metrics.column(col)},
-                      "normalized content unique" if col == CONTENT else f"'{col}' unique") for col in rule.unique]
+        return [
+            check(
+                "records",
+                "ExpectColumnValuesToBeUnique",
+                {"column": metrics.column(col)},
+                "normalized content unique" if col == CONTENT else f"'{col}' unique",
+            )
+            for col in rule.unique
+        ]
     if k == "duplicate_rate":
-        return [check("records", "ExpectColumnValuesToBeUnique", _mostly({"column": "content_hash"}, 1.0 - rule.duplicate_rate.max),
-                      f"share of records whose normalized content repeats <= {rule.duplicate_rate.max:.2%}")]
+        return [
+            check(
+                "records",
+                "ExpectColumnValuesToBeUnique",
+                _mostly({"column": "content_hash"}, 1.0 - rule.duplicate_rate.max),
+                f"share of records whose normalized content repeats <= {rule.duplicate_rate.max:.2%}",
+            )
+        ]
     if k == "values_in_set":
         r = rule.values_in_set
-        out = [check("records", "ExpectColumnValuesToBeInSet", _mostly({"column": r.column, "value_set": r.values}, r.mostly),
-                     f"'{r.column}' in {r.values}")]
+        out = [
+            check(
+                "records",
+                "ExpectColumnValuesToBeInSet",
+                _mostly({"column": r.column, "value_set": r.values}, r.mostly),
+                f"'{r.column}' in {r.values}",
+            )
+        ]
         if not r.allow_null:
-            out.append(check("records", "ExpectColumnValuesToNotBeNull", {"column": r.column}, f"'{r.column}' never null"))
+            out.append(
+                check("records", "ExpectColumnValuesToNotBeNull", {"column": r.column}, f"'{r.column}' never null")
+            )
         return out
     if k == "label_share":
         r = rule.label_share
-        return [metric_between(f"labelled({r.column})", 1, None, f"records with a '{r.column}'"),
-                *(metric_between(name, r.min, r.max, f"share of {what}") for name, what in metrics.shares(r))]
+        return [
+            metric_between(f"labelled({r.column})", 1, None, f"records with a '{r.column}'"),
+            *(metric_between(name, r.min, r.max, f"share of {what}") for name, what in metrics.shares(r)),
+        ]
     if k == "pii_residual":
-        return [metric_between("pii_residual_rate", None, rule.pii_residual.max, "residual PII rate after redaction (re-scanned sample)")]
+        return [
+            metric_between(
+                "pii_residual_rate",
+                None,
+                rule.pii_residual.max,
+                "residual PII rate after redaction (re-scanned sample)",
+            )
+        ]
     if k == "pii_patterns":
         r = rule.pii_patterns
-        return [check("records", "ExpectColumnValuesToBeBetween", _mostly({"column": "pii_pattern_hits", "max_value": 0}, 1.0 - r.max_rate),
-                      f"records matching a PII pattern ({', '.join(r.patterns)}) <= {r.max_rate:.2%}")]
+        return [
+            check(
+                "records",
+                "ExpectColumnValuesToBeBetween",
+                _mostly({"column": "pii_pattern_hits", "max_value": 0}, 1.0 - r.max_rate),
+                f"records matching a PII pattern ({', '.join(r.patterns)}) <= {r.max_rate:.2%}",
+            )
+        ]
     if k == "split_sizes":
         r = rule.split_sizes
-        return [metric_between(f"rows({r.column}={s})", r.min.get(s), r.max.get(s), f"rows in split '{s}'")
-                for s in sorted(set(r.min) | set(r.max))]
+        return [
+            metric_between(f"rows({r.column}={s})", r.min.get(s), r.max.get(s), f"rows in split '{s}'")
+            for s in sorted(set(r.min) | set(r.max))
+        ]
     if k == "no_leakage":
         r = rule.no_leakage
         held = "/".join(r.held_out)
-        out = [metric_between("leaked_ids", None, 0, f"ids in both {r.train} and {held}"),
-               metric_between("leaked_content", None, 0, f"normalized contents in both {r.train} and {held}")]
-        out += [metric_between(f"leaked_groups({g})", None, 0, f"'{g}' groups in both {r.train} and {held}") for g in r.groups]
+        out = [
+            metric_between("leaked_ids", None, 0, f"ids in both {r.train} and {held}"),
+            metric_between("leaked_content", None, 0, f"normalized contents in both {r.train} and {held}"),
+        ]
+        out += [
+            metric_between(f"leaked_groups({g})", None, 0, f"'{g}' groups in both {r.train} and {held}")
+            for g in r.groups
+        ]
         if r.ngram:
             out.append(metric_between("leaked_ngram_pairs", None, 0, f"{r.train}/{held} pairs sharing {r.ngram}-grams"))
         return out
@@ -292,15 +394,29 @@ def checks(rule: GateRule, metrics: "MetricNames") -> list[Check]:
         r = rule.chat
         out = []
         if r.no_empty_assistant:
-            out.append(check("records", "ExpectColumnValuesToBeBetween", {"column": "empty_assistant_turns", "max_value": 0},
-                             "no empty assistant turns"))
+            out.append(
+                check(
+                    "records",
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": "empty_assistant_turns", "max_value": 0},
+                    "no empty assistant turns",
+                )
+            )
         if r.role_order:
-            out.append(check("records", "ExpectColumnValuesToBeInSet", {"column": "role_order_ok", "value_set": [True]},
-                             "role order valid (system? then user/assistant alternating, ending on assistant)"))
+            out.append(
+                check(
+                    "records",
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": "role_order_ok", "value_set": [True]},
+                    "role order valid (system? then user/assistant alternating, ending on assistant)",
+                )
+            )
         return out
     g = rule.gx
     metric = g.kwargs.get("column") if g.on != "records" else None
-    return [check(g.on, g.type, dict(g.kwargs), f"{g.type}({', '.join(f'{a}={v!r}' for a, v in g.kwargs.items())})", metric)]
+    return [
+        check(g.on, g.type, dict(g.kwargs), f"{g.type}({', '.join(f'{a}={v!r}' for a, v in g.kwargs.items())})", metric)
+    ]
 
 
 class MetricNames:

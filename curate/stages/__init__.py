@@ -1,8 +1,8 @@
 """Stage registry: the names a pipeline's `stage:` key may use."""
 
 from curate.stages.balance import BalanceStage
-from curate.stages.classify import ClassifyStage
 from curate.stages.base import Stage
+from curate.stages.classify import ClassifyStage
 from curate.stages.dedup import DedupStage
 from curate.stages.langid import LangIdStage
 from curate.stages.normalize import NormalizeStage

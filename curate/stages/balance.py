@@ -89,8 +89,17 @@ class BalanceStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        require_columns("balance", df, [r.label, *r.strata, *r.confounders, *self._group_column(),
-                                        *(c.column for c in (r.outcome, r.factor) if c)])
+        require_columns(
+            "balance",
+            df,
+            [
+                r.label,
+                *r.strata,
+                *r.confounders,
+                *self._group_column(),
+                *(c.column for c in (r.outcome, r.factor) if c),
+            ],
+        )
         pool = self.pool or SerialPool()
         keep, reason, repeats = self._strategy(df, pool)
         actions = [KEEP if k else DROP for k in keep]
@@ -112,9 +121,13 @@ class BalanceStage(Stage):
         out = {
             "overall": summarize_counts(dict(overall.iter_rows())),
             "by_stratum": {s: association_counts(t, r.label, s) for s, t in zip(r.strata, by_stratum)},
-            "within": {s: {str(v): summarize_counts(dict(g.select(r.label, "len").iter_rows()))
-                           for (v,), g in t.group_by(s, maintain_order=True)}
-                       for s, t in zip(r.strata, by_stratum)},
+            "within": {
+                s: {
+                    str(v): summarize_counts(dict(g.select(r.label, "len").iter_rows()))
+                    for (v,), g in t.group_by(s, maintain_order=True)
+                }
+                for s, t in zip(r.strata, by_stratum)
+            },
         }
         if r.outcome and r.factor:
             out["simpson"] = self._simpson(labelled, pool)
@@ -125,7 +138,9 @@ class BalanceStage(Stage):
         scan counts every other text column too, leaving out those with too many values to be one."""
         r = self.rules
         skip = {r.outcome.column, r.factor.column, "id", "text", "meta", "src_file", "dup_cluster", "dup_of"}
-        scanned = [c for c, t in df.schema.items() if r.scan and t == pl.Utf8 and c not in skip and c not in r.confounders]
+        scanned = [
+            c for c, t in df.schema.items() if r.scan and t == pl.Utf8 and c not in skip and c not in r.confounders
+        ]
         flags = df.select(
             (pl.col(r.outcome.column) == r.outcome.value).fill_null(False).alias("_o"),
             (pl.col(r.factor.column) == r.factor.value).fill_null(False).alias("_f"),
@@ -177,10 +192,19 @@ class BalanceStage(Stage):
         return {"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])
 
     @staticmethod
-    def _apply(pool: TaskPool, frame: pl.DataFrame, keys: list[str], quota: dict, keep: list[bool],
-               reason: list[str | None], what: str):
+    def _apply(
+        pool: TaskPool,
+        frame: pl.DataFrame,
+        keys: list[str],
+        quota: dict,
+        keep: list[bool],
+        reason: list[str | None],
+        what: str,
+    ):
         """Drop each group's rows beyond its quota, highest ranks first: a group-by through a shuffle."""
-        for part in shuffle_groups(pool, frame.select(*keys, "_row", "_rank"), keys, partial(_over_quota, keys, quota, what)):
+        for part in shuffle_groups(
+            pool, frame.select(*keys, "_row", "_rank"), keys, partial(_over_quota, keys, quota, what)
+        ):
             for row, why in part.iter_rows():
                 keep[row] = False
                 reason[row] = why
@@ -189,7 +213,7 @@ class BalanceStage(Stage):
     def _by_group(self, counts: pl.DataFrame, groups: list[str]):
         """(group key, {label: rows}) per group of `counts` (rows per groups + label)."""
         label = self.rules.label
-        for key, g in (counts.group_by(groups, maintain_order=True) if groups else [((), counts)]):
+        for key, g in counts.group_by(groups, maintain_order=True) if groups else [((), counts)]:
             yield tuple(key), dict(g.select(label, "len").iter_rows())
 
     def _downsample_quota(self, counts: pl.DataFrame, groups: list[str]) -> dict:

@@ -90,7 +90,9 @@ def require_columns(stage: str, df: pl.DataFrame, columns: list[str], hint: str 
         raise ConfigError(f"{stage}: columns {missing} are not in the records (columns: {', '.join(df.columns)}){hint}")
 
 
-def with_decisions(df: pl.DataFrame, actions: list[str], rules: list[str | None], reasons: list[str | None]) -> pl.DataFrame:
+def with_decisions(
+    df: pl.DataFrame, actions: list[str], rules: list[str | None], reasons: list[str | None]
+) -> pl.DataFrame:
     return df.with_columns(
         pl.Series(ACTION, actions, dtype=pl.Utf8),
         pl.Series(RULE, rules, dtype=pl.Utf8),

@@ -85,10 +85,13 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
     pred = scores >= threshold
     tp, fp, fn = int((pred & labels).sum()), int((pred & ~labels).sum()), int((~pred & labels).sum())
     auc = roc_auc(labels, scores)
-    return {"rows": int(len(labels)), "positives": int(labels.sum()),
-            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-            "recall": round(tp / (tp + fn), 4) if tp + fn else None,
-            "roc_auc": round(auc, 4) if auc is not None else None}
+    return {
+        "rows": int(len(labels)),
+        "positives": int(labels.sum()),
+        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "roc_auc": round(auc, 4) if auc is not None else None,
+    }
 
 
 class ClassifyStage(Stage):
@@ -104,7 +107,9 @@ class ClassifyStage(Stage):
     def _training_rows(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, is positive) of the records the classifier learns from."""
         lab = self.rules.labels
-        require_columns("classify", df, [lab.column], "; labels come from a retrieve stage's `retrieved` column or a label column")
+        require_columns(
+            "classify", df, [lab.column], "; labels come from a retrieve stage's `retrieved` column or a label column"
+        )
         values = df[lab.column].to_list()
         wanted = str(lab.positive) if df[lab.column].dtype == pl.Utf8 else lab.positive
         pos = [i for i, v in enumerate(values) if v is not None and v == wanted]
@@ -125,9 +130,11 @@ class ClassifyStage(Stage):
         r = self.rules
         rows, positive = self._training_rows(df)
         if len(rows) < r.min_training_rows or positive.all() or not positive.any():
-            raise ConfigError(f"classify: needs at least {r.min_training_rows} labelled records of both classes to train on; "
-                              f"got {int(positive.sum())} positive and {int((~positive).sum())} negative "
-                              f"(from column '{r.labels.column}')")
+            raise ConfigError(
+                f"classify: needs at least {r.min_training_rows} labelled records of both classes to train on; "
+                f"got {int(positive.sum())} positive and {int((~positive).sum())} negative "
+                f"(from column '{r.labels.column}')"
+            )
         texts = [_line(t, r.fasttext.max_chars) for t in content_texts(df, r.chat_roles)]
         order = np.random.default_rng(r.seed).permutation(len(rows))
         cut = max(1, int(round(len(rows) * r.holdout)))
@@ -135,9 +142,20 @@ class ClassifyStage(Stage):
         p = r.fasttext
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "train.txt"
-            path.write_text("".join(f"{POS if positive[j] else NEG} {texts[rows[j]]}\n" for j in train), encoding="utf-8")
-            model = fasttext.train_supervised(str(path), epoch=p.epoch, lr=p.lr, wordNgrams=p.word_ngrams, dim=p.dim,
-                                              minCount=p.min_count, thread=1, seed=r.seed, verbose=0)
+            path.write_text(
+                "".join(f"{POS if positive[j] else NEG} {texts[rows[j]]}\n" for j in train), encoding="utf-8"
+            )
+            model = fasttext.train_supervised(
+                str(path),
+                epoch=p.epoch,
+                lr=p.lr,
+                wordNgrams=p.word_ngrams,
+                dim=p.dim,
+                minCount=p.min_count,
+                thread=1,
+                seed=r.seed,
+                verbose=0,
+            )
         scores = self._scores(model, texts)
         holdout = binary_metrics(positive[held], scores[rows[held]])
         train_fit = binary_metrics(positive[train], scores[rows[train]])
@@ -146,22 +164,32 @@ class ClassifyStage(Stage):
         drop = r.action == "filter"
         actions = [DROP if (drop and not c) else KEEP for c in chosen]
         rules_ = ["classify:below_threshold" if (drop and not c) else None for c in chosen]
-        reasons = [f"quality_score {s:.3f} below the cut ({r.select.by} {r.select.value:g})" if (drop and not c) else None
-                   for s, c in zip(scores.tolist(), chosen)]
+        reasons = [
+            f"quality_score {s:.3f} below the cut ({r.select.by} {r.select.value:g})" if (drop and not c) else None
+            for s, c in zip(scores.tolist(), chosen)
+        ]
         if self.artifacts_dir is not None:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             model.save_model(str(self.artifacts_dir / "model.bin"))
         counts, _ = np.histogram(scores, bins=20, range=(0.0, 1.0))
         self.summary = {
-            "training_rows": int(len(train)), "holdout_rows": int(len(held)),
-            "holdout": holdout, "train": train_fit, "labels_from": r.labels.column,
-            "selected": int(sum(chosen)), "records": n,
+            "training_rows": int(len(train)),
+            "holdout_rows": int(len(held)),
+            "holdout": holdout,
+            "train": train_fit,
+            "labels_from": r.labels.column,
+            "selected": int(sum(chosen)),
+            "records": n,
             "cut": round(float(scores[chosen].min()), 4) if any(chosen) else None,
-            "select": r.select.model_dump(), "action": r.action,
-            "score_bins": counts.tolist(), "fasttext": p.model_dump(),
+            "select": r.select.model_dump(),
+            "action": r.action,
+            "score_bins": counts.tolist(),
+            "fasttext": p.model_dump(),
             "model": "artifacts/{}/model.bin".format(self.name) if self.artifacts_dir is not None else None,
         }
-        return with_decisions(df.with_columns(pl.Series("quality_score", scores.astype(np.float32))), actions, rules_, reasons)
+        return with_decisions(
+            df.with_columns(pl.Series("quality_score", scores.astype(np.float32))), actions, rules_, reasons
+        )
 
     @staticmethod
     def _scores(model, texts: list[str]) -> np.ndarray:

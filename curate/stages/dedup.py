@@ -24,8 +24,17 @@ from scipy.sparse.csgraph import connected_components
 
 from curate.config import StrictModel
 from curate.errors import ConfigError
-from curate.minhash import (MinHasher, Normalization, Sketch, band_partitions, candidate_pairs, estimated_jaccard,
-                            lsh_params, pairs_from_codes, reduce_band_partition)
+from curate.minhash import (
+    MinHasher,
+    Normalization,
+    Sketch,
+    band_partitions,
+    candidate_pairs,
+    estimated_jaccard,
+    lsh_params,
+    pairs_from_codes,
+    reduce_band_partition,
+)
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"
@@ -47,7 +56,9 @@ class BoilerplateRules(StrictModel):
     min_records: int = Field(10, ge=2)
     min_share: float = Field(0.005, ge=0.0, le=1.0)
     min_chars: int = Field(20, ge=1, description="shorter lines are never boilerplate ('Thanks!', '}')")
-    show_text: bool = Field(False, description="put the first 80 characters of each top line in the report (off: it may hold personal data)")
+    show_text: bool = Field(
+        False, description="put the first 80 characters of each top line in the report (off: it may hold personal data)"
+    )
 
 
 class DedupRules(StrictModel):
@@ -61,8 +72,9 @@ class DedupRules(StrictModel):
     threshold: float = Field(0.8, gt=0.0, le=1.0)
     bands: int | None = Field(None, ge=1)
     rows: int | None = Field(None, ge=1)
-    false_negative_weight: float = Field(0.95, gt=0.0, lt=1.0,
-                                         description="banding search weight of missed pairs vs false candidates")
+    false_negative_weight: float = Field(
+        0.95, gt=0.0, lt=1.0, description="banding search weight of missed pairs vs false candidates"
+    )
     verify: Literal["none", "signature", "exact"] = "exact"
     keep: Literal["first", "longest", "score"] = "first"
     score_column: str | None = None
@@ -85,8 +97,10 @@ class DedupRules(StrictModel):
 
     def hashing(self) -> dict:
         """What signatures depend on; stored signatures are reused only if this matches."""
-        return self.model_dump(include={"normalization", "shingle", "ngram", "num_perm", "seed", "chat_text", "boilerplate"},
-                               exclude={"boilerplate": {"show_text"}})
+        return self.model_dump(
+            include={"normalization", "shingle", "ngram", "num_perm", "seed", "chat_text", "boilerplate"},
+            exclude={"boilerplate": {"show_text"}},
+        )
 
 
 def _line_key(line: str) -> str:
@@ -112,8 +126,15 @@ def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], d
         touched += 1
         kept = "\n".join(x for x in text.split("\n") if _line_key(x) not in common)
         out.append(kept if kept.strip() else text)
-    top = [{"hash": xxhash.xxh3_64_hexdigest(k.encode()), "records": n, "chars": len(k),
-            **({"text": k[:80]} if rules.show_text else {})} for k, n in list(common.items())[:20]]
+    top = [
+        {
+            "hash": xxhash.xxh3_64_hexdigest(k.encode()),
+            "records": n,
+            "chars": len(k),
+            **({"text": k[:80]} if rules.show_text else {}),
+        }
+        for k, n in list(common.items())[:20]
+    ]
     return out, {"lines": len(common), "records": touched, "top": top}
 
 
@@ -167,8 +188,9 @@ class DedupStage(Stage):
     def setup(self) -> None:
         r = self.rules
         self.normalization = Normalization(**r.normalization.model_dump())
-        self.hasher = MinHasher(num_perm=r.num_perm, seed=r.seed, shingle=r.shingle, ngram=r.ngram,
-                                normalization=self.normalization)
+        self.hasher = MinHasher(
+            num_perm=r.num_perm, seed=r.seed, shingle=r.shingle, ngram=r.ngram, normalization=self.normalization
+        )
         self.bands, self.rows = lsh_params(r.threshold, r.num_perm, r.bands, r.rows, r.false_negative_weight)
 
     # --- keys -------------------------------------------------------------------------------
@@ -194,7 +216,8 @@ class DedupStage(Stage):
                 data = entry.read(["id", "text", "messages"])
                 texts = dedup_texts(data, self.rules.chat_text)
                 df = pl.DataFrame({"id": data["id"], EXACT_KEY: self.exact_keys(texts)}).with_columns(
-                    pl.Series(SIGNATURE, self.sketch(texts).signatures))
+                    pl.Series(SIGNATURE, self.sketch(texts).signatures)
+                )
             ids += df["id"].to_list()
             refs += [entry.ref] * df.height
             exact += df[EXACT_KEY].to_list()
@@ -250,8 +273,11 @@ class DedupStage(Stage):
                 continue
             same = exact[i] == exact[r]
             where = f" in {prior.refs[r]}" if r < n_prior else ""
-            similarity = ("identical after normalisation" if same
-                          else f"near-duplicate cluster of {cluster_size[i]}, highest Jaccard {best_j[i]:.2f}")
+            similarity = (
+                "identical after normalisation"
+                if same
+                else f"near-duplicate cluster of {cluster_size[i]}, highest Jaccard {best_j[i]:.2f}"
+            )
             actions.append(DROP)
             rule_names.append("exact_duplicate" if same else "near_duplicate")
             reasons.append(f"duplicate of {ids[r]}{where} ({similarity})")
@@ -264,14 +290,17 @@ class DedupStage(Stage):
         )
         return with_decisions(out, actions, rule_names, reasons)
 
-    def near_pairs(self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0,
-                   candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def near_pairs(
+        self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0, candidates: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """LSH candidate pairs that pass verification, with their (estimated or exact) Jaccard.
 
         `sigs` holds the prior shards' signatures first, then the new records' (`sketch`);
         `candidates`, if given, are the LSH pairs already found (by the pool's shuffle).
         """
-        pairs = candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket) if candidates is None else candidates
+        pairs = (
+            candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket) if candidates is None else candidates
+        )
         # Texts without a single shingle all share the empty signature: they are not near anything.
         empty = (sigs == np.uint32(0xFFFFFFFF)).all(axis=1)
         pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
@@ -296,10 +325,13 @@ class DedupStage(Stage):
         n_prior, total = len(prior.ids), len(prior.ids) + len(texts)
         size = max(MIN_CHUNK, -(-len(texts) // (4 * self.pool.workers)))
         items = [(None, None, prior.signatures, 0)] if n_prior else []
-        items += [(texts[i:i + size], near_texts[i:i + size], None, n_prior + i) for i in range(0, len(texts), size)]
+        items += [
+            (texts[i : i + size], near_texts[i : i + size], None, n_prior + i) for i in range(0, len(texts), size)
+        ]
         mapper = partial(_sketch_chunk, self.normalization, self.hasher, self.bands, self.rows)
-        mapped, reduced = self.pool.shuffle(mapper, items, max(1, self.pool.workers),
-                                            partial(reduce_band_partition, total, self.rules.max_bucket))
+        mapped, reduced = self.pool.shuffle(
+            mapper, items, max(1, self.pool.workers), partial(reduce_band_partition, total, self.rules.max_bucket)
+        )
         parts = [m for m in mapped if m is not None]
         exact = [key for keys, _ in parts for key in keys]
         sketch = Sketch.concat([sk for _, sk in parts]) if parts else self.sketch([])
@@ -315,7 +347,10 @@ class DedupStage(Stage):
         elif self.rules.keep == "score":
             col = self.rules.score_column
             if col not in df.columns:
-                raise ConfigError(f"dedup: keep: score needs column '{col}', which the records do not have (columns: {', '.join(df.columns)})")
+                raise ConfigError(
+                    f"dedup: keep: score needs column '{col}', which the records do not have (columns: "
+                    f"{', '.join(df.columns)})"
+                )
             scores = df[col].cast(pl.Float64).fill_null(-np.inf).to_numpy()
             priority = np.concatenate([np.full(n_prior, -np.inf), -scores])
         else:
@@ -332,8 +367,14 @@ def exact_keys(normalization: Normalization, texts: list[str]) -> list[str]:
     return [xxhash.xxh3_128_hexdigest(t.encode()) for t in normalization.texts(texts)]
 
 
-def _sketch_chunk(normalization: Normalization, hasher: MinHasher, bands: int, rows: int,
-                  item: tuple[list[str] | None, list[str] | None, np.ndarray | None, int], partitions: int):
+def _sketch_chunk(
+    normalization: Normalization,
+    hasher: MinHasher,
+    bands: int,
+    rows: int,
+    item: tuple[list[str] | None, list[str] | None, np.ndarray | None, int],
+    partitions: int,
+):
     """A pool task: one chunk's exact keys and sketch of its near-dup texts (none for
     already-published signatures), and its band keys split into the shuffle's partitions."""
     texts, near_texts, sigs, start = item

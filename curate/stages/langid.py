@@ -116,7 +116,9 @@ class LangIdStage(Stage):
             elif score < floor:
                 actions[i], rule_names[i] = DROP, "low_confidence"
                 reasons[i] = f"language {lang} score {score:.2f} below {floor}"
-        out = df.with_columns(pl.Series("lang_score", scores, dtype=pl.Float32), pl.Series("lang_basis", basis, dtype=pl.Utf8))
+        out = df.with_columns(
+            pl.Series("lang_score", scores, dtype=pl.Float32), pl.Series("lang_basis", basis, dtype=pl.Utf8)
+        )
         if rules.overwrite_lang:
             out = out.with_columns(pl.Series("lang", langs, dtype=pl.Utf8))
         else:

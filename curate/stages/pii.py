@@ -45,7 +45,9 @@ def expand_fragments(pattern: str, fragments: dict[str, str]) -> str:
     for _ in range(len(fragments) + 1):  # a fragment may use fragments, never in a cycle (checked)
         if not any(m.group(1) in fragments for m in FRAGMENT_REF.finditer(pattern)):
             break
-        pattern = FRAGMENT_REF.sub(lambda m: f"(?:{fragments[m.group(1)]})" if m.group(1) in fragments else m.group(0), pattern)
+        pattern = FRAGMENT_REF.sub(
+            lambda m: f"(?:{fragments[m.group(1)]})" if m.group(1) in fragments else m.group(0), pattern
+        )
     return pattern
 
 
@@ -75,13 +77,19 @@ class RecognizerRule(StrictModel):
     context: list[str] = Field(default_factory=list)
     validate_with: Literal["luhn", "card", "npi", "dea", "vn_mobile", "vin"] | None = Field(None, alias="validate")
     case_sensitive: bool = False
-    languages: list[str] = Field(default_factory=list, description=(
-        "run only on records in these languages, or whose text has letters of their script (nlp.scripts); "
-        "empty: every record"))
-    requires: list[str] = Field(default_factory=list,
-                                description="regexes: run only on texts matching one (besides the entity's own gate)")
-    exclude: list[str] = Field(default_factory=list,
-                               description="a match whose whole text is one of these (any case) is not kept")
+    languages: list[str] = Field(
+        default_factory=list,
+        description=(
+            "run only on records in these languages, or whose text has letters of their script (nlp.scripts); "
+            "empty: every record"
+        ),
+    )
+    requires: list[str] = Field(
+        default_factory=list, description="regexes: run only on texts matching one (besides the entity's own gate)"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="a match whose whole text is one of these (any case) is not kept"
+    )
 
 
 # replace/mask/hash/drop apply to any entity; the generalising ones (HIPAA Safe Harbor) keep what
@@ -94,12 +102,15 @@ class EntityRule(StrictModel):
     operator: Operator | None = None
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     placeholder: str | None = None
-    requires: list[str] = Field(default_factory=list,
-                                description="regexes: the entity's recognizers run only on texts matching one")
+    requires: list[str] = Field(
+        default_factory=list, description="regexes: the entity's recognizers run only on texts matching one"
+    )
     value_pattern: str | None = Field(None, description="keep a match only if its text matches this regex")
     boundary: bool = Field(False, description="a match must not touch a letter, digit or _ on either side")
-    skip_languages: list[str] = Field(default_factory=list, description=(
-        "records in these languages are not searched for the entity (US formats in Vietnamese text)"))
+    skip_languages: list[str] = Field(
+        default_factory=list,
+        description=("records in these languages are not searched for the entity (US formats in Vietnamese text)"),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "EntityRule":
@@ -151,10 +162,13 @@ class CodeRule(StrictModel):
     prose) only high-precision entities are looked for, and never with NER."""
 
     detect: bool = True
-    entities: list[str] = Field(default_factory=lambda: ["SECRET", "EMAIL_ADDRESS", "IP_ADDRESS", "CREDIT_CARD",
-                                                         "PHONE_NUMBER"])
+    entities: list[str] = Field(
+        default_factory=lambda: ["SECRET", "EMAIL_ADDRESS", "IP_ADDRESS", "CREDIT_CARD", "PHONE_NUMBER"]
+    )
     # a phone number in code counts only with a clear layout: +country code, (area) or separators
-    phone_layout: str = r"^(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}$|^\+\d[\d .-]{8,}\d$"
+    phone_layout: str = (
+        r"^(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}$|^\+\d[\d .-]{8,}\d$"
+    )
 
 
 class FieldsRule(StrictModel):
@@ -208,13 +222,18 @@ class PiiRules(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> "PiiRules":
         declared = set(self.entities)
-        for where, names in (("deny_list", self.deny_list), ("context", self.context),
-                             ("recognizers", {r.entity: r for r in self.recognizers}),
-                             ("profile.kinds", {e: k for k in self.profile.kinds for e in k.entities})):
+        for where, names in (
+            ("deny_list", self.deny_list),
+            ("context", self.context),
+            ("recognizers", {r.entity: r for r in self.recognizers}),
+            ("profile.kinds", {e: k for k in self.profile.kinds for e in k.entities}),
+        ):
             unknown = sorted(set(names) - declared)
             if unknown:
-                raise ValueError(f"{where} names entities {unknown} that are not under 'entities' "
-                                 f"(declared: {', '.join(sorted(declared))})")
+                raise ValueError(
+                    f"{where} names entities {unknown} that are not under 'entities' "
+                    f"(declared: {', '.join(sorted(declared))})"
+                )
         for name in self.fragments:
             seen, todo = set(), [name]
             while todo:
@@ -230,8 +249,10 @@ class PiiRules(StrictModel):
                 for ref, known, where in ((FRAGMENT_REF, self.fragments, "fragments"), (TERM_REF, self.terms, "terms")):
                     missing = sorted({m.group(1) for m in ref.finditer(text)} - set(known))
                     if missing:
-                        raise ValueError(f"recognizers[{rec.name}] uses {missing[0]}, which is not under '{where}' "
-                                         f"(declared: {', '.join(sorted(known)) or 'none'})")
+                        raise ValueError(
+                            f"recognizers[{rec.name}] uses {missing[0]}, which is not under '{where}' "
+                            f"(declared: {', '.join(sorted(known)) or 'none'})"
+                        )
         return self
 
     def expand(self, pattern: str) -> str:
@@ -253,14 +274,17 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
     """A Presidio pattern recognizer for a rule: its checksum, its exclusions, and a gate (its
     `requires` and `languages`) checked against the text and the languages the analyser is on."""
     import regex
-
     from presidio_analyzer import Pattern, PatternRecognizer
 
     from curate.pii.validators import VALIDATORS
 
     check = VALIDATORS.get(rule.validate_with) if rule.validate_with else None
     excluded = {w.lower() for entry in rule.exclude for w in _words(entry, rules.terms)}
-    requires = regex.compile("|".join(f"(?:{rules.expand(x)})" for x in rule.requires), regex.IGNORECASE) if rule.requires else None
+    requires = (
+        regex.compile("|".join(f"(?:{rules.expand(x)})" for x in rule.requires), regex.IGNORECASE)
+        if rule.requires
+        else None
+    )
     languages = frozenset(rule.languages)
 
     class Rule(PatternRecognizer):
@@ -270,7 +294,9 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
         def applies(self, text: str) -> bool:
             if self._last[0] is text and self._last[1] is self.scope:
                 return self._last[2]
-            ok = (not languages or bool(languages & self.scope)) and (requires is None or requires.search(text) is not None)
+            ok = (not languages or bool(languages & self.scope)) and (
+                requires is None or requires.search(text) is not None
+            )
             self._last = (text, self.scope, ok)
             return ok
 
@@ -293,8 +319,13 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
         except regex.error as exc:
             raise ConfigError(f"pii.recognizers[{rule.name}]: bad regex {p.regex!r}: {exc}") from None
         patterns.append(Pattern(p.name or rule.name, expanded, p.score))
-    rec = Rule(supported_entity=rule.entity, name=rule.name, context=rule.context or None,
-               patterns=patterns, global_regex_flags=flags)
+    rec = Rule(
+        supported_entity=rule.entity,
+        name=rule.name,
+        context=rule.context or None,
+        patterns=patterns,
+        global_regex_flags=flags,
+    )
     rec.gated = bool(languages or requires)
     rec.gate_pattern = requires
     return rec
@@ -303,8 +334,9 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
 ID_COLUMNS = ("id", "dup_cluster", "dup_of")
 # String columns that are structure, not record content: never scanned as fields.
-NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw",
-                         "stage", "rule", "reason", "action"})
+NOT_SCANNED = frozenset(
+    {"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw", "stage", "rule", "reason", "action"}
+)
 
 
 def _meta_leaves(meta: str | None):
@@ -340,7 +372,9 @@ class _Edits:
     def _column(self, name: str) -> list:
         if name not in self.columns:
             values = self.df[name].to_list()
-            self.columns[name] = [[dict(m) for m in v] if v is not None else None for v in values] if name == "messages" else values
+            self.columns[name] = (
+                [[dict(m) for m in v] if v is not None else None for v in values] if name == "messages" else values
+            )
         return self.columns[name]
 
     def put(self, row: int, slot: tuple, value: str) -> None:
@@ -364,7 +398,11 @@ class _Edits:
                     msg["content"] = WITHHELD
             elif name == "meta":
                 self._column(name)[row] = None
-            elif self.df.schema[name] == pl.Utf8 and name not in NOT_SCANNED - {"text"} and self.df[name][row] is not None:
+            elif (
+                self.df.schema[name] == pl.Utf8
+                and name not in NOT_SCANNED - {"text"}
+                and self.df[name][row] is not None
+            ):
                 self._column(name)[row] = id_token(self.df[name][row]) if name in ID_COLUMNS else WITHHELD
 
     def frame(self) -> pl.DataFrame:
@@ -375,7 +413,9 @@ class _Edits:
                     meta[row] = orjson.dumps(parsed[0], option=orjson.OPT_SORT_KEYS).decode()
         if not self.columns:
             return self.df
-        return self.df.with_columns([pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()])
+        return self.df.with_columns(
+            [pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()]
+        )
 
 
 def _year(value: str, restricted: frozenset[str]) -> str | None:
@@ -436,8 +476,10 @@ def _hashes(rules: PiiRules) -> bool:
 def _hash_key(rules: PiiRules) -> bytes:
     key = os.environ.get(rules.hash.key_env)
     if not key:
-        raise ConfigError(f"pii: the hash operator needs a key in the environment variable {rules.hash.key_env} "
-                          "(keys never go in the rules file)")
+        raise ConfigError(
+            f"pii: the hash operator needs a key in the environment variable {rules.hash.key_env} "
+            "(keys never go in the rules file)"
+        )
     return key.encode()
 
 
@@ -450,10 +492,21 @@ class PiiStage(Stage):
     def criteria(cls, rules: PiiRules, rejected: pl.DataFrame) -> list[tuple[str, PiiRules]]:
         if not rejected_by(rejected, "pii:drop"):
             return []
-        relaxed = {k: v.model_copy(update={"operator": "replace"}) if rules.operator(k) == "drop" else v
-                   for k, v in rules.entities.items()}
-        return [("pii drop operator", rules.model_copy(update={"entities": relaxed,
-                 "default_operator": "replace" if rules.default_operator == "drop" else rules.default_operator}))]
+        relaxed = {
+            k: v.model_copy(update={"operator": "replace"}) if rules.operator(k) == "drop" else v
+            for k, v in rules.entities.items()
+        }
+        return [
+            (
+                "pii drop operator",
+                rules.model_copy(
+                    update={
+                        "entities": relaxed,
+                        "default_operator": "replace" if rules.default_operator == "drop" else rules.default_operator,
+                    }
+                ),
+            )
+        ]
 
     STATIC = ("profile", "kinds", "out_of_scope")  # the same in every batch's summary
 
@@ -476,8 +529,11 @@ class PiiStage(Stage):
         the driver before any worker starts: a missing key is one clear error, not a broken pool."""
         if not _hashes(rules):
             return {}
-        return {"hash_key_fingerprint": hmac.new(_hash_key(rules), b"curate: pii hash key fingerprint",
-                                                 hashlib.sha256).hexdigest()[:16]}
+        return {
+            "hash_key_fingerprint": hmac.new(
+                _hash_key(rules), b"curate: pii hash key fingerprint", hashlib.sha256
+            ).hexdigest()[:16]
+        }
 
     def setup(self) -> None:
         import regex
@@ -488,12 +544,21 @@ class PiiStage(Stage):
         r = self.rules
         self.key = _hash_key(r) if _hashes(r) else None
         self.analyzer = Analyzer(
-            model=r.nlp.model, ner_languages=r.nlp.ner_languages,
+            model=r.nlp.model,
+            ner_languages=r.nlp.ner_languages,
             entities={k: v.model_dump() for k, v in r.entities.items()},
-            custom=[_recognizer(rec, r) for rec in r.recognizers], deny_lists=r.deny_list, context=r.context,
-            allow_list=r.allow_list, gate=r.nlp.gate, window=r.nlp.window, max_tokens=r.nlp.max_tokens,
-            overlap=r.nlp.overlap, batch_size=r.nlp.batch_size, memo=r.nlp.memo,
-            scripts=r.nlp.scripts, script_line_share=r.nlp.script_line_share,
+            custom=[_recognizer(rec, r) for rec in r.recognizers],
+            deny_lists=r.deny_list,
+            context=r.context,
+            allow_list=r.allow_list,
+            gate=r.nlp.gate,
+            window=r.nlp.window,
+            max_tokens=r.nlp.max_tokens,
+            overlap=r.nlp.overlap,
+            batch_size=r.nlp.batch_size,
+            memo=r.nlp.memo,
+            scripts=r.nlp.scripts,
+            script_line_share=r.nlp.script_line_share,
         )
         self.anonymizer = AnonymizerEngine()
         self._lid = None
@@ -510,13 +575,22 @@ class PiiStage(Stage):
             placeholder = r.entities[entity].placeholder or f"<{entity}>"
             if op == "mask":
                 keep, char = r.mask.keep_last, r.mask.char
-                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, c=char: c * len(v) if len(v) <= k else c * (len(v) - k) + v[len(v) - k:]})
+                ops[entity] = OperatorConfig(
+                    "custom",
+                    {
+                        "lambda": lambda v, k=keep, c=char: (
+                            c * len(v) if len(v) <= k else c * (len(v) - k) + v[len(v) - k :]
+                        )
+                    },
+                )
             elif op == "hash":
                 ops[entity] = OperatorConfig("custom", {"lambda": lambda v, e=entity: f"<{e}:{self._hash(v)}>"})
             elif op in GENERALISE:
                 keep = GENERALISE[op]
                 restricted = frozenset(r.zip3_restricted)
-                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, k=keep, p=placeholder, z=restricted: _kept(p, k(v, z))})
+                ops[entity] = OperatorConfig(
+                    "custom", {"lambda": lambda v, k=keep, p=placeholder, z=restricted: _kept(p, k(v, z))}
+                )
             else:  # replace, and drop (the record is dropped, stored redacted)
                 ops[entity] = OperatorConfig("replace", {"new_value": placeholder})
         return ops
@@ -546,8 +620,11 @@ class PiiStage(Stage):
         label, promoted `columns:` and any other record field (structural columns excepted)."""
         if not self.rules.fields.columns:
             return []
-        return [c for c, dtype in df.schema.items()
-                if dtype == pl.Utf8 and c not in NOT_SCANNED and c not in ID_COLUMNS and not c.startswith("_")]
+        return [
+            c
+            for c, dtype in df.schema.items()
+            if dtype == pl.Utf8 and c not in NOT_SCANNED and c not in ID_COLUMNS and not c.startswith("_")
+        ]
 
     def _jobs(self, df: pl.DataFrame) -> tuple[list[tuple[int, tuple, str]], list]:
         """(row, slot, string) of everything to scan, and each row's parsed meta (or None). A slot is
@@ -561,10 +638,17 @@ class PiiStage(Stage):
             if isinstance(texts[row], str) and texts[row]:
                 jobs.append((row, ("text",), texts[row]))
             for m, msg in enumerate(messages[row] or []):
-                if isinstance(msg, dict) and msg.get("role") in roles and isinstance(msg.get("content"), str) and msg["content"]:
+                if (
+                    isinstance(msg, dict)
+                    and msg.get("role") in roles
+                    and isinstance(msg.get("content"), str)
+                    and msg["content"]
+                ):
                     jobs.append((row, ("msg", m), msg["content"]))
         for name in self.scanned_columns(df):
-            jobs += [(row, ("col", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v.strip()]
+            jobs += [
+                (row, ("col", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v.strip()
+            ]
         metas: list = [None] * n
         if r.fields.meta and "meta" in cols:
             metas = [_meta_leaves(v) for v in df["meta"].to_list()]
@@ -573,7 +657,9 @@ class PiiStage(Stage):
         if r.fields.ids:
             for name in ID_COLUMNS:
                 if name in cols and df.schema[name] == pl.Utf8:
-                    jobs += [(row, ("id", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v]
+                    jobs += [
+                        (row, ("id", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v
+                    ]
         return jobs, metas
 
     def languages(self, df: pl.DataFrame, jobs: list[tuple[int, tuple, str]]) -> list[str]:
@@ -604,8 +690,9 @@ class PiiStage(Stage):
         use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
         return jobs, self._analyze_jobs(jobs, use_ner, [langs[row] for row, _, _ in jobs]), langs, metas
 
-    def _analyze_jobs(self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool],
-                      langs: list[str | None] | None = None) -> list:
+    def _analyze_jobs(
+        self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool], langs: list[str | None] | None = None
+    ) -> list:
         """Entities per job. Code in a text is blanked out (offsets kept) for the full analysis and
         analysed on its own for the high-precision entities only (rules.code), without NER."""
         from curate.pii.analyzer import Span
@@ -638,7 +725,7 @@ class PiiStage(Stage):
                 found[j].extend(res)
                 continue
             for s in res:
-                value = jobs[j][2][offset + s.start:offset + s.end]
+                value = jobs[j][2][offset + s.start : offset + s.end]
                 if s.entity == "PHONE_NUMBER" and not self._phone_layout.search(value):
                     continue
                 found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score))
@@ -729,8 +816,11 @@ class PiiStage(Stage):
         if not rate:
             return {"sampled": 0, "with_pii": 0, "entities": {}}
         ids = out["id"].to_list()
-        picked = [i for i, rec_id in enumerate(ids)
-                  if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate]
+        picked = [
+            i
+            for i, rec_id in enumerate(ids)
+            if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate
+        ]
         sample = out[picked]
         jobs, found, _, _ = self.scan(sample, [langs[i] for i in picked], ids=False)
         rows_with, entities = set(), Counter()
@@ -758,14 +848,22 @@ class PiiStage(Stage):
         out = self._redact_all(df)[0].frame()
         if "raw" in df.columns:
             raw = df["raw"].to_list()
-            out = out.with_columns(pl.Series("raw", [self._redact_raw(v) if isinstance(v, str) and v else v for v in raw],
-                                             dtype=pl.Utf8))
+            out = out.with_columns(
+                pl.Series("raw", [self._redact_raw(v) if isinstance(v, str) and v else v for v in raw], dtype=pl.Utf8)
+            )
         if "reason" in df.columns:
             reasons = df["reason"].to_list()
             found = self.analyzer.analyze([v or "" for v in reasons], [False] * len(reasons))
-            out = out.with_columns(pl.Series("reason", [
-                v if not v else WITHHELD if isinstance(f, Exception) else self.redact(v, f)[0]
-                for v, f in zip(reasons, found)], dtype=pl.Utf8))
+            out = out.with_columns(
+                pl.Series(
+                    "reason",
+                    [
+                        v if not v else WITHHELD if isinstance(f, Exception) else self.redact(v, f)[0]
+                        for v, f in zip(reasons, found)
+                    ],
+                    dtype=pl.Utf8,
+                )
+            )
         return out
 
     def _redact_raw(self, raw: str) -> str:

@@ -76,7 +76,9 @@ class QualityRules(StrictModel):
         on_prose: dict[str, bool] = {}
         for r in self.rules:  # one q_* column per statistic: measured on the whole text or on its prose
             if on_prose.setdefault(r.column, r.name in self.prose_rules) != (r.name in self.prose_rules):
-                raise ValueError(f"prose_rules: rules on {r.column} must all be listed or none (one column, one measure)")
+                raise ValueError(
+                    f"prose_rules: rules on {r.column} must all be listed or none (one column, one measure)"
+                )
         return self
 
     @property
@@ -97,9 +99,16 @@ class QualityStage(Stage):
 
     @classmethod
     def criteria(cls, rules: QualityRules, rejected: pl.DataFrame) -> list[tuple[str, QualityRules]]:
-        hit = set(rejected["quality_failed"].explode().drop_nulls().to_list()) if "quality_failed" in rejected.columns else set()
-        return [(f"quality rule {r.name}", rules.model_copy(update={"disable": [*rules.disable, r.name]}))
-                for r in rules.active if r.name in hit]
+        hit = (
+            set(rejected["quality_failed"].explode().drop_nulls().to_list())
+            if "quality_failed" in rejected.columns
+            else set()
+        )
+        return [
+            (f"quality rule {r.name}", rules.model_copy(update={"disable": [*rules.disable, r.name]}))
+            for r in rules.active
+            if r.name in hit
+        ]
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules: list[QualityRule] = self.rules.active
@@ -114,7 +123,9 @@ class QualityStage(Stage):
         for text, kind, lang in zip(texts, kinds, langs):
             applicable = plans.get((kind, lang))
             if applicable is None:
-                applicable = plans[(kind, lang)] = [r for r in rules if kind in r.applies_to and (not r.langs or lang in r.langs)]
+                applicable = plans[(kind, lang)] = [
+                    r for r in rules if kind in r.applies_to and (not r.langs or lang in r.langs)
+                ]
             doc, prose_doc = Doc(text, lang), None
             values: dict[str, float | None] = dict.fromkeys(stats)
             failed: list[tuple[str, str]] = []

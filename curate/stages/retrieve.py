@@ -99,19 +99,27 @@ def load_seeds(seeds: list[SeedSet], roles: str) -> tuple[list[str], list[str]]:
         else:
             path = Path(s.path)
             if not path.is_file():
-                raise ConfigError(f"retrieve.seeds: file not found: {path} (paths are relative to the working directory)")
+                raise ConfigError(
+                    f"retrieve.seeds: file not found: {path} (paths are relative to the working directory)"
+                )
             if path.suffix == ".parquet":
                 objs = pl.read_parquet(path).to_dicts()
             else:
                 raw = path.read_text(encoding="utf-8")
-                objs = json.loads(raw) if path.suffix == ".json" else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
+                objs = (
+                    json.loads(raw)
+                    if path.suffix == ".json"
+                    else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
+                )
             rows = []
             for i, obj in enumerate(objs if isinstance(objs, list) else [objs]):
                 try:
                     rec = to_record(obj, fmt=s.format, fields=s.fields, columns=[], default_source=None)
                 except ValueError as exc:
                     raise ConfigError(f"retrieve.seeds: {path} record {i + 1}: {exc}") from None
-                rows.append((rec.get("id") or f"{path.name}:{i + 1}", content_text(rec.get("text"), rec.get("messages"), roles)))
+                rows.append(
+                    (rec.get("id") or f"{path.name}:{i + 1}", content_text(rec.get("text"), rec.get("messages"), roles))
+                )
         rows = [(i, t) for i, t in rows if t and t.strip()][: s.limit]
         ids += [str(i) for i, _ in rows]
         texts += [t for _, t in rows]
@@ -141,8 +149,15 @@ def _embed_and_search(rules: "RetrieveRules", keep_vectors: bool, texts: list[st
     vectors, computed = embed(embedder, texts, cache)
     embedded = time.perf_counter()
     nb = search(index, vectors, rules.k, choose_backend(rules.backend, embedder.device))
-    return {"scores": nb.scores, "ids": nb.ids, "backend": nb.backend, "device": embedder.device, "computed": computed,
-            "vectors": vectors if keep_vectors else None, "seconds": (embedded - started, time.perf_counter() - embedded)}
+    return {
+        "scores": nb.scores,
+        "ids": nb.ids,
+        "backend": nb.backend,
+        "device": embedder.device,
+        "computed": computed,
+        "vectors": vectors if keep_vectors else None,
+        "seconds": (embedded - started, time.perf_counter() - embedded),
+    }
 
 
 def _histogram(scores: np.ndarray) -> list[int]:
@@ -160,8 +175,13 @@ class RetrieveStage(Stage):
         """Seed files' contents belong in the cache key: new seeds, new selection."""
         from curate.hashing import sha256_file
 
-        return {"seed_files": {s.path: sha256_file(Path(s.path)) for s in rules.seeds
-                               if not s.path.startswith("shards://") and Path(s.path).is_file()}}
+        return {
+            "seed_files": {
+                s.path: sha256_file(Path(s.path))
+                for s in rules.seeds
+                if not s.path.startswith("shards://") and Path(s.path).is_file()
+            }
+        }
 
     @classmethod
     def criteria(cls, rules: RetrieveRules, rejected: pl.DataFrame) -> list[tuple[str, RetrieveRules]]:
@@ -191,11 +211,16 @@ class RetrieveStage(Stage):
         # The pool is embedded and searched in chunks against an index built once: in this process,
         # or as tasks on the executor's pool (GPU workers under Ray), with the same chunks either way.
         texts = content_texts(df[rows], r.chat_roles)
-        chunks = [texts[i:i + CHUNK] for i in range(0, len(texts), CHUNK)] or [[]]
-        parts = (self.pool or SerialPool()).map(partial(_embed_and_search, r, r.semantic_dedup is not None), chunks,
-                                                shared=(build_index(seeds, r.index),), gpus=self.resources.gpus)
-        nb = Neighbours(np.concatenate([p["scores"] for p in parts]), np.concatenate([p["ids"] for p in parts]),
-                        parts[0]["backend"])
+        chunks = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)] or [[]]
+        parts = (self.pool or SerialPool()).map(
+            partial(_embed_and_search, r, r.semantic_dedup is not None),
+            chunks,
+            shared=(build_index(seeds, r.index),),
+            gpus=self.resources.gpus,
+        )
+        nb = Neighbours(
+            np.concatenate([p["scores"] for p in parts]), np.concatenate([p["ids"] for p in parts]), parts[0]["backend"]
+        )
         pool = np.concatenate([p["vectors"] for p in parts]) if r.semantic_dedup is not None else None
         pool_new = sum(p["computed"] for p in parts)
         top, mean = nb.scores[:, 0], nb.scores.mean(axis=1)
@@ -211,7 +236,12 @@ class RetrieveStage(Stage):
                 chosen[row] = False
 
         full = lambda fill, dtype: np.full(n, fill, dtype=dtype)  # noqa: E731
-        max_col, mean_col, near_col, sel_col = full(np.nan, np.float32), full(np.nan, np.float32), [None] * n, [None] * n
+        max_col, mean_col, near_col, sel_col = (
+            full(np.nan, np.float32),
+            full(np.nan, np.float32),
+            [None] * n,
+            [None] * n,
+        )
         max_col[rows], mean_col[rows] = top, mean
         for j, i in enumerate(rows.tolist()):
             near_col[i] = seed_ids[int(nb.ids[j, 0])]
@@ -225,9 +255,22 @@ class RetrieveStage(Stage):
                     reasons[i] = f"cosine {cos:.3f} to {df['id'][int(rows[other])]}, kept before it"
                 elif not chosen[j]:
                     actions[i], rules_[i] = DROP, "retrieve:not_selected"
-                    reasons[i] = f"{r.select.score} cosine to seeds {score[j]:.3f} not selected ({r.select.by} {r.select.value:g})"
-        self.summary = self._summary(df, rows, score, chosen, nb, seed_ids, len(dups),
-                                     {"seeds": seeds_new, "pool": pool_new}, spent, parts[0]["device"])
+                    reasons[i] = (
+                        f"{r.select.score} cosine to seeds {score[j]:.3f} not selected ({r.select.by} "
+                        f"{r.select.value:g})"
+                    )
+        self.summary = self._summary(
+            df,
+            rows,
+            score,
+            chosen,
+            nb,
+            seed_ids,
+            len(dups),
+            {"seeds": seeds_new, "pool": pool_new},
+            spent,
+            parts[0]["device"],
+        )
         out = df.with_columns(
             pl.Series("retrieval_score", max_col).fill_nan(None),
             pl.Series("retrieval_score_mean", mean_col).fill_nan(None),
@@ -242,7 +285,9 @@ class RetrieveStage(Stage):
             return np.ones(len(rows), bool)
         if s.by == "threshold":
             return score >= s.value
-        groups = df[s.per].cast(pl.Utf8).fill_null("(none)").to_numpy()[rows] if s.per else np.zeros(len(rows), dtype=object)
+        groups = (
+            df[s.per].cast(pl.Utf8).fill_null("(none)").to_numpy()[rows] if s.per else np.zeros(len(rows), dtype=object)
+        )
         chosen = np.zeros(len(rows), bool)
         for g in dict.fromkeys(groups.tolist()):
             members = np.flatnonzero(groups == g)
@@ -253,19 +298,40 @@ class RetrieveStage(Stage):
 
     def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds, device) -> dict:
         order = np.argsort(-score, kind="stable")
-        examples = [{"id": df["id"][int(rows[j])], "score": round(float(score[j]), 4),
-                     "nearest_seed_id": seed_ids[int(nb.ids[j, 0])]} for j in order[:5].tolist()]
-        borderline = [{"id": df["id"][int(rows[j])], "score": round(float(score[j]), 4),
-                       "nearest_seed_id": seed_ids[int(nb.ids[j, 0])], "selected": bool(chosen[j])}
-                      for j in order[max(0, int(chosen.sum()) - 2): int(chosen.sum()) + 3].tolist()]
+        examples = [
+            {
+                "id": df["id"][int(rows[j])],
+                "score": round(float(score[j]), 4),
+                "nearest_seed_id": seed_ids[int(nb.ids[j, 0])],
+            }
+            for j in order[:5].tolist()
+        ]
+        borderline = [
+            {
+                "id": df["id"][int(rows[j])],
+                "score": round(float(score[j]), 4),
+                "nearest_seed_id": seed_ids[int(nb.ids[j, 0])],
+                "selected": bool(chosen[j]),
+            }
+            for j in order[max(0, int(chosen.sum()) - 2) : int(chosen.sum()) + 3].tolist()
+        ]
         threshold = float(score[chosen].min()) if chosen.any() else None
         return {
-            "backend": nb.backend, "device": device, "model": self.rules.model,
-            "seeds": len(seed_ids), "pool": int(df.height), "embedded": int(len(rows)),
-            "computed_embeddings": computed, "selected": int(chosen.sum()), "semantic_duplicates": n_dups,
-            "select": self.rules.select.model_dump(), "action": self.rules.action,
+            "backend": nb.backend,
+            "device": device,
+            "model": self.rules.model,
+            "seeds": len(seed_ids),
+            "pool": int(df.height),
+            "embedded": int(len(rows)),
+            "computed_embeddings": computed,
+            "selected": int(chosen.sum()),
+            "semantic_duplicates": n_dups,
+            "select": self.rules.select.model_dump(),
+            "action": self.rules.action,
             "threshold": round(threshold, 4) if threshold is not None else None,
-            "score_bins": _histogram(score), "score_bins_selected": _histogram(score[chosen]),
-            "top_examples": examples, "borderline_examples": borderline,
+            "score_bins": _histogram(score),
+            "score_bins_selected": _histogram(score[chosen]),
+            "top_examples": examples,
+            "borderline_examples": borderline,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }

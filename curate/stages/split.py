@@ -82,8 +82,12 @@ class SplitStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        require_columns("split", df, [*r.group_by, *([r.stratify_by] if r.stratify_by else [])],
-                        "; group_by dup_cluster needs a dedup stage before split")
+        require_columns(
+            "split",
+            df,
+            [*r.group_by, *([r.stratify_by] if r.stratify_by else [])],
+            "; group_by dup_cluster needs a dedup stage before split",
+        )
         splits = self.assign(df)
         drop = r.decontamination.action == "drop"
         contaminated, leaks = self.contamination(df, splits)
@@ -91,10 +95,15 @@ class SplitStage(Stage):
             contaminated = self._until_clean(df, splits, contaminated, leaks)
         actions = [DROP if (drop and c) else KEEP for c in contaminated]
         rules = ["split:contaminated" if (drop and c) else None for c in contaminated]
-        reasons = [f"{s} record shares {r.decontamination.ngram}-grams with {w}" if (drop and c) else None
-                   for c, s, w in zip(contaminated, splits, leaks["where"])]
-        shared = dict(pl.Series([s for s, c in zip(splits, contaminated) if c], dtype=pl.Utf8).value_counts().iter_rows()) \
-            if any(contaminated) else {}
+        reasons = [
+            f"{s} record shares {r.decontamination.ngram}-grams with {w}" if (drop and c) else None
+            for c, s, w in zip(contaminated, splits, leaks["where"])
+        ]
+        shared = (
+            dict(pl.Series([s for s, c in zip(splits, contaminated) if c], dtype=pl.Utf8).value_counts().iter_rows())
+            if any(contaminated)
+            else {}
+        )
         kept_splits = [s for s, a in zip(splits, actions) if a == KEEP]
         self.summary = {
             "sizes": dict(pl.Series(kept_splits, dtype=pl.Utf8).value_counts().iter_rows()) if kept_splits else {},
@@ -103,7 +112,8 @@ class SplitStage(Stage):
             "groups": leaks["groups"],
             "leaking_pairs_before": leaks["pairs"],
             "contaminated_train_records": int(sum(c for c, s in zip(contaminated, splits) if s == TRAIN)),
-            "contaminated_by_split": shared,  # records of each split that shared n-grams (train: with held-out or eval sets)
+            # records of each split that shared n-grams (train: with held-out or eval sets)
+            "contaminated_by_split": shared,
             "leaking_pairs_after": 0 if drop else leaks["pairs"],
             "ngram": r.decontamination.ngram,
             "eval_sets": [e.path for e in r.decontamination.eval_sets],
@@ -139,7 +149,11 @@ class SplitStage(Stage):
         task pool (every row of a group reaches one reducer); the groups are then dealt here."""
         r = self.rules
         keys = self.group_keys(df)
-        labels = df[r.stratify_by].cast(pl.Utf8).fill_null("(none)") if r.stratify_by else pl.repeat("(all)", df.height, eager=True)
+        labels = (
+            df[r.stratify_by].cast(pl.Utf8).fill_null("(none)")
+            if r.stratify_by
+            else pl.repeat("(all)", df.height, eager=True)
+        )
         frame = pl.DataFrame({"g": keys, "label": labels}, schema={"g": pl.Utf8, "label": pl.Utf8})
         by_label: dict[str, list[tuple[int, str, int]]] = {}
         for part in shuffle_groups(self.pool or SerialPool(), frame, ["g"], partial(_group_sizes, r.seed)):
@@ -153,7 +167,12 @@ class SplitStage(Stage):
             filled = dict.fromkeys(names, 0)
             for _, g, size in ordered:
                 # the split furthest below its target share of this label gets the next group
-                split = min(names, key=lambda s: (filled[s] - r.sizes[s] * total) / max(r.sizes[s], 1e-9) if r.sizes[s] else float("inf"))
+                split = min(
+                    names,
+                    key=lambda s: (
+                        (filled[s] - r.sizes[s] * total) / max(r.sizes[s], 1e-9) if r.sizes[s] else float("inf")
+                    ),
+                )
                 filled[split] += size
                 split_of[g] = split
         return [split_of[g] for g in keys]
@@ -174,7 +193,9 @@ class SplitStage(Stage):
             if not path.is_file():
                 raise ConfigError(f"split.decontamination.eval_sets: file not found: {path}")
             raw = path.read_text(encoding="utf-8")
-            objs = json.loads(raw) if path.suffix == ".json" else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
+            objs = (
+                json.loads(raw) if path.suffix == ".json" else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
+            )
             for obj in objs if isinstance(objs, list) else [objs]:
                 value = obj.get(ev.field) if isinstance(obj, dict) else None
                 if isinstance(value, list):
@@ -206,7 +227,9 @@ class SplitStage(Stage):
             checks.append(([t for _, t in self._evals], self._evals, held_idx, False))
         for sources, named, rows, spread in checks:
             # every text in both passes: document frequencies (the boilerplate cut) are over all of them
-            pairs = pl.concat([self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in self._hashers()]).unique()
+            pairs = pl.concat(
+                [self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in self._hashers()]
+            ).unique()
             count += pairs.height
             for row, source in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
                 contaminated[row] = True
@@ -216,14 +239,21 @@ class SplitStage(Stage):
     def _hashers(self) -> list[MinHasher]:
         d = self.rules.decontamination
         literal = MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization())
-        return [literal, MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization(numbers=True))] if d.numbers else [literal]
+        return (
+            [literal, MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization(numbers=True))]
+            if d.numbers
+            else [literal]
+        )
 
-    def _leaks(self, hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray,
-               spread: bool) -> pl.DataFrame:
+    def _leaks(
+        self, hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray, spread: bool
+    ) -> pl.DataFrame:
         """(train row, held index) pairs whose shared n-grams cover at least min_overlap of the shorter text."""
         d = self.rules.decontamination
         if self.pool is None or not spread:
-            pairs, train_grams, held_grams = _overlaps(hasher, held_texts, train_texts, train_idx, d.max_document_frequency)
+            pairs, train_grams, held_grams = _overlaps(
+                hasher, held_texts, train_texts, train_idx, d.max_document_frequency
+            )
         else:
             pairs, train_grams, held_grams = self._spread_overlaps(hasher, held_texts, train_texts, train_idx)
         if len(pairs):
@@ -243,19 +273,30 @@ class SplitStage(Stage):
             mix[split] = {k: round(v / g.height, 4) for k, v in counts.items()}
         return mix
 
-    def _spread_overlaps(self, hasher: MinHasher, held_texts: list[str], train_texts: list[str],
-                         train_idx: np.ndarray) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    def _spread_overlaps(
+        self, hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray
+    ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
         """`_overlaps` on the pool: n-gram hashing in chunk tasks, each n-gram shuffled (by its hash) to
         one reducer, which holds everything about it: its documents, its document frequency, the pairs
         it connects. Summing the reducers' per-pair counts gives `_overlaps`' counts exactly."""
         size = max(MIN_CHUNK, -(-(len(held_texts) + len(train_texts)) // (4 * self.pool.workers)))
-        items = [("held", held_texts[i:i + size], np.arange(i, min(i + size, len(held_texts))))
-                 for i in range(0, len(held_texts), size)]
-        items += [("train", train_texts[i:i + size], train_idx[i:i + size]) for i in range(0, len(train_texts), size)]
-        mapped, reduced = self.pool.shuffle(partial(_gram_chunk, hasher), items, max(1, self.pool.workers),
-                                            partial(_pair_partition, self.rules.decontamination.max_document_frequency))
-        counts = {side: np.concatenate([c for s, c in mapped if s == side] or [np.empty(0, np.int64)])
-                  for side in ("held", "train")}
+        items = [
+            ("held", held_texts[i : i + size], np.arange(i, min(i + size, len(held_texts))))
+            for i in range(0, len(held_texts), size)
+        ]
+        items += [
+            ("train", train_texts[i : i + size], train_idx[i : i + size]) for i in range(0, len(train_texts), size)
+        ]
+        mapped, reduced = self.pool.shuffle(
+            partial(_gram_chunk, hasher),
+            items,
+            max(1, self.pool.workers),
+            partial(_pair_partition, self.rules.decontamination.max_document_frequency),
+        )
+        counts = {
+            side: np.concatenate([c for s, c in mapped if s == side] or [np.empty(0, np.int64)])
+            for side in ("held", "train")
+        }
         pairs = pl.concat(reduced).group_by("train", "held").agg(pl.col("len").sum())
         return pairs, counts["train"], counts["held"]
 
@@ -263,8 +304,9 @@ class SplitStage(Stage):
 MIN_CHUNK = 2_000  # texts per pool task, at least
 
 
-def _overlaps(hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray,
-              limit: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+def _overlaps(
+    hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray, limit: int
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """Pairs (train row, held index) with the number of distinct n-grams they share (`len`), leaving out
     n-grams in more than `limit` documents; and each train and held text's n-gram count."""
     held_hashes, held_offsets = hasher.shingle_hashes64(held_texts)
@@ -275,13 +317,17 @@ def _overlaps(hasher: MinHasher, held_texts: list[str], train_texts: list[str], 
     return pairs, np.diff(train_offsets), np.diff(held_offsets)
 
 
-def _pairs(held_hashes: np.ndarray, held_owner: np.ndarray, train_hashes: np.ndarray, train_owner: np.ndarray,
-           limit: int) -> pl.DataFrame:
+def _pairs(
+    held_hashes: np.ndarray, held_owner: np.ndarray, train_hashes: np.ndarray, train_owner: np.ndarray, limit: int
+) -> pl.DataFrame:
     held = pl.DataFrame({"h": held_hashes, "held": held_owner}, schema={"h": pl.UInt64, "held": pl.Int64}).unique()
     # Only train n-grams also found held out can leak or count towards a held-out n-gram's document
     # frequency: filter before de-duplicating the (much larger) train table.
-    train = (pl.DataFrame({"h": train_hashes, "train": train_owner}, schema={"h": pl.UInt64, "train": pl.Int64})
-             .join(held.select("h").unique(), on="h", how="semi").unique())
+    train = (
+        pl.DataFrame({"h": train_hashes, "train": train_owner}, schema={"h": pl.UInt64, "train": pl.Int64})
+        .join(held.select("h").unique(), on="h", how="semi")
+        .unique()
+    )
     if limit:
         held = held.join(_frequent(train, held, limit), on="h", how="anti")
     return train.join(held, on="h").group_by("train", "held").len()
@@ -316,6 +362,7 @@ def _gram_chunk(hasher: MinHasher, item: tuple[str, list[str], np.ndarray], part
 
 def _pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl.DataFrame:
     """A reducer: the pairs and shared-n-gram counts of the n-grams in one partition."""
+
     def side(name: str, i: int) -> np.ndarray:
         arrays = [p[i] for p in parts if p[0] == name]
         return np.concatenate(arrays) if arrays else np.empty(0, np.uint64 if i == 1 else np.int64)

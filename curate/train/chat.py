@@ -57,6 +57,8 @@ def check_template(tokenizer) -> TemplateCheck:
         except Exception as exc:  # a template that raises on a plain conversation is as bad as a wrong one
             return TemplateCheck(True, f"the tokenizer's chat template fails: {type(exc).__name__}: {exc}")
         if got != chatml(messages, gen):
-            return TemplateCheck(True, f"the tokenizer's chat template {problem}: got {got[-60:]!r}, "
-                                       f"expected {chatml(messages, gen)[-60:]!r}")
+            return TemplateCheck(
+                True,
+                f"the tokenizer's chat template {problem}: got {got[-60:]!r}, expected {chatml(messages, gen)[-60:]!r}",
+            )
     return TemplateCheck(False, "tokenizer template matches ChatML")

@@ -62,7 +62,9 @@ class TrainConfig(StrictModel):
     eval_steps: int = Field(50, ge=1)
     # evaluate on at most this many validation records (a seeded sample); None: all of them
     max_eval_records: int | None = Field(None, ge=1)
-    early_stopping_patience: int = Field(3, ge=0, description="evaluations without improvement before stopping; 0 = off")
+    early_stopping_patience: int = Field(
+        3, ge=0, description="evaluations without improvement before stopping; 0 = off"
+    )
     group_by_length: bool = True
     # Pack several examples per max_length row (curate.train.pack): less padding, same result per example.
     packing: bool = False

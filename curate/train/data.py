@@ -37,7 +37,9 @@ def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
     if "dup_cluster" in train.columns and "dup_cluster" in validation.columns:
         clusters = train["dup_cluster"].drop_nulls().implode()
         out["dup_clusters"] = int(validation["dup_cluster"].drop_nulls().is_in(clusters).sum())
-    hashes = {name: df.select(content_hash(df.schema))[:, 0] for name, df in (("train", train), ("validation", validation))}
+    hashes = {
+        name: df.select(content_hash(df.schema))[:, 0] for name, df in (("train", train), ("validation", validation))
+    }
     out["content"] = int(hashes["validation"].is_in(hashes["train"].implode()).sum())
     return out
 
@@ -53,17 +55,29 @@ def load(source: str, train_split: str = "train", validation_split: str = "valid
         files, lineage = list_files(folder, "data", ".parquet"), {"ref": str(folder)}
     manifest = read_json_at(join(folder, "manifest.json"))
     if manifest.get("status") != "ok":
-        raise TrainDataError(f"{source}: marked '{manifest.get('status')}' (its gates failed); fix the data before training")
-    lineage.update(name=manifest["name"], version=manifest["version"], path=str(folder),
-                   pipeline_fingerprint=manifest["pipeline"]["fingerprint"], run_key=manifest["run_key"])
+        raise TrainDataError(
+            f"{source}: marked '{manifest.get('status')}' (its gates failed); fix the data before training"
+        )
+    lineage.update(
+        name=manifest["name"],
+        version=manifest["version"],
+        path=str(folder),
+        pipeline_fingerprint=manifest["pipeline"]["fingerprint"],
+        run_key=manifest["run_key"],
+    )
     df = read_parquet_at(files)
     if "split" not in df.columns:
         raise TrainDataError(f"{source}: no `split` column; add a split stage to the pipeline")
     train, validation = df.filter(pl.col("split") == train_split), df.filter(pl.col("split") == validation_split)
     if not train.height or not validation.height:
-        raise TrainDataError(f"{source}: needs rows in both '{train_split}' ({train.height}) and '{validation_split}' ({validation.height})")
+        raise TrainDataError(
+            f"{source}: needs rows in both '{train_split}' ({train.height}) and '{validation_split}' "
+            f"({validation.height})"
+        )
     found = {k: v for k, v in leaks(train, validation).items() if v}
     if found:
-        raise TrainDataError(f"{source}: validation overlaps train ({', '.join(f'{k} {v}' for k, v in found.items())}); "
-                             "the validation loss would measure memorisation — re-run the split stage")
+        raise TrainDataError(
+            f"{source}: validation overlaps train ({', '.join(f'{k} {v}' for k, v in found.items())}); "
+            "the validation loss would measure memorisation — re-run the split stage"
+        )
     return TrainData(train, validation, lineage)

@@ -81,13 +81,20 @@ def encode_record(tokenizer, record: dict, train_on: TrainOn, max_length: int, s
     """Ids and labels for a record, cut to max_length; None (with the reason in stats) when the
     cut left nothing to learn from."""
     stats.records += 1
-    enc = encode_chat(tokenizer, record["messages"], train_on) if record.get("messages") else encode_text(tokenizer, record["text"])
+    enc = (
+        encode_chat(tokenizer, record["messages"], train_on)
+        if record.get("messages")
+        else encode_text(tokenizer, record["text"])
+    )
     if len(enc.input_ids) > max_length:
         enc = Encoded(enc.input_ids[:max_length], enc.labels[:max_length], truncated=True)
         stats.truncated += 1
     if all(label == IGNORE for label in enc.labels):
-        reason = (f"longer than max_length {max_length}: the cut removed every trained token"
-                  if enc.truncated else "no trained tokens (no assistant turn)")
+        reason = (
+            f"longer than max_length {max_length}: the cut removed every trained token"
+            if enc.truncated
+            else "no trained tokens (no assistant turn)"
+        )
         stats.dropped.append((str(record.get("id")), reason))
         return None
     return enc

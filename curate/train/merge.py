@@ -25,7 +25,11 @@ from curate.train.data import TrainDataError
 # LoRA product to the weights once instead of computing it per token: float32 differs by rounding
 # only; bf16 (a de-quantised 4-bit base) by about one bf16 step of the largest logits.
 TOLERANCE = {"float32": 1e-3, "bfloat16": 0.25}
-PROBES = ["What should I do if I miss a dose?", "Summarise the main point in one sentence.", "Xin chào, bạn khỏe không?"]
+PROBES = [
+    "What should I do if I miss a dose?",
+    "Summarise the main point in one sentence.",
+    "Xin chào, bạn khỏe không?",
+]
 
 
 def _examples(adapter: Path, n: int) -> list[str]:
@@ -39,8 +43,10 @@ def _examples(adapter: Path, n: int) -> list[str]:
             data = load(trained["lineage"]["path"], "train", trained["config"].get("validation_split", "validation"))
             chats = [m for m in data.validation["messages"].to_list() if m][:n]
             if chats:
-                return [chatml([{"role": t["role"], "content": t["content"]} for t in m], add_generation_prompt=False)
-                        for m in chats]
+                return [
+                    chatml([{"role": t["role"], "content": t["content"]} for t in m], add_generation_prompt=False)
+                    for m in chats
+                ]
         except Exception:  # the shards may be gone; the probes still check the merge
             pass
     return [chatml([{"role": "user", "content": p}], add_generation_prompt=True) for p in PROBES[:n]]
@@ -72,20 +78,27 @@ def _eos(merged, tokenizer) -> dict:
         tokenizer.eos_token = IM_END
     if gen.pad_token_id is None and tokenizer.pad_token_id is not None:
         gen.pad_token_id = tokenizer.pad_token_id
-    return {"terminator": IM_END, "terminator_id": end, "generation_config_eos": gen.eos_token_id,
-            "tokenizer_eos": tokenizer.eos_token, "fixed": fixed}
+    return {
+        "terminator": IM_END,
+        "terminator_id": end,
+        "generation_config_eos": gen.eos_token_id,
+        "tokenizer_eos": tokenizer.eos_token,
+        "fixed": fixed,
+    }
 
 
 def merge(adapter: Path, out: Path, examples: int = 3, force: bool = False) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from curate.train.run import base_kwargs, load_adapter, trained_quantization
 
     if out.exists() and any(out.iterdir()) and not force:
-        raise ConfigError(f"{out} exists and is not empty; pass --force to write the merged model there, or choose another folder")
+        raise ConfigError(
+            f"{out} exists and is not empty; pass --force to write the merged model there, or choose another folder"
+        )
     adapted, tokenizer = load_adapter(adapter)
     adapted.eval()
     texts = _examples(adapter, examples)
@@ -106,16 +119,29 @@ def merge(adapter: Path, out: Path, examples: int = 3, force: bool = False) -> d
     got = _logits(merged, tokenizer, texts)
     diff = max(float((a - b).abs().max()) for a, b in zip(expected, got))
     agree = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(expected, got)) / sum(a.shape[1] for a in got)
-    check = {"examples": len(texts), "max_abs_logit_diff": round(diff, 6), "tolerance": TOLERANCE[dtype],
-             "top1_agreement": round(agree, 4), "passed": diff <= TOLERANCE[dtype]}
+    check = {
+        "examples": len(texts),
+        "max_abs_logit_diff": round(diff, 6),
+        "tolerance": TOLERANCE[dtype],
+        "top1_agreement": round(agree, 4),
+        "passed": diff <= TOLERANCE[dtype],
+    }
     eos = _eos(merged, tokenizer)
-    report = {"format": "curate.merge_report/1", "adapter": str(adapter), "base": base_path,
-              "trained_on": "4-bit NF4 base" if quantization == "nf4" else "full-precision base",
-              "merged_into": f"{'de-quantised ' if quantization == 'nf4' else ''}base in {dtype}", "saved_dtype": dtype,
-              "logits": check, "eos": eos}
+    report = {
+        "format": "curate.merge_report/1",
+        "adapter": str(adapter),
+        "base": base_path,
+        "trained_on": "4-bit NF4 base" if quantization == "nf4" else "full-precision base",
+        "merged_into": f"{'de-quantised ' if quantization == 'nf4' else ''}base in {dtype}",
+        "saved_dtype": dtype,
+        "logits": check,
+        "eos": eos,
+    }
     if not check["passed"]:
-        raise TrainDataError(f"merge of {adapter}: the merged model's logits differ from the adapter model's by {diff:.4g} "
-                             f"(tolerance {TOLERANCE[dtype]}); nothing was written")
+        raise TrainDataError(
+            f"merge of {adapter}: the merged model's logits differ from the adapter model's by {diff:.4g} "
+            f"(tolerance {TOLERANCE[dtype]}); nothing was written"
+        )
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))

@@ -30,14 +30,20 @@ class PackStats:
         return self.tokens / (self.rows * self.max_length) if self.rows else 0.0
 
     def to_dict(self) -> dict:
-        return {"examples": self.examples, "rows": self.rows, "tokens": self.tokens,
-                "max_length": self.max_length, "fill": round(self.fill, 4)}
+        return {
+            "examples": self.examples,
+            "rows": self.rows,
+            "tokens": self.tokens,
+            "max_length": self.max_length,
+            "fill": round(self.fill, 4),
+        }
 
 
 @dataclass
 class TokenCount:
     """Token positions of the training batches: `tokens` real ones, `slots` all of them (padding
     included). Padding is what the attention mask masks, or, in packed rows (no mask), the pad id."""
+
     pad_id: int
     tokens: int = 0
     slots: int = 0
@@ -90,8 +96,10 @@ def collate(pad_id: int):
     def collate_batch(batch: list[dict]) -> dict:
         width = max(len(x["input_ids"]) for x in batch)
         tails = [width - len(x["input_ids"]) for x in batch]
-        out = {"input_ids": torch.tensor([x["input_ids"] + [pad_id] * t for x, t in zip(batch, tails)]),
-               "labels": torch.tensor([x["labels"] + [IGNORE] * t for x, t in zip(batch, tails)])}
+        out = {
+            "input_ids": torch.tensor([x["input_ids"] + [pad_id] * t for x, t in zip(batch, tails)]),
+            "labels": torch.tensor([x["labels"] + [IGNORE] * t for x, t in zip(batch, tails)]),
+        }
         if "position_ids" not in batch[0]:
             out["attention_mask"] = torch.tensor([[1] * (width - t) + [0] * t for t in tails])
             return out

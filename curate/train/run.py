@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from curate.io.shards import write_json
-from curate.train.chat import IM_END, IM_START, check_template, chatml
+from curate.train.chat import IM_END, IM_START, chatml, check_template
 from curate.train.config import EMBEDDED, TrainConfig
 from curate.train.data import TrainData, TrainDataError, load
 from curate.train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
@@ -43,12 +43,16 @@ def resolve_quantization(requested: str, device: str) -> str:
     try:
         import bitsandbytes
     except ImportError as exc:
-        raise TrainDataError(f"quantization: {requested} needs bitsandbytes, which cannot be imported ({exc}); "
-                             "install curate's pinned bitsandbytes==0.50.2, or set quantization: none") from None
+        raise TrainDataError(
+            f"quantization: {requested} needs bitsandbytes, which cannot be imported ({exc}); "
+            "install curate's pinned bitsandbytes==0.50.2, or set quantization: none"
+        ) from None
     major, minor = (int(x) for x in bitsandbytes.__version__.split(".")[:2])
     if device == "cpu" and (major, minor) < (0, 48):
-        raise TrainDataError(f"quantization: nf4 on a CPU needs bitsandbytes >= 0.48 (found {bitsandbytes.__version__}); "
-                             "set quantization: none")
+        raise TrainDataError(
+            f"quantization: nf4 on a CPU needs bitsandbytes >= 0.48 (found {bitsandbytes.__version__}); "
+            "set quantization: none"
+        )
     return "nf4"
 
 
@@ -69,8 +73,12 @@ def base_kwargs(quantization: str, device: str) -> dict:
     if quantization == "nf4":
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
         kwargs["dtype"] = torch.bfloat16
         kwargs["device_map"] = {"": 0} if device == "cuda" else "cpu"
     elif device == "cuda":
@@ -83,7 +91,9 @@ def trained_quantization(adapter: Path) -> str:
     from curate.io.shards import read_json
 
     report = adapter.parent / "train_report.json"
-    return "nf4" if report.is_file() and str(read_json(report).get("quantization", "none")).startswith("nf4") else "none"
+    return (
+        "nf4" if report.is_file() and str(read_json(report).get("quantization", "none")).startswith("nf4") else "none"
+    )
 
 
 def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
@@ -92,15 +102,21 @@ def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
     applies to all of them. The embedded model is built (tokenizer trained on the shards, random
     init) and saved as such a folder under `<output_dir>/base_model` first."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source, what = config.base_model, config.base_model
     if config.base_model == EMBEDDED:
         e = config.embedded
         tokenizer = build_tokenizer(_texts(data), e.vocab_size)
-        model = build_model(tokenizer, e.hidden, e.layers, e.heads, e.kv_heads, max_positions=max(1024, config.max_length),
-                            seed=config.seed)
+        model = build_model(
+            tokenizer,
+            e.hidden,
+            e.layers,
+            e.heads,
+            e.kv_heads,
+            max_positions=max(1024, config.max_length),
+            seed=config.seed,
+        )
         base = (out / "base_model").resolve()
         model.save_pretrained(str(base))
         tokenizer.save_pretrained(str(base))
@@ -126,11 +142,10 @@ def _encode_all(tokenizer, records: list[dict], config: TrainConfig, stats: Enco
 def load_adapter(adapter: Path):
     """(model with the LoRA adapter on its base, tokenizer) from a folder `train run` wrote."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
-
-    import torch
 
     if not (adapter / "adapter_config.json").is_file():
         raise TrainDataError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
@@ -153,18 +168,33 @@ def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, devic
         prompt = chatml(r["messages"][:-1], add_generation_prompt=True)
         ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
         with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=config.stop_check.max_new_tokens,
-                                 do_sample=False, eos_token_id=end, pad_token_id=tokenizer.pad_token_id)
-        new = out[0, ids.shape[1]:].tolist()
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=config.stop_check.max_new_tokens,
+                do_sample=False,
+                eos_token_id=end,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new = out[0, ids.shape[1] :].tolist()
         stopped += end in new
         lengths.append(new.index(end) + 1 if end in new else len(new))
         answers.append(tokenizer.decode(new[: lengths[-1]], skip_special_tokens=True).strip())
     rate = stopped / len(sample) if sample else None
     references = [r["messages"][-1]["content"].strip() for r in sample]
-    return {"samples": len(sample), "stopped": stopped, "stop_rate": rate, "mean_new_tokens": sum(lengths) / len(lengths) if lengths else None,
-            "max_new_tokens": config.stop_check.max_new_tokens, "task": task_metrics(answers, references, chats),
-            "warning": (f"only {rate:.0%} of generations stopped: the model has not learned to end its turn"
-                        if rate is not None and rate < config.stop_check.min_stop_rate else None)}
+    return {
+        "samples": len(sample),
+        "stopped": stopped,
+        "stop_rate": rate,
+        "mean_new_tokens": sum(lengths) / len(lengths) if lengths else None,
+        "max_new_tokens": config.stop_check.max_new_tokens,
+        "task": task_metrics(answers, references, chats),
+        "warning": (
+            f"only {rate:.0%} of generations stopped: the model has not learned to end its turn"
+            if rate is not None and rate < config.stop_check.min_stop_rate
+            else None
+        ),
+    }
 
 
 CLASSES_MAX = 20  # validation answers drawn from at most this many distinct short strings: classification-style
@@ -184,9 +214,12 @@ def task_metrics(answers: list[str], references: list[str], records: list[dict])
             fp = sum(a == c and ref != c for a, ref in zip(answers, references))
             fn = sum(a != c and ref == c for a, ref in zip(answers, references))
             f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
-        return {"kind": "classification", "classes": len(classes),
-                "accuracy": round(sum(a == ref for a, ref in zip(answers, references)) / len(answers), 4),
-                "macro_f1": round(sum(f1) / len(f1), 4)}
+        return {
+            "kind": "classification",
+            "classes": len(classes),
+            "accuracy": round(sum(a == ref for a, ref in zip(answers, references)) / len(answers), 4),
+            "macro_f1": round(sum(f1) / len(f1), 4),
+        }
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"])
@@ -219,7 +252,11 @@ def _checkpointing(args_cls, config: TrainConfig) -> dict:
     """transformers 5 renamed gradient_checkpointing to activation_checkpointing; older ones lack it."""
     import inspect
 
-    name = "activation_checkpointing" if "activation_checkpointing" in inspect.signature(args_cls.__init__).parameters else "gradient_checkpointing"
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in inspect.signature(args_cls.__init__).parameters
+        else "gradient_checkpointing"
+    )
     return {name: config.gradient_checkpointing}
 
 
@@ -236,7 +273,9 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     tokenizer, model, loaded, quantization = load_model(config, data, device, out)
     missing = [t for t in (IM_START, IM_END) if t not in tokenizer.get_vocab()]
     if missing:
-        raise TrainDataError(f"{config.base_model}: its tokenizer has no {missing}; only ChatML models (e.g. Qwen2/2.5/3) are supported")
+        raise TrainDataError(
+            f"{config.base_model}: its tokenizer has no {missing}; only ChatML models (e.g. Qwen2/2.5/3) are supported"
+        )
     template = check_template(tokenizer)
     if template.use_builtin:
         tokenizer.chat_template = CHATML_TEMPLATE  # the saved tokenizer then renders what the model was trained on
@@ -259,23 +298,47 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     if config.packing:
         encoded["train"], stats_packed = pack(encoded["train"], config.max_length)
         packing = stats_packed.to_dict()
-    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, lora)
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     # paged 8-bit AdamW pages optimizer state between GPU and CPU memory: a CUDA feature; a plain AdamW elsewhere
     optimizer = "paged_adamw_8bit" if quantization == "nf4" and device == "cuda" else "adamw_torch"
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio,
-        num_train_epochs=config.epochs, max_steps=config.max_steps, eval_strategy="steps", eval_steps=config.eval_steps,
-        save_strategy="steps", save_steps=config.eval_steps, save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, config.eval_steps // 5),
-        report_to="none", seed=config.seed, data_seed=config.seed,
-        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random", bf16=bf16, use_cpu=device == "cpu",
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        eval_strategy="steps",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=max(1, config.eval_steps // 5),
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
+        bf16=bf16,
+        use_cpu=device == "cpu",
         optim=optimizer,
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True, **_checkpointing(TrainingArguments, config),
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        **_checkpointing(TrainingArguments, config),
     )
     # Each run logs into its own folder. Setting TENSORBOARD_LOGGING_DIR instead is per process: a second run in
     # the same process (a notebook, a sweep, a test worker) wrote into the first run's folder.
@@ -293,8 +356,14 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
             count.add(inputs)
             return super().training_step(model, inputs, *rest, **kwargs)
 
-    trainer = CountingTrainer(model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
-                              data_collator=collate(pad), callbacks=callbacks)
+    trainer = CountingTrainer(
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        data_collator=collate(pad),
+        callbacks=callbacks,
+    )
     trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
     before = trainer.evaluate()["eval_loss"]
     loop = trainer.train().metrics["train_runtime"]
@@ -306,20 +375,41 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     stop = stop_check(model, tokenizer, val_records, config, device)
     report = {
         "format": "curate.train_report/1",
-        "config": config.model_dump(mode="json"), "config_path": str(config_path) if config_path else None,
-        "model": loaded, "device": device, "quantization": quantization_label(quantization, device), "optimizer": optimizer,
+        "config": config.model_dump(mode="json"),
+        "config_path": str(config_path) if config_path else None,
+        "model": loaded,
+        "device": device,
+        "quantization": quantization_label(quantization, device),
+        "optimizer": optimizer,
         "template": asdict(template),
-        "pad_token_id": pad, "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
+        "pad_token_id": pad,
+        "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
         "lineage": data.lineage,
-        "examples": {name: {"records": s.records, "truncated": s.truncated, "dropped": len(s.dropped),
-                            "dropped_examples": s.dropped[:10], "trained": trained[name]} for name, s in stats.items()},
+        "examples": {
+            name: {
+                "records": s.records,
+                "truncated": s.truncated,
+                "dropped": len(s.dropped),
+                "dropped_examples": s.dropped[:10],
+                "trained": trained[name],
+            }
+            for name, s in stats.items()
+        },
         "packing": packing,
         # the training loop (its evaluations and checkpoints included): real tokens per second, padding share
-        "throughput": {"train_seconds": round(loop, 2), "tokens": count.tokens, "slots": count.slots,
-                       "padding_share": round(count.padding_share, 4), "tokens_per_s": round(count.tokens / loop, 1) if loop else None},
+        "throughput": {
+            "train_seconds": round(loop, 2),
+            "tokens": count.tokens,
+            "slots": count.slots,
+            "padding_share": round(count.padding_share, 4),
+            "tokens_per_s": round(count.tokens / loop, 1) if loop else None,
+        },
         "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
-        "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
-        "stop_check": stop, "adapter": str(adapter), "loss_curve": str(out / "loss_curve.png"),
+        "steps": trainer.state.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "stop_check": stop,
+        "adapter": str(adapter),
+        "loss_curve": str(out / "loss_curve.png"),
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_json(out / "train_report.json", report, sort_keys=False)
@@ -359,13 +449,17 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
     total, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(encoded), config.batch_size):
-            batch = collate_batch(encoded[start:start + config.batch_size])
+            batch = collate_batch(encoded[start : start + config.batch_size])
             batch = {k: v.to(device) for k, v in batch.items()}
             n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the model shifts labels by one
             total += float(model(**batch).loss) * n
             tokens += n
-    return {"adapter": str(adapter), "shards": source, "lineage": data.lineage, "records": len(encoded),
-            "eval_loss": round(total / tokens, 4) if tokens else None,
-            "trained_eval_loss": trained["eval_loss"]["after"],
-            "stop_check": stop_check(model, tokenizer, records, config, device)}
-
+    return {
+        "adapter": str(adapter),
+        "shards": source,
+        "lineage": data.lineage,
+        "records": len(encoded),
+        "eval_loss": round(total / tokens, 4) if tokens else None,
+        "trained_eval_loss": trained["eval_loss"]["after"],
+        "stop_check": stop_check(model, tokenizer, records, config, device),
+    }
