@@ -177,7 +177,7 @@ def _covered(a: int, b: int, preds) -> int:
 
 
 def _stage(path: Path):
-    from curate.config import load_rules
+    from curate.schema import load_rules
     from curate.stages.pii import PiiRules, PiiStage
 
     stage = PiiStage("pii", PiiRules.model_validate(load_rules(path)), seed=0)

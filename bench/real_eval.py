@@ -87,7 +87,7 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
     from curate.code import code_spans
     from curate.config import ResolvedStage
     from curate.executor import build_stages
-    from curate.stages import STAGES as REGISTRY
+    from curate.stages.registry import STAGES as REGISTRY
 
     out = {"records": df.height, "stages": {}}
     original = dict(zip(df["id"].to_list(), df["messages"].to_list()))

@@ -28,7 +28,7 @@ from curate.catalog import Catalog, Entry, check_name, curate_home, file_problem
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
 from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages, redacted_before
-from curate.gates import FINAL, GateRunner, failures, run_gates, stages_upto
+from curate.gates.runner import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.outputs import (
     ARTIFACTS,
@@ -61,7 +61,7 @@ from curate.records import schema_with
 from curate.report.build import build_report
 from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
-from curate.stages import STAGES
+from curate.stages.registry import STAGES
 
 
 @dataclass

@@ -27,8 +27,8 @@ from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
 from curate.io.shards import read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
-from curate.stages import STAGES
 from curate.stages.base import Stage
+from curate.stages.registry import STAGES
 
 DONE = "done.json"
 _WORKER_STAGES: dict[str, Stage] = {}

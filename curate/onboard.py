@@ -22,9 +22,10 @@ import polars as pl
 import yaml
 
 from curate.code import code_spans
-from curate.config import InputSpec, Pipeline, PipelineSpec, load_pipeline, load_rules
+from curate.config import InputSpec, Pipeline, PipelineSpec, load_pipeline
 from curate.errors import ConfigError, InputError
 from curate.records import RecordError, content_text, detect_layout, schema_with, to_record
+from curate.schema import load_rules
 from curate.stages.base import ACTION, REASON, RULE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,8 +217,8 @@ def _quantiles(values: list[int]) -> dict[str, float]:
 
 def _stage(kind: str, rules_file: str | None, params: dict | None = None, seed: int = 0):
     """A stage set up with a rules file under rules/<kind>/ (or none) and `params` over it, as a run builds it."""
-    from curate.config import parse_model
-    from curate.stages import STAGES
+    from curate.schema import parse_model
+    from curate.stages.registry import STAGES
 
     cls = STAGES[kind]
     path = RULES / kind / rules_file if rules_file else None

@@ -42,8 +42,8 @@ from curate.config import RaySpec, ResolvedStage
 from curate.errors import ConfigError, CurateError
 from curate.hashing import code_fingerprint
 from curate.io.shards import write_parquet
-from curate.stages import STAGES
 from curate.stages.base import Resources
+from curate.stages.registry import STAGES
 
 INPUTS = "in"  # per segment: the batches the driver wrote for the workers
 RETRIES = 3  # how often a batch or a global stage is retried after its worker died

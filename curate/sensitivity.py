@@ -25,8 +25,8 @@ import polars as pl
 from curate.accounting import split_decisions
 from curate.config import ResolvedStage
 from curate.io.shards import read_parquets
-from curate.stages import STAGES
 from curate.stages.base import DECISION_COLUMNS, Stage
+from curate.stages.registry import STAGES
 
 ORDER = "_order"
 REJECTED_COLUMNS = ("action", "rule", "reason", "stage")  # what the engine adds to rejected rows

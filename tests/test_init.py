@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from curate.catalog import Catalog
 from curate.cli import app
-from curate.config import load_pipeline, load_rules
+from curate.config import load_pipeline
+from curate.schema import load_rules
 from tests.conftest import REPO
 from tests.onboarding_sets import WORD_PROBLEMS, gsm8k_file, gsm8k_style, pydoc_documents
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import load_pipeline, load_rules
+from curate.config import load_pipeline
 from curate.errors import ConfigError
 from curate.pii.validators import vin
+from curate.schema import load_rules
 from curate.stages.pii import PiiRules, PiiStage
 from tests.conftest import RULES
 from tests.test_pii import _frame

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from curate.config import load_rules
 from curate.records import BASE_SCHEMA
+from curate.schema import load_rules
 from curate.stages.base import ACTION, REASON, RULE
 from curate.stages.langid import LangIdRules, LangIdStage
 from curate.stages.normalize import Normalizer, NormalizeRules, NormalizeStage

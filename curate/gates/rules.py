@@ -15,7 +15,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from curate.config import StrictModel
+from curate.schema import StrictModel
 
 Frame = Literal["schema", "records", "dataset"]
 CONTENT = "content"  # `unique: [content]` means the normalized text / conversation

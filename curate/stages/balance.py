@@ -26,8 +26,8 @@ import polars as pl
 import xxhash
 from pydantic import Field, model_validator
 
-from curate.config import StrictModel
 from curate.parallel import SerialPool, TaskPool, count_groups, row_chunks, shuffle_groups
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, require_columns, with_decisions
 from curate.stratify import association_counts, simpson_cells, summarize_counts
 

@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.records import content_texts
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
 
 _SPACE = re.compile(r"\s+")

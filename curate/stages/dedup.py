@@ -22,7 +22,6 @@ from pydantic import Field, model_validator
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.minhash import (
     MinHasher,
@@ -35,6 +34,7 @@ from curate.minhash import (
     pairs_from_codes,
     reduce_band_partition,
 )
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"

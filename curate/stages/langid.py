@@ -14,9 +14,9 @@ import polars as pl
 from pydantic import Field
 
 from curate.code import prose
-from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.records import content_texts
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
 SAMPLE_CHARS = 2_000

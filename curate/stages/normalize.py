@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from curate.code import code_spans
-from curate.config import StrictModel
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, with_decisions
 
 

@@ -27,8 +27,8 @@ import xxhash
 from pydantic import Field, model_validator
 
 from curate.code import code_spans, mask
-from curate.config import StrictModel
 from curate.errors import ConfigError
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, sum_counts, with_decisions
 
 WITHHELD = "<WITHHELD: PII scan failed>"

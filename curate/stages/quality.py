@@ -15,8 +15,8 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from curate.code import prose
-from curate.config import StrictModel
 from curate.records import content_texts
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, with_decisions
 from curate.textstats import STAT_PARAMS, STATS, Doc
 

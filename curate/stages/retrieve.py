@@ -25,11 +25,11 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from curate.config import StrictModel
 from curate.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, embed
 from curate.errors import ConfigError
 from curate.parallel import SerialPool
 from curate.records import content_text, content_texts, to_record
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 from curate.vectors import Neighbours, SeedIndex, build_index, choose_backend, near_duplicates, search
 

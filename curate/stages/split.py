@@ -22,10 +22,10 @@ import polars as pl
 import xxhash
 from pydantic import Field, model_validator
 
-from curate.config import StrictModel
 from curate.errors import ConfigError
 from curate.minhash import MinHasher, Normalization
 from curate.parallel import SerialPool, shuffle_groups
+from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
 from curate.stages.dedup import dedup_texts
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curate.config import StrictModel, load_yaml, parse_model
+from curate.schema import StrictModel, load_yaml, parse_model
 
 EMBEDDED = "embedded"  # the small Qwen2 model + BPE tokenizer built from the data (curate.train.tiny)
 

@@ -1,0 +1,124 @@
+"""The bottom layer every configuration model stands on: strict pydantic models, YAML files read with
+clear errors, rules files with `extends:`, and validation errors that name the file, the key path and
+what was expected. Pipelines, stage rules, gate rules and the trainer's config all use these."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from curate.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: {what} file is not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_rules(path: Path, what: str = "rules", _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A rules file, with `extends: <file>` resolved: the file it names (relative to this one) is
+    read first and this one merged over it, mapping by mapping; `key+: [...]` appends to the
+    parent's list instead of replacing it (`recognizers+:` adds recognizers to the default's)."""
+    path = Path(path)
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(str(p) for p in _chain)}")
+    data = load_yaml(path, what)
+    parent_ref = data.pop("extends", None)
+    if parent_ref is None:
+        appended = sorted(k for k in data if isinstance(k, str) and k.endswith("+"))
+        if appended:
+            raise ConfigError(
+                f"{path}: '{appended[0]}' appends to an extended file's list, but the file has no 'extends:'"
+            )
+        return data
+    if not isinstance(parent_ref, str):
+        raise ConfigError(f"{path}: extends: expected the path of a rules file, got {parent_ref!r}")
+    parent_path = Path(parent_ref) if Path(parent_ref).is_absolute() else path.parent / parent_ref
+    if not parent_path.is_file():
+        raise ConfigError(f"{path}: extends: rules file not found: {parent_path}")
+    return _merge(load_rules(parent_path, what, (*_chain, path.resolve())), data, path)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], source: Path, where: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        name = key[:-1] if isinstance(key, str) and key.endswith("+") else key
+        if name != key:
+            if not isinstance(value, list) or not isinstance(base.get(name, []), list):
+                raise ConfigError(f"{source}: {where}{key}: appending needs a list here and in the extended file")
+            out[name] = [*base.get(name, []), *value]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _merge(base[key], value, source, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _field_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Walk a validation error location down the model tree to the model that owns it."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        nested = [a for c in candidates for a in (c, *typing.get_args(c))]
+        current = next((a for a in nested if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def format_loc(loc: tuple, prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validation_message(exc: ValidationError, model: type[BaseModel], source: Path, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = format_loc(loc, prefix)
+        if err["type"] == "extra_forbidden":
+            owner = _field_model(model, loc[:-1])
+            allowed = ", ".join(owner.model_fields) if owner else "see the documentation"
+            close = difflib.get_close_matches(str(loc[-1]), owner.model_fields if owner else [], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            lines.append(f"{source}: {where}: unknown key{hint}; expected one of: {allowed}")
+        elif err["type"] == "missing":
+            lines.append(f"{source}: {where}: required key is missing")
+        else:
+            lines.append(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_model(model: type[BaseModel], data: Any, source: Path, prefix: str = "") -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, model, source, prefix)) from None
