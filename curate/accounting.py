@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
+from curate.decisions import ACTION, AS_REJECTED, DECISION_COLUMNS, DROP, KEEP, QUARANTINE, REASON, REJECTED_LEAD, RULE
 from curate.errors import AccountingError
-from curate.stages.base import ACTION, DECISION_COLUMNS, DROP, KEEP, QUARANTINE, REASON, RULE
 
 
 @dataclass
@@ -83,11 +83,7 @@ def split_decisions(
             f"{unexplained['id'][0]})"
         )
     kept = after.filter(~rejected_mask).drop(list(DECISION_COLUMNS))
-    rejected = (
-        after.filter(rejected_mask)
-        .rename({ACTION: "action", RULE: "rule", REASON: "reason"})
-        .with_columns(pl.lit(stage).alias("stage"))
-    )
+    rejected = after.filter(rejected_mask).rename(AS_REJECTED).with_columns(pl.lit(stage).alias("stage"))
     account = StageAccount(
         stage=stage,
         rows_in=before.height,
@@ -120,9 +116,6 @@ def check_chain(accounts: list[StageAccount], final_rows: int) -> None:
     rejected = sum(a.dropped + a.quarantined for a in accounts)
     if accounts and accounts[0].rows_in != final_rows + rejected:
         raise AccountingError(f"input rows {accounts[0].rows_in} != written {final_rows} + rejected {rejected}")
-
-
-REJECTED_LEAD = ("stage", "rule", "reason", "action")
 
 
 def one_schema(rejected: dict[str, pl.DataFrame], record_columns: list[str]) -> dict[str, pl.DataFrame]:

@@ -24,12 +24,12 @@ import polars as pl
 
 from curate.accounting import split_decisions
 from curate.config import ResolvedStage
+from curate.decisions import DECISION_COLUMNS, REJECTED_LEAD
 from curate.io.shards import read_parquets
-from curate.stages.base import DECISION_COLUMNS, Stage
+from curate.stages.base import Stage
 from curate.stages.registry import STAGES
 
 ORDER = "_order"
-REJECTED_COLUMNS = ("action", "rule", "reason", "stage")  # what the engine adds to rejected rows
 
 
 @dataclass
@@ -91,7 +91,7 @@ class WhatIf:
         trace = self.traces[at]
         alive: set[str] = set(trace.passed)
         if STAGES[trace.spec.stage].kind == "row":
-            retry = trace.rejected.drop([c for c in REJECTED_COLUMNS if c in trace.rejected.columns])
+            retry = trace.rejected.drop([c for c in REJECTED_LEAD if c in trace.rejected.columns])
             new = _kept(trace.spec.name, retry, self.stage(trace.spec, rules))
         else:
             alive, new = self._global(trace, alive_before=None, new=pl.DataFrame(), rules=rules)

@@ -114,10 +114,12 @@ def test_no_import_cycle_among_curates_modules():
 
 def test_the_bottom_layer_imports_nothing_above_it():
     graph = import_graph()
-    for bottom in ("curate.errors", "curate.hashing", "curate.schema"):
+    for bottom in ("curate.errors", "curate.hashing", "curate.schema", "curate.decisions"):
         assert graph[bottom] <= {"curate", "curate.errors", "curate.hashing"}, (bottom, graph[bottom])
     # one stage loads that stage, never the registry of all of them
     assert "curate.stages.registry" not in graph["curate.stages.base"] | graph["curate.stages"]
+    # the accounting needs the decision constants, not the stages
+    assert not any(m.startswith("curate.stages") for m in graph["curate.accounting"])
 
 
 def test_only_curate_is_installed():

@@ -23,20 +23,19 @@ try:  # the standard library's from Python 3.14
 except ImportError:
     from backports.zstd import ZstdError, ZstdFile
 
+from curate.decisions import REJECTED_LEAD
 from curate.errors import InputError
 from curate.io.sources import InputFile
 from curate.records import RecordError, derived_id, schema_with, to_record
 
 RAW_PREVIEW_CHARS = 2_000
+# a row the reader quarantines: where it came from, a preview of its bytes, and the decision
 REJECT_READ_SCHEMA = {
     "id": pl.Utf8,
     "src_file": pl.Utf8,
     "src_row": pl.Int64,
     "raw": pl.Utf8,
-    "stage": pl.Utf8,
-    "rule": pl.Utf8,
-    "reason": pl.Utf8,
-    "action": pl.Utf8,
+    **dict.fromkeys(REJECTED_LEAD, pl.Utf8),
 }
 
 

@@ -20,9 +20,9 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel
 
-ACTION, RULE, REASON = "_action", "_rule", "_reason"
-DECISION_COLUMNS = (ACTION, RULE, REASON)
-KEEP, DROP, QUARANTINE = "keep", "drop", "quarantine"
+from curate.decisions import ACTION, DECISION_COLUMNS, DROP, KEEP, QUARANTINE, REASON, RULE
+
+__all__ = ["ACTION", "DECISION_COLUMNS", "DROP", "KEEP", "QUARANTINE", "REASON", "RULE", "Resources", "Stage"]
 
 
 @dataclass(frozen=True)

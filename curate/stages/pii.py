@@ -27,6 +27,7 @@ import xxhash
 from pydantic import Field, model_validator
 
 from curate.code import code_spans, mask
+from curate.decisions import REJECTED_LEAD
 from curate.errors import ConfigError
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, sum_counts, with_decisions
@@ -334,9 +335,7 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
 ID_COLUMNS = ("id", "dup_cluster", "dup_of")
 # String columns that are structure, not record content: never scanned as fields.
-NOT_SCANNED = frozenset(
-    {"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw", "stage", "rule", "reason", "action"}
-)
+NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw", *REJECTED_LEAD})
 
 
 def _meta_leaves(meta: str | None):
