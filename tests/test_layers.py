@@ -118,6 +118,8 @@ def test_the_bottom_layer_imports_nothing_above_it():
         assert graph[bottom] <= {"curate", "curate.errors", "curate.hashing"}, (bottom, graph[bottom])
     # one stage loads that stage, never the registry of all of them
     assert "curate.stages.registry" not in graph["curate.stages.base"] | graph["curate.stages"]
+    # the leakage gate counts n-gram overlap with curate.ngrams, not by building a split stage
+    assert "curate.stages.split" not in graph["curate.gates.frames"]
     # the accounting needs the decision constants, not the stages
     assert not any(m.startswith("curate.stages") for m in graph["curate.accounting"])
 

@@ -150,18 +150,15 @@ def _leakage(records: pl.DataFrame, rule, load_content) -> dict[str, int | None]
 
 
 def _ngram_pairs(df: pl.DataFrame, r) -> int:
-    """Train/held-out pairs sharing word n-grams, with the split stage's own decontamination."""
-    from curate.stages.split import Decontamination, SplitRules, SplitStage
+    """Train/held-out pairs sharing word n-grams, checked as the split stage's decontamination checks."""
+    from curate.ngrams import leaking_pairs
+    from curate.stages.dedup import dedup_texts
 
-    rules = SplitRules(
-        stratify_by=None,
-        group_by=[],
-        decontamination=Decontamination(
-            ngram=r.ngram, min_overlap=r.min_overlap, max_document_frequency=r.max_document_frequency, action="flag"
-        ),
-    )
-    splits = ["train" if s == r.train else "held" for s in df[r.column].to_list()]
-    return SplitStage("gates", rules).contamination(df, splits)[1]["pairs"]
+    texts = dedup_texts(df, "conversation")
+    is_train = [s == r.train for s in df[r.column].to_list()]
+    train = [t for t, yes in zip(texts, is_train) if yes]
+    held = [t for t, yes in zip(texts, is_train) if not yes]
+    return leaking_pairs(train, held, r.ngram, r.min_overlap, r.max_document_frequency)
 
 
 def dataset_frame(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from curate.ngrams import MAX_DOCUMENT_FREQUENCY, MIN_OVERLAP, NGRAM
 from curate.schema import StrictModel
 
 Frame = Literal["schema", "records", "dataset"]
@@ -132,9 +133,10 @@ class LeakageRule(StrictModel):
     groups: list[str] = Field(
         default_factory=lambda: ["dup_cluster"], description="group columns that must not straddle"
     )
-    ngram: int = Field(13, ge=0, le=64, description="word n-gram overlap check; 0 turns it off")
-    min_overlap: float = Field(0.1, ge=0.0, le=1.0)
-    max_document_frequency: int = Field(10, ge=0)
+    # the split stage's decontamination defaults (curate.ngrams)
+    ngram: int = Field(NGRAM, ge=0, le=64, description="word n-gram overlap check; 0 turns it off")
+    min_overlap: float = Field(MIN_OVERLAP, ge=0.0, le=1.0)
+    max_document_frequency: int = Field(MAX_DOCUMENT_FREQUENCY, ge=0)
 
 
 class ChatRule(StrictModel):

@@ -23,7 +23,17 @@ import xxhash
 from pydantic import Field, model_validator
 
 from curate.errors import ConfigError
-from curate.minhash import MinHasher, Normalization
+from curate.minhash import MinHasher
+from curate.ngrams import (
+    MAX_DOCUMENT_FREQUENCY,
+    MIN_OVERLAP,
+    NGRAM,
+    covering,
+    gram_chunk,
+    hashers,
+    overlaps,
+    pair_partition,
+)
 from curate.parallel import SerialPool, shuffle_groups
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
@@ -38,13 +48,13 @@ class EvalSet(StrictModel):
 
 
 class Decontamination(StrictModel):
-    ngram: int = Field(13, ge=3, le=64)
+    ngram: int = Field(NGRAM, ge=3, le=64)
     # An n-gram found in more documents than this is boilerplate or template text, not leakage
     # (GPT-3's decontamination made the same call); 0 checks every n-gram.
-    max_document_frequency: int = Field(10, ge=0)
+    max_document_frequency: int = Field(MAX_DOCUMENT_FREQUENCY, ge=0)
     # A pair leaks when its shared n-grams are at least this share of the shorter text's n-grams
     # (containment): 0 counts any shared n-gram; an eval question pasted into a train record scores 1.
-    min_overlap: float = Field(0.1, ge=0.0, le=1.0)
+    min_overlap: float = Field(MIN_OVERLAP, ge=0.0, le=1.0)
     action: Literal["drop", "flag", "off"] = "drop"
     eval_sets: list[EvalSet] = Field(default_factory=list)
     chat_text: Literal["conversation", "user_prompts"] = "conversation"
@@ -228,7 +238,7 @@ class SplitStage(Stage):
         for sources, named, rows, spread in checks:
             # every text in both passes: document frequencies (the boilerplate cut) are over all of them
             pairs = pl.concat(
-                [self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in self._hashers()]
+                [self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in hashers(d.ngram, d.numbers)]
             ).unique()
             count += pairs.height
             for row, source in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
@@ -236,31 +246,16 @@ class SplitStage(Stage):
                 where[row] = where[row] or named[source][0]
         return contaminated.tolist(), {"pairs": count, "groups": empty["groups"], "where": where}
 
-    def _hashers(self) -> list[MinHasher]:
-        d = self.rules.decontamination
-        literal = MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization())
-        return (
-            [literal, MinHasher(num_perm=16, ngram=d.ngram, normalization=Normalization(numbers=True))]
-            if d.numbers
-            else [literal]
-        )
-
     def _leaks(
         self, hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray, spread: bool
     ) -> pl.DataFrame:
         """(train row, held index) pairs whose shared n-grams cover at least min_overlap of the shorter text."""
         d = self.rules.decontamination
         if self.pool is None or not spread:
-            pairs, train_grams, held_grams = _overlaps(
-                hasher, held_texts, train_texts, train_idx, d.max_document_frequency
-            )
+            found = overlaps(hasher, held_texts, train_texts, train_idx, d.max_document_frequency)
         else:
-            pairs, train_grams, held_grams = self._spread_overlaps(hasher, held_texts, train_texts, train_idx)
-        if len(pairs):
-            mine = dict(zip(train_idx.tolist(), train_grams.tolist()))
-            smaller = np.minimum([mine[t] for t in pairs["train"].to_list()], held_grams[pairs["held"].to_numpy()])
-            pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= d.min_overlap))
-        return pairs.select(pl.col("train").cast(pl.Int64), pl.col("held").cast(pl.Int64))
+            found = self._spread_overlaps(hasher, held_texts, train_texts, train_idx)
+        return covering(*found[:1], train_idx, *found[1:], d.min_overlap)
 
     def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
         if not self.rules.stratify_by:
@@ -288,10 +283,10 @@ class SplitStage(Stage):
             ("train", train_texts[i : i + size], train_idx[i : i + size]) for i in range(0, len(train_texts), size)
         ]
         mapped, reduced = self.pool.shuffle(
-            partial(_gram_chunk, hasher),
+            partial(gram_chunk, hasher),
             items,
             max(1, self.pool.workers),
-            partial(_pair_partition, self.rules.decontamination.max_document_frequency),
+            partial(pair_partition, self.rules.decontamination.max_document_frequency),
         )
         counts = {
             side: np.concatenate([c for s, c in mapped if s == side] or [np.empty(0, np.int64)])
@@ -304,42 +299,6 @@ class SplitStage(Stage):
 MIN_CHUNK = 2_000  # texts per pool task, at least
 
 
-def _overlaps(
-    hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray, limit: int
-) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """Pairs (train row, held index) with the number of distinct n-grams they share (`len`), leaving out
-    n-grams in more than `limit` documents; and each train and held text's n-gram count."""
-    held_hashes, held_offsets = hasher.shingle_hashes64(held_texts)
-    train_hashes, train_offsets = hasher.shingle_hashes64(train_texts)
-    held_owner = np.repeat(np.arange(len(held_texts)), np.diff(held_offsets))
-    train_owner = np.repeat(train_idx, np.diff(train_offsets))
-    pairs = _pairs(held_hashes, held_owner, train_hashes, train_owner, limit)
-    return pairs, np.diff(train_offsets), np.diff(held_offsets)
-
-
-def _pairs(
-    held_hashes: np.ndarray, held_owner: np.ndarray, train_hashes: np.ndarray, train_owner: np.ndarray, limit: int
-) -> pl.DataFrame:
-    held = pl.DataFrame({"h": held_hashes, "held": held_owner}, schema={"h": pl.UInt64, "held": pl.Int64}).unique()
-    # Only train n-grams also found held out can leak or count towards a held-out n-gram's document
-    # frequency: filter before de-duplicating the (much larger) train table.
-    train = (
-        pl.DataFrame({"h": train_hashes, "train": train_owner}, schema={"h": pl.UInt64, "train": pl.Int64})
-        .join(held.select("h").unique(), on="h", how="semi")
-        .unique()
-    )
-    if limit:
-        held = held.join(_frequent(train, held, limit), on="h", how="anti")
-    return train.join(held, on="h").group_by("train", "held").len()
-
-
-def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFrame:
-    """The held-out n-grams (column h) found in more than `limit` documents, train and held-out;
-    `train` holds only (n-gram, document) pairs whose n-gram is held out too."""
-    docs = pl.concat([train.select("h"), held.select("h")])
-    return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
-
-
 def _group_sizes(seed: int, rows: pl.DataFrame) -> pl.DataFrame:
     """A reducer: per group, its most common label (ties: the first in sort order), its size and
     its place in the seeded order."""
@@ -349,22 +308,3 @@ def _group_sizes(seed: int, rows: pl.DataFrame) -> pl.DataFrame:
     out = top.select("g", "label").join(sizes, on="g")
     order = [xxhash.xxh3_64_intdigest(g.encode(), seed) for g in out["g"].to_list()]
     return out.with_columns(pl.Series("order", order, dtype=pl.UInt64))
-
-
-def _gram_chunk(hasher: MinHasher, item: tuple[str, list[str], np.ndarray], partitions: int):
-    """A pool task: one chunk's n-gram hashes, split by hash into the shuffle's partitions."""
-    side, texts, owners = item
-    hashes, offsets = hasher.shingle_hashes64(texts)
-    owner = np.repeat(np.asarray(owners, np.int64), np.diff(offsets))
-    part = (hashes % np.uint64(partitions)).astype(np.int64)
-    return (side, np.diff(offsets)), [(side, hashes[part == k], owner[part == k]) for k in range(partitions)]
-
-
-def _pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl.DataFrame:
-    """A reducer: the pairs and shared-n-gram counts of the n-grams in one partition."""
-
-    def side(name: str, i: int) -> np.ndarray:
-        arrays = [p[i] for p in parts if p[0] == name]
-        return np.concatenate(arrays) if arrays else np.empty(0, np.uint64 if i == 1 else np.int64)
-
-    return _pairs(side("held", 1), side("held", 2), side("train", 1), side("train", 2), limit)

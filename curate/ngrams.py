@@ -1,0 +1,112 @@
+"""Word n-gram overlap between held-out and training texts: the split stage's decontamination and the
+leakage gate both use this, with the same defaults.
+
+N-grams are hashed with MinHasher's shingling (literal, and with `numbers` on also with every number
+as one token: a copy with its numbers changed still overlaps). An n-gram found in more than
+`max_document_frequency` documents is boilerplate, not leakage. A (train, held) pair leaks when the
+n-grams they share cover at least `min_overlap` of the shorter text's n-grams.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from curate.minhash import MinHasher, Normalization
+
+NGRAM = 13
+MIN_OVERLAP = 0.1
+MAX_DOCUMENT_FREQUENCY = 10
+
+
+def hashers(ngram: int, numbers: bool) -> list[MinHasher]:
+    """The literal n-gram hasher, and with `numbers` the one that reads every number as "0"."""
+    literal = MinHasher(num_perm=16, ngram=ngram, normalization=Normalization())
+    if not numbers:
+        return [literal]
+    return [literal, MinHasher(num_perm=16, ngram=ngram, normalization=Normalization(numbers=True))]
+
+
+def overlaps(
+    hasher: MinHasher, held_texts: list[str], train_texts: list[str], train_idx: np.ndarray, limit: int
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Pairs (train row, held index) with the number of distinct n-grams they share (`len`), leaving out
+    n-grams in more than `limit` documents; and each train and held text's n-gram count."""
+    held_hashes, held_offsets = hasher.shingle_hashes64(held_texts)
+    train_hashes, train_offsets = hasher.shingle_hashes64(train_texts)
+    held_owner = np.repeat(np.arange(len(held_texts)), np.diff(held_offsets))
+    train_owner = np.repeat(train_idx, np.diff(train_offsets))
+    pairs = _pairs(held_hashes, held_owner, train_hashes, train_owner, limit)
+    return pairs, np.diff(train_offsets), np.diff(held_offsets)
+
+
+def covering(
+    pairs: pl.DataFrame, train_idx: np.ndarray, train_grams: np.ndarray, held_grams: np.ndarray, min_overlap: float
+) -> pl.DataFrame:
+    """(train, held) of the pairs whose shared n-grams cover at least min_overlap of the shorter text."""
+    if len(pairs):
+        mine = dict(zip(train_idx.tolist(), train_grams.tolist()))
+        smaller = np.minimum([mine[t] for t in pairs["train"].to_list()], held_grams[pairs["held"].to_numpy()])
+        pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= min_overlap))
+    return pairs.select(pl.col("train").cast(pl.Int64), pl.col("held").cast(pl.Int64))
+
+
+def leaking_pairs(
+    train_texts: list[str],
+    held_texts: list[str],
+    ngram: int = NGRAM,
+    min_overlap: float = MIN_OVERLAP,
+    max_document_frequency: int = MAX_DOCUMENT_FREQUENCY,
+    numbers: bool = True,
+) -> int:
+    """How many (train, held) text pairs leak, literally or with numbers read as one token."""
+    if not train_texts or not held_texts:
+        return 0
+    train_idx = np.arange(len(train_texts))
+    found = []
+    for hasher in hashers(ngram, numbers):
+        pairs, train_grams, held_grams = overlaps(hasher, held_texts, train_texts, train_idx, max_document_frequency)
+        found.append(covering(pairs, train_idx, train_grams, held_grams, min_overlap))
+    return pl.concat(found).unique().height
+
+
+def _pairs(
+    held_hashes: np.ndarray, held_owner: np.ndarray, train_hashes: np.ndarray, train_owner: np.ndarray, limit: int
+) -> pl.DataFrame:
+    held = pl.DataFrame({"h": held_hashes, "held": held_owner}, schema={"h": pl.UInt64, "held": pl.Int64}).unique()
+    # Only train n-grams also found held out can leak or count towards a held-out n-gram's document
+    # frequency: filter before de-duplicating the (much larger) train table.
+    train = (
+        pl.DataFrame({"h": train_hashes, "train": train_owner}, schema={"h": pl.UInt64, "train": pl.Int64})
+        .join(held.select("h").unique(), on="h", how="semi")
+        .unique()
+    )
+    if limit:
+        held = held.join(_frequent(train, held, limit), on="h", how="anti")
+    return train.join(held, on="h").group_by("train", "held").len()
+
+
+def _frequent(train: pl.DataFrame, held: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """The held-out n-grams (column h) found in more than `limit` documents, train and held-out;
+    `train` holds only (n-gram, document) pairs whose n-gram is held out too."""
+    docs = pl.concat([train.select("h"), held.select("h")])
+    return docs.group_by("h").len().filter(pl.col("len") > limit).select("h")
+
+
+def gram_chunk(hasher: MinHasher, item: tuple[str, list[str], np.ndarray], partitions: int):
+    """A pool task: one chunk's n-gram hashes, split by hash into the shuffle's partitions."""
+    side, texts, owners = item
+    hashes, offsets = hasher.shingle_hashes64(texts)
+    owner = np.repeat(np.asarray(owners, np.int64), np.diff(offsets))
+    part = (hashes % np.uint64(partitions)).astype(np.int64)
+    return (side, np.diff(offsets)), [(side, hashes[part == k], owner[part == k]) for k in range(partitions)]
+
+
+def pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl.DataFrame:
+    """A reducer: the pairs and shared-n-gram counts of the n-grams in one partition."""
+
+    def side(name: str, i: int) -> np.ndarray:
+        arrays = [p[i] for p in parts if p[0] == name]
+        return np.concatenate(arrays) if arrays else np.empty(0, np.uint64 if i == 1 else np.int64)
+
+    return _pairs(side("held", 1), side("held", 2), side("train", 1), side("train", 2), limit)
