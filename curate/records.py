@@ -276,3 +276,34 @@ def content_text(text: str | None, messages: list[dict] | None, roles: str = "al
 
 def content_texts(df: pl.DataFrame, roles: str = "all") -> list[str]:
     return [content_text(t, m, roles) for t, m in zip(df["text"].to_list(), df["messages"].to_list())]
+
+
+def comparison_texts(df: pl.DataFrame, chat_text: str = "conversation") -> list[str]:
+    """The text dedup, decontamination and the leakage gate compare: the document, or the conversation
+    as "role: content" lines (`chat_text: user_prompts`: its user turns alone). A record with neither is
+    the empty text. `comparison_expr` is the same text as a polars expression."""
+    out = []
+    for text, messages in zip(df["text"].to_list(), df["messages"].to_list()):
+        if text is not None:
+            out.append(text)
+        elif chat_text == "user_prompts":
+            out.append("\n".join(m["content"] for m in messages or [] if m["role"] == "user"))
+        else:
+            out.append("\n".join(f"{m['role']}: {m['content']}" for m in messages or []))
+    return out
+
+
+def comparison_expr(schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
+    """(`comparison_texts`' conversation text as an expression, null for a record with neither; the
+    record's length in characters: the document's, or the sum of its turns' contents)."""
+    text = pl.col("text") if "text" in schema else pl.lit(None, pl.Utf8)
+    if "messages" not in schema:
+        return text, text.str.len_chars()
+    turn = pl.element()
+    chat = (
+        pl.col("messages")
+        .list.eval(pl.concat_str(turn.struct.field("role"), pl.lit(": "), turn.struct.field("content")))
+        .list.join("\n")
+    )
+    chars = pl.col("messages").list.eval(turn.struct.field("content").str.len_chars()).list.sum()
+    return pl.coalesce(text, chat), pl.coalesce(text.str.len_chars(), chars)

@@ -118,3 +118,29 @@ def test_turn_list_priority_over_pairs_and_text():
     obj = {"messages": CHAT, "text": None, "prompt": "p", "completion": "c"}
     assert detect_layout(obj).name == "chat (messages)"
     assert detect_layout({"text": "t", "messages": None}).name == "text"  # null keys do not count (curated shards)
+
+
+def test_the_comparison_text_is_one_text_in_python_and_in_polars():
+    """dedup, decontamination and the leakage gate compare the same text: the document, or the
+    conversation as role: content lines; the polars form (the gates' content hash) agrees row by row."""
+    import polars as pl
+
+    from curate.records import comparison_expr, comparison_texts
+
+    turns = pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))
+    df = pl.DataFrame(
+        {
+            "text": ["a document", None, None, None],
+            "messages": [
+                None,
+                [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}],
+                [],
+                None,
+            ],
+        },
+        schema={"text": pl.Utf8, "messages": turns},
+    )
+    texts = comparison_texts(df)
+    assert texts == ["a document", "user: Hi?\nassistant: Hello.", "", ""]
+    assert df.select(comparison_expr(df.schema)[0].fill_null(""))[:, 0].to_list() == texts
+    assert comparison_texts(df, "user_prompts") == ["a document", "Hi?", "", ""]

@@ -11,22 +11,10 @@ from __future__ import annotations
 import polars as pl
 
 from curate.gates.rules import GateRule, MetricNames
+from curate.records import comparison_expr, comparison_texts
 
 SKIPPED = ("text", "messages", "meta")  # free text: measured, never copied into the frames
 _ELEM = pl.element()
-
-
-def _content(schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
-    """(the record's text or its conversation as "role: content" lines, its length in characters)."""
-    text = pl.col("text") if "text" in schema else pl.lit(None, pl.Utf8)
-    if "messages" not in schema:
-        return text, text.str.len_chars()
-    msgs = pl.col("messages")
-    chat = msgs.list.eval(
-        pl.concat_str(_ELEM.struct.field("role"), pl.lit(": "), _ELEM.struct.field("content"))
-    ).list.join("\n")
-    chars = msgs.list.eval(_ELEM.struct.field("content").str.len_chars()).list.sum()
-    return pl.coalesce(text, chat), pl.coalesce(text.str.len_chars(), chars)
 
 
 def _normalized(content: pl.Expr) -> pl.Expr:
@@ -35,7 +23,7 @@ def _normalized(content: pl.Expr) -> pl.Expr:
 
 def content_hash(schema: pl.Schema) -> pl.Expr:
     """A hash of the record's text or conversation, lower-cased, without punctuation, spaces collapsed."""
-    return _normalized(_content(schema)[0]).hash(seed=0)
+    return _normalized(comparison_expr(schema)[0]).hash(seed=0)
 
 
 def _scalar(dtype: pl.DataType) -> bool:
@@ -56,7 +44,7 @@ def _named(value) -> set[str]:
 def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
     """One row per record: id, the scalar columns the rules name, and measures of the content."""
     schema = lf.collect_schema()
-    content, chars = _content(schema)
+    content, chars = comparison_expr(schema)
     named = {"id"} | {x for r in rules for x in _named(r.model_dump())}
     exprs = [pl.col(c) for c, t in schema.items() if c in named and c not in SKIPPED and _scalar(t)]
     exprs += [
@@ -152,9 +140,8 @@ def _leakage(records: pl.DataFrame, rule, load_content) -> dict[str, int | None]
 def _ngram_pairs(df: pl.DataFrame, r) -> int:
     """Train/held-out pairs sharing word n-grams, checked as the split stage's decontamination checks."""
     from curate.ngrams import leaking_pairs
-    from curate.stages.dedup import dedup_texts
 
-    texts = dedup_texts(df, "conversation")
+    texts = comparison_texts(df, "conversation")
     is_train = [s == r.train for s in df[r.column].to_list()]
     train = [t for t, yes in zip(texts, is_train) if yes]
     held = [t for t, yes in zip(texts, is_train) if not yes]

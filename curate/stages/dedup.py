@@ -34,6 +34,7 @@ from curate.minhash import (
     pairs_from_codes,
     reduce_band_partition,
 )
+from curate.records import comparison_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 
@@ -138,18 +139,6 @@ def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], d
     return out, {"lines": len(common), "records": touched, "top": top}
 
 
-def dedup_texts(df: pl.DataFrame, chat_text: str) -> list[str]:
-    out = []
-    for text, messages in zip(df["text"].to_list(), df["messages"].to_list()):
-        if text is not None:
-            out.append(text)
-        elif chat_text == "user_prompts":
-            out.append("\n".join(m["content"] for m in messages if m["role"] == "user"))
-        else:
-            out.append("\n".join(f"{m['role']}: {m['content']}" for m in messages or []))
-    return out
-
-
 @dataclass
 class _Prior:
     """Records of published shards that new records are deduplicated against."""
@@ -214,7 +203,7 @@ class DedupStage(Stage):
             df = self._stored_signatures(entry)
             if df is None:  # no compatible signatures were stored: compute them from the data
                 data = entry.read(["id", "text", "messages"])
-                texts = dedup_texts(data, self.rules.chat_text)
+                texts = comparison_texts(data, self.rules.chat_text)
                 df = pl.DataFrame({"id": data["id"], EXACT_KEY: self.exact_keys(texts)}).with_columns(
                     pl.Series(SIGNATURE, self.sketch(texts).signatures)
                 )
@@ -237,7 +226,7 @@ class DedupStage(Stage):
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
         prior = self.load_prior()
-        texts = dedup_texts(df, rules.chat_text)
+        texts = comparison_texts(df, rules.chat_text)
         near_texts, found = boilerplate(texts, rules.boilerplate) if rules.near else (texts, None)
         self.summary = {"boilerplate": found} if found is not None else None
         n_prior, n = len(prior.ids), df.height

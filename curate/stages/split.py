@@ -35,9 +35,9 @@ from curate.ngrams import (
     pair_partition,
 )
 from curate.parallel import SerialPool, shuffle_groups
+from curate.records import comparison_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
-from curate.stages.dedup import dedup_texts
 
 TRAIN = "train"
 
@@ -197,7 +197,7 @@ class SplitStage(Stage):
             if ev.path.startswith("shards://"):
                 entry = Catalog().resolve(ev.path)
                 data = entry.read(["text", "messages"])
-                out += [(entry.ref, t) for t in dedup_texts(data, "conversation")]
+                out += [(entry.ref, t) for t in comparison_texts(data, "conversation")]
                 continue
             path = Path(ev.path)
             if not path.is_file():
@@ -224,7 +224,7 @@ class SplitStage(Stage):
         empty = {"pairs": 0, "groups": len(set(self.group_keys(df))), "where": [None] * n}
         if d.action == "off":
             return [False] * n, empty
-        texts = dedup_texts(df, d.chat_text)
+        texts = comparison_texts(df, d.chat_text)
         is_train = np.array([s == TRAIN for s in splits])
         self._evals = self.eval_texts()
         held = [(s, t) for s, t in zip(splits, texts) if s != TRAIN] + self._evals
