@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 from curate.errors import ConfigError
 from curate.records import content_texts
 from curate.schema import StrictModel
+from curate.selection import select
 from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
 
 _SPACE = re.compile(r"\s+")
@@ -159,7 +160,7 @@ class ClassifyStage(Stage):
         scores = self._scores(model, texts)
         holdout = binary_metrics(positive[held], scores[rows[held]])
         train_fit = binary_metrics(positive[train], scores[rows[train]])
-        chosen = self._select(scores)
+        chosen = select(scores, r.select.by, r.select.value).tolist()
         n = df.height
         drop = r.action == "filter"
         actions = [DROP if (drop and not c) else KEEP for c in chosen]
@@ -199,14 +200,3 @@ class ClassifyStage(Stage):
             d = dict(zip(ls, ps))
             out[i] = min(1.0, max(0.0, float(d.get(POS, 1.0 - d.get(NEG, 0.0)))))
         return out
-
-    def _select(self, scores: np.ndarray) -> list[bool]:
-        s = self.rules.select
-        if s.by == "none":
-            return [True] * len(scores)
-        if s.by == "threshold":
-            return (scores >= s.value).tolist()
-        take = int(round(s.value * len(scores)))
-        chosen = np.zeros(len(scores), bool)
-        chosen[np.argsort(-scores, kind="stable")[:take]] = True
-        return chosen.tolist()

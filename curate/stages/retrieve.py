@@ -30,6 +30,7 @@ from curate.errors import ConfigError
 from curate.parallel import SerialPool
 from curate.records import content_text, content_texts, to_record
 from curate.schema import StrictModel
+from curate.selection import select
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
 from curate.vectors import Neighbours, SeedIndex, build_index, choose_backend, near_duplicates, search
 
@@ -281,20 +282,8 @@ class RetrieveStage(Stage):
 
     def _select(self, df: pl.DataFrame, rows: np.ndarray, score: np.ndarray) -> np.ndarray:
         s = self.rules.select
-        if s.by == "none":
-            return np.ones(len(rows), bool)
-        if s.by == "threshold":
-            return score >= s.value
-        groups = (
-            df[s.per].cast(pl.Utf8).fill_null("(none)").to_numpy()[rows] if s.per else np.zeros(len(rows), dtype=object)
-        )
-        chosen = np.zeros(len(rows), bool)
-        for g in dict.fromkeys(groups.tolist()):
-            members = np.flatnonzero(groups == g)
-            take = int(round(s.value * len(members))) if s.by == "top_fraction" else int(s.value)
-            best = members[np.argsort(-score[members], kind="stable")][:take]
-            chosen[best] = True
-        return chosen
+        groups = df[s.per].cast(pl.Utf8).fill_null("(none)").to_numpy()[rows] if s.per else None
+        return select(score, s.by, s.value, groups)
 
     def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds, device) -> dict:
         order = np.argsort(-score, kind="stable")
