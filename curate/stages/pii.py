@@ -669,13 +669,12 @@ class PiiStage(Stage):
         unknown = {row: text for row, slot, text in reversed(jobs) if langs[row] is None and slot[0] != "id"}
         if unknown:
             if self._lid is None:
-                from curate.stages.langid import bundled_model_path, load_fasttext
+                from curate.lang import LanguageId
 
-                self._lid = load_fasttext(bundled_model_path())
+                self._lid = LanguageId()
             rows = list(unknown)
-            labels, _ = self._lid.predict([" ".join(unknown[r][:2000].split()) for r in rows], k=1)
-            for r, label in zip(rows, labels):
-                langs[r] = label[0].removeprefix("__label__") if label else "und"
+            for r, lang in zip(rows, self._lid.predict([unknown[r] for r in rows])[0]):
+                langs[r] = lang
         return langs
 
     def scan(self, df: pl.DataFrame, langs: list[str] | None = None, ids: bool = True):
