@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from curate.errors import ConfigError
 from curate.hashing import sha256_json
-from curate.schema import StrictModel, load_rules, load_yaml, parse_model
+from curate.schema import StrictModel, config_path, load_rules, load_yaml, parse_model
 
 
 class DemoInput(StrictModel):
@@ -131,8 +131,7 @@ class Pipeline:
         return self.path.parent
 
     def resolve(self, value: str) -> Path:
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p)
+        return config_path(value, self.base_dir)
 
     @property
     def config_fingerprint(self) -> str:
@@ -165,7 +164,7 @@ def _resolve_stage(index: int, spec: StageSpec, pipeline_path: Path) -> Resolved
     rules_path: Path | None = None
     data: dict[str, Any] = {}
     if spec.rules is not None:
-        rules_path = Path(spec.rules) if Path(spec.rules).is_absolute() else pipeline_path.parent / spec.rules
+        rules_path = config_path(spec.rules, pipeline_path.parent)
         if not rules_path.is_file():
             raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
         data = load_rules(rules_path, "rules")
@@ -206,7 +205,7 @@ def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
             raise ConfigError(
                 f"{where}.after: no stage named '{g.after}'{hint}; expected 'final' or one of: {', '.join(names)}"
             )
-        rules_path = Path(g.rules) if Path(g.rules).is_absolute() else path.parent / g.rules
+        rules_path = config_path(g.rules, path.parent)
         if not rules_path.is_file():
             raise ConfigError(f"{where}.rules: rules file not found: {rules_path}")
         rules = parse_model(GateRules, load_rules(rules_path, "gate rules"), rules_path)

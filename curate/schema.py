@@ -19,6 +19,13 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def config_path(value: str | Path, base_dir: Path) -> Path:
+    """A path written in a config file: `~` expanded, and a relative path taken from the file's folder, so
+    the file means the same thing from any working directory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
 def load_yaml(path: Path, what: str) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found")
@@ -53,7 +60,7 @@ def load_rules(path: Path, what: str = "rules", _chain: tuple[Path, ...] = ()) -
         return data
     if not isinstance(parent_ref, str):
         raise ConfigError(f"{path}: extends: expected the path of a rules file, got {parent_ref!r}")
-    parent_path = Path(parent_ref) if Path(parent_ref).is_absolute() else path.parent / parent_ref
+    parent_path = config_path(parent_ref, path.parent)
     if not parent_path.is_file():
         raise ConfigError(f"{path}: extends: rules file not found: {parent_path}")
     return _merge(load_rules(parent_path, what, (*_chain, path.resolve())), data, path)

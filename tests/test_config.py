@@ -127,3 +127,20 @@ def test_field_mapping_keys_must_be_record_fields(tmp_path):
     path = write_pipeline(tmp_path, [{"path": "a.jsonl", "fields": {"txt": "body"}}], [])
     msg = _error(path)
     assert f"{path}: inputs[0].fields: Value error, cannot map ['txt']" in msg
+
+
+def test_rules_paths_expand_home_and_are_relative_to_the_file_that_names_them(tmp_path, monkeypatch):
+    """Stage rules, gate rules and `extends:` resolve alike: `~` is the home folder, a relative path
+    starts at the folder of the file it is written in, whatever the working directory."""
+    home = tmp_path / "home"
+    (home / "rules").mkdir(parents=True)
+    (home / "rules" / "base.yaml").write_text((RULES / "normalize" / "default.yaml").read_text())
+    (home / "rules" / "mine.yaml").write_text(yaml.safe_dump({"extends": "base.yaml"}))
+    (home / "gates.yaml").write_text(yaml.safe_dump({"expectations": [{"unique": ["id"]}]}))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p").mkdir()
+    stages = [{"stage": "normalize", "rules": "~/rules/mine.yaml"}]
+    path = write_pipeline(tmp_path / "p", [{"path": "in.jsonl"}], stages, gates=[{"rules": "~/gates.yaml"}])
+    pipeline = load_pipeline(path)
+    assert pipeline.stages[0].rules_path == home / "rules" / "mine.yaml" and len(pipeline.gates) == 1
