@@ -27,7 +27,7 @@ from curate.accounting import StageAccount, check_chain, one_schema
 from curate.catalog import Catalog, Entry, check_name, curate_home, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
-from curate.executor import DONE, BatchTask, Executor, LocalExecutor, build_stages, redacted_before
+from curate.executor import BatchTask, Executor, LocalExecutor, build_stages, redacted_before
 from curate.gates.runner import FINAL, GateRunner, failures, run_gates, stages_upto
 from curate.hashing import code_fingerprint, sha256_file, sha256_json, short
 from curate.io.outputs import (
@@ -62,6 +62,7 @@ from curate.report.build import build_report
 from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
 from curate.stages.registry import STAGES
+from curate.workdir import DONE, batch_dir, kept_file, rejected_files, segment_dir
 
 
 @dataclass
@@ -298,18 +299,18 @@ class _Run:
             self.executor = executor.describe()
             previous: list[Path] = []
             for i, seg in enumerate(segments):
-                seg_dir = self.work / f"seg-{i:02d}"
+                seg_dir = segment_dir(self.work, i)
                 if seg.kind == "row":
                     done = self._row_segment(executor, seg, seg_dir, i, previous)
                     if i == 0:
                         histograms = [d["lengths_before"] for d in done]
-                    previous = [seg_dir / f"b-{d['index']:05d}" for d in done]
+                    previous = [batch_dir(seg_dir, d["index"]) for d in done]
                 else:
-                    self.global_inputs[seg.stages[0].name] = [p / "kept.parquet" for p in previous]
+                    self.global_inputs[seg.stages[0].name] = [kept_file(p) for p in previous]
                     previous = [self._global_segment(executor, seg.stages[0], seg_dir, previous)]
                 if seg.stages and seg.stages[-1].name in points:
-                    self.gate(seg.stages[-1].name, pl.scan_parquet([p / "kept.parquet" for p in previous]))
-        final = read_parquets([p / "kept.parquet" for p in previous])
+                    self.gate(seg.stages[-1].name, pl.scan_parquet([kept_file(p) for p in previous]))
+        final = read_parquets([kept_file(p) for p in previous])
         accounts = [self.accounts[n] for n in order]
         check_chain(accounts, final.height)
         return final, accounts, add_histograms(histograms)
@@ -362,7 +363,7 @@ class _Run:
 
     def _rebatch(self, previous: list[Path]) -> Iterator[BatchTask]:
         size = self.pipeline.spec.batch_size
-        df = read_parquets([p / "kept.parquet" for p in previous])
+        df = read_parquets([kept_file(p) for p in previous])
         for index, start in enumerate(range(0, max(df.height, 1), size)):
             yield BatchTask(index, df.slice(start, size))
 
@@ -373,9 +374,7 @@ class _Run:
             done = read_json(marker)
         else:
             self.progress.start(rs.name, _rows_in(previous))
-            done = executor.run_global(
-                rs, self.pipeline.spec.seed, out, [p / "kept.parquet" for p in previous], ARTIFACTS
-            )
+            done = executor.run_global(rs, self.pipeline.spec.seed, out, [kept_file(p) for p in previous], ARTIFACTS)
             self.progress.advance(done["rows_in"])
             self.progress.finish()
         self.accounts[rs.name].merge(StageAccount.from_dict(done["accounts"][0]))
@@ -385,14 +384,14 @@ class _Run:
 
 
 def _rows_in(folders: list[Path]) -> int:
-    return sum(pl.scan_parquet(p / "kept.parquet").select(pl.len()).collect().item() for p in folders)
+    return sum(pl.scan_parquet(kept_file(p)).select(pl.len()).collect().item() for p in folders)
 
 
 def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFrame]:
     """Each stage's rejected rows from the checkpoints, in read order."""
     out = {}
     for acc in accounts:
-        df = read_parquets(sorted(work.glob(f"seg-*/*/rejected-{acc.stage}.parquet")))
+        df = read_parquets(rejected_files(work, acc.stage))
         if df.height:
             out[acc.stage] = df
     return out

@@ -29,8 +29,8 @@ from curate.io.shards import read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
 from curate.stages.base import Stage
 from curate.stages.registry import STAGES
+from curate.workdir import DONE, batch_dir, kept_file, rejected_file
 
-DONE = "done.json"
 _WORKER_STAGES: dict[str, Stage] = {}
 
 
@@ -64,16 +64,12 @@ def _die_with(parent: int) -> None:
 
 def _init_pool_worker(parent: int, stages: list[ResolvedStage], seed: int) -> None:
     _die_with(parent)
-    _init_worker(stages, seed)
+    init_worker(stages, seed)
 
 
-def _init_worker(stages: list[ResolvedStage], seed: int) -> None:
+def init_worker(stages: list[ResolvedStage], seed: int) -> None:
     _WORKER_STAGES.clear()
     _WORKER_STAGES.update(build_stages(stages, seed))
-
-
-def batch_dir(seg_dir: Path, index: int) -> Path:
-    return seg_dir / f"b-{index:05d}"
 
 
 def redacted_before(names: list[str], redacts: list[bool]) -> tuple[int | None, set[str]]:
@@ -100,7 +96,7 @@ def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -
         accounts.append(task.pre_account)
         if task.pre_rejected is not None and task.pre_rejected.height:
             pre = redactor.redact_rows(task.pre_rejected) if redactor is not None else task.pre_rejected
-            write_parquet(pre, out / f"rejected-{task.pre_account.stage}.parquet")
+            write_parquet(pre, rejected_file(out, task.pre_account.stage))
     df = task.records
     done: dict = {"index": task.index}
     if profile:
@@ -115,12 +111,10 @@ def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -
         kept, rejected, account = split_decisions(name, df, result, rewrites_ids=stage.redacts)
         account.seconds = time.perf_counter() - start
         if rejected.height:
-            write_parquet(
-                redactor.redact_rows(rejected) if name in before else rejected, out / f"rejected-{name}.parquet"
-            )
+            write_parquet(redactor.redact_rows(rejected) if name in before else rejected, rejected_file(out, name))
         accounts.append(account)
         df = kept
-    write_parquet(df, out / "kept.parquet")
+    write_parquet(df, kept_file(out))
     done["accounts"] = [a.to_dict() for a in accounts]
     write_json(out / DONE, done)
     return done
@@ -137,8 +131,8 @@ def run_global(rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], arti
     kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
     account.seconds = time.perf_counter() - start
     if rejected.height:
-        write_parquet(rejected, out / f"rejected-{rs.name}.parquet")
-    write_parquet(kept, out / "kept.parquet")
+        write_parquet(rejected, rejected_file(out, rs.name))
+    write_parquet(kept, kept_file(out))
     done = {"accounts": [account.to_dict()], "summary": stage.summary, "rows_in": df.height}
     write_json(out / DONE, done)
     return done
@@ -184,7 +178,7 @@ class LocalExecutor:
 
     def __enter__(self) -> "LocalExecutor":
         if self.workers == 1:
-            _init_worker(self.stages, self.seed)
+            init_worker(self.stages, self.seed)
         else:
             # spawn, not fork: polars and fastText hold threads that fork would copy mid-lock.
             os.environ.setdefault("POLARS_MAX_THREADS", "1")

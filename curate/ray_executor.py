@@ -44,8 +44,8 @@ from curate.hashing import code_fingerprint
 from curate.io.shards import write_parquet
 from curate.stages.base import Resources
 from curate.stages.registry import STAGES
+from curate.workdir import input_file
 
-INPUTS = "in"  # per segment: the batches the driver wrote for the workers
 RETRIES = 3  # how often a batch or a global stage is retried after its worker died
 
 
@@ -81,27 +81,21 @@ class BatchWorker:
         self.names = [rs.name for rs in stages]
         self.seg_dir = Path(seg_dir)
         self.profile = profile
-        local._init_worker(stages, seed)
+        local.init_worker(stages, seed)
 
     def __call__(self, batch: dict) -> dict:
         dones = []
         for index, account in zip(batch["index"], batch["account"]):
             index = int(index)
-            pre = input_path(self.seg_dir, index, "rejected")
+            pre = input_file(self.seg_dir, index, "rejected")
             task = local.BatchTask(
                 index,
-                pl.read_parquet(input_path(self.seg_dir, index)),
+                pl.read_parquet(input_file(self.seg_dir, index)),
                 pre_rejected=pl.read_parquet(pre) if pre.is_file() else None,
                 pre_account=StageAccount.from_dict(orjson.loads(account)) if account else None,
             )
             dones.append(orjson.dumps(local.run_batch(self.seg_dir, self.names, task, self.profile)).decode())
         return {"index": batch["index"], "done": dones}
-
-
-def input_path(seg_dir: Path, index: int, what: str = "records") -> Path:
-    """A batch handed to the workers: its records, or the rows the reader quarantined (the worker
-    writes those into the batch's checkpoint, redacted where the segment has a pii stage)."""
-    return seg_dir / INPUTS / f"b-{index:05d}{'' if what == 'records' else '.' + what}.parquet"
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -203,9 +197,9 @@ class RayExecutor:
                 results[task.index] = cached
                 on_done(cached)
                 continue
-            write_parquet(task.records, input_path(seg_dir, task.index), level=1)
+            write_parquet(task.records, input_file(seg_dir, task.index), level=1)
             if task.pre_rejected is not None and task.pre_rejected.height:
-                write_parquet(task.pre_rejected, input_path(seg_dir, task.index, "rejected"), level=1)
+                write_parquet(task.pre_rejected, input_file(seg_dir, task.index, "rejected"), level=1)
             account = orjson.dumps(task.pre_account.to_dict()).decode() if task.pre_account else ""
             items.append({"index": task.index, "account": account})
         if items:

@@ -16,6 +16,7 @@ import pytest
 
 from curate.errors import AccountingError
 from curate.stages.base import Stage, keep_all
+from curate.workdir import batch_dir, kept_file
 from tests.conftest import REPO, run, write_pipeline
 
 
@@ -153,9 +154,9 @@ class _SilentDrop(Stage):
     [(_LosesRows, "must mark rows, never add or remove"), (_SilentDrop, "without a rule and reason")],
 )
 def test_a_stage_that_loses_rows_fails_the_run_loudly(tmp_path, monkeypatch, stage_cls, message):
-    from curate import stages
+    from curate.stages import registry
 
-    monkeypatch.setitem(stages.STAGES, "broken", stage_cls)
+    monkeypatch.setitem(registry.STAGES, "broken", stage_cls)
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(10)))
     path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "broken"}])
     with pytest.raises(AccountingError, match=message):
@@ -180,9 +181,9 @@ def test_resume_after_kill_gives_identical_shards(tmp_path):
     done_before = len(list(out.glob("_work/*/seg-00/*/done.json")))
     assert done_before >= 5 and not (out / "manifest.json").exists(), "the run finished before it could be killed"
     # A batch killed mid-write leaves files but no done.json: the resume must redo it, not trust it.
-    partial = next(out.glob("_work/*/seg-00")) / f"b-{done_before:05d}"
+    partial = batch_dir(next(out.glob("_work/*/seg-00")), done_before)
     partial.mkdir(exist_ok=True)
-    (partial / "kept.parquet").write_bytes(b"half a parquet file")
+    kept_file(partial).write_bytes(b"half a parquet file")
     subprocess.run(cmd + ["--out", str(out)], env=env, check=True, capture_output=True)
     assert _data_hashes(out) == _data_hashes(reference)
     resumed = json.loads((out / "manifest.json").read_text())
