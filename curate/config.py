@@ -188,7 +188,29 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise ConfigError(
             f"{path}: stages: stage names must be unique, repeated: {', '.join(dupes)} (set 'name:' to tell them apart)"
         )
+    _check_columns(spec, stages, path)
     return Pipeline(spec=spec, path=path, stages=stages, gates=_resolve_gates(spec, stages, path))
+
+
+def _check_columns(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> None:
+    """Each stage's required columns come from the record schema, an input's `columns:` or an earlier
+    stage: found now, not after minutes of work. Published shards (shards://) carry the columns of the
+    run that made them, known only once read, so a pipeline reading them is checked by its stages."""
+    from curate.records import BASE_SCHEMA
+    from curate.stages.registry import STAGES
+
+    if any(i.path and i.path.startswith("shards://") for i in spec.inputs):
+        return
+    available = {*BASE_SCHEMA, *(c for i in spec.inputs for c in i.columns)}
+    for index, rs in enumerate(stages):
+        cls = STAGES[rs.stage]
+        missing = [c for c in cls.requires(rs.rules) if c not in available]
+        if missing:
+            raise ConfigError(
+                f"{path}: stages[{index}] ({rs.name}): needs columns {missing}, which neither the record schema, "
+                f"an input's `columns:` nor an earlier stage provides (available: {', '.join(sorted(available))})"
+            )
+        available.update(cls.produces(rs.rules))
 
 
 def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> tuple:

@@ -144,3 +144,19 @@ def test_rules_paths_expand_home_and_are_relative_to_the_file_that_names_them(tm
     path = write_pipeline(tmp_path / "p", [{"path": "in.jsonl"}], stages, gates=[{"rules": "~/gates.yaml"}])
     pipeline = load_pipeline(path)
     assert pipeline.stages[0].rules_path == home / "rules" / "mine.yaml" and len(pipeline.gates) == 1
+
+
+def test_a_column_no_input_or_earlier_stage_provides_is_an_error_before_any_data_is_read(tmp_path):
+    """split groups by dedup's `dup_cluster` and balance by an input column: a pipeline missing either
+    is refused when it is loaded (the input file does not even exist), naming the stage and column."""
+    split = {"stage": "split", "rules": str(RULES / "split" / "default.yaml")}
+    path = write_pipeline(tmp_path, [{"path": "missing.jsonl"}], [split])
+    with pytest.raises(ConfigError, match=r"stages\[0\] \(split\): needs columns \['dup_cluster'\]"):
+        load_pipeline(path)
+    dedup = {"stage": "dedup", "rules": str(RULES / "dedup" / "default.yaml")}
+    assert load_pipeline(write_pipeline(tmp_path, [{"path": "missing.jsonl"}], [dedup, split])).stages
+    balance = {"stage": "balance", "params": {"label": "label", "strata": ["ward"], "confounders": []}}
+    with pytest.raises(ConfigError, match=r"\(balance\): needs columns \['ward'\]"):
+        load_pipeline(write_pipeline(tmp_path, [{"path": "missing.jsonl"}], [balance]))
+    declared = [{"path": "missing.jsonl", "columns": ["ward"]}]
+    assert load_pipeline(write_pipeline(tmp_path, declared, [balance])).stages

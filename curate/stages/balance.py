@@ -77,6 +77,11 @@ class BalanceRules(StrictModel):
         return self
 
 
+def _grouped_by(r: BalanceRules) -> list[str]:
+    """The column source_cap and temperature group by (none for the other strategies)."""
+    return {"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])
+
+
 class BalanceStage(Stage):
     kind = "global"
     Rules = BalanceRules
@@ -89,17 +94,7 @@ class BalanceStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        require_columns(
-            "balance",
-            df,
-            [
-                r.label,
-                *r.strata,
-                *r.confounders,
-                *self._group_column(),
-                *(c.column for c in (r.outcome, r.factor) if c),
-            ],
-        )
+        require_columns("balance", df, self.requires(r))
         pool = self.pool or SerialPool()
         keep, reason, repeats = self._strategy(df, pool)
         actions = [KEEP if k else DROP for k in keep]
@@ -187,9 +182,12 @@ class BalanceStage(Stage):
         return self._apply(pool, labelled, keys, quota, keep, reason, r.strategy)
 
     def _group_column(self) -> list[str]:
-        """The column source_cap and temperature group by (none for the other strategies)."""
-        r = self.rules
-        return {"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])
+        return _grouped_by(self.rules)
+
+    @classmethod
+    def requires(cls, rules: BalanceRules) -> list[str]:
+        r = rules
+        return [r.label, *r.strata, *r.confounders, *_grouped_by(r), *(c.column for c in (r.outcome, r.factor) if c)]
 
     @staticmethod
     def _apply(

@@ -63,6 +63,17 @@ class Stage:
         return {}
 
     @classmethod
+    def requires(cls, rules: BaseModel) -> list[str]:
+        """Columns this stage needs from the records (an input's, or an earlier stage's); checked when
+        the pipeline is loaded, before any data is read."""
+        return []
+
+    @classmethod
+    def produces(cls, rules: BaseModel) -> list[str]:
+        """Columns this stage adds to the records, which later stages may require."""
+        return []
+
+    @classmethod
     def criteria(cls, rules: BaseModel, rejected: pl.DataFrame) -> list[tuple[str, BaseModel]]:
         """The selection criteria this stage applied, each as (name, a copy of the rules with that
         one criterion relaxed); only those that rejected a row in `rejected`. Used by the

@@ -105,11 +105,22 @@ class ClassifyStage(Stage):
             return []
         return [("classifier threshold", rules.model_copy(update={"action": "label"}))]
 
+    @classmethod
+    def requires(cls, rules: ClassifyRules) -> list[str]:
+        return [rules.labels.column]
+
+    @classmethod
+    def produces(cls, rules: ClassifyRules) -> list[str]:
+        return ["quality_score"]
+
     def _training_rows(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, is positive) of the records the classifier learns from."""
         lab = self.rules.labels
         require_columns(
-            "classify", df, [lab.column], "; labels come from a retrieve stage's `retrieved` column or a label column"
+            "classify",
+            df,
+            self.requires(self.rules),
+            "; labels come from a retrieve stage's `retrieved` column or a label column",
         )
         values = df[lab.column].to_list()
         wanted = str(lab.positive) if df[lab.column].dtype == pl.Utf8 else lab.positive

@@ -223,6 +223,10 @@ class DedupStage(Stage):
         return None
 
     # --- clustering ---------------------------------------------------------------------------
+    @classmethod
+    def produces(cls, rules) -> list[str]:
+        return ["dup_cluster", "dup_of"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
         prior = self.load_prior()

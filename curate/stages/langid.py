@@ -57,6 +57,10 @@ class LangIdStage(Stage):
     def predict(self, texts: list[str]) -> tuple[list[str], list[float]]:
         return self.model.predict(texts)
 
+    @classmethod
+    def produces(cls, rules) -> list[str]:
+        return ["lang", "lang_score", "lang_basis"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
         texts = content_texts(df, rules.chat_roles)

@@ -84,6 +84,10 @@ class NormalizeStage(Stage):
     def setup(self) -> None:
         self.normalizer = Normalizer(self.rules)
 
+    @classmethod
+    def produces(cls, rules) -> list[str]:
+        return ["normalize_changed"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         fix, fields = self.normalizer, self.rules.fields
         texts, convs = df["text"].to_list(), df["messages"].to_list()

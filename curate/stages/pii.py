@@ -769,6 +769,10 @@ class PiiStage(Stage):
             edits.withhold(row, self._id_token)
         return edits, types, counts, errors, by_entity, by_operator, langs
 
+    @classmethod
+    def produces(cls, rules) -> list[str]:
+        return ["pii_count", "pii_types"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         self._ops = self._operators()
         r = self.rules

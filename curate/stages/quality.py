@@ -110,6 +110,10 @@ class QualityStage(Stage):
             if r.name in hit
         ]
 
+    @classmethod
+    def produces(cls, rules) -> list[str]:
+        return ["quality_failed"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules: list[QualityRule] = self.rules.active
         stats = {r.column: (r.stat, r.params) for r in rules}

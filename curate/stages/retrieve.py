@@ -196,6 +196,10 @@ class RetrieveStage(Stage):
     def setup(self) -> None:
         self.embedder, self.cache = _embedder(self.rules)
 
+    @classmethod
+    def produces(cls, rules) -> list[str]:
+        return ["retrieved", "retrieval_score", "retrieval_score_mean", "nearest_seed_id"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
         if not hasattr(self, "embedder"):

@@ -90,14 +90,17 @@ class SplitStage(Stage):
         off = rules.decontamination.model_copy(update={"action": "off"})
         return [("split decontamination", rules.model_copy(update={"decontamination": off}))]
 
+    @classmethod
+    def requires(cls, rules: SplitRules) -> list[str]:
+        return [*rules.group_by, *([rules.stratify_by] if rules.stratify_by else [])]
+
+    @classmethod
+    def produces(cls, rules: SplitRules) -> list[str]:
+        return ["split", "contaminated"]
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r = self.rules
-        require_columns(
-            "split",
-            df,
-            [*r.group_by, *([r.stratify_by] if r.stratify_by else [])],
-            "; group_by dup_cluster needs a dedup stage before split",
-        )
+        require_columns("split", df, self.requires(r), "; group_by dup_cluster needs a dedup stage before split")
         splits = self.assign(df)
         drop = r.decontamination.action == "drop"
         contaminated, leaks = self.contamination(df, splits)
