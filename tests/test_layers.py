@@ -129,3 +129,13 @@ def test_only_curate_is_installed():
     assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["curate*"]
     top_level = {p.parent.name for p in REPO.glob("*/__init__.py")}
     assert top_level <= {"curate", "tests", "bench"}, top_level
+
+
+def test_every_stage_module_registers_its_stage_under_its_stage_name():
+    """Adding a stage is adding its module: the registry finds every Stage subclass with a name."""
+    from curate.stages.langid import LangIdStage
+    from curate.stages.registry import STAGES
+
+    modules = {p.stem for p in (REPO / "curate" / "stages").glob("*.py")} - {"__init__", "base", "registry"}
+    assert modules <= {cls.__module__.rpartition(".")[2] for cls in STAGES.values()}
+    assert STAGES["langid"] is LangIdStage and all(cls.stage == name for name, cls in STAGES.items())

@@ -83,6 +83,7 @@ def _grouped_by(r: BalanceRules) -> list[str]:
 
 
 class BalanceStage(Stage):
+    stage = "balance"
     kind = "global"
     Rules = BalanceRules
 

@@ -35,6 +35,9 @@ class Resources:
 
 
 class Stage:
+    # the name a pipeline's `stage:` uses; every Stage subclass in a curate.stages module that sets it
+    # is registered (curate.stages.registry)
+    stage: ClassVar[str]
     kind: ClassVar[Literal["row", "global"]] = "row"
     Rules: ClassVar[type[BaseModel]]
     resources: ClassVar[Resources] = Resources()

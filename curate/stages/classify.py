@@ -96,6 +96,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
 
 
 class ClassifyStage(Stage):
+    stage = "classify"
     kind = "global"
     Rules = ClassifyRules
 

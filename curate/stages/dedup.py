@@ -150,6 +150,7 @@ class _Prior:
 
 
 class DedupStage(Stage):
+    stage = "dedup"
     kind = "global"
     Rules = DedupRules
     resources = Resources(cpus=1, memory_gb=4)

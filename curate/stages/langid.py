@@ -38,6 +38,7 @@ class LangIdRules(StrictModel):
 
 
 class LangIdStage(Stage):
+    stage = "langid"
     Rules = LangIdRules
     resources = Resources(cpus=1, memory_gb=0.3)
 

@@ -79,6 +79,7 @@ class Normalizer:
 
 
 class NormalizeStage(Stage):
+    stage = "normalize"
     Rules = NormalizeRules
 
     def setup(self) -> None:

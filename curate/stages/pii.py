@@ -483,6 +483,7 @@ def _hash_key(rules: PiiRules) -> bytes:
 
 
 class PiiStage(Stage):
+    stage = "pii"
     Rules = PiiRules
     redacts = True
     resources = Resources(cpus=1, memory_gb=1.0)

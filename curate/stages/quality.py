@@ -95,6 +95,7 @@ def _violation(rule: QualityRule, value: float) -> str | None:
 
 
 class QualityStage(Stage):
+    stage = "quality"
     Rules = QualityRules
 
     @classmethod

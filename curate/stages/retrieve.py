@@ -167,6 +167,7 @@ def _histogram(scores: np.ndarray) -> list[int]:
 
 
 class RetrieveStage(Stage):
+    stage = "retrieve"
     kind = "global"
     Rules = RetrieveRules
     resources = Resources(cpus=1.0, gpus=0.5, memory_gb=4.0)  # asks for a GPU where the executor has one

@@ -80,6 +80,7 @@ class SplitRules(StrictModel):
 
 
 class SplitStage(Stage):
+    stage = "split"
     kind = "global"
     Rules = SplitRules
 
