@@ -41,7 +41,7 @@ SHARED = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 QWEN2_TOKENIZER = SHARED / "qwen2-tokenizer"
 SFT_SET = SHARED / "real-sft" / "code_alpaca_2k.json"
-# A Qwen2 shape small enough for two CPU cores; the real vocabulary (151,665 tokens) keeps the
+# A Qwen2 shape small enough for two CPU cores; the real vocabulary (151,646 tokens) keeps the
 # embedding and output layer at their real width, which dominates a small model's step.
 MODEL = {
     "hidden_size": 64,
@@ -89,25 +89,21 @@ def _prepare(work: Path) -> tuple[Path, Path]:
     )
     if p.returncode != 0:
         raise SystemExit(f"curating {SFT_SET.name} failed (exit {p.returncode}):\n{p.stdout}{p.stderr}")
-    import torch
-    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from curate.train.tiny import save_qwen2_like
 
-    tokenizer = AutoTokenizer.from_pretrained(str(QWEN2_TOKENIZER))
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=SETTINGS["max_length"],
-        tie_word_embeddings=True,
-        bos_token_id=151643,
-        eos_token_id=151643,
-        **MODEL,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=151643, eos_token_id=151643, pad_token_id=151643)
-    folder = work / "model"
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return shards, folder
+    m = MODEL
+    shape = {
+        "hidden": m["hidden_size"],
+        "intermediate": m["intermediate_size"],
+        "layers": m["num_hidden_layers"],
+        "heads": m["num_attention_heads"],
+        "kv_heads": m["num_key_value_heads"],
+    }
+    return shards, save_qwen2_like(QWEN2_TOKENIZER, work / "model", max_positions=SETTINGS["max_length"], **shape)
+
+
+def _vocab_size(model: Path) -> int:
+    return json.loads((model / "config.json").read_text())["vocab_size"]
 
 
 def _ours(shards: Path, model: Path, quantization: str, packing: bool, out: Path) -> dict:
@@ -340,7 +336,12 @@ def main() -> None:
             else f"cpu ({os.cpu_count()} cores)",
             "torch": torch.__version__,
             "data": f"The first {SETTINGS['records']} records of {SFT_SET.name}, curated by pipelines/sft.yaml",
-            "model": {"shape": MODEL, "vocab": "the real Qwen2 tokenizer", "weights": "random"},
+            "model": {
+                "shape": MODEL,
+                "vocab": "the real Qwen2 tokenizer",
+                "vocab_size": _vocab_size(model),
+                "weights": "random",
+            },
             "settings": SETTINGS,
             "rows": rows,
         }

@@ -259,29 +259,10 @@ def qwen2_model(tmp_path_factory):
     and its generation config ends on <|endoftext|> only, as merges by other trainers have shipped."""
     if not QWEN2.is_dir():
         pytest.skip(f"the shared Qwen2 tokenizer is not at {QWEN2}")
-    import torch
-    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from curate.train.tiny import save_qwen2_like
 
-    folder = tmp_path_factory.mktemp("qwen2_tiny")
-    tokenizer = AutoTokenizer.from_pretrained(str(QWEN2))
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=151643,
-        eos_token_id=151643,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=151643, eos_token_id=151643, pad_token_id=151643)
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    shape = {"hidden": 32, "intermediate": 64, "layers": 2, "heads": 2, "kv_heads": 1}
+    return save_qwen2_like(QWEN2, tmp_path_factory.mktemp("qwen2_tiny"), **shape)
 
 
 @pytest.mark.parametrize("quantization", ["none", "nf4"])

@@ -9,6 +9,7 @@ model is a small Qwen2-architecture causal LM initialised from a config, so the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from curate.train.chat import IM_END, IM_START
 
@@ -74,3 +75,43 @@ def build_model(
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
+
+
+def save_qwen2_like(
+    tokenizer_dir: Path,
+    folder: Path,
+    *,
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    max_positions: int = 512,
+    seed: int = 0,
+) -> Path:
+    """A Qwen2-shaped model of random weights with a real tokenizer (its full vocabulary, its chat
+    template), saved as a model folder: the shape of a real base without its size. Its generation config
+    ends on `<|endoftext|>` only, as Qwen2 base models ship; tests and the training benchmark use it."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    end = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=end,
+        eos_token_id=end,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=end, eos_token_id=end, pad_token_id=end)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
