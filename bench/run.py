@@ -354,7 +354,8 @@ def train_table(r: dict | None) -> list[str]:
         f"{m['hidden_size']}, {m['num_hidden_layers']} layers, random weights, the real Qwen2 tokenizer (vocabulary "
         f"{r['model']['vocab_size']:,}); max_length {s['max_length']}, batch {s['batch_size']}, "
         f"one epoch on both sides, LoRA r {s['lora']['r']} on all linear layers, the same label masks. "
-        "tokens/s: real tokens of the training batches per second of the training loop; padding: the share of batch positions that are padding; wall: the whole process.",
+        "tokens/s: real tokens of the training batches per second of the training loop; "
+        "padding: the share of batch positions that are padding; wall: the whole process.",
         "",
         "| method | packing | steps: train run / baseline | tokens/s: train run / baseline | ratio "
         "| padding: train run / baseline | peak RSS MB: train run / baseline | ratio | wall s: train run / baseline |",
