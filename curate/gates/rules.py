@@ -160,24 +160,6 @@ class GxRule(StrictModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-KINDS = (
-    "columns",
-    "not_null",
-    "has_content",
-    "length",
-    "unique",
-    "duplicate_rate",
-    "values_in_set",
-    "label_share",
-    "pii_residual",
-    "pii_patterns",
-    "split_sizes",
-    "no_leakage",
-    "chat",
-    "gx",
-)
-
-
 class GateRule(StrictModel):
     name: str | None = None
     severity: Literal["fail", "warn"] = "fail"
@@ -243,182 +225,220 @@ def _mostly(kwargs: dict, mostly: float) -> dict:
     return {**kwargs, "mostly": mostly} if mostly < 1.0 else kwargs
 
 
-def checks(rule: GateRule, metrics: "MetricNames") -> list[Check]:
-    """The expectations one rule stands for; dataset metric columns are named by `metrics`."""
-    sev, label = rule.severity, rule.label
+@dataclass
+class _Say:
+    """Builds the checks of one rule: its label and severity on each."""
 
-    def check(frame: Frame, type_: str, kwargs: dict, says: str, metric: str | None = None) -> Check:
-        return Check(label, sev, frame, type_, kwargs, says, metric)
+    label: str
+    severity: str
 
-    def metric_between(name: str, lo: float | None, hi: float | None, says: str) -> Check:
+    def check(self, frame: Frame, type_: str, kwargs: dict, says: str, metric: str | None = None) -> Check:
+        return Check(self.label, self.severity, frame, type_, kwargs, says, metric)
+
+    def metric_between(self, name: str, lo: float | None, hi: float | None, says: str) -> Check:
         kw = {
             "column": name,
             **({"min_value": lo} if lo is not None else {}),
             **({"max_value": hi} if hi is not None else {}),
         }
-        return check("dataset", "ExpectColumnValuesToBeBetween", kw, f"{says} {_between(lo, hi)}", metric=name)
+        return self.check("dataset", "ExpectColumnValuesToBeBetween", kw, f"{says} {_between(lo, hi)}", metric=name)
 
-    k = rule.kind
-    if k == "columns":
-        c = rule.columns
-        out = [
-            check("schema", "ExpectColumnToExist", {"column": col}, f"column '{col}' present", metric=col)
-            for col in c.required
-        ]
-        out += [
-            check(
-                "schema",
-                "ExpectColumnValuesToBeInSet",
-                {"column": col, "value_set": [t]},
-                f"column '{col}' has type {t}",
-                metric=col,
-            )
-            for col, t in c.types.items()
-        ]
-        return out
-    if k == "not_null":
-        return [
-            check("records", "ExpectColumnValuesToNotBeNull", {"column": metrics.column(col)}, f"'{col}' never null")
-            for col in rule.not_null
-        ]
-    if k == "has_content":
-        return (
-            [
-                check(
-                    "records",
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": "has_content", "value_set": [True]},
-                    "every record has text or at least one message",
-                )
-            ]
-            if rule.has_content
-            else []
-        )
-    if k == "length":
-        r = rule.length
-        kw = _mostly(
-            {
-                "column": "content_chars",
-                **({"min_value": r.min} if r.min is not None else {}),
-                **({"max_value": r.max} if r.max is not None else {}),
-            },
-            r.mostly,
-        )
-        return [
-            check(
-                "records",
-                "ExpectColumnValuesToBeBetween",
-                kw,
-                f"content length in characters {_between(r.min, r.max)}"
-                + (f" for {r.mostly:.1%} of records" if r.mostly < 1 else ""),
-            )
-        ]
-    if k == "unique":
-        return [
-            check(
-                "records",
-                "ExpectColumnValuesToBeUnique",
-                {"column": metrics.column(col)},
-                "normalized content unique" if col == CONTENT else f"'{col}' unique",
-            )
-            for col in rule.unique
-        ]
-    if k == "duplicate_rate":
-        return [
-            check(
-                "records",
-                "ExpectColumnValuesToBeUnique",
-                _mostly({"column": "content_hash"}, 1.0 - rule.duplicate_rate.max),
-                f"share of records whose normalized content repeats <= {rule.duplicate_rate.max:.2%}",
-            )
-        ]
-    if k == "values_in_set":
-        r = rule.values_in_set
-        out = [
-            check(
-                "records",
-                "ExpectColumnValuesToBeInSet",
-                _mostly({"column": r.column, "value_set": r.values}, r.mostly),
-                f"'{r.column}' in {r.values}",
-            )
-        ]
-        if not r.allow_null:
-            out.append(
-                check("records", "ExpectColumnValuesToNotBeNull", {"column": r.column}, f"'{r.column}' never null")
-            )
-        return out
-    if k == "label_share":
-        r = rule.label_share
-        return [
-            metric_between(f"labelled({r.column})", 1, None, f"records with a '{r.column}'"),
-            *(metric_between(name, r.min, r.max, f"share of {what}") for name, what in metrics.shares(r)),
-        ]
-    if k == "pii_residual":
-        return [
-            metric_between(
-                "pii_residual_rate",
-                None,
-                rule.pii_residual.max,
-                "residual PII rate after redaction (re-scanned sample)",
-            )
-        ]
-    if k == "pii_patterns":
-        r = rule.pii_patterns
-        return [
-            check(
-                "records",
-                "ExpectColumnValuesToBeBetween",
-                _mostly({"column": "pii_pattern_hits", "max_value": 0}, 1.0 - r.max_rate),
-                f"records matching a PII pattern ({', '.join(r.patterns)}) <= {r.max_rate:.2%}",
-            )
-        ]
-    if k == "split_sizes":
-        r = rule.split_sizes
-        return [
-            metric_between(f"rows({r.column}={s})", r.min.get(s), r.max.get(s), f"rows in split '{s}'")
-            for s in sorted(set(r.min) | set(r.max))
-        ]
-    if k == "no_leakage":
-        r = rule.no_leakage
-        held = "/".join(r.held_out)
-        out = [
-            metric_between("leaked_ids", None, 0, f"ids in both {r.train} and {held}"),
-            metric_between("leaked_content", None, 0, f"normalized contents in both {r.train} and {held}"),
-        ]
-        out += [
-            metric_between(f"leaked_groups({g})", None, 0, f"'{g}' groups in both {r.train} and {held}")
-            for g in r.groups
-        ]
-        if r.ngram:
-            out.append(metric_between("leaked_ngram_pairs", None, 0, f"{r.train}/{held} pairs sharing {r.ngram}-grams"))
-        return out
-    if k == "chat":
-        r = rule.chat
-        out = []
-        if r.no_empty_assistant:
-            out.append(
-                check(
-                    "records",
-                    "ExpectColumnValuesToBeBetween",
-                    {"column": "empty_assistant_turns", "max_value": 0},
-                    "no empty assistant turns",
-                )
-            )
-        if r.role_order:
-            out.append(
-                check(
-                    "records",
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": "role_order_ok", "value_set": [True]},
-                    "role order valid (system? then user/assistant alternating, ending on assistant)",
-                )
-            )
-        return out
-    g = rule.gx
-    metric = g.kwargs.get("column") if g.on != "records" else None
-    return [
-        check(g.on, g.type, dict(g.kwargs), f"{g.type}({', '.join(f'{a}={v!r}' for a, v in g.kwargs.items())})", metric)
+
+def _columns(c: ColumnsRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    out = [
+        say.check("schema", "ExpectColumnToExist", {"column": col}, f"column '{col}' present", metric=col)
+        for col in c.required
     ]
+    out += [
+        say.check(
+            "schema",
+            "ExpectColumnValuesToBeInSet",
+            {"column": col, "value_set": [t]},
+            f"column '{col}' has type {t}",
+            metric=col,
+        )
+        for col, t in c.types.items()
+    ]
+    return out
+
+
+def _not_null(columns: list[str], say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.check("records", "ExpectColumnValuesToNotBeNull", {"column": metrics.column(col)}, f"'{col}' never null")
+        for col in columns
+    ]
+
+
+def _has_content(wanted: bool, say: _Say, metrics: "MetricNames") -> list[Check]:
+    if not wanted:
+        return []
+    return [
+        say.check(
+            "records",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "has_content", "value_set": [True]},
+            "every record has text or at least one message",
+        )
+    ]
+
+
+def _length(r: LengthRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    kw = _mostly(
+        {
+            "column": "content_chars",
+            **({"min_value": r.min} if r.min is not None else {}),
+            **({"max_value": r.max} if r.max is not None else {}),
+        },
+        r.mostly,
+    )
+    return [
+        say.check(
+            "records",
+            "ExpectColumnValuesToBeBetween",
+            kw,
+            f"content length in characters {_between(r.min, r.max)}"
+            + (f" for {r.mostly:.1%} of records" if r.mostly < 1 else ""),
+        )
+    ]
+
+
+def _unique(columns: list[str], say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.check(
+            "records",
+            "ExpectColumnValuesToBeUnique",
+            {"column": metrics.column(col)},
+            "normalized content unique" if col == CONTENT else f"'{col}' unique",
+        )
+        for col in columns
+    ]
+
+
+def _duplicate_rate(r: RateRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.check(
+            "records",
+            "ExpectColumnValuesToBeUnique",
+            _mostly({"column": "content_hash"}, 1.0 - r.max),
+            f"share of records whose normalized content repeats <= {r.max:.2%}",
+        )
+    ]
+
+
+def _values_in_set(r: ValuesRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    out = [
+        say.check(
+            "records",
+            "ExpectColumnValuesToBeInSet",
+            _mostly({"column": r.column, "value_set": r.values}, r.mostly),
+            f"'{r.column}' in {r.values}",
+        )
+    ]
+    if not r.allow_null:
+        out.append(
+            say.check("records", "ExpectColumnValuesToNotBeNull", {"column": r.column}, f"'{r.column}' never null")
+        )
+    return out
+
+
+def _label_share(r: ShareRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.metric_between(f"labelled({r.column})", 1, None, f"records with a '{r.column}'"),
+        *(say.metric_between(name, r.min, r.max, f"share of {what}") for name, what in metrics.shares(r)),
+    ]
+
+
+def _pii_residual(r: RateRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.metric_between("pii_residual_rate", None, r.max, "residual PII rate after redaction (re-scanned sample)")
+    ]
+
+
+def _pii_patterns(r: PatternRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.check(
+            "records",
+            "ExpectColumnValuesToBeBetween",
+            _mostly({"column": "pii_pattern_hits", "max_value": 0}, 1.0 - r.max_rate),
+            f"records matching a PII pattern ({', '.join(r.patterns)}) <= {r.max_rate:.2%}",
+        )
+    ]
+
+
+def _split_sizes(r: SplitSizesRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    return [
+        say.metric_between(f"rows({r.column}={s})", r.min.get(s), r.max.get(s), f"rows in split '{s}'")
+        for s in sorted(set(r.min) | set(r.max))
+    ]
+
+
+def _no_leakage(r: LeakageRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    held = "/".join(r.held_out)
+    out = [
+        say.metric_between("leaked_ids", None, 0, f"ids in both {r.train} and {held}"),
+        say.metric_between("leaked_content", None, 0, f"normalized contents in both {r.train} and {held}"),
+    ]
+    out += [
+        say.metric_between(f"leaked_groups({g})", None, 0, f"'{g}' groups in both {r.train} and {held}")
+        for g in r.groups
+    ]
+    if r.ngram:
+        out.append(say.metric_between("leaked_ngram_pairs", None, 0, f"{r.train}/{held} pairs sharing {r.ngram}-grams"))
+    return out
+
+
+def _chat(r: ChatRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    out = []
+    if r.no_empty_assistant:
+        out.append(
+            say.check(
+                "records",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "empty_assistant_turns", "max_value": 0},
+                "no empty assistant turns",
+            )
+        )
+    if r.role_order:
+        out.append(
+            say.check(
+                "records",
+                "ExpectColumnValuesToBeInSet",
+                {"column": "role_order_ok", "value_set": [True]},
+                "role order valid (system? then user/assistant alternating, ending on assistant)",
+            )
+        )
+    return out
+
+
+def _gx(g: GxRule, say: _Say, metrics: "MetricNames") -> list[Check]:
+    metric = g.kwargs.get("column") if g.on != "records" else None
+    says = f"{g.type}({', '.join(f'{a}={v!r}' for a, v in g.kwargs.items())})"
+    return [say.check(g.on, g.type, dict(g.kwargs), says, metric)]
+
+
+# each gate kind: the expectations its settings stand for
+KIND_CHECKS = {
+    "columns": _columns,
+    "not_null": _not_null,
+    "has_content": _has_content,
+    "length": _length,
+    "unique": _unique,
+    "duplicate_rate": _duplicate_rate,
+    "values_in_set": _values_in_set,
+    "label_share": _label_share,
+    "pii_residual": _pii_residual,
+    "pii_patterns": _pii_patterns,
+    "split_sizes": _split_sizes,
+    "no_leakage": _no_leakage,
+    "chat": _chat,
+    "gx": _gx,
+}
+KINDS = tuple(KIND_CHECKS)  # a GateRule sets exactly one of these fields
+
+
+def checks(rule: GateRule, metrics: "MetricNames") -> list[Check]:
+    """The expectations one rule stands for; dataset metric columns are named by `metrics`."""
+    return KIND_CHECKS[rule.kind](getattr(rule, rule.kind), _Say(rule.label, rule.severity), metrics)
 
 
 class MetricNames:
