@@ -35,6 +35,7 @@ from curate.io.outputs import (
     GX_DOCS,
     MANIFEST,
     PUBLISHED,
+    WORK,
     Lock,
     check_location,
     claim,
@@ -62,7 +63,7 @@ from curate.report.build import build_report
 from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
 from curate.stages.registry import STAGES
-from curate.workdir import DONE, batch_dir, kept_file, rejected_files, segment_dir
+from curate.workdir import DONE, batch_dir, global_dir, kept_file, rejected_files, segment_dir
 
 
 @dataclass
@@ -131,7 +132,7 @@ def work_root(pipeline: Pipeline, out_dir: Location) -> Path:
     (else under CURATE_HOME for a URL output). Removed once the outputs are published."""
     work_dir = pipeline.spec.output.work_dir
     if isinstance(out_dir, Path) and not work_dir:
-        return out_dir / "_work"
+        return out_dir / WORK
     base = pipeline.resolve(work_dir) if work_dir else curate_home() / "work"
     return base / short(sha256_json(str(out_dir.resolve() if isinstance(out_dir, Path) else out_dir)), 16)
 
@@ -368,7 +369,7 @@ class _Run:
             yield BatchTask(index, df.slice(start, size))
 
     def _global_segment(self, executor: Executor, rs: ResolvedStage, seg_dir: Path, previous: list[Path]) -> Path:
-        out = seg_dir / "all"
+        out = global_dir(seg_dir)
         marker = out / DONE
         if marker.is_file():
             done = read_json(marker)

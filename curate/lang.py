@@ -42,11 +42,14 @@ class LanguageId:
         self.path = path
         self._model = None
 
-    def predict(self, texts: list[str]) -> tuple[list[str], list[float]]:
-        """Each text's language code (`und` when the model says nothing) and its score."""
+    def load(self):
         if self._model is None:
             self._model = load_fasttext(self.path or bundled_model_path())
+        return self._model
+
+    def predict(self, texts: list[str]) -> tuple[list[str], list[float]]:
+        """Each text's language code (`und` when the model says nothing) and its score."""
         samples = [" ".join(t[:SAMPLE_CHARS].split()) for t in texts]
-        labels, scores = self._model.predict(samples, k=1)
+        labels, scores = self.load().predict(samples, k=1)
         langs = [lab[0].removeprefix("__label__") if lab else "und" for lab in labels]
         return langs, [float(s[0]) if len(s) else 0.0 for s in scores]

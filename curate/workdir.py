@@ -6,6 +6,7 @@ executor and the Ray executor write and read checkpoints only through these name
         kept.parquet        the rows that came through the segment
         rejected-<stage>.parquet
         done.json           written last: the batch's completion marker (its accounting)
+      all/                  a global stage's segment: one checkpoint of every row, same files
       in/b-00000.parquet    Ray only: the batch the driver handed to the workers (and .quarantined)
 """
 
@@ -24,6 +25,11 @@ def segment_dir(work: Path, index: int) -> Path:
 
 def batch_dir(seg_dir: Path, index: int) -> Path:
     return seg_dir / f"b-{index:05d}"
+
+
+def global_dir(seg_dir: Path) -> Path:
+    """The checkpoint of a global stage's segment: it sees every row at once, so there is one."""
+    return seg_dir / "all"
 
 
 def kept_file(batch: Path) -> Path:

@@ -54,25 +54,28 @@ def shards(tmp_path_factory):
     return curate_run(path, folder / "out")
 
 
-def test_train_run_learns_and_stops(tmp_path, shards):
-    (tmp_path / "cfg.yaml").write_text(
-        json.dumps(
-            {
-                "shards": str(shards.out_dir),
-                "max_steps": 120,
-                "eval_steps": 60,
-                "batch_size": 16,
-                "learning_rate": 0.003,
-                "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
-                "max_length": 256,
-                "output_dir": str(tmp_path / "train"),
-                "stop_check": {"samples": 8, "max_new_tokens": 48},
-            }
-        )
-    )
+def _train(tmp_path, config: dict) -> dict:
+    """`train run` on `config` (output under tmp_path/train); it must exit 0; its train_report.json."""
+    (tmp_path / "cfg.yaml").write_text(json.dumps({**config, "output_dir": str(tmp_path / "train")}))
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
+    return json.loads((tmp_path / "train" / "train_report.json").read_text())
+
+
+def test_train_run_learns_and_stops(tmp_path, shards):
+    report = _train(
+        tmp_path,
+        {
+            "shards": str(shards.out_dir),
+            "max_steps": 120,
+            "eval_steps": 60,
+            "batch_size": 16,
+            "learning_rate": 0.003,
+            "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+            "max_length": 256,
+            "stop_check": {"samples": 8, "max_new_tokens": 48},
+        },
+    )
     assert report["eval_loss"]["after"] < 0.85 * report["eval_loss"]["before"]  # a clear drop, not noise
     assert report["stop_check"]["stop_rate"] >= 0.75 and report["stop_check"]["warning"] is None
     assert report["lineage"]["version"] == shards.manifest["version"]
@@ -115,25 +118,20 @@ def _ids(value) -> list[int]:
 
 
 def test_train_run_with_packing_trains_on_packed_rows(tmp_path, shards):
-    (tmp_path / "cfg.yaml").write_text(
-        json.dumps(
-            {
-                "shards": str(shards.out_dir),
-                "max_steps": 80,
-                "eval_steps": 80,
-                "batch_size": 8,
-                "learning_rate": 0.003,
-                "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
-                "packing": True,
-                "max_length": 256,
-                "output_dir": str(tmp_path / "train"),
-                "stop_check": {"samples": 4, "max_new_tokens": 16},
-            }
-        )
+    report = _train(
+        tmp_path,
+        {
+            "shards": str(shards.out_dir),
+            "max_steps": 80,
+            "eval_steps": 80,
+            "batch_size": 8,
+            "learning_rate": 0.003,
+            "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+            "packing": True,
+            "max_length": 256,
+            "stop_check": {"samples": 4, "max_new_tokens": 16},
+        },
     )
-    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
-    assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
     packing = report["packing"]
     assert packing["examples"] == report["examples"]["train"]["trained"] > 2 * packing["rows"]
     assert packing["fill"] > 0.8
@@ -180,26 +178,21 @@ def test_bad_training_config_is_a_clear_error(tmp_path):
 def test_qlora_nf4_trains_on_a_cpu_through_the_same_loading_path(tmp_path, shards):
     """quantization: nf4 is honoured on a CPU (bitsandbytes 4-bit layers, forward and backward), said in
     the report, and the eval loss still falls."""
-    (tmp_path / "cfg.yaml").write_text(
-        json.dumps(
-            {
-                "shards": str(shards.out_dir),
-                "max_steps": 40,
-                "eval_steps": 40,
-                "batch_size": 16,
-                "learning_rate": 0.004,
-                "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
-                "quantization": "nf4",
-                "max_eval_records": 24,
-                "max_length": 256,
-                "output_dir": str(tmp_path / "train"),
-                "stop_check": {"samples": 2, "max_new_tokens": 8},
-            }
-        )
+    report = _train(
+        tmp_path,
+        {
+            "shards": str(shards.out_dir),
+            "max_steps": 40,
+            "eval_steps": 40,
+            "batch_size": 16,
+            "learning_rate": 0.004,
+            "embedded": {"vocab_size": 800, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2},
+            "quantization": "nf4",
+            "max_eval_records": 24,
+            "max_length": 256,
+            "stop_check": {"samples": 2, "max_new_tokens": 8},
+        },
     )
-    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
-    assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
     assert report["quantization"].startswith("nf4 (bitsandbytes 0.50.2, cpu")
     assert "4-bit NF4" in report["model"] and report["optimizer"] == "adamw_torch"  # paged AdamW is CUDA-only
     assert report["eval_loss"]["after"] < 0.9 * report["eval_loss"]["before"]
@@ -267,26 +260,21 @@ def qwen2_model(tmp_path_factory):
 
 @pytest.mark.parametrize("quantization", ["none", "nf4"])
 def test_lora_and_qlora_on_a_qwen2_shaped_model_folder_end_to_end(tmp_path, shards, qwen2_model, quantization):
-    (tmp_path / "cfg.yaml").write_text(
-        json.dumps(
-            {
-                "base_model": str(qwen2_model),
-                "shards": str(shards.out_dir),
-                "quantization": quantization,
-                "max_steps": 10,
-                "eval_steps": 10,
-                "batch_size": 2,
-                "learning_rate": 0.01,
-                "max_length": 64,
-                "max_eval_records": 8,
-                "output_dir": str(tmp_path / "train"),
-                "stop_check": {"samples": 2, "max_new_tokens": 8},
-            }
-        )
+    report = _train(
+        tmp_path,
+        {
+            "base_model": str(qwen2_model),
+            "shards": str(shards.out_dir),
+            "quantization": quantization,
+            "max_steps": 10,
+            "eval_steps": 10,
+            "batch_size": 2,
+            "learning_rate": 0.01,
+            "max_length": 64,
+            "max_eval_records": 8,
+            "stop_check": {"samples": 2, "max_new_tokens": 8},
+        },
     )
-    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
-    assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
     assert report["template"]["use_builtin"] is True  # the LLaMA-Factory export is caught and replaced
     assert report["quantization"].startswith(quantization)
     assert report["examples"]["train"]["trained"] > 0 and report["eos_token_id"] == 151645

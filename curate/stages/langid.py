@@ -53,7 +53,7 @@ class LangIdStage(Stage):
 
     def setup(self) -> None:
         self.model = LanguageId(Path(self.rules.model_path) if self.rules.model_path else None)
-        self.model.predict([""])  # load now: a missing model file is an error before any batch
+        self.model.load()  # now: a missing model file is an error before any batch
 
     def predict(self, texts: list[str]) -> tuple[list[str], list[float]]:
         return self.model.predict(texts)

@@ -256,10 +256,12 @@ class SplitStage(Stage):
         """(train row, held index) pairs whose shared n-grams cover at least min_overlap of the shorter text."""
         d = self.rules.decontamination
         if self.pool is None or not spread:
-            found = overlaps(hasher, held_texts, train_texts, train_idx, d.max_document_frequency)
+            pairs, train_grams, held_grams = overlaps(
+                hasher, held_texts, train_texts, train_idx, d.max_document_frequency
+            )
         else:
-            found = self._spread_overlaps(hasher, held_texts, train_texts, train_idx)
-        return covering(*found[:1], train_idx, *found[1:], d.min_overlap)
+            pairs, train_grams, held_grams = self._spread_overlaps(hasher, held_texts, train_texts, train_idx)
+        return covering(pairs, train_idx, train_grams, held_grams, d.min_overlap)
 
     def _label_mix(self, df: pl.DataFrame, splits: list[str], actions: list[str]) -> dict:
         if not self.rules.stratify_by:
