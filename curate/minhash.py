@@ -22,38 +22,11 @@ import polars as pl
 import xxhash
 from datasketch import MinHash
 
+from curate.normalize import Normalization
+
 MASK32 = np.uint64(0xFFFFFFFF)
 _POLY = np.uint64(0x100000001B3)  # FNV-64 prime: combines token hashes into a shingle hash
 SEP = " "  # how a word shingle is written as bytes for datasketch's hashfunc
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """How text is normalised before hashing, as vectorised polars string operations."""
-
-    lowercase: bool = True
-    punctuation: bool = True  # drop punctuation: tokens are runs of word characters
-    digits: bool = False  # map every digit to 0
-    numbers: bool = False  # map every number (12, 3.5, 1,024) to one token "0": edited numbers still match
-
-    def tokens(self, texts: list[str]) -> pl.Series:
-        """A list of tokens per text (whitespace collapses; punctuation dropped if configured)."""
-        s = pl.Series(texts, dtype=pl.Utf8)
-        if self.lowercase:
-            s = s.str.to_lowercase()
-        if self.numbers:
-            s = s.str.replace_all(r"\b\d+(?:[.,]\d+)*\b", "0")
-        if self.digits:
-            s = s.str.replace_all(r"\d", "0")
-        # Separators become single spaces, then split: the same tokens as extract_all(r"\w+") at a
-        # third of the cost (most spaces are already single and are left alone).
-        s = s.str.replace_all(r"[^\w ]+" if self.punctuation else r"[^\S ]+", " ")
-        s = s.str.replace_all(r" {2,}", " ").str.strip_chars(" ")
-        return s.set(s == "", None).str.split(" ").fill_null([])
-
-    def texts(self, texts: list[str]) -> list[str]:
-        """The normalised text itself (tokens joined by one space), for exact keys and char shingles."""
-        return self.tokens(texts).list.join(" ").to_list()
 
 
 def token_hash(token: str) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from curate.minhash import MinHasher, Normalization
+from curate.minhash import MinHasher
+from curate.normalize import Normalization
 
 NGRAM = 13
 MIN_OVERLAP = 0.1

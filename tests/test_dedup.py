@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-from curate.minhash import MinHasher, Normalization, candidate_pairs, lsh_params
+from curate.minhash import MinHasher, candidate_pairs, lsh_params
+from curate.normalize import Normalization
 from curate.records import BASE_SCHEMA
 from curate.stages.base import ACTION, REASON, RULE
 from curate.stages.dedup import DedupRules, DedupStage

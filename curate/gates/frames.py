@@ -11,19 +11,16 @@ from __future__ import annotations
 import polars as pl
 
 from curate.gates.rules import GateRule, MetricNames
+from curate.normalize import content_hash
 from curate.records import comparison_expr, comparison_texts
 
 SKIPPED = ("text", "messages", "meta")  # free text: measured, never copied into the frames
 _ELEM = pl.element()
 
 
-def _normalized(content: pl.Expr) -> pl.Expr:
-    return content.str.to_lowercase().str.replace_all(r"[^\w\s]", "").str.replace_all(r"\s+", " ").str.strip_chars()
-
-
-def content_hash(schema: pl.Schema) -> pl.Expr:
-    """A hash of the record's text or conversation, lower-cased, without punctuation, spaces collapsed."""
-    return _normalized(comparison_expr(schema)[0]).hash(seed=0)
+def record_hash(schema: pl.Schema) -> pl.Expr:
+    """A hash of the record's text or conversation, normalised as dedup's exact keys are."""
+    return content_hash(comparison_expr(schema)[0])
 
 
 def _scalar(dtype: pl.DataType) -> bool:
@@ -52,7 +49,7 @@ def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
         (pl.col("text").str.len_chars() if "text" in schema else pl.lit(None, pl.UInt32)).alias("text_chars"),
         (pl.col("messages").list.len() if "messages" in schema else pl.lit(None, pl.UInt32)).alias("turns"),
         (chars.fill_null(0) > 0).alias("has_content"),
-        content_hash(schema).alias("content_hash"),
+        record_hash(schema).alias("content_hash"),
     ]
     if "messages" in schema:
         roles = pl.col("messages").list.eval(_ELEM.struct.field("role")).list.join(",")

@@ -25,7 +25,6 @@ from scipy.sparse.csgraph import connected_components
 from curate.errors import ConfigError
 from curate.minhash import (
     MinHasher,
-    Normalization,
     Sketch,
     band_partitions,
     candidate_pairs,
@@ -34,6 +33,7 @@ from curate.minhash import (
     pairs_from_codes,
     reduce_band_partition,
 )
+from curate.normalize import Normalization, exact_keys
 from curate.records import comparison_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
@@ -185,7 +185,7 @@ class DedupStage(Stage):
 
     # --- keys -------------------------------------------------------------------------------
     def exact_keys(self, texts: list[str]) -> list[str]:
-        return exact_keys(self.normalization, texts)
+        return exact_keys(texts, self.normalization)
 
     def sketch(self, texts: list[str]) -> Sketch:
         return self.hasher.sketch(texts)
@@ -357,10 +357,6 @@ class DedupStage(Stage):
         return rep_of_label[labels]
 
 
-def exact_keys(normalization: Normalization, texts: list[str]) -> list[str]:
-    return [xxhash.xxh3_128_hexdigest(t.encode()) for t in normalization.texts(texts)]
-
-
 def _sketch_chunk(
     normalization: Normalization,
     hasher: MinHasher,
@@ -375,7 +371,7 @@ def _sketch_chunk(
     result = None
     if texts is not None:
         sketch = hasher.sketch(near_texts)
-        result, sigs = (exact_keys(normalization, texts), sketch), sketch.signatures
+        result, sigs = (exact_keys(texts, normalization), sketch), sketch.signatures
     positions = np.arange(start, start + len(sigs), dtype=np.int64)
     return result, band_partitions(sigs, positions, bands, rows, partitions)
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from curate.catalog import Catalog
 from curate.errors import CurateError
-from curate.gates.frames import content_hash
+from curate.gates.frames import record_hash
 from curate.io.shards import is_file, join, list_files, location, read_json_at, read_parquet_at
 
 
@@ -38,7 +38,7 @@ def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
         clusters = train["dup_cluster"].drop_nulls().implode()
         out["dup_clusters"] = int(validation["dup_cluster"].drop_nulls().is_in(clusters).sum())
     hashes = {
-        name: df.select(content_hash(df.schema))[:, 0] for name, df in (("train", train), ("validation", validation))
+        name: df.select(record_hash(df.schema))[:, 0] for name, df in (("train", train), ("validation", validation))
     }
     out["content"] = int(hashes["validation"].is_in(hashes["train"].implode()).sum())
     return out
