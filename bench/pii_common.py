@@ -33,7 +33,7 @@ def curate_stage(**overrides):
 
     rules = yaml.safe_load((REPO / "rules" / "pii" / "default.yaml").read_text())
     rules.update(overrides)
-    stage = PiiStage("pii", PiiRules.model_validate(rules), seed=0)
+    stage = PiiStage("pii", PiiRules.model_validate(rules))
     stage.setup()
     return stage
 

@@ -180,7 +180,7 @@ def _stage(path: Path):
     from curate.schema import load_rules
     from curate.stages.pii import PiiRules, PiiStage
 
-    stage = PiiStage("pii", PiiRules.model_validate(load_rules(path)), seed=0)
+    stage = PiiStage("pii", PiiRules.model_validate(load_rules(path)))
     stage.setup()
     return stage
 

@@ -87,6 +87,7 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
     from curate.code import code_spans
     from curate.config import ResolvedStage
     from curate.executor import build_stages
+    from curate.stages.base import StageContext
     from curate.stages.registry import STAGES as REGISTRY
 
     out = {"records": df.height, "stages": {}}
@@ -97,7 +98,7 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
         rs = ResolvedStage(
             name=name, stage=name, rules=cls.Rules.model_validate(_rules(name, variant)), rules_path=None
         )
-        stage = build_stages([rs], 0)[name]
+        stage = build_stages([rs], StageContext())[name]
         start = time.perf_counter()
         result = stage.process(current)
         seconds = time.perf_counter() - start
@@ -181,13 +182,14 @@ def pii_speed(df: pl.DataFrame, rounds: int = 2) -> dict:
     from bench.pii_common import best_times
     from curate.config import ResolvedStage
     from curate.executor import build_stages
+    from curate.stages.base import StageContext
     from curate.stages.pii import PiiRules
 
     def build(variant: str):
         rs = ResolvedStage(
             name="pii", stage="pii", rules=PiiRules.model_validate(_rules("pii", variant)), rules_path=None
         )
-        return build_stages([rs], 0)["pii"]
+        return build_stages([rs], StageContext())["pii"]
 
     out, best = best_times(df, {v: (lambda v=v: build(v)) for v in ("before", "after")}, rounds)
     out["speed_after_vs_before"] = round(best["before"] / best["after"], 3)

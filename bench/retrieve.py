@@ -111,7 +111,7 @@ def _speed(docs: list[str], what: str) -> dict:
 
     from curate.stages.retrieve import RetrieveRules, RetrieveStage
 
-    seeds_path = REPO / "pipelines/seeds/patient-education.jsonl"
+    seeds_path = REPO / "rules/retrieve/seeds/patient-education.jsonl"
     seeds = [json.loads(x)["text"] for x in seeds_path.read_text().splitlines()]
     df = _frame(docs, [f"d{i}" for i in range(len(docs))])
     stage = RetrieveStage(

@@ -70,7 +70,7 @@ def main() -> None:
 
     os.environ.setdefault("CURATE_HOME", tempfile.mkdtemp(prefix="curate-gpu-home-"))
     docs = _documents(DOCS)
-    seeds = REPO / "pipelines" / "seeds" / "patient-education.jsonl"
+    seeds = REPO / "rules" / "retrieve" / "seeds" / "patient-education.jsonl"
     stage = RetrieveStage(
         "retrieve",
         RetrieveRules(

@@ -64,7 +64,7 @@ def _baseline(pipeline_path: Path) -> tuple[float, int, int]:
     batches = list(read_batches(files, batch_size=10**9, max_record_bytes=pipeline.spec.limits.max_record_bytes))
     df = batches[0].records
     docs, size = df.height, sum(len(t.encode()) for t in content_texts(df))
-    stages = build_stages(list(pipeline.stages), pipeline.spec.seed)
+    stages = build_stages(list(pipeline.stages), pipeline.stage_context())
     for stage in stages.values():
         out = stage.process(df)
         df = out.filter(pl.col("_action") == "keep").drop("_action", "_rule", "_reason")

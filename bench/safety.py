@@ -62,7 +62,7 @@ def _corpus(folder: Path, records: int) -> tuple[Path, Path, int]:
 def reader(folder: Path, records: int) -> dict:
     import zstandard
 
-    from curate.io.readers import ZstdFile, _lines
+    from curate.io.parse import ZstdFile, _lines
 
     gz, zst, lines = _corpus(folder, records)
 
@@ -169,6 +169,7 @@ def pii_fields(folder: Path, records: int) -> dict:
     from curate.executor import build_stages
     from curate.io.readers import read_batches
     from curate.io.sources import resolve_inputs
+    from curate.stages.base import StageContext
 
     spec = {
         "name": "piif",
@@ -186,7 +187,7 @@ def pii_fields(folder: Path, records: int) -> dict:
     ):
         rs = pipeline.stages[0]
         rules = rs.rules.model_copy(update={"fields": rs.rules.fields.model_copy(update=fields)})
-        stage = build_stages([dataclasses.replace(rs, rules=rules)], 0)[rs.name]
+        stage = build_stages([dataclasses.replace(rs, rules=rules)], StageContext())[rs.name]
         stage.process(df.head(200))  # warm the models
         seconds = _best(lambda stage=stage: stage.process(df), repeats=1)
         out[name] = {

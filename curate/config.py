@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from curate.errors import ConfigError
 from curate.hashing import sha256_json
 from curate.schema import StrictModel, config_path, load_rules, load_yaml, parse_model
+from curate.stages.base import Stage, StageContext
 
 
 class DemoInput(StrictModel):
@@ -113,6 +114,20 @@ class ResolvedStage:
     stage: str
     rules: BaseModel
     rules_path: Path | None
+    # where the stage's relative paths (seed sets, eval sets) start: its rules file's folder, or the
+    # pipeline's for a stage configured by `params:` alone
+    base_dir: Path = Path(".")
+
+    def build(self, context: StageContext, rules: BaseModel | None = None) -> Stage:
+        """The stage, with the run's context and its own folder for relative paths (not set up)."""
+        from curate.stages.registry import STAGES
+
+        return STAGES[self.stage](self.name, rules or self.rules, context.with_(base_dir=self.base_dir))
+
+    def describe(self, context: StageContext) -> dict:
+        from curate.stages.registry import STAGES
+
+        return STAGES[self.stage].describe(self.rules, context.with_(base_dir=self.base_dir))
 
     @property
     def fingerprint(self) -> str:
@@ -132,6 +147,10 @@ class Pipeline:
 
     def resolve(self, value: str) -> Path:
         return config_path(value, self.base_dir)
+
+    def stage_context(self, catalog=None) -> StageContext:
+        """What this pipeline's stages are built with: its seed, its folder, the run's catalog."""
+        return StageContext(seed=self.spec.seed, base_dir=self.base_dir, catalog=catalog)
 
     @property
     def config_fingerprint(self) -> str:
@@ -173,7 +192,8 @@ def _resolve_stage(index: int, spec: StageSpec, pipeline_path: Path) -> Resolved
     source = rules_path if rules_path and not spec.params else pipeline_path
     prefix = "" if source == rules_path else f"stages[{index}].params"
     rules = parse_model(stage_cls.Rules, merged, source, prefix)
-    return ResolvedStage(name=spec.name or spec.stage, stage=spec.stage, rules=rules, rules_path=rules_path)
+    base_dir = rules_path.parent if rules_path else pipeline_path.parent
+    return ResolvedStage(spec.name or spec.stage, spec.stage, rules, rules_path, base_dir)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -62,6 +62,7 @@ from curate.records import schema_with
 from curate.report.build import build_report
 from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
+from curate.stages.base import StageContext
 from curate.stages.registry import STAGES
 from curate.workdir import DONE, batch_dir, global_dir, kept_file, rejected_files, segment_dir
 
@@ -109,11 +110,11 @@ def plan(stages: tuple[ResolvedStage, ...], cut_after: frozenset[str] = frozense
     return segments
 
 
-def run_key(pipeline: Pipeline, files: list[InputFile]) -> str:
+def run_key(pipeline: Pipeline, files: list[InputFile], context: StageContext) -> str:
     return sha256_json(
         {
             "config": pipeline.config_fingerprint,
-            "stages": [STAGES[rs.stage].describe(rs.rules) for rs in pipeline.stages],
+            "stages": [rs.describe(context) for rs in pipeline.stages],
             "inputs": [[f.label, f.fingerprint, f.spec.model_dump(mode="json")] for f in files],
             "code": code_fingerprint(),
         }
@@ -145,12 +146,14 @@ def resolve_workers(value: int | str | None, pipeline: Pipeline) -> int | None:
     return int(chosen)
 
 
-def make_executor(pipeline: Pipeline, row_stages: list[ResolvedStage], workers: int | None) -> Executor:
+def make_executor(
+    pipeline: Pipeline, row_stages: list[ResolvedStage], workers: int | None, context: StageContext
+) -> Executor:
     if pipeline.spec.executor == "ray":
         from curate.ray_executor import RayExecutor
 
-        return RayExecutor(row_stages, pipeline.spec.seed, workers, pipeline.spec.ray)
-    return LocalExecutor(row_stages, pipeline.spec.seed, workers or 1)
+        return RayExecutor(row_stages, context, workers, pipeline.spec.ray)
+    return LocalExecutor(row_stages, context, workers or 1)
 
 
 def run_pipeline(
@@ -170,11 +173,12 @@ def run_pipeline(
     pipeline = _with_executor(pipeline, executor, ray_address)
     progress = progress or Progress()
     catalog = catalog or Catalog()
+    context = pipeline.stage_context(catalog)
     # Other inputs than the pipeline's are other data: never published under the pipeline's name or into its folder.
     name = check_name(name or (name_from_inputs(inputs) if inputs else pipeline.spec.name))
     files = resolve_inputs(pipeline, inputs)
     out_dir = location(str(out_dir)) if out_dir else (Path("out") / name if inputs else default_out_dir(pipeline))
-    key = run_key(pipeline, files)
+    key = run_key(pipeline, files, context)
     root = work_root(pipeline, out_dir)
     if isinstance(out_dir, Path):
         check_location(
@@ -190,31 +194,15 @@ def run_pipeline(
             return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
         work = root / short(key, 16)
         _clear_stale_work(root, work, force)
-        run = _Run(pipeline, files, work, resolve_workers(workers, pipeline), progress)
+        run = _Run(pipeline, context, files, work, resolve_workers(workers, pipeline), progress)
         final, accounts, lengths_before = run.execute()
         rejected = _rejected(work, accounts)
         what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
         run.gate(FINAL, final.lazy().drop(_sidecar_columns(pipeline, final)))  # the columns published in data/
         if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
             run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
-        manifest = _publish(
-            pipeline,
-            files,
-            key,
-            name,
-            out_dir,
-            work,
-            final,
-            accounts,
-            rejected,
-            lengths_before,
-            seconds=time.perf_counter() - started,
-            summaries=run.summaries,
-            sensitivity=what_if,
-            gates=run.gate_results,
-            executor=run.executor,
-            redacted=run.redacted,
-        )
+        pub = _Publication(key, name, out_dir, started, accounts, lengths_before)
+        manifest = _publish(run, pub, final, rejected, what_if)
         entry = catalog.register(out_dir, manifest)
         shutil.rmtree(root, ignore_errors=True)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
@@ -253,6 +241,7 @@ def _clear_stale_work(root: Path, work: Path, force: bool) -> None:
 @dataclass
 class _Run:
     pipeline: Pipeline
+    context: StageContext
     files: list[InputFile]
     work: Path
     workers: int | None
@@ -263,6 +252,11 @@ class _Run:
     gate_results: list[dict] = field(default_factory=list)
     executor: dict = field(default_factory=dict)
     redacted: set[str] = field(default_factory=set)  # stages whose rejected rows were redacted in the checkpoints
+
+    @property
+    def record_columns(self) -> list[str]:
+        """The extra input columns the pipeline's inputs keep as record columns."""
+        return sorted({c for f in self.files for c in f.spec.columns})
 
     def __post_init__(self) -> None:
         self.gate_runner = GateRunner(self.work / GX_DOCS)
@@ -296,7 +290,7 @@ class _Run:
         order = ["read"] + [rs.name for rs in self.pipeline.stages]
         self.accounts = {n: StageAccount(stage=n) for n in order}
         histograms: list[list[int]] = []
-        with make_executor(self.pipeline, row_stages, self.workers) as executor:
+        with make_executor(self.pipeline, row_stages, self.workers, self.context) as executor:
             self.executor = executor.describe()
             previous: list[Path] = []
             for i, seg in enumerate(segments):
@@ -325,7 +319,7 @@ class _Run:
             )
             if rs.name in rejected:
                 passed |= set(rejected[rs.name]["id"].to_list())
-        result = sensitivity(traces[::-1], final, [f.label for f in self.files], self.pipeline.spec.seed)
+        result = sensitivity(traces[::-1], final, [f.label for f in self.files], self.context)
         self.progress.finish()
         return result
 
@@ -375,13 +369,25 @@ class _Run:
             done = read_json(marker)
         else:
             self.progress.start(rs.name, _rows_in(previous))
-            done = executor.run_global(rs, self.pipeline.spec.seed, out, [kept_file(p) for p in previous], ARTIFACTS)
+            done = executor.run_global(rs, self.context, out, [kept_file(p) for p in previous], ARTIFACTS)
             self.progress.advance(done["rows_in"])
             self.progress.finish()
         self.accounts[rs.name].merge(StageAccount.from_dict(done["accounts"][0]))
         if done.get("summary") is not None:
             self.summaries[rs.name] = done["summary"]
         return out
+
+
+@dataclass(frozen=True)
+class _Publication:
+    """What a run publishes under: its key, name and output, and the measures of its rows."""
+
+    key: str
+    name: str
+    out_dir: Location
+    started: float  # time.perf_counter() when the run began
+    accounts: list[StageAccount]
+    lengths_before: list[int]
 
 
 def _rows_in(folders: list[Path]) -> int:
@@ -408,7 +414,9 @@ def _redacted_in_checkpoints(segments: list[Segment]) -> set[str]:
     return set()
 
 
-def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame], done: set[str]) -> dict[str, pl.DataFrame]:
+def _redact_rejected(
+    pipeline: Pipeline, context: StageContext, rejected: dict[str, pl.DataFrame], done: set[str]
+) -> dict[str, pl.DataFrame]:
     """With a pii stage in the pipeline, rows rejected before it (and the reader's raw previews of
     quarantined lines) are redacted with its rules before they are written: `rejected/` must not
     carry the personal data the pipeline removes. Rows rejected at or after it are redacted already,
@@ -420,7 +428,7 @@ def _redact_rejected(pipeline: Pipeline, rejected: dict[str, pl.DataFrame], done
     before = {"read", *names[:first]} - done
     if not any(stage in before for stage in rejected):
         return rejected
-    redactor = build_stages([pipeline.stages[first]], pipeline.spec.seed)[pipeline.stages[first].name]
+    redactor = build_stages([pipeline.stages[first]], context)[pipeline.stages[first].name]
     return {stage: redactor.redact_rows(df) if stage in before else df for stage, df in rejected.items()}
 
 
@@ -433,73 +441,77 @@ def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
     return sorted({c for cols in _sidecars(pipeline, final).values() for c in cols})
 
 
-def _publish(
-    pipeline: Pipeline,
-    files: list[InputFile],
-    key: str,
-    name: str,
-    out_dir: Location,
-    work: Path,
-    final: pl.DataFrame,
-    accounts: list[StageAccount],
-    rejected: dict[str, pl.DataFrame],
-    lengths_before: list[int],
-    seconds: float,
-    summaries: dict[str, dict],
-    sensitivity: list[dict],
-    gates: list[dict],
-    executor: dict,
-    redacted: set[str],
-) -> dict:
-    """Write shards, rejected rows, report and manifest into a staging folder beside the output, then
-    switch it in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
+def _staging(out_dir: Location, work: Path) -> Path:
+    """Where the output is assembled: a new folder beside a local output (switched in atomically), or
+    work/final for a URL output (uploaded from there)."""
     if isinstance(out_dir, Path):
-        staging = new_staging(out_dir)
-    else:
-        staging = work / "final"  # inside the run's own work folder
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        return new_staging(out_dir)
+    staging = work / "final"  # inside the run's own work folder
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _write_shards(pipeline: Pipeline, staging: Path, final: pl.DataFrame) -> tuple[list[dict], pl.DataFrame]:
+    """data/ (the records) and signatures/<stage>/ (the stages' sidecar columns); the file entries and
+    the records as published (without the sidecar columns)."""
     out = pipeline.spec.output
-    sidecars = _sidecars(pipeline, final)
     sidecar_cols = _sidecar_columns(pipeline, final)
-    entries = [
-        describe_file(e["path"], staging, e["rows"])
-        for e in write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)
-    ]
-    for stage_name, cols in sidecars.items():
+    shards = write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)
+    entries = [describe_file(e["path"], staging, e["rows"]) for e in shards]
+    for stage_name, cols in _sidecars(pipeline, final).items():
         if cols:
             parts = write_shards(
                 final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level
             )
             entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
-    final = final.drop(sidecar_cols)
+    return entries, final.drop(sidecar_cols)
+
+
+def _write_rejected(
+    run: _Run, staging: Path, rejected: dict[str, pl.DataFrame], sidecar_cols: list[str]
+) -> tuple[list[dict], dict[str, pl.DataFrame]]:
+    """rejected/<stage>/, redacted where the pii stage had not seen the rows; the entries and the rows."""
+    out = run.pipeline.spec.output
     rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
-    rejected = _redact_rejected(pipeline, rejected, redacted)
-    written = one_schema(rejected, list(schema_with(sorted({c for f in files for c in f.spec.columns}))))
+    rejected = _redact_rejected(run.pipeline, run.context, rejected, run.redacted)
+    written = one_schema(rejected, list(schema_with(run.record_columns)))
+    entries = []
     for stage, df in written.items():
         parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
         entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
+    return entries, rejected
+
+
+def _copy_artifacts(work: Path, staging: Path) -> list[dict]:
+    """What global stages wrote under artifacts/<stage>/ (e.g. classify's model)."""
+    entries = []
     for folder in sorted(work.glob(f"seg-*/all/{ARTIFACTS}/*")):
         shutil.copytree(folder, staging / ARTIFACTS / folder.name, dirs_exist_ok=True)
         entries += [
             describe_file(f, staging) for f in sorted((staging / ARTIFACTS / folder.name).rglob("*")) if f.is_file()
         ]
+    return entries
+
+
+def _manifest(run: _Run, pub: _Publication, final: pl.DataFrame, entries: list[dict], what_if: list[dict]) -> dict:
+    pipeline, context, accounts = run.pipeline, run.context, pub.accounts
     data_files = [e for e in entries if e["path"].startswith("data/")]
-    manifest = {
+    return {
         "format": "curate.manifest/1",
-        "name": name,
+        "name": pub.name,
         "version": short(
             sha256_json({"schema": _schema(final), "files": [[e["path"], e["sha256"]] for e in data_files]})
         ),
-        "status": "failed" if failures(gates) else "ok",
-        "run_key": key,
+        "status": "failed" if failures(run.gate_results) else "ok",
+        "run_key": pub.key,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": {"curate": __version__, "fingerprint": code_fingerprint()},
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "executor": executor,
+            "executor": run.executor,
         },
         "pipeline": {
             "name": pipeline.spec.name,
@@ -513,18 +525,16 @@ def _publish(
                     "kind": STAGES[rs.stage].kind,
                     "fingerprint": rs.fingerprint,
                     "rules": rs.rules.model_dump(mode="json"),
-                    **STAGES[rs.stage].describe(rs.rules),
+                    **rs.describe(context),
                     "rules_path": str(rs.rules_path) if rs.rules_path else None,
                     "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None,
                 }
                 for rs in pipeline.stages
             ],
         },
-        "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.size} for f in files],
+        "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.size} for f in run.files],
         "schema": _schema(final),
-        "record_columns": [
-            c for c in final.columns if c in schema_with(sorted({c for f in files for c in f.spec.columns}))
-        ],
+        "record_columns": [c for c in final.columns if c in schema_with(run.record_columns)],
         "rows": {
             "input": accounts[0].rows_in,
             "kept": final.height,
@@ -532,22 +542,33 @@ def _publish(
             "quarantined": sum(a.quarantined for a in accounts),
         },
         "accounting": [a.to_dict() for a in accounts],
-        "stage_summaries": summaries,
-        "sensitivity": sensitivity,
-        "gates": gates,
-        "seconds": round(seconds, 3),
+        "stage_summaries": run.summaries,
+        "sensitivity": what_if,
+        "gates": run.gate_results,
+        "seconds": round(time.perf_counter() - pub.started, 3),
         "files": entries,
     }
-    if (work / GX_DOCS).is_dir():
-        shutil.move(work / GX_DOCS, staging / GX_DOCS)  # output.work_dir may be on another filesystem
-    report = build_report(manifest, final, rejected, lengths_before, has_gx_docs=(staging / GX_DOCS).is_dir())
+
+
+def _publish(run: _Run, pub: _Publication, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], what_if) -> dict:
+    """Write shards, rejected rows, artifacts, report and manifest into a staging folder, then switch it
+    in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
+    staging = _staging(pub.out_dir, run.work)
+    sidecar_cols = _sidecar_columns(run.pipeline, final)
+    entries, final = _write_shards(run.pipeline, staging, final)
+    rejected_entries, rejected = _write_rejected(run, staging, rejected, sidecar_cols)
+    entries += rejected_entries + _copy_artifacts(run.work, staging)
+    manifest = _manifest(run, pub, final, entries, what_if)
+    if (run.work / GX_DOCS).is_dir():
+        shutil.move(run.work / GX_DOCS, staging / GX_DOCS)  # output.work_dir may be on another filesystem
+    report = build_report(manifest, final, rejected, pub.lengths_before, has_gx_docs=(staging / GX_DOCS).is_dir())
     write_json(staging / "report.json", report, sort_keys=False)
     write_html(report, staging / "report.html")
     write_json(staging / MANIFEST, manifest)
-    if isinstance(out_dir, Path):
-        switch(staging, out_dir)
+    if isinstance(pub.out_dir, Path):
+        switch(staging, pub.out_dir)
     else:
-        publish_tree(staging, out_dir, PUBLISHED, MANIFEST)
+        publish_tree(staging, pub.out_dir, PUBLISHED, MANIFEST)
     return manifest
 
 

@@ -1,11 +1,11 @@
 """Executors run a pipeline's work; this is the local one (processes on one machine).
 
-Each worker builds and `setup()`s every row stage once, then processes whole batches
-and writes its results to a checkpoint folder itself (kept rows, rejected rows per
+Each worker (`Worker`) builds and `setup()`s every row stage once, then processes whole
+batches and writes its results to a checkpoint folder itself (kept rows, rejected rows per
 stage, and last `done.json`, the completion marker), so a killed run resumes from
 the batches already done. Results are returned in batch order. A global stage runs
 in the engine's process (`run_global`). The Ray executor (curate.ray_executor) runs
-the same two functions, `run_batch` and `run_global`, on a cluster's workers.
+the same kernel, a `Worker` per actor and `run_global` per task, on a cluster's workers.
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
 from curate.io.shards import read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
-from curate.stages.base import Stage
+from curate.stages.base import Stage, StageContext
 from curate.stages.registry import STAGES
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
-
-_WORKER_STAGES: dict[str, Stage] = {}
 
 
 @dataclass
@@ -42,13 +40,69 @@ class BatchTask:
     pre_account: StageAccount | None = None
 
 
-def build_stages(stages: list[ResolvedStage], seed: int) -> dict[str, Stage]:
+def build_stages(stages: list[ResolvedStage], context: StageContext) -> dict[str, Stage]:
     built = {}
     for rs in stages:
-        stage = STAGES[rs.stage](rs.name, rs.rules, seed)
+        stage = rs.build(context)
         stage.setup()
         built[rs.name] = stage
     return built
+
+
+def redacted_before(names: list[str], redacts: list[bool]) -> tuple[int | None, set[str]]:
+    """In one row segment: the position of the first stage that removes personal data (pii), and the
+    stages before it. Their rejected rows, and the reader's quarantined previews, are redacted with its
+    rules before they are checkpointed (the engine relies on the same rule when it publishes)."""
+    at = next((k for k, r in enumerate(redacts) if r), None)
+    return at, set(names[:at]) if at is not None else set()
+
+
+class Worker:
+    """The kernel both executors run: row stages built and set up once per worker process (a local
+    pool process, a Ray actor), then applied batch by batch, each batch checkpointed by the worker."""
+
+    def __init__(self, stages: list[ResolvedStage], context: StageContext):
+        self.stages = build_stages(stages, context)
+
+    def redactor_of(self, names: list[str]) -> tuple[Stage | None, set[str]]:
+        """The segment's pii stage (if any) and the stages before it in the segment (`redacted_before`)."""
+        at, before = redacted_before(names, [self.stages[n].redacts for n in names])
+        return (self.stages[names[at]] if at is not None else None), before
+
+    def run_batch(self, seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:
+        """Apply `names` stages in order to one batch and checkpoint everything it produced."""
+        out = batch_dir(seg_dir, task.index)
+        out.mkdir(parents=True, exist_ok=True)
+        accounts: list[StageAccount] = []
+        redactor, before = self.redactor_of(names)
+        if task.pre_account is not None:
+            accounts.append(task.pre_account)
+            if task.pre_rejected is not None and task.pre_rejected.height:
+                pre = redactor.redact_rows(task.pre_rejected) if redactor is not None else task.pre_rejected
+                write_parquet(pre, rejected_file(out, task.pre_account.stage))
+        df = task.records
+        done: dict = {"index": task.index}
+        if profile:
+            done["lengths_before"] = length_histogram(df)
+        for name in names:
+            start = time.perf_counter()
+            stage = self.stages[name]
+            output = stage.run(df)
+            if output.summary is not None:
+                done.setdefault("summaries", {})[name] = output.summary
+            kept, rejected, account = split_decisions(name, df, output.frame, rewrites_ids=stage.redacts)
+            account.seconds = time.perf_counter() - start
+            if rejected.height:
+                write_parquet(redactor.redact_rows(rejected) if name in before else rejected, rejected_file(out, name))
+            accounts.append(account)
+            df = kept
+        write_parquet(df, kept_file(out))
+        done["accounts"] = [a.to_dict() for a in accounts]
+        write_json(out / DONE, done)
+        return done
+
+
+_WORKER: Worker | None = None  # this process's, in a local pool process
 
 
 def _die_with(parent: int) -> None:
@@ -62,78 +116,30 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _init_pool_worker(parent: int, stages: list[ResolvedStage], seed: int) -> None:
+def _init_pool_worker(parent: int, stages: list[ResolvedStage], context: StageContext) -> None:
+    global _WORKER
     _die_with(parent)
-    init_worker(stages, seed)
+    _WORKER = Worker(stages, context)
 
 
-def init_worker(stages: list[ResolvedStage], seed: int) -> None:
-    _WORKER_STAGES.clear()
-    _WORKER_STAGES.update(build_stages(stages, seed))
+def _pool_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:
+    assert _WORKER is not None, "the pool's initializer builds the worker"
+    return _WORKER.run_batch(seg_dir, names, task, profile)
 
 
-def redacted_before(names: list[str], redacts: list[bool]) -> tuple[int | None, set[str]]:
-    """In one row segment: the position of the first stage that removes personal data (pii), and the
-    stages before it. Their rejected rows, and the reader's quarantined previews, are redacted with its
-    rules before they are checkpointed (the engine relies on the same rule when it publishes)."""
-    at = next((k for k, r in enumerate(redacts) if r), None)
-    return at, set(names[:at]) if at is not None else set()
-
-
-def redactor_of(names: list[str]) -> tuple[Stage | None, set[str]]:
-    """The segment's pii stage (if any) and the stages before it in the segment (`redacted_before`)."""
-    at, before = redacted_before(names, [_WORKER_STAGES[n].redacts for n in names])
-    return (_WORKER_STAGES[names[at]] if at is not None else None), before
-
-
-def run_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:
-    """Apply `names` stages in order to one batch and checkpoint everything it produced."""
-    out = batch_dir(seg_dir, task.index)
-    out.mkdir(parents=True, exist_ok=True)
-    accounts: list[StageAccount] = []
-    redactor, before = redactor_of(names)
-    if task.pre_account is not None:
-        accounts.append(task.pre_account)
-        if task.pre_rejected is not None and task.pre_rejected.height:
-            pre = redactor.redact_rows(task.pre_rejected) if redactor is not None else task.pre_rejected
-            write_parquet(pre, rejected_file(out, task.pre_account.stage))
-    df = task.records
-    done: dict = {"index": task.index}
-    if profile:
-        done["lengths_before"] = length_histogram(df)
-    for name in names:
-        start = time.perf_counter()
-        stage = _WORKER_STAGES[name]
-        stage.summary = None
-        result = stage.process(df)
-        if stage.summary is not None:
-            done.setdefault("summaries", {})[name] = stage.summary
-        kept, rejected, account = split_decisions(name, df, result, rewrites_ids=stage.redacts)
-        account.seconds = time.perf_counter() - start
-        if rejected.height:
-            write_parquet(redactor.redact_rows(rejected) if name in before else rejected, rejected_file(out, name))
-        accounts.append(account)
-        df = kept
-    write_parquet(df, kept_file(out))
-    done["accounts"] = [a.to_dict() for a in accounts]
-    write_json(out / DONE, done)
-    return done
-
-
-def run_global(rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str, pool=None) -> dict:
-    """Run one global stage on all rows in `inputs` and checkpoint it under `out` (a retry redoes it);
-    `pool` (curate.parallel.TaskPool), if given, is where the stage may spread its work."""
+def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str) -> dict:
+    """Run one global stage on all rows in `inputs` and checkpoint it under `out` (a retry redoes it).
+    The stage may spread its work over `context.pool` and writes its artifacts under out/artifacts."""
     df = read_parquets(inputs)
-    stage = build_stages([rs], seed)[rs.name]
-    stage.artifacts_dir = out / artifacts / rs.name
-    stage.pool = pool
+    stage = build_stages([rs], context.with_(artifacts_dir=out / artifacts / rs.name))[rs.name]
     start = time.perf_counter()
-    kept, rejected, account = split_decisions(rs.name, df, stage.process(df))
+    output = stage.run(df)
+    kept, rejected, account = split_decisions(rs.name, df, output.frame)
     account.seconds = time.perf_counter() - start
     if rejected.height:
         write_parquet(rejected, rejected_file(out, rs.name))
     write_parquet(kept, kept_file(out))
-    done = {"accounts": [account.to_dict()], "summary": stage.summary, "rows_in": df.height}
+    done = {"accounts": [account.to_dict()], "summary": output.summary, "rows_in": df.height}
     write_json(out / DONE, done)
     return done
 
@@ -165,20 +171,23 @@ class Executor(Protocol):
     ) -> list[dict]:
         """Apply the `names` row stages to every task (via `run_batch`), skipping checkpointed ones."""
 
-    def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
+    def run_global(
+        self, rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str
+    ) -> dict:
         """Run one global stage (via `run_global`) and return its done record."""
 
 
 class LocalExecutor:
-    def __init__(self, stages: list[ResolvedStage], seed: int, workers: int):
+    def __init__(self, stages: list[ResolvedStage], context: StageContext, workers: int):
         self.stages = stages
-        self.seed = seed
+        self.context = context
         self.workers = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._worker: Worker | None = None
 
     def __enter__(self) -> "LocalExecutor":
         if self.workers == 1:
-            init_worker(self.stages, self.seed)
+            self._worker = Worker(self.stages, self.context)
         else:
             # spawn, not fork: polars and fastText hold threads that fork would copy mid-lock.
             os.environ.setdefault("POLARS_MAX_THREADS", "1")
@@ -187,7 +196,7 @@ class LocalExecutor:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_pool_worker,
-                initargs=(os.getpid(), self.stages, self.seed),
+                initargs=(os.getpid(), self.stages, self.context),
             )
         return self
 
@@ -198,8 +207,10 @@ class LocalExecutor:
     def describe(self) -> dict:
         return {"kind": "local", "workers": self.workers}
 
-    def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
-        return run_global(rs, seed, out, inputs, artifacts)
+    def run_global(
+        self, rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str
+    ) -> dict:
+        return run_global(rs, context, out, inputs, artifacts)
 
     def map_batches(
         self,
@@ -219,10 +230,11 @@ class LocalExecutor:
                 on_done(cached)
                 continue
             if self._pool is None:
-                results[task.index] = run_batch(seg_dir, names, task, profile)
+                assert self._worker is not None, "entered"
+                results[task.index] = self._worker.run_batch(seg_dir, names, task, profile)
                 on_done(results[task.index])
                 continue
-            pending[task.index] = self._pool.submit(run_batch, seg_dir, names, task, profile)
+            pending[task.index] = self._pool.submit(_pool_batch, seg_dir, names, task, profile)
             if len(pending) >= 2 * self.workers:
                 self._collect(pending, results, on_done, block_for=min(pending))
         while pending:

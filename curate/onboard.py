@@ -26,7 +26,7 @@ from curate.config import InputSpec, Pipeline, PipelineSpec, load_pipeline
 from curate.errors import ConfigError, InputError
 from curate.records import RecordError, content_text, detect_layout, schema_with, to_record
 from curate.schema import load_rules
-from curate.stages.base import ACTION, REASON, RULE
+from curate.stages.base import ACTION, REASON, RULE, StageContext
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules"
@@ -121,7 +121,7 @@ def _inspect_pipeline(paths: list[str]) -> Pipeline:
 def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Counter, int, bool, list[str]]:
     """Up to `limit` parsed rows (object, file label), unreadable rows by reason, total bytes, whether
     the whole input was read, and the files."""
-    from curate.io.readers import iter_objects
+    from curate.io.parse import iter_objects
     from curate.io.sources import resolve_inputs
 
     files = resolve_inputs(_inspect_pipeline(paths))
@@ -225,7 +225,7 @@ def _stage(kind: str, rules_file: str | None, params: dict | None = None, seed: 
     stage = cls(
         kind,
         parse_model(cls.Rules, {**(load_rules(path) if path else {}), **(params or {})}, path or Path("init")),
-        seed=seed,
+        StageContext(seed=seed),
     )
     stage.setup()
     return stage

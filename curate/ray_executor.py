@@ -42,7 +42,7 @@ from curate.config import RaySpec, ResolvedStage
 from curate.errors import ConfigError, CurateError
 from curate.hashing import code_fingerprint
 from curate.io.shards import write_parquet
-from curate.stages.base import Resources
+from curate.stages.base import Resources, StageContext
 from curate.stages.registry import STAGES
 from curate.workdir import input_file
 
@@ -76,12 +76,14 @@ def segment_resources(stages: list[ResolvedStage]) -> Resources:
 class BatchWorker:
     """A Ray Data actor: one segment's stages, set up once, applied batch by batch."""
 
-    def __init__(self, stages: list[ResolvedStage], seed: int, seg_dir: str, profile: bool, fingerprint: str):
+    def __init__(
+        self, stages: list[ResolvedStage], context: StageContext, seg_dir: str, profile: bool, fingerprint: str
+    ):
         check_code(fingerprint)
         self.names = [rs.name for rs in stages]
         self.seg_dir = Path(seg_dir)
         self.profile = profile
-        local.init_worker(stages, seed)
+        self.worker = local.Worker(stages, context)
 
     def __call__(self, batch: dict) -> dict:
         dones = []
@@ -94,7 +96,7 @@ class BatchWorker:
                 pre_rejected=pl.read_parquet(pre) if pre.is_file() else None,
                 pre_account=StageAccount.from_dict(orjson.loads(account)) if account else None,
             )
-            dones.append(orjson.dumps(local.run_batch(self.seg_dir, self.names, task, self.profile)).decode())
+            dones.append(orjson.dumps(self.worker.run_batch(self.seg_dir, self.names, task, self.profile)).decode())
         return {"index": batch["index"], "done": dones}
 
 
@@ -110,9 +112,9 @@ def _cause(exc: BaseException) -> BaseException:
 
 
 class RayExecutor:
-    def __init__(self, stages: list[ResolvedStage], seed: int, workers: int | None, spec: RaySpec):
+    def __init__(self, stages: list[ResolvedStage], context: StageContext, workers: int | None, spec: RaySpec):
         self.stages = {rs.name: rs for rs in stages}
-        self.seed = seed
+        self.context = context
         self.requested = workers
         self.spec = spec
         self.workers = 1
@@ -215,7 +217,7 @@ class RayExecutor:
                     BatchWorker,
                     batch_size=1,
                     zero_copy_batch=True,
-                    fn_constructor_args=(stages, self.seed, str(seg_dir), profile, self.fingerprint),
+                    fn_constructor_args=(stages, self.context, str(seg_dir), profile, self.fingerprint),
                     compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(items))),
                     runtime_env={"env_vars": env},
                     max_restarts=-1,
@@ -235,7 +237,9 @@ class RayExecutor:
         return [results[i] for i in sorted(results)]
 
     # --- global stages --------------------------------------------------------------------------
-    def run_global(self, rs: ResolvedStage, seed: int, out: Path, inputs: list[Path], artifacts: str) -> dict:
+    def run_global(
+        self, rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str
+    ) -> dict:
         import ray
 
         need = STAGES[rs.stage].resources
@@ -246,12 +250,11 @@ class RayExecutor:
             return ray.get(
                 task.remote(
                     rs,
-                    seed,
+                    context.with_(pool=RayPool(self.workers, self._env, self.cluster_gpus > 0)),
                     str(out),
                     [str(p) for p in inputs],
                     artifacts,
                     self.fingerprint,
-                    RayPool(self.workers, self._env, self.cluster_gpus > 0),
                 )
             )
         except Exception as exc:  # noqa: BLE001
@@ -262,10 +265,10 @@ class RayExecutor:
 
 
 def _global_task(
-    rs: ResolvedStage, seed: int, out: str, inputs: list[str], artifacts: str, fingerprint: str, pool: "RayPool"
+    rs: ResolvedStage, context: StageContext, out: str, inputs: list[str], artifacts: str, fingerprint: str
 ) -> dict:
     check_code(fingerprint)
-    return local.run_global(rs, seed, Path(out), [Path(p) for p in inputs], artifacts, pool)
+    return local.run_global(rs, context, Path(out), [Path(p) for p in inputs], artifacts)
 
 
 class RayPool:

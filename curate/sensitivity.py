@@ -26,7 +26,7 @@ from curate.accounting import split_decisions
 from curate.config import ResolvedStage
 from curate.decisions import DECISION_COLUMNS, REJECTED_LEAD
 from curate.io.shards import read_parquets
-from curate.stages.base import Stage
+from curate.stages.base import Stage, StageContext
 from curate.stages.registry import STAGES
 
 ORDER = "_order"
@@ -59,20 +59,20 @@ def _kept(name: str, df: pl.DataFrame, stage: Stage) -> pl.DataFrame:
 class WhatIf:
     """Replays the run's decisions with one criterion relaxed."""
 
-    def __init__(self, traces: list[StageTrace], file_order: list[str], seed: int):
+    def __init__(self, traces: list[StageTrace], file_order: list[str], context: StageContext):
         self.traces = traces
-        self.seed = seed
+        self.context = context
         self.rank = {label: i for i, label in enumerate(file_order)}
         self._stages: dict[str, Stage] = {}
         self._inputs: dict[str, pl.DataFrame] = {}
 
     def stage(self, rs: ResolvedStage, rules=None) -> Stage:
         if rules is not None:
-            stage = STAGES[rs.stage](rs.name, rules, self.seed)
+            stage = rs.build(self.context, rules)
             stage.setup()
             return stage
         if rs.name not in self._stages:
-            self._stages[rs.name] = STAGES[rs.stage](rs.name, rs.rules, self.seed)
+            self._stages[rs.name] = rs.build(self.context)
             self._stages[rs.name].setup()
         return self._stages[rs.name]
 
@@ -123,10 +123,11 @@ def _mix(labels: pl.Series) -> dict[str, float]:
 
 
 def sensitivity(
-    traces: list[StageTrace], final: pl.DataFrame, file_order: list[str], seed: int, label: str = "label"
+    traces: list[StageTrace], final: pl.DataFrame, file_order: list[str], context: StageContext, label: str = "label"
 ) -> list[dict]:
-    """One row per criterion that rejected anything: records gained, records lost, label mix."""
-    whatif = WhatIf(traces, file_order, seed)
+    """One row per criterion that rejected anything: records gained, records lost, label mix. Stages are
+    replayed with the run's context, less its pool and artifacts folder (a replay publishes nothing)."""
+    whatif = WhatIf(traces, file_order, context.with_(pool=None, artifacts_dir=None))
     has_label = label in final.columns
     rows = []
     for at, trace in enumerate(traces):

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from curate.stages.balance import BalanceRules, BalanceStage
-from curate.stages.base import ACTION, RULE
+from curate.stages.base import ACTION, RULE, StageContext
 from curate.stratify import association, label_summary, simpson_check
 
 
@@ -179,8 +179,7 @@ def test_balance_as_distributed_group_bys_matches_one_chunk(monkeypatch, strateg
         workers = 3
 
     monkeypatch.setattr("curate.parallel.GROUP_CHUNK", 37)  # 15 chunks, 3 reducers
-    stage = BalanceStage("balance", BalanceRules.model_validate(rules))
-    stage.pool = ThreeWorkers()
+    stage = BalanceStage("balance", BalanceRules.model_validate(rules), StageContext(pool=ThreeWorkers()))
     got = stage.process(df)
     assert got.equals(expected) and stage.summary == summary
     assert summary["before"]["simpson"]["checks"]["domain"]["strata"]

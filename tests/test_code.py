@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from curate.code import code_spans, mask, prose
+from curate.stages.base import StageContext
 from curate.stages.langid import LangIdRules, LangIdStage
 from curate.stages.pii import PiiRules, PiiStage
 from tests.conftest import RULES
@@ -62,7 +63,9 @@ def test_mask_keeps_every_offset_and_prose_drops_the_code():
 @pytest.fixture(scope="module")
 def pii():
     stage = PiiStage(
-        "pii", PiiRules.model_validate(yaml.safe_load((RULES / "pii" / "default.yaml").read_text())), seed=1
+        "pii",
+        PiiRules.model_validate(yaml.safe_load((RULES / "pii" / "default.yaml").read_text())),
+        StageContext(seed=1),
     )
     stage.setup()
     return stage

@@ -12,7 +12,7 @@ from datasketch import MinHash, MinHashLSH
 from curate.minhash import MinHasher, candidate_pairs, lsh_params
 from curate.normalize import Normalization
 from curate.records import BASE_SCHEMA
-from curate.stages.base import ACTION, REASON, RULE
+from curate.stages.base import ACTION, REASON, RULE, StageContext
 from curate.stages.dedup import DedupRules, DedupStage
 from tests.conftest import run, write_pipeline
 
@@ -270,9 +270,8 @@ def spread_case() -> tuple[pl.DataFrame, "DedupRules"]:
 def dedup_with_pool(df: pl.DataFrame, rules, pool) -> pl.DataFrame:
     from curate.stages.dedup import DedupStage
 
-    stage = DedupStage("dedup", rules)
+    stage = DedupStage("dedup", rules, StageContext(pool=pool))
     stage.setup()
-    stage.pool = pool
     return stage.process(df)
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from curate.errors import ConfigError
-from curate.stages.base import ACTION, DROP, KEEP, QUARANTINE, REASON, RULE
+from curate.stages.base import ACTION, DROP, KEEP, QUARANTINE, REASON, RULE, StageContext
 from curate.stages.pii import PiiRules, PiiStage
 from tests.conftest import RULES, run, write_pipeline
 
@@ -27,7 +27,7 @@ def _rules(**overrides) -> PiiRules:
 
 
 def _stage(**overrides) -> PiiStage:
-    stage = PiiStage("pii", _rules(**overrides), seed=3)
+    stage = PiiStage("pii", _rules(**overrides), StageContext(seed=3))
     stage.setup()
     return stage
 

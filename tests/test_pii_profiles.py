@@ -13,6 +13,7 @@ from curate.config import load_pipeline
 from curate.errors import ConfigError
 from curate.pii.validators import vin
 from curate.schema import load_rules
+from curate.stages.base import StageContext
 from curate.stages.pii import PiiRules, PiiStage
 from tests.conftest import RULES
 from tests.test_pii import _frame
@@ -21,7 +22,7 @@ US_FORMATS = ("US_DRIVER_LICENSE", "US_SSN", "US_ITIN", "US_PASSPORT", "US_BANK_
 
 
 def _stage(path: Path) -> PiiStage:
-    stage = PiiStage("pii", PiiRules.model_validate(load_rules(path)), seed=3)
+    stage = PiiStage("pii", PiiRules.model_validate(load_rules(path)), StageContext(seed=3))
     stage.setup()
     return stage
 

@@ -14,6 +14,7 @@ from curate.demo import content as C
 from curate.demo.generator import _fill
 from curate.embed import Embedder, EmbeddingCache
 from curate.errors import ConfigError
+from curate.stages.base import StageContext
 from curate.stages.classify import ClassifyRules, ClassifyStage, roc_auc
 from curate.stages.retrieve import RetrieveRules, RetrieveStage
 from curate.vectors import choose_backend, near_duplicates, nearest
@@ -59,8 +60,8 @@ def corpus(tmp_path_factory):
     return folder, df, seeds
 
 
-def _retrieve(seeds, **rules) -> RetrieveStage:
-    return RetrieveStage("retrieve", RetrieveRules(seeds=[{"path": str(seeds)}], **rules))
+def _retrieve(seeds, pool=None, **rules) -> RetrieveStage:
+    return RetrieveStage("retrieve", RetrieveRules(seeds=[{"path": str(seeds)}], **rules), StageContext(pool=pool))
 
 
 def test_retrieval_ranks_the_seed_like_population_first_and_fasttext_learns_it(corpus):
@@ -221,8 +222,7 @@ def test_pipeline_publishes_scores_and_the_classifier_model(tmp_path, corpus):
 
 
 def retrieve_with_pool(df, seeds, pool, **rules) -> tuple[pl.DataFrame, dict]:
-    stage = _retrieve(seeds, cache=False, **rules)
-    stage.pool = pool
+    stage = _retrieve(seeds, pool, cache=False, **rules)
     return stage.process(df), stage.summary
 
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from curate.records import BASE_SCHEMA
-from curate.stages.base import ACTION, RULE
+from curate.stages.base import ACTION, RULE, StageContext
 from curate.stages.dedup import DedupRules, DedupStage
 from curate.stages.split import SplitRules, SplitStage
 
@@ -143,8 +143,7 @@ def split_case() -> tuple[pl.DataFrame, dict]:
 
 
 def split_with_pool(df: pl.DataFrame, rules: dict, pool) -> tuple[pl.DataFrame, dict]:
-    stage = SplitStage("split", SplitRules.model_validate(rules))
-    stage.pool = pool
+    stage = SplitStage("split", SplitRules.model_validate(rules), StageContext(pool=pool))
     return stage.process(df), stage.summary
 
 

@@ -7,28 +7,18 @@ all become quarantine rows carrying the file, the row number and the reason.
 
 from __future__ import annotations
 
-import gzip
-import io
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import polars as pl
-import pyarrow.parquet as pq
-
-try:  # the standard library's from Python 3.14
-    from compression.zstd import ZstdError, ZstdFile
-except ImportError:
-    from backports.zstd import ZstdError, ZstdFile
 
 from curate.decisions import REJECTED_LEAD
-from curate.errors import InputError
+from curate.io.parse import RAW_PREVIEW_CHARS, Blank, Truncated, parse_rows
 from curate.io.sources import InputFile
 from curate.records import RecordError, derived_id, schema_with, to_record
 
-RAW_PREVIEW_CHARS = 2_000
 # a row the reader quarantines: where it came from, a preview of its bytes, and the decision
 REJECT_READ_SCHEMA = {
     "id": pl.Utf8,
@@ -37,11 +27,6 @@ REJECT_READ_SCHEMA = {
     "raw": pl.Utf8,
     **dict.fromkeys(REJECTED_LEAD, pl.Utf8),
 }
-
-
-@dataclass
-class _Truncated:
-    reason: str
 
 
 @dataclass
@@ -94,144 +79,6 @@ class _Builder:
         return batch
 
 
-_SKIP_CHUNK = 1 << 20  # bytes read at a time while skipping the rest of an oversize line
-BOM = b"\xef\xbb\xbf"
-
-
-@dataclass
-class _Oversize:
-    preview: bytes
-    size: int
-
-
-@dataclass
-class _Blank:
-    pass
-
-
-def _lines(stream: io.BufferedIOBase, max_bytes: int) -> Iterator[bytes | _Oversize | _Truncated]:
-    """Lines read with a limit: a line over `max_bytes` is skipped in bounded chunks and reported
-    with its size and a preview, so memory stays within the limit whatever the file (or a
-    decompression bomb) holds. A UTF-8 byte order mark at the start of the file is dropped."""
-    first = True
-    try:
-        while line := stream.readline(max_bytes + 1):
-            if first:
-                line, first = line.removeprefix(BOM), False
-            if len(line) <= max_bytes:
-                yield line
-                continue
-            preview, size, tail = line[:RAW_PREVIEW_CHARS], len(line), line
-            del line
-            while not tail.endswith(b"\n") and (tail := stream.readline(_SKIP_CHUNK)):
-                size += len(tail)
-            yield _Oversize(preview, size)
-    except (EOFError, zlib.error, gzip.BadGzipFile, ZstdError, OSError) as exc:
-        yield _Truncated(f"file is truncated or corrupt after the last complete line: {exc}")
-
-
-def _open_lines(src: InputFile, max_bytes: int) -> Iterator[bytes | _Oversize | _Truncated]:
-    name = src.name
-    try:
-        fh = src.open()
-    except OSError as exc:
-        raise InputError(f"cannot open input {src.path}: {exc.strerror or exc}") from None
-    with fh:
-        if name.endswith(".gz"):
-            yield from _lines(gzip.GzipFile(fileobj=fh), max_bytes)
-        elif name.endswith(".zst"):
-            # ZstdFile reads every frame, bounded by the read size, and raises EOFError on a cut-off one.
-            yield from _lines(ZstdFile(fh), max_bytes)
-        else:
-            yield from _lines(
-                fh if isinstance(fh, (io.BufferedReader, io.BytesIO)) else io.BufferedReader(_Raw(fh)), max_bytes
-            )
-
-
-class _Raw(io.RawIOBase):
-    """A raw stream over any file object's `read(n)`: fsspec's remote files (s3, gcs, http) have a
-    `readline()` without a size limit, so plain inputs from URLs are read through a BufferedReader."""
-
-    def __init__(self, fh):
-        self.fh = fh
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.fh.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _iter_objects(src: InputFile, max_bytes: int) -> Iterator[tuple[int, Any, str | None]]:
-    """Yield (row number, parsed object or RecordError/_Truncated, raw text for the audit)."""
-    name = src.name
-    if name.endswith(".parquet"):
-        try:
-            with src.open() as fh:
-                table = pq.read_table(fh, columns=list(src.record_columns) if src.record_columns else None)
-        except Exception as exc:  # pyarrow raises many types for damaged files
-            raise InputError(f"cannot read parquet input {src.path}: {exc}") from None
-        for row, obj in enumerate(table.to_pylist(), start=1):
-            yield row, obj, None
-        return
-    if name.endswith(".json"):
-        try:
-            with src.open() as fh:
-                data = orjson.loads(fh.read().removeprefix(BOM))
-        except orjson.JSONDecodeError as exc:
-            yield 1, RecordError("malformed_json", f"file is not valid JSON: {exc}"), None
-            return
-        for row, obj in enumerate(data if isinstance(data, list) else [data], start=1):
-            yield row, obj, None
-        return
-    row = 0
-    for item in _open_lines(src, max_bytes):
-        if isinstance(item, _Truncated):
-            yield row + 1, item, None
-            return
-        row += 1
-        if isinstance(item, _Oversize):
-            preview = item.preview.decode("utf-8", errors="replace")
-            yield (
-                row,
-                RecordError(
-                    "record_too_large", f"record is {item.size:,} bytes, above limits.max_record_bytes={max_bytes:,}"
-                ),
-                preview,
-            )
-            continue
-        if not item.strip():
-            yield row, _Blank(), None  # blank separator lines are not records: counted, not quarantined
-            continue
-        try:
-            text = item.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield (
-                row,
-                RecordError("invalid_utf8", f"invalid UTF-8 at byte {exc.start}"),
-                item.decode("utf-8", errors="replace"),
-            )
-            continue
-        try:
-            yield row, orjson.loads(text), text
-        except orjson.JSONDecodeError as exc:
-            yield row, RecordError("malformed_json", f"malformed JSON: {exc}"), text
-
-
-def iter_objects(src: InputFile, max_bytes: int) -> Iterator[Any]:
-    """Each row of one file parsed (any JSON value), or a RecordError saying why it cannot be read;
-    blank lines are skipped. For a look at a sample (`curate init`); runs use read_batches."""
-    for _row, obj, _ in _iter_objects(src, max_bytes):
-        if isinstance(obj, _Blank):
-            continue
-        if isinstance(obj, _Truncated):
-            yield RecordError("truncated_file", obj.reason)
-            return
-        yield obj
-
-
 def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int) -> Iterator[ReadBatch]:
     """Deterministic batches of `batch_size` input rows (kept + quarantined) across all files."""
     columns = sorted({c for f in files for c in f.spec.columns})
@@ -239,12 +86,12 @@ def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int)
     seen_ids: set[str] = set()
     index = 0
     for src in files:
-        for row, obj, raw in _iter_objects(src, max_record_bytes):
-            if isinstance(obj, _Blank):
+        for row, obj, raw in parse_rows(src, max_record_bytes):
+            if isinstance(obj, Blank):
                 builder.blank_lines += 1
                 continue
             builder.rows_in += 1
-            if isinstance(obj, _Truncated):
+            if isinstance(obj, Truncated):
                 builder.reject(src, row, None, "truncated_file", obj.reason)
             elif isinstance(obj, RecordError):
                 builder.reject(src, row, raw, obj.rule, obj.reason)

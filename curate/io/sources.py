@@ -17,10 +17,9 @@ from typing import BinaryIO
 
 from curate.config import InputSpec, Pipeline
 from curate.errors import CurateError, InputError
+from curate.io.parse import SUPPORTED, is_supported
 from curate.io.shards import file_sha256, file_size, filesystem, join, open_at
 from curate.records import BASE_SCHEMA
-
-SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,6 @@ class InputFile:
     @property
     def size(self) -> int:
         return file_size(self.path)
-
-
-def is_supported(path: Path | str) -> bool:
-    return PurePosixPath(path).name.endswith(SUPPORTED)
 
 
 def is_url(value: str) -> bool:

@@ -9,20 +9,41 @@ accounting, so no stage can lose a row silently.
 `kind = "row"` stages only look at one batch at a time and run in parallel across
 batches; `kind = "global"` stages see the whole dataset at once (dedup, balancing,
 splits). `setup()` loads models once per worker, `process()` must be safe to retry.
+
+Everything a stage gets from the run comes in its `StageContext` (seed, the pipeline's folder
+for relative paths, the catalog, a task pool, an artifacts folder), given when it is built;
+what it measured comes back from `run()` with its rows. No executor sets attributes on a stage.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
 from pydantic import BaseModel
 
 from curate.decisions import ACTION, DECISION_COLUMNS, DROP, KEEP, QUARANTINE, REASON, RULE
+from curate.schema import config_path
 
-__all__ = ["ACTION", "DECISION_COLUMNS", "DROP", "KEEP", "QUARANTINE", "REASON", "RULE", "Resources", "Stage"]
+if TYPE_CHECKING:
+    from curate.catalog import Catalog, Entry
+    from curate.parallel import TaskPool
+
+__all__ = [
+    "ACTION",
+    "DECISION_COLUMNS",
+    "DROP",
+    "KEEP",
+    "QUARANTINE",
+    "REASON",
+    "RULE",
+    "Resources",
+    "Stage",
+    "StageContext",
+    "StageOutput",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,44 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     memory_gb: float = 0.5
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What the run gives a stage. Picklable: pool workers and Ray actors get a copy."""
+
+    seed: int = 0
+    # The pipeline file's folder: relative file paths in rules (seed sets, eval sets) resolve against
+    # it, as rules paths do, so neither a result nor the cache key depends on where curate runs.
+    base_dir: Path = Path(".")
+    catalog: "Catalog | None" = None  # where shards:// refs resolve; None: $CURATE_HOME's
+    # A global stage may spread its work over this (curate.parallel.TaskPool); the Ray executor
+    # gives one, and the stage's result must not depend on whether it is there.
+    pool: "TaskPool | None" = None
+    # Where a global stage may write files published beside the shards (artifacts/<stage>/); the
+    # engine gives one to global stages, None elsewhere (row stages, the sensitivity replay, direct use).
+    artifacts_dir: Path | None = None
+
+    def path(self, value: str) -> Path:
+        """A file path from rules: `~` expanded, relative to the pipeline's folder."""
+        return config_path(value, self.base_dir)
+
+    def shards(self, ref: str) -> "Entry":
+        """A shards://name@version ref resolved in this run's catalog."""
+        from curate.catalog import Catalog
+
+        return (self.catalog or Catalog()).resolve(ref)
+
+    def with_(self, **changes) -> "StageContext":
+        return replace(self, **changes)
+
+
+@dataclass
+class StageOutput:
+    """One `Stage.run`: the rows with their decisions, and what the stage measured (None: nothing)."""
+
+    frame: pl.DataFrame
+    summary: dict | None
 
 
 class Stage:
@@ -47,21 +106,28 @@ class Stage:
     # are redacted with its rules before they are checkpointed or published.
     redacts: ClassVar[bool] = False
 
-    def __init__(self, name: str, rules: BaseModel, seed: int = 0):
+    def __init__(self, name: str, rules: BaseModel, context: StageContext | None = None):
         self.name = name
         self.rules = rules
-        self.seed = seed
-        # What a global stage measured (e.g. balance statistics); kept in the manifest and report.
+        self.context = context or StageContext()
+        # What the last `process` measured (e.g. balance statistics); `run` returns it with the rows,
+        # and it is kept in the manifest and report.
         self.summary: dict | None = None
-        # Where a global stage may write files to publish beside the shards (artifacts/<stage>/);
-        # the engine sets it, None elsewhere (row stages, the sensitivity replay, direct use).
-        self.artifacts_dir: Path | None = None
-        # A global stage may spread its work over this (curate.parallel.TaskPool); the Ray executor
-        # sets it, and the stage's result must not depend on whether it is set.
-        self.pool = None
+
+    @property
+    def seed(self) -> int:
+        return self.context.seed
+
+    @property
+    def pool(self) -> "TaskPool | None":
+        return self.context.pool
+
+    @property
+    def artifacts_dir(self) -> Path | None:
+        return self.context.artifacts_dir
 
     @classmethod
-    def describe(cls, rules: BaseModel) -> dict:
+    def describe(cls, rules: BaseModel, context: StageContext) -> dict:
         """Extra facts for the manifest and the cache key (e.g. resolved catalog versions)."""
         return {}
 
@@ -92,7 +158,14 @@ class Stage:
         """Load models or tables once per worker process."""
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
+        """The rows with annotations and decisions; may set `self.summary` to what it measured."""
         raise NotImplementedError
+
+    def run(self, df: pl.DataFrame) -> StageOutput:
+        """`process` one frame (a batch, or everything for a global stage) and what it measured there."""
+        self.summary = None
+        frame = self.process(df)
+        return StageOutput(frame, self.summary)
 
 
 def require_columns(stage: str, df: pl.DataFrame, columns: list[str], hint: str = "") -> None:

@@ -36,7 +36,7 @@ from curate.minhash import (
 from curate.normalize import Normalization, exact_keys
 from curate.records import comparison_texts
 from curate.schema import StrictModel
-from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
+from curate.stages.base import DROP, KEEP, Resources, Stage, StageContext, rejected_by, with_decisions
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"
 MIN_CHUNK = 500  # texts per pool task, at least (a task has overhead)
@@ -157,13 +157,11 @@ class DedupStage(Stage):
     sidecar_columns: ClassVar[tuple[str, ...]] = (EXACT_KEY, SIGNATURE)
 
     @classmethod
-    def describe(cls, rules: DedupRules) -> dict:
+    def describe(cls, rules: DedupRules, context: StageContext) -> dict:
         """Recorded in the manifest: what stored signatures depend on, and the shard versions
         deduplicated against (resolved, so `@latest` moving on invalidates the cache)."""
-        from curate.catalog import Catalog
-
         bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows, rules.false_negative_weight)
-        against = [Catalog().resolve(ref).ref for ref in rules.against] if rules.against else []
+        against = [context.shards(ref).ref for ref in rules.against]
         return {"hashing": rules.hashing(), "bands": bands, "rows": rows, "against": against}
 
     @classmethod
@@ -192,13 +190,12 @@ class DedupStage(Stage):
 
     # --- prior shards -------------------------------------------------------------------------
     def load_prior(self) -> _Prior:
-        from curate.catalog import Catalog
         from curate.errors import CatalogError
 
         ids, refs, exact, sigs = [], [], [], []
         for ref in self.rules.against:
             try:
-                entry = Catalog().resolve(ref)
+                entry = self.context.shards(ref)
             except CatalogError as exc:
                 raise ConfigError(f"dedup.against: {exc}") from None
             df = self._stored_signatures(entry)

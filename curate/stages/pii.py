@@ -30,7 +30,17 @@ from curate.code import code_spans, mask
 from curate.decisions import REJECTED_LEAD
 from curate.errors import ConfigError
 from curate.schema import StrictModel
-from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, sum_counts, with_decisions
+from curate.stages.base import (
+    DROP,
+    KEEP,
+    QUARANTINE,
+    Resources,
+    Stage,
+    StageContext,
+    rejected_by,
+    sum_counts,
+    with_decisions,
+)
 
 WITHHELD = "<WITHHELD: PII scan failed>"
 # \L<name> in a recognizer regex: the word list `terms[name]`; \L<name:upper> the same words in
@@ -524,7 +534,7 @@ class PiiStage(Stage):
         return {**static, "coverage": dict(sorted(covered.items(), key=lambda kv: -kv[1]["records"])), **counts}
 
     @classmethod
-    def describe(cls, rules: PiiRules) -> dict:
+    def describe(cls, rules: PiiRules, context: StageContext) -> dict:
         """The hash key's fingerprint (never the key), so rotating the key is not a cache hit. Run on
         the driver before any worker starts: a missing key is one clear error, not a broken pool."""
         if not _hashes(rules):

@@ -15,10 +15,8 @@ by retrieval and lets the `classify` stage's fastText model score the rest.
 
 from __future__ import annotations
 
-import json
 import time
 from functools import partial
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -27,18 +25,19 @@ from pydantic import Field, model_validator
 
 from curate.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, embed
 from curate.errors import ConfigError
+from curate.io.parse import read_reference
 from curate.parallel import SerialPool
 from curate.records import content_text, content_texts, to_record
 from curate.schema import StrictModel
 from curate.selection import select
-from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
+from curate.stages.base import DROP, KEEP, Resources, Stage, StageContext, rejected_by, with_decisions
 from curate.vectors import Neighbours, SeedIndex, build_index, choose_backend, near_duplicates, search
 
 SCORE_BINS = 20
 
 
 class SeedSet(StrictModel):
-    path: str  # JSONL / JSON / Parquet file, or shards://name@version; relative to the working directory
+    path: str  # JSONL / JSON / Parquet file, or shards://name@version; relative to the rules file
     format: Literal["auto", "text", "chat", "sharegpt", "alpaca", "prompt_completion", "question_answer"] = "auto"
     fields: dict[str, str] = Field(default_factory=dict)
     limit: int | None = Field(None, gt=0)
@@ -87,33 +86,17 @@ class RetrieveRules(StrictModel):
     seed: int = 0
 
 
-def load_seeds(seeds: list[SeedSet], roles: str) -> tuple[list[str], list[str]]:
+def load_seeds(seeds: list[SeedSet], roles: str, context: StageContext) -> tuple[list[str], list[str]]:
     """(ids, texts) of every seed record."""
-    from curate.catalog import Catalog
-
     ids, texts = [], []
     for s in seeds:
         if s.path.startswith("shards://"):
-            entry = Catalog().resolve(s.path)
-            data = entry.read(["id", "text", "messages"])
+            data = context.shards(s.path).read(["id", "text", "messages"])
             rows = list(zip(data["id"].to_list(), content_texts(data, roles)))
         else:
-            path = Path(s.path)
-            if not path.is_file():
-                raise ConfigError(
-                    f"retrieve.seeds: file not found: {path} (paths are relative to the working directory)"
-                )
-            if path.suffix == ".parquet":
-                objs = pl.read_parquet(path).to_dicts()
-            else:
-                raw = path.read_text(encoding="utf-8")
-                objs = (
-                    json.loads(raw)
-                    if path.suffix == ".json"
-                    else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
-                )
+            path = context.path(s.path)
             rows = []
-            for i, obj in enumerate(objs if isinstance(objs, list) else [objs]):
+            for i, obj in enumerate(read_reference(path, "retrieve.seeds")):
                 try:
                     rec = to_record(obj, fmt=s.format, fields=s.fields, columns=[], default_source=None)
                 except ValueError as exc:
@@ -173,15 +156,16 @@ class RetrieveStage(Stage):
     resources = Resources(cpus=1.0, gpus=0.5, memory_gb=4.0)  # asks for a GPU where the executor has one
 
     @classmethod
-    def describe(cls, rules: RetrieveRules) -> dict:
-        """Seed files' contents belong in the cache key: new seeds, new selection."""
+    def describe(cls, rules: RetrieveRules, context: StageContext) -> dict:
+        """Seed files' contents belong in the cache key: new seeds, new selection. Keyed by the path as
+        written (relative to the rules file), so the key does not depend on where the checkout lives."""
         from curate.hashing import sha256_file
 
         return {
             "seed_files": {
-                s.path: sha256_file(Path(s.path))
+                s.path: sha256_file(context.path(s.path))
                 for s in rules.seeds
-                if not s.path.startswith("shards://") and Path(s.path).is_file()
+                if not s.path.startswith("shards://") and context.path(s.path).is_file()
             }
         }
 
@@ -205,7 +189,7 @@ class RetrieveStage(Stage):
         r = self.rules
         if not hasattr(self, "embedder"):
             self.setup()
-        seed_ids, seed_texts = load_seeds(r.seeds, r.chat_roles)
+        seed_ids, seed_texts = load_seeds(r.seeds, r.chat_roles, self.context)
         n = df.height
         rows = np.arange(n)
         if r.sample is not None and r.sample < n:

@@ -12,9 +12,7 @@ reported before and after, and after a drop it is 0.
 
 from __future__ import annotations
 
-import json
 from functools import partial
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,7 +20,7 @@ import polars as pl
 import xxhash
 from pydantic import Field, model_validator
 
-from curate.errors import ConfigError
+from curate.io.parse import read_reference
 from curate.minhash import MinHasher
 from curate.ngrams import (
     MAX_DOCUMENT_FREQUENCY,
@@ -194,23 +192,15 @@ class SplitStage(Stage):
     # --- decontamination -----------------------------------------------------------------------
     def eval_texts(self) -> list[tuple[str, str]]:
         """(name, text) of every eval-set record."""
-        from curate.catalog import Catalog
-
         out = []
         for ev in self.rules.decontamination.eval_sets:
             if ev.path.startswith("shards://"):
-                entry = Catalog().resolve(ev.path)
+                entry = self.context.shards(ev.path)
                 data = entry.read(["text", "messages"])
                 out += [(entry.ref, t) for t in comparison_texts(data, "conversation")]
                 continue
-            path = Path(ev.path)
-            if not path.is_file():
-                raise ConfigError(f"split.decontamination.eval_sets: file not found: {path}")
-            raw = path.read_text(encoding="utf-8")
-            objs = (
-                json.loads(raw) if path.suffix == ".json" else [json.loads(ln) for ln in raw.splitlines() if ln.strip()]
-            )
-            for obj in objs if isinstance(objs, list) else [objs]:
+            path = self.context.path(ev.path)
+            for obj in read_reference(path, "split.decontamination.eval_sets"):
                 value = obj.get(ev.field) if isinstance(obj, dict) else None
                 if isinstance(value, list):
                     value = "\n".join(v for v in value if isinstance(v, str))
