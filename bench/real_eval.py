@@ -100,7 +100,8 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
         )
         stage = build_stages([rs], StageContext())[name]
         start = time.perf_counter()
-        result = stage.process(current)
+        output = stage.run(current)
+        result = output.frame
         seconds = time.perf_counter() - start
         kept = result.filter(pl.col("_action") == "keep")
         reasons = dict(
@@ -136,7 +137,7 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
                 code_answers_with_placeholder=round(
                     sum(1 for t, o in code_turns if placed(t, o)) / max(len(code_turns), 1), 4
                 ),
-                entities=stage.summary["entities"],
+                entities=output.summary["entities"],
                 examples=[_around(t) for t, o in code_turns if placed(t, o)][:40],
             )
         if name == "langid":
@@ -150,7 +151,7 @@ def run_variant(df: pl.DataFrame, variant: str) -> dict:
                 code_records_dropped_share=round(int(dropped) / max(len(code_rows), 1), 4),
             )
         if name == "dedup":
-            entry["boilerplate"] = (stage.summary or {}).get("boilerplate")
+            entry["boilerplate"] = (output.summary or {}).get("boilerplate")
             entry["sampled_pairs"] = _pairs(current, result)
         out["stages"][name] = entry
         current = kept.drop("_action", "_rule", "_reason")

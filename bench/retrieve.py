@@ -76,15 +76,17 @@ def accuracy(tmp: Path) -> dict:
             seeds=[{"path": str(tmp / "seeds.jsonl")}], cache=False, select={"by": "top_fraction", "value": 0.5}
         ),
     )
-    out = stage.process(df)
+    output = stage.run(df)
+    out = output.frame
     distil = ClassifyStage("classify", ClassifyRules(select={"by": "threshold", "value": 0.5}))
-    scored = distil.process(out.drop("_action", "_rule", "_reason"))
+    distilled = distil.run(out.drop("_action", "_rule", "_reason"))
+    scored = distilled.frame
     return {
         "pool": {"A_instructions": len(a), "B_presidio_sentences": len(b), "seeds": len(seeds)},
         "retrieval_auc_vs_populations": round(roc_auc(truth, out["retrieval_score_mean"].to_numpy()), 4),
         "retrieval_auc_vs_populations_max_score": round(roc_auc(truth, out["retrieval_score"].to_numpy()), 4),
         "retrieval_selected_precision": round(float(truth[out["retrieved"].to_numpy()].mean()), 4),
-        "fasttext_holdout_vs_retrieval_labels": distil.summary["holdout"],
+        "fasttext_holdout_vs_retrieval_labels": distilled.summary["holdout"],
         "fasttext_auc_vs_populations": round(roc_auc(truth, scored["quality_score"].to_numpy()), 4),
         "goals": {"retrieval_auc": 0.9, "fasttext_auc_vs_retrieval": 0.85},
     }
@@ -121,7 +123,8 @@ def _speed(docs: list[str], what: str) -> dict:
     stage.setup()
     model = stage.embedder.model()  # loading the model is not part of either measurement
     start = time.perf_counter()
-    out = stage.process(df)
+    output = stage.run(df)
+    out = output.frame
     ours = time.perf_counter() - start
     start = time.perf_counter()
     s = np.stack([model.encode(t, normalize_embeddings=True) for t in seeds]).astype(np.float32)
@@ -155,7 +158,7 @@ def _speed(docs: list[str], what: str) -> dict:
             },
         ],
         "score_correlation_with_baseline": round(agree, 6),
-        "stage_seconds": stage.summary["seconds"],
+        "stage_seconds": output.summary["seconds"],
     }
 
 

@@ -114,20 +114,26 @@ class ResolvedStage:
     stage: str
     rules: BaseModel
     rules_path: Path | None
-    # where the stage's relative paths (seed sets, eval sets) start: its rules file's folder, or the
-    # pipeline's for a stage configured by `params:` alone
+    # Where the stage's relative paths (seed sets, eval sets) start: its rules file's folder, and the
+    # pipeline's for the top-level keys `params:` set (or for everything, without a rules file).
     base_dir: Path = Path(".")
+    params_dir: Path | None = None
+    param_keys: frozenset[str] = frozenset()
+
+    def context(self, context: StageContext) -> StageContext:
+        """The run's context with this stage's folders for relative paths."""
+        return context.with_(base_dir=self.base_dir, params_dir=self.params_dir, param_keys=self.param_keys)
 
     def build(self, context: StageContext, rules: BaseModel | None = None) -> Stage:
-        """The stage, with the run's context and its own folder for relative paths (not set up)."""
+        """The stage, with the run's context and its own folders for relative paths (not set up)."""
         from curate.stages.registry import STAGES
 
-        return STAGES[self.stage](self.name, rules or self.rules, context.with_(base_dir=self.base_dir))
+        return STAGES[self.stage](self.name, rules or self.rules, self.context(context))
 
     def describe(self, context: StageContext) -> dict:
         from curate.stages.registry import STAGES
 
-        return STAGES[self.stage].describe(self.rules, context.with_(base_dir=self.base_dir))
+        return STAGES[self.stage].describe(self.rules, self.context(context))
 
     @property
     def fingerprint(self) -> str:
@@ -192,8 +198,9 @@ def _resolve_stage(index: int, spec: StageSpec, pipeline_path: Path) -> Resolved
     source = rules_path if rules_path and not spec.params else pipeline_path
     prefix = "" if source == rules_path else f"stages[{index}].params"
     rules = parse_model(stage_cls.Rules, merged, source, prefix)
-    base_dir = rules_path.parent if rules_path else pipeline_path.parent
-    return ResolvedStage(spec.name or spec.stage, spec.stage, rules, rules_path, base_dir)
+    folders = {"base_dir": rules_path.parent if rules_path else pipeline_path.parent}
+    folders |= {"params_dir": pipeline_path.parent, "param_keys": frozenset(spec.params)}
+    return ResolvedStage(spec.name or spec.stage, spec.stage, rules, rules_path, **folders)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -28,7 +28,6 @@ from curate.config import ResolvedStage
 from curate.io.shards import read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
 from curate.stages.base import Stage, StageContext
-from curate.stages.registry import STAGES
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
 
 

@@ -74,8 +74,8 @@ def _records(n_by_cell: dict[tuple[str, str], int]) -> pl.DataFrame:
 def _run(df: pl.DataFrame, **rules) -> tuple[pl.DataFrame, dict]:
     stage = BalanceStage("balance", BalanceRules.model_validate(rules))
     stage.setup()
-    out = stage.process(df)
-    return out, stage.summary
+    output = stage.run(df)
+    return output.frame, output.summary
 
 
 CELLS = {("x", "pos"): 20, ("x", "neg"): 200, ("y", "pos"): 90, ("y", "neg"): 100}
@@ -180,8 +180,8 @@ def test_balance_as_distributed_group_bys_matches_one_chunk(monkeypatch, strateg
 
     monkeypatch.setattr("curate.parallel.GROUP_CHUNK", 37)  # 15 chunks, 3 reducers
     stage = BalanceStage("balance", BalanceRules.model_validate(rules), StageContext(pool=ThreeWorkers()))
-    got = stage.process(df)
-    assert got.equals(expected) and stage.summary == summary
+    got = stage.run(df)
+    assert got.frame.equals(expected) and got.summary == summary
     assert summary["before"]["simpson"]["checks"]["domain"]["strata"]
     if strategy != "upsample":
         assert (expected[ACTION] == "drop").sum() > 0

@@ -319,23 +319,22 @@ def test_distinct_tasks_behind_a_shared_preamble_are_not_near_duplicates():
     shingles, so what differs (the task) decides. Without that step they all look alike."""
     df = _frame([PREAMBLE + t for t in TASKS] + [PREAMBLE, PREAMBLE + "\n"])
     on = _stage()
-    out = on.process(df)
+    output = on.run(df)
+    out = output.frame
     rules = dict(zip(out["id"], out[RULE]))
     assert [rules[f"t{i}"] for i in range(len(TASKS))] == [None] * len(TASKS)
     # records that are nothing but the preamble are still duplicates of each other
     assert rules[f"t{len(TASKS) + 1}"] in ("exact_duplicate", "near_duplicate")
-    found = on.summary["boilerplate"]
+    found = output.summary["boilerplate"]
     assert found["lines"] == 5 and found["records"] == len(TASKS) + 2
-    assert all("text" not in line for line in found["top"])  # no text unless show_text
+    assert all(line["text"] is None for line in found["top"])  # no text unless show_text
     off = _stage(boilerplate={"enabled": False}).process(df)
     assert (off[RULE] == "near_duplicate").sum() >= len(TASKS) - 1
 
 
 def test_boilerplate_needs_enough_records_and_leaves_exact_dedup_alone():
     few = _frame([PREAMBLE + t for t in TASKS[:3]])  # 3 records: below min_records, nothing is boilerplate
-    stage = _stage()
-    stage.process(few)
-    assert stage.summary["boilerplate"]["lines"] == 0
+    assert _stage().run(few).summary["boilerplate"]["lines"] == 0
     same = _frame([PREAMBLE + TASKS[0]] * 2 + [PREAMBLE + t for t in TASKS])
     out = _stage().process(same)
     assert (out[RULE] == "exact_duplicate").sum() == 2  # the repeated record, and its copy among TASKS

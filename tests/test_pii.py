@@ -129,11 +129,12 @@ def test_plain_text_is_left_alone(stage, text):
 @pytest.mark.parametrize("lang", ["vi", None])  # None: language unknown (pii before langid), guessed by lid.176
 def test_vietnamese_records_get_the_vietnamese_pack_not_english_ner(stage, lang):
     text = "Nguyễn Văn An sống ở Hà Nội cùng gia đình, số điện thoại của anh ấy là 0987654321."
-    row = stage.process(_frame([text], [lang])).to_dicts()[0]
+    output = stage.run(_frame([text], [lang]))
+    row = output.frame.to_dicts()[0]
     # the name by its family name; the province stays; no English NER model ran on it
     assert row["text"] == "<PERSON> sống ở Hà Nội cùng gia đình, số điện thoại của anh ấy là <PHONE>."
-    assert stage.summary["regex_only_records"] == {"vi": 1}
-    assert stage.summary["coverage"]["vi"] == {"records": 1, "names": "rules", "places": "rules", "dates": "rules"}
+    assert output.summary["regex_only_records"] == {"vi": 1}
+    assert output.summary["coverage"]["vi"] == {"records": 1, "names": "rules", "places": "rules", "dates": "rules"}
 
 
 # --- operators ---------------------------------------------------------------------------------
@@ -232,8 +233,8 @@ def test_a_failing_analysis_quarantines_the_record_with_content_withheld(stage, 
 
 def test_residual_rescan_reports_a_rate(stage):
     full = _stage(residual_sample=1.0)
-    full.process(_frame(["Jane Roe called 212-555-0198.", "Plain words here.", "Mail x@y.com now"]))
-    residual = full.summary["residual"]
+    output = full.run(_frame(["Jane Roe called 212-555-0198.", "Plain words here.", "Mail x@y.com now"]))
+    residual = output.summary["residual"]
     assert residual["sampled"] == 3 and residual["with_pii"] == 0
 
 

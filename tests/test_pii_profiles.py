@@ -320,8 +320,7 @@ def test_summary_names_the_profile_and_coverage_per_language(hipaa):
         ["Patient Maria Gonzalez was admitted.", "Bệnh nhân Nguyễn Văn An nhập viện.", "Der Patient kam."],
         ["en", "vi", "de"],
     )
-    hipaa.process(frame)
-    s = hipaa.summary
+    s = hipaa.run(frame).summary
     assert s["profile"] == "hipaa-safe-harbor" and len(s["kinds"]) == 16 and len(s["out_of_scope"]) == 2
     assert s["coverage"]["en"] == {"records": 1, "names": "NER", "places": "NER", "dates": "NER"}
     assert s["coverage"]["vi"] == {"records": 1, "names": "rules", "places": "rules", "dates": "rules"}
@@ -335,7 +334,7 @@ def _empty_measures():
 
 
 def test_readiness_row_names_profile_and_gaps():
-    from curate.report.readiness import _pii, _risks
+    from curate.report.readiness import _pii, _risks, stage_evidence
 
     summary = {
         "profile": "hipaa-safe-harbor",
@@ -352,9 +351,9 @@ def test_readiness_row_names_profile_and_gaps():
         "stage_summaries": {"pii": summary},
         "rows": {"quarantined": 0},
     }
-    row = _pii(manifest, [])["evidence"]
+    evidence = stage_evidence(manifest)
+    row = _pii([], evidence)["evidence"]
     assert "profile hipaa-safe-harbor" in row and "vi: names (rules), places (rules), dates (rules)" in row
     assert "de: names NOT covered" in row
-    report = {"pii": [{"coverage": summary["coverage"]}]}
-    risks = _risks(manifest, report, _empty_measures(), [])["evidence"]
+    risks = _risks(manifest, _empty_measures(), [], evidence)["evidence"]
     assert "names, places, dates not redacted in de (2 records)" in risks and " vi " not in risks

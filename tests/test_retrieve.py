@@ -67,15 +67,17 @@ def _retrieve(seeds, pool=None, **rules) -> RetrieveStage:
 def test_retrieval_ranks_the_seed_like_population_first_and_fasttext_learns_it(corpus):
     _, df, seeds = corpus
     stage = _retrieve(seeds, select={"by": "top_fraction", "value": 0.5})
-    out = stage.process(df)
+    output = stage.run(df)
+    out = output.frame
     health = (out["label"] == "health").to_numpy()
     assert roc_auc(health, out["retrieval_score"].to_numpy()) >= 0.9
     assert out["nearest_seed_id"].str.starts_with("seed").all()
     assert out["_action"].unique().to_list() == ["keep"]  # action: label annotates only
-    assert int(out["retrieved"].sum()) == 120 and stage.summary["backend"] == "faiss-cpu flat"
+    assert int(out["retrieved"].sum()) == 120 and output.summary["backend"] == "faiss-cpu flat"
     distil = ClassifyStage("classify", ClassifyRules(select={"by": "threshold", "value": 0.5}))
-    scored = distil.process(out.drop("_action", "_rule", "_reason"))
-    assert distil.summary["holdout"]["roc_auc"] >= 0.85  # agrees with the retrieval labels it learned from
+    distilled = distil.run(out.drop("_action", "_rule", "_reason"))
+    scored = distilled.frame
+    assert distilled.summary["holdout"]["roc_auc"] >= 0.85  # agrees with the retrieval labels it learned from
     assert roc_auc(health, scored["quality_score"].to_numpy()) >= 0.85
     dropped = scored.filter(pl.col("_action") == "drop")
     assert dropped.height and dropped["_reason"].str.contains("quality_score").all()
@@ -120,11 +122,9 @@ def test_semantic_dedup_drops_near_copies_and_names_the_record_kept(corpus):
 def test_embeddings_are_cached_by_content_and_model(corpus):
     _, df, seeds = corpus
     first = _retrieve(seeds, select={"by": "none"})
-    first.process(df.head(30))
-    assert first.summary["computed_embeddings"]["pool"] == 30
+    assert first.run(df.head(30)).summary["computed_embeddings"]["pool"] == 30
     again = _retrieve(seeds, select={"by": "none"})
-    again.process(df.head(40))
-    assert again.summary["computed_embeddings"] == {"seeds": 0, "pool": 10}
+    assert again.run(df.head(40)).summary["computed_embeddings"] == {"seeds": 0, "pool": 10}
     assert EmbeddingCache(None, again.embedder.key).dir.is_dir()
 
 
@@ -223,7 +223,8 @@ def test_pipeline_publishes_scores_and_the_classifier_model(tmp_path, corpus):
 
 def retrieve_with_pool(df, seeds, pool, **rules) -> tuple[pl.DataFrame, dict]:
     stage = _retrieve(seeds, pool, cache=False, **rules)
-    return stage.process(df), stage.summary
+    output = stage.run(df)
+    return output.frame, output.summary
 
 
 def test_retrieval_in_chunk_tasks_matches_one_chunk(corpus, monkeypatch):

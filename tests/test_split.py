@@ -33,7 +33,8 @@ def _frame(texts: list[str], labels: list[str] | None = None, **cols) -> pl.Data
 def _split(df: pl.DataFrame, **rules) -> tuple[pl.DataFrame, dict]:
     stage = SplitStage("split", SplitRules.model_validate(rules))
     stage.setup()
-    return stage.process(df), stage.summary
+    output = stage.run(df)
+    return output.frame, output.summary
 
 
 def test_splits_follow_sizes_and_keep_the_label_mix():
@@ -144,7 +145,8 @@ def split_case() -> tuple[pl.DataFrame, dict]:
 
 def split_with_pool(df: pl.DataFrame, rules: dict, pool) -> tuple[pl.DataFrame, dict]:
     stage = SplitStage("split", SplitRules.model_validate(rules), StageContext(pool=pool))
-    return stage.process(df), stage.summary
+    output = stage.run(df)
+    return output.frame, output.summary
 
 
 def test_decontamination_spread_over_a_task_pool_matches_the_in_process_result(monkeypatch):

@@ -161,9 +161,12 @@ def dataset_frame(
     for r in (r.no_leakage for r in rules if r.no_leakage):
         metrics.update(_leakage(records, r, load_content))
     if any(r.pii_residual for r in rules):
-        sampled = sum(summaries.get(n, {}).get("residual", {}).get("sampled", 0) for n in pii_stages)
-        found = sum(summaries.get(n, {}).get("residual", {}).get("with_pii", 0) for n in pii_stages)
-        seen = sum(summaries.get(n, {}).get("records", 0) for n in pii_stages)
+        from curate.stages.pii import PiiStage
+
+        measured = [PiiStage.read_summary(summaries[n]) for n in pii_stages if n in summaries]
+        sampled = sum(s.residual.sampled for s in measured)
+        found = sum(s.residual.with_pii for s in measured)
+        seen = sum(s.records for s in measured)
         # Not measured (None, which fails) when records went through pii but none was re-scanned.
         metrics["pii_residual_rate"] = round(found / sampled, 6) if sampled else (None if seen else 0.0)
     return metrics, MetricNames(names)

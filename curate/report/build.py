@@ -11,8 +11,10 @@ import polars as pl
 from curate.profile import BUCKETS, bucket_label, length_histogram, value_counts
 from curate.report import stage_names
 from curate.report.readiness import readiness
+from curate.stages.registry import STAGES
 
 EXAMPLES_PER_REASON = 5
+_NONE = pl.DataFrame()  # a stage that rejected nothing
 
 
 def _examples(rejected: pl.DataFrame, rule: str) -> list[dict]:
@@ -42,97 +44,18 @@ def _funnel(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
     return funnel
 
 
-def _pii(name: str, summary: dict | None) -> dict:
-    """Counts only: by entity type and by operator, residual rate of the re-scanned sample."""
-    s = summary or {}
-    residual = s.get("residual", {})
-    sampled = residual.get("sampled", 0)
-    return {
-        "stage": name,
-        "records": s.get("records", 0),
-        "records_with_pii": s.get("records_with_pii", 0),
-        "entities": dict(sorted(s.get("entities", {}).items(), key=lambda kv: -kv[1])),
-        "operators": s.get("operators", {}),
-        "dropped": s.get("dropped", 0),
-        "quarantined": s.get("quarantined", 0),
-        "regex_only_records": s.get("regex_only_records", {}),
-        "profile": s.get("profile", "default"),
-        "kinds": s.get("kinds", []),
-        "out_of_scope": s.get("out_of_scope", []),
-        "coverage": s.get("coverage", {}),
-        "residual": {
-            "sampled": sampled,
-            "with_pii": residual.get("with_pii", 0),
-            "rate": round(residual.get("with_pii", 0) / sampled, 4) if sampled else None,
-            "entities": residual.get("entities", {}),
-        },
-    }
-
-
-def _summaries(manifest: dict, stage_type: str) -> list[dict]:
-    """Each stage of a type with the summary it measured (empty when it measured nothing)."""
-    return [
-        {"stage": name, **manifest.get("stage_summaries", {}).get(name, {})}
-        for name in stage_names(manifest, stage_type)
-    ]
-
-
-def _quality_hits(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
-    hits = []
-    for name in stage_names(manifest, "quality"):
-        acc = next(a for a in manifest["accounting"] if a["stage"] == name)
-        rej = rejected.get(name, pl.DataFrame())
-        counts = (
-            dict(rej["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
-            if rej.height and "quality_failed" in rej.columns
-            else {}
+def stage_sections(manifest: dict, rejected: dict[str, pl.DataFrame]) -> dict[str, list[dict]]:
+    """Each stage's own part of the report (`Stage.report_section`), gathered under its `report_key`."""
+    sections: dict[str, list[dict]] = {}
+    summaries = manifest.get("stage_summaries", {})
+    accounts = {a["stage"]: a for a in manifest["accounting"]}
+    for s in manifest["pipeline"]["stages"]:
+        cls = STAGES[s["stage"]]
+        part = cls.report_section(
+            s["name"], cls.read_summary(summaries.get(s["name"])), accounts[s["name"]], rejected.get(s["name"], _NONE)
         )
-        for rule in sorted(set(acc["reasons"]) | set(counts), key=lambda r: (-counts.get(r, 0), r)):
-            failed = counts.get(rule, acc["reasons"].get(rule, 0))
-            hits.append(
-                {
-                    "stage": name,
-                    "rule": rule,
-                    "first_failed": acc["reasons"].get(rule, 0),
-                    "failed": failed,
-                    "rate": round(failed / acc["rows_in"], 4) if acc["rows_in"] else 0.0,
-                }
-            )
-    return hits
-
-
-CLUSTER_BINS = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 10), (11, 20), (21, 50), (51, 100), (101, None)]
-
-
-def _size_histogram(sizes: list[int]) -> dict[str, int]:
-    """Clusters per size bin ("2", "3", ..., "6-10", ..., "101+"), empty bins included."""
-    out = {}
-    for lo, hi in CLUSTER_BINS:
-        label = str(lo) if lo == hi else (f"{lo}+" if hi is None else f"{lo}-{hi}")
-        out[label] = sum(1 for n in sizes if n >= lo and (hi is None or n <= hi))
-    return out
-
-
-def _duplicates(manifest: dict, rejected: dict[str, pl.DataFrame]) -> list[dict]:
-    """Per dedup stage: cluster-size histogram and duplicates removed per source and rule."""
-    sections = []
-    for name in stage_names(manifest, "dedup"):
-        rej = rejected.get(name, pl.DataFrame())
-        removed = rej.group_by("dup_of").len() if rej.height else pl.DataFrame({"dup_of": [], "len": []})
-        sizes = (removed["len"] + 1).to_list() if removed.height else []
-        by_source = value_counts(rej, "source", top=50)
-        by_rule = dict(rej.group_by("rule").len().sort("rule").iter_rows()) if rej.height else {}
-        sections.append(
-            {
-                "stage": name,
-                "clusters": removed.height,
-                "removed": rej.height,
-                "by_rule": by_rule,
-                "cluster_sizes": _size_histogram(sizes),
-                "by_source": by_source,
-                "boilerplate": (manifest.get("stage_summaries", {}).get(name) or {}).get("boilerplate"),
-            }
-        )
+        if part is not None:
+            sections.setdefault(cls.report_key, []).extend(part if isinstance(part, list) else [part])
     return sections
 
 
@@ -158,6 +81,7 @@ def build_report(
         if name in rejected and "lang" in rejected[name].columns:
             for lang, n in value_counts(rejected[name], "lang").items():
                 langid_drops[lang] = langid_drops.get(lang, 0) + n
+    sections = stage_sections(manifest, rejected)
     report = {
         "format": "curate.report/1",
         "name": manifest["name"],
@@ -178,14 +102,10 @@ def build_report(
             "after": length_histogram(final) if final.height else [0] * len(BUCKETS),
         },
         "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
-        "quality": _quality_hits(manifest, rejected),
-        "pii": [_pii(name, manifest.get("stage_summaries", {}).get(name)) for name in stage_names(manifest, "pii")],
-        "duplicates": _duplicates(manifest, rejected),
-        "balance": _summaries(manifest, "balance"),
+        **{key: sections.get(key, []) for key in ("quality", "pii", "duplicates", "balance")},
         "sensitivity": manifest.get("sensitivity", []),
-        "splits": _summaries(manifest, "split"),
-        "retrieval": _summaries(manifest, "retrieve"),
-        "classifiers": _summaries(manifest, "classify"),
+        **{key: sections.get(key, []) for key in ("splits", "retrieval", "classifiers")},
+        "stages": sections.get("stages", []),  # stages the template has no section of their own for
         "labels": value_counts(final, "label"),
         "sources": value_counts(final, "source"),
         "shapes": {
@@ -194,5 +114,5 @@ def build_report(
         },
         "gates": _gates(manifest, has_gx_docs),
     }
-    report["readiness"] = readiness(manifest, report, final, manifest.get("gates", []))
+    report["readiness"] = readiness(manifest, final, manifest.get("gates", []))
     return report

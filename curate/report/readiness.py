@@ -14,6 +14,8 @@ import polars as pl
 from curate.gates.frames import records_frame
 from curate.gates.rules import ChatRule, GateRule
 from curate.report import stage_names
+from curate.stages.base import Evidence
+from curate.stages.registry import STAGES
 
 ENOUGH, SOME = 1_000, 200
 MIN_VALIDATION = 100
@@ -23,6 +25,15 @@ LONG_CHARS = 16_000  # ~4k tokens: beyond a typical max_length, such records get
 
 def _item(question: str, mark: str, evidence: str) -> dict:
     return {"question": question, "mark": mark, "evidence": evidence}
+
+
+_WORSE = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def _with(mark: str, notes: list[str], evidence: list[Evidence], question: str) -> tuple[str, list[str]]:
+    """The item's own mark and notes with the stages' evidence for its question added (the worst mark wins)."""
+    mine = [e for e in evidence if e.question == question]
+    return max([mark, *(e.mark for e in mine)], key=_WORSE.__getitem__), notes + [e.note for e in mine]
 
 
 def _enough(final: pl.DataFrame) -> dict:
@@ -66,7 +77,7 @@ def _clean(manifest: dict, measures: pl.DataFrame) -> dict:
     )
 
 
-def _balance(manifest: dict, final: pl.DataFrame) -> dict:
+def _balance(final: pl.DataFrame, evidence: list[Evidence]) -> dict:
     counts = final["label"].drop_nulls().value_counts() if "label" in final.columns else pl.DataFrame()
     if counts.height == 0:
         return _item("Are labels balanced (per stratum too)?", "pass", "no labels: nothing to balance.")
@@ -74,97 +85,54 @@ def _balance(manifest: dict, final: pl.DataFrame) -> dict:
     ratio = n.max() / max(n.min(), 1)
     mark = "pass" if ratio <= IMBALANCE_WARN else "warn" if ratio <= IMBALANCE_FAIL else "fail"
     notes = [f"largest/smallest label {ratio:.2f} (warn > {IMBALANCE_WARN:g}, fail > {IMBALANCE_FAIL:g})"]
-    for name in stage_names(manifest, "balance"):
-        simpson = manifest.get("stage_summaries", {}).get(name, {}).get("before", {}).get("simpson") or {}
-        for conf, c in (simpson.get("checks") or {}).items():
-            if c.get("reversal") or c.get("strong_confounding"):
-                mark = "warn" if mark == "pass" else mark
-                what = "reverses" if c.get("reversal") else "is strongly confounded"
-                notes.append(
-                    f"{simpson['factor']['column']}={simpson['factor']['value']} vs {simpson['outcome']['column']}="
-                    f"{simpson['outcome']['value']} {what} within {conf} (crude OR {c['crude']['odds_ratio']}, "
-                    f"Mantel-Haenszel {c['mantel_haenszel_odds_ratio']}): stratify evaluation by {conf}"
-                )
+    mark, notes = _with(mark, notes, evidence, "balance")
     return _item("Are labels balanced (per stratum too)?", mark, "; ".join(notes) + ".")
 
 
-def _validation(manifest: dict, final: pl.DataFrame, gates: list[dict]) -> dict:
+def _validation(final: pl.DataFrame, gates: list[dict], evidence: list[Evidence]) -> dict:
     sizes = dict(final["split"].value_counts().iter_rows()) if "split" in final.columns else {}
     held = {k: v for k, v in sizes.items() if k != "train"}
     if not held:
         return _item("Is there a validation split without leakage?", "fail", "no split column: add a split stage.")
     leaks = {k: v for r in gates for k, v in r["metrics"].items() if k.startswith("leaked_") and v}
-    after = sum(
-        manifest.get("stage_summaries", {}).get(n, {}).get("leaking_pairs_after", 0)
-        for n in stage_names(manifest, "split")
-    )
     small = min(held.values()) < MIN_VALIDATION
     checked = any(k.startswith("leaked_") for r in gates for k in r["metrics"])
-    mark = "fail" if (leaks or after) else ("warn" if small or not checked else "pass")
+    mark = "fail" if leaks else ("warn" if small or not checked else "pass")
     leak_text = (
         (", ".join(f"{k} {v:,}" for k, v in leaks.items()) if leaks else "none found")
         if checked
         else "not checked by a gate"
     )
-    return _item(
-        "Is there a validation split without leakage?",
-        mark,
+    notes = [
         ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())) + f" (held-out splits need >= {MIN_VALIDATION}); "
-        f"leakage: {leak_text}; split stage leaking pairs after decontamination: {after:,}.",
-    )
+        f"leakage: {leak_text}"
+    ]
+    mark, notes = _with(mark, notes, evidence, "validation")
+    return _item("Is there a validation split without leakage?", mark, "; ".join(notes) + ".")
 
 
-def _pii(manifest: dict, gates: list[dict]) -> dict:
-    names = stage_names(manifest, "pii")
+def _pii(gates: list[dict], evidence: list[Evidence]) -> dict:
     hits = {k: v for r in gates for k, v in r.get("pii_pattern_records", {}).items() if v}
-    if not names:
+    scan = ", ".join(f"{k} in {v:,} records" for k, v in hits.items())
+    if not any(e.question == "pii" for e in evidence):
         return _item(
             "Was personal data removed?",
             "fail",
-            "no pii stage in the pipeline"
-            + (f"; pattern scan finds {', '.join(f'{k} in {v:,} records' for k, v in hits.items())}." if hits else "."),
+            "no pii stage in the pipeline" + (f"; pattern scan finds {scan}." if hits else "."),
         )
-    s = manifest.get("stage_summaries", {}).get(names[0], {})
-    res = s.get("residual", {})
-    rate = res.get("with_pii", 0) / res["sampled"] if res.get("sampled") else None
-    mark = "warn" if (rate or hits) else "pass"
+    mark, notes = _with("warn" if hits else "pass", [], evidence, "pii")
     return _item(
         "Was personal data removed?",
         mark,
-        f"profile {s.get('profile', 'default')}"
-        + (f" ({len(s['kinds'])} identifier kinds)" if s.get("kinds") else "")
-        + "; "
-        + "".join(f"{lang}: {_covered(c)}; " for lang, c in s.get("coverage", {}).items())
-        + f"{s.get('records_with_pii', 0):,} records redacted; residual in a re-scanned sample: "
-        + (f"{rate:.2%} of {res['sampled']:,}" if rate is not None else "not sampled")
-        + "; independent pattern scan: "
-        + (", ".join(f"{k} in {v:,} records" for k, v in hits.items()) if hits else "nothing found")
-        + ".",
+        "; ".join(notes) + "; independent pattern scan: " + (scan if hits else "nothing found") + ".",
     )
 
 
-def _covered(c: dict) -> str:
-    """'names (NER + rules), places (rules), dates not covered' for one language's coverage."""
-    parts = [f"{what} ({c[what]})" if c.get(what) else f"{what} NOT covered" for what in ("names", "places", "dates")]
-    return ", ".join(parts)
-
-
-def _risks(manifest: dict, report: dict, measures: pl.DataFrame, gates: list[dict]) -> dict:
+def _risks(manifest: dict, measures: pl.DataFrame, gates: list[dict], evidence: list[Evidence]) -> dict:
     risks = []
     if manifest["rows"]["quarantined"]:
         risks.append(f"{manifest['rows']['quarantined']:,} records quarantined (see rejected/)")
-    for p in report.get("pii", []):
-        gaps = {
-            lang: [w for w in ("names", "places", "dates") if not c.get(w)] for lang, c in p.get("coverage", {}).items()
-        }
-        gaps = {lang: missing for lang, missing in gaps.items() if missing}
-        if gaps:
-            risks.append(
-                "; ".join(
-                    f"{', '.join(missing)} not redacted in {lang} ({p['coverage'][lang]['records']:,} records)"
-                    for lang, missing in gaps.items()
-                )
-            )
+    risks += [e.note for e in evidence if e.question == "risks"]
     long = int((measures["content_chars"] > LONG_CHARS).sum()) if measures.height else 0
     if long:
         risks.append(f"{long:,} records over {LONG_CHARS:,} characters will be truncated at a 4k-token max_length")
@@ -175,7 +143,7 @@ def _risks(manifest: dict, report: dict, measures: pl.DataFrame, gates: list[dic
             + "; ".join(f"{c['rule']}: {c['expected']} (observed {c['observed']})" for c in warned[:3])
         )
     big = [
-        x for x in report.get("sensitivity", []) if x.get("more_records", 0) > 0.05 * max(manifest["rows"]["kept"], 1)
+        x for x in manifest.get("sensitivity", []) if x.get("more_records", 0) > 0.05 * max(manifest["rows"]["kept"], 1)
     ]
     if big:
         risks.append("criteria that each remove over 5% of the output: " + ", ".join(x["criterion"] for x in big[:5]))
@@ -186,7 +154,17 @@ def _risks(manifest: dict, report: dict, measures: pl.DataFrame, gates: list[dic
     )
 
 
-def readiness(manifest: dict, report: dict, final: pl.DataFrame, gates: list[dict]) -> list[dict]:
+def stage_evidence(manifest: dict) -> list[Evidence]:
+    """What each stage's summary tells the checklist (`Stage.evidence`), in pipeline order."""
+    summaries = manifest.get("stage_summaries", {})
+    out = []
+    for s in manifest["pipeline"]["stages"]:
+        cls = STAGES[s["stage"]]
+        out += cls.evidence(s["name"], cls.read_summary(summaries.get(s["name"])))
+    return out
+
+
+def readiness(manifest: dict, final: pl.DataFrame, gates: list[dict]) -> list[dict]:
     measures = (
         records_frame(final.lazy(), [GateRule(chat=ChatRule())])
         if final.height
@@ -203,13 +181,14 @@ def readiness(manifest: dict, report: dict, final: pl.DataFrame, gates: list[dic
         if failed
         else (f"{sum(r['counts']['pass'] for r in gates)} checks passed" if gates else "no gates configured"),
     )
+    evidence = stage_evidence(manifest)
     return [
         _enough(final),
         _format(measures),
         _clean(manifest, measures),
-        _balance(manifest, final),
-        _validation(manifest, final, gates),
-        _pii(manifest, gates),
+        _balance(final, evidence),
+        _validation(final, gates, evidence),
+        _pii(gates, evidence),
         gate_item,
-        _risks(manifest, report, measures, gates),
+        _risks(manifest, measures, gates, evidence),
     ]

@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 
 from curate.parallel import SerialPool, TaskPool, count_groups, row_chunks, shuffle_groups
 from curate.schema import StrictModel
-from curate.stages.base import DROP, KEEP, Stage, require_columns, with_decisions
+from curate.stages.base import DROP, KEEP, Evidence, Stage, require_columns, with_decisions
 from curate.stratify import association_counts, simpson_cells, summarize_counts
 
 MAX_SCAN_VALUES = 50
@@ -82,10 +82,54 @@ def _grouped_by(r: BalanceRules) -> list[str]:
     return {"source_cap": [r.cap_column], "temperature": [r.mix_column]}.get(r.strategy, [])
 
 
+class Simpson(StrictModel):
+    """The Simpson check: the factor/outcome association crude and within each confounder."""
+
+    outcome: dict
+    factor: dict
+    checks: dict[str, dict]  # per declared confounder: curate.stratify.simpson_cells
+    scan: list[dict]  # other columns found to reverse or strongly confound it
+
+
+class BalanceAnalysis(StrictModel):
+    overall: dict  # curate.stratify.summarize_counts of the labels
+    by_stratum: dict[str, dict]  # label x stratum association (chi-square, Cramer's V, the table)
+    within: dict[str, dict[str, dict]]  # label counts within each value of each stratum
+    simpson: Simpson | None = None
+
+
+class BalanceSummary(StrictModel):
+    before: BalanceAnalysis
+    after: BalanceAnalysis
+    strategy: str
+    upsampled_rows: int
+
+
 class BalanceStage(Stage):
     stage = "balance"
     kind = "global"
     Rules = BalanceRules
+    Summary = BalanceSummary
+    report_key = "balance"
+
+    @classmethod
+    def evidence(cls, name: str, summary: BalanceSummary | None) -> list[Evidence]:
+        """A reversal or strong confounding in the Simpson check: evaluate within the confounder."""
+        sp = summary.before.simpson if summary is not None else None
+        out = []
+        for conf, c in (sp.checks if sp else {}).items():
+            if c.get("reversal") or c.get("strong_confounding"):
+                what = "reverses" if c.get("reversal") else "is strongly confounded"
+                out.append(
+                    Evidence(
+                        "balance",
+                        "warn",
+                        f"{sp.factor['column']}={sp.factor['value']} vs {sp.outcome['column']}="
+                        f"{sp.outcome['value']} {what} within {conf} (crude OR {c['crude']['odds_ratio']}, "
+                        f"Mantel-Haenszel {c['mantel_haenszel_odds_ratio']}): stratify evaluation by {conf}",
+                    )
+                )
+        return out
 
     @classmethod
     def criteria(cls, rules: BalanceRules, rejected: pl.DataFrame) -> list[tuple[str, BalanceRules]]:
@@ -101,12 +145,12 @@ class BalanceStage(Stage):
         actions = [KEEP if k else DROP for k in keep]
         rules = [None if k else f"balance:{r.strategy}" for k in keep]
         out = df.with_columns(pl.Series("repeats", repeats, dtype=pl.Int32)) if r.strategy == "upsample" else df
-        self.summary = {
-            "before": self.analyse(df, pool),
-            "after": self.analyse(df.filter(pl.Series(keep, dtype=pl.Boolean)), pool),
-            "strategy": r.strategy,
-            "upsampled_rows": int((np.asarray(repeats) > 1).sum()) if r.strategy == "upsample" else 0,
-        }
+        self.summary = BalanceSummary(
+            before=BalanceAnalysis.model_validate(self.analyse(df, pool)),
+            after=BalanceAnalysis.model_validate(self.analyse(df.filter(pl.Series(keep, dtype=pl.Boolean)), pool)),
+            strategy=r.strategy,
+            upsampled_rows=int((np.asarray(repeats) > 1).sum()) if r.strategy == "upsample" else 0,
+        )
         return with_decisions(out, actions, rules, reason)
 
     # --- analysis -----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "REASON",
     "RULE",
     "Resources",
+    "Evidence",
     "Stage",
     "StageContext",
     "StageOutput",
@@ -60,9 +61,12 @@ class StageContext:
     """What the run gives a stage. Picklable: pool workers and Ray actors get a copy."""
 
     seed: int = 0
-    # The pipeline file's folder: relative file paths in rules (seed sets, eval sets) resolve against
-    # it, as rules paths do, so neither a result nor the cache key depends on where curate runs.
+    # Where relative file paths in the stage's rules (seed sets, eval sets) start: the folder of the file
+    # they are written in, so neither a result nor the cache key depends on where curate runs. That is
+    # the rules file's folder, and the pipeline's for the top-level keys its `params:` set (`param_keys`).
     base_dir: Path = Path(".")
+    params_dir: Path | None = None
+    param_keys: frozenset[str] = frozenset()
     catalog: "Catalog | None" = None  # where shards:// refs resolve; None: $CURATE_HOME's
     # A global stage may spread its work over this (curate.parallel.TaskPool); the Ray executor
     # gives one, and the stage's result must not depend on whether it is there.
@@ -71,9 +75,19 @@ class StageContext:
     # engine gives one to global stages, None elsewhere (row stages, the sensitivity replay, direct use).
     artifacts_dir: Path | None = None
 
-    def path(self, value: str) -> Path:
-        """A file path from rules: `~` expanded, relative to the pipeline's folder."""
-        return config_path(value, self.base_dir)
+    def path(self, value: str, key: str) -> Path:
+        """A file path from the rules' top-level key `key`: `~` expanded, relative to its file's folder."""
+        from_params = key in self.param_keys and self.params_dir is not None
+        return config_path(value, self.params_dir if from_params else self.base_dir)
+
+    def file_hashes(self, paths: list[str], key: str) -> dict[str, str]:
+        """sha256 of each reference file the rules name (shards:// refs and missing files left out), keyed
+        by the path as written: for a stage's `describe`, so new contents are a new cache key while the
+        checkout's location is not."""
+        from curate.hashing import sha256_file
+
+        found = {p: self.path(p, key) for p in paths if not p.startswith("shards://")}
+        return {p: sha256_file(f) for p, f in found.items() if f.is_file()}
 
     def shards(self, ref: str) -> "Entry":
         """A shards://name@version ref resolved in this run's catalog."""
@@ -83,6 +97,20 @@ class StageContext:
 
     def with_(self, **changes) -> "StageContext":
         return replace(self, **changes)
+
+
+Mark = Literal["pass", "warn", "fail"]
+# The readiness checklist's questions a stage can add evidence to (curate.report.readiness).
+Question = Literal["clean", "balance", "validation", "pii", "risks"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a stage's summary says about one question of the fine-tune readiness checklist."""
+
+    question: Question
+    mark: Mark
+    note: str
 
 
 @dataclass
@@ -105,14 +133,20 @@ class Stage:
     # A stage that removes personal data (pii) offers `redact_rows(df)`: rows rejected before it
     # are redacted with its rules before they are checkpointed or published.
     redacts: ClassVar[bool] = False
+    # What `process` measures, as a pydantic model it sets as `self.summary` (None: it measures nothing).
+    # Its JSON form goes into done.json and the manifest; `read_summary` turns that back into the model.
+    Summary: ClassVar[type[BaseModel] | None] = None
+    # The list in report.json that the stage's `report_section` joins ("stages": the report's generic
+    # table of each stage's measures, for a stage the report template does not know).
+    report_key: ClassVar[str] = "stages"
 
     def __init__(self, name: str, rules: BaseModel, context: StageContext | None = None):
         self.name = name
         self.rules = rules
         self.context = context or StageContext()
-        # What the last `process` measured (e.g. balance statistics); `run` returns it with the rows,
-        # and it is kept in the manifest and report.
-        self.summary: dict | None = None
+        # What the last `process` measured, a `Summary` (e.g. balance statistics); `run` returns it with
+        # the rows, and it is kept in the manifest and report.
+        self.summary: BaseModel | None = None
 
     @property
     def seed(self) -> int:
@@ -151,8 +185,30 @@ class Stage:
 
     @classmethod
     def merge_summaries(cls, parts: list[dict]) -> dict:
-        """A row stage's summary is measured batch by batch; this combines them (sums counts)."""
+        """A row stage's summary is measured batch by batch; this combines their recorded (JSON) forms
+        (sums counts)."""
         return sum_counts(parts)
+
+    @classmethod
+    def read_summary(cls, data: dict | None) -> BaseModel | None:
+        """A summary as recorded (done.json, the manifest) back as the stage's model."""
+        return None if data is None or cls.Summary is None else cls.Summary.model_validate(data)
+
+    @classmethod
+    def report_section(
+        cls, name: str, summary: BaseModel | None, account: dict, rejected: pl.DataFrame
+    ) -> dict | list[dict] | None:
+        """This stage's part of report.json (joining the list `report_key`), from its summary, its
+        accounting (rows in, kept, reasons) and its rejected rows; by default the summary as measured.
+        Counts, ids and reasons only: the report is shared, so no record text goes in."""
+        if summary is None:
+            return None if cls.report_key == "stages" else {"stage": name}
+        return {"stage": name, **summary.model_dump(mode="json")}
+
+    @classmethod
+    def evidence(cls, name: str, summary: BaseModel | None) -> list[Evidence]:
+        """What the summary tells the fine-tune readiness checklist (e.g. split: leaks left)."""
+        return []
 
     def setup(self) -> None:
         """Load models or tables once per worker process."""
@@ -165,7 +221,14 @@ class Stage:
         """`process` one frame (a batch, or everything for a global stage) and what it measured there."""
         self.summary = None
         frame = self.process(df)
-        return StageOutput(frame, self.summary)
+        if self.summary is None:
+            return StageOutput(frame, None)
+        if self.Summary is None or not isinstance(self.summary, self.Summary):
+            expected = self.Summary.__name__ if self.Summary else "nothing (the stage declares no Summary)"
+            raise TypeError(
+                f"{self.name}: process() set a summary of type {type(self.summary).__name__}, expected {expected}"
+            )
+        return StageOutput(frame, self.summary.model_dump(mode="json"))
 
 
 def require_columns(stage: str, df: pl.DataFrame, columns: list[str], hint: str = "") -> None:

@@ -82,22 +82,48 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
+class BinaryMetrics(StrictModel):
+    rows: int
+    positives: int
+    precision: float | None
+    recall: float | None
+    roc_auc: float | None
+
+
+def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> BinaryMetrics:
     pred = scores >= threshold
     tp, fp, fn = int((pred & labels).sum()), int((pred & ~labels).sum()), int((~pred & labels).sum())
     auc = roc_auc(labels, scores)
-    return {
-        "rows": int(len(labels)),
-        "positives": int(labels.sum()),
-        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
-        "roc_auc": round(auc, 4) if auc is not None else None,
-    }
+    return BinaryMetrics(
+        rows=int(len(labels)),
+        positives=int(labels.sum()),
+        precision=round(tp / (tp + fp), 4) if tp + fp else None,
+        recall=round(tp / (tp + fn), 4) if tp + fn else None,
+        roc_auc=round(auc, 4) if auc is not None else None,
+    )
+
+
+class ClassifySummary(StrictModel):
+    training_rows: int
+    holdout_rows: int
+    holdout: BinaryMetrics  # against the labels it learned from, on rows it did not train on
+    train: BinaryMetrics
+    labels_from: str
+    selected: int
+    records: int
+    cut: float | None  # the lowest selected score
+    select: dict
+    action: str
+    score_bins: list[int]
+    fasttext: dict
+    model: str | None  # the published model file, artifacts/<stage>/model.bin
 
 
 class ClassifyStage(Stage):
     stage = "classify"
     kind = "global"
+    Summary = ClassifySummary
+    report_key = "classifiers"
     Rules = ClassifyRules
 
     @classmethod
@@ -185,21 +211,21 @@ class ClassifyStage(Stage):
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             model.save_model(str(self.artifacts_dir / "model.bin"))
         counts, _ = np.histogram(scores, bins=20, range=(0.0, 1.0))
-        self.summary = {
-            "training_rows": int(len(train)),
-            "holdout_rows": int(len(held)),
-            "holdout": holdout,
-            "train": train_fit,
-            "labels_from": r.labels.column,
-            "selected": int(sum(chosen)),
-            "records": n,
-            "cut": round(float(scores[chosen].min()), 4) if any(chosen) else None,
-            "select": r.select.model_dump(),
-            "action": r.action,
-            "score_bins": counts.tolist(),
-            "fasttext": p.model_dump(),
-            "model": "artifacts/{}/model.bin".format(self.name) if self.artifacts_dir is not None else None,
-        }
+        self.summary = ClassifySummary(
+            training_rows=int(len(train)),
+            holdout_rows=int(len(held)),
+            holdout=holdout,
+            train=train_fit,
+            labels_from=r.labels.column,
+            selected=int(sum(chosen)),
+            records=n,
+            cut=round(float(scores[chosen].min()), 4) if any(chosen) else None,
+            select=r.select.model_dump(),
+            action=r.action,
+            score_bins=counts.tolist(),
+            fasttext=p.model_dump(),
+            model="artifacts/{}/model.bin".format(self.name) if self.artifacts_dir is not None else None,
+        )
         return with_decisions(
             df.with_columns(pl.Series("quality_score", scores.astype(np.float32))), actions, rules_, reasons
         )

@@ -34,6 +34,7 @@ from curate.minhash import (
     reduce_band_partition,
 )
 from curate.normalize import Normalization, exact_keys
+from curate.profile import value_counts
 from curate.records import comparison_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, StageContext, rejected_by, with_decisions
@@ -108,17 +109,48 @@ def _line_key(line: str) -> str:
     return " ".join(line.lower().split())
 
 
-def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], dict]:
+class BoilerplateLine(StrictModel):
+    hash: str  # of the normalised line; its text only with `show_text`
+    records: int
+    chars: int
+    text: str | None = None
+
+
+class Boilerplate(StrictModel):
+    """Lines repeated across records that near-dedup left out of its shingles."""
+
+    lines: int = 0
+    records: int = 0
+    top: list[BoilerplateLine] = Field(default_factory=list)
+
+
+class DedupSummary(StrictModel):
+    boilerplate: Boilerplate | None = None
+
+
+CLUSTER_BINS = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 10), (11, 20), (21, 50), (51, 100), (101, None)]
+
+
+def size_histogram(sizes: list[int]) -> dict[str, int]:
+    """Clusters per size bin ("2", "3", ..., "6-10", ..., "101+"), empty bins included."""
+    out = {}
+    for lo, hi in CLUSTER_BINS:
+        label = str(lo) if lo == hi else (f"{lo}+" if hi is None else f"{lo}-{hi}")
+        out[label] = sum(1 for n in sizes if n >= lo and (hi is None or n <= hi))
+    return out
+
+
+def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], Boilerplate]:
     """The texts with their boilerplate lines left out (a text that is nothing but boilerplate is
     kept whole, so such records stay duplicates of each other), and a summary of the lines found."""
     if not rules.enabled or not texts:
-        return texts, {"lines": 0, "records": 0, "top": []}
+        return texts, Boilerplate()
     keys = [{_line_key(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
     counts = pl.Series([k for ks in keys for k in ks], dtype=pl.Utf8).value_counts(sort=True) if any(keys) else None
     floor = max(rules.min_records, rules.min_share * len(texts))
     common = {} if counts is None else dict(counts.filter(pl.col("count") >= floor).iter_rows())
     if not common:
-        return texts, {"lines": 0, "records": 0, "top": []}
+        return texts, Boilerplate()
     out, touched = [], 0
     for text, ks in zip(texts, keys):
         if not ks & common.keys():
@@ -128,15 +160,12 @@ def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], d
         kept = "\n".join(x for x in text.split("\n") if _line_key(x) not in common)
         out.append(kept if kept.strip() else text)
     top = [
-        {
-            "hash": xxhash.xxh3_64_hexdigest(k.encode()),
-            "records": n,
-            "chars": len(k),
-            **({"text": k[:80]} if rules.show_text else {}),
-        }
+        BoilerplateLine(
+            hash=xxhash.xxh3_64_hexdigest(k.encode()), records=n, chars=len(k), text=k[:80] if rules.show_text else None
+        )
         for k, n in list(common.items())[:20]
     ]
-    return out, {"lines": len(common), "records": touched, "top": top}
+    return out, Boilerplate(lines=len(common), records=touched, top=top)
 
 
 @dataclass
@@ -163,6 +192,24 @@ class DedupStage(Stage):
         bands, rows = lsh_params(rules.threshold, rules.num_perm, rules.bands, rules.rows, rules.false_negative_weight)
         against = [context.shards(ref).ref for ref in rules.against]
         return {"hashing": rules.hashing(), "bands": bands, "rows": rows, "against": against}
+
+    Summary = DedupSummary
+    report_key = "duplicates"
+
+    @classmethod
+    def report_section(cls, name: str, summary: DedupSummary | None, account: dict, rejected: pl.DataFrame) -> dict:
+        """The cluster-size histogram and the duplicates removed per source and per rule."""
+        removed = rejected.group_by("dup_of").len() if rejected.height else pl.DataFrame({"dup_of": [], "len": []})
+        found = summary.boilerplate if summary is not None else None
+        return {
+            "stage": name,
+            "clusters": removed.height,
+            "removed": rejected.height,
+            "by_rule": dict(rejected.group_by("rule").len().sort("rule").iter_rows()) if rejected.height else {},
+            "cluster_sizes": size_histogram((removed["len"] + 1).to_list() if removed.height else []),
+            "by_source": value_counts(rejected, "source", top=50),
+            "boilerplate": found.model_dump(mode="json", exclude_none=True) if found is not None else None,
+        }
 
     @classmethod
     def criteria(cls, rules: DedupRules, rejected: pl.DataFrame) -> list[tuple[str, DedupRules]]:
@@ -230,7 +277,7 @@ class DedupStage(Stage):
         prior = self.load_prior()
         texts = comparison_texts(df, rules.chat_text)
         near_texts, found = boilerplate(texts, rules.boilerplate) if rules.near else (texts, None)
-        self.summary = {"boilerplate": found} if found is not None else None
+        self.summary = DedupSummary(boilerplate=found) if found is not None else None
         n_prior, n = len(prior.ids), df.height
         if self.pool is None:
             exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(near_texts), None

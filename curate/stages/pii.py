@@ -34,6 +34,7 @@ from curate.stages.base import (
     DROP,
     KEEP,
     QUARANTINE,
+    Evidence,
     Resources,
     Stage,
     StageContext,
@@ -492,6 +493,55 @@ def _hash_key(rules: PiiRules) -> bytes:
     return key.encode()
 
 
+class Coverage(StrictModel):
+    """How one language's names, places and dates are found (`coverage`), and its records."""
+
+    records: int
+    names: str | None
+    places: str | None
+    dates: str | None
+
+    def gaps(self) -> list[str]:
+        return [what for what in COVERED if not getattr(self, what)]
+
+
+class Residual(StrictModel):
+    """The re-scan of a seeded sample of redacted records: what the redaction missed."""
+
+    sampled: int = 0
+    with_pii: int = 0
+    entities: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def rate(self) -> float | None:
+        return self.with_pii / self.sampled if self.sampled else None
+
+
+class IdentifierKind(StrictModel):
+    kind: str
+    entities: list[str]
+
+
+class PiiSummary(StrictModel):
+    profile: str = "default"
+    kinds: list[IdentifierKind] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+    coverage: dict[str, Coverage] = Field(default_factory=dict)
+    records: int = 0
+    records_with_pii: int = 0
+    entities: dict[str, int] = Field(default_factory=dict)
+    operators: dict[str, int] = Field(default_factory=dict)
+    dropped: int = 0
+    quarantined: int = 0
+    regex_only_records: dict[str, int] = Field(default_factory=dict)
+    residual: Residual = Field(default_factory=Residual)
+
+
+def _covered(c: Coverage) -> str:
+    """'names (NER + rules), places (rules), dates NOT covered' for one language's coverage."""
+    return ", ".join(f"{what} ({getattr(c, what)})" if getattr(c, what) else f"{what} NOT covered" for what in COVERED)
+
+
 class PiiStage(Stage):
     stage = "pii"
     Rules = PiiRules
@@ -518,7 +568,43 @@ class PiiStage(Stage):
             )
         ]
 
+    Summary = PiiSummary
+    report_key = "pii"
     STATIC = ("profile", "kinds", "out_of_scope")  # the same in every batch's summary
+
+    @classmethod
+    def report_section(cls, name: str, summary: PiiSummary | None, account: dict, rejected: pl.DataFrame) -> dict:
+        """Counts only: by entity type and by operator, residual rate of the re-scanned sample."""
+        s = summary or PiiSummary()
+        res = s.residual
+        return {
+            "stage": name,
+            **s.model_dump(mode="json", exclude={"residual"}),
+            "entities": dict(sorted(s.entities.items(), key=lambda kv: -kv[1])),
+            "residual": {**res.model_dump(mode="json"), "rate": round(res.rate, 4) if res.sampled else None},
+        }
+
+    @classmethod
+    def evidence(cls, name: str, summary: PiiSummary | None) -> list[Evidence]:
+        s = summary or PiiSummary()
+        rate = s.residual.rate
+        note = (
+            f"profile {s.profile}"
+            + (f" ({len(s.kinds)} identifier kinds)" if s.kinds else "")
+            + "; "
+            + "".join(f"{lang}: {_covered(c)}; " for lang, c in s.coverage.items())
+            + f"{s.records_with_pii:,} records redacted; residual in a re-scanned sample: "
+            + (f"{rate:.2%} of {s.residual.sampled:,}" if rate is not None else "not sampled")
+        )
+        out = [Evidence("pii", "warn" if rate else "pass", note)]
+        gaps = {lang: c.gaps() for lang, c in s.coverage.items() if c.gaps()}
+        if gaps:
+            risk = "; ".join(
+                f"{', '.join(missing)} not redacted in {lang} ({s.coverage[lang].records:,} records)"
+                for lang, missing in gaps.items()
+            )
+            out.append(Evidence("risks", "warn", risk))
+        return out
 
     @classmethod
     def merge_summaries(cls, parts: list[dict]) -> dict:
@@ -805,29 +891,29 @@ class PiiStage(Stage):
         ner_langs = set(r.nlp.ner_languages)
         regex_only = Counter(lang for lang in langs if lang is not None and lang not in ner_langs)
         seen = Counter(lang for lang in langs if lang is not None)
-        self.summary = {
-            "profile": r.profile.name,
-            "kinds": [{"kind": k.kind, "entities": k.entities} for k in r.profile.kinds],
-            "out_of_scope": [k.kind for k in r.profile.out_of_scope],
-            "coverage": {lang: {"records": count, **coverage(r, lang)} for lang, count in seen.most_common()},
-            "records": n,
-            "records_with_pii": sum(1 for c in counts if c),
-            "entities": dict(by_entity),
-            "operators": dict(by_operator),
-            "dropped": actions.count(DROP),
-            "quarantined": actions.count(QUARANTINE),
-            "regex_only_records": dict(regex_only),
-            "residual": self._residual(out, actions, langs),
-        }
+        self.summary = PiiSummary(
+            profile=r.profile.name,
+            kinds=[IdentifierKind(kind=k.kind, entities=k.entities) for k in r.profile.kinds],
+            out_of_scope=[k.kind for k in r.profile.out_of_scope],
+            coverage={lang: Coverage(records=count, **coverage(r, lang)) for lang, count in seen.most_common()},
+            records=n,
+            records_with_pii=sum(1 for c in counts if c),
+            entities=dict(by_entity),
+            operators=dict(by_operator),
+            dropped=actions.count(DROP),
+            quarantined=actions.count(QUARANTINE),
+            regex_only_records=dict(regex_only),
+            residual=self._residual(out, actions, langs),
+        )
         return with_decisions(out, actions, rules, reasons)
 
-    def _residual(self, out: pl.DataFrame, actions: list[str], langs: list[str]) -> dict:
+    def _residual(self, out: pl.DataFrame, actions: list[str], langs: list[str]) -> Residual:
         """Re-scan a seeded sample of redacted records: what the redaction missed or introduced."""
         from curate.pii.analyzer import PLACEHOLDER
 
         rate = self.rules.residual_sample
         if not rate:
-            return {"sampled": 0, "with_pii": 0, "entities": {}}
+            return Residual()
         ids = out["id"].to_list()
         picked = [
             i
@@ -848,7 +934,7 @@ class PiiStage(Stage):
                 if not any(a < s.end and s.start < b for a, b in marks):
                     rows_with.add(row)
                     entities[s.entity] += 1
-        return {"sampled": sample.height, "with_pii": len(rows_with), "entities": dict(entities)}
+        return Residual(sampled=sample.height, with_pii=len(rows_with), entities=dict(entities))
 
     # --- rows of other stages ----------------------------------------------------------------
     def redact_rows(self, df: pl.DataFrame) -> pl.DataFrame:

@@ -97,6 +97,30 @@ def _violation(rule: QualityRule, value: float) -> str | None:
 class QualityStage(Stage):
     stage = "quality"
     Rules = QualityRules
+    report_key = "quality"
+
+    @classmethod
+    def report_section(cls, name: str, summary: None, account: dict, rejected: pl.DataFrame) -> list[dict]:
+        """Per rule: the records it rejected first (the reason they carry) and all it failed, with rates."""
+        counts = (
+            dict(rejected["quality_failed"].explode().drop_nulls().value_counts().iter_rows())
+            if rejected.height and "quality_failed" in rejected.columns
+            else {}
+        )
+        reasons, rows_in = account["reasons"], account["rows_in"]
+        hits = []
+        for rule in sorted(set(reasons) | set(counts), key=lambda r: (-counts.get(r, 0), r)):
+            failed = counts.get(rule, reasons.get(rule, 0))
+            hits.append(
+                {
+                    "stage": name,
+                    "rule": rule,
+                    "first_failed": reasons.get(rule, 0),
+                    "failed": failed,
+                    "rate": round(failed / rows_in, 4) if rows_in else 0.0,
+                }
+            )
+        return hits
 
     @classmethod
     def criteria(cls, rules: QualityRules, rejected: pl.DataFrame) -> list[tuple[str, QualityRules]]:

@@ -94,7 +94,7 @@ def load_seeds(seeds: list[SeedSet], roles: str, context: StageContext) -> tuple
             data = context.shards(s.path).read(["id", "text", "messages"])
             rows = list(zip(data["id"].to_list(), content_texts(data, roles)))
         else:
-            path = context.path(s.path)
+            path = context.path(s.path, "seeds")
             rows = []
             for i, obj in enumerate(read_reference(path, "retrieve.seeds")):
                 try:
@@ -149,25 +149,46 @@ def _histogram(scores: np.ndarray) -> list[int]:
     return counts.tolist()
 
 
+class ScoredExample(StrictModel):
+    id: str
+    score: float
+    nearest_seed_id: str
+    selected: bool | None = None  # borderline examples: on which side of the cut
+
+
+class RetrieveSummary(StrictModel):
+    backend: str
+    device: str
+    model: str
+    seeds: int
+    pool: int
+    embedded: int
+    computed_embeddings: dict[str, int]  # not found in the embedding cache, for seeds and pool
+    selected: int
+    semantic_duplicates: int
+    select: dict
+    action: str
+    threshold: float | None  # the lowest selected score
+    score_bins: list[int]
+    score_bins_selected: list[int]
+    top_examples: list[ScoredExample]
+    borderline_examples: list[ScoredExample]
+    seconds: dict[str, float]
+
+
 class RetrieveStage(Stage):
     stage = "retrieve"
     kind = "global"
     Rules = RetrieveRules
+    Summary = RetrieveSummary
+    report_key = "retrieval"
     resources = Resources(cpus=1.0, gpus=0.5, memory_gb=4.0)  # asks for a GPU where the executor has one
 
     @classmethod
     def describe(cls, rules: RetrieveRules, context: StageContext) -> dict:
         """Seed files' contents belong in the cache key: new seeds, new selection. Keyed by the path as
         written (relative to the rules file), so the key does not depend on where the checkout lives."""
-        from curate.hashing import sha256_file
-
-        return {
-            "seed_files": {
-                s.path: sha256_file(context.path(s.path))
-                for s in rules.seeds
-                if not s.path.startswith("shards://") and context.path(s.path).is_file()
-            }
-        }
+        return {"seed_files": context.file_hashes([s.path for s in rules.seeds], "seeds")}
 
     @classmethod
     def criteria(cls, rules: RetrieveRules, rejected: pl.DataFrame) -> list[tuple[str, RetrieveRules]]:
@@ -274,7 +295,7 @@ class RetrieveStage(Stage):
         groups = df[s.per].cast(pl.Utf8).fill_null("(none)").to_numpy()[rows] if s.per else None
         return select(score, s.by, s.value, groups)
 
-    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds, device) -> dict:
+    def _summary(self, df, rows, score, chosen, nb, seed_ids, n_dups, computed, seconds, device) -> RetrieveSummary:
         order = np.argsort(-score, kind="stable")
         examples = [
             {
@@ -294,22 +315,24 @@ class RetrieveStage(Stage):
             for j in order[max(0, int(chosen.sum()) - 2) : int(chosen.sum()) + 3].tolist()
         ]
         threshold = float(score[chosen].min()) if chosen.any() else None
-        return {
-            "backend": nb.backend,
-            "device": device,
-            "model": self.rules.model,
-            "seeds": len(seed_ids),
-            "pool": int(df.height),
-            "embedded": int(len(rows)),
-            "computed_embeddings": computed,
-            "selected": int(chosen.sum()),
-            "semantic_duplicates": n_dups,
-            "select": self.rules.select.model_dump(),
-            "action": self.rules.action,
-            "threshold": round(threshold, 4) if threshold is not None else None,
-            "score_bins": _histogram(score),
-            "score_bins_selected": _histogram(score[chosen]),
-            "top_examples": examples,
-            "borderline_examples": borderline,
-            "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        }
+        return RetrieveSummary.model_validate(
+            {
+                "backend": nb.backend,
+                "device": device,
+                "model": self.rules.model,
+                "seeds": len(seed_ids),
+                "pool": int(df.height),
+                "embedded": int(len(rows)),
+                "computed_embeddings": computed,
+                "selected": int(chosen.sum()),
+                "semantic_duplicates": n_dups,
+                "select": self.rules.select.model_dump(),
+                "action": self.rules.action,
+                "threshold": round(threshold, 4) if threshold is not None else None,
+                "score_bins": _histogram(score),
+                "score_bins_selected": _histogram(score[chosen]),
+                "top_examples": examples,
+                "borderline_examples": borderline,
+                "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            }
+        )

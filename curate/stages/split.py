@@ -35,13 +35,22 @@ from curate.ngrams import (
 from curate.parallel import SerialPool, shuffle_groups
 from curate.records import comparison_texts
 from curate.schema import StrictModel
-from curate.stages.base import DROP, KEEP, Stage, rejected_by, require_columns, with_decisions
+from curate.stages.base import (
+    DROP,
+    KEEP,
+    Evidence,
+    Stage,
+    StageContext,
+    rejected_by,
+    require_columns,
+    with_decisions,
+)
 
 TRAIN = "train"
 
 
 class EvalSet(StrictModel):
-    path: str  # JSONL/JSON file, or shards://name@version
+    path: str  # JSONL / JSON / Parquet file (relative to the rules file), or shards://name@version
     field: str = "text"  # a string, or a list of strings (e.g. MT-bench "turns")
 
 
@@ -77,10 +86,43 @@ class SplitRules(StrictModel):
         return self
 
 
+class SplitSummary(StrictModel):
+    sizes: dict[str, int]  # records kept per split
+    targets: dict[str, float]
+    label_mix: dict[str, dict[str, float]]  # per split, the share of each value of `stratify_by`
+    groups: int
+    leaking_pairs_before: int  # train/held-out pairs sharing n-grams before decontamination
+    contaminated_train_records: int
+    # records of each split that shared n-grams (train: with held-out or eval sets)
+    contaminated_by_split: dict[str, int]
+    leaking_pairs_after: int
+    ngram: int
+    eval_sets: list[str]
+
+
 class SplitStage(Stage):
     stage = "split"
     kind = "global"
     Rules = SplitRules
+    Summary = SplitSummary
+    report_key = "splits"
+
+    @classmethod
+    def evidence(cls, name: str, summary: SplitSummary | None) -> list[Evidence]:
+        after = summary.leaking_pairs_after if summary is not None else 0
+        return [
+            Evidence(
+                "validation",
+                "fail" if after else "pass",
+                f"split stage leaking pairs after decontamination: {after:,}",
+            )
+        ]
+
+    @classmethod
+    def describe(cls, rules: SplitRules, context: StageContext) -> dict:
+        """Eval sets' contents belong in the cache key: a new eval set, new decontamination."""
+        paths = [e.path for e in rules.decontamination.eval_sets]
+        return {"eval_set_files": context.file_hashes(paths, "decontamination")} if paths else {}
 
     @classmethod
     def criteria(cls, rules: SplitRules, rejected: pl.DataFrame) -> list[tuple[str, SplitRules]]:
@@ -117,19 +159,18 @@ class SplitStage(Stage):
             else {}
         )
         kept_splits = [s for s, a in zip(splits, actions) if a == KEEP]
-        self.summary = {
-            "sizes": dict(pl.Series(kept_splits, dtype=pl.Utf8).value_counts().iter_rows()) if kept_splits else {},
-            "targets": r.sizes,
-            "label_mix": self._label_mix(df, splits, actions),
-            "groups": leaks["groups"],
-            "leaking_pairs_before": leaks["pairs"],
-            "contaminated_train_records": int(sum(c for c, s in zip(contaminated, splits) if s == TRAIN)),
-            # records of each split that shared n-grams (train: with held-out or eval sets)
-            "contaminated_by_split": shared,
-            "leaking_pairs_after": 0 if drop else leaks["pairs"],
-            "ngram": r.decontamination.ngram,
-            "eval_sets": [e.path for e in r.decontamination.eval_sets],
-        }
+        self.summary = SplitSummary(
+            sizes=dict(pl.Series(kept_splits, dtype=pl.Utf8).value_counts().iter_rows()) if kept_splits else {},
+            targets=r.sizes,
+            label_mix=self._label_mix(df, splits, actions),
+            groups=leaks["groups"],
+            leaking_pairs_before=leaks["pairs"],
+            contaminated_train_records=int(sum(c for c, s in zip(contaminated, splits) if s == TRAIN)),
+            contaminated_by_split=shared,
+            leaking_pairs_after=0 if drop else leaks["pairs"],
+            ngram=r.decontamination.ngram,
+            eval_sets=[e.path for e in r.decontamination.eval_sets],
+        )
         out = df.with_columns(pl.Series("split", splits, dtype=pl.Utf8))
         if r.decontamination.action == "flag":
             out = out.with_columns(pl.Series("contaminated", contaminated, dtype=pl.Boolean))
@@ -199,7 +240,7 @@ class SplitStage(Stage):
                 data = entry.read(["text", "messages"])
                 out += [(entry.ref, t) for t in comparison_texts(data, "conversation")]
                 continue
-            path = self.context.path(ev.path)
+            path = self.context.path(ev.path, "decontamination")
             for obj in read_reference(path, "split.decontamination.eval_sets"):
                 value = obj.get(ev.field) if isinstance(obj, dict) else None
                 if isinstance(value, list):

@@ -13,11 +13,11 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from curate.io.shards import write_json
-from curate.train.chat import IM_END, IM_START, chatml, check_template
+from curate.train.chat import IM_END, IM_START, TemplateCheck, chatml, check_template
 from curate.train.config import EMBEDDED, TrainConfig
 from curate.train.data import TrainData, TrainDataError, load
 from curate.train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
@@ -260,17 +260,8 @@ def _checkpointing(args_cls, config: TrainConfig) -> dict:
     return {name: config.gradient_checkpointing}
 
 
-def run(config: TrainConfig, config_path: Path | None = None) -> dict:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
-    from transformers.integrations import TensorBoardCallback
-
-    started = time.perf_counter()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = Path(config.output_dir)
-    data = load(config.shards, config.train_split, config.validation_split)
-    tokenizer, model, loaded, quantization = load_model(config, data, device, out)
+def _prepare_tokenizer(config: TrainConfig, tokenizer, model) -> tuple[TemplateCheck, int]:
+    """A ChatML tokenizer with a template that renders what the model is trained on, and a pad token."""
     missing = [t for t in (IM_START, IM_END) if t not in tokenizer.get_vocab()]
     if missing:
         raise TrainDataError(
@@ -283,29 +274,44 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     if added:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = pad
+    return template, pad
+
+
+@dataclass
+class _Encoded:
+    rows: dict[str, list[dict]]  # train (packed, if asked) and validation, as the trainer gets them
+    stats: dict[str, EncodeStats]
+    trained: dict[str, int]  # examples per split before packing
+    packing: dict | None
+    validation_records: list[dict]  # for the stop check
+
+
+def _encode(config: TrainConfig, tokenizer, data: TrainData) -> _Encoded:
     stats = {"train": EncodeStats(), "validation": EncodeStats()}
-    train_records = _records(data.train, config.include_text_records)
-    val_records = _records(data.validation, config.include_text_records)
-    encoded = {}
-    for name, records in (("train", train_records), ("validation", val_records)):
-        encoded[name] = _encode_all(tokenizer, records, config, stats[name])
-        if not encoded[name]:
-            raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(records)} chat records)")
-    if config.max_eval_records and len(encoded["validation"]) > config.max_eval_records:
-        encoded["validation"] = random.Random(config.seed).sample(encoded["validation"], config.max_eval_records)
-    trained = {name: len(rows) for name, rows in encoded.items()}
+    records = {
+        "train": _records(data.train, config.include_text_records),
+        "validation": _records(data.validation, config.include_text_records),
+    }
+    rows = {}
+    for name, recs in records.items():
+        rows[name] = _encode_all(tokenizer, recs, config, stats[name])
+        if not rows[name]:
+            raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(recs)} chat records)")
+    if config.max_eval_records and len(rows["validation"]) > config.max_eval_records:
+        rows["validation"] = random.Random(config.seed).sample(rows["validation"], config.max_eval_records)
+    trained = {name: len(r) for name, r in rows.items()}
     packing = None
     if config.packing:
-        encoded["train"], stats_packed = pack(encoded["train"], config.max_length)
+        rows["train"], stats_packed = pack(rows["train"], config.max_length)
         packing = stats_packed.to_dict()
-    lora = LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
+    return _Encoded(rows, stats, trained, packing, records["validation"])
+
+
+def _training_args(config: TrainConfig, out: Path, device: str, quantization: str):
+    """Hugging Face TrainingArguments for this config on this device, and the optimizer they name."""
+    import torch
+    from transformers import TrainingArguments
+
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     # paged 8-bit AdamW pages optimizer state between GPU and CPU memory: a CUDA feature; a plain AdamW elsewhere
     optimizer = "paged_adamw_8bit" if quantization == "nf4" and device == "cuda" else "adamw_torch"
@@ -340,6 +346,14 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
         disable_tqdm=True,
         **_checkpointing(TrainingArguments, config),
     )
+    return args, optimizer
+
+
+def _trainer(config: TrainConfig, model, args, encoded: _Encoded, pad: int, out: Path, count: TokenCount):
+    """A Trainer that counts the tokens of every training batch, logging to its own TensorBoard folder."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
+    from transformers.integrations import TensorBoardCallback
+
     # Each run logs into its own folder. Setting TENSORBOARD_LOGGING_DIR instead is per process: a second run in
     # the same process (a notebook, a sweep, a test worker) wrote into the first run's folder.
     tensorboard = TensorBoardCallback()
@@ -347,7 +361,6 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     callbacks = [tensorboard]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
-    count = TokenCount(pad)
 
     class CountingTrainer(Trainer):
         """Counts the tokens of every training batch (evaluation batches do not pass here)."""
@@ -359,12 +372,37 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     trainer = CountingTrainer(
         model=model,
         args=args,
-        train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
+        train_dataset=encoded.rows["train"],
+        eval_dataset=encoded.rows["validation"],
         data_collator=collate(pad),
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
+    return trainer
+
+
+def run(config: TrainConfig, config_path: Path | None = None) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    started = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(config.output_dir)
+    data = load(config.shards, config.train_split, config.validation_split)
+    tokenizer, model, loaded, quantization = load_model(config, data, device, out)
+    template, pad = _prepare_tokenizer(config, tokenizer, model)
+    encoded = _encode(config, tokenizer, data)
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    args, optimizer = _training_args(config, out, device, quantization)
+    count = TokenCount(pad)
+    trainer = _trainer(config, model, args, encoded, pad, out, count)
     before = trainer.evaluate()["eval_loss"]
     loop = trainer.train().metrics["train_runtime"]
     after = trainer.evaluate()["eval_loss"]
@@ -372,7 +410,7 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     model.save_pretrained(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     _loss_curve(trainer.state.log_history, out / "loss_curve.png")
-    stop = stop_check(model, tokenizer, val_records, config, device)
+    stop = stop_check(model, tokenizer, encoded.validation_records, config, device)
     report = {
         "format": "curate.train_report/1",
         "config": config.model_dump(mode="json"),
@@ -391,11 +429,11 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
                 "truncated": s.truncated,
                 "dropped": len(s.dropped),
                 "dropped_examples": s.dropped[:10],
-                "trained": trained[name],
+                "trained": encoded.trained[name],
             }
-            for name, s in stats.items()
+            for name, s in encoded.stats.items()
         },
-        "packing": packing,
+        "packing": encoded.packing,
         # the training loop (its evaluations and checkpoints included): real tokens per second, padding share
         "throughput": {
             "train_seconds": round(loop, 2),
