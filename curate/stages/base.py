@@ -10,9 +10,10 @@ accounting, so no stage can lose a row silently.
 batches; `kind = "global"` stages see the whole dataset at once (dedup, balancing,
 splits). `setup()` loads models once per worker, `process()` must be safe to retry.
 
-Everything a stage gets from the run comes in its `StageContext` (seed, the pipeline's folder
-for relative paths, the catalog, a task pool, an artifacts folder), given when it is built;
-what it measured comes back from `run()` with its rows. No executor sets attributes on a stage.
+Everything a stage gets from the run comes in its `StageContext` (seed, the folders its rules'
+relative paths start from, the catalog, a task pool, an artifacts folder), given when it is built;
+what it measured comes back from `run()` with its rows, as its typed `Summary`. No executor sets
+attributes on a stage.
 """
 
 from __future__ import annotations
