@@ -110,11 +110,17 @@ def plan(stages: tuple[ResolvedStage, ...], cut_after: frozenset[str] = frozense
     return segments
 
 
-def run_key(pipeline: Pipeline, files: list[InputFile], context: StageContext) -> str:
+def describe_stages(pipeline: Pipeline, context: StageContext) -> list[dict]:
+    """Each stage's `describe` (resolved catalog versions, reference files' hashes), once per run: the
+    cache key and the manifest record the same facts."""
+    return [rs.describe(context) for rs in pipeline.stages]
+
+
+def run_key(pipeline: Pipeline, files: list[InputFile], described: list[dict]) -> str:
     return sha256_json(
         {
             "config": pipeline.config_fingerprint,
-            "stages": [rs.describe(context) for rs in pipeline.stages],
+            "stages": described,
             "inputs": [[f.label, f.fingerprint, f.spec.model_dump(mode="json")] for f in files],
             "code": code_fingerprint(),
         }
@@ -178,7 +184,8 @@ def run_pipeline(
     name = check_name(name or (name_from_inputs(inputs) if inputs else pipeline.spec.name))
     files = resolve_inputs(pipeline, inputs)
     out_dir = location(str(out_dir)) if out_dir else (Path("out") / name if inputs else default_out_dir(pipeline))
-    key = run_key(pipeline, files, context)
+    described = describe_stages(pipeline, context)
+    key = run_key(pipeline, files, described)
     root = work_root(pipeline, out_dir)
     if isinstance(out_dir, Path):
         check_location(
@@ -194,7 +201,7 @@ def run_pipeline(
             return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
         work = root / short(key, 16)
         _clear_stale_work(root, work, force)
-        run = _Run(pipeline, context, files, work, resolve_workers(workers, pipeline), progress)
+        run = _Run(pipeline, context, described, files, work, resolve_workers(workers, pipeline), progress)
         final, accounts, lengths_before = run.execute()
         rejected = _rejected(work, accounts)
         what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
@@ -242,6 +249,7 @@ def _clear_stale_work(root: Path, work: Path, force: bool) -> None:
 class _Run:
     pipeline: Pipeline
     context: StageContext
+    described: list[dict]  # describe_stages, in pipeline order
     files: list[InputFile]
     work: Path
     workers: int | None
@@ -452,14 +460,15 @@ def _staging(out_dir: Location, work: Path) -> Path:
     return staging
 
 
-def _write_shards(pipeline: Pipeline, staging: Path, final: pl.DataFrame) -> tuple[list[dict], pl.DataFrame]:
+def _write_shards(
+    pipeline: Pipeline, staging: Path, final: pl.DataFrame, sidecars: dict[str, list[str]], sidecar_cols: list[str]
+) -> tuple[list[dict], pl.DataFrame]:
     """data/ (the records) and signatures/<stage>/ (the stages' sidecar columns); the file entries and
     the records as published (without the sidecar columns)."""
     out = pipeline.spec.output
-    sidecar_cols = _sidecar_columns(pipeline, final)
     shards = write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)
     entries = [describe_file(e["path"], staging, e["rows"]) for e in shards]
-    for stage_name, cols in _sidecars(pipeline, final).items():
+    for stage_name, cols in sidecars.items():
         if cols:
             parts = write_shards(
                 final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level
@@ -495,7 +504,7 @@ def _copy_artifacts(work: Path, staging: Path) -> list[dict]:
 
 
 def _manifest(run: _Run, pub: _Publication, final: pl.DataFrame, entries: list[dict], what_if: list[dict]) -> dict:
-    pipeline, context, accounts = run.pipeline, run.context, pub.accounts
+    pipeline, accounts = run.pipeline, pub.accounts
     data_files = [e for e in entries if e["path"].startswith("data/")]
     return {
         "format": "curate.manifest/1",
@@ -525,11 +534,11 @@ def _manifest(run: _Run, pub: _Publication, final: pl.DataFrame, entries: list[d
                     "kind": STAGES[rs.stage].kind,
                     "fingerprint": rs.fingerprint,
                     "rules": rs.rules.model_dump(mode="json"),
-                    **rs.describe(context),
+                    **described,
                     "rules_path": str(rs.rules_path) if rs.rules_path else None,
                     "rules_sha256": sha256_file(rs.rules_path) if rs.rules_path else None,
                 }
-                for rs in pipeline.stages
+                for rs, described in zip(pipeline.stages, run.described)
             ],
         },
         "inputs": [{"file": f.label, "path": str(f.path), "sha256": f.fingerprint, "bytes": f.size} for f in run.files],
@@ -554,8 +563,9 @@ def _publish(run: _Run, pub: _Publication, final: pl.DataFrame, rejected: dict[s
     """Write shards, rejected rows, artifacts, report and manifest into a staging folder, then switch it
     in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
     staging = _staging(pub.out_dir, run.work)
+    sidecars = _sidecars(run.pipeline, final)
     sidecar_cols = _sidecar_columns(run.pipeline, final)
-    entries, final = _write_shards(run.pipeline, staging, final)
+    entries, final = _write_shards(run.pipeline, staging, final, sidecars, sidecar_cols)
     rejected_entries, rejected = _write_rejected(run, staging, rejected, sidecar_cols)
     entries += rejected_entries + _copy_artifacts(run.work, staging)
     manifest = _manifest(run, pub, final, entries, what_if)

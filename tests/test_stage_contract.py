@@ -14,7 +14,7 @@ import yaml
 
 from curate.catalog import Catalog
 from curate.config import load_pipeline
-from curate.engine import run_key, run_pipeline
+from curate.engine import describe_stages, run_key, run_pipeline
 from curate.io.sources import resolve_inputs
 from curate.schema import StrictModel
 from curate.stages.base import Evidence, Stage, keep_all
@@ -60,7 +60,7 @@ def test_a_rules_file_names_its_eval_set_relative_to_itself_wherever_curate_runs
     for cwd in (tmp_path / "elsewhere", tmp_path / "project"):
         monkeypatch.chdir(cwd)
         pipeline = load_pipeline(path)
-        keys.append(run_key(pipeline, resolve_inputs(pipeline), pipeline.stage_context()))
+        keys.append(run_key(pipeline, resolve_inputs(pipeline), describe_stages(pipeline, pipeline.stage_context())))
     assert keys[0] == keys[1]  # the cache key does not depend on the working directory
     monkeypatch.chdir(tmp_path / "elsewhere")
     result = run(path, tmp_path / "out")
@@ -70,7 +70,8 @@ def test_a_rules_file_names_its_eval_set_relative_to_itself_wherever_curate_runs
     # new eval-set contents: a new cache key, so the run is not a stale cache hit
     (tmp_path / "rules" / "evals" / "questions.jsonl").write_text(json.dumps({"question": "Other words."}) + "\n")
     pipeline = load_pipeline(path)
-    assert run_key(pipeline, resolve_inputs(pipeline), pipeline.stage_context()) != keys[0]
+    described = describe_stages(pipeline, pipeline.stage_context())
+    assert run_key(pipeline, resolve_inputs(pipeline), described) != keys[0]
 
 
 def test_an_eval_set_in_a_stages_params_is_found_beside_the_pipeline(tmp_path, monkeypatch):
