@@ -223,12 +223,15 @@ def _check_columns(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
     """Each stage's required columns come from the record schema, an input's `columns:` or an earlier
     stage: found now, not after minutes of work. Published shards (shards://) carry the columns of the
     run that made them, known only once read, so a pipeline reading them is checked by its stages."""
+    from curate.io.crawl import CRAWL_COLUMNS
     from curate.records import BASE_SCHEMA
     from curate.stages.registry import STAGES
 
     if any(i.path and i.path.startswith("shards://") for i in spec.inputs):
         return
     available = {*BASE_SCHEMA, *(c for i in spec.inputs for c in i.columns)}
+    if any(_may_hold_crawls(i.path, path.parent) for i in spec.inputs if i.path):
+        available.update(CRAWL_COLUMNS)
     for index, rs in enumerate(stages):
         cls = STAGES[rs.stage]
         missing = [c for c in cls.requires(rs.rules) if c not in available]
@@ -238,6 +241,17 @@ def _check_columns(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
                 f"an input's `columns:` nor an earlier stage provides (available: {', '.join(sorted(available))})"
             )
         available.update(cls.produces(rs.rules))
+
+
+def _may_hold_crawls(value: str, base: Path) -> bool:
+    """Whether an input names WARC/WET/ARC files, whose records have the crawl columns: a crawl file or
+    glob (`crawl/*.warc.gz`, also at a URL), or a local folder that holds one."""
+    from curate.io.crawl import is_crawl
+
+    if is_crawl(value) or "://" in value:
+        return is_crawl(value)
+    folder = Path(value) if Path(value).is_absolute() else base / value
+    return folder.is_dir() and any(is_crawl(p.name) for p in folder.rglob("*") if p.is_file())
 
 
 def _resolve_gates(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> tuple:

@@ -359,7 +359,7 @@ class _Run:
                 kept=batch.records.height,
                 quarantined=batch.quarantined.height,
                 reasons=dict(batch.quarantined.group_by("rule").len().sort("rule").iter_rows()),
-                skipped={"blank_line": batch.blank_lines} if batch.blank_lines else {},
+                skipped=dict(sorted(batch.skipped.items())),
             )
             account.check()
             yield BatchTask(batch.index, batch.records, batch.quarantined, account)

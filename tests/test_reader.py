@@ -290,7 +290,7 @@ def test_blank_lines_are_counted_and_a_bom_is_stripped(tmp_path):
     assert sorted(records["id"]) == ["a", "b", "c"] and rejected.height == 0
     assert records.filter(pl.col("id") == "b")["src_row"].item() == 4  # line numbers still count the blank lines
     pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "in.jsonl"}], []))
-    assert sum(b.blank_lines for b in read_batches(resolve_inputs(pipeline), 1000, 1000)) == 3
+    assert sum(b.skipped.get("blank_line", 0) for b in read_batches(resolve_inputs(pipeline), 1000, 1000)) == 3
 
 
 def test_a_meta_field_that_is_not_an_object_is_kept_as_a_field(tmp_path):

@@ -1,4 +1,5 @@
-"""Parsing one file's bytes into rows: JSON, JSONL/NDJSON (plain, gzip, zstd) and Parquet.
+"""Parsing one file's bytes into rows: JSON, JSONL/NDJSON (plain, gzip, zstd), Parquet, and web crawls
+(WARC, WET, ARC: curate.io.crawl).
 
 Bounded by design: a line over the record limit is skipped in chunks and reported, a cut-off
 compressed file ends with a `Truncated` marker, malformed JSON and invalid UTF-8 become
@@ -25,12 +26,23 @@ except ImportError:
     from backports.zstd import ZstdError, ZstdFile
 
 from curate.errors import ConfigError, InputError
+from curate.io.crawl import CRAWL_SUFFIXES, crawl_rows, is_crawl
+from curate.io.rows import BLANK_LINE, RAW_PREVIEW_CHARS, Skipped, Truncated
 from curate.io.shards import open_at
 from curate.records import RecordError
 
-RAW_PREVIEW_CHARS = 2_000
 REFERENCE_MAX_BYTES = 64 << 20  # one row of a seed or eval set
-SUPPORTED = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jsonl.zst", ".ndjson.zst", ".parquet")
+SUPPORTED = (
+    ".jsonl",
+    ".ndjson",
+    ".json",
+    ".jsonl.gz",
+    ".ndjson.gz",
+    ".jsonl.zst",
+    ".ndjson.zst",
+    ".parquet",
+    *CRAWL_SUFFIXES,
+)
 
 
 def is_supported(path: Path | str) -> bool:
@@ -62,11 +74,6 @@ class LocalFile:
         return open_at(self.path)
 
 
-@dataclass
-class Truncated:
-    reason: str
-
-
 _SKIP_CHUNK = 1 << 20  # bytes read at a time while skipping the rest of an oversize line
 BOM = b"\xef\xbb\xbf"
 
@@ -75,11 +82,6 @@ BOM = b"\xef\xbb\xbf"
 class Oversize:
     preview: bytes
     size: int
-
-
-@dataclass
-class Blank:
-    pass
 
 
 def _lines(stream: io.BufferedIOBase, max_bytes: int) -> Iterator[bytes | Oversize | Truncated]:
@@ -140,6 +142,9 @@ class _Raw(io.RawIOBase):
 def parse_rows(src: Readable, max_bytes: int) -> Iterator[tuple[int, Any, str | None]]:
     """Yield (row number, parsed object or RecordError/Truncated, raw text for the audit)."""
     name = src.name
+    if is_crawl(name):
+        yield from crawl_rows(src, max_bytes)
+        return
     if name.endswith(".parquet"):
         try:
             with src.open() as fh:
@@ -176,7 +181,7 @@ def parse_rows(src: Readable, max_bytes: int) -> Iterator[tuple[int, Any, str | 
             )
             continue
         if not item.strip():
-            yield row, Blank(), None  # blank separator lines are not records: counted, not quarantined
+            yield row, BLANK_LINE, None  # blank separator lines are not records: counted, not quarantined
             continue
         try:
             text = item.decode("utf-8")
@@ -197,7 +202,7 @@ def iter_objects(src: Readable, max_bytes: int) -> Iterator[Any]:
     """Each row of one file parsed (any JSON value), or a RecordError saying why it cannot be read;
     blank lines are skipped. For a look at a sample (`curate init`); runs use read_batches."""
     for _row, obj, _ in parse_rows(src, max_bytes):
-        if isinstance(obj, Blank):
+        if isinstance(obj, Skipped):
             continue
         if isinstance(obj, Truncated):
             yield RecordError("truncated_file", obj.reason)
@@ -217,6 +222,6 @@ def read_reference(path: Path, where: str, max_bytes: int = REFERENCE_MAX_BYTES)
     for row, obj, _ in parse_rows(LocalFile(path), max_bytes):
         if isinstance(obj, (RecordError, Truncated)):
             raise ConfigError(f"{where}: {path} row {row}: {obj.reason}")
-        if not isinstance(obj, Blank):
+        if not isinstance(obj, Skipped):
             objects.append(obj)
     return objects

@@ -15,7 +15,8 @@ import orjson
 import polars as pl
 
 from curate.decisions import REJECTED_LEAD
-from curate.io.parse import RAW_PREVIEW_CHARS, Blank, Truncated, parse_rows
+from curate.io.parse import parse_rows
+from curate.io.rows import RAW_PREVIEW_CHARS, Skipped, Truncated
 from curate.io.sources import InputFile
 from curate.records import RecordError, derived_id, schema_with, to_record
 
@@ -35,7 +36,7 @@ class ReadBatch:
     records: pl.DataFrame
     quarantined: pl.DataFrame
     rows_in: int
-    blank_lines: int = 0  # skipped, not records; counted in the read stage's `skipped`
+    skipped: dict[str, int] = field(default_factory=dict)  # rows that are not records, per kind
 
 
 @dataclass
@@ -45,7 +46,7 @@ class _Builder:
     records: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rows_in: int = 0
-    blank_lines: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def reject(
         self, src: InputFile, row: int, raw: str | None, rule: str, reason: str, rec_id: str | None = None
@@ -73,9 +74,9 @@ class _Builder:
             if self.rejects
             else pl.DataFrame(schema=REJECT_READ_SCHEMA),
             rows_in=self.rows_in,
-            blank_lines=self.blank_lines,
+            skipped=self.skipped,
         )
-        self.records, self.rejects, self.rows_in, self.blank_lines = [], [], 0, 0
+        self.records, self.rejects, self.rows_in, self.skipped = [], [], 0, {}
         return batch
 
 
@@ -87,8 +88,8 @@ def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int)
     index = 0
     for src in files:
         for row, obj, raw in parse_rows(src, max_record_bytes):
-            if isinstance(obj, Blank):
-                builder.blank_lines += 1
+            if isinstance(obj, Skipped):
+                builder.skipped[obj.kind] = builder.skipped.get(obj.kind, 0) + 1
                 continue
             builder.rows_in += 1
             if isinstance(obj, Truncated):
@@ -100,7 +101,7 @@ def read_batches(files: list[InputFile], batch_size: int, max_record_bytes: int)
             if builder.rows_in >= batch_size:
                 yield builder.flush(index)
                 index += 1
-    if builder.rows_in or builder.blank_lines or index == 0:
+    if builder.rows_in or builder.skipped or index == 0:
         yield builder.flush(index)
 
 

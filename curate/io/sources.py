@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from curate.config import InputSpec, Pipeline
 from curate.errors import CurateError, InputError
+from curate.io.crawl import CRAWL_COLUMNS, is_crawl
 from curate.io.parse import SUPPORTED, is_supported
 from curate.io.shards import file_sha256, file_size, filesystem, join, open_at
 from curate.records import BASE_SCHEMA
@@ -170,8 +171,15 @@ def resolve_inputs(pipeline: Pipeline, overrides: list[str] | None = None) -> li
                 digest = file_sha256(p)
             except OSError as exc:
                 raise InputError(f"{where}: cannot read {p}: {exc.strerror or exc}") from None
-            files.append(InputFile(path=p, label=_label(p, spec), fingerprint=digest, spec=spec))
+            files.append(InputFile(path=p, label=_label(p, spec), fingerprint=digest, spec=_for_file(spec, p)))
     return files
+
+
+def _for_file(spec: InputSpec, path: Path | str) -> InputSpec:
+    """A crawl file's records carry its URL and crawl columns whatever the input lists."""
+    if not is_crawl(PurePosixPath(path).name):
+        return spec
+    return spec.model_copy(update={"columns": list(dict.fromkeys([*spec.columns, *CRAWL_COLUMNS]))})
 
 
 def _check_name(path: Path | str, where: str) -> None:

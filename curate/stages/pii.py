@@ -111,6 +111,7 @@ Operator = Literal["replace", "mask", "hash", "drop", "keep_year", "keep_zip3", 
 
 
 class EntityRule(StrictModel):
+    enabled: bool = True  # false: not searched for (a profile extending another turns one of its entities off)
     operator: Operator | None = None
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     placeholder: str | None = None
@@ -469,7 +470,11 @@ def coverage(rules: PiiRules, lang: str) -> dict[str, str | None]:
     them). Recognizers of no language (formats such as 5/3/2024) do not count: they know no names."""
     out: dict[str, str | None] = {}
     for what, entities in COVERED.items():
-        wanted = [e for e in entities if e in rules.entities and lang not in rules.entities[e].skip_languages]
+        wanted = [
+            e
+            for e in entities
+            if e in rules.entities and rules.entities[e].enabled and lang not in rules.entities[e].skip_languages
+        ]
         ways = []
         if lang in rules.nlp.ner_languages and any(e in NER_FINDS for e in wanted):
             ways.append("NER")
@@ -642,8 +647,8 @@ class PiiStage(Stage):
         self.analyzer = Analyzer(
             model=r.nlp.model,
             ner_languages=r.nlp.ner_languages,
-            entities={k: v.model_dump() for k, v in r.entities.items()},
-            custom=[_recognizer(rec, r) for rec in r.recognizers],
+            entities={k: v.model_dump() for k, v in r.entities.items() if v.enabled},
+            custom=[_recognizer(rec, r) for rec in r.recognizers if r.entities[rec.entity].enabled],
             deny_lists=r.deny_list,
             context=r.context,
             allow_list=r.allow_list,
