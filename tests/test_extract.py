@@ -59,8 +59,9 @@ def test_what_counts_as_an_html_page(text, expected):
     assert looks_like_html(text) is expected
 
 
-def test_a_page_keeps_its_article_and_loses_navigation_banners_scripts_and_footer():
-    out = _stage().process(_frame([PAGE]))
+@pytest.mark.parametrize("engine", ["resiliparse", "trafilatura"])
+def test_a_page_keeps_its_article_and_loses_navigation_banners_scripts_and_footer(engine):
+    out = _stage(engine=engine).process(_frame([PAGE]))
     text = out["text"][0]
     assert out[ACTION][0] == "keep" and "Never freeze insulin" in text and "Storing insulin safely" in text
     for boilerplate in ("Shop our catalogue", "cookies", "load-analytics-now", "All rights reserved", "<p>"):
@@ -75,6 +76,20 @@ def test_what_is_not_a_page_passes_untouched_unless_every_text_is_one():
     assert (out[ACTION] == "keep").all()
     every = _stage(only="all").process(_frame(["<p>" + plain + "</p>"]))
     assert every["text"][0] == plain.strip() and every["html_chars"][0] is not None
+
+
+def test_options_of_one_engine_are_refused_with_the_other():
+    with pytest.raises(ValueError, match="favor, deduplicate: options of engine trafilatura"):
+        ExtractRules.model_validate({"engine": "resiliparse", "favor": "precision", "deduplicate": True})
+    assert ExtractRules.model_validate({"engine": "trafilatura", "favor": "precision"}).favor == "precision"
+
+
+def test_a_crawled_record_is_a_page_when_its_content_type_says_so():
+    fragment = f"<title>Storing insulin</title><nav>Home | Shop</nav><p>{ARTICLE}</p>"  # no <html> or doctype
+    df = _frame([fragment, fragment]).with_columns(content_type=pl.Series(["text/html", "text/plain"]))
+    out = _stage().process(df)
+    assert ARTICLE in out["text"][0] and "<" not in out["text"][0] and out["html_chars"][0] == len(fragment)
+    assert out["text"][1] == fragment and out["html_chars"][1] is None  # plain text, as its type says
 
 
 def test_pages_without_enough_main_text_are_dropped_with_their_sizes():

@@ -24,7 +24,7 @@ from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_d
 
 
 class ExtractRules(StrictModel):
-    # resiliparse: 16x faster, more of each page's paragraphs, a little more boilerplate (bench/extract.py)
+    # resiliparse: 17x faster, more of each page's paragraphs, a little more boilerplate (bench/extract.py)
     engine: Literal["resiliparse", "trafilatura"] = "resiliparse"
     only: Literal["html", "all"] = "html"  # all: every text record is treated as a page
     favor: Literal["balanced", "precision", "recall"] = "balanced"  # trafilatura's trade-off
