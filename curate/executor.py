@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -24,8 +25,10 @@ from typing import Protocol
 import polars as pl
 
 from curate.accounting import StageAccount, split_decisions
+from curate.decisions import DECISION_COLUMNS
+from curate.errors import AccountingError
 from curate.config import ResolvedStage
-from curate.io.shards import read_json, read_parquets, write_json, write_parquet
+from curate.io.shards import ParquetAppender, read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
 from curate.stages.base import Stage, StageContext
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
@@ -128,9 +131,13 @@ def _pool_batch(seg_dir: Path, names: list[str], task: BatchTask, profile: bool)
 
 def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str) -> dict:
     """Run one global stage on all rows in `inputs` and checkpoint it under `out` (a retry redoes it).
-    The stage may spread its work over `context.pool` and writes its artifacts under out/artifacts."""
-    df = read_parquets(inputs)
+    The stage may spread its work over `context.pool` and writes its artifacts under out/artifacts.
+    A stage that decides from files (`decide_files`) never has every row in memory: its decisions
+    are joined back to the rows one input file at a time."""
     stage = build_stages([rs], context.with_(artifacts_dir=out / artifacts / rs.name))[rs.name]
+    if stage.decide_files is not None and any(p.is_file() for p in inputs):
+        return _run_global_files(stage, out, inputs)
+    df = read_parquets(inputs)
     start = time.perf_counter()
     output = stage.run(df)
     kept, rejected, account = split_decisions(rs.name, df, output.frame)
@@ -139,6 +146,47 @@ def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list
         write_parquet(rejected, rejected_file(out, rs.name))
     write_parquet(kept, kept_file(out))
     done = {"accounts": [account.to_dict()], "summary": output.summary, "rows_in": df.height}
+    write_json(out / DONE, done)
+    return done
+
+
+def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
+    """`run_global` for a stage that decides from files: its decisions (the rows in input order, with
+    only the columns it decided on) joined back to each input file's rows in turn, each file's kept
+    and rejected rows appended to the checkpoint. The rows, columns and order are those of the
+    in-memory path, which concatenates the files (`read_parquets`: columns unioned, in order)."""
+    start = time.perf_counter()
+    files = [p for p in inputs if p.is_file()]
+    scratch = out / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    output = stage.run_files(files, scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    decisions = output.frame
+    added = [c for c in [*stage.produces(stage.rules), *DECISION_COLUMNS] if c in decisions.columns]
+    union = pl.concat([pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in files], how="diagonal_relaxed")
+    kept_out, rejected_out = ParquetAppender(kept_file(out)), ParquetAppender(rejected_file(out, stage.name))
+    account, offset = StageAccount(stage=stage.name), 0
+    for path in files:
+        rows = pl.concat([union, pl.read_parquet(path)], how="diagonal_relaxed")
+        mine = decisions.slice(offset, rows.height)
+        offset += rows.height
+        if not mine["id"].equals(rows["id"]):
+            raise AccountingError(f"stage '{stage.name}' decided on rows in another order than {path.name} holds")
+        kept, rejected, part = split_decisions(stage.name, rows, rows.with_columns(mine.select(added)))
+        account.merge(part)
+        kept_out.write(kept)
+        if rejected.height:
+            rejected_out.write(rejected)
+    if offset != decisions.height:
+        raise AccountingError(f"stage '{stage.name}' decided on {decisions.height} rows, the files hold {offset}")
+    if kept_out.rows == 0:
+        kept_out.write(kept)  # no row kept: the checkpoint still has the columns
+    kept_out.close()
+    rejected_out.close()
+    account.reasons = dict(sorted(account.reasons.items()))
+    account.seconds = time.perf_counter() - start
+    account.check()
+    done = {"accounts": [account.to_dict()], "summary": output.summary, "rows_in": offset}
     write_json(out / DONE, done)
     return done
 

@@ -9,6 +9,8 @@ n-grams they share cover at least `min_overlap` of the shorter text's n-grams.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
@@ -111,3 +113,75 @@ def pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl
         return np.concatenate(arrays) if arrays else np.empty(0, np.uint64 if i == 1 else np.int64)
 
     return _pairs(side("held", 1), side("held", 2), side("train", 1), side("train", 2), limit)
+
+
+PARTITION_ROWS = 25_000  # texts whose n-grams one on-disk partition holds, about (memory, not results)
+
+
+class GramStore:
+    """The hashed n-grams of many texts, partitioned by hash into files under `folder`, so that the
+    pairs two sets of texts share are found one partition at a time: memory is bounded by a
+    partition, not by the corpus. Texts are added batch by batch (`add`) and known by their row
+    number; `pairs` gives exactly what `overlaps` gives for the same texts in memory (an n-gram lives
+    in one partition, so its document frequency and the pairs it connects are all found there)."""
+
+    def __init__(self, folder: Path, hasher: MinHasher, rows: int):
+        self.folder, self.hasher = folder, hasher
+        self.partitions = max(1, -(-rows // PARTITION_ROWS))
+        folder.mkdir(parents=True, exist_ok=True)
+        self.grams: list[np.ndarray] = []  # per batch added, each text's n-gram count
+        self.rows = 0
+
+    def add(self, texts: list[str]) -> None:
+        hashes, offsets = self.hasher.shingle_hashes64(texts)
+        owner = np.repeat(np.arange(self.rows, self.rows + len(texts), dtype=np.int64), np.diff(offsets))
+        part = hashes % np.uint64(self.partitions)
+        for k in range(self.partitions):
+            mine = part == k
+            with open(self.folder / f"{k}.h", "ab") as fh:
+                fh.write(hashes[mine].tobytes())
+            with open(self.folder / f"{k}.r", "ab") as fh:
+                fh.write(owner[mine].tobytes())
+        self.grams.append(np.diff(offsets))
+        self.rows += len(texts)
+
+    def counts(self) -> np.ndarray:
+        """Each text's n-gram count, by row."""
+        return np.concatenate(self.grams) if self.grams else np.empty(0, np.int64)
+
+    def _partition(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        path = self.folder / f"{k}.h"
+        if not path.is_file():
+            return np.empty(0, np.uint64), np.empty(0, np.int64)
+        return np.fromfile(path, np.uint64), np.fromfile(self.folder / f"{k}.r", np.int64)
+
+    def pairs(
+        self, held_rows: np.ndarray, train_rows: np.ndarray, extra: list[str], limit: int
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """`overlaps` with held = the texts of `held_rows` (in that order) then the `extra` texts (an
+        eval set's, hashed here), and train = the texts of `train_rows`, known by row: the (train row,
+        held index) pairs with their shared n-gram count, and each held text's n-gram count."""
+        extra_hashes, extra_offsets = self.hasher.shingle_hashes64(extra)
+        extra_owner = np.repeat(np.arange(len(extra), dtype=np.int64) + len(held_rows), np.diff(extra_offsets))
+        extra_part = extra_hashes % np.uint64(self.partitions)
+        held_at = np.full(self.rows, -1, np.int64)
+        held_at[held_rows] = np.arange(len(held_rows))
+        is_train = np.zeros(self.rows, bool)
+        is_train[train_rows] = True
+        found = []
+        for k in range(self.partitions):
+            hashes, rows = self._partition(k)
+            held = held_at[rows] >= 0
+            mine = extra_part == k
+            found.append(
+                _pairs(
+                    np.concatenate([hashes[held], extra_hashes[mine]]),
+                    np.concatenate([held_at[rows[held]], extra_owner[mine]]),
+                    hashes[is_train[rows]],
+                    rows[is_train[rows]],
+                    limit,
+                )
+            )
+        pairs = pl.concat(found).group_by("train", "held").agg(pl.col("len").sum())
+        held_grams = np.concatenate([self.counts()[held_rows], np.diff(extra_offsets)])
+        return pairs, held_grams

@@ -238,3 +238,49 @@ def test_number_normalisation_drops_no_clean_records():
     ]
     out, summary = _split(_frame(texts, dup_cluster=[None] * 400), seed=1)
     assert (out[ACTION] == "keep").all() and summary["leaking_pairs_before"] == 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"decontamination": {"action": "flag", "min_overlap": 0.05}},
+        {"decontamination": {"max_document_frequency": 0}},
+    ],
+)
+def test_deciding_from_checkpoint_files_with_ngrams_on_disk_matches_the_in_memory_split(tmp_path, monkeypatch, extra):
+    """The engine's path (executor.run_global on a stage with decide_files): the text never held at
+    once, n-grams in hash partitions on disk; rows, order, columns, decisions and summary unchanged."""
+    from curate.executor import run_global
+    from curate.workdir import kept_file, rejected_file
+
+    df, rules = split_case()
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(json.dumps({"text": df["text"][3]}) + "\n")  # an eval record copied into the data
+    rules = {**rules, **extra}
+    rules["decontamination"] = {**rules["decontamination"], **extra.get("decontamination", {})}
+    rules["decontamination"]["eval_sets"] = [{"path": str(evals)}]
+    expected, summary = split_with_pool(df, rules, None)
+    assert summary["contaminated_train_records"] >= 12
+    files = []
+    for i, start in enumerate(range(0, df.height, 90)):  # six checkpoint files of uneven content
+        files.append(tmp_path / f"b-{i}" / "kept.parquet")
+        files[-1].parent.mkdir()
+        df.slice(start, 90).write_parquet(files[-1])
+    monkeypatch.setattr("curate.ngrams.PARTITION_ROWS", 70)  # eight n-gram partitions on disk
+    stage = SplitStage("split", SplitRules.model_validate(rules))
+    stage.setup()
+    decided = stage.run_files(files, tmp_path / "scratch")
+    assert decided.summary == summary
+    assert decided.frame.equals(expected.select(decided.frame.columns))
+
+    from curate.config import ResolvedStage
+
+    rs = ResolvedStage(name="split", stage="split", rules=SplitRules.model_validate(rules), rules_path=None)
+    done = run_global(rs, StageContext(), tmp_path / "all", files, "artifacts")
+    assert done["summary"] == summary and not (tmp_path / "all" / "scratch").exists()
+    kept = expected.filter(pl.col(ACTION) == "keep").drop("_action", "_rule", "_reason")
+    assert pl.read_parquet(kept_file(tmp_path / "all")).equals(kept)
+    dropped = expected.filter(pl.col(ACTION) != "keep")["id"].to_list()
+    path = rejected_file(tmp_path / "all", "split")
+    assert (pl.read_parquet(path)["id"].to_list() if path.exists() else []) == dropped

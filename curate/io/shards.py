@@ -40,10 +40,39 @@ def write_json(path: Path, value: object, sort_keys: bool = True) -> None:
     atomic_write_bytes(path, orjson.dumps(value, option=option) + b"\n")
 
 
-def read_parquets(paths: list[Path]) -> pl.DataFrame:
-    """The Parquet files among `paths` that exist, as one frame (columns unioned)."""
-    frames = [pl.read_parquet(p) for p in paths if p.is_file()]
+def read_parquets(paths: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
+    """The Parquet files among `paths` that exist, as one frame (columns unioned); with `columns`, only
+    those of them each file has."""
+    frames = [
+        pl.read_parquet(p, columns=None if columns is None else [c for c in columns if c in pq.read_schema(p).names])
+        for p in paths
+        if p.is_file()
+    ]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+class ParquetAppender:
+    """One Parquet file written frame by frame (a row group each), as `write_parquet` writes one frame:
+    zstd, classic Arrow types; it appears under its name on `close` only."""
+
+    def __init__(self, path: Path, level: int = 3):
+        self.path, self.level = path, level
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, df: pl.DataFrame) -> None:
+        table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(_tmp(self.path), table.schema, compression="zstd", compression_level=self.level)
+        self.writer.write_table(table.cast(self.writer.schema))
+        self.rows += df.height
+
+    def close(self) -> None:
+        """Publish the file (none if nothing was written)."""
+        if self.writer is not None:
+            self.writer.close()
+            os.replace(_tmp(self.path), self.path)
 
 
 def read_json(path: Path) -> dict:

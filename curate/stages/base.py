@@ -221,7 +221,20 @@ class Stage:
     def run(self, df: pl.DataFrame) -> StageOutput:
         """`process` one frame (a batch, or everything for a global stage) and what it measured there."""
         self.summary = None
-        frame = self.process(df)
+        return self._output(self.process(df))
+
+    # A global stage that can decide from checkpoint files without holding every row (split) defines
+    # decide_files(files, scratch) -> the rows in file order, with only the columns it decided on, what
+    # it produces and the decision columns; the executor joins those back to the rows file by file.
+    decide_files = None
+
+    def run_files(self, files: list[Path], scratch: Path) -> StageOutput:
+        """`decide_files` and what it measured: the same rows and summary as `run` on the files' rows."""
+        assert self.decide_files is not None, f"{self.name} decides on a frame only"
+        self.summary = None
+        return self._output(self.decide_files(files, scratch))
+
+    def _output(self, frame: pl.DataFrame) -> StageOutput:
         if self.summary is None:
             return StageOutput(frame, None)
         if self.Summary is None or not isinstance(self.summary, self.Summary):

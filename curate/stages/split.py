@@ -13,6 +13,7 @@ reported before and after, and after a drop it is 0.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,11 +22,13 @@ import xxhash
 from pydantic import Field, model_validator
 
 from curate.io.parse import read_reference
+from curate.io.shards import read_parquets
 from curate.minhash import MinHasher
 from curate.ngrams import (
     MAX_DOCUMENT_FREQUENCY,
     MIN_OVERLAP,
     NGRAM,
+    GramStore,
     covering,
     gram_chunk,
     hashers,
@@ -143,10 +146,30 @@ class SplitStage(Stage):
         r = self.rules
         require_columns("split", df, self.requires(r), "; group_by dup_cluster needs a dedup stage before split")
         splits = self.assign(df)
-        drop = r.decontamination.action == "drop"
         contaminated, leaks = self.contamination(df, splits)
-        if drop:
+        if r.decontamination.action == "drop":
             contaminated = self._until_clean(df, splits, contaminated, leaks)
+        return self._decide(df, splits, contaminated, leaks)
+
+    def decide_files(self, files: list[Path], scratch: Path) -> pl.DataFrame:
+        """`process` over the rows of checkpoint files without holding their text: the groups and labels
+        are read as columns, the n-grams hashed file by file into a GramStore on disk under `scratch`.
+        Returns the same rows as `process` on all the files' rows, but only the columns it decides on
+        (id, the group and label columns) with `split` and the decision columns."""
+        r = self.rules
+        columns = ["id", *r.group_by, *([r.stratify_by] if r.stratify_by else [])]
+        small = read_parquets(files, columns=list(dict.fromkeys(columns)))
+        require_columns("split", small, self.requires(r), "; group_by dup_cluster needs a dedup stage before split")
+        splits = self.assign(small)
+        grams = _Grams.of_files(files, small.height, r.decontamination, scratch)
+        contaminated, leaks = self.contamination(small, splits, grams)
+        if r.decontamination.action == "drop":
+            contaminated = self._until_clean(small, splits, contaminated, leaks, grams)
+        return self._decide(small, splits, contaminated, leaks)
+
+    def _decide(self, df: pl.DataFrame, splits: list[str], contaminated: list[bool], leaks: dict) -> pl.DataFrame:
+        r = self.rules
+        drop = r.decontamination.action == "drop"
         actions = [DROP if (drop and c) else KEEP for c in contaminated]
         rules = ["split:contaminated" if (drop and c) else None for c in contaminated]
         reasons = [
@@ -176,14 +199,23 @@ class SplitStage(Stage):
             out = out.with_columns(pl.Series("contaminated", contaminated, dtype=pl.Boolean))
         return with_decisions(out, actions, rules, reasons)
 
-    def _until_clean(self, df: pl.DataFrame, splits: list[str], contaminated: list[bool], leaks: dict) -> list[bool]:
+    def _until_clean(
+        self,
+        df: pl.DataFrame,
+        splits: list[str],
+        contaminated: list[bool],
+        leaks: dict,
+        grams: "_Grams | None" = None,
+    ) -> list[bool]:
         """Drop until no leak is left among the kept rows: dropping train records lowers n-gram
         document frequencies, so an n-gram skipped as boilerplate can become a leak after a drop
         (the gates' independent leakage check found this)."""
         flagged = np.array(contaminated, bool)
         while flagged.any():
             rest = np.flatnonzero(~flagged)
-            more, extra = self.contamination(df[rest], [splits[i] for i in rest])
+            more, extra = self.contamination(
+                df[rest], [splits[i] for i in rest], grams.subset(rest) if grams is not None else None
+            )
             if not any(more):
                 break
             for j in np.flatnonzero(more):
@@ -249,7 +281,9 @@ class SplitStage(Stage):
                     out.append((path.name, value))
         return out
 
-    def contamination(self, df: pl.DataFrame, splits: list[str]) -> tuple[list[bool], dict]:
+    def contamination(
+        self, df: pl.DataFrame, splits: list[str], grams: "_Grams | None" = None
+    ) -> tuple[list[bool], dict]:
         """Which records leak: train records sharing n-grams with validation/test or an eval set, and
         validation/test records sharing n-grams with an eval set. N-grams are checked as written and,
         with `numbers` on, with every number as one token (a union: normalising can make a template's
@@ -259,26 +293,32 @@ class SplitStage(Stage):
         empty = {"pairs": 0, "groups": len(set(self.group_keys(df))), "where": [None] * n}
         if d.action == "off":
             return [False] * n, empty
-        texts = comparison_texts(df, d.chat_text)
+        texts = comparison_texts(df, d.chat_text) if grams is None else None
         is_train = np.array([s == TRAIN for s in splits])
         self._evals = self.eval_texts()
-        held = [(s, t) for s, t in zip(splits, texts) if s != TRAIN] + self._evals
-        if not held or not is_train.any():
+        held_names = [s for s in splits if s != TRAIN] + [name for name, _ in self._evals]
+        if not held_names or not is_train.any():
             return [False] * n, empty
         train_idx, held_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
         contaminated, where, count = np.zeros(n, bool), [None] * n, 0
-        checks = [([t for _, t in held], held, train_idx, True)]
+        # (held-out side: its rows and the eval texts after them, their names; the rows checked; spread)
+        checks = [(held_idx, self._evals, held_names, train_idx, True)]
         if self._evals and len(held_idx):  # eval sets against validation/test too: what a model is judged on
-            checks.append(([t for _, t in self._evals], self._evals, held_idx, False))
-        for sources, named, rows, spread in checks:
+            checks.append((held_idx[:0], self._evals, [name for name, _ in self._evals], held_idx, False))
+        for held_rows, evals, named, rows, spread in checks:
             # every text in both passes: document frequencies (the boilerplate cut) are over all of them
-            pairs = pl.concat(
-                [self._leaks(h, sources, [texts[i] for i in rows], rows, spread) for h in hashers(d.ngram, d.numbers)]
-            ).unique()
+            found = []
+            for k, h in enumerate(hashers(d.ngram, d.numbers)):
+                if grams is not None:
+                    found.append(grams.leaks(k, held_rows, [t for _, t in evals], rows, d))
+                    continue
+                sources = [texts[i] for i in held_rows] + [t for _, t in evals]
+                found.append(self._leaks(h, sources, [texts[i] for i in rows], rows, spread))
+            pairs = pl.concat(found).unique()
             count += pairs.height
             for row, source in pairs.group_by("train").agg(pl.col("held").min()).iter_rows():
                 contaminated[row] = True
-                where[row] = where[row] or named[source][0]
+                where[row] = where[row] or named[source]
         return contaminated.tolist(), {"pairs": count, "groups": empty["groups"], "where": where}
 
     def _leaks(
@@ -345,3 +385,39 @@ def _group_sizes(seed: int, rows: pl.DataFrame) -> pl.DataFrame:
     out = top.select("g", "label").join(sizes, on="g")
     order = [xxhash.xxh3_64_intdigest(g.encode(), seed) for g in out["g"].to_list()]
     return out.with_columns(pl.Series("order", order, dtype=pl.UInt64))
+
+
+class _Grams:
+    """A split's n-grams on disk, one GramStore per hasher (decide_files); `subset` narrows it to some
+    rows, as `contamination(df[rest])` narrows a frame, and `leaks` is `_leaks` on the stored n-grams."""
+
+    def __init__(self, stores: list[GramStore], rows: np.ndarray | None = None):
+        self.stores = stores
+        self.rows = rows  # local row -> stored row (None: the same)
+
+    @classmethod
+    def of_files(cls, files: list[Path], height: int, d: Decontamination, scratch: Path) -> "_Grams":
+        stores = [GramStore(scratch / f"hasher-{k}", h, height) for k, h in enumerate(hashers(d.ngram, d.numbers))]
+        if d.action != "off":
+            for path in files:
+                if path.is_file():
+                    texts = comparison_texts(pl.read_parquet(path, columns=["text", "messages"]), d.chat_text)
+                    for store in stores:
+                        store.add(texts)
+        return cls(stores)
+
+    def subset(self, rest: np.ndarray) -> "_Grams":
+        return _Grams(self.stores, rest if self.rows is None else self.rows[rest])
+
+    def leaks(
+        self, k: int, held: np.ndarray, eval_texts: list[str], rows: np.ndarray, d: Decontamination
+    ) -> pl.DataFrame:
+        """(local train row, held index) pairs of `rows` against the held rows and eval texts."""
+        store = self.stores[k]
+        stored_held, stored_rows = (held, rows) if self.rows is None else (self.rows[held], self.rows[rows])
+        pairs, held_grams = store.pairs(stored_held, stored_rows, eval_texts, d.max_document_frequency)
+        found = covering(pairs, stored_rows, store.counts()[stored_rows], held_grams, d.min_overlap)
+        if self.rows is None:
+            return found
+        local = np.searchsorted(self.rows, found["train"].to_numpy())
+        return found.with_columns(pl.Series("train", local, dtype=pl.Int64))

@@ -1,0 +1,238 @@
+"""Scale: what a cheap pretraining pipeline costs per record as the corpus grows, and a crawl of real pages.
+
+Pipeline: normalize, langid, quality, dedup, split with the default rules, 2 workers (the issue's
+"cheap pipeline": pretrain.yaml without pii). Corpus: the demo generator's records, written in chunks
+of 100,000 with their own seed and id prefix (so 3M records never sit in the generator's memory), for
+each size asked. Each size runs `curate run` in its own process; the process tree (the driver and its
+workers) is sampled every 0.1 s for its total RSS and the work folder every 2 s for the checkpoints'
+size. Reported per size: records/s, peak RSS, peak checkpoint bytes, memory per record, and the
+marginal memory per record between consecutive sizes (what each extra record costs, the start-up
+cost left out).
+
+The WARC row: the HTML manual pages under /usr/share/doc packed as one WARC (tests/warcs.py) through
+pipelines/commoncrawl.yaml.
+
+    python -m bench.scale                    # 20k, 100k, 200k and the WARC
+    python -m bench.scale --sizes 100000 1000000 3000000
+
+Results: bench/results/scale.json (one row per size; rows of other sizes measured earlier are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+CHUNK = 100_000
+STAGES = ("normalize", "langid", "quality", "dedup", "split")
+
+
+def corpus(folder: Path, records: int) -> list[Path]:
+    """`records` demo records in files of CHUNK, each chunk generated with its own seed, ids prefixed."""
+    from curate.demo.generator import generate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for chunk, start in enumerate(range(0, records, CHUNK)):
+        out = folder / f"chunk-{chunk:03d}.jsonl.gz"
+        if not out.is_file():
+            raw = folder / f"raw-{chunk:03d}"
+            lines = []
+            for path in generate(raw, min(CHUNK, records - start), seed=1000 + chunk):
+                data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+                for line in data.splitlines():
+                    try:
+                        obj = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        lines.append(line)  # the generator's deliberately bad lines stay bad
+                        continue
+                    if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+                        obj["id"] = f"c{chunk}-{obj['id']}"
+                    lines.append(orjson.dumps(obj))
+            out.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1))
+            shutil.rmtree(raw)
+        paths.append(out)
+    return paths
+
+
+class Sampler:
+    """Peak RSS of a process and all its children, and peak size of a folder, sampled in a thread."""
+
+    def __init__(self, pid: int, folder: Path):
+        self.proc, self.folder = psutil.Process(pid), folder
+        self.peak_rss = self.peak_disk = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _rss(self) -> int:
+        total = 0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _disk(self) -> int:
+        total = 0
+        for root, _, files in os.walk(self.folder):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:
+                    pass
+        return total
+
+    def _run(self) -> None:
+        tick = 0
+        while not self._stop.is_set():
+            try:
+                self.peak_rss = max(self.peak_rss, self._rss())
+            except psutil.Error:
+                pass
+            if tick % 20 == 0:
+                self.peak_disk = max(self.peak_disk, self._disk())
+            tick += 1
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(pipeline: Path, out: Path, inputs: list[str]) -> dict:
+    """One `curate run` in its own process: wall time, peak RSS of its tree, peak checkpoint bytes."""
+    home = out.parent / "home"
+    env = {**os.environ, "CURATE_HOME": str(home)}
+    cmd = [str(Path(sys.executable).parent / "curate"), "run", str(pipeline), "--out", str(out), "--force"]
+    for path in inputs:
+        cmd += ["--input", path]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = Sampler(proc.pid, out)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    sampler.stop()
+    if proc.returncode not in (0, 4):  # 4: a gate failed; the run itself completed
+        raise SystemExit(f"curate run failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(sampler.peak_rss / 2**20),
+        "peak_checkpoint_mb": round(sampler.peak_disk / 2**20),
+        "kept": manifest["rows"],
+        "exit": proc.returncode,
+    }
+
+
+def generated(sizes: list[int], scratch: Path) -> list[dict]:
+    rows = []
+    for records in sizes:
+        folder = scratch / f"n{records}"
+        files = corpus(folder / "corpus", records)
+        spec = {
+            "name": f"scale-{records}",
+            "seed": 1,
+            "workers": 2,
+            "batch_size": 2000,
+            "sensitivity": False,
+            "inputs": [{"path": str(folder / "corpus")}],
+            "stages": [{"stage": s, "rules": str(REPO / "rules" / s / "default.yaml")} for s in STAGES],
+        }
+        pipeline = folder / "pipeline.yaml"
+        pipeline.write_text(yaml.safe_dump(spec, sort_keys=False))
+        result = measure(pipeline, folder / "out", [])
+        size_mb = sum(f.stat().st_size for f in files) / 2**20
+        rows.append(
+            {
+                "corpus": "demo generator",
+                "records": records,
+                "input_mb_gz": round(size_mb, 1),
+                **result,
+                "records_per_s": round(records / result["seconds"]),
+                "kb_per_record": round(result["peak_rss_mb"] * 1024 / records, 2),
+            }
+        )
+        shutil.rmtree(folder / "out", ignore_errors=True)
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def warc(scratch: Path) -> dict:
+    sys.path.insert(0, str(REPO))
+    from tests.warcs import doc_pages, pages_warc
+
+    folder = scratch / "warc"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = pages_warc(folder / "docs.warc.gz")
+    pages = len(doc_pages())
+    result = measure(REPO / "pipelines" / "commoncrawl.yaml", folder / "out", [str(path)])
+    return {
+        "corpus": f"WARC of {pages} HTML manual pages (/usr/share/doc)",
+        "records": pages,
+        "input_mb_gz": round(path.stat().st_size / 2**20, 1),
+        **result,
+        "records_per_s": round(pages / result["seconds"], 1),
+        "kb_per_record": round(result["peak_rss_mb"] * 1024 / pages, 2),
+        "pipeline": "pipelines/commoncrawl.yaml",
+    }
+
+
+def marginal(rows: list[dict]) -> list[dict]:
+    """KB per extra record between consecutive sizes of the generated corpus."""
+    gen = sorted((r for r in rows if r["corpus"] == "demo generator"), key=lambda r: r["records"])
+    out = []
+    for a, b in zip(gen, gen[1:]):
+        kb = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 1024 / (b["records"] - a["records"])
+        out.append({"from": a["records"], "to": b["records"], "marginal_kb_per_record": round(kb, 2)})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[20_000, 100_000, 200_000])
+    parser.add_argument("--no-warc", action="store_true")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="curate-scale-"))
+    try:
+        rows = generated(args.sizes, scratch)
+        if not args.no_warc:
+            rows.append(warc(scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    path = RESULTS / "scale.json"
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    mine = {(r["corpus"], r["records"]) for r in rows}
+    rows = sorted([r for r in old if (r["corpus"], r["records"]) not in mine] + rows, key=lambda r: r["records"])
+    result = {
+        "benchmark": "scale: the cheap pipeline (normalize, langid, quality, dedup, split) by corpus size",
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "workers": 2},
+        "rows": rows,
+        "marginal": marginal(rows),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
