@@ -25,9 +25,9 @@ from typing import Protocol
 import polars as pl
 
 from curate.accounting import StageAccount, split_decisions
+from curate.config import ResolvedStage
 from curate.decisions import DECISION_COLUMNS
 from curate.errors import AccountingError
-from curate.config import ResolvedStage
 from curate.io.shards import ParquetAppender, read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
 from curate.stages.base import Stage, StageContext

@@ -64,7 +64,9 @@ class ParquetAppender:
         table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(_tmp(self.path), table.schema, compression="zstd", compression_level=self.level)
+            self.writer = pq.ParquetWriter(
+                _tmp(self.path), table.schema, compression="zstd", compression_level=self.level
+            )
         self.writer.write_table(table.cast(self.writer.schema))
         self.rows += df.height
 
