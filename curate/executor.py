@@ -133,9 +133,10 @@ def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list
     """Run one global stage on all rows in `inputs` and checkpoint it under `out` (a retry redoes it).
     The stage may spread its work over `context.pool` and writes its artifacts under out/artifacts.
     A stage that decides from files (`decide_files`) never has every row in memory: its decisions
-    are joined back to the rows one input file at a time."""
+    are joined back to the rows one input file at a time (without a pool: locally)."""
     stage = build_stages([rs], context.with_(artifacts_dir=out / artifacts / rs.name))[rs.name]
-    if stage.decide_files is not None and any(p.is_file() for p in inputs):
+    # With a task pool (Ray) the stage spreads its in-memory path over the cluster instead.
+    if stage.decide_files is not None and context.pool is None and any(p.is_file() for p in inputs):
         return _run_global_files(stage, out, inputs)
     df = read_parquets(inputs)
     start = time.perf_counter()
