@@ -26,7 +26,6 @@ import polars as pl
 
 from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
-from curate.decisions import DECISION_COLUMNS
 from curate.errors import AccountingError
 from curate.io.shards import ParquetAppender, read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
@@ -163,7 +162,7 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     output = stage.run_files(files, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     decisions = output.frame
-    added = [c for c in [*stage.produces(stage.rules), *DECISION_COLUMNS] if c in decisions.columns]
+    added = [c for c in decisions.columns if c != "id"]
     union = pl.concat([pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in files], how="diagonal_relaxed")
     kept_out, rejected_out = ParquetAppender(kept_file(out)), ParquetAppender(rejected_file(out, stage.name))
     account, offset = StageAccount(stage=stage.name), 0

@@ -351,3 +351,51 @@ def test_the_report_lists_boilerplate_lines_by_hash_and_count_without_their_text
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Boilerplate left out of near-duplicate shingles: 5 lines" in html and found["top"][0]["hash"] in html
     assert "Tool calculator" not in html
+
+
+@pytest.mark.parametrize("keep", ["first", "longest"])
+def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, keep):
+    """The engine's local path (executor.run_global on a stage with decide_files): keys and sketches
+    computed file by file, boilerplate lines counted over every file first; same decisions, clusters,
+    keys, signatures and summary as dedup on all the rows at once."""
+    from curate.config import ResolvedStage
+    from curate.executor import run_global
+    from curate.workdir import kept_file
+
+    df, rules = spread_case()
+    header = "This message was sent from the clinic scheduling system, please do not reply to it"
+    df = df.with_columns(  # a boilerplate line in a quarter of the records, spread over the files
+        pl.when(pl.int_range(pl.len()) % 4 == 0)
+        .then(header + "\n" + pl.col("text"))
+        .otherwise(pl.col("text"))
+        .alias("text")
+    )
+    rules = rules.model_copy(update={"keep": keep})
+    expected_stage = DedupStage("dedup", rules)
+    expected_stage.setup()
+    expected = expected_stage.run(df)
+    assert expected.summary["boilerplate"]["lines"] == 1
+    files = []
+    for i, start in enumerate(range(0, df.height, 64)):
+        files.append(tmp_path / f"b-{i}" / "kept.parquet")
+        files[-1].parent.mkdir()
+        df.slice(start, 64).write_parquet(files[-1])
+    stage = DedupStage("dedup", rules)
+    stage.setup()
+    decided = stage.run_files(files, tmp_path / "scratch")
+    assert decided.summary == expected.summary
+    assert decided.frame.equals(expected.frame.select(decided.frame.columns))
+    assert decided.frame.columns == [
+        "id",
+        "dup_cluster",
+        "dup_of",
+        "exact_key",
+        "minhash",
+        "_action",
+        "_rule",
+        "_reason",
+    ]
+    done = run_global(ResolvedStage("dedup", "dedup", rules, None), StageContext(), tmp_path / "all", files, "a")
+    assert done["summary"] == expected.summary
+    kept = expected.frame.filter(pl.col(ACTION) == "keep").drop(ACTION, RULE, REASON)
+    assert pl.read_parquet(kept_file(tmp_path / "all")).equals(kept)

@@ -223,9 +223,9 @@ class Stage:
         self.summary = None
         return self._output(self.process(df))
 
-    # A global stage that can decide from checkpoint files without holding every row (split) defines
-    # decide_files(files, scratch) -> the rows in file order, with only the columns it decided on, what
-    # it produces and the decision columns; the executor joins those back to the rows file by file.
+    # A global stage that can decide from checkpoint files without holding every row (dedup, split)
+    # defines decide_files(files, scratch) -> the rows in file order: `id`, the columns it adds to the
+    # rows and the decision columns; the executor joins those back to the rows file by file.
     decide_files = None
 
     def run_files(self, files: list[Path], scratch: Path) -> StageOutput:

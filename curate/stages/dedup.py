@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -23,6 +24,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from curate.errors import ConfigError
+from curate.io.shards import read_parquets
 from curate.minhash import (
     MinHasher,
     Sketch,
@@ -145,12 +147,34 @@ def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], B
     kept whole, so such records stay duplicates of each other), and a summary of the lines found."""
     if not rules.enabled or not texts:
         return texts, Boilerplate()
-    keys = [{_line_key(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
-    counts = pl.Series([k for ks in keys for k in ks], dtype=pl.Utf8).value_counts(sort=True) if any(keys) else None
-    floor = max(rules.min_records, rules.min_share * len(texts))
-    common = {} if counts is None else dict(counts.filter(pl.col("count") >= floor).iter_rows())
+    keys = line_keys(texts, rules)
+    common = common_lines(line_counts(keys), len(texts), rules)
+    out, touched = strip_lines(texts, keys, common)
+    return out, boilerplate_summary(common, touched, rules)
+
+
+def line_keys(texts: list[str], rules: BoilerplateRules) -> list[set[str]]:
+    """Each text's distinct normalised lines long enough to be boilerplate."""
+    return [{_line_key(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
+
+
+def line_counts(keys: list[set[str]]) -> pl.DataFrame:
+    """(line, count): how many of the texts hold each line; counts of several batches add up."""
+    flat = pl.Series("line", [k for ks in keys for k in ks], dtype=pl.Utf8)
+    return flat.value_counts(name="count").with_columns(pl.col("count").cast(pl.Int64))
+
+
+def common_lines(counts: pl.DataFrame, texts: int, rules: BoilerplateRules) -> dict[str, int]:
+    """The boilerplate lines of `texts` texts, most common first (ties in line order), with their counts."""
+    floor = max(rules.min_records, rules.min_share * texts)
+    common = counts.filter(pl.col("count") >= floor).sort(["count", "line"], descending=[True, False])
+    return dict(common.iter_rows())
+
+
+def strip_lines(texts: list[str], keys: list[set[str]], common: dict[str, int]) -> tuple[list[str], int]:
+    """The texts without their common lines, and how many texts had any."""
     if not common:
-        return texts, Boilerplate()
+        return texts, 0
     out, touched = [], 0
     for text, ks in zip(texts, keys):
         if not ks & common.keys():
@@ -159,13 +183,19 @@ def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], B
         touched += 1
         kept = "\n".join(x for x in text.split("\n") if _line_key(x) not in common)
         out.append(kept if kept.strip() else text)
+    return out, touched
+
+
+def boilerplate_summary(common: dict[str, int], touched: int, rules: BoilerplateRules) -> Boilerplate:
+    if not common:
+        return Boilerplate()
     top = [
         BoilerplateLine(
             hash=xxhash.xxh3_64_hexdigest(k.encode()), records=n, chars=len(k), text=k[:80] if rules.show_text else None
         )
         for k, n in list(common.items())[:20]
     ]
-    return out, Boilerplate(lines=len(common), records=touched, top=top)
+    return Boilerplate(lines=len(common), records=touched, top=top)
 
 
 @dataclass
@@ -278,11 +308,62 @@ class DedupStage(Stage):
         texts = comparison_texts(df, rules.chat_text)
         near_texts, found = boilerplate(texts, rules.boilerplate) if rules.near else (texts, None)
         self.summary = DedupSummary(boilerplate=found) if found is not None else None
-        n_prior, n = len(prior.ids), df.height
         if self.pool is None:
             exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(near_texts), None
         else:
             exact_new, sketch, candidates = self._spread(texts, near_texts, prior)
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        out = df.with_columns(self._cluster(df, lengths, exact_new, sketch, prior, candidates))
+        return with_decisions(out, *self._decisions)
+
+    def decide_files(self, files: list[Path], scratch: Path) -> pl.DataFrame:
+        """`process` over the rows of checkpoint files without holding their text: the exact keys and
+        MinHash sketches are computed file by file (after counting boilerplate lines over every file),
+        then clustered as `process` clusters them. Returns the ids, what `process` adds and the
+        decision columns, in file order."""
+        rules = self.rules
+        prior = self.load_prior()
+        columns = ["id", *([rules.score_column] if rules.keep == "score" and rules.score_column else [])]
+        small = read_parquets(files, columns=columns)
+        strip = rules.near and rules.boilerplate.enabled and small.height > 0
+        common: dict[str, int] = {}
+        if strip:
+            counts = [line_counts(line_keys(self._texts(p), rules.boilerplate)) for p in files if p.is_file()]
+            total = pl.concat(counts).group_by("line").agg(pl.col("count").sum())
+            common = common_lines(total, small.height, rules.boilerplate)
+        exact_new, sketches, lengths, touched = [], [], [], 0
+        for path in (p for p in files if p.is_file()):
+            texts = self._texts(path)
+            near_texts = texts
+            if strip:
+                near_texts, n = strip_lines(texts, line_keys(texts, rules.boilerplate), common)
+                touched += n
+            exact_new += self.exact_keys(texts)
+            sketches.append(self.sketch(near_texts))
+            lengths.append(np.fromiter(map(len, texts), np.int64, len(texts)))
+        if rules.near:
+            self.summary = DedupSummary(boilerplate=boilerplate_summary(common, touched, rules.boilerplate))
+        sketch = Sketch.concat(sketches) if sketches else self.sketch([])
+        length = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
+        out = small.select("id").with_columns(self._cluster(small, length, exact_new, sketch, prior, None))
+        return with_decisions(out, *self._decisions)
+
+    def _texts(self, path: Path) -> list[str]:
+        return comparison_texts(pl.read_parquet(path, columns=["text", "messages"]), self.rules.chat_text)
+
+    def _cluster(
+        self,
+        df: pl.DataFrame,
+        lengths: np.ndarray,
+        exact_new: list[str],
+        sketch: Sketch,
+        prior: _Prior,
+        candidates: np.ndarray | None,
+    ) -> list[pl.Series]:
+        """The columns dedup adds to `df`'s rows (clusters, what each duplicates, the keys); the
+        decisions are left in `self._decisions` (actions, rules, reasons)."""
+        rules = self.rules
+        n_prior, n = len(prior.ids), df.height
         exact = prior.exact + exact_new
         sigs = np.concatenate([prior.signatures, sketch.signatures])
         edges, weights = [], []
@@ -298,7 +379,7 @@ class DedupStage(Stage):
         total = n_prior + n
         graph = coo_matrix((np.ones(len(edge)), (edge[:, 0], edge[:, 1])), shape=(total, total))
         _, labels = connected_components(graph, directed=False)
-        rep = self._representatives(labels, df, texts, n_prior)
+        rep = self._representatives(labels, df, lengths, n_prior)
         best_j = _best_similarity(edge, jaccard, total)
         ids = prior.ids + df["id"].to_list()
         cluster_size = np.bincount(labels, minlength=labels.max() + 1 if total else 0)[labels] if total else np.empty(0)
@@ -320,13 +401,13 @@ class DedupStage(Stage):
             rule_names.append("exact_duplicate" if same else "near_duplicate")
             reasons.append(f"duplicate of {ids[r]}{where} ({similarity})")
             dup_of.append(ids[r])
-        out = df.with_columns(
+        self._decisions = (actions, rule_names, reasons)
+        return [
             pl.Series("dup_cluster", cluster, dtype=pl.Utf8),
             pl.Series("dup_of", dup_of, dtype=pl.Utf8),
             pl.Series(EXACT_KEY, exact[n_prior:], dtype=pl.Utf8),
             pl.Series(SIGNATURE, sigs[n_prior:], dtype=pl.Array(pl.UInt32, rules.num_perm)),
-        )
-        return with_decisions(out, actions, rule_names, reasons)
+        ]
 
     def near_pairs(
         self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0, candidates: np.ndarray | None = None
@@ -375,13 +456,13 @@ class DedupStage(Stage):
         sketch = Sketch.concat([sk for _, sk in parts]) if parts else self.sketch([])
         return exact, sketch, pairs_from_codes(reduced, total)
 
-    def _representatives(self, labels: np.ndarray, df: pl.DataFrame, texts: list[str], n_prior: int) -> np.ndarray:
+    def _representatives(self, labels: np.ndarray, df: pl.DataFrame, lengths: np.ndarray, n_prior: int) -> np.ndarray:
         """Index of the kept record of each record's cluster: a prior record if any, else by policy."""
         total = len(labels)
         if total == 0:  # nothing reached the stage (every row rejected before it)
             return np.empty(0, np.int64)
         if self.rules.keep == "longest":
-            priority = np.array([0] * n_prior + [-len(t) for t in texts], dtype=np.float64)
+            priority = np.concatenate([np.zeros(n_prior), -lengths.astype(np.float64)])
         elif self.rules.keep == "score":
             col = self.rules.score_column
             if col not in df.columns:

@@ -39,6 +39,7 @@ from curate.parallel import SerialPool, shuffle_groups
 from curate.records import comparison_texts
 from curate.schema import StrictModel
 from curate.stages.base import (
+    DECISION_COLUMNS,
     DROP,
     KEEP,
     Evidence,
@@ -154,8 +155,8 @@ class SplitStage(Stage):
     def decide_files(self, files: list[Path], scratch: Path) -> pl.DataFrame:
         """`process` over the rows of checkpoint files without holding their text: the groups and labels
         are read as columns, the n-grams hashed file by file into a GramStore on disk under `scratch`.
-        Returns the same rows as `process` on all the files' rows, but only the columns it decides on
-        (id, the group and label columns) with `split` and the decision columns."""
+        Returns the same rows as `process` on all the files' rows, with `id`, `split` (and
+        `contaminated` when flagging) and the decision columns."""
         r = self.rules
         columns = ["id", *r.group_by, *([r.stratify_by] if r.stratify_by else [])]
         small = read_parquets(files, columns=list(dict.fromkeys(columns)))
@@ -165,7 +166,8 @@ class SplitStage(Stage):
         contaminated, leaks = self.contamination(small, splits, grams)
         if r.decontamination.action == "drop":
             contaminated = self._until_clean(small, splits, contaminated, leaks, grams)
-        return self._decide(small, splits, contaminated, leaks)
+        decided = self._decide(small, splits, contaminated, leaks)
+        return decided.select("id", *(c for c in self.produces(r) if c in decided.columns), *DECISION_COLUMNS)
 
     def _decide(self, df: pl.DataFrame, splits: list[str], contaminated: list[bool], leaks: dict) -> pl.DataFrame:
         r = self.rules
