@@ -27,7 +27,7 @@ import polars as pl
 from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
 from curate.errors import AccountingError
-from curate.io.shards import ParquetAppender, read_json, read_parquets, write_json, write_parquet
+from curate.io.shards import ParquetAppender, iter_frames, read_json, read_parquets, write_json, write_parquet
 from curate.profile import length_histogram
 from curate.stages.base import Stage, StageContext
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
@@ -153,7 +153,7 @@ def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list
 def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     """`run_global` for a stage that decides from files: its decisions (the rows in input order, with
     only the columns it decided on) joined back to each input file's rows in turn, each file's kept
-    and rejected rows appended to the checkpoint. The rows, columns and order are those of the
+    and rejected rows appended to the checkpoint, a row group at a time. The rows, columns and order are those of the
     in-memory path, which concatenates the files (`read_parquets`: columns unioned, in order)."""
     start = time.perf_counter()
     files = [p for p in inputs if p.is_file()]
@@ -166,12 +166,12 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     union = pl.concat([pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in files], how="diagonal_relaxed")
     kept_out, rejected_out = ParquetAppender(kept_file(out)), ParquetAppender(rejected_file(out, stage.name))
     account, offset = StageAccount(stage=stage.name), 0
-    for path in files:
-        rows = pl.concat([union, pl.read_parquet(path)], how="diagonal_relaxed")
+    for chunk in iter_frames(files):
+        rows = pl.concat([union, chunk], how="diagonal_relaxed")
         mine = decisions.slice(offset, rows.height)
         offset += rows.height
         if not mine["id"].equals(rows["id"]):
-            raise AccountingError(f"stage '{stage.name}' decided on rows in another order than {path.name} holds")
+            raise AccountingError(f"stage '{stage.name}' decided on rows in another order than its input holds")
         kept, rejected, part = split_decisions(stage.name, rows, rows.with_columns(mine.select(added)))
         account.merge(part)
         kept_out.write(kept)

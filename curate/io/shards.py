@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -49,6 +50,21 @@ def read_parquets(paths: list[Path], columns: list[str] | None = None) -> pl.Dat
         if p.is_file()
     ]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def iter_frames(paths: list[Path], columns: list[str] | None = None, rows: int = 20_000) -> Iterator[pl.DataFrame]:
+    """The rows of the Parquet files among `paths` that exist, in order, a frame of at most `rows`
+    (within one row group) at a time; with `columns`, only those of them each file has."""
+    for path in paths:
+        if not path.is_file():
+            continue
+        parquet = pq.ParquetFile(path)
+        wanted = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
+        if parquet.metadata.num_rows == 0:
+            yield pl.read_parquet(path, columns=wanted)
+            continue
+        for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
+            yield pl.from_arrow(batch)
 
 
 class ParquetAppender:

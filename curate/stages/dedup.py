@@ -11,6 +11,7 @@ already published. Signatures of kept records are written beside the shards
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from curate.errors import ConfigError
-from curate.io.shards import read_parquets
+from curate.io.shards import iter_frames, read_parquets
 from curate.minhash import (
     MinHasher,
     Sketch,
@@ -328,12 +329,11 @@ class DedupStage(Stage):
         strip = rules.near and rules.boilerplate.enabled and small.height > 0
         common: dict[str, int] = {}
         if strip:
-            counts = [line_counts(line_keys(self._texts(p), rules.boilerplate)) for p in files if p.is_file()]
+            counts = [line_counts(line_keys(texts, rules.boilerplate)) for texts in self._texts(files)]
             total = pl.concat(counts).group_by("line").agg(pl.col("count").sum())
             common = common_lines(total, small.height, rules.boilerplate)
         exact_new, sketches, lengths, touched = [], [], [], 0
-        for path in (p for p in files if p.is_file()):
-            texts = self._texts(path)
+        for texts in self._texts(files):
             near_texts = texts
             if strip:
                 near_texts, n = strip_lines(texts, line_keys(texts, rules.boilerplate), common)
@@ -348,8 +348,10 @@ class DedupStage(Stage):
         out = small.select("id").with_columns(self._cluster(small, length, exact_new, sketch, prior, None))
         return with_decisions(out, *self._decisions)
 
-    def _texts(self, path: Path) -> list[str]:
-        return comparison_texts(pl.read_parquet(path, columns=["text", "messages"]), self.rules.chat_text)
+    def _texts(self, files: list[Path]) -> Iterator[list[str]]:
+        """The comparison texts of the files' rows, a row group at a time."""
+        for chunk in iter_frames(files, ["text", "messages"]):
+            yield comparison_texts(chunk, self.rules.chat_text)
 
     def _cluster(
         self,

@@ -22,7 +22,7 @@ import xxhash
 from pydantic import Field, model_validator
 
 from curate.io.parse import read_reference
-from curate.io.shards import read_parquets
+from curate.io.shards import iter_frames, read_parquets
 from curate.minhash import MinHasher
 from curate.ngrams import (
     MAX_DOCUMENT_FREQUENCY,
@@ -401,11 +401,10 @@ class _Grams:
     def of_files(cls, files: list[Path], height: int, d: Decontamination, scratch: Path) -> "_Grams":
         stores = [GramStore(scratch / f"hasher-{k}", h, height) for k, h in enumerate(hashers(d.ngram, d.numbers))]
         if d.action != "off":
-            for path in files:
-                if path.is_file():
-                    texts = comparison_texts(pl.read_parquet(path, columns=["text", "messages"]), d.chat_text)
-                    for store in stores:
-                        store.add(texts)
+            for chunk in iter_frames(files, ["text", "messages"]):
+                texts = comparison_texts(chunk, d.chat_text)
+                for store in stores:
+                    store.add(texts)
         return cls(stores)
 
     def subset(self, rest: np.ndarray) -> "_Grams":
