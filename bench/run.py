@@ -149,6 +149,7 @@ def main() -> None:
             "onboard",
             "train",
             "extract",
+            "scale",
         ],
     )
     args = parser.parse_args()
@@ -182,6 +183,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.train"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "extract"):  # main text of real HTML pages: resiliparse beside trafilatura
         subprocess.run([sys.executable, "-m", "bench.extract"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "scale"):  # memory and speed per record by corpus size, and a WARC of real pages
+        subprocess.run([sys.executable, "-m", "bench.scale"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "safety"):  # what the publishing, PII and bounded-read guarantees cost
         subprocess.run([sys.executable, "-m", "bench.safety"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
@@ -301,9 +304,37 @@ def _markdown() -> None:
     lines += _safety_markdown()
     lines += _real_markdown()
     lines += extract_table(_result("extract"))
+    lines += scale_table(_result("scale"))
     lines += onboard_table(_result("onboard"))
     lines += train_table(_result("train"))
     (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+def scale_table(r: dict | None) -> list[str]:
+    if r is None:
+        return []
+    lines = [
+        f"## {r['benchmark']} (bench/scale.py)",
+        "",
+        f"{r['machine']['cpus']} CPUs, {r['machine']['workers']} workers, {r['measured_at']}. Peak RSS is the "
+        "whole process tree's (the driver and its workers), sampled every 0.1 s.",
+        "",
+        "| corpus | code | records | seconds | records/s | peak RSS MB | KB per record | peak checkpoints MB | kept |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for x in r["rows"]:
+        lines.append(
+            f"| {x['corpus']} | {x.get('code', 'this code')} | {x['records']:,} | {x['seconds']} | "
+            f"{x['records_per_s']:,} | {x['peak_rss_mb']:,} | {x['kb_per_record']} | {x['peak_checkpoint_mb']:,} | "
+            f"{x['kept']['kept']:,} |"
+        )
+    lines.append("")
+    for m in r["marginal"]:
+        lines.append(
+            f"- {m.get('code', 'this code')}, {m['from']:,} to {m['to']:,} records: "
+            f"{m['marginal_kb_per_record']} KB per extra record"
+        )
+    return [*lines, ""]
 
 
 def extract_table(r: dict | None) -> list[str]:

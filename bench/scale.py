@@ -14,6 +14,7 @@ pipelines/commoncrawl.yaml.
 
     python -m bench.scale                    # 20k, 100k, 200k and the WARC
     python -m bench.scale --sizes 100000 1000000 3000000
+    python -m bench.scale --baseline 826ab2a --no-warc   # and that commit's code on the same corpora
 
 Results: bench/results/scale.json (one row per size; rows of other sizes measured earlier are kept).
 """
@@ -118,10 +119,13 @@ class Sampler:
         self._thread.join()
 
 
-def measure(pipeline: Path, out: Path, inputs: list[str]) -> dict:
-    """One `curate run` in its own process: wall time, peak RSS of its tree, peak checkpoint bytes."""
+def measure(pipeline: Path, out: Path, inputs: list[str], code: Path | None = None) -> dict:
+    """One `curate run` in its own process: wall time, peak RSS of its tree, peak checkpoint bytes.
+    With `code`, another checkout's curate package runs (the baseline), with this one's rules."""
     home = out.parent / "home"
     env = {**os.environ, "CURATE_HOME": str(home)}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     cmd = [str(Path(sys.executable).parent / "curate"), "run", str(pipeline), "--out", str(out), "--force"]
     for path in inputs:
         cmd += ["--input", path]
@@ -143,7 +147,7 @@ def measure(pipeline: Path, out: Path, inputs: list[str]) -> dict:
     }
 
 
-def generated(sizes: list[int], scratch: Path) -> list[dict]:
+def generated(sizes: list[int], scratch: Path, code: Path | None = None, label: str = "this code") -> list[dict]:
     rows = []
     for records in sizes:
         folder = scratch / f"n{records}"
@@ -159,11 +163,12 @@ def generated(sizes: list[int], scratch: Path) -> list[dict]:
         }
         pipeline = folder / "pipeline.yaml"
         pipeline.write_text(yaml.safe_dump(spec, sort_keys=False))
-        result = measure(pipeline, folder / "out", [])
+        result = measure(pipeline, folder / "out", [], code)
         size_mb = sum(f.stat().st_size for f in files) / 2**20
         rows.append(
             {
                 "corpus": "demo generator",
+                "code": label,
                 "records": records,
                 "input_mb_gz": round(size_mb, 1),
                 **result,
@@ -187,6 +192,7 @@ def warc(scratch: Path) -> dict:
     result = measure(REPO / "pipelines" / "commoncrawl.yaml", folder / "out", [str(path)])
     return {
         "corpus": f"WARC of {pages} HTML manual pages (/usr/share/doc)",
+        "code": "this code",
         "records": pages,
         "input_mb_gz": round(path.stat().st_size / 2**20, 1),
         **result,
@@ -197,12 +203,17 @@ def warc(scratch: Path) -> dict:
 
 
 def marginal(rows: list[dict]) -> list[dict]:
-    """KB per extra record between consecutive sizes of the generated corpus."""
-    gen = sorted((r for r in rows if r["corpus"] == "demo generator"), key=lambda r: r["records"])
+    """KB per extra record between consecutive sizes of the generated corpus, per code measured."""
     out = []
-    for a, b in zip(gen, gen[1:]):
-        kb = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 1024 / (b["records"] - a["records"])
-        out.append({"from": a["records"], "to": b["records"], "marginal_kb_per_record": round(kb, 2)})
+    for label in dict.fromkeys(r.setdefault("code", "this code") for r in rows):
+        gen = sorted(
+            (r for r in rows if r["corpus"] == "demo generator" and r["code"] == label), key=lambda r: r["records"]
+        )
+        for a, b in zip(gen, gen[1:]):
+            kb = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 1024 / (b["records"] - a["records"])
+            out.append(
+                {"code": label, "from": a["records"], "to": b["records"], "marginal_kb_per_record": round(kb, 2)}
+            )
     return out
 
 
@@ -210,18 +221,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[20_000, 100_000, 200_000])
     parser.add_argument("--no-warc", action="store_true")
+    parser.add_argument(
+        "--baseline", metavar="COMMIT", help="also measure this commit's code (a git worktree), side by side"
+    )
+    parser.add_argument("--baseline-only", action="store_true", help="measure only the baseline's code")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="curate-scale-"))
     try:
-        rows = generated(args.sizes, scratch)
+        rows = [] if args.baseline_only else generated(args.sizes, scratch)
+        if args.baseline:
+            tree = scratch / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=REPO, check=True)
+            try:
+                rows += generated(args.sizes, scratch, tree, f"baseline {args.baseline}")
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=True)
         if not args.no_warc:
             rows.append(warc(scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     path = RESULTS / "scale.json"
-    old = json.loads(path.read_text())["rows"] if path.exists() else []
-    mine = {(r["corpus"], r["records"]) for r in rows}
-    rows = sorted([r for r in old if (r["corpus"], r["records"]) not in mine] + rows, key=lambda r: r["records"])
+    old = (
+        [{**r, "code": r.get("code", "this code")} for r in json.loads(path.read_text())["rows"]]
+        if path.exists()
+        else []
+    )
+    mine = {(r["corpus"], r["code"], r["records"]) for r in rows}
+    old = [r for r in old if (r["corpus"], r["code"], r["records"]) not in mine]
+    rows = sorted(old + rows, key=lambda r: (r["corpus"], r["code"] != "this code", r["records"]))
     result = {
         "benchmark": "scale: the cheap pipeline (normalize, langid, quality, dedup, split) by corpus size",
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

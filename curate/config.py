@@ -230,11 +230,16 @@ def _check_columns(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: 
     if any(i.path and i.path.startswith("shards://") for i in spec.inputs):
         return
     available = {*BASE_SCHEMA, *(c for i in spec.inputs for c in i.columns)}
-    if any(_may_hold_crawls(i.path, path.parent) for i in spec.inputs if i.path):
-        available.update(CRAWL_COLUMNS)
+    crawls: bool | None = None  # looked for only when a stage needs a crawl column (a folder is listed)
     for index, rs in enumerate(stages):
         cls = STAGES[rs.stage]
         missing = [c for c in cls.requires(rs.rules) if c not in available]
+        if missing and set(missing) <= set(CRAWL_COLUMNS):
+            if crawls is None:
+                crawls = any(_may_hold_crawls(i.path, path.parent) for i in spec.inputs if i.path)
+            if crawls:
+                available.update(CRAWL_COLUMNS)
+                missing = []
         if missing:
             raise ConfigError(
                 f"{path}: stages[{index}] ({rs.name}): needs columns {missing}, which neither the record schema, "
