@@ -67,7 +67,7 @@ def corpus(folder: Path, records: int) -> list[Path]:
                     if isinstance(obj, dict) and isinstance(obj.get("id"), str):
                         obj["id"] = f"c{chunk}-{obj['id']}"
                     lines.append(orjson.dumps(obj))
-            out.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1))
+            out.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1, mtime=0))
             shutil.rmtree(raw)
         paths.append(out)
     return paths
