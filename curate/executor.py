@@ -151,10 +151,10 @@ def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list
 
 
 def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
-    """`run_global` for a stage that decides from files: its decisions (the rows in input order, with
-    only the columns it decided on) joined back to each input file's rows in turn, each file's kept
-    and rejected rows appended to the checkpoint, a row group at a time. The rows, columns and order are those of the
-    in-memory path, which concatenates the files (`read_parquets`: columns unioned, in order)."""
+    """`run_global` for a stage that decides from files: its decisions (the rows in input order: `id`,
+    the columns it adds, the decision columns) joined back to the input's rows a row group at a time,
+    the kept and rejected rows appended to the checkpoint as they come. The rows, columns and order
+    are the in-memory path's, which concatenates the files (`read_parquets`: columns unioned)."""
     start = time.perf_counter()
     files = [p for p in inputs if p.is_file()]
     scratch = out / "scratch"
