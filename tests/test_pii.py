@@ -339,3 +339,21 @@ def test_a_rotated_hash_key_is_a_cache_miss_and_a_missing_key_stops_before_any_w
     monkeypatch.setenv("CURATE_PII_HASH_KEY", "second key")
     second = run(path, tmp_path / "out", workers=1)
     assert not second.cached and second.manifest["version"] != first.manifest["version"]
+
+
+def test_the_web_profile_leaves_links_and_dates_and_still_redacts_contacts():
+    """rules/pii/web.yaml extends the default with URL and DATE_TIME `enabled: false` and no NER: the
+    turned-off entities are gone from the rules (recognizers included), not only skipped."""
+    from curate.schema import load_rules
+
+    web = PiiRules.model_validate(load_rules(RULES / "pii" / "web.yaml"))
+    assert "URL" not in web.entities and "DATE_TIME" not in web.entities
+    assert all(r.entity not in ("URL", "DATE_TIME") for r in web.recognizers)
+    stage = PiiStage("pii", web, StageContext(seed=3))
+    stage.setup()
+    text = "Release notes of 12 March 2024 at https://docs.example.org/notes. Questions: jane.roe@example.com"
+    out = _one(stage, text)
+    assert "https://docs.example.org/notes" in out["text"] and "12 March 2024" in out["text"]
+    assert "jane.roe@example.com" not in out["text"] and "<EMAIL>" in out["text"]
+    with pytest.raises(ValueError, match="every entity is disabled"):
+        _rules(entities={name: {"enabled": False} for name in web.entities | {"URL": 0, "DATE_TIME": 0}})

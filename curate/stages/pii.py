@@ -111,7 +111,8 @@ Operator = Literal["replace", "mask", "hash", "drop", "keep_year", "keep_zip3", 
 
 
 class EntityRule(StrictModel):
-    enabled: bool = True  # false: not searched for (a profile extending another turns one of its entities off)
+    # false: not searched for (a profile extending another turns one of its entities off; PiiRules drops it)
+    enabled: bool = True
     operator: Operator | None = None
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     placeholder: str | None = None
@@ -266,6 +267,23 @@ class PiiRules(StrictModel):
                             f"recognizers[{rec.name}] uses {missing[0]}, which is not under '{where}' "
                             f"(declared: {', '.join(sorted(known)) or 'none'})"
                         )
+        return self._without_disabled()
+
+    def _without_disabled(self) -> "PiiRules":
+        """The entities turned off (`enabled: false`, in a profile extending another) are removed, with
+        the recognizers, deny and context lists and profile kinds that name them: nothing downstream
+        (analysis, coverage, hashing keys, the report) sees them."""
+        off = {name for name, rule in self.entities.items() if not rule.enabled}
+        if not off:
+            return self
+        if off == set(self.entities):
+            raise ValueError("entities: every entity is disabled (enabled: false); the stage would find nothing")
+        self.entities = {k: v for k, v in self.entities.items() if k not in off}
+        self.recognizers = [r for r in self.recognizers if r.entity not in off]
+        self.deny_list = {k: v for k, v in self.deny_list.items() if k not in off}
+        self.context = {k: v for k, v in self.context.items() if k not in off}
+        for kind in self.profile.kinds:
+            kind.entities = [e for e in kind.entities if e not in off]
         return self
 
     def expand(self, pattern: str) -> str:
@@ -470,11 +488,7 @@ def coverage(rules: PiiRules, lang: str) -> dict[str, str | None]:
     them). Recognizers of no language (formats such as 5/3/2024) do not count: they know no names."""
     out: dict[str, str | None] = {}
     for what, entities in COVERED.items():
-        wanted = [
-            e
-            for e in entities
-            if e in rules.entities and rules.entities[e].enabled and lang not in rules.entities[e].skip_languages
-        ]
+        wanted = [e for e in entities if e in rules.entities and lang not in rules.entities[e].skip_languages]
         ways = []
         if lang in rules.nlp.ner_languages and any(e in NER_FINDS for e in wanted):
             ways.append("NER")
@@ -647,8 +661,8 @@ class PiiStage(Stage):
         self.analyzer = Analyzer(
             model=r.nlp.model,
             ner_languages=r.nlp.ner_languages,
-            entities={k: v.model_dump() for k, v in r.entities.items() if v.enabled},
-            custom=[_recognizer(rec, r) for rec in r.recognizers if r.entities[rec.entity].enabled],
+            entities={k: v.model_dump() for k, v in r.entities.items()},
+            custom=[_recognizer(rec, r) for rec in r.recognizers],
             deny_lists=r.deny_list,
             context=r.context,
             allow_list=r.allow_list,
