@@ -26,20 +26,17 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tests.warcs import DOCS, doc_files
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-DOCS = Path("/usr/share/doc")
 MIN_PARAGRAPH = 80
 _SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<(?:div|span|a\s+href|table|td|tr|ul|li|p|img|script|style)[\s>]", re.I)
 
 
-def pages(root: Path = DOCS) -> list[tuple[Path, str]]:
-    found = []
-    for path in sorted(root.rglob("*.htm*")):
-        if path.is_file() and path.suffix in (".html", ".htm"):
-            found.append((path, path.read_bytes().decode("utf-8", errors="replace")))
-    return found
+def pages() -> list[tuple[Path, str]]:
+    return [(path, path.read_bytes().decode("utf-8", errors="replace")) for path in doc_files()]
 
 
 def _norm(text: str) -> str:

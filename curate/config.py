@@ -253,8 +253,10 @@ def _may_hold_crawls(value: str, base: Path) -> bool:
     glob (`crawl/*.warc.gz`, also at a URL), or a local folder that holds one."""
     from curate.io.crawl import is_crawl
 
-    if is_crawl(value) or "://" in value:
-        return is_crawl(value)
+    if is_crawl(value):
+        return True
+    if "://" in value:  # a URL folder is not listed while loading
+        return False
     folder = Path(value) if Path(value).is_absolute() else base / value
     return folder.is_dir() and any(is_crawl(p.name) for p in folder.rglob("*") if p.is_file())
 

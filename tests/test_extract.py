@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,6 +13,7 @@ from curate.schema import load_rules
 from curate.stages.base import ACTION, REASON, RULE
 from curate.stages.extract import ExtractRules, ExtractStage, looks_like_html
 from tests.conftest import RULES, run, write_pipeline
+from tests.warcs import doc_files
 
 ARTICLE = (
     "Insulin pens should be stored in the refrigerator before first use and kept at room temperature "
@@ -112,7 +112,7 @@ def test_pages_without_enough_main_text_are_dropped_with_their_sizes():
     assert _stage(min_chars=0).process(_frame([short]))[ACTION][0] == "keep"
 
 
-DOC_PAGES = sorted(p for p in Path("/usr/share/doc").rglob("*.htm*") if p.is_file() and p.suffix in (".html", ".htm"))
+DOC_PAGES = doc_files()
 
 
 @pytest.mark.skipif(len(DOC_PAGES) < 20, reason="needs the HTML manuals Debian packages install in /usr/share/doc")

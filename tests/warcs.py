@@ -32,12 +32,17 @@ def record_id(url: str, kind: str = "response") -> str:
     return str(uuid.UUID(bytes=hashlib.blake2b(f"{kind} {url}".encode(), digest_size=16).digest()))
 
 
+def doc_files() -> list[Path]:
+    """The HTML manual pages Debian packages install on this machine, sorted: real HTML nobody here wrote."""
+    return sorted(p for p in DOCS.rglob("*.htm*") if p.is_file() and p.suffix in (".html", ".htm"))
+
+
 def doc_pages(limit: int | None = None, max_bytes: int = 2_000_000) -> list[tuple[str, bytes]]:
     """(url, bytes) of the HTML manual pages on this machine, sorted, each under `max_bytes`; the url
     names the package as the site (`https://python3-jinja2.docs.example/html/index.html`)."""
     pages = []
-    for path in sorted(DOCS.rglob("*.htm*")):
-        if not path.is_file() or path.suffix not in (".html", ".htm") or path.stat().st_size > max_bytes:
+    for path in doc_files():
+        if path.stat().st_size > max_bytes:
             continue
         package, *rest = path.relative_to(DOCS).parts
         pages.append((f"https://{package.lower()}.docs.example/{'/'.join(rest)}", path.read_bytes()))

@@ -125,8 +125,9 @@ class ExtractStage(Stage):
         texts, sizes, actions, rules, reasons = [], [], [], [], []
         types = df["content_type"].to_list() if "content_type" in df.columns else [None] * df.height
         for text, content_type in zip(df["text"].to_list(), types):
-            page = content_type in HTML_TYPES or looks_like_html(text) if isinstance(text, str) else False
-            if not isinstance(text, str) or (r.only == "html" and not page):
+            if not isinstance(text, str) or (
+                r.only == "html" and content_type not in HTML_TYPES and not looks_like_html(text)
+            ):
                 texts.append(text)
                 sizes.append(None)
                 actions.append(KEEP)
