@@ -123,17 +123,24 @@ def one_schema(rejected: dict[str, pl.DataFrame], record_columns: list[str]) -> 
     (`pl.read_parquet("rejected/*/*.parquet")`): the decision columns, the record columns, then every
     column any stage added (the reader's `raw` preview, `q_*` statistics, `dup_of`, ...) in pipeline
     order, null where a stage did not write it. Types are the common supertype across stages."""
-    frames = [df for df in rejected.values() if df.width]
-    if not frames:
+    layout = rejected_layout({stage: df.schema for stage, df in rejected.items() if df.width}, record_columns)
+    if layout is None:
         return rejected
-    union = pl.concat([df.head(0) for df in frames], how="diagonal_relaxed").schema
-    lead = [c for c in REJECTED_LEAD if c in union] + [
-        c for c in record_columns if c in union and c not in REJECTED_LEAD
-    ]
-    order = lead + [c for c in union if c not in lead]
-    out = {}
-    for stage, df in rejected.items():
-        out[stage] = df.select(
-            [pl.col(c).cast(union[c]) if c in df.columns else pl.lit(None, dtype=union[c]).alias(c) for c in order]
-        )
-    return out
+    return {stage: to_layout(df, layout) for stage, df in rejected.items()}
+
+
+def rejected_layout(schemas: dict[str, pl.Schema], record_columns: list[str]) -> pl.Schema | None:
+    """`one_schema`'s columns, in order, with their types, from each stage's schema (None: no columns)."""
+    if not schemas:
+        return None
+    union = pl.concat([pl.DataFrame(schema=s) for s in schemas.values()], how="diagonal_relaxed").schema
+    lead = [c for c in REJECTED_LEAD if c in union]
+    lead += [c for c in record_columns if c in union and c not in REJECTED_LEAD]
+    return pl.Schema({c: union[c] for c in lead + [c for c in union if c not in lead]})
+
+
+def to_layout(df: pl.DataFrame, layout: pl.Schema) -> pl.DataFrame:
+    """`df`'s rows in the columns and types of `layout` (null where `df` has no such column)."""
+    return df.select(
+        [pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t).alias(c) for c, t in layout.items()]
+    )

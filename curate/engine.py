@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from curate import __version__
-from curate.accounting import StageAccount, check_chain, one_schema
+from curate.accounting import StageAccount, check_chain, rejected_layout, to_layout
 from curate.catalog import Catalog, Entry, check_name, curate_home, file_problems
 from curate.config import Pipeline, ResolvedStage
 from curate.errors import ConfigError
@@ -47,6 +47,7 @@ from curate.io.outputs import (
 from curate.io.readers import read_batches
 from curate.io.shards import (
     Location,
+    RowFiles,
     describe_file,
     location,
     publish_tree,
@@ -54,6 +55,7 @@ from curate.io.shards import (
     read_manifest,
     read_parquets,
     write_json,
+    write_parts,
     write_shards,
 )
 from curate.io.sources import InputFile, input_folders, name_from_inputs, resolve_inputs
@@ -204,8 +206,12 @@ def run_pipeline(
         run = _Run(pipeline, context, described, files, work, resolve_workers(workers, pipeline), progress)
         final, accounts, lengths_before = run.execute()
         rejected = _rejected(work, accounts)
-        what_if = run.sensitivity(final, rejected) if pipeline.spec.sensitivity else []
-        run.gate(FINAL, final.lazy().drop(_sidecar_columns(pipeline, final)))  # the columns published in data/
+        what_if = (
+            run.sensitivity(final.collect(), {s: r.collect() for s, r in rejected.items()})
+            if pipeline.spec.sensitivity
+            else []
+        )
+        run.gate(FINAL, final.without(_sidecar_columns(pipeline, final)).lazy())  # the columns published in data/
         if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
             run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)
         pub = _Publication(key, name, out_dir, started, accounts, lengths_before)
@@ -290,7 +296,7 @@ class _Run:
         )
         self.progress.finish()
 
-    def execute(self) -> tuple[pl.DataFrame, list[StageAccount], list[int]]:
+    def execute(self) -> tuple[RowFiles, list[StageAccount], list[int]]:
         points = frozenset(g.point for g in self.pipeline.gates if g.point != FINAL)
         segments = plan(self.pipeline.stages, points)
         self.redacted = _redacted_in_checkpoints(segments)
@@ -313,7 +319,7 @@ class _Run:
                     previous = [self._global_segment(executor, seg.stages[0], seg_dir, previous)]
                 if seg.stages and seg.stages[-1].name in points:
                     self.gate(seg.stages[-1].name, pl.scan_parquet([kept_file(p) for p in previous]))
-        final = read_parquets([kept_file(p) for p in previous])
+        final = RowFiles([kept_file(p) for p in previous])  # read a part at a time from here on
         accounts = [self.accounts[n] for n in order]
         check_chain(accounts, final.height)
         return final, accounts, add_histograms(histograms)
@@ -402,13 +408,13 @@ def _rows_in(folders: list[Path]) -> int:
     return sum(pl.scan_parquet(kept_file(p)).select(pl.len()).collect().item() for p in folders)
 
 
-def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, pl.DataFrame]:
-    """Each stage's rejected rows from the checkpoints, in read order."""
+def _rejected(work: Path, accounts: list[StageAccount]) -> dict[str, RowFiles]:
+    """Each stage's rejected rows in the checkpoints (stages that rejected any), in read order."""
     out = {}
     for acc in accounts:
-        df = read_parquets(rejected_files(work, acc.stage))
-        if df.height:
-            out[acc.stage] = df
+        rows = RowFiles(rejected_files(work, acc.stage))
+        if rows.height:
+            out[acc.stage] = rows
     return out
 
 
@@ -422,30 +428,28 @@ def _redacted_in_checkpoints(segments: list[Segment]) -> set[str]:
     return set()
 
 
-def _redact_rejected(
-    pipeline: Pipeline, context: StageContext, rejected: dict[str, pl.DataFrame], done: set[str]
-) -> dict[str, pl.DataFrame]:
+def _redaction(pipeline: Pipeline, context: StageContext, stages: list[str], done: set[str]) -> tuple:
     """With a pii stage in the pipeline, rows rejected before it (and the reader's raw previews of
     quarantined lines) are redacted with its rules before they are written: `rejected/` must not
     carry the personal data the pipeline removes. Rows rejected at or after it are redacted already,
-    and so are those of `done` (redacted before they were checkpointed)."""
+    and so are those of `done` (redacted before they were checkpointed). Returns the pii stage (None
+    if nothing is left to redact) and which of `stages` it redacts."""
     names = [rs.name for rs in pipeline.stages]
     first = next((i for i, rs in enumerate(pipeline.stages) if STAGES[rs.stage].redacts), None)
     if first is None:
-        return rejected
-    before = {"read", *names[:first]} - done
-    if not any(stage in before for stage in rejected):
-        return rejected
-    redactor = build_stages([pipeline.stages[first]], context)[pipeline.stages[first].name]
-    return {stage: redactor.redact_rows(df) if stage in before else df for stage, df in rejected.items()}
+        return None, set()
+    before = ({"read", *names[:first]} - done) & set(stages)
+    if not before:
+        return None, set()
+    return build_stages([pipeline.stages[first]], context)[pipeline.stages[first].name], before
 
 
-def _sidecars(pipeline: Pipeline, final: pl.DataFrame) -> dict[str, list[str]]:
+def _sidecars(pipeline: Pipeline, final: RowFiles) -> dict[str, list[str]]:
     """Per stage, its columns in `final` that are written under signatures/<stage>/, not in data/."""
     return {rs.name: [c for c in STAGES[rs.stage].sidecar_columns if c in final.columns] for rs in pipeline.stages}
 
 
-def _sidecar_columns(pipeline: Pipeline, final: pl.DataFrame) -> list[str]:
+def _sidecar_columns(pipeline: Pipeline, final: RowFiles) -> list[str]:
     return sorted({c for cols in _sidecars(pipeline, final).values() for c in cols})
 
 
@@ -461,35 +465,53 @@ def _staging(out_dir: Location, work: Path) -> Path:
 
 
 def _write_shards(
-    pipeline: Pipeline, staging: Path, final: pl.DataFrame, sidecars: dict[str, list[str]], sidecar_cols: list[str]
-) -> tuple[list[dict], pl.DataFrame]:
-    """data/ (the records) and signatures/<stage>/ (the stages' sidecar columns); the file entries and
-    the records as published (without the sidecar columns)."""
+    pipeline: Pipeline, staging: Path, final: RowFiles, sidecars: dict[str, list[str]], sidecar_cols: list[str]
+) -> tuple[list[dict], RowFiles]:
+    """data/ (the records) and signatures/<stage>/ (the stages' sidecar columns), a shard at a time;
+    the file entries and the records as published (without the sidecar columns)."""
     out = pipeline.spec.output
-    shards = write_shards(final.drop(sidecar_cols), staging / "data", out.shard_rows, out.compression_level)
+    published = final.without(sidecar_cols)
+    shards = write_parts(published.slices(out.shard_rows), staging / "data", out.compression_level)
     entries = [describe_file(e["path"], staging, e["rows"]) for e in shards]
     for stage_name, cols in sidecars.items():
         if cols:
-            parts = write_shards(
-                final.select("id", *cols), staging / "signatures" / stage_name, out.shard_rows, out.compression_level
+            parts = write_parts(
+                final.slices(out.shard_rows, ["id", *cols]), staging / "signatures" / stage_name, out.compression_level
             )
             entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
-    return entries, final.drop(sidecar_cols)
+    return entries, published
+
+
+HEAVY = ("text", "messages", "meta")  # what the report never reads of rejected rows
 
 
 def _write_rejected(
-    run: _Run, staging: Path, rejected: dict[str, pl.DataFrame], sidecar_cols: list[str]
+    run: _Run, staging: Path, rejected: dict[str, RowFiles], sidecar_cols: list[str]
 ) -> tuple[list[dict], dict[str, pl.DataFrame]]:
-    """rejected/<stage>/, redacted where the pii stage had not seen the rows; the entries and the rows."""
+    """rejected/<stage>/, redacted where the pii stage had not seen the rows, a shard at a time; the
+    entries, and the rows as written without their content (`HEAVY`), for the report. Rows still to
+    be redacted (rejected before pii, in another segment than it) are redacted all at once."""
     out = run.pipeline.spec.output
-    rejected = {stage: df.drop([c for c in sidecar_cols if c in df.columns]) for stage, df in rejected.items()}
-    rejected = _redact_rejected(run.pipeline, run.context, rejected, run.redacted)
-    written = one_schema(rejected, list(schema_with(run.record_columns)))
-    entries = []
-    for stage, df in written.items():
-        parts = write_shards(df, staging / "rejected" / stage, out.shard_rows, out.compression_level)
-        entries += [describe_file(e["path"], staging, e["rows"]) for e in parts]
-    return entries, rejected
+    rejected = {stage: rows.without(sidecar_cols) for stage, rows in rejected.items()}
+    redactor, todo = _redaction(run.pipeline, run.context, list(rejected), run.redacted)
+    held = {stage: redactor.redact_rows(rejected[stage].collect()) for stage in todo}
+    layout = rejected_layout(
+        {stage: held[stage].schema if stage in held else rows.schema for stage, rows in rejected.items()},
+        list(schema_with(run.record_columns)),
+    )
+    entries, light = [], {}
+    for stage, rows in rejected.items():
+        folder = staging / "rejected" / stage
+        if stage in held:
+            light[stage] = held[stage].drop(HEAVY, strict=False)
+            written = write_shards(to_layout(held[stage], layout), folder, out.shard_rows, out.compression_level)
+        else:
+            light[stage] = rows.without(list(HEAVY)).collect()
+            written = write_parts(
+                (to_layout(p, layout) for p in rows.slices(out.shard_rows)), folder, out.compression_level
+            )
+        entries += [describe_file(e["path"], staging, e["rows"]) for e in written]
+    return entries, light
 
 
 def _copy_artifacts(work: Path, staging: Path) -> list[dict]:
@@ -503,7 +525,7 @@ def _copy_artifacts(work: Path, staging: Path) -> list[dict]:
     return entries
 
 
-def _manifest(run: _Run, pub: _Publication, final: pl.DataFrame, entries: list[dict], what_if: list[dict]) -> dict:
+def _manifest(run: _Run, pub: _Publication, final: RowFiles, entries: list[dict], what_if: list[dict]) -> dict:
     pipeline, accounts = run.pipeline, pub.accounts
     data_files = [e for e in entries if e["path"].startswith("data/")]
     return {
@@ -559,7 +581,7 @@ def _manifest(run: _Run, pub: _Publication, final: pl.DataFrame, entries: list[d
     }
 
 
-def _publish(run: _Run, pub: _Publication, final: pl.DataFrame, rejected: dict[str, pl.DataFrame], what_if) -> dict:
+def _publish(run: _Run, pub: _Publication, final: RowFiles, rejected: dict[str, RowFiles], what_if) -> dict:
     """Write shards, rejected rows, artifacts, report and manifest into a staging folder, then switch it
     in atomically (curate.io.outputs); a URL output is uploaded from work/final, manifest last."""
     staging = _staging(pub.out_dir, run.work)
@@ -582,5 +604,5 @@ def _publish(run: _Run, pub: _Publication, final: pl.DataFrame, rejected: dict[s
     return manifest
 
 
-def _schema(df: pl.DataFrame) -> dict[str, str]:
+def _schema(df: pl.DataFrame | RowFiles) -> dict[str, str]:
     return {name: str(dtype) for name, dtype in df.schema.items()}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
@@ -152,43 +153,70 @@ def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list
 
 def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     """`run_global` for a stage that decides from files: its decisions (the rows in input order: `id`,
-    the columns it adds, the decision columns) joined back to the input's rows a row group at a time,
-    the kept and rejected rows appended to the checkpoint as they come. The rows, columns and order
-    are the in-memory path's, which concatenates the files (`read_parquets`: columns unioned)."""
+    the columns it adds, the decision columns; a frame, or a Parquet file the stage wrote in scratch)
+    joined back to the input's rows a row group at a time, the kept and rejected rows appended to the
+    checkpoint as they come. The rows, columns and order are the in-memory path's, which concatenates
+    the files (`read_parquets`: columns unioned)."""
     start = time.perf_counter()
     files = [p for p in inputs if p.is_file()]
     scratch = out / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     output = stage.run_files(files, scratch)
-    shutil.rmtree(scratch, ignore_errors=True)
-    decisions = output.frame
-    added = [c for c in decisions.columns if c != "id"]
+    decisions = _Decisions(output.frame)
     union = pl.concat([pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in files], how="diagonal_relaxed")
     kept_out, rejected_out = ParquetAppender(kept_file(out)), ParquetAppender(rejected_file(out, stage.name))
     account, offset = StageAccount(stage=stage.name), 0
     for chunk in iter_frames(files):
         rows = pl.concat([union, chunk], how="diagonal_relaxed")
-        mine = decisions.slice(offset, rows.height)
+        mine = decisions.take(rows.height)
         offset += rows.height
-        if not mine["id"].equals(rows["id"]):
+        if mine.height != rows.height or not mine["id"].equals(rows["id"]):
             raise AccountingError(f"stage '{stage.name}' decided on rows in another order than its input holds")
-        kept, rejected, part = split_decisions(stage.name, rows, rows.with_columns(mine.select(added)))
+        kept, rejected, part = split_decisions(stage.name, rows, rows.with_columns(mine.drop("id")))
         account.merge(part)
         kept_out.write(kept)
         if rejected.height:
             rejected_out.write(rejected)
-    if offset != decisions.height:
-        raise AccountingError(f"stage '{stage.name}' decided on {decisions.height} rows, the files hold {offset}")
+    if decisions.rows != offset:
+        raise AccountingError(f"stage '{stage.name}' decided on {decisions.rows} rows, the files hold {offset}")
     if kept_out.rows == 0:
         kept_out.write(kept)  # no row kept: the checkpoint still has the columns
     kept_out.close()
     rejected_out.close()
+    shutil.rmtree(scratch, ignore_errors=True)
     account.reasons = dict(sorted(account.reasons.items()))
     account.seconds = time.perf_counter() - start
     account.check()
     done = {"accounts": [account.to_dict()], "summary": output.summary, "rows_in": offset}
     write_json(out / DONE, done)
     return done
+
+
+class _Decisions:
+    """A stage's decisions, in row order, handed out a run of rows at a time: from a frame, or read
+    from the Parquet file a stage wrote (a row group at a time, so they are never all in memory)."""
+
+    def __init__(self, decided: pl.DataFrame | Path):
+        if isinstance(decided, pl.DataFrame):
+            self.rows, self._frames, self._schema = decided.height, iter([decided]), decided.schema
+        else:
+            self.rows, self._frames = pq.ParquetFile(decided).metadata.num_rows, iter_frames([decided])
+            self._schema = pl.read_parquet_schema(decided)
+        self._buffer: pl.DataFrame | None = None
+
+    def take(self, n: int) -> pl.DataFrame:
+        """The next `n` rows (fewer at the end)."""
+        parts, have = [], 0
+        while have < n:
+            if self._buffer is None or self._buffer.height == 0:
+                self._buffer = next(self._frames, None)
+                if self._buffer is None:
+                    break
+            part = self._buffer.slice(0, n - have)
+            self._buffer = self._buffer.slice(part.height)
+            parts.append(part)
+            have += part.height
+        return pl.concat(parts) if parts else pl.DataFrame(schema=self._schema)
 
 
 def load_done(seg_dir: Path, index: int) -> dict | None:

@@ -15,6 +15,7 @@ candidates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -190,9 +191,101 @@ class Sketch:
             np.concatenate(offsets),
         )
 
+    @property
+    def rows(self) -> int:
+        return len(self.signatures)
+
+    def band(self, band: int, rows: int) -> np.ndarray:
+        """Every text's values of one LSH band."""
+        return self.signatures[:, band * rows : (band + 1) * rows]
+
+    def signature_rows(self, index: np.ndarray) -> np.ndarray:
+        return self.signatures[index]
+
+    def empty(self) -> np.ndarray:
+        """Texts without a single shingle (the all-0xFFFFFFFF signature)."""
+        return (self.signatures == np.uint32(0xFFFFFFFF)).all(axis=1)
+
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
         """Exact Jaccard of the shingle sets of each pair (row indices)."""
         return _pair_jaccard(self.sets, self.set_offsets, pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64))
+
+
+class SketchFiles:
+    """Sketches of many texts kept on disk under `folder`, added batch by batch, read back as `Sketch`
+    is: each LSH band in a file of its own (read whole, one band at a time), the signatures row by row,
+    the shingle sets one after another. In memory: per text its set's offset and whether it is empty
+    (9 bytes), so memory does not grow with the signatures or sets. Reads of some texts' signatures or
+    sets (verifying candidate pairs) go `PAIRS_PER_READ` pairs at a time."""
+
+    PAIRS_PER_READ = 50_000
+
+    def __init__(self, folder: Path, num_perm: int, bands: int, rows: int):
+        self.folder, self.num_perm, self.bands, self.band_rows = folder, num_perm, bands, rows
+        folder.mkdir(parents=True, exist_ok=True)
+        self.rows = 0
+        self._offsets = [np.zeros(1, np.int64)]
+        self._empty: list[np.ndarray] = []
+
+    def _path(self, name: str) -> Path:
+        return self.folder / name
+
+    def add(self, sketch: Sketch) -> None:
+        with open(self._path("signatures"), "ab") as fh:
+            fh.write(np.ascontiguousarray(sketch.signatures).tobytes())
+        for band in range(self.bands):
+            with open(self._path(f"band-{band}"), "ab") as fh:
+                fh.write(np.ascontiguousarray(sketch.band(band, self.band_rows)).tobytes())
+        with open(self._path("sets"), "ab") as fh:
+            fh.write(sketch.sets.tobytes())
+        self._offsets.append(sketch.set_offsets[1:] + self._offsets[-1][-1])
+        self._empty.append(sketch.empty())
+        self.rows += sketch.rows
+
+    def _read(self, name: str, dtype, count: int = -1, offset: int = 0) -> np.ndarray:
+        path = self._path(name)
+        if not path.is_file():
+            return np.empty(0, dtype)
+        return np.fromfile(path, dtype, count=count, offset=offset * np.dtype(dtype).itemsize)
+
+    def band(self, band: int, rows: int) -> np.ndarray:
+        assert rows == self.band_rows, "bands are stored as they were cut"
+        return self._read(f"band-{band}", np.uint32).reshape(self.rows, rows)
+
+    def signature_range(self, start: int, stop: int) -> np.ndarray:
+        """The signatures of texts start..stop-1, in order."""
+        count = (stop - start) * self.num_perm
+        return self._read("signatures", np.uint32, count, start * self.num_perm).reshape(stop - start, self.num_perm)
+
+    def signature_rows(self, index: np.ndarray) -> np.ndarray:
+        out = np.empty((len(index), self.num_perm), np.uint32)
+        with open(self._path("signatures"), "rb") as fh:
+            for k, i in enumerate(index.tolist()):
+                fh.seek(i * self.num_perm * 4)
+                fh.readinto(memoryview(out[k]))
+        return out
+
+    def empty(self) -> np.ndarray:
+        return np.concatenate(self._empty) if self._empty else np.empty(0, bool)
+
+    def jaccard(self, pairs: np.ndarray) -> np.ndarray:
+        """`Sketch.jaccard`, reading only the sets of the texts in the pairs, a block of pairs at a time."""
+        offsets = np.concatenate(self._offsets)
+        out = np.empty(len(pairs))
+        for start in range(0, len(pairs), self.PAIRS_PER_READ):
+            block = pairs[start : start + self.PAIRS_PER_READ]
+            texts = np.unique(block)
+            lengths = offsets[texts + 1] - offsets[texts]
+            local = np.zeros(len(texts) + 1, np.int64)
+            np.cumsum(lengths, out=local[1:])
+            sets = np.empty(local[-1], np.uint32)
+            with open(self._path("sets"), "rb") as fh:
+                for k, i in enumerate(texts.tolist()):
+                    fh.seek(int(offsets[i]) * 4)
+                    fh.readinto(memoryview(sets[local[k] : local[k + 1]]))
+            at = np.searchsorted(texts, block)
+            out[start : start + len(block)] = _pair_jaccard(sets, local, at[:, 0], at[:, 1])
+        return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -115,7 +115,8 @@ def pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl
     return _pairs(side("held", 1), side("held", 2), side("train", 1), side("train", 2), limit)
 
 
-PARTITION_ROWS = 25_000  # texts whose n-grams one on-disk partition holds, about (memory, not results)
+PARTITION_ROWS = 10_000  # texts whose n-grams one on-disk partition holds, about (memory, not results)
+HASH_TEXTS = 4096  # texts hashed at once when adding (memory, not results)
 
 
 class GramStore:
@@ -133,6 +134,11 @@ class GramStore:
         self.rows = 0
 
     def add(self, texts: list[str]) -> None:
+        """Hash `texts` (the next rows), HASH_TEXTS at a time: hashing holds several times the text."""
+        for start in range(0, len(texts), HASH_TEXTS):
+            self._add(texts[start : start + HASH_TEXTS])
+
+    def _add(self, texts: list[str]) -> None:
         hashes, offsets = self.hasher.shingle_hashes64(texts)
         owner = np.repeat(np.arange(self.rows, self.rows + len(texts), dtype=np.int64), np.diff(offsets))
         part = hashes % np.uint64(self.partitions)

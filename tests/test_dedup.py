@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash, MinHashLSH
 
@@ -354,13 +355,19 @@ def test_the_report_lists_boilerplate_lines_by_hash_and_count_without_their_text
 
 
 @pytest.mark.parametrize("keep", ["first", "longest"])
-def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, keep):
+def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, monkeypatch, keep):
     """The engine's local path (executor.run_global on a stage with decide_files): keys and sketches
-    computed file by file, boilerplate lines counted over every file first; same decisions, clusters,
-    keys, signatures and summary as dedup on all the rows at once."""
+    computed file by file, boilerplate lines counted over every file first, sketches kept on disk and
+    read back a band (and a few pairs) at a time, decisions written in row groups that do not line up
+    with the files; same decisions, clusters, keys, signatures and summary as dedup on all the rows."""
+    from curate import minhash
     from curate.config import ResolvedStage
     from curate.executor import run_global
+    from curate.stages import dedup
     from curate.workdir import kept_file
+
+    monkeypatch.setattr(dedup, "DECISION_ROWS", 100)
+    monkeypatch.setattr(minhash.SketchFiles, "PAIRS_PER_READ", 7)
 
     df, rules = spread_case()
     header = "This message was sent from the clinic scheduling system, please do not reply to it"
@@ -384,8 +391,10 @@ def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, ke
     stage.setup()
     decided = stage.run_files(files, tmp_path / "scratch")
     assert decided.summary == expected.summary
-    assert decided.frame.equals(expected.frame.select(decided.frame.columns))
-    assert decided.frame.columns == [
+    frame = pl.read_parquet(decided.frame)
+    assert pq.ParquetFile(decided.frame).num_row_groups == 5
+    assert frame.equals(expected.frame.select(frame.columns))
+    assert frame.columns == [
         "id",
         "dup_cluster",
         "dup_of",

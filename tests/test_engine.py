@@ -266,3 +266,35 @@ def test_a_run_where_nothing_reaches_the_global_stages_finishes_and_accounts_for
     result = run(write_pipeline(tmp_path, [{"path": "in.jsonl"}], stages), tmp_path / "out")
     assert result.manifest["rows"] == {**result.manifest["rows"], "input": 5, "kept": 0, "quarantined": 5}
     assert [a["rows_in"] for a in result.manifest["accounting"]] == [5, 0, 0, 0, 0, 0]
+
+
+def test_published_rows_are_read_a_part_at_a_time_as_one_frame_would_hold_them(tmp_path):
+    """Publishing and the report read the final (and rejected) checkpoints a part at a time
+    (`RowFiles`): the same rows, columns and types as reading them all at once, shards cut at the
+    same rows and byte-identical, whatever the files' boundaries."""
+    from curate.hashing import sha256_file
+    from curate.io.shards import RowFiles, read_parquets, write_parts, write_shards
+
+    frames = [
+        pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", None], "n": pl.Series([1, 2, 3], dtype=pl.Int32)}),
+        pl.DataFrame({"id": ["d", "e"], "text": ["z", "w"], "n": [4, 5], "dup_of": ["a", None]}),
+        pl.DataFrame(schema={"id": pl.Utf8, "text": pl.Utf8, "n": pl.Int64}),
+        pl.DataFrame({"id": [f"r{i}" for i in range(6)], "text": ["t"] * 6, "n": list(range(6))}),
+    ]
+    files = []
+    for i, df in enumerate(frames):
+        files.append(tmp_path / f"f{i}.parquet")
+        df.write_parquet(files[-1])
+    whole = read_parquets(files)
+    rows = RowFiles(files)
+    assert rows.height == whole.height == 11 and rows.schema == whole.schema
+    assert pl.concat(list(rows.frames())).equals(whole)
+    parts = list(rows.slices(4))
+    assert [p.height for p in parts] == [4, 4, 3] and pl.concat(parts).equals(whole)
+    assert rows.without(["text"]).collect().equals(whole.drop("text"))
+    assert rows.select(["id", "dup_of", "absent"]).equals(whole.select("id", "dup_of"))
+    by_whole = write_shards(whole, tmp_path / "whole", 4, 3)
+    by_parts = write_parts(rows.slices(4), tmp_path / "parts", 3)
+    assert [sha256_file(e["path"]) for e in by_parts] == [sha256_file(e["path"]) for e in by_whole]
+    nothing = RowFiles([tmp_path / "missing.parquet"])
+    assert nothing.height == 0 and [p.height for p in nothing.slices(4)] == [0]

@@ -52,7 +52,7 @@ def read_parquets(paths: list[Path], columns: list[str] | None = None) -> pl.Dat
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
-def iter_frames(paths: list[Path], columns: list[str] | None = None, rows: int = 20_000) -> Iterator[pl.DataFrame]:
+def iter_frames(paths: list[Path], columns: list[str] | None = None, rows: int = 5_000) -> Iterator[pl.DataFrame]:
     """The rows of the Parquet files among `paths` that exist, in order, a frame of at most `rows`
     (within one row group) at a time; with `columns`, only those of them each file has."""
     for path in paths:
@@ -65,6 +65,73 @@ def iter_frames(paths: list[Path], columns: list[str] | None = None, rows: int =
             continue
         for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
             yield pl.from_arrow(batch)
+
+
+class RowFiles:
+    """Rows kept in Parquet files (a run's checkpoints), seen as `read_parquets(files)` returns them
+    (columns unioned, types relaxed, in file order) but read a part at a time, so what is done with
+    them (publishing, the report) never holds every row; `drop` leaves columns out of every read."""
+
+    def __init__(self, files: list[Path], drop: tuple[str, ...] = ()):
+        self.files = [p for p in files if p.is_file()]
+        self.drop = tuple(drop)
+        schemas = [pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in self.files]
+        self._union = pl.concat(schemas, how="diagonal_relaxed") if schemas else pl.DataFrame()
+        self._empty = self._union.drop(self.drop, strict=False)
+        self.height = sum(pq.ParquetFile(p).metadata.num_rows for p in self.files)
+
+    def without(self, columns: list[str]) -> "RowFiles":
+        return RowFiles(self.files, (*self.drop, *columns))
+
+    @property
+    def schema(self) -> pl.Schema:
+        return self._empty.schema
+
+    @property
+    def columns(self) -> list[str]:
+        return self._empty.columns
+
+    def frames(self, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The rows, a row group (at most 20,000 rows) at a time; with `columns`, those of them the rows
+        have. Nothing when there are no rows."""
+        wanted = self.columns if columns is None else [c for c in columns if c in self.schema]
+        empty = self._union.select(wanted)
+        for chunk in iter_frames(self.files, wanted):
+            if chunk.height:
+                yield pl.concat([empty, chunk], how="diagonal_relaxed").select(wanted)
+
+    def select(self, columns: list[str]) -> pl.DataFrame:
+        """Those of `columns` the rows have, all rows at once (for small columns: ids, labels, splits)."""
+        wanted = [c for c in columns if c in self.schema]
+        return pl.concat([self._empty.select(wanted), *self.frames(wanted)], how="vertical")
+
+    def slices(self, rows: int, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The rows in consecutive frames of `rows` rows (the last one shorter); one empty frame when
+        there are none: what slicing the whole frame would give, `write_shards`' parts."""
+        wanted = self.columns if columns is None else [c for c in columns if c in self.schema]
+        parts, have = [], 0
+        for chunk in self.frames(wanted):
+            while chunk.height:
+                take = chunk.slice(0, rows - have)
+                parts.append(take)
+                have += take.height
+                chunk = chunk.slice(take.height)
+                if have == rows:
+                    yield pl.concat(parts).rechunk()
+                    parts, have = [], 0
+        if parts or self.height == 0:
+            yield pl.concat([self._empty.select(wanted), *parts]).rechunk()
+
+    def collect(self) -> pl.DataFrame:
+        """Every row at once (reading only the columns not dropped)."""
+        return self.select(self.columns) if self.files else pl.DataFrame()
+
+    def lazy(self) -> pl.LazyFrame:
+        """A scan of the rows (read as a query needs them) where the files share one schema."""
+        union = dict(self._union.schema)
+        if self.files and all(dict(pl.read_parquet_schema(p)) == union for p in self.files):
+            return pl.scan_parquet(self.files).drop(self.drop, strict=False)
+        return self.collect().lazy()
 
 
 class ParquetAppender:
@@ -108,10 +175,14 @@ def write_parquet(df: pl.DataFrame, path: Path, level: int = 3) -> None:
 
 def write_shards(df: pl.DataFrame, folder: Path, shard_rows: int, level: int) -> list[dict]:
     """Split `df` into part-NNNNN.parquet files of at most `shard_rows` rows."""
-    entries = []
     count = max(1, -(-df.height // shard_rows))
-    for i in range(count):
-        part = df.slice(i * shard_rows, shard_rows)
+    return write_parts((df.slice(i * shard_rows, shard_rows) for i in range(count)), folder, level)
+
+
+def write_parts(parts: Iterator[pl.DataFrame], folder: Path, level: int) -> list[dict]:
+    """Each frame of `parts` as the next part-NNNNN.parquet file (`RowFiles.slices` gives them)."""
+    entries = []
+    for i, part in enumerate(parts):
         path = folder / f"part-{i:05d}.parquet"
         write_parquet(part, path, level)
         entries.append({"path": path, "rows": part.height})

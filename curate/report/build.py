@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from curate.profile import BUCKETS, bucket_label, length_histogram, value_counts
+from curate.gates.frames import records_frame
+from curate.gates.rules import ChatRule, GateRule
+from curate.io.shards import RowFiles
+from curate.profile import BUCKETS, add_histograms, bucket_label, length_histogram, value_counts
 from curate.report import stage_names
 from curate.report.readiness import readiness
 from curate.stages.registry import STAGES
@@ -71,11 +74,14 @@ def _gates(manifest: dict, has_docs: bool) -> dict:
 
 def build_report(
     manifest: dict,
-    final: pl.DataFrame,
+    final: RowFiles,
     rejected: dict[str, pl.DataFrame],
     lengths_before: list[int],
     has_gx_docs: bool = False,
 ) -> dict:
+    """The report of a run whose published rows are `final` (read a part at a time: the text is
+    measured chunk by chunk, only small columns are held whole)."""
+    small = final.select(["id", "lang", "label", "source", "split"])
     langid_drops: dict[str, int] = {}
     for name in stage_names(manifest, "langid"):
         if name in rejected and "lang" in rejected[name].columns:
@@ -99,20 +105,28 @@ def build_report(
         "lengths": {
             "buckets": [bucket_label(i) for i in range(len(BUCKETS))],
             "before": lengths_before,
-            "after": length_histogram(final) if final.height else [0] * len(BUCKETS),
+            "after": add_histograms([length_histogram(f) for f in final.frames(["text", "messages"])]),
         },
-        "languages": {"kept": value_counts(final, "lang"), "dropped_by_langid": langid_drops},
+        "languages": {"kept": value_counts(small, "lang"), "dropped_by_langid": langid_drops},
         **{key: sections.get(key, []) for key in ("quality", "pii", "duplicates", "balance")},
         "sensitivity": manifest.get("sensitivity", []),
         **{key: sections.get(key, []) for key in ("splits", "retrieval", "classifiers")},
         "stages": sections.get("stages", []),  # stages the template has no section of their own for
-        "labels": value_counts(final, "label"),
-        "sources": value_counts(final, "source"),
-        "shapes": {
-            "text": int(final["text"].is_not_null().sum()) if final.height else 0,
-            "chat": int(final["messages"].is_not_null().sum()) if final.height else 0,
-        },
+        "labels": value_counts(small, "label"),
+        "sources": value_counts(small, "source"),
+        "shapes": {"text": _present(final, "text"), "chat": _present(final, "messages")},
         "gates": _gates(manifest, has_gx_docs),
     }
-    report["readiness"] = readiness(manifest, final, manifest.get("gates", []))
+    report["readiness"] = readiness(manifest, small, manifest.get("gates", []), _measures(final))
     return report
+
+
+def _present(final: RowFiles, column: str) -> int:
+    """How many rows have a value in `column`."""
+    return sum(int(f[column].is_not_null().sum()) for f in final.frames([column]) if column in f.columns)
+
+
+def _measures(final: RowFiles) -> pl.DataFrame:
+    """The readiness checks' per-record measures (`records_frame`), computed a part of the rows at a time."""
+    parts = [records_frame(f.lazy(), [GateRule(chat=ChatRule())]) for f in final.frames()]
+    return pl.concat(parts) if parts else pl.DataFrame({"content_hash": [], "content_chars": [], "turns": []})

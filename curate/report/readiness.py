@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from curate.gates.frames import records_frame
-from curate.gates.rules import ChatRule, GateRule
 from curate.report import stage_names
 from curate.stages.base import Evidence
 from curate.stages.registry import STAGES
@@ -164,12 +162,9 @@ def stage_evidence(manifest: dict) -> list[Evidence]:
     return out
 
 
-def readiness(manifest: dict, final: pl.DataFrame, gates: list[dict]) -> list[dict]:
-    measures = (
-        records_frame(final.lazy(), [GateRule(chat=ChatRule())])
-        if final.height
-        else pl.DataFrame({"content_hash": [], "content_chars": [], "turns": []})
-    )
+def readiness(manifest: dict, final: pl.DataFrame, gates: list[dict], measures: pl.DataFrame) -> list[dict]:
+    """The checklist. `final`: the published rows' id, split and label columns (those they have);
+    `measures`: their `records_frame` with the chat rule (format, length and duplicate measures)."""
     failed = [c for r in gates for c in r["checks"] if c["status"] == "fail"]
     gate_item = _item(
         "Did the quality gates pass?",

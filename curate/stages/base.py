@@ -116,9 +116,10 @@ class Evidence:
 
 @dataclass
 class StageOutput:
-    """One `Stage.run`: the rows with their decisions, and what the stage measured (None: nothing)."""
+    """One `Stage.run`: the rows with their decisions, and what the stage measured (None: nothing).
+    From `run_files`, the frame may be the Parquet file of the decisions (`decide_files`)."""
 
-    frame: pl.DataFrame
+    frame: pl.DataFrame | Path
     summary: dict | None
 
 
@@ -225,7 +226,8 @@ class Stage:
 
     # A global stage that can decide from checkpoint files without holding every row (dedup, split)
     # defines decide_files(files, scratch) -> the rows in file order: `id`, the columns it adds to the
-    # rows and the decision columns; the executor joins those back to the rows file by file.
+    # rows and the decision columns, as a frame or as a Parquet file it wrote under scratch (so they
+    # need not be in memory either); the executor joins those back to the rows file by file.
     decide_files = None
 
     def run_files(self, files: list[Path], scratch: Path) -> StageOutput:
@@ -234,7 +236,7 @@ class Stage:
         self.summary = None
         return self._output(self.decide_files(files, scratch))
 
-    def _output(self, frame: pl.DataFrame) -> StageOutput:
+    def _output(self, frame: pl.DataFrame | Path) -> StageOutput:
         if self.summary is None:
             return StageOutput(frame, None)
         if self.Summary is None or not isinstance(self.summary, self.Summary):

@@ -25,12 +25,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from curate.errors import ConfigError
-from curate.io.shards import iter_frames, read_parquets
+from curate.io.shards import ParquetAppender, iter_frames, read_parquets
 from curate.minhash import (
     MinHasher,
     Sketch,
+    SketchFiles,
+    band_pair_codes,
     band_partitions,
-    candidate_pairs,
     estimated_jaccard,
     lsh_params,
     pairs_from_codes,
@@ -44,6 +45,7 @@ from curate.stages.base import DROP, KEEP, Resources, Stage, StageContext, rejec
 
 SIGNATURE, EXACT_KEY = "minhash", "exact_key"
 MIN_CHUNK = 500  # texts per pool task, at least (a task has overhead)
+DECISION_ROWS = 20_000  # rows per row group of the decisions decide_files writes
 
 
 class NormalizationRules(StrictModel):
@@ -150,51 +152,82 @@ def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], B
         return texts, Boilerplate()
     keys = line_keys(texts, rules)
     common = common_lines(line_counts(keys), len(texts), rules)
-    out, touched = strip_lines(texts, keys, common)
-    return out, boilerplate_summary(common, touched, rules)
+    out, touched, seen = strip_lines(texts, keys, common)
+    return out, boilerplate_summary(common, seen, touched, rules)
 
 
-def line_keys(texts: list[str], rules: BoilerplateRules) -> list[set[str]]:
-    """Each text's distinct normalised lines long enough to be boilerplate."""
-    return [{_line_key(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
+def _line_hash(line: str) -> int:
+    return xxhash.xxh3_64_intdigest(_line_key(line).encode())
 
 
-def line_counts(keys: list[set[str]]) -> pl.DataFrame:
-    """(line, count): how many of the texts hold each line; counts of several batches add up."""
-    flat = pl.Series("line", [k for ks in keys for k in ks], dtype=pl.Utf8)
-    return flat.value_counts(name="count").with_columns(pl.col("count").cast(pl.Int64))
+def line_keys(texts: list[str], rules: BoilerplateRules) -> list[set[int]]:
+    """Each text's distinct normalised lines long enough to be boilerplate, as 64-bit hashes: counting
+    them over a corpus holds 16 bytes per distinct line, not its text."""
+    return [{_line_hash(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
 
 
-def common_lines(counts: pl.DataFrame, texts: int, rules: BoilerplateRules) -> dict[str, int]:
-    """The boilerplate lines of `texts` texts, most common first (ties in line order), with their counts."""
+def line_counts(keys: list[set[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(line hashes, counts): how many of the texts hold each line; `add_counts` adds up batches'."""
+    flat = np.fromiter((k for ks in keys for k in ks), np.uint64, sum(map(len, keys)))
+    return np.unique(flat, return_counts=True)
+
+
+def add_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The line counts of several batches, as one."""
+    if not parts:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    lines, where = np.unique(np.concatenate([h for h, _ in parts]), return_inverse=True)
+    return lines, np.bincount(where, weights=np.concatenate([n for _, n in parts])).astype(np.int64)
+
+
+def common_lines(counts: tuple[np.ndarray, np.ndarray], texts: int, rules: BoilerplateRules) -> dict[int, int]:
+    """The boilerplate lines of `texts` texts (by hash), with their counts."""
     floor = max(rules.min_records, rules.min_share * texts)
-    common = counts.filter(pl.col("count") >= floor).sort(["count", "line"], descending=[True, False])
-    return dict(common.iter_rows())
+    lines, n = counts
+    common = n >= floor
+    return dict(zip(lines[common].tolist(), n[common].tolist()))
 
 
-def strip_lines(texts: list[str], keys: list[set[str]], common: dict[str, int]) -> tuple[list[str], int]:
-    """The texts without their common lines, and how many texts had any."""
+def strip_lines(
+    texts: list[str], keys: list[set[int]], common: dict[int, int]
+) -> tuple[list[str], int, dict[int, str]]:
+    """The texts without their common lines, how many texts had any, and the normalised text of each
+    common line met (for the summary's order and `show_text`)."""
     if not common:
-        return texts, 0
-    out, touched = [], 0
+        return texts, 0, {}
+    out, touched, seen = [], 0, {}
     for text, ks in zip(texts, keys):
         if not ks & common.keys():
             out.append(text)
             continue
         touched += 1
-        kept = "\n".join(x for x in text.split("\n") if _line_key(x) not in common)
-        out.append(kept if kept.strip() else text)
-    return out, touched
+        kept = []
+        for x in text.split("\n"):
+            h = _line_hash(x)
+            if h in common:
+                seen.setdefault(h, _line_key(x))
+            else:
+                kept.append(x)
+        joined = "\n".join(kept)
+        out.append(joined if joined.strip() else text)
+    return out, touched, seen
 
 
-def boilerplate_summary(common: dict[str, int], touched: int, rules: BoilerplateRules) -> Boilerplate:
+def boilerplate_summary(
+    common: dict[int, int], seen: dict[int, str], touched: int, rules: BoilerplateRules
+) -> Boilerplate:
+    """The lines found, most common first (ties in the order of their text)."""
     if not common:
         return Boilerplate()
+    ranked = sorted(common.items(), key=lambda hc: (-hc[1], seen.get(hc[0], "")))
     top = [
         BoilerplateLine(
-            hash=xxhash.xxh3_64_hexdigest(k.encode()), records=n, chars=len(k), text=k[:80] if rules.show_text else None
+            hash=f"{h:016x}",
+            records=n,
+            chars=len(seen.get(h, "")),
+            text=seen.get(h, "")[:80] if rules.show_text else None,
         )
-        for k, n in list(common.items())[:20]
+        for h, n in ranked[:20]
     ]
     return Boilerplate(lines=len(common), records=touched, top=top)
 
@@ -314,66 +347,79 @@ class DedupStage(Stage):
         else:
             exact_new, sketch, candidates = self._spread(texts, near_texts, prior)
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-        out = df.with_columns(self._cluster(df, lengths, exact_new, sketch, prior, candidates))
-        return with_decisions(out, *self._decisions)
+        keys = pl.Series(EXACT_KEY, exact_new, dtype=pl.Utf8)
+        clusters = self._clusters(df, lengths, keys, sketch, prior, candidates)
+        ids = pl.concat([pl.Series("id", prior.ids, dtype=pl.Utf8), df["id"].cast(pl.Utf8)])
+        decided = self._decided(clusters, ids, prior, 0, df.height, keys, sketch.signatures)
+        return df.with_columns(decided.get_columns())
 
-    def decide_files(self, files: list[Path], scratch: Path) -> pl.DataFrame:
-        """`process` over the rows of checkpoint files without holding their text: the exact keys and
-        MinHash sketches are computed file by file (after counting boilerplate lines over every file),
-        then clustered as `process` clusters them. Returns the ids, what `process` adds and the
-        decision columns, in file order."""
+    def decide_files(self, files: list[Path], scratch: Path) -> Path:
+        """`process` over the rows of checkpoint files without holding their text or their sketches:
+        boilerplate lines are counted (by hash) over every file first; then exact keys are computed
+        and sketches written under `scratch` (`SketchFiles`) file by file; LSH bands are read back
+        one at a time and candidate pairs verified from the stored sets; the clusters are those of
+        `process`. The decisions (ids, what `process` adds, the decision columns, in file order) are
+        written to a Parquet file in `scratch` a row group at a time; its path is returned."""
         rules = self.rules
         prior = self.load_prior()
         columns = ["id", *([rules.score_column] if rules.keep == "score" and rules.score_column else [])]
         small = read_parquets(files, columns=columns)
         strip = rules.near and rules.boilerplate.enabled and small.height > 0
-        common: dict[str, int] = {}
+        common: dict[int, int] = {}
         if strip:
-            counts = [line_counts(line_keys(texts, rules.boilerplate)) for texts in self._texts(files)]
-            total = pl.concat(counts).group_by("line").agg(pl.col("count").sum())
-            common = common_lines(total, small.height, rules.boilerplate)
-        exact_new, sketches, lengths, touched = [], [], [], 0
+            counts = add_counts([line_counts(line_keys(texts, rules.boilerplate)) for texts in self._texts(files)])
+            common = common_lines(counts, small.height, rules.boilerplate)
+            del counts
+        store = SketchFiles(scratch / "sketches", rules.num_perm, self.bands, self.rows)
+        keys, lengths, touched, seen = [], [], 0, {}
         for texts in self._texts(files):
             near_texts = texts
             if strip:
-                near_texts, n = strip_lines(texts, line_keys(texts, rules.boilerplate), common)
+                near_texts, n, met = strip_lines(texts, line_keys(texts, rules.boilerplate), common)
                 touched += n
-            exact_new += self.exact_keys(texts)
-            sketches.append(self.sketch(near_texts))
+                seen.update(met)
+            keys.append(pl.Series(EXACT_KEY, self.exact_keys(texts), dtype=pl.Utf8))
+            store.add(self.sketch(near_texts))
             lengths.append(np.fromiter(map(len, texts), np.int64, len(texts)))
         if rules.near:
-            self.summary = DedupSummary(boilerplate=boilerplate_summary(common, touched, rules.boilerplate))
-        sketch = Sketch.concat(sketches) if sketches else self.sketch([])
+            self.summary = DedupSummary(boilerplate=boilerplate_summary(common, seen, touched, rules.boilerplate))
+        key = pl.concat(keys) if keys else pl.Series(EXACT_KEY, [], dtype=pl.Utf8)
         length = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
-        out = small.select("id").with_columns(self._cluster(small, length, exact_new, sketch, prior, None))
-        return with_decisions(out, *self._decisions)
+        clusters = self._clusters(small, length, key, store, prior, None)
+        ids = pl.concat([pl.Series("id", prior.ids, dtype=pl.Utf8), small["id"].cast(pl.Utf8)])
+        out = ParquetAppender(scratch / "decisions.parquet")
+        for start in range(0, max(small.height, 1), DECISION_ROWS):
+            stop = min(start + DECISION_ROWS, small.height)
+            decided = self._decided(clusters, ids, prior, start, stop, key, store.signature_range(start, stop))
+            out.write(small.select("id").slice(start, stop - start).with_columns(decided.get_columns()))
+        out.close()
+        return out.path
 
     def _texts(self, files: list[Path]) -> Iterator[list[str]]:
         """The comparison texts of the files' rows, a row group at a time."""
         for chunk in iter_frames(files, ["text", "messages"]):
             yield comparison_texts(chunk, self.rules.chat_text)
 
-    def _cluster(
+    def _clusters(
         self,
         df: pl.DataFrame,
         lengths: np.ndarray,
-        exact_new: list[str],
-        sketch: Sketch,
+        keys: pl.Series,
+        sketch: "Sketch | SketchFiles",
         prior: _Prior,
         candidates: np.ndarray | None,
-    ) -> list[pl.Series]:
-        """The columns dedup adds to `df`'s rows (clusters, what each duplicates, the keys); the
-        decisions are left in `self._decisions` (actions, rules, reasons)."""
+    ) -> "_Clusters":
+        """Clusters of the prior shards' records and `df`'s (exact keys `keys`, sketches `sketch`): for
+        each record, its cluster's kept record, the cluster's size and its best verified similarity."""
         rules = self.rules
         n_prior, n = len(prior.ids), df.height
-        exact = prior.exact + exact_new
-        sigs = np.concatenate([prior.signatures, sketch.signatures])
+        exact = pl.concat([pl.Series(EXACT_KEY, prior.exact, dtype=pl.Utf8), keys]).rank("dense").to_numpy()
         edges, weights = [], []
         if rules.exact:
-            edges.append(_exact_edges(exact))
+            edges.append(_exact_edges(exact.astype(np.int64)))
             weights.append(np.ones(len(edges[-1])))
         if rules.near:
-            pairs, jac = self.near_pairs(sigs, sketch, n_prior, candidates)
+            pairs, jac = self._near_pairs(sketch, prior.signatures, candidates)
             edges.append(pairs)
             weights.append(jac)
         edge = np.concatenate(edges) if edges else np.empty((0, 2), np.int64)
@@ -382,48 +428,73 @@ class DedupStage(Stage):
         graph = coo_matrix((np.ones(len(edge)), (edge[:, 0], edge[:, 1])), shape=(total, total))
         _, labels = connected_components(graph, directed=False)
         rep = self._representatives(labels, df, lengths, n_prior)
-        best_j = _best_similarity(edge, jaccard, total)
-        ids = prior.ids + df["id"].to_list()
-        cluster_size = np.bincount(labels, minlength=labels.max() + 1 if total else 0)[labels] if total else np.empty(0)
+        size = np.bincount(labels, minlength=labels.max() + 1 if total else 0)[labels] if total else np.empty(0)
+        return _Clusters(rep, size, _best_similarity(edge, jaccard, total), exact)
+
+    def _decided(
+        self, c: "_Clusters", ids: pl.Series, prior: _Prior, start: int, stop: int, keys: pl.Series, sigs: np.ndarray
+    ) -> pl.DataFrame:
+        """What dedup adds to new records start..stop-1 (clusters, what each duplicates, the keys) and
+        its decisions (actions, rules, reasons); `sigs` are these records' signatures."""
+        n_prior = len(prior.ids)
+        lo, hi = n_prior + start, n_prior + stop
+        rep_ids = ids.gather(c.rep[lo:hi]).to_list() if hi > lo else []
         actions, rule_names, reasons, dup_of, cluster = [], [], [], [], []
-        for i in range(n_prior, total):
-            r = rep[i]
-            cluster.append(ids[r] if cluster_size[i] > 1 else None)
+        for i, rep_id in zip(range(lo, hi), rep_ids):
+            r = c.rep[i]
+            cluster.append(rep_id if c.size[i] > 1 else None)
             if r == i:
                 actions.append(KEEP), rule_names.append(None), reasons.append(None), dup_of.append(None)
                 continue
-            same = exact[i] == exact[r]
+            same = c.exact[i] == c.exact[r]
             where = f" in {prior.refs[r]}" if r < n_prior else ""
             similarity = (
                 "identical after normalisation"
                 if same
-                else f"near-duplicate cluster of {cluster_size[i]}, highest Jaccard {best_j[i]:.2f}"
+                else f"near-duplicate cluster of {c.size[i]}, highest Jaccard {c.best[i]:.2f}"
             )
             actions.append(DROP)
             rule_names.append("exact_duplicate" if same else "near_duplicate")
-            reasons.append(f"duplicate of {ids[r]}{where} ({similarity})")
-            dup_of.append(ids[r])
-        self._decisions = (actions, rule_names, reasons)
-        return [
-            pl.Series("dup_cluster", cluster, dtype=pl.Utf8),
-            pl.Series("dup_of", dup_of, dtype=pl.Utf8),
-            pl.Series(EXACT_KEY, exact[n_prior:], dtype=pl.Utf8),
-            pl.Series(SIGNATURE, sigs[n_prior:], dtype=pl.Array(pl.UInt32, rules.num_perm)),
-        ]
+            reasons.append(f"duplicate of {rep_id}{where} ({similarity})")
+            dup_of.append(rep_id)
+        frame = pl.DataFrame(
+            [
+                pl.Series("dup_cluster", cluster, dtype=pl.Utf8),
+                pl.Series("dup_of", dup_of, dtype=pl.Utf8),
+                keys.slice(start, stop - start).alias(EXACT_KEY),
+                pl.Series(SIGNATURE, sigs, dtype=pl.Array(pl.UInt32, self.rules.num_perm)),
+            ]
+        )
+        return with_decisions(frame, actions, rule_names, reasons)
 
     def near_pairs(
         self, sigs: np.ndarray, sketch: Sketch, n_prior: int = 0, candidates: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """LSH candidate pairs that pass verification, with their (estimated or exact) Jaccard.
+        """LSH candidate pairs that pass verification, with their (estimated or exact) Jaccard; `sigs`
+        holds the prior shards' signatures first, then the new records' (`sketch`)."""
+        return self._near_pairs(sketch, sigs[:n_prior], candidates)
 
-        `sigs` holds the prior shards' signatures first, then the new records' (`sketch`);
-        `candidates`, if given, are the LSH pairs already found (by the pool's shuffle).
-        """
-        pairs = (
-            candidate_pairs(sigs, self.bands, self.rows, self.rules.max_bucket) if candidates is None else candidates
-        )
+    def _near_pairs(
+        self, sketch: "Sketch | SketchFiles", prior_sigs: np.ndarray, candidates: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`near_pairs` with the prior shards' signatures and the new records' sketches (in memory or
+        on disk) apart; `candidates`, if given, are the LSH pairs already found (by the pool's shuffle).
+        Candidates are found band by band, so only one band of the signatures is read at a time."""
+        n_prior = len(prior_sigs)
+        total = n_prior + sketch.rows
+        if candidates is None:
+            positions = np.arange(total, dtype=np.int64)
+            codes = []
+            for band in range(self.bands):
+                block = sketch.band(band, self.rows)
+                if n_prior:
+                    block = np.concatenate([prior_sigs[:, band * self.rows : (band + 1) * self.rows], block])
+                codes.append(band_pair_codes(block, positions, total, self.rules.max_bucket))
+            pairs = pairs_from_codes(codes, total)
+        else:
+            pairs = candidates
         # Texts without a single shingle all share the empty signature: they are not near anything.
-        empty = (sigs == np.uint32(0xFFFFFFFF)).all(axis=1)
+        empty = np.concatenate([(prior_sigs == np.uint32(0xFFFFFFFF)).all(axis=1), sketch.empty()])
         pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
         mode = self.rules.verify
         if mode == "exact":
@@ -431,9 +502,9 @@ class DedupStage(Stage):
             new = (pairs[:, 0] >= n_prior) & (pairs[:, 1] >= n_prior)
             jac = np.empty(len(pairs))
             jac[new] = sketch.jaccard(pairs[new] - n_prior)
-            jac[~new] = estimated_jaccard(sigs, pairs[~new])
+            jac[~new] = _estimated(sketch, prior_sigs, pairs[~new])
         else:
-            jac = estimated_jaccard(sigs, pairs)
+            jac = _estimated(sketch, prior_sigs, pairs)
         if mode == "none":
             return pairs, jac
         keep = jac >= self.rules.threshold
@@ -503,8 +574,31 @@ def _sketch_chunk(
     return result, band_partitions(sigs, positions, bands, rows, partitions)
 
 
-def _exact_edges(keys: list[str]) -> np.ndarray:
-    codes = pl.Series(keys).rank("dense").to_numpy().astype(np.int64)
+@dataclass
+class _Clusters:
+    """Per record (the prior shards' first): its cluster's kept record, the cluster's size, its highest
+    verified similarity, and its exact key as a code (equal codes: identical after normalisation)."""
+
+    rep: np.ndarray
+    size: np.ndarray
+    best: np.ndarray
+    exact: np.ndarray
+
+
+def _estimated(sketch: "Sketch | SketchFiles", prior_sigs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The MinHash estimate for pairs of records (prior first), reading the signatures of the records
+    in a block of pairs at a time."""
+    out, n_prior, step = np.empty(len(pairs)), len(prior_sigs), SketchFiles.PAIRS_PER_READ
+    for start in range(0, len(pairs), step):
+        block = pairs[start : start + step]
+        rows = np.unique(block)
+        old = rows < n_prior  # sorted: the prior records first
+        sigs = np.concatenate([prior_sigs[rows[old]], sketch.signature_rows(rows[~old] - n_prior)])
+        out[start : start + len(block)] = estimated_jaccard(sigs, np.searchsorted(rows, block))
+    return out
+
+
+def _exact_edges(codes: np.ndarray) -> np.ndarray:
     order = np.argsort(codes, kind="stable")
     same = np.flatnonzero(codes[order][1:] == codes[order][:-1])
     return np.stack([order[same], order[same + 1]], axis=1) if len(same) else np.empty((0, 2), np.int64)

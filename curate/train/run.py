@@ -129,8 +129,26 @@ def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+        plain_cpu_layout(model)
         what += " (4-bit NF4, double quantisation)"
     return tokenizer, model, what, quantization
+
+
+def plain_cpu_layout(model, training: bool = True) -> None:
+    """On a CPU with AVX512-BF16, bitsandbytes repacks a 4-bit layer's weights in place, for a faster
+    kernel, on its first forward pass without gradients (an evaluation). Training that follows then
+    fails ("a view of a leaf Variable ... in-place operation"), and a layer narrower than a
+    quantisation block (or not a multiple of 32 wide) fails outright. The packing is an inference
+    speed-up: training keeps the plain layout on every CPU; inference keeps it where it cannot pack."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu") and (training or not _packable(module)):
+            module.support_avx512bf16_for_cpu = False
+
+
+def _packable(module) -> bool:
+    state = getattr(module.weight, "quant_state", None)
+    block = state.blocksize if state is not None else 64
+    return module.in_features % block == 0 and module.out_features % 32 == 0
 
 
 def _encode_all(tokenizer, records: list[dict], config: TrainConfig, stats: EncodeStats) -> list[dict]:
@@ -152,7 +170,9 @@ def load_adapter(adapter: Path):
     hf_logging.disable_progress_bar()
     # the base as it was trained: 4-bit if the adapter was trained on a 4-bit base
     kwargs = base_kwargs(trained_quantization(adapter), "cuda" if torch.cuda.is_available() else "cpu")
-    return AutoPeftModelForCausalLM.from_pretrained(str(adapter), **kwargs), AutoTokenizer.from_pretrained(str(adapter))
+    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter), **kwargs)
+    plain_cpu_layout(model, training=False)
+    return model, AutoTokenizer.from_pretrained(str(adapter))
 
 
 def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, device: str) -> dict:
