@@ -315,6 +315,8 @@ class _Run:
                         histograms = [d["lengths_before"] for d in done]
                     previous = [batch_dir(seg_dir, d["index"]) for d in done]
                 else:
+                    if all(later.kind != "row" for later in segments[i:]):
+                        executor.rows_done()
                     self.global_inputs[seg.stages[0].name] = [kept_file(p) for p in previous]
                     previous = [self._global_segment(executor, seg.stages[0], seg_dir, previous)]
                 if seg.stages and seg.stages[-1].name in points:

@@ -236,6 +236,9 @@ class Executor(Protocol):
     def describe(self) -> dict:
         """For the manifest: which executor ran, with how many workers."""
 
+    def rows_done(self) -> None:
+        """No row stage is left to run: the row workers (and the models they hold) may go."""
+
     def map_batches(
         self,
         seg_dir: Path,
@@ -281,6 +284,14 @@ class LocalExecutor:
 
     def describe(self) -> dict:
         return {"kind": "local", "workers": self.workers}
+
+    def rows_done(self) -> None:
+        """Shut the worker processes down before the global stages that end a pipeline, so their
+        models are not held while the driver deduplicates and splits."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self._worker = None
 
     def run_global(
         self, rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str

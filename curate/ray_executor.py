@@ -164,6 +164,9 @@ class RayExecutor:
 
             ray.shutdown()
 
+    def rows_done(self) -> None:
+        """The actors stay: the cluster's global stages run as tasks beside them."""
+
     def describe(self) -> dict:
         return {
             "kind": "ray",

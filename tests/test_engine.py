@@ -298,3 +298,25 @@ def test_published_rows_are_read_a_part_at_a_time_as_one_frame_would_hold_them(t
     assert [sha256_file(e["path"]) for e in by_parts] == [sha256_file(e["path"]) for e in by_whole]
     nothing = RowFiles([tmp_path / "missing.parquet"])
     assert nothing.height == 0 and [p.height for p in nothing.slices(4)] == [0]
+
+
+@pytest.mark.parametrize("stages, alive", [(["normalize", "dedup"], 0), (["normalize", "dedup", "langid"], 2)])
+def test_row_workers_are_shut_down_before_the_global_stages_that_end_a_pipeline(tmp_path, monkeypatch, stages, alive):
+    """Worker processes hold the row stages' models (fastText, spaCy): once no row stage is left they
+    go, so the driver's dedup and split do not run beside them; a row stage after dedup keeps them."""
+    import multiprocessing
+
+    from curate.stages.dedup import DedupStage
+
+    seen, decide = [], DedupStage.decide_files
+
+    def watching(self, files, scratch):
+        seen.append(len(multiprocessing.active_children()))
+        return decide(self, files, scratch)
+
+    monkeypatch.setattr(DedupStage, "decide_files", watching)
+    path = write_pipeline(
+        tmp_path, [{"demo": {"records": 400, "seed": 3}}], [{"stage": s} for s in stages], workers=2, batch_size=100
+    )
+    run(path, tmp_path / "out")
+    assert seen == [alive]
