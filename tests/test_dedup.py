@@ -354,8 +354,8 @@ def test_the_report_lists_boilerplate_lines_by_hash_and_count_without_their_text
     assert "Tool calculator" not in html
 
 
-@pytest.mark.parametrize("keep", ["first", "longest"])
-def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, monkeypatch, keep):
+@pytest.mark.parametrize("keep, verify", [("first", "exact"), ("longest", "exact"), ("first", "signature")])
+def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, monkeypatch, keep, verify):
     """The engine's local path (executor.run_global on a stage with decide_files): keys and sketches
     computed file by file, boilerplate lines counted over every file first, sketches kept on disk and
     read back a band (and a few pairs) at a time, decisions written in row groups that do not line up
@@ -377,7 +377,7 @@ def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, mo
         .otherwise(pl.col("text"))
         .alias("text")
     )
-    rules = rules.model_copy(update={"keep": keep})
+    rules = rules.model_copy(update={"keep": keep, "verify": verify})
     expected_stage = DedupStage("dedup", rules)
     expected_stage.setup()
     expected = expected_stage.run(df)
