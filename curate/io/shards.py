@@ -92,7 +92,7 @@ class RowFiles:
         return self._empty.columns
 
     def frames(self, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
-        """The rows, a row group (at most 20,000 rows) at a time; with `columns`, those of them the rows
+        """The rows, a row group (at most 5,000 rows: `iter_frames`) at a time; with `columns`, those the rows
         have. Nothing when there are no rows."""
         wanted = self.columns if columns is None else [c for c in columns if c in self.schema]
         empty = self._union.select(wanted)
