@@ -28,7 +28,16 @@ import pyarrow.parquet as pq
 from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
 from curate.errors import AccountingError
-from curate.io.shards import ParquetAppender, iter_frames, read_json, read_parquets, write_json, write_parquet
+from curate.io.shards import (
+    FrameRuns,
+    ParquetAppender,
+    RowFiles,
+    iter_frames,
+    read_json,
+    read_parquets,
+    write_json,
+    write_parquet,
+)
 from curate.profile import length_histogram
 from curate.stages.base import Stage, StageContext
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
@@ -162,12 +171,11 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     scratch = out / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     output = stage.run_files(files, scratch)
-    decisions = _Decisions(output.frame)
-    union = pl.concat([pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in files], how="diagonal_relaxed")
+    decided, decisions = _decisions(output.frame)
+    inputs = RowFiles(files)  # the rows as read_parquets reads them, a row group at a time
     kept_out, rejected_out = ParquetAppender(kept_file(out)), ParquetAppender(rejected_file(out, stage.name))
     account, offset = StageAccount(stage=stage.name), 0
-    for chunk in iter_frames(files):
-        rows = pl.concat([union, chunk], how="diagonal_relaxed")
+    for rows in inputs.frames() if inputs.height else [inputs.collect()]:
         mine = decisions.take(rows.height)
         offset += rows.height
         if mine.height != rows.height or not mine["id"].equals(rows["id"]):
@@ -177,8 +185,8 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
         kept_out.write(kept)
         if rejected.height:
             rejected_out.write(rejected)
-    if decisions.rows != offset:
-        raise AccountingError(f"stage '{stage.name}' decided on {decisions.rows} rows, the files hold {offset}")
+    if decided != offset:
+        raise AccountingError(f"stage '{stage.name}' decided on {decided} rows, the files hold {offset}")
     if kept_out.rows == 0:
         kept_out.write(kept)  # no row kept: the checkpoint still has the columns
     kept_out.close()
@@ -192,31 +200,13 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     return done
 
 
-class _Decisions:
-    """A stage's decisions, in row order, handed out a run of rows at a time: from a frame, or read
-    from the Parquet file a stage wrote (a row group at a time, so they are never all in memory)."""
-
-    def __init__(self, decided: pl.DataFrame | Path):
-        if isinstance(decided, pl.DataFrame):
-            self.rows, self._frames, self._schema = decided.height, iter([decided]), decided.schema
-        else:
-            self.rows, self._frames = pq.ParquetFile(decided).metadata.num_rows, iter_frames([decided])
-            self._schema = pl.read_parquet_schema(decided)
-        self._buffer: pl.DataFrame | None = None
-
-    def take(self, n: int) -> pl.DataFrame:
-        """The next `n` rows (fewer at the end)."""
-        parts, have = [], 0
-        while have < n:
-            if self._buffer is None or self._buffer.height == 0:
-                self._buffer = next(self._frames, None)
-                if self._buffer is None:
-                    break
-            part = self._buffer.slice(0, n - have)
-            self._buffer = self._buffer.slice(part.height)
-            parts.append(part)
-            have += part.height
-        return pl.concat(parts) if parts else pl.DataFrame(schema=self._schema)
+def _decisions(decided: pl.DataFrame | Path) -> tuple[int, FrameRuns]:
+    """How many rows a stage decided on, and its decisions to hand out in runs of rows: from a frame,
+    or read from the Parquet file the stage wrote (a row group at a time, never all in memory)."""
+    if isinstance(decided, pl.DataFrame):
+        return decided.height, FrameRuns(iter([decided]), decided.schema)
+    rows = pq.ParquetFile(decided).metadata.num_rows
+    return rows, FrameRuns(iter_frames([decided]), pl.read_parquet_schema(decided))
 
 
 def load_done(seg_dir: Path, index: int) -> dict | None:

@@ -14,6 +14,7 @@ candidates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,11 +259,18 @@ class SketchFiles:
         return self._read("signatures", np.uint32, count, start * self.num_perm).reshape(stop - start, self.num_perm)
 
     def signature_rows(self, index: np.ndarray) -> np.ndarray:
-        out = np.empty((len(index), self.num_perm), np.uint32)
-        with open(self._path("signatures"), "rb") as fh:
-            for k, i in enumerate(index.tolist()):
-                fh.seek(i * self.num_perm * 4)
-                fh.readinto(memoryview(out[k]))
+        width = np.full(len(index), self.num_perm, np.int64)
+        return self._gather("signatures", index * self.num_perm, width).reshape(len(index), self.num_perm)
+
+    def _gather(self, name: str, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The uint32 values at starts[k]..starts[k]+lengths[k]-1 of a stored file, one run after another."""
+        out = np.empty(int(lengths.sum()), np.uint32)
+        at = 0
+        with open(self._path(name), "rb") as fh:
+            for start, length in zip(starts.tolist(), lengths.tolist()):
+                fh.seek(start * 4)
+                fh.readinto(memoryview(out[at : at + length]))
+                at += length
         return out
 
     def empty(self) -> np.ndarray:
@@ -278,11 +286,7 @@ class SketchFiles:
             lengths = offsets[texts + 1] - offsets[texts]
             local = np.zeros(len(texts) + 1, np.int64)
             np.cumsum(lengths, out=local[1:])
-            sets = np.empty(local[-1], np.uint32)
-            with open(self._path("sets"), "rb") as fh:
-                for k, i in enumerate(texts.tolist()):
-                    fh.seek(int(offsets[i]) * 4)
-                    fh.readinto(memoryview(sets[local[k] : local[k + 1]]))
+            sets = self._gather("sets", offsets[texts], lengths)
             at = np.searchsorted(texts, block)
             out[start : start + len(block)] = _pair_jaccard(sets, local, at[:, 0], at[:, 1])
         return out
@@ -353,13 +357,18 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: i
     copies) contributes a star to its first member, which is enough to connect it.
     Everything is vectorised per band and bucket size, never per bucket.
     """
-    n = len(signatures)
+
+    def band_of(band: int) -> np.ndarray:
+        return signatures[:, band * rows : (band + 1) * rows]
+
+    return band_candidates(band_of, len(signatures), bands, max_bucket)
+
+
+def band_candidates(band_of: Callable[[int], np.ndarray], n: int, bands: int, max_bucket: int = 64) -> np.ndarray:
+    """`candidate_pairs` of `n` records whose band values come one band at a time: `band_of(b)` gives
+    every record's values of band b (read from disk, say), and only one band is held at once."""
     positions = np.arange(n, dtype=np.int64)
-    codes = [
-        band_pair_codes(signatures[:, band * rows : (band + 1) * rows], positions, n, max_bucket)
-        for band in range(bands)
-    ]
-    return pairs_from_codes(codes, n)
+    return pairs_from_codes([band_pair_codes(band_of(band), positions, n, max_bucket) for band in range(bands)], n)
 
 
 def band_pair_codes(block: np.ndarray, positions: np.ndarray, n: int, max_bucket: int) -> np.ndarray:

@@ -109,18 +109,9 @@ class RowFiles:
         """The rows in consecutive frames of `rows` rows (the last one shorter); one empty frame when
         there are none: what slicing the whole frame would give, `write_shards`' parts."""
         wanted = self.columns if columns is None else [c for c in columns if c in self.schema]
-        parts, have = [], 0
-        for chunk in self.frames(wanted):
-            while chunk.height:
-                take = chunk.slice(0, rows - have)
-                parts.append(take)
-                have += take.height
-                chunk = chunk.slice(take.height)
-                if have == rows:
-                    yield pl.concat(parts).rechunk()
-                    parts, have = [], 0
-        if parts or self.height == 0:
-            yield pl.concat([self._empty.select(wanted), *parts]).rechunk()
+        runs = FrameRuns(self.frames(wanted), self._empty.select(wanted).schema)
+        for _ in range(max(1, -(-self.height // rows))):
+            yield runs.take(rows).rechunk()
 
     def collect(self) -> pl.DataFrame:
         """Every row at once (reading only the columns not dropped)."""
@@ -132,6 +123,29 @@ class RowFiles:
         if self.files and all(dict(pl.read_parquet_schema(p)) == union for p in self.files):
             return pl.scan_parquet(self.files).drop(self.drop, strict=False)
         return self.collect().lazy()
+
+
+class FrameRuns:
+    """Frames in order (of one schema), handed out again in runs of any number of rows."""
+
+    def __init__(self, frames: Iterator[pl.DataFrame], schema: pl.Schema):
+        self._frames, self._schema = frames, schema
+        self._buffer = pl.DataFrame(schema=schema)
+
+    def take(self, n: int) -> pl.DataFrame:
+        """The next `n` rows (fewer at the end; none left: an empty frame of the schema)."""
+        parts, have = [], 0
+        while have < n:
+            if self._buffer.height == 0:
+                self._buffer = next(self._frames, None)
+                if self._buffer is None:
+                    self._buffer = pl.DataFrame(schema=self._schema)
+                    break
+            part = self._buffer.slice(0, n - have)
+            self._buffer = self._buffer.slice(part.height)
+            parts.append(part)
+            have += part.height
+        return pl.concat(parts) if parts else pl.DataFrame(schema=self._schema)
 
 
 class ParquetAppender:

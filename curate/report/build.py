@@ -123,7 +123,7 @@ def build_report(
 
 def _present(final: RowFiles, column: str) -> int:
     """How many rows have a value in `column`."""
-    return sum(int(f[column].is_not_null().sum()) for f in final.frames([column]) if column in f.columns)
+    return sum(int(f[column].is_not_null().sum()) for f in final.frames([column])) if column in final.columns else 0
 
 
 def _measures(final: RowFiles) -> pl.DataFrame:

@@ -30,7 +30,7 @@ from curate.minhash import (
     MinHasher,
     Sketch,
     SketchFiles,
-    band_pair_codes,
+    band_candidates,
     band_partitions,
     estimated_jaccard,
     lsh_params,
@@ -349,8 +349,7 @@ class DedupStage(Stage):
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
         keys = pl.Series(EXACT_KEY, exact_new, dtype=pl.Utf8)
         clusters = self._clusters(df, lengths, keys, sketch, prior, candidates)
-        ids = pl.concat([pl.Series("id", prior.ids, dtype=pl.Utf8), df["id"].cast(pl.Utf8)])
-        decided = self._decided(clusters, ids, prior, 0, df.height, keys, sketch.signatures)
+        decided = self._decided(clusters, prior, 0, df.height, keys, sketch.signatures)
         return df.with_columns(decided.get_columns())
 
     def decide_files(self, files: list[Path], scratch: Path) -> Path:
@@ -386,11 +385,10 @@ class DedupStage(Stage):
         key = pl.concat(keys) if keys else pl.Series(EXACT_KEY, [], dtype=pl.Utf8)
         length = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
         clusters = self._clusters(small, length, key, store, prior, None)
-        ids = pl.concat([pl.Series("id", prior.ids, dtype=pl.Utf8), small["id"].cast(pl.Utf8)])
         out = ParquetAppender(scratch / "decisions.parquet")
         for start in range(0, max(small.height, 1), DECISION_ROWS):
             stop = min(start + DECISION_ROWS, small.height)
-            decided = self._decided(clusters, ids, prior, start, stop, key, store.signature_range(start, stop))
+            decided = self._decided(clusters, prior, start, stop, key, store.signature_range(start, stop))
             out.write(small.select("id").slice(start, stop - start).with_columns(decided.get_columns()))
         out.close()
         return out.path
@@ -410,7 +408,7 @@ class DedupStage(Stage):
         candidates: np.ndarray | None,
     ) -> "_Clusters":
         """Clusters of the prior shards' records and `df`'s (exact keys `keys`, sketches `sketch`): for
-        each record, its cluster's kept record, the cluster's size and its best verified similarity."""
+        each record, its id, its cluster's kept record, the cluster's size and its best verified similarity."""
         rules = self.rules
         n_prior, n = len(prior.ids), df.height
         exact = pl.concat([pl.Series(EXACT_KEY, prior.exact, dtype=pl.Utf8), keys]).rank("dense").to_numpy()
@@ -429,16 +427,17 @@ class DedupStage(Stage):
         _, labels = connected_components(graph, directed=False)
         rep = self._representatives(labels, df, lengths, n_prior)
         size = np.bincount(labels, minlength=labels.max() + 1 if total else 0)[labels] if total else np.empty(0)
-        return _Clusters(rep, size, _best_similarity(edge, jaccard, total), exact)
+        ids = pl.concat([pl.Series("id", prior.ids, dtype=pl.Utf8), df["id"].cast(pl.Utf8)])
+        return _Clusters(ids, rep, size, _best_similarity(edge, jaccard, total), exact)
 
     def _decided(
-        self, c: "_Clusters", ids: pl.Series, prior: _Prior, start: int, stop: int, keys: pl.Series, sigs: np.ndarray
+        self, c: "_Clusters", prior: _Prior, start: int, stop: int, keys: pl.Series, sigs: np.ndarray
     ) -> pl.DataFrame:
         """What dedup adds to new records start..stop-1 (clusters, what each duplicates, the keys) and
         its decisions (actions, rules, reasons); `sigs` are these records' signatures."""
         n_prior = len(prior.ids)
         lo, hi = n_prior + start, n_prior + stop
-        rep_ids = ids.gather(c.rep[lo:hi]).to_list() if hi > lo else []
+        rep_ids = c.ids.gather(c.rep[lo:hi]).to_list() if hi > lo else []
         actions, rule_names, reasons, dup_of, cluster = [], [], [], [], []
         for i, rep_id in zip(range(lo, hi), rep_ids):
             r = c.rep[i]
@@ -482,17 +481,14 @@ class DedupStage(Stage):
         Candidates are found band by band, so only one band of the signatures is read at a time."""
         n_prior = len(prior_sigs)
         total = n_prior + sketch.rows
-        if candidates is None:
-            positions = np.arange(total, dtype=np.int64)
-            codes = []
-            for band in range(self.bands):
-                block = sketch.band(band, self.rows)
-                if n_prior:
-                    block = np.concatenate([prior_sigs[:, band * self.rows : (band + 1) * self.rows], block])
-                codes.append(band_pair_codes(block, positions, total, self.rules.max_bucket))
-            pairs = pairs_from_codes(codes, total)
-        else:
-            pairs = candidates
+
+        def band_of(band: int) -> np.ndarray:
+            block = sketch.band(band, self.rows)
+            if not n_prior:
+                return block
+            return np.concatenate([prior_sigs[:, band * self.rows : (band + 1) * self.rows], block])
+
+        pairs = band_candidates(band_of, total, self.bands, self.rules.max_bucket) if candidates is None else candidates
         # Texts without a single shingle all share the empty signature: they are not near anything.
         empty = np.concatenate([(prior_sigs == np.uint32(0xFFFFFFFF)).all(axis=1), sketch.empty()])
         pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
@@ -576,9 +572,10 @@ def _sketch_chunk(
 
 @dataclass
 class _Clusters:
-    """Per record (the prior shards' first): its cluster's kept record, the cluster's size, its highest
-    verified similarity, and its exact key as a code (equal codes: identical after normalisation)."""
+    """Per record (the prior shards' first): its id, its cluster's kept record, the cluster's size, its
+    highest verified similarity, and its exact key as a code (equal codes: identical after normalisation)."""
 
+    ids: pl.Series
     rep: np.ndarray
     size: np.ndarray
     best: np.ndarray
