@@ -147,8 +147,16 @@ def measure(pipeline: Path, out: Path, inputs: list[str], code: Path | None = No
     }
 
 
+def commit_of(tree: Path) -> str:
+    """The commit a measurement ran (rows of several sessions sit side by side in scale.json)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=tree, capture_output=True)
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def generated(sizes: list[int], scratch: Path, code: Path | None = None, label: str = "this code") -> list[dict]:
     rows = []
+    commit = commit_of(code or REPO)
     for records in sizes:
         folder = scratch / f"n{records}"
         files = corpus(folder / "corpus", records)
@@ -169,6 +177,7 @@ def generated(sizes: list[int], scratch: Path, code: Path | None = None, label: 
             {
                 "corpus": "demo generator",
                 "code": label,
+                "commit": commit,
                 "records": records,
                 "input_mb_gz": round(size_mb, 1),
                 **result,
@@ -193,6 +202,7 @@ def warc(scratch: Path) -> dict:
     return {
         "corpus": f"WARC of {pages} HTML manual pages (/usr/share/doc)",
         "code": "this code",
+        "commit": commit_of(REPO),
         "records": pages,
         "input_mb_gz": round(path.stat().st_size / 2**20, 1),
         **result,
