@@ -36,7 +36,8 @@ bench: install $(DATATROVE_VENV)/.installed
 
 $(DATATROVE_VENV)/.installed:
 	test -x $(DATATROVE_VENV)/bin/python || $(PYTHON) -m venv $(DATATROVE_VENV)
-	$(DATATROVE_VENV)/bin/pip install --quiet datatrove==0.10.1 orjson regex
+	$(DATATROVE_VENV)/bin/pip install --quiet datatrove==0.10.1 orjson regex \
+		spacy==3.8.18 fasttext-numpy2-wheel fasteners==0.20 tokenizers==0.23.3 'xxhash<4'
 	touch $@
 
 TRAIN_CONFIG ?= configs/train/default.yaml

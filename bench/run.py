@@ -319,12 +319,14 @@ def scale_table(r: dict | None) -> list[str]:
         f"{r['machine']['cpus']} CPUs, {r['machine']['workers']} workers, {r['measured_at']}. Peak RSS is the "
         "whole process tree's (the driver and its workers), sampled every 0.1 s.",
         "",
-        "| corpus | code | records | seconds | records/s | peak RSS MB | KB per record | peak checkpoints MB | kept |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| corpus | code | commit | records | seconds | records/s | peak RSS MB | KB per record | "
+        "peak work folder MB | kept |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for x in r["rows"]:
         lines.append(
-            f"| {x['corpus']} | {x.get('code', 'this code')} | {x['records']:,} | {x['seconds']} | "
+            f"| {x['corpus']} | {x.get('code', 'this code')} | {x.get('commit', '')} | {x['records']:,} | "
+            f"{x['seconds']} | "
             f"{x['records_per_s']:,} | {x['peak_rss_mb']:,} | {x['kb_per_record']} | {x['peak_checkpoint_mb']:,} | "
             f"{x['kept']['kept']:,} |"
         )

@@ -119,9 +119,27 @@ class Sampler:
         self._thread.join()
 
 
+def sampled(cmd: list[str], env: dict, folder: Path, ok=(0,)) -> dict:
+    """Run `cmd` in its own process: wall time, peak RSS of its process tree, peak bytes in `folder`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = Sampler(proc.pid, folder)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    sampler.stop()
+    if proc.returncode not in ok:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(sampler.peak_rss / 2**20),
+        "peak_checkpoint_mb": round(sampler.peak_disk / 2**20),
+        "exit": proc.returncode,
+    }
+
+
 def measure(pipeline: Path, out: Path, inputs: list[str], code: Path | None = None) -> dict:
-    """One `curate run` in its own process: wall time, peak RSS of its tree, peak checkpoint bytes.
-    With `code`, another checkout's curate package runs (the baseline), with this one's rules."""
+    """One `curate run` in its own process (`sampled`). With `code`, another checkout's curate package
+    runs (the baseline), with this one's rules."""
     home = out.parent / "home"
     env = {**os.environ, "CURATE_HOME": str(home)}
     if code is not None:
@@ -129,22 +147,79 @@ def measure(pipeline: Path, out: Path, inputs: list[str], code: Path | None = No
     cmd = [str(Path(sys.executable).parent / "curate"), "run", str(pipeline), "--out", str(out), "--force"]
     for path in inputs:
         cmd += ["--input", path]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sampler = Sampler(proc.pid, out)
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    sampler.stop()
-    if proc.returncode not in (0, 4):  # 4: a gate failed; the run itself completed
-        raise SystemExit(f"curate run failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    result = sampled(cmd, env, out, ok=(0, 4))  # 4: a gate failed; the run itself completed
     manifest = json.loads((out / "manifest.json").read_text())
-    return {
-        "seconds": round(seconds, 1),
-        "peak_rss_mb": round(sampler.peak_rss / 2**20),
-        "peak_checkpoint_mb": round(sampler.peak_disk / 2**20),
-        "kept": manifest["rows"],
-        "exit": proc.returncode,
-    }
+    return {**result, "kept": manifest["rows"]}
+
+
+DATATROVE_FILE_LINES = 10_000
+
+
+def datatrove(sizes: list[int], scratch: Path, python: str) -> list[dict]:
+    """datatrove's equivalent pipeline (bench/datatrove_pipeline.py) on the same records, 2 workers. It
+    reads one file per task, so it gets the corpus re-split into files of 10,000 lines (same records,
+    same order): with one 100,000-record file it could use one core only. Lines it cannot read without
+    stopping are left out and counted (`_resplit`)."""
+    from curate.lang import bundled_model_path
+
+    version = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('datatrove'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    rows = []
+    for records in sizes:
+        folder = scratch / f"n{records}"
+        files, split = corpus(folder / "corpus", records), folder / "datatrove-input"
+        split.mkdir(parents=True, exist_ok=True)
+        dropped = [0]
+        for i, lines in enumerate(_resplit(files, DATATROVE_FILE_LINES, dropped)):
+            (split / f"part-{i:04d}.jsonl.gz").write_bytes(gzip.compress(b"".join(lines), compresslevel=1, mtime=0))
+        work, result = folder / "datatrove-work", folder / "datatrove.json"
+        cmd = [python, str(REPO / "bench" / "datatrove_pipeline.py"), str(split), str(work), "2"]
+        measured = sampled([*cmd, str(bundled_model_path()), str(result)], dict(os.environ), work)
+        out = json.loads(result.read_text())
+        rows.append(
+            {
+                "corpus": "demo generator",
+                "code": f"datatrove {version}",
+                "commit": commit_of(REPO),
+                "records": records,
+                "input_mb_gz": round(sum(f.stat().st_size for f in files) / 2**20, 1),
+                **measured,
+                "kept": {"kept": out["kept"], "input_lines_left_out": dropped[0]},
+                "step_seconds": out["step_seconds"],
+                "records_per_s": round(records / measured["seconds"]),
+                "kb_per_record": round(measured["peak_rss_mb"] * 1024 / records, 2),
+            }
+        )
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(split, ignore_errors=True)
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _resplit(files: list[Path], lines: int, dropped: list[int]):
+    """The files' JSON-object lines, in order, in runs of `lines`. The others are counted in `dropped`
+    and left out: datatrove's JsonlReader stops a task on a line that is a JSON array or number, and
+    stops reading a file at invalid UTF-8 (the demo corpus has both on purpose, for curate's quarantine)."""
+    run: list[bytes] = []
+    for path in files:
+        for line in gzip.decompress(path.read_bytes()).splitlines(keepends=True):
+            try:
+                if not isinstance(orjson.loads(line), dict):
+                    raise ValueError
+                line.decode("utf-8")
+            except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError are ValueErrors
+                dropped[0] += 1
+                continue
+            run.append(line)
+            if len(run) == lines:
+                yield run
+                run = []
+    if run:
+        yield run
 
 
 def commit_of(tree: Path) -> str:
@@ -237,10 +312,19 @@ def main() -> None:
         "--baseline", metavar="COMMIT", help="also measure this commit's code (a git worktree), side by side"
     )
     parser.add_argument("--baseline-only", action="store_true", help="measure only the baseline's code")
+    parser.add_argument(
+        "--datatrove",
+        metavar="PYTHON",
+        default=os.environ.get("DATATROVE_PYTHON"),
+        help="also run datatrove's equivalent pipeline with this interpreter (default: $DATATROVE_PYTHON)",
+    )
+    parser.add_argument("--datatrove-only", action="store_true", help="measure only datatrove's pipeline")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="curate-scale-"))
     try:
-        rows = [] if args.baseline_only else generated(args.sizes, scratch)
+        rows = [] if args.baseline_only or args.datatrove_only else generated(args.sizes, scratch)
+        if args.datatrove:
+            rows += datatrove(args.sizes, scratch, args.datatrove)
         if args.baseline:
             tree = scratch / "baseline"
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=REPO, check=True)
@@ -248,7 +332,7 @@ def main() -> None:
                 rows += generated(args.sizes, scratch, tree, f"baseline {args.baseline}")
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=True)
-        if not args.no_warc:
+        if not args.no_warc and not args.datatrove_only:
             rows.append(warc(scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

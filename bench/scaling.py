@@ -4,9 +4,10 @@ the Ray executor on a Ray instance it starts on this machine with 1 and with 2 w
 the other in the same session. Reported as docs/s and as ratios to the baseline; each Ray run's wall time
 includes starting Ray, which is also timed on its own. All three must publish the same version.
 
-Also timed: the driver's reader alone (parse the inputs, quarantine, write each batch as Parquet
-for the workers, as the Ray executor's driver does), on one core: the rate at which it can feed
-the cluster, the limit the README's estimate starts from.
+Also timed (`reading`), each on one core: a worker parsing the input files into read parts, the
+driver planning the batches from their ids (all the driver still does of reading: the rate at which
+it can feed the cluster, the limit the README's estimate starts from) and a worker reading a batch
+back. `python -m bench.scaling 20000 --reading-only` measures only these.
 
 Also written: what the Ray executor moves per million documents (for the README's scaling
 estimate), computed from the default rules: dedup's shuffled (band, bucket) keys, the signatures
@@ -30,8 +31,7 @@ import yaml
 from curate.catalog import Catalog
 from curate.config import load_pipeline
 from curate.engine import run_pipeline
-from curate.io.readers import read_batches
-from curate.io.shards import write_parquet
+from curate.io.readers import ReadUnit, load_batch, plan_batches, read_columns, read_unit, unit_dir
 from curate.io.sources import resolve_inputs
 from curate.minhash import lsh_params
 from curate.stages.dedup import DedupRules
@@ -64,21 +64,34 @@ def _ray_startup() -> float:
     return time.perf_counter() - start
 
 
-def _reader_throughput(pipeline, folder: Path) -> dict:
-    """Docs/s of the driver's part of a Ray run's first segment: read + quarantine + write batches."""
+def _reading(pipeline, folder: Path) -> dict:
+    """The three parts of reading the input, each on one core: a worker parsing its files into read
+    parts (`read_unit`), the driver planning the batches from the parts' ids (`plan_batches`, the only
+    part of reading left in the driver: the rate at which it can feed a cluster), and a worker reading
+    a planned batch back (`load_batch`)."""
     spec = pipeline.spec
     files = resolve_inputs(pipeline, None)
+    columns = read_columns(files)
+    timed = {}
     start = time.perf_counter()
-    docs = 0
-    for batch in read_batches(files, spec.batch_size, spec.limits.max_record_bytes):
-        write_parquet(batch.records, folder / f"b-{batch.index:05d}.parquet", level=1)
-        docs += batch.rows_in
-    seconds = time.perf_counter() - start
+    summaries = [
+        read_unit(ReadUnit(i, f), unit_dir(folder, i), columns, spec.limits.max_record_bytes)
+        for i, f in enumerate(files)
+    ]
+    timed["worker_read"] = time.perf_counter() - start
+    start = time.perf_counter()
+    plan = list(plan_batches(summaries, spec.batch_size, columns))
+    timed["driver_plan"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for index, source in plan:
+        load_batch(index, source)
+    timed["worker_load"] = time.perf_counter() - start
+    docs = sum(s["rows_in"] for s in summaries)
     return {
         "docs": docs,
-        "seconds": round(seconds, 2),
-        "docs_per_s": round(docs / seconds, 1),
-        "bytes_per_doc_as_parquet": round(sum(p.stat().st_size for p in folder.glob("*.parquet")) / docs, 1),
+        "batches": len(plan),
+        **{f"{k}_docs_per_s": round(docs / v, 1) for k, v in timed.items()},
+        "read_part_bytes_per_doc": round(sum(p.stat().st_size for p in folder.glob("u-*/*.parquet")) / docs, 1),
     }
 
 
@@ -96,12 +109,20 @@ def _shuffle_estimate() -> dict:
     }
 
 
-def main(records: int) -> None:
+def main(records: int, reading_only: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="curate-bench-scaling-"))
     old_home = os.environ.get("CURATE_HOME")
     os.environ["CURATE_HOME"] = str(work / "home")
     try:
         pipeline = load_pipeline(_pipeline(work, records))
+        if reading_only:  # only the reading figures, the rest of scaling.json kept
+            path = RESULTS / "scaling.json"
+            out = {**json.loads(path.read_text()), "reading": _reading(pipeline, work / "reading")}
+            out["reading"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            out.pop("driver_reader", None)
+            path.write_text(json.dumps(out, indent=2) + "\n")
+            print(json.dumps(out["reading"], indent=2))
+            return
         runs = []
         for label, executor, workers in [
             ("local, 2 workers", "local", 2),
@@ -141,7 +162,7 @@ def main(records: int) -> None:
             r["vs_local_2_workers"] = round(r["docs_per_s"] / local[2], 3)
             r["vs_local_same_workers"] = round(r["docs_per_s"] / local[r["workers"]], 3)
         startup = _ray_startup()
-        reader = _reader_throughput(pipeline, work / "reader")
+        reading = _reading(pipeline, work / "reading")
         out = {
             "benchmark": "scaling",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -153,7 +174,7 @@ def main(records: int) -> None:
             "runs": runs,
             "same_version": len({r["version"] for r in runs}) == 1,
             "ray_startup_seconds": round(startup, 2),
-            "driver_reader": reader,
+            "reading": reading,
             "moved_per_million_docs": _shuffle_estimate(),
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -168,4 +189,5 @@ def main(records: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+    args = [a for a in sys.argv[1:] if a != "--reading-only"]
+    main(int(args[0]) if args else 20_000, reading_only="--reading-only" in sys.argv)

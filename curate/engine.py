@@ -44,7 +44,7 @@ from curate.io.outputs import (
     output_lock,
     switch,
 )
-from curate.io.readers import read_batches
+from curate.io.readers import ReadUnit, plan_batches, read_columns
 from curate.io.shards import (
     Location,
     RowFiles,
@@ -53,7 +53,6 @@ from curate.io.shards import (
     publish_tree,
     read_json,
     read_manifest,
-    read_parquets,
     write_json,
     write_parts,
     write_shards,
@@ -66,7 +65,7 @@ from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
 from curate.stages.base import StageContext
 from curate.stages.registry import STAGES
-from curate.workdir import DONE, batch_dir, global_dir, kept_file, rejected_files, segment_dir
+from curate.workdir import BATCHES, DONE, batch_dir, global_dir, kept_file, read_dir, rejected_files, segment_dir
 
 
 @dataclass
@@ -343,7 +342,7 @@ class _Run:
         names = [rs.name for rs in seg.stages]
         label = " + ".join(["read", *names] if i == 0 else names) or "read"
         self.progress.start(label, None if i == 0 else _rows_in(previous))
-        tasks = self._read_tasks() if i == 0 else self._rebatch(previous)
+        tasks = self._read_tasks(executor, seg_dir) if i == 0 else self._rebatch(previous)
 
         def on_done(done: dict) -> None:
             for acc in done["accounts"]:
@@ -351,6 +350,8 @@ class _Run:
             self.progress.advance(done["accounts"][0]["rows_in"] if done["accounts"] else 0)
 
         results = executor.map_batches(seg_dir, names, tasks, profile=(i == 0), on_done=on_done)
+        if i == 0:
+            _read_done(read_dir(seg_dir), len(results))
         for rs in seg.stages:
             parts = [d["summaries"][rs.name] for d in results if rs.name in d.get("summaries", {})]
             if parts:
@@ -358,25 +359,25 @@ class _Run:
         self.progress.finish()
         return results
 
-    def _read_tasks(self) -> Iterator[BatchTask]:
+    def _read_tasks(self, executor: Executor, seg_dir: Path) -> Iterator[BatchTask]:
+        """The input cut into batches: the workers read the files (`read_units`), this process only
+        plans the batches from the ids; once every batch is checkpointed the read parts are removed and
+        only the batch count is kept (`_read_done`)."""
+        folder = read_dir(seg_dir)
+        if (folder / BATCHES).is_file():
+            yield from (BatchTask(i) for i in range(read_json(folder / BATCHES)["batches"]))  # all checkpointed
+            return
         spec = self.pipeline.spec
-        for batch in read_batches(self.files, spec.batch_size, spec.limits.max_record_bytes):
-            account = StageAccount(
-                stage="read",
-                rows_in=batch.rows_in,
-                kept=batch.records.height,
-                quarantined=batch.quarantined.height,
-                reasons=dict(batch.quarantined.group_by("rule").len().sort("rule").iter_rows()),
-                skipped=dict(sorted(batch.skipped.items())),
-            )
-            account.check()
-            yield BatchTask(batch.index, batch.records, batch.quarantined, account)
+        columns = read_columns(self.files)
+        units = [ReadUnit(i, f) for i, f in enumerate(self.files)]
+        summaries = executor.read_units(units, folder, columns, spec.limits.max_record_bytes)
+        for index, source in plan_batches(summaries, spec.batch_size, columns):
+            yield BatchTask(index, source=source)
 
     def _rebatch(self, previous: list[Path]) -> Iterator[BatchTask]:
-        size = self.pipeline.spec.batch_size
-        df = read_parquets([kept_file(p) for p in previous])
-        for index, start in enumerate(range(0, max(df.height, 1), size)):
-            yield BatchTask(index, df.slice(start, size))
+        rows = RowFiles([kept_file(p) for p in previous])
+        for index, pieces in enumerate(rows.batches(self.pipeline.spec.batch_size)):
+            yield BatchTask(index, rows=pieces, schema=rows.schema)
 
     def _global_segment(self, executor: Executor, rs: ResolvedStage, seg_dir: Path, previous: list[Path]) -> Path:
         out = global_dir(seg_dir)
@@ -404,6 +405,15 @@ class _Publication:
     started: float  # time.perf_counter() when the run began
     accounts: list[StageAccount]
     lengths_before: list[int]
+
+
+def _read_done(folder: Path, batches: int) -> None:
+    """Every batch of the input is checkpointed: keep the batch count (a resumed run needs no more) and
+    remove the read parts."""
+    if folder.is_dir() and not (folder / BATCHES).is_file():
+        write_json(folder / BATCHES, {"batches": batches})
+        for unit in folder.glob("u-*"):
+            shutil.rmtree(unit, ignore_errors=True)
 
 
 def _rows_in(folders: list[Path]) -> int:

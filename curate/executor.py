@@ -28,13 +28,16 @@ import pyarrow.parquet as pq
 from curate.accounting import StageAccount, split_decisions
 from curate.config import ResolvedStage
 from curate.errors import AccountingError
+from curate.io.readers import ReadSource, ReadUnit, load_batch, read_unit, unit_dir
 from curate.io.shards import (
     FrameRuns,
     ParquetAppender,
+    Piece,
     RowFiles,
     iter_frames,
     read_json,
     read_parquets,
+    read_pieces,
     write_json,
     write_parquet,
 )
@@ -45,10 +48,33 @@ from curate.workdir import DONE, batch_dir, kept_file, rejected_file
 
 @dataclass
 class BatchTask:
+    """One batch for a worker: its rows, or where the worker reads them (`source`: pieces of the input's
+    read parts, or `rows`: pieces of the previous segment's checkpoints, of `schema`)."""
+
     index: int
-    records: pl.DataFrame
+    records: pl.DataFrame | None = None
     pre_rejected: pl.DataFrame | None = None  # rows the reader quarantined in this batch
     pre_account: StageAccount | None = None
+    source: ReadSource | None = None
+    rows: tuple[Piece, ...] | None = None
+    schema: pl.Schema | None = None
+
+    def resolved(self) -> "BatchTask":
+        """The task with its rows read (in the worker that runs it)."""
+        if self.source is not None:
+            batch = load_batch(self.index, self.source)
+            return BatchTask(self.index, batch.records, batch.quarantined, batch.account())
+        if self.rows is not None:
+            return BatchTask(self.index, read_pieces(self.rows, self.schema or pl.Schema()))
+        if self.records is None:
+            raise AccountingError(f"batch {self.index} has no rows to run: its checkpoint is missing")
+        return self
+
+
+def read_units(units: list[ReadUnit], folder: Path, columns: list[str], max_record_bytes: int) -> Iterator[dict]:
+    """Each input file read in this process into its parts (`read_unit`), summaries in file order."""
+    for unit in units:
+        yield read_unit(unit, unit_dir(folder, unit.index), columns, max_record_bytes)
 
 
 def build_stages(stages: list[ResolvedStage], context: StageContext) -> dict[str, Stage]:
@@ -82,6 +108,7 @@ class Worker:
 
     def run_batch(self, seg_dir: Path, names: list[str], task: BatchTask, profile: bool) -> dict:
         """Apply `names` stages in order to one batch and checkpoint everything it produced."""
+        task = task.resolved()
         out = batch_dir(seg_dir, task.index)
         out.mkdir(parents=True, exist_ok=True)
         accounts: list[StageAccount] = []
@@ -229,6 +256,11 @@ class Executor(Protocol):
     def rows_done(self) -> None:
         """No row stage is left to run: the row workers (and the models they hold) may go."""
 
+    def read_units(
+        self, units: list[ReadUnit], folder: Path, columns: list[str], max_record_bytes: int
+    ) -> Iterator[dict]:
+        """Have the workers read the input files into parts under `folder`; their summaries in file order."""
+
     def map_batches(
         self,
         seg_dir: Path,
@@ -287,6 +319,21 @@ class LocalExecutor:
         self, rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str
     ) -> dict:
         return run_global(rs, context, out, inputs, artifacts)
+
+    def read_units(
+        self, units: list[ReadUnit], folder: Path, columns: list[str], max_record_bytes: int
+    ) -> Iterator[dict]:
+        """In the worker processes, all files queued at once (ahead of the batches they feed)."""
+        if self._pool is None:
+            yield from read_units(units, folder, columns, max_record_bytes)
+            return
+        futures = [self._pool.submit(read_unit, u, unit_dir(folder, u.index), columns, max_record_bytes) for u in units]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
     def map_batches(
         self,

@@ -3,10 +3,11 @@
 Row segments run as Ray Data `map_batches` over an actor pool: each actor builds and
 `setup()`s the segment's stages once (models load once per worker), asks Ray for the
 largest CPU/GPU/memory need among them (`Stage.resources`), and processes one batch
-per call with the local executor's own `run_batch`. The driver writes each batch's
-input to the run's work folder and Ray Data carries only batch numbers, so the
-work folder must be storage every node sees (a shared filesystem); results go
-straight from the workers to their checkpoint folders.
+per call with the local executor's own `run_batch`. The workers read the input
+too: each input file is a Ray task that parses it into parts in the run's work
+folder, the driver plans the batches from the ids alone, and Ray Data carries only
+where each batch's rows are. So the work folder must be storage every node sees (a
+shared filesystem); results go straight from the workers to their checkpoint folders.
 
 Global stages run as one Ray task each (`run_global`) with the stage's declared
 resources, on whichever node has them (a GPU node for `retrieve` when the cluster has
@@ -28,23 +29,20 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
-import polars as pl
 
 from curate import executor as local
-from curate.accounting import StageAccount
 from curate.catalog import curate_home
 from curate.config import RaySpec, ResolvedStage
 from curate.errors import ConfigError, CurateError
 from curate.hashing import code_fingerprint
-from curate.io.shards import write_parquet
 from curate.stages.base import Resources, StageContext
 from curate.stages.registry import STAGES
-from curate.workdir import input_file
 
 RETRIES = 3  # how often a batch or a global stage is retried after its worker died
 
@@ -87,16 +85,9 @@ class BatchWorker:
 
     def __call__(self, batch: dict) -> dict:
         dones = []
-        for index, account in zip(batch["index"], batch["account"]):
-            index = int(index)
-            pre = input_file(self.seg_dir, index, "rejected")
-            task = local.BatchTask(
-                index,
-                pl.read_parquet(input_file(self.seg_dir, index)),
-                pre_rejected=pl.read_parquet(pre) if pre.is_file() else None,
-                pre_account=StageAccount.from_dict(orjson.loads(account)) if account else None,
-            )
-            dones.append(orjson.dumps(self.worker.run_batch(self.seg_dir, self.names, task, self.profile)).decode())
+        for task in batch["task"]:  # where the batch's rows are; the actor reads them (BatchTask.resolved)
+            done = self.worker.run_batch(self.seg_dir, self.names, pickle.loads(task), self.profile)
+            dones.append(orjson.dumps(done).decode())
         return {"index": batch["index"], "done": dones}
 
 
@@ -202,11 +193,7 @@ class RayExecutor:
                 results[task.index] = cached
                 on_done(cached)
                 continue
-            write_parquet(task.records, input_file(seg_dir, task.index), level=1)
-            if task.pre_rejected is not None and task.pre_rejected.height:
-                write_parquet(task.pre_rejected, input_file(seg_dir, task.index, "rejected"), level=1)
-            account = orjson.dumps(task.pre_account.to_dict()).decode() if task.pre_account else ""
-            items.append({"index": task.index, "account": account})
+            items.append({"index": task.index, "task": pickle.dumps(task)})
         if items:
             stages = [self.stages[n] for n in names]
             need = segment_resources(stages)
@@ -239,6 +226,32 @@ class RayExecutor:
                 raise cause from exc
         return [results[i] for i in sorted(results)]
 
+    def read_units(
+        self, units: list[local.ReadUnit], folder: Path, columns: list[str], max_record_bytes: int
+    ) -> Iterator[dict]:
+        """One Ray task per input file (retried when its worker dies), all started at once; the
+        summaries in file order. The driver reads no input: it lists, fingerprints and plans."""
+        import ray
+
+        task = ray.remote(_read_task).options(
+            num_cpus=1, max_retries=RETRIES, retry_exceptions=False, runtime_env={"env_vars": self._env}
+        )
+        refs = [
+            task.remote(u, str(local.unit_dir(folder, u.index)), columns, max_record_bytes, self.fingerprint)
+            for u in units
+        ]
+        try:
+            for ref in refs:
+                yield ray.get(ref)
+        except Exception as exc:  # noqa: BLE001
+            cause = _cause(exc)
+            if cause is exc:
+                raise
+            raise cause from exc
+        finally:
+            for ref in refs:
+                ray.cancel(ref)
+
     # --- global stages --------------------------------------------------------------------------
     def run_global(
         self, rs: ResolvedStage, context: StageContext, out: Path, inputs: list[Path], artifacts: str
@@ -265,6 +278,11 @@ class RayExecutor:
             if cause is exc:
                 raise
             raise cause from exc
+
+
+def _read_task(unit: local.ReadUnit, folder: str, columns: list[str], max_record_bytes: int, fingerprint: str) -> dict:
+    check_code(fingerprint)
+    return local.read_unit(unit, Path(folder), columns, max_record_bytes)
 
 
 def _global_task(

@@ -7,7 +7,10 @@ executor and the Ray executor write and read checkpoints only through these name
         rejected-<stage>.parquet
         done.json           written last: the batch's completion marker (its accounting)
       all/                  a global stage's segment: one checkpoint of every row, same files
-      in/b-00000.parquet    Ray only: the batch the driver handed to the workers (and .quarantined)
+      read/                 seg-00 only: the input files as the workers read them
+        u-00000/            one input file's parts (its rows in input order) and done.json, its summary;
+                            removed once every batch is checkpointed
+        batches.json        then written: how many batches the input made
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 DONE = "done.json"
 KEPT = "kept.parquet"
-INPUTS = "in"
+BATCHES = "batches.json"
 
 
 def segment_dir(work: Path, index: int) -> Path:
@@ -45,7 +48,6 @@ def rejected_files(work: Path, stage: str) -> list[Path]:
     return sorted(work.glob(f"seg-*/*/rejected-{stage}.parquet"))
 
 
-def input_file(seg_dir: Path, index: int, what: str = "records") -> Path:
-    """A batch handed to the Ray workers: its records, or the rows the reader quarantined (the worker
-    writes those into the batch's checkpoint, redacted where the segment has a pii stage)."""
-    return seg_dir / INPUTS / f"b-{index:05d}{'' if what == 'records' else '.' + what}.parquet"
+def read_dir(seg_dir: Path) -> Path:
+    """Where the workers read the input files into parts (the first segment's)."""
+    return seg_dir / "read"

@@ -273,7 +273,7 @@ def test_published_rows_are_read_a_part_at_a_time_as_one_frame_would_hold_them(t
     (`RowFiles`): the same rows, columns and types as reading them all at once, shards cut at the
     same rows and byte-identical, whatever the files' boundaries."""
     from curate.hashing import sha256_file
-    from curate.io.shards import RowFiles, read_parquets, write_parts, write_shards
+    from curate.io.shards import RowFiles, read_parquets, read_pieces, write_parts, write_shards
 
     frames = [
         pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", None], "n": pl.Series([1, 2, 3], dtype=pl.Int32)}),
@@ -296,8 +296,14 @@ def test_published_rows_are_read_a_part_at_a_time_as_one_frame_would_hold_them(t
     by_whole = write_shards(whole, tmp_path / "whole", 4, 3)
     by_parts = write_parts(rows.slices(4), tmp_path / "parts", 3)
     assert [sha256_file(e["path"]) for e in by_parts] == [sha256_file(e["path"]) for e in by_whole]
+    # a row segment after a global stage: each worker reads its batch's pieces of the files itself
+    for size in (1, 4, 5, 11, 20):
+        batches = [read_pieces(pieces, rows.schema) for pieces in rows.batches(size)]
+        expected = [whole.slice(start, size) for start in range(0, whole.height, size)]
+        assert len(batches) == len(expected) and all(a.equals(b) for a, b in zip(batches, expected))
     nothing = RowFiles([tmp_path / "missing.parquet"])
     assert nothing.height == 0 and [p.height for p in nothing.slices(4)] == [0]
+    assert [read_pieces(b, nothing.schema).height for b in nothing.batches(4)] == [0]
 
 
 @pytest.mark.parametrize("stages, alive", [(["normalize", "dedup"], 0), (["normalize", "dedup", "langid"], 2)])
@@ -320,3 +326,47 @@ def test_row_workers_are_shut_down_before_the_global_stages_that_end_a_pipeline(
     )
     run(path, tmp_path / "out")
     assert seen == [alive]
+
+
+def test_workers_read_the_inputs_and_give_the_shards_the_driver_would(tmp_path, monkeypatch):
+    """With worker processes, the driver parses no input row (a parser that fails in it changes nothing):
+    the workers read the files, the driver plans batches across files from the ids, so a record whose id
+    another file used first is still quarantined with its own row and line, and the shards, the rejected
+    rows and the accounting are those of a run in one process. The read parts go once every batch is
+    checkpointed, before the global stages."""
+    from curate.stages.dedup import DedupStage
+
+    first = [{"id": f"a{i}", "text": f"first file row {i} " * 3} for i in range(7)]
+    second = [{"id": "b0", "text": "second file own row"}, {"id": "a3", "text": "taken id"}, {"text": "no id"}]
+    (tmp_path / "one.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first) + "\n{broken\n")
+    (tmp_path / "two.jsonl").write_text("\n" + "".join(json.dumps(r) + "\n" for r in second))
+    inputs = [{"path": "one.jsonl"}, {"path": "two.jsonl"}]
+    stages = [{"stage": "normalize"}, {"stage": "dedup"}]
+    reference = run(write_pipeline(tmp_path, inputs, stages, name="one", workers=1, batch_size=3), tmp_path / "ref")
+
+    def no_parsing_here(*args, **kwargs):
+        raise AssertionError("the driver parsed an input")
+
+    parts_left, decide = [], DedupStage.decide_files
+
+    def watching(self, files, scratch):
+        read = next(tmp_path.glob("out/_work/*/seg-00/read"))
+        parts_left.append((sorted(p.name for p in read.iterdir()), list(read.glob("u-*/*.parquet"))))
+        return decide(self, files, scratch)
+
+    monkeypatch.setattr("curate.io.readers.parse_rows", no_parsing_here)
+    monkeypatch.setattr(DedupStage, "decide_files", watching)
+    result = run(write_pipeline(tmp_path, inputs, stages, name="two", workers=2, batch_size=3), tmp_path / "out")
+    assert parts_left == [(["batches.json"], [])]
+    assert _data_hashes(tmp_path / "out") == _data_hashes(tmp_path / "ref")
+    untimed = [{k: v for k, v in a.items() if k != "seconds"} for a in result.manifest["accounting"]]
+    assert untimed == [{k: v for k, v in a.items() if k != "seconds"} for a in reference.manifest["accounting"]]
+    assert untimed[0]["skipped"] == {"blank_line": 2} and untimed[0]["reasons"] == {
+        "duplicate_id": 1,
+        "malformed_json": 1,
+    }
+    taken = pl.read_parquet(tmp_path / "out" / "rejected" / "read" / "*.parquet").filter(
+        pl.col("rule") == "duplicate_id"
+    )
+    assert taken.select("id", "src_file", "src_row").rows() == [("a3", "two.jsonl", 3)]
+    assert json.loads(taken["raw"][0]) == second[1]

@@ -344,3 +344,31 @@ def test_a_remote_file_without_a_bounded_readline_is_still_read_with_the_limit(t
     monkeypatch.setattr(InputFile, "open", lambda self: RemoteLike(data))
     records, rejected = _read(tmp_path, {"in.jsonl": data})
     assert records["text"].to_list() == ["first", "third"] and rejected["rule"].to_list() == ["record_too_large"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5, 1000])
+def test_batches_cut_input_rows_across_files_whatever_their_size(tmp_path, batch_size):
+    """Batches hold `batch_size` input rows each, across file boundaries, in input order; a record whose
+    id another file used first is quarantined there; blank lines count in the batch of the row after
+    them (the last batch for those at the end). Workers read the files, the driver plans from the ids."""
+    (tmp_path / "a.jsonl").write_bytes(_lines(b"", {"id": "x", "text": "one"}, b"{bad", {"text": "two"}, b""))
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(_lines({"id": "x", "text": "again"}, b"", {"text": "3"}, b"")))
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": "a.jsonl"}, {"path": "b.jsonl.gz"}], []))
+    batches = list(read_batches(resolve_inputs(pipeline), batch_size=batch_size, max_record_bytes=1000))
+    rows = 5  # input rows: one, {bad, two, again (duplicate id), 3
+    assert [b.index for b in batches] == list(range(len(batches)))
+    assert [b.rows_in for b in batches] == [min(batch_size, rows - s) for s in range(0, rows, batch_size)] + (
+        [0] if rows % batch_size == 0 else []
+    )
+    before = [0, 3, 4, 5]  # the blank lines come before these input rows (5: after the last one)
+    assert [b.skipped.get("blank_line", 0) for b in batches] == [
+        sum(1 for g in before if g // batch_size == b.index) for b in batches
+    ]
+    records = pl.concat([b.records for b in batches])
+    assert records["text"].to_list() == ["one", "two", "3"]
+    rejected = pl.concat([b.quarantined for b in batches])
+    assert rejected.select("src_file", "src_row", "rule").rows() == [
+        ("a.jsonl", 3, "malformed_json"),
+        ("b.jsonl.gz", 1, "duplicate_id"),
+    ]
+    assert json.loads(rejected["raw"][1]) == {"id": "x", "text": "again"}

@@ -8,6 +8,7 @@ import os
 import posixpath
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -113,6 +114,26 @@ class RowFiles:
         for _ in range(max(1, -(-self.height // rows))):
             yield runs.take(rows).rechunk()
 
+    def batches(self, rows: int) -> list[tuple["Piece", ...]]:
+        """The rows cut into consecutive batches of `rows` rows (the last one shorter; one empty batch
+        when there are none), each as the pieces of files it spans, for a worker to read
+        (`read_pieces` with this schema gives what slicing the whole frame would)."""
+        batches: list[tuple[Piece, ...]] = []
+        pieces: list[Piece] = []
+        filled = 0
+        for path in self.files:
+            n, offset = pq.ParquetFile(path).metadata.num_rows, 0
+            while offset < n:
+                take = min(n - offset, rows - filled)
+                pieces.append(Piece(str(path), offset, take))
+                offset, filled = offset + take, filled + take
+                if filled == rows:
+                    batches.append(tuple(pieces))
+                    pieces, filled = [], 0
+        if pieces or not batches:
+            batches.append(tuple(pieces))
+        return batches
+
     def collect(self) -> pl.DataFrame:
         """Every row at once (reading only the columns not dropped)."""
         return self.select(self.columns) if self.files else pl.DataFrame()
@@ -123,6 +144,26 @@ class RowFiles:
         if self.files and all(dict(pl.read_parquet_schema(p)) == union for p in self.files):
             return pl.scan_parquet(self.files).drop(self.drop, strict=False)
         return self.collect().lazy()
+
+
+@dataclass(frozen=True)
+class Piece:
+    """`length` rows of a Parquet file from row `offset`; `duplicates`: those of them (counted from
+    `offset`) whose id an earlier record already had (an input's read parts: curate.io.readers)."""
+
+    path: str
+    offset: int
+    length: int
+    duplicates: tuple[int, ...] = ()
+
+    def read(self) -> pl.DataFrame:
+        return pl.scan_parquet(self.path).slice(self.offset, self.length).collect()
+
+
+def read_pieces(pieces: tuple[Piece, ...], schema: pl.Schema) -> pl.DataFrame:
+    """The pieces' rows as one frame of `schema` (columns a piece lacks are null, types relaxed to it)."""
+    empty = pl.DataFrame(schema=schema)
+    return pl.concat([empty, *(p.read() for p in pieces)], how="diagonal_relaxed").select(empty.columns)
 
 
 class FrameRuns:
