@@ -157,8 +157,8 @@ DATATROVE_FILE_LINES = 10_000
 
 def datatrove(sizes: list[int], scratch: Path, python: str) -> list[dict]:
     """datatrove's equivalent pipeline (bench/datatrove_pipeline.py) on the same records, 2 workers. It
-    reads one file per task, so it gets the corpus re-split into files of 10,000 lines (same records,
-    same order): with one 100,000-record file it could use one core only. Lines it cannot read without
+    reads one file per task, so it gets the same records dealt into files of about 10,000 lines (at
+    least 2): with one 100,000-record file it could use one core only. Lines it cannot read without
     stopping are left out and counted (`_resplit`)."""
     from curate.lang import bundled_model_path
 
@@ -173,9 +173,7 @@ def datatrove(sizes: list[int], scratch: Path, python: str) -> list[dict]:
         folder = scratch / f"n{records}"
         files, split = corpus(folder / "corpus", records), folder / "datatrove-input"
         split.mkdir(parents=True, exist_ok=True)
-        dropped = [0]
-        for i, lines in enumerate(_resplit(files, DATATROVE_FILE_LINES, dropped)):
-            (split / f"part-{i:04d}.jsonl.gz").write_bytes(gzip.compress(b"".join(lines), compresslevel=1, mtime=0))
+        dropped = _resplit(files, split, max(2, -(-records // DATATROVE_FILE_LINES)))
         work, result = folder / "datatrove-work", folder / "datatrove.json"
         cmd = [python, str(REPO / "bench" / "datatrove_pipeline.py"), str(split), str(work), "2"]
         measured = sampled([*cmd, str(bundled_model_path()), str(result)], dict(os.environ), work)
@@ -188,7 +186,7 @@ def datatrove(sizes: list[int], scratch: Path, python: str) -> list[dict]:
                 "records": records,
                 "input_mb_gz": round(sum(f.stat().st_size for f in files) / 2**20, 1),
                 **measured,
-                "kept": {"kept": out["kept"], "input_lines_left_out": dropped[0]},
+                "kept": {"kept": out["kept"], "input_lines_left_out": dropped},
                 "step_seconds": out["step_seconds"],
                 "records_per_s": round(records / measured["seconds"]),
                 "kb_per_record": round(measured["peak_rss_mb"] * 1024 / records, 2),
@@ -200,26 +198,29 @@ def datatrove(sizes: list[int], scratch: Path, python: str) -> list[dict]:
     return rows
 
 
-def _resplit(files: list[Path], lines: int, dropped: list[int]):
-    """The files' JSON-object lines, in order, in runs of `lines`. The others are counted in `dropped`
-    and left out: datatrove's JsonlReader stops a task on a line that is a JSON array or number, and
-    stops reading a file at invalid UTF-8 (the demo corpus has both on purpose, for curate's quarantine)."""
-    run: list[bytes] = []
-    for path in files:
-        for line in gzip.decompress(path.read_bytes()).splitlines(keepends=True):
-            try:
-                if not isinstance(orjson.loads(line), dict):
-                    raise ValueError
-                line.decode("utf-8")
-            except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError are ValueErrors
-                dropped[0] += 1
-                continue
-            run.append(line)
-            if len(run) == lines:
-                yield run
-                run = []
-    if run:
-        yield run
+def _resplit(files: list[Path], folder: Path, parts: int) -> int:
+    """The files' JSON-object lines dealt in turn into `parts` gzip files (so each of datatrove's tasks
+    gets as many long and short records: the corpus is ordered by kind). The others are left out and
+    their number returned: datatrove's JsonlReader stops a task on a line that is a JSON array or
+    number, and stops reading a file at invalid UTF-8 (the demo corpus has both on purpose)."""
+    outs = [gzip.open(folder / f"part-{i:04d}.jsonl.gz", "wb", compresslevel=1) for i in range(parts)]
+    dropped = written = 0
+    try:
+        for path in files:
+            for line in gzip.decompress(path.read_bytes()).splitlines(keepends=True):
+                try:
+                    if not isinstance(orjson.loads(line), dict):
+                        raise ValueError
+                    line.decode("utf-8")
+                except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError are ValueErrors
+                    dropped += 1
+                    continue
+                outs[written % parts].write(line)
+                written += 1
+    finally:
+        for out in outs:
+            out.close()
+    return dropped
 
 
 def commit_of(tree: Path) -> str:

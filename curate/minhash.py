@@ -366,9 +366,14 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket: i
 
 def band_candidates(band_of: Callable[[int], np.ndarray], n: int, bands: int, max_bucket: int = 64) -> np.ndarray:
     """`candidate_pairs` of `n` records whose band values come one band at a time: `band_of(b)` gives
-    every record's values of band b (read from disk, say), and only one band is held at once."""
+    every record's values of band b (read from disk, say), and only one band is held at once. The
+    pairs are merged band by band, so a pair that several bands find is held once (near-duplicates
+    share most bands: holding every band's pairs before merging cost up to `bands` times as much)."""
     positions = np.arange(n, dtype=np.int64)
-    return pairs_from_codes([band_pair_codes(band_of(band), positions, n, max_bucket) for band in range(bands)], n)
+    unique = np.empty(0, np.int64)
+    for band in range(bands):
+        unique = np.union1d(unique, band_pair_codes(band_of(band), positions, n, max_bucket))
+    return _code_pairs(unique, n)
 
 
 def band_pair_codes(block: np.ndarray, positions: np.ndarray, n: int, max_bucket: int) -> np.ndarray:
@@ -393,7 +398,11 @@ def band_pair_codes(block: np.ndarray, positions: np.ndarray, n: int, max_bucket
 
 
 def pairs_from_codes(codes: list[np.ndarray], n: int) -> np.ndarray:
-    unique = np.unique(np.concatenate(codes)) if codes else np.empty(0, np.int64)
+    return _code_pairs(np.unique(np.concatenate(codes)) if codes else np.empty(0, np.int64), n)
+
+
+def _code_pairs(unique: np.ndarray, n: int) -> np.ndarray:
+    """Sorted unique pair codes `i * n + j` as (i, j) rows."""
     return np.stack([unique // n, unique % n], axis=1) if len(unique) else np.empty((0, 2), np.int64)
 
 
