@@ -48,8 +48,9 @@ def covering(
 ) -> pl.DataFrame:
     """(train, held) of the pairs whose shared n-grams cover at least min_overlap of the shorter text."""
     if len(pairs):
-        mine = dict(zip(train_idx.tolist(), train_grams.tolist()))
-        smaller = np.minimum([mine[t] for t in pairs["train"].to_list()], held_grams[pairs["held"].to_numpy()])
+        mine = np.zeros(int(train_idx.max()) + 1 if len(train_idx) else 0, np.int64)  # train row -> its n-grams
+        mine[train_idx] = train_grams
+        smaller = np.minimum(mine[pairs["train"].to_numpy()], held_grams[pairs["held"].to_numpy()])
         pairs = pairs.filter(pl.Series(pairs["len"].to_numpy() / np.maximum(smaller, 1) >= min_overlap))
     return pairs.select(pl.col("train").cast(pl.Int64), pl.col("held").cast(pl.Int64))
 
@@ -117,6 +118,28 @@ def pair_partition(limit: int, *parts: tuple[str, np.ndarray, np.ndarray]) -> pl
 
 PARTITION_ROWS = 10_000  # texts whose n-grams one on-disk partition holds, about (memory, not results)
 HASH_TEXTS = 4096  # texts hashed at once when adding (memory, not results)
+MERGE_ROWS = 1_000_000  # partition pairs collected before they are first merged (memory, not results)
+
+
+class _PairCounts:
+    """(train, held) pair counts summed over partitions. Near-duplicates share n-grams in many
+    partitions, so the per-partition frames are merged as they come (whenever the unmerged ones
+    outgrow the merged), holding each pair about once instead of once per partition."""
+
+    def __init__(self) -> None:
+        self.merged: pl.DataFrame | None = None
+        self.pending: list[pl.DataFrame] = []
+        self.rows = 0
+
+    def add(self, frame: pl.DataFrame) -> None:
+        self.pending.append(frame)
+        self.rows += frame.height
+        if self.rows > max(MERGE_ROWS, self.merged.height if self.merged is not None else 0):
+            self.merged, self.pending, self.rows = self.total(), [], 0
+
+    def total(self) -> pl.DataFrame:
+        frames = ([self.merged] if self.merged is not None else []) + self.pending
+        return pl.concat(frames, how="vertical_relaxed").group_by("train", "held").agg(pl.col("len").sum())
 
 
 class GramStore:
@@ -141,13 +164,15 @@ class GramStore:
     def _add(self, texts: list[str]) -> None:
         hashes, offsets = self.hasher.shingle_hashes64(texts)
         owner = np.repeat(np.arange(self.rows, self.rows + len(texts), dtype=np.int64), np.diff(offsets))
-        part = hashes % np.uint64(self.partitions)
-        for k in range(self.partitions):
-            mine = part == k
+        # grouped by partition with one stable sort (a mask per partition costs partitions x n-grams)
+        order = np.argsort(hashes % np.uint64(self.partitions), kind="stable")
+        hashes, owner = hashes[order], owner[order]
+        bounds = np.searchsorted(hashes % np.uint64(self.partitions), np.arange(self.partitions + 1))
+        for k in np.flatnonzero(np.diff(bounds)):
             with open(self.folder / f"{k}.h", "ab") as fh:
-                fh.write(hashes[mine].tobytes())
+                fh.write(hashes[bounds[k] : bounds[k + 1]].tobytes())
             with open(self.folder / f"{k}.r", "ab") as fh:
-                fh.write(owner[mine].tobytes())
+                fh.write(owner[bounds[k] : bounds[k + 1]].tobytes())
         self.grams.append(np.diff(offsets))
         self.rows += len(texts)
 
@@ -174,12 +199,12 @@ class GramStore:
         held_at[held_rows] = np.arange(len(held_rows))
         is_train = np.zeros(self.rows, bool)
         is_train[train_rows] = True
-        found = []
+        pairs = _PairCounts()
         for k in range(self.partitions):
             hashes, rows = self._partition(k)
             held = held_at[rows] >= 0
             mine = extra_part == k
-            found.append(
+            pairs.add(
                 _pairs(
                     np.concatenate([hashes[held], extra_hashes[mine]]),
                     np.concatenate([held_at[rows[held]], extra_owner[mine]]),
@@ -188,6 +213,6 @@ class GramStore:
                     limit,
                 )
             )
-        pairs = pl.concat(found).group_by("train", "held").agg(pl.col("len").sum())
+        pairs = pairs.total()
         held_grams = np.concatenate([self.counts()[held_rows], np.diff(extra_offsets)])
         return pairs, held_grams

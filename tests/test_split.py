@@ -268,6 +268,7 @@ def test_deciding_from_checkpoint_files_with_ngrams_on_disk_matches_the_in_memor
         files[-1].parent.mkdir()
         df.slice(start, 90).write_parquet(files[-1])
     monkeypatch.setattr("curate.ngrams.PARTITION_ROWS", 70)  # eight n-gram partitions on disk
+    monkeypatch.setattr("curate.ngrams.MERGE_ROWS", 5)  # their pair counts merged as they come, several times
     stage = SplitStage("split", SplitRules.model_validate(rules))
     stage.setup()
     decided = stage.run_files(files, tmp_path / "scratch")
