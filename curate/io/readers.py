@@ -141,9 +141,10 @@ def _part_schema(columns: list[str]) -> dict[str, pl.DataType]:
     return {**schema_with(columns), _RAW: pl.Utf8, _RULE: pl.Utf8, _REASON: pl.Utf8}
 
 
-def _rejected(src: InputFile, row: int, raw: str | None, rule: str, reason: str, rec_id: str | None = None) -> dict:
+def _rejected(src: InputFile, row: int, raw: str | None, rule: str, reason: str) -> dict:
+    """A row quarantined while parsing (it has no id yet; a repeated id is found later, from the plan)."""
     return {
-        "id": rec_id,
+        "id": None,
         "src_file": src.label,
         "src_row": row,
         _RAW: raw[:RAW_PREVIEW_CHARS] if raw is not None else None,
