@@ -320,12 +320,18 @@ def main() -> None:
         help="also run datatrove's equivalent pipeline with this interpreter (default: $DATATROVE_PYTHON)",
     )
     parser.add_argument("--datatrove-only", action="store_true", help="measure only datatrove's pipeline")
+    parser.add_argument(
+        "--datatrove-sizes",
+        type=int,
+        nargs="*",
+        help="the sizes datatrove runs at (default: --sizes); it is about 30 times slower than this code",
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="curate-scale-"))
     try:
         rows = [] if args.baseline_only or args.datatrove_only else generated(args.sizes, scratch)
         if args.datatrove:
-            rows += datatrove(args.sizes, scratch, args.datatrove)
+            rows += datatrove(args.datatrove_sizes or args.sizes, scratch, args.datatrove)
         if args.baseline:
             tree = scratch / "baseline"
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=REPO, check=True)
