@@ -26,7 +26,7 @@ from curate.accounting import StageAccount
 from curate.decisions import REJECTED_LEAD
 from curate.io.parse import parse_rows
 from curate.io.rows import RAW_PREVIEW_CHARS, Skipped, Truncated
-from curate.io.shards import Piece, read_json, write_json, write_parquet
+from curate.io.shards import Piece, cut_batches, read_json, write_json, write_parquet
 from curate.io.sources import InputFile
 from curate.records import RecordError, derived_id, schema_with, to_record
 from curate.workdir import DONE
@@ -179,27 +179,23 @@ def plan_batches(summaries: Iterable[dict], batch_size: int, columns: list[str])
     read here. Rows that are not records count in the batch of the input row after them (the last
     batch for those at the end; an empty batch 0 when there are no rows at all)."""
     seen: set[str] = set()
-    pieces: list[Piece] = []
     skipped: dict[int, Counter] = {}
-    filled = index = start = 0
-    for summary in summaries:
-        for position, kind, count in summary["skipped"]:
-            skipped.setdefault((start + position) // batch_size, Counter())[kind] += count
-        start += summary["rows_in"]
-        for part in summary["parts"]:
-            repeated = _repeated(pl.read_parquet(part["path"], columns=["id", _RULE]), seen)
-            offset = 0
-            while offset < part["rows"]:
-                take = min(part["rows"] - offset, batch_size - filled)
-                dups = tuple(r - offset for r in repeated if offset <= r < offset + take)
-                pieces.append(Piece(part["path"], offset, take, dups))
-                offset += take
-                filled += take
-                if filled == batch_size:
-                    yield index, ReadSource(tuple(pieces), tuple(columns), _counts(skipped.pop(index, None)))
-                    pieces, filled, index = [], 0, index + 1
-    if pieces or index in skipped or index == 0:
-        yield index, ReadSource(tuple(pieces), tuple(columns), _counts(skipped.pop(index, None)))
+
+    def runs() -> Iterator[tuple[str, int, tuple[int, ...]]]:
+        start = 0
+        for summary in summaries:
+            for position, kind, count in summary["skipped"]:
+                skipped.setdefault((start + position) // batch_size, Counter())[kind] += count
+            start += summary["rows_in"]
+            for part in summary["parts"]:
+                repeated = _repeated(pl.read_parquet(part["path"], columns=["id", _RULE]), seen)
+                yield part["path"], part["rows"], tuple(repeated)
+
+    index = -1
+    for index, pieces in enumerate(cut_batches(runs(), batch_size)):
+        yield index, ReadSource(pieces, tuple(columns), _counts(skipped.pop(index, None)))
+    if skipped:  # rows that are not records after the last record of a full batch
+        yield index + 1, ReadSource((), tuple(columns), _counts(skipped.pop(index + 1)))
 
 
 def _repeated(ids: pl.DataFrame, seen: set[str]) -> list[int]:

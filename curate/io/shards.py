@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -118,21 +118,8 @@ class RowFiles:
         """The rows cut into consecutive batches of `rows` rows (the last one shorter; one empty batch
         when there are none), each as the pieces of files it spans, for a worker to read
         (`read_pieces` with this schema gives what slicing the whole frame would)."""
-        batches: list[tuple[Piece, ...]] = []
-        pieces: list[Piece] = []
-        filled = 0
-        for path in self.files:
-            n, offset = pq.ParquetFile(path).metadata.num_rows, 0
-            while offset < n:
-                take = min(n - offset, rows - filled)
-                pieces.append(Piece(str(path), offset, take))
-                offset, filled = offset + take, filled + take
-                if filled == rows:
-                    batches.append(tuple(pieces))
-                    pieces, filled = [], 0
-        if pieces or not batches:
-            batches.append(tuple(pieces))
-        return batches
+        runs = ((str(path), pq.ParquetFile(path).metadata.num_rows, ()) for path in self.files)
+        return list(cut_batches(runs, rows))
 
     def collect(self) -> pl.DataFrame:
         """Every row at once (reading only the columns not dropped)."""
@@ -158,6 +145,26 @@ class Piece:
 
     def read(self) -> pl.DataFrame:
         return pl.scan_parquet(self.path).slice(self.offset, self.length).collect()
+
+
+def cut_batches(runs: Iterable[tuple[str, int, tuple[int, ...]]], rows: int) -> Iterator[tuple[Piece, ...]]:
+    """Consecutive runs of rows, each (Parquet file, its row count, which of its rows are duplicates),
+    cut into batches of `rows` rows, each the pieces of the runs it spans: the last one shorter, and
+    one empty batch when there are no rows. Runs are pulled only as a batch needs them."""
+    pieces: list[Piece] = []
+    filled = cut = 0
+    for path, n, duplicates in runs:
+        offset = 0
+        while offset < n:
+            take = min(n - offset, rows - filled)
+            dups = tuple(r - offset for r in duplicates if offset <= r < offset + take)
+            pieces.append(Piece(path, offset, take, dups))
+            offset, filled = offset + take, filled + take
+            if filled == rows:
+                yield tuple(pieces)
+                pieces, filled, cut = [], 0, cut + 1
+    if pieces or not cut:
+        yield tuple(pieces)
 
 
 def read_pieces(pieces: tuple[Piece, ...], schema: pl.Schema) -> pl.DataFrame:
