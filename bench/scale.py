@@ -226,7 +226,11 @@ def _resplit(files: list[Path], folder: Path, parts: int) -> int:
 def commit_of(tree: Path) -> str:
     """The commit a measurement ran (rows of several sessions sit side by side in scale.json)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=tree, capture_output=True)
+    dirty = subprocess.run(  # the results a previous size wrote are not a change of the code measured
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
+        cwd=tree,
+        capture_output=True,
+    )
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
