@@ -65,12 +65,12 @@ def paragraphs(html: str) -> tuple[list[str], str]:
 def _engine(engine: str):
     """The extract stage's own call, with its default rules and the engine set."""
     from curate.schema import load_rules
-    from curate.stages.extract import ExtractStage
+    from curate.stages.extract import ExtractStage, main_text
 
     rules = load_rules(REPO / "rules" / "extract" / "default.yaml")
     stage = ExtractStage("extract", ExtractStage.Rules.model_validate({**rules, "engine": engine}))
-    stage.setup()
-    return lambda html: stage.main_text(html) or ""
+    options = stage.options  # the engine alone, in this process: what a page costs without the sandbox
+    return lambda html: main_text(html, **options) or ""
 
 
 EXTRACTORS = ("trafilatura", "resiliparse")

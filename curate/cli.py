@@ -59,6 +59,9 @@ class _RichProgress:
         if self.task is not None:
             self.bar.advance(self.task, rows)
 
+    def note(self, text: str) -> None:
+        self.bar.console.print(f"[yellow]note:[/] {_escape(text)}", soft_wrap=True, highlight=False)
+
     def finish(self) -> None:
         if self.task is not None:
             task = self.bar.tasks[self.task]
@@ -165,7 +168,7 @@ def run(
                 executor=executor,
                 ray_address=ray_address,
                 force=force,
-                progress=EngineProgress(bars.start, bars.advance, bars.finish),
+                progress=EngineProgress(bars.start, bars.advance, bars.finish, bars.note),
             )
     except CurateError as exc:
         _fail(exc)
@@ -227,11 +230,7 @@ def init(
     try:
         target = output or Path("pipelines") / f"{name or name_from_inputs(inputs)}.yaml"
         gates = target.with_name(f"{target.name.removesuffix('.yaml').removesuffix('.yml')}.gates.yaml")
-        for path in (target, gates):  # before the (slow) look at the data
-            if path.exists() and not force:
-                raise CurateError(
-                    f"{path} already exists; pass --force to overwrite it, or choose another file with -o"
-                )
+        onboard.check_targets((target, gates), force)  # before the (slow) look at the data
         ins = onboard.inspect(inputs, sample)
         plan = onboard.plan(
             ins, task=task, name=name, inputs=inputs, pipeline_dir=target.resolve().parent, gates_file=gates.name
@@ -324,11 +323,13 @@ def _summary(result) -> None:
 
 @app.command()
 def validate(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file to check.")]) -> None:
-    """Check a pipeline and every rules file it references, without reading any data."""
-    from curate.config import load_pipeline
+    """Check a pipeline, every rules and gates file it references, the files its stages name (eval sets,
+    seed sets, lists) and that its inputs exist and can be read, without reading any data."""
+    from curate.config import check_inputs, load_pipeline
 
     try:
         spec = load_pipeline(pipeline)
+        check_inputs(spec)
     except CurateError as exc:
         _fail(exc)
     gates = ", ".join(f"{g.source} after {g.point}" for g in spec.gates)
@@ -382,6 +383,26 @@ def _report_of(ref: str) -> tuple[dict, str]:
     return read_json_at(source), str(folder)
 
 
+def _rejected_files(root) -> list:
+    """The rejected/ files of a run folder: with a manifest, only the files it lists, each checked against
+    its size and sha256 (a tampered or missing one is refused); without one (a folder curate did not
+    finish publishing), every file found there, with a warning that nothing could be checked."""
+    from curate.catalog import listed_files
+    from curate.io.shards import check_manifest, join, list_files, read_manifest
+
+    manifest = read_manifest(root)
+    if manifest is None:
+        console.print(
+            f"[yellow]warning:[/] {_escape(str(join(root, 'manifest.json')))} is missing: the rejected rows are not "
+            "checked against a manifest",
+            soft_wrap=True,
+        )
+        return list_files(root, "rejected", ".parquet")
+    check_manifest(manifest, join(root, "manifest.json"))
+    label = f"{manifest.get('name')}@{manifest['version']}"
+    return [f for f in listed_files(root, manifest, "rejected", label) if str(f).endswith(".parquet")]
+
+
 @app.command()
 def rejected(
     where: Annotated[str, typer.Argument(help="A run's output directory or a catalog ref (name@version).")],
@@ -401,11 +422,14 @@ def rejected(
     """Rows a run rejected, from every stage in one table: stage, rule, where it came from, why (never the text)."""
     import polars as pl
 
-    from curate.io.shards import join, list_files, location, read_parquet_at
+    from curate.io.shards import join, location, read_parquet_at
 
     _, folder = _report_of(where)
     root = location(folder)
-    files = list_files(root, "rejected", ".parquet")
+    try:
+        files = _rejected_files(root)
+    except CurateError as exc:
+        _fail(exc)
     frame = read_parquet_at(files, None) if files else pl.DataFrame(schema={"stage": pl.Utf8, "rule": pl.Utf8})
     if stage:
         frame = frame.filter(pl.col("stage") == stage)

@@ -7,6 +7,7 @@ relative to the pipeline file, so a pipeline means the same thing from any direc
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from curate.errors import ConfigError
 from curate.hashing import sha256_json
+from curate.sandbox import DEFAULT_RECORD_SECONDS
 from curate.schema import StrictModel, config_path, load_rules, load_yaml, parse_model
 from curate.stages.base import Stage, StageContext
 
@@ -64,6 +66,8 @@ class OutputSpec(StrictModel):
 
 class Limits(StrictModel):
     max_record_bytes: int = Field(2_000_000, gt=0)
+    # how long one record may take in a per-record step (extract, pii): a record over it is quarantined
+    record_seconds: float = Field(DEFAULT_RECORD_SECONDS, gt=0)
 
 
 class StageSpec(StrictModel):
@@ -156,7 +160,12 @@ class Pipeline:
 
     def stage_context(self, catalog=None) -> StageContext:
         """What this pipeline's stages are built with: its seed, its folder, the run's catalog."""
-        return StageContext(seed=self.spec.seed, base_dir=self.base_dir, catalog=catalog)
+        return StageContext(
+            seed=self.spec.seed,
+            base_dir=self.base_dir,
+            catalog=catalog,
+            record_seconds=self.spec.limits.record_seconds,
+        )
 
     @property
     def config_fingerprint(self) -> str:
@@ -216,7 +225,91 @@ def load_pipeline(path: str | Path) -> Pipeline:
             f"{path}: stages: stage names must be unique, repeated: {', '.join(dupes)} (set 'name:' to tell them apart)"
         )
     _check_columns(spec, stages, path)
+    for index, stage in enumerate(stages):
+        check_referenced_files(index, stage, path)
     return Pipeline(spec=spec, path=path, stages=stages, gates=_resolve_gates(spec, stages, path))
+
+
+def referenced_files(stage: ResolvedStage) -> list[tuple[str, str, Path]]:
+    """The files a stage's rules name (seed sets, eval sets, block and allow lists: each `path:` inside
+    its rules), as (key path in the rules, the path as written, where it resolves, as the stage will
+    resolve it). shards:// references are the catalog's, not files."""
+    context = stage.context(StageContext())
+    found: list[tuple[str, str, Path]] = []
+
+    def walk(value: Any, where: str, key: str) -> None:
+        if isinstance(value, BaseModel):
+            fields = type(value).model_fields
+            path = getattr(value, "path", None) if "path" in fields else None
+            if isinstance(path, str) and not path.startswith("shards://"):
+                found.append((f"{where}.path", path, context.path(path, key)))
+            for name in fields:
+                walk(getattr(value, name), f"{where}.{name}", key)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]", key)
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                walk(item, f"{where}.{k}", key)
+
+    for key in type(stage.rules).model_fields:
+        walk(getattr(stage.rules, key), key, key)
+    return found
+
+
+def unreadable(path: Path) -> str | None:
+    """Why a file cannot be read (None: it can): missing, not a file, or not readable by this process."""
+    if not path.exists():
+        return "file not found"
+    if not path.is_file():
+        return "not a file"
+    if not os.access(path, os.R_OK):
+        return "not readable (permission denied)"
+    try:
+        open(path, "rb").close()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
+
+
+def check_referenced_files(index: int, stage: ResolvedStage, pipeline_path: Path) -> None:
+    """Every file the stage's rules name exists and can be read, before any work (not when the stage
+    starts, after every row stage ran). The error names the file the key is written in, the stage,
+    the key and the path."""
+    for where, written, path in referenced_files(stage):
+        problem = unreadable(path)
+        if problem:
+            key = where.split(".")[0].split("[")[0]
+            source = stage.rules_path if stage.rules_path and key not in stage.param_keys else pipeline_path
+            relative = not Path(written).expanduser().is_absolute()
+            raise ConfigError(
+                f"{source}: stages[{index}] ({stage.name}): {where}: {problem}: {path}"
+                + (f" ({written!r}, relative to {source.name}'s folder)" if relative else "")
+            )
+
+
+def check_inputs(pipeline: Pipeline) -> None:
+    """Every input can be read: a local file, glob or folder names existing, readable input files, and a
+    shards:// reference resolves in the catalog. URL inputs are not listed (that would go over the
+    network); a run checks those while resolving its inputs. For `curate validate`."""
+    from curate.catalog import Catalog
+    from curate.errors import CurateError, InputError
+    from curate.io.sources import _expand, is_url
+
+    for i, spec in enumerate(pipeline.spec.inputs):
+        where = f"{pipeline.path}: inputs[{i}]"
+        if spec.path is None or is_url(spec.path):
+            continue
+        if spec.path.startswith("shards://"):
+            try:
+                Catalog().resolve(spec.path)
+            except CurateError as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+            continue
+        for path in _expand(spec, pipeline, where):
+            problem = unreadable(Path(path))
+            if problem:
+                raise InputError(f"{where}: input {problem}: {path}")
 
 
 def _check_columns(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> None:

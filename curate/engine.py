@@ -42,6 +42,8 @@ from curate.io.outputs import (
     claim_remote,
     new_staging,
     output_lock,
+    own_folder,
+    remove_owned,
     switch,
 )
 from curate.io.readers import ReadUnit, plan_batches, read_columns
@@ -95,6 +97,7 @@ class Progress:
     start: Callable[[str, int | None], None] = lambda label, total: None
     advance: Callable[[int], None] = lambda rows: None
     finish: Callable[[], None] = lambda: None
+    note: Callable[[str], None] = lambda text: None  # something the user should know (not an error)
 
 
 def plan(stages: tuple[ResolvedStage, ...], cut_after: frozenset[str] = frozenset()) -> list[Segment]:
@@ -201,7 +204,8 @@ def run_pipeline(
             entry = catalog.register(out_dir, {**hit, "name": name})
             return RunResult(out_dir, hit, True, entry, time.perf_counter() - started)
         work = root / short(key, 16)
-        _clear_stale_work(root, work, force)
+        for note in _prepare_work(root, work, force):
+            progress.note(note)
         run = _Run(pipeline, context, described, files, work, resolve_workers(workers, pipeline), progress)
         final, accounts, lengths_before = run.execute()
         rejected = _rejected(work, accounts)
@@ -216,7 +220,7 @@ def run_pipeline(
         pub = _Publication(key, name, out_dir, started, accounts, lengths_before)
         manifest = _publish(run, pub, final, rejected, what_if)
         entry = catalog.register(out_dir, manifest)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_owned(root, root.parent)
     return RunResult(out_dir, manifest, False, entry, time.perf_counter() - started)
 
 
@@ -243,11 +247,15 @@ def _cache_hit(out_dir: Location, key: str) -> dict | None:
     return manifest if next(file_problems(out_dir, manifest["files"], deep), None) is None else None
 
 
-def _clear_stale_work(root: Path, work: Path, force: bool) -> None:
-    if root.is_dir():
-        for child in root.iterdir():
-            if child != work or force:
-                shutil.rmtree(child, ignore_errors=True)
+def _prepare_work(root: Path, work: Path, force: bool) -> list[str]:
+    """The run's work folder, ready: other runs' stale checkpoints (and with --force its own) removed,
+    and `root` and `work` real folders of curate's. A link in their place, or inside them, is removed as
+    a link and never followed, so a rerun cannot delete or write what a link points at. Returns notes."""
+    notes = own_folder(root, root.parent)
+    for child in list(root.iterdir()):
+        if child != work or force:
+            remove_owned(child, root)
+    return notes + own_folder(work, root)
 
 
 @dataclass

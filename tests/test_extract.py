@@ -105,6 +105,7 @@ def test_pages_without_enough_main_text_are_dropped_with_their_sizes():
         "pages": 3,
         "no_main_text": 1,
         "too_short": 1,
+        "failed": 0,
         "html_chars": len(empty) + len(short) + len(PAGE),
         "text_chars": output.summary["text_chars"],
         "seconds": 0,

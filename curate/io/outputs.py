@@ -77,6 +77,48 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def contained(folder: Path, rel: str) -> Path:
+    """`folder / rel` for a path a manifest or a run names inside `folder`, refused (OutputError) where it
+    is absolute, climbs out with `..`, or passes through a link: what curate deletes or writes there must
+    be the folder's own entry, never what a link points at."""
+    path = folder / rel
+    if Path(rel).is_absolute() or ".." in Path(rel).parts or not _inside(path.parent.resolve(), folder.resolve()):
+        raise OutputError(f"{rel!r}: not a path inside {folder} (absolute, '..' or through a link); left alone")
+    return path
+
+
+def remove_owned(path: Path, within: Path) -> None:
+    """Delete `path`, a file or a whole folder curate made inside `within`. A link is removed as a link,
+    never followed (its target is not curate's), and the tree is removed without following the links
+    inside it (shutil.rmtree's fd-based walk); a path that resolves outside `within` through a linked
+    parent is refused."""
+    if not _inside(path.parent.resolve() / path.name, within.resolve()):
+        raise OutputError(f"{path}: resolves outside {within}; refusing to delete it")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def own_folder(path: Path, within: Path) -> list[str]:
+    """Make `path` a real folder of curate's inside `within`: a link or file by its name is removed (the
+    link itself: its target is left alone), and links found inside it are removed too (curate never
+    makes links in its work folders, so one there was put by someone else and must not be followed).
+    Returns a note for each link removed."""
+    notes = []
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        notes.append(f"{path} was a link or a file, not curate's work folder: removed it (its target is untouched)")
+        remove_owned(path, within)
+    path.mkdir(parents=True, exist_ok=True)
+    for parent, dirs, files in os.walk(path):  # os.walk does not descend into linked folders
+        for name in [*dirs, *files]:
+            entry = Path(parent) / name
+            if entry.is_symlink():
+                notes.append(f"removed the link {entry} from curate's work folder (its target is untouched)")
+                entry.unlink()
+    return notes
+
+
 def check_location(out: Path, input_files: list[Path], input_folders: list[Path], catalog_root: Path) -> None:
     """Refuse an output folder that would destroy or re-read data: `/`, the home folder, the catalog,
     an input file or folder, a folder holding an input, or one inside an input folder."""
@@ -304,19 +346,24 @@ def remove_published(out: Path, version: str) -> list[str]:
                 + "; nothing was deleted"
             )
         foreign = foreign_entries(out)
+        listed = []
         for f in manifest.get("files", []):
-            path = out / f["path"]
+            try:  # a manifest entry naming a path outside the folder is not curate's file: left, and said
+                listed.append(contained(out, str(f["path"])))
+            except (OutputError, KeyError, TypeError):
+                foreign.append(str(f.get("path") if isinstance(f, dict) else f))
+        for path in listed:
             if path.is_file() and not path.is_symlink():
                 path.unlink()
         for name in (GX_DOCS, WORK):
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
+            remove_owned(out / name, out)
         for name in ("report.json", "report.html", MANIFEST, MARKER):
             (out / name).unlink(missing_ok=True)
         for folder in LISTED:  # the folders the listed files were in, if nothing else is left in them
             root = out / folder
             if root.is_dir() and not root.is_symlink():
-                for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [root]:
+                found = (p for p in root.rglob("*") if p.is_dir() and not p.is_symlink())
+                for d in sorted(found, key=lambda p: -len(p.parts)) + [root]:
                     if not any(d.iterdir()):
                         d.rmdir()
         if out.is_dir() and not any(out.iterdir()):

@@ -29,6 +29,7 @@ import numpy as np
 import regex
 
 from curate.errors import ConfigError
+from curate.sandbox import RecordTooLarge, deadline
 
 DATE_WORDS = frozenset(
     "january february march april may june july august september october november december "
@@ -93,6 +94,8 @@ class Analyzer:
         memo: bool = True,
         scripts: dict[str, str] | None = None,
         script_line_share: float = 0.3,
+        max_chars: int = 10_000_000,
+        record_seconds: float | None = None,
     ):
         go_offline()
         use_openblas()
@@ -127,6 +130,7 @@ class Analyzer:
         self.allowed = {t.lower() for t in allow_list}  # any case: "Javascript" is JavaScript
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
         self.batch_size = batch_size
+        self.max_chars, self.record_seconds = max_chars, record_seconds
         self._memo: dict[str, list[tuple[int, int, str]]] = {}
         self.memo = memo
         try:
@@ -140,9 +144,13 @@ class Analyzer:
             raise ConfigError(f"pii: spaCy model '{model}' has no 'ner' component (pipes: {nlp.pipe_names})")
         keep = {"ner"} | {name for name, pipe in nlp.pipeline if "ner" in getattr(pipe, "listening_components", [])}
         nlp.select_pipes(enable=[n for n in nlp.pipe_names if n in keep])
+        # spaCy refuses texts over nlp.max_length (1,000,000) to bound the parser's memory; only the
+        # tokenizer sees whole texts here (NER runs on bounded segments), so the limit is max_chars'
+        nlp.max_length = max_chars + 1
         self.nlp = nlp
         self.stop_words = nlp.Defaults.stop_words
         self.blank = spacy.blank("xx")
+        self.blank.max_length = max_chars + 1
         engine = _Engine(nlp, NerModelConfiguration(**_NER_CONFIG))
         registry = RecognizerRegistry(supported_languages=["en"])
         registry.load_predefined_recognizers(languages=["en"], nlp_engine=engine)
@@ -290,8 +298,8 @@ class Analyzer:
         """Entities per text; an exception in place of the list when analysing that text failed.
         `only`: per text, the entities that may be looked for there (None: all), e.g. inside code.
         `langs`: per text, its record's language (entities' skip_languages, recognizers' languages)."""
-        docs = [(self.nlp if ner else self.blank).make_doc(t) for t, ner in zip(texts, use_ner)]
-        ner_docs = [doc for doc, ner in zip(docs, use_ner) if ner]
+        docs = [self._doc(t, ner) for t, ner in zip(texts, use_ner)]
+        ner_docs = [doc for doc, ner in zip(docs, use_ner) if ner and "pii_error" not in doc.user_data]
         try:
             self.ner(ner_docs)
         except Exception:  # isolate the document that breaks the batch
@@ -303,6 +311,17 @@ class Analyzer:
         only = only or [None] * len(texts)
         langs = langs or [None] * len(texts)
         return [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
+
+    def _doc(self, text: str, ner: bool):
+        """The tokenised text; a text over `max_chars` is an empty doc carrying RecordTooLarge."""
+        nlp = self.nlp if ner else self.blank
+        if len(text) > self.max_chars:
+            doc = nlp.make_doc("")
+            doc.user_data["pii_error"] = RecordTooLarge(
+                f"{len(text):,} characters, over the pii stage's nlp.max_chars of {self.max_chars:,}"
+            )
+            return doc
+        return nlp.make_doc(text)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Analyzer per worker, a handful of languages
     def _skipped(self, lang: str) -> frozenset[str]:
@@ -332,32 +351,36 @@ class Analyzer:
         for rec in self.custom:
             rec.scope = scope
         try:
-            if len(doc) <= self.max_tokens * 2:
-                return self._analyze(text, doc, allowed)
-            # Presidio's context enhancer walks every token for every match: cut long texts into
-            # overlapping pieces (matches in the overlap are found in both; duplicates are merged).
-            best: dict[tuple[int, int, str], Span] = {}
-            step = self.max_tokens * 2 - self.overlap
-            doc_ents = list(doc.ents)  # `doc.ents` walks every token: once, not per piece
-            for a in range(0, len(doc), step):
-                b = min(len(doc), a + self.max_tokens * 2)
-                start, end = doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)
-                piece = self.nlp.make_doc(text[start:end])
-                ents = [
-                    piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
-                    for e in doc_ents
-                    if e.start >= a and e.end <= b
-                ]
-                piece.set_ents([e for e in ents if e is not None], default="outside")
-                for s in self._analyze(piece.text, piece, allowed):
-                    key = (s.start + start, s.end + start, s.entity)
-                    if key not in best or best[key].score < s.score:
-                        best[key] = Span(*key, s.score)
-                if b == len(doc):
-                    break
-            return sorted(best.values(), key=lambda s: (s.start, s.end))
+            with deadline(self.record_seconds):  # presidio's matching and context walk are Python: stoppable
+                return self._pieces(text, doc, allowed)
         except Exception as exc:
             return exc
+
+    def _pieces(self, text: str, doc, allowed: frozenset[str] | None) -> list[Span]:
+        if len(doc) <= self.max_tokens * 2:
+            return self._analyze(text, doc, allowed)
+        # Presidio's context enhancer walks every token for every match: cut long texts into
+        # overlapping pieces (matches in the overlap are found in both; duplicates are merged).
+        best: dict[tuple[int, int, str], Span] = {}
+        step = self.max_tokens * 2 - self.overlap
+        doc_ents = list(doc.ents)  # `doc.ents` walks every token: once, not per piece
+        for a in range(0, len(doc), step):
+            b = min(len(doc), a + self.max_tokens * 2)
+            start, end = doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)
+            piece = self.nlp.make_doc(text[start:end])
+            ents = [
+                piece.char_span(e.start_char - start, e.end_char - start, label=e.label_, alignment_mode="expand")
+                for e in doc_ents
+                if e.start >= a and e.end <= b
+            ]
+            piece.set_ents([e for e in ents if e is not None], default="outside")
+            for s in self._analyze(piece.text, piece, allowed):
+                key = (s.start + start, s.end + start, s.entity)
+                if key not in best or best[key].score < s.score:
+                    best[key] = Span(*key, s.score)
+            if b == len(doc):
+                break
+        return sorted(best.values(), key=lambda s: (s.start, s.end))
 
     def _analyze(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span]:
         artifacts = self.engine.artifacts(doc)

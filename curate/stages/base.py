@@ -26,6 +26,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from curate.decisions import ACTION, DECISION_COLUMNS, DROP, KEEP, QUARANTINE, REASON, RULE
+from curate.sandbox import DEFAULT_RECORD_SECONDS
 from curate.schema import config_path
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class StageContext:
     # Where a global stage may write files published beside the shards (artifacts/<stage>/); the
     # engine gives one to global stages, None elsewhere (row stages, the sensitivity replay, direct use).
     artifacts_dir: Path | None = None
+    # The pipeline's limits.record_seconds: how long one record may take in a step that can be stopped
+    # (curate.sandbox); a record over it is quarantined. None: no limit.
+    record_seconds: float | None = DEFAULT_RECORD_SECONDS
 
     def path(self, value: str, key: str) -> Path:
         """A file path from the rules' top-level key `key`: `~` expanded, relative to its file's folder."""

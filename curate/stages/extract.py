@@ -19,8 +19,52 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from curate.io.crawl import HTML_TYPES, looks_like_html
+from curate.sandbox import RecordTimeout, Sandbox
 from curate.schema import StrictModel
-from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
+from curate.stages.base import DROP, KEEP, QUARANTINE, Resources, Stage, rejected_by, with_decisions
+
+
+def main_text(
+    html: str,
+    *,
+    engine: str,
+    favor: str,
+    tables: bool,
+    comments: bool,
+    links: bool,
+    formatting: bool,
+    deduplicate: bool,
+) -> str | None:
+    """A page's main text with the chosen engine (run in the stage's sandbox process)."""
+    if not looks_like_html(html):  # a fragment or plain text is a page's body
+        html = f"<html><body>{html}</body></html>"
+    if engine == "resiliparse":
+        from resiliparse.extract.html2text import extract_plain_text
+
+        return extract_plain_text(
+            html,
+            main_content=True,
+            list_bullets=False,
+            alt_texts=False,
+            links=links,
+            comments=comments,
+            skip_elements=None if tables else ["table"],
+        )
+    import trafilatura
+
+    # trafilatura logs an ERROR for every page it finds nothing in; the stage's rule and reason say it
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+    return trafilatura.extract(
+        html,
+        favor_precision=favor == "precision",
+        favor_recall=favor == "recall",
+        include_tables=tables,
+        include_comments=comments,
+        include_links=links,
+        include_formatting=formatting,
+        deduplicate=deduplicate,
+        with_metadata=False,
+    )
 
 
 class ExtractRules(StrictModel):
@@ -53,6 +97,7 @@ class ExtractSummary(StrictModel):
     pages: int = 0  # records whose text was extracted as a page
     no_main_text: int = 0
     too_short: int = 0
+    failed: int = 0  # pages quarantined: over the per-record time limit, or the engine failed on them
     html_chars: int = 0  # of the pages
     text_chars: int = 0  # extracted from them
     seconds: float = 0.0
@@ -79,77 +124,61 @@ class ExtractStage(Stage):
         merged = super().merge_summaries(parts)
         return {**merged, "seconds": round(merged.get("seconds", 0.0), 3)}
 
-    def setup(self) -> None:
-        # loaded once per worker, before the first batch
-        if self.rules.engine == "trafilatura":
-            import trafilatura  # noqa: F401
-
-            # trafilatura logs an ERROR for every page it finds nothing in; the stage's rule and reason say it
-            logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-        else:
-            import resiliparse.extract.html2text  # noqa: F401
-
-    def main_text(self, html: str) -> str | None:
+    @property
+    def options(self) -> dict:
+        """The rules as `main_text`'s keyword arguments."""
         r = self.rules
-        if not looks_like_html(html):  # a fragment or plain text is a page's body
-            html = f"<html><body>{html}</body></html>"
-        if r.engine == "resiliparse":
-            from resiliparse.extract.html2text import extract_plain_text
+        return {
+            "engine": r.engine,
+            "favor": r.favor,
+            "tables": r.include_tables,
+            "comments": r.include_comments,
+            "links": r.include_links,
+            "formatting": r.include_formatting,
+            "deduplicate": r.deduplicate,
+        }
 
-            return extract_plain_text(
-                html,
-                main_content=True,
-                list_bullets=False,
-                alt_texts=False,
-                links=r.include_links,
-                comments=r.include_comments,
-                skip_elements=None if r.include_tables else ["table"],
-            )
-        import trafilatura
-
-        return trafilatura.extract(
-            html,
-            favor_precision=r.favor == "precision",
-            favor_recall=r.favor == "recall",
-            include_tables=r.include_tables,
-            include_comments=r.include_comments,
-            include_links=r.include_links,
-            include_formatting=r.include_formatting,
-            deduplicate=r.deduplicate,
-            with_metadata=False,
-        )
+    def setup(self) -> None:
+        # Extraction runs in a sandbox process with a time limit per page: resiliparse's main-content pass
+        # is quadratic in nesting depth (a page of 100,000 nested <div>s takes ~17 minutes) and native code
+        # cannot be interrupted from inside; the child imports the engine once, before the first page.
+        self.sandbox = Sandbox("curate.stages.extract:main_text", self.options, self.context.record_seconds)
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         r, start = self.rules, time.perf_counter()
         summary = ExtractSummary(records=df.height)
-        texts, sizes, actions, rules, reasons = [], [], [], [], []
+        texts = df["text"].to_list()
         types = df["content_type"].to_list() if "content_type" in df.columns else [None] * df.height
-        for text, content_type in zip(df["text"].to_list(), types):
-            if not isinstance(text, str) or (
-                r.only == "html" and content_type not in HTML_TYPES and not looks_like_html(text)
-            ):
-                texts.append(text)
-                sizes.append(None)
-                actions.append(KEEP)
-                rules.append(None)
-                reasons.append(None)
-                continue
+        pages = [
+            i
+            for i, (text, content_type) in enumerate(zip(texts, types))
+            if isinstance(text, str) and (r.only == "all" or content_type in HTML_TYPES or looks_like_html(text))
+        ]
+        sizes: list[int | None] = [None] * df.height
+        actions, rules, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
+        for i, main in zip(pages, self.sandbox.map([texts[i] for i in pages])):
+            html = texts[i]
             summary.pages += 1
-            summary.html_chars += len(text)
-            main = (self.main_text(text) or "").strip()
+            summary.html_chars += len(html)
+            sizes[i] = len(html)
+            if isinstance(main, Exception):  # over the time limit, or the engine failed on this page
+                summary.failed += 1
+                actions[i] = QUARANTINE
+                rules[i] = "extract:timeout" if isinstance(main, RecordTimeout) else "extract:error"
+                reasons[i] = f"{len(html):,} characters of HTML: {main}"
+                continue
+            main = (main or "").strip()
             summary.text_chars += len(main)
             rule = "extract:no_main_text" if not main else "extract:too_short" if len(main) < r.min_chars else None
             summary.no_main_text += rule == "extract:no_main_text"
             summary.too_short += rule == "extract:too_short"
-            texts.append(main if rule is None else text)  # a dropped page is kept as it came, for the audit
-            sizes.append(len(text))
-            actions.append(DROP if rule else KEEP)
-            rules.append(rule)
-            reasons.append(
-                f"{len(main):,} characters of main text in {len(text):,} of HTML (min_chars {r.min_chars:,})"
-                if rule
-                else None
-            )
+            if rule is None:
+                texts[i] = main  # a dropped page is kept as it came, for the audit
+            else:
+                actions[i], rules[i] = DROP, rule
+                reasons[i] = (
+                    f"{len(main):,} characters of main text in {len(html):,} of HTML (min_chars {r.min_chars:,})"
+                )
         summary.seconds = round(time.perf_counter() - start, 3)
         self.summary = summary
         out = df.with_columns(pl.Series("text", texts, dtype=pl.Utf8), pl.Series("html_chars", sizes, dtype=pl.Int64))

@@ -163,6 +163,9 @@ class NlpRule(StrictModel):
     overlap: int = Field(32, ge=4)
     batch_size: int = Field(64, ge=1)
     memo: bool = Field(True, description="tag each distinct segment text once per worker")
+    # A text longer than this is not analysed: its record is quarantined (pii:too_large), never published
+    # unscanned. Analysis is linear in length (NER runs on bounded segments); this bounds a worker's memory.
+    max_chars: int = Field(10_000_000, ge=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> "NlpRule":
@@ -447,6 +450,17 @@ class _Edits:
         )
 
 
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The rule and reason for a record its analysis failed on: over a per-record limit, or an error."""
+    from curate.sandbox import RecordTimeout, RecordTooLarge
+
+    if isinstance(exc, RecordTooLarge):
+        return "pii:too_large", f"{exc}; content withheld"
+    if isinstance(exc, RecordTimeout):
+        return "pii:timeout", f"PII analysis ran {exc}; content withheld"
+    return "pii:error", f"PII analysis failed with {type(exc).__name__}; content withheld"
+
+
 def _year(value: str, restricted: frozenset[str]) -> str | None:
     """The year of a date, the one element Safe Harbor lets a date keep (None: it has none)."""
     years = re.findall(r"(?<!\d)(1[89]\d\d|2[01]\d\d)(?!\d)", value)
@@ -674,6 +688,8 @@ class PiiStage(Stage):
             memo=r.nlp.memo,
             scripts=r.nlp.scripts,
             script_line_share=r.nlp.script_line_share,
+            max_chars=r.nlp.max_chars,
+            record_seconds=self.context.record_seconds,
         )
         self.anonymizer = AnonymizerEngine()
         self._lid = None
@@ -860,7 +876,7 @@ class PiiStage(Stage):
         floor = self.rules.fields.min_score
         for (row, slot, text), spans in zip(jobs, found):
             if isinstance(spans, Exception):
-                errors.setdefault(row, f"PII analysis failed with {type(spans).__name__}; content withheld")
+                errors.setdefault(row, _failure(spans))
                 continue
             if slot[0] not in ("text", "msg"):
                 spans = [s for s in spans if s.score >= floor]
@@ -874,7 +890,8 @@ class PiiStage(Stage):
                 try:
                     redacted, entities = self.redact(text, spans)
                 except Exception as exc:
-                    errors.setdefault(row, f"PII redaction failed with {type(exc).__name__}; content withheld")
+                    why = f"PII redaction failed with {type(exc).__name__}; content withheld"
+                    errors.setdefault(row, ("pii:error", why))
                     continue
                 edits.put(row, slot, redacted)
                 by_operator.update(self.rules.operator(e) for e in entities)
@@ -897,7 +914,7 @@ class PiiStage(Stage):
         actions, rules, reasons = [KEEP] * n, [None] * n, [None] * n
         for row in range(n):
             if row in errors:
-                actions[row], rules[row], reasons[row] = QUARANTINE, "pii:error", errors[row]
+                actions[row], (rules[row], reasons[row]) = QUARANTINE, errors[row]
                 continue
             dropping = sorted(t for t in types[row] if r.operator(t) == "drop")
             if dropping:
