@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +24,8 @@ import polars as pl
 from curate.errors import CatalogError, ConfigError
 from curate.io.shards import (
     Location,
+    check_manifest,
+    check_manifest_file,
     file_sha256,
     file_size,
     is_file,
@@ -36,6 +41,7 @@ from curate.io.shards import (
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 VERSION = r"[0-9a-f]{6,64}"
 _REF = re.compile(rf"^shards://(?P<name>{NAME})(@(?P<version>[A-Za-z0-9]+))?$")
+LOCK_WAIT_S = 60.0  # how long a catalog write waits for another process holding the name's lock
 
 
 def check_name(name: str) -> str:
@@ -56,8 +62,14 @@ def _check_version(version: str) -> str:
 
 
 def file_problems(root: Location, files: list[dict], deep: bool = True) -> Iterator[str]:
-    """Each manifest-listed file that is missing or whose size or (if `deep`) sha256 differs, lazily."""
-    for f in files:
+    """Each manifest-listed file that is missing or whose size or (if `deep`) sha256 differs, lazily; an
+    entry that is not a {path, bytes, sha256} inside the folder is a problem too, and is never opened."""
+    for i, f in enumerate(files):
+        try:
+            check_manifest_file(f, f"files[{i}]")
+        except CatalogError as exc:
+            yield f"malformed manifest entry {exc}"
+            continue
         loc = join(root, f["path"])
         if not is_file(loc):
             yield f"missing: {f['path']}"
@@ -67,6 +79,26 @@ def file_problems(root: Location, files: list[dict], deep: bool = True) -> Itera
 
 def curate_home() -> Path:
     return Path(os.environ.get("CURATE_HOME") or platformdirs.user_cache_dir("curate"))
+
+
+def _home_hint() -> str:
+    home = os.environ.get("CURATE_HOME")
+    return f"CURATE_HOME={home}" if home else f"CURATE_HOME is not set, so the default {curate_home()} is used"
+
+
+def listed_files(root: Location, manifest: dict, folder: str, label: str) -> list[Location]:
+    """The files a (checked) manifest lists under `folder` (data/, rejected/, signatures/<stage>/, ...),
+    each verified against its size and sha256: a missing or tampered file is refused, never read.
+    `label` names the version in the error (name@version, for `curate shards verify`)."""
+    prefix = folder.rstrip("/") + "/"
+    listed = [f for f in manifest["files"] if f["path"].startswith(prefix)]
+    problems = list(file_problems(root, listed))
+    if problems:
+        raise CatalogError(
+            f"shards://{label}: refusing to read {root}: {'; '.join(problems[:3])}"
+            f"{' ...' if len(problems) > 3 else ''}; run `curate shards verify {label}`"
+        )
+    return [join(root, f["path"]) for f in listed]
 
 
 @dataclass(frozen=True)
@@ -95,20 +127,15 @@ class Entry:
                 f"{self.ref}: the folder {self.path} now holds version {manifest.get('version')}, "
                 "not this one (it was republished)"
             )
-        return manifest
+        try:
+            return check_manifest(manifest, join(self.path, "manifest.json"))
+        except CatalogError as exc:
+            raise CatalogError(f"{self.ref}: damaged manifest: {exc}") from None
 
     def files(self, folder: str = "data") -> list[Location]:
         """The manifest's files under `folder` (data/, signatures/<stage>/, ...), each checked against
         the manifest's size and sha256: a missing or tampered file is refused, never read."""
-        prefix = folder.rstrip("/") + "/"
-        listed = [f for f in self.manifest()["files"] if f["path"].startswith(prefix)]
-        problems = list(file_problems(self.path, listed))
-        if problems:
-            raise CatalogError(
-                f"{self.ref}: refusing to read {self.path}: {'; '.join(problems[:3])}"
-                f"{' ...' if len(problems) > 3 else ''}; run `curate shards verify {self.name}@{self.version}`"
-            )
-        return [join(self.path, f["path"]) for f in listed]
+        return listed_files(self.path, self.manifest(), folder, f"{self.name}@{self.version}")
 
     def data_files(self) -> list[Location]:
         return self.files("data")
@@ -145,36 +172,94 @@ class Catalog:
             d = read_json(path)
         except (OSError, ValueError):
             return None
-        if not isinstance(d, dict) or "version" not in d:
+        if not isinstance(d, dict) or not isinstance(d.get("version"), str) or not isinstance(d.get("name"), str):
             return None
         if "locations" not in d and "path" in d:  # an entry written before locations were recorded
             d["locations"] = [{"path": d["path"], "created": d.get("created", ""), "status": d.get("status", "ok")}]
+        locations = d.get("locations")
+        if not isinstance(locations, list) or not all(
+            isinstance(loc, dict) and isinstance(loc.get("path"), str) for loc in locations
+        ):
+            return None
         return d
+
+    def _write_error(self, exc: OSError) -> CatalogError:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return CatalogError(
+            f"cannot write the catalog folder {self.root}: {exc.strerror or exc}{where}; make it writable, or "
+            f"point CURATE_HOME at a folder you can write ({_home_hint()})"
+        )
+
+    def check_writable(self, name: str | None = None) -> None:
+        """Refuse, before any work, a catalog this process cannot write (a run would otherwise publish
+        and then fail to register): creates the catalog folder if missing and writes, then removes, a
+        probe file in it (and in the name's folder, where it exists)."""
+        named = self.root / check_name(name) if name else None
+        folders = [self.root] + ([named] if named and named.is_dir() else [])
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for folder in folders:
+                fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        """Hold the name's lock (flock on `<catalog>/.<name>.lock`) around a read-modify-write of its
+        entries, so concurrent writers (processes, machines mounting the same CURATE_HOME) never lose
+        an update; waits up to LOCK_WAIT_S for another holder. An OSError inside is a CatalogError."""
+        from curate.io.outputs import Lock, OutputError
+
+        lock = Lock(self.root / f".{check_name(name)}.lock", f"the catalog entries of '{name}'")
+        deadline, pause = time.monotonic() + LOCK_WAIT_S, 0.001
+        with ExitStack() as held:
+            while True:
+                try:
+                    held.enter_context(lock)
+                    break
+                except OutputError:  # held by another process: wait for it
+                    if time.monotonic() > deadline:
+                        raise CatalogError(
+                            f"the catalog entries of '{name}' have been locked for over {LOCK_WAIT_S:.0f} s "
+                            f"({lock.path}); another curate process is writing them, or hangs"
+                        ) from None
+                    time.sleep(pause)
+                    pause = min(2 * pause, 0.05)
+                except OSError as exc:
+                    raise self._write_error(exc) from None
+            try:
+                yield
+            except OSError as exc:
+                raise self._write_error(exc) from None
 
     def register(self, out_dir: Location, manifest: dict) -> Entry:
         """Add `out_dir` as a location of the manifest's version; other versions of the name that
-        listed this folder lose it (the folder holds this version now)."""
+        listed this folder lose it (the folder holds this version now). Under the name's lock, each
+        entry written atomically; a catalog that cannot be written is a CatalogError."""
         name, version = check_name(manifest["name"]), _check_version(manifest["version"])
         path = str(out_dir.resolve() if isinstance(out_dir, Path) else out_dir.rstrip("/"))
         here = {"path": path, "created": manifest["created"], "status": manifest["status"]}
-        for other in sorted((self.root / name).glob("*.json")) if (self.root / name).is_dir() else []:
-            d = self._load(other)
-            if d and d["version"] != version and any(loc["path"] == path for loc in d["locations"]):
-                d["locations"] = [loc for loc in d["locations"] if loc["path"] != path]
-                write_json(other, d)
-        d = self._load(self._file(name, version)) or {}
-        locations = [loc for loc in d.get("locations", []) if loc["path"] != path] + [here]
-        write_json(
-            self._file(name, version),
-            {
-                "name": name,
-                "version": version,
-                "rows": manifest["rows"]["kept"],
-                "created": manifest["created"],
-                "status": manifest["status"],
-                "locations": locations,
-            },
-        )
+        with self._locked(name):
+            for other in sorted((self.root / name).glob("*.json")) if (self.root / name).is_dir() else []:
+                d = self._load(other)
+                if d and d["version"] != version and any(loc["path"] == path for loc in d["locations"]):
+                    d["locations"] = [loc for loc in d["locations"] if loc["path"] != path]
+                    write_json(other, d)
+            d = self._load(self._file(name, version)) or {}
+            locations = [loc for loc in d.get("locations", []) if loc["path"] != path] + [here]
+            write_json(
+                self._file(name, version),
+                {
+                    "name": name,
+                    "version": version,
+                    "rows": manifest["rows"]["kept"],
+                    "created": manifest["created"],
+                    "status": manifest["status"],
+                    "locations": locations,
+                },
+            )
         return self._entry(name, version, rows=manifest["rows"]["kept"], locations=locations, at=here)
 
     @staticmethod
@@ -207,8 +292,10 @@ class Catalog:
         `allow_failed`, status ok), with why each other location was passed over."""
         why = []
         for loc in reversed(entry.locations):
-            manifest = read_manifest(location(loc["path"]))
-            if manifest is None:
+            manifest, damaged = self._manifest_at(loc["path"])
+            if damaged:
+                why.append(f"{loc['path']}: damaged manifest: {damaged}")
+            elif manifest is None:
                 why.append(f"{loc['path']}: no readable manifest")
             elif manifest.get("version") != entry.version:
                 why.append(f"{loc['path']}: now holds version {manifest.get('version')}")
@@ -238,13 +325,16 @@ class Catalog:
                 f"no shards named '{name}' in the catalog at {self.root} (known: {', '.join(known) or 'none'})"
             )
         if version == "latest":  # the newest version that passed its gates at a location that still holds it
+            passed_over = []
             for e in reversed(candidates):
-                found, _ = self._located(e, allow_failed=False)
+                found, why = self._located(e, allow_failed=False)
                 if found is not None:
                     return found
+                passed_over += why
             raise CatalogError(
                 f"shards '{name}' has no usable version (every version failed its gates, or its "
-                "output directories are gone or hold other versions now)"
+                "output directories are gone, damaged or hold other versions now): "
+                + ("; ".join(passed_over[:3]) or "no location recorded")
             )
         matches = [e for e in candidates if e.version.startswith(version)]
         if len(matches) != 1:
@@ -260,14 +350,30 @@ class Catalog:
             )
         return found
 
+    @staticmethod
+    def _manifest_at(path: str) -> tuple[dict | None, str]:
+        """The manifest at a recorded location (None: none readable), with what is wrong with its
+        shape ('' when nothing is)."""
+        folder = location(path)
+        manifest = read_manifest(folder)
+        if manifest is None:
+            return None, ""
+        try:
+            return check_manifest(manifest, join(folder, "manifest.json")), ""
+        except CatalogError as exc:
+            return manifest, str(exc)
+
     # --- housekeeping ------------------------------------------------------------------------
     def location_states(self, entry: Entry) -> list[tuple[dict, str]]:
         """Each recorded location of a version with what it holds now: `ok`, `failed` (its gates did
-        not pass), `gone` (no readable manifest) or `replaced by <version>`."""
+        not pass), `gone` (no readable manifest), `damaged` (a manifest of the wrong shape) or
+        `replaced by <version>`."""
         out = []
         for loc in entry.locations:
-            manifest = read_manifest(location(loc["path"]))
-            if manifest is None:
+            manifest, damaged = self._manifest_at(loc["path"])
+            if damaged:
+                out.append((loc, "damaged"))
+            elif manifest is None:
                 out.append((loc, "gone"))
             elif manifest.get("version") != entry.version:
                 out.append((loc, f"replaced by {manifest.get('version')}"))
@@ -275,29 +381,39 @@ class Catalog:
                 out.append((loc, "ok" if manifest.get("status") == "ok" else str(manifest.get("status"))))
         return out
 
-    def _rewrite(self, entry: Entry, locations: list[dict]) -> None:
-        path = self._file(entry.name, entry.version)
-        if not locations:
-            path.unlink(missing_ok=True)
-            if path.parent.is_dir() and not any(path.parent.iterdir()):
-                path.parent.rmdir()
-            return
-        d = self._load(path) or {}
-        write_json(path, {**d, "locations": locations})
+    def _forget(self, entry: Entry, locations: list[dict] | None) -> None:
+        """Drop `locations` (None: every one) from a version's entry, re-read under the name's lock so a
+        location registered meanwhile stays (also one published again to the same folder: a location
+        is its path and its `created`); a version left with none is removed."""
+        file = self._file(entry.name, entry.version)
+        with self._locked(entry.name):
+            d = self._load(file)
+            left = []
+            if locations is not None:
+                if d is None:  # gone meanwhile (or unreadable): nothing to forget
+                    return
+                drop = {(loc["path"], loc.get("created")) for loc in locations}
+                left = [loc for loc in d["locations"] if (loc["path"], loc.get("created")) not in drop]
+            if left:
+                write_json(file, {**d, "locations": left})
+                return
+            file.unlink(missing_ok=True)
+            if file.parent.is_dir() and not any(file.parent.iterdir()):
+                file.parent.rmdir()
 
     def gc(self, dry_run: bool = False) -> list[tuple[str, str, str]]:
         """Forget every location that is gone or holds another version now, and versions left with
         none: (ref, path, why) for each. Files are never touched."""
         forgotten = []
         for entry in self.entries():
-            keep = []
-            for loc, state in self.location_states(entry):
-                if state == "gone" or state.startswith("replaced"):
-                    forgotten.append((entry.ref, loc["path"], state))
-                else:
-                    keep.append(loc)
-            if not dry_run and len(keep) != len(entry.locations):
-                self._rewrite(entry, keep)
+            gone = [
+                (loc, state)
+                for loc, state in self.location_states(entry)
+                if state == "gone" or state.startswith("replaced")
+            ]
+            if gone and not dry_run:
+                self._forget(entry, [loc for loc, _ in gone])
+            forgotten += [(entry.ref, loc["path"], state) for loc, state in gone]
         return forgotten
 
     def exact(self, ref: str) -> Entry:
@@ -314,7 +430,7 @@ class Catalog:
 
     def remove(self, entry: Entry) -> None:
         """Forget a version (every location). Its files stay where they are."""
-        self._rewrite(entry, [])
+        self._forget(entry, None)
 
     def keep(self, entry: Entry) -> tuple[Entry, Path, int, int]:
         """Hard-link (or copy) a version's published files into `<home>/store/<name>/<version>` and
@@ -333,5 +449,8 @@ class Catalog:
         if problems:
             raise CatalogError(f"{entry.ref}: refusing to keep {located.path}: {'; '.join(problems[:3])}")
         dest = self.root.parent / "store" / entry.name / entry.version
-        linked, copied = keep_copy(located.path, dest, [f["path"] for f in manifest["files"]])
+        try:
+            linked, copied = keep_copy(located.path, dest, [f["path"] for f in manifest["files"]])
+        except OSError as exc:
+            raise self._write_error(exc) from None
         return self.register(dest, manifest), dest, linked, copied

@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from curate.errors import AccountingError, CurateError
+from curate.failures import ACCOUNTING, CONFIG, GATES, CurateGroup
 
 app = typer.Typer(
+    cls=CurateGroup,
     help="Rules-driven dataset curation: run pipelines, inspect shards, render reports.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -28,7 +30,7 @@ out = Console()
 
 def _fail(exc: CurateError) -> None:
     console.print(f"[bold red]error:[/] {_escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(3 if isinstance(exc, AccountingError) else 2)
+    raise typer.Exit(ACCOUNTING if isinstance(exc, AccountingError) else CONFIG)
 
 
 def _escape(text: str) -> str:
@@ -192,7 +194,7 @@ def run(
         raise typer.Exit(GATES_FAILED)
 
 
-GATES_FAILED = 4
+GATES_FAILED = GATES
 
 
 @app.command()

@@ -186,6 +186,7 @@ def run_pipeline(
     context = pipeline.stage_context(catalog)
     # Other inputs than the pipeline's are other data: never published under the pipeline's name or into its folder.
     name = check_name(name or (name_from_inputs(inputs) if inputs else pipeline.spec.name))
+    catalog.check_writable(name)  # before any work: a run that cannot register would publish for nothing
     files = resolve_inputs(pipeline, inputs)
     out_dir = location(str(out_dir)) if out_dir else (Path("out") / name if inputs else default_out_dir(pipeline))
     described = describe_stages(pipeline, context)

@@ -10,7 +10,6 @@ the same kernel, a `Worker` per actor and `run_global` per task, on a cluster's 
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import shutil
@@ -42,6 +41,7 @@ from curate.io.shards import (
     write_parquet,
 )
 from curate.profile import length_histogram
+from curate.sandbox import die_with
 from curate.stages.base import Stage, StageContext
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
 
@@ -143,20 +143,12 @@ class Worker:
 _WORKER: Worker | None = None  # this process's, in a local pool process
 
 
-def _die_with(parent: int) -> None:
-    """Linux: have the kernel kill this worker when the driver dies (even by SIGKILL), so no pool
-    worker outlives a killed run; once they are gone the resource tracker ends too."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (AttributeError, OSError):
-        return
-    if os.getppid() != parent:  # the driver died before the line above
-        os._exit(1)
-
-
 def _init_pool_worker(parent: int, stages: list[ResolvedStage], context: StageContext) -> None:
     global _WORKER
-    _die_with(parent)
+    # Ctrl-C reaches every process of the terminal's group: the driver handles it and stops the workers,
+    # which would otherwise each print a traceback of wherever they were
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with(parent)
     _WORKER = Worker(stages, context)
 
 
@@ -236,6 +228,16 @@ def _decisions(decided: pl.DataFrame | Path) -> tuple[int, FrameRuns]:
     return rows, FrameRuns(iter_frames([decided]), pl.read_parquet_schema(decided))
 
 
+def _result(future: Future):
+    """The future's result, waited for in short steps: a signal may be delivered to any thread, and a
+    main thread blocked on a lock until a batch ends (minutes) would not see Ctrl-C until then."""
+    while True:
+        try:
+            return future.result(timeout=0.2)
+        except TimeoutError:
+            continue
+
+
 def load_done(seg_dir: Path, index: int) -> dict | None:
     marker = batch_dir(seg_dir, index) / DONE
     return read_json(marker) if marker.is_file() else None
@@ -300,9 +302,13 @@ class LocalExecutor:
             )
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+    def __exit__(self, kind, *exc) -> None:
+        if self._pool is None:
+            return
+        if kind is not None:  # Ctrl-C or an error: the batches under way are not waited for (a rerun redoes them)
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+        self._pool.shutdown(wait=kind is None, cancel_futures=True)
 
     def describe(self) -> dict:
         return {"kind": "local", "workers": self.workers}
@@ -330,7 +336,7 @@ class LocalExecutor:
         futures = [self._pool.submit(read_unit, u, unit_dir(folder, u.index), columns, max_record_bytes) for u in units]
         try:
             for future in futures:
-                yield future.result()
+                yield _result(future)
         finally:
             for future in futures:
                 future.cancel()
@@ -366,7 +372,7 @@ class LocalExecutor:
 
     @staticmethod
     def _collect(pending: dict[int, Future], results: dict[int, dict], on_done, block_for: int) -> None:
-        results[block_for] = pending.pop(block_for).result()
+        results[block_for] = _result(pending.pop(block_for))
         on_done(results[block_for])
         for index in [i for i, f in pending.items() if f.done()]:
             results[index] = pending.pop(index).result()

@@ -24,6 +24,7 @@ import yaml
 from curate.code import code_spans
 from curate.config import InputSpec, Pipeline, PipelineSpec, load_pipeline
 from curate.errors import ConfigError, InputError
+from curate.io.crawl import CRAWL_COLUMNS, is_crawl
 from curate.records import RecordError, content_text, detect_layout, schema_with, to_record
 from curate.schema import load_rules
 from curate.stages.base import ACTION, REASON, RULE, StageContext
@@ -107,6 +108,9 @@ class Inspection:
     fields: dict[str, str] = field(default_factory=dict)  # a mapping init had to guess (no layout matched)
     frame: pl.DataFrame | None = None  # the sample's records, normalised (for the rehearsal in `plan`)
     metas: list[dict] = field(default_factory=list)  # each sampled record's other keys
+    crawl: bool = False  # an input is a web crawl (WARC/WET/ARC): its pages were measured as extracted
+    pages: int = 0  # crawl: sampled records, before extraction
+    extract_drops: Counter = field(default_factory=Counter)  # crawl: pages the extract stage drops, by rule
 
     @property
     def records(self) -> int:
@@ -258,6 +262,10 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
         metas.append(meta)
         rows.append(rec)
     df = pl.DataFrame(rows, schema=schema_with([]), orient="row") if rows else pl.DataFrame(schema=schema_with([]))
+    crawl = any(is_crawl(Path(f).name) for f in files)
+    pages, extract_drops = df.height, Counter()
+    if crawl:  # measure the pages as the pipeline will see them: their main text, not their HTML
+        df, metas, extract_drops = _extracted(df, metas)
     n = df.height
     kinds = Counter("text" if t is not None else "chat" for t in df["text"].to_list())
     languages, code_records, words, drops = Counter(), 0, [], {}
@@ -291,7 +299,24 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
         fields=fields,
         frame=df.drop("lang_score", "lang_basis", strict=False),
         metas=metas,
+        crawl=crawl,
+        pages=pages,
+        extract_drops=extract_drops,
     )
+
+
+def _extracted(df: pl.DataFrame, metas: list[dict]) -> tuple[pl.DataFrame, list[dict], Counter]:
+    """A crawl sample as the stages after `extract` see it: each page's main text, the pages extract
+    drops left out (with their count by rule), and the crawl's own columns (url, domain...) out of the
+    keys looked at for labels and groups: they describe where a page came from, not what it is."""
+    metas = [{k: v for k, v in m.items() if k not in CRAWL_COLUMNS} for m in metas]
+    if not df.height:
+        return df, metas, Counter()
+    out = _stage("extract", "default.yaml").process(df)
+    kept = [a == "keep" for a in out[ACTION].to_list()]
+    drops = Counter(r for r, k in zip(out[RULE].to_list(), kept) if not k)
+    frame = out.filter(pl.col(ACTION) == "keep").drop(ACTION, RULE, REASON, "html_chars", strict=False)
+    return frame, [m for m, k in zip(metas, kept) if k], drops
 
 
 def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: list[str]) -> tuple[Counter, Counter]:
@@ -306,7 +331,8 @@ def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: li
     df = df.with_columns(extra) if extra else df
     dropped: Counter = Counter()
     for spec in stages:
-        if spec["stage"] in ("normalize", "pii"):
+        # url: the sample has no url column; extract: the sample is extracted already
+        if spec["stage"] in ("url", "extract", "normalize", "pii"):
             continue
         stage = _stage(spec["stage"], "default.yaml" if "rules" in spec else None, spec.get("params"), seed=13)
         out = stage.process(df)
@@ -355,7 +381,9 @@ def plan(
     if not n:
         raise InputError(
             f"no usable record in the first {ins.sample_rows:,} rows of {', '.join(inputs)} "
-            f"(unreadable: {dict(ins.unreadable) or 'none'})"
+            f"(unreadable: {dict(ins.unreadable) or 'none'}"
+            + (f"; pages without enough main text: {dict(ins.extract_drops) or 'none'}" if ins.crawl else "")
+            + ")"
         )
     chat, text = ins.kinds["chat"], ins.kinds["text"]
     if ins.unreadable:
@@ -368,6 +396,17 @@ def plan(
         )
     shape = ", ".join(f"{k} {_share(v, sum(ins.layouts.values()))}" for k, v in ins.layouts.most_common())
     d.append(Decision("layout", shape, "auto-detected from each record's keys (the layout table in curate.records)"))
+    if ins.crawl:
+        dropped = ", ".join(f"{r} {c:,}" for r, c in ins.extract_drops.most_common())
+        d.append(
+            Decision(
+                "crawl",
+                "url, extract first",
+                "the inputs are web crawls (WARC/WET/ARC): the url stage drops pages from blocked sites and "
+                "extract keeps each page's main text instead of its HTML, which is what the sample was measured "
+                f"on: {n:,} of {ins.pages:,} pages kept" + (f" (dropped: {dropped})" if dropped else ""),
+            )
+        )
     if ins.fields:
         others = sorted({k for m in ins.metas for k in m})
         d.append(
@@ -385,7 +424,9 @@ def plan(
         )
     label_key, label_counts = ins.labels[0] if ins.labels else (None, Counter())
     if task is None:
-        if chat >= text:
+        if ins.crawl:
+            task, why = "pretrain", "web pages from a crawl are documents"
+        elif chat >= text:
             task, why = "sft", f"{_share(chat, n)} of the records are conversations or instruction pairs"
         elif label_key and label_key.lower() in LABEL_NAMES:
             task, why = "classification", f"documents with a '{label_key}' column of {len(label_counts)} values"
@@ -501,9 +542,15 @@ def plan(
         return _path(p, pipeline_dir)
 
     residual = min(1.0, max(0.05, math.ceil(RESIDUAL_RECORDS / ins.rows_estimate * 100) / 100))
+    crawl_stages = [
+        {"stage": "url", "rules": rel(RULES / "url/default.yaml")},
+        {"stage": "extract", "rules": rel(RULES / "extract/default.yaml")},
+    ]
+    pii_profile = "web" if ins.crawl else "default"
     stages: list[dict] = [
+        *(crawl_stages if ins.crawl else []),
         {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
-        {"stage": "pii", "rules": rel(RULES / "pii/default.yaml"), "params": {"residual_sample": residual}},
+        {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
         {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
         {
             "stage": "quality",
@@ -519,8 +566,9 @@ def plan(
     d.append(
         Decision(
             "pii",
-            f"default profile, residual re-scan of {residual:.0%}",
-            f"at least {RESIDUAL_RECORDS} records re-scanned after redaction for the residual gate",
+            f"{pii_profile} profile, residual re-scan of {residual:.0%}",
+            ("patterns without NER, which on web pages finds public names on nearly every page; " if ins.crawl else "")
+            + f"at least {RESIDUAL_RECORDS} records re-scanned after redaction for the residual gate",
         )
     )
     if label and task == "classification":
@@ -643,12 +691,23 @@ def _header(p: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(p: Plan, pipeline_path: Path, gates_path: Path, force: bool = False) -> None:
-    """Write the pipeline and its gates file (refusing to replace existing files unless `force`), then
-    validate them as `curate run` would."""
-    for path in (pipeline_path, gates_path):
+def check_targets(paths: tuple[Path, ...], force: bool) -> None:
+    """Refuse to write a file that exists (unless `force`) or is a link to nothing: writing would
+    create the link's target, wherever it points."""
+    for path in paths:
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; refusing to write "
+                "through it (remove the link, or choose another file with -o)"
+            )
         if path.exists() and not force:
-            raise ConfigError(f"{path} already exists; pass --force to overwrite it, or choose another name with -o")
+            raise ConfigError(f"{path} already exists; pass --force to overwrite it, or choose another file with -o")
+
+
+def write(p: Plan, pipeline_path: Path, gates_path: Path, force: bool = False) -> None:
+    """Write the pipeline and its gates file (refusing to replace existing files unless `force`, and to
+    write through a link to nothing), then validate them as `curate run` would."""
+    check_targets((pipeline_path, gates_path), force)
     pipeline_path.parent.mkdir(parents=True, exist_ok=True)
     dump = lambda data: yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)  # noqa: E731
     gates_path.write_text(

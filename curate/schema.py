@@ -5,6 +5,7 @@ what was expected. Pipelines, stage rules, gate rules and the trainer's config a
 from __future__ import annotations
 
 import difflib
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,100 @@ def config_path(value: str | Path, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def load_yaml(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} file not found")
+MAX_CONFIG_BYTES = 10_000_000  # a pipeline, rules, gates or training config file larger than this is refused
+# What the aliases (`*name`) of one file may add when expanded, counted as nodes plus scalar characters:
+# a little reuse is fine, a "billion laughs" of nested aliases (a few hundred bytes that expand to
+# gigabytes) is refused while the file is read.
+MAX_ALIAS_EXPANSION = 1_000_000
+
+
+class _AliasError(yaml.MarkedYAMLError):
+    """An alias that is recursive or takes the file over MAX_ALIAS_EXPANSION."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes plus scalar characters of `node` with every alias in it expanded (memoised by node)."""
+    if id(node) not in sizes:
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1 + len(node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            sizes[id(node)] = 1 + sum(_expanded_size(n, sizes) for n in node.value)
+        else:
+            sizes[id(node)] = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    return sizes[id(node)]
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses recursive aliases and aliases expanding past MAX_ALIAS_EXPANSION."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+        self._open: list[str] = []  # anchors of the nodes being composed
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise _AliasError(
+                    None, None, f"the alias *{event.anchor} refers to itself (recursive)", event.start_mark
+                )
+            if event.anchor in self.anchors:
+                self._expanded += _expanded_size(self.anchors[event.anchor], self._sizes)
+                if self._expanded > MAX_ALIAS_EXPANSION:
+                    raise _AliasError(
+                        None,
+                        None,
+                        f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes and characters at *{event.anchor}"
+                        " (an alias bomb?); write the values out, or reuse less",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        anchor = getattr(event, "anchor", None)
+        self._open.append(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.pop()
+
+
+def _read_config(path: Path, what: str) -> str:
+    """The file's text, refused past MAX_CONFIG_BYTES (checked on what is read, not only the size stat says)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+            size = max(len(data), os.fstat(fh.fileno()).st_size)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} file: {exc.strerror or exc}") from None
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: the {what} file is {size:,} bytes; configuration files are limited to {MAX_CONFIG_BYTES:,} "
+            "bytes (curate.schema.MAX_CONFIG_BYTES): keep large lists in files the rules name"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: {what} file is not UTF-8 text") from None
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    """A YAML configuration file (pipeline, rules, gates, training config) as a mapping, bounded: at most
+    MAX_CONFIG_BYTES, aliases expanding to at most MAX_ALIAS_EXPANSION, no recursive alias."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found" + (" (not a regular file)" if path.exists() else ""))
+    text = _read_config(path, what)
+    try:
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
+    except _AliasError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"{path}: line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: {what} file is not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
     return data

@@ -98,12 +98,16 @@ def test_cli_run_input_override_and_name(tmp_path):
 
 def test_cli_validate_and_errors_exit_2(tmp_path):
     good = write_pipeline(tmp_path, [{"path": "x.jsonl"}])
+    no_input = runner.invoke(app, ["validate", str(good)])  # validate checks the inputs can be read
+    assert no_input.exit_code == 2 and "inputs[0]: input file not found" in no_input.output
+    (tmp_path / "x.jsonl").write_text(json.dumps({"text": "a record"}) + "\n")
     ok = runner.invoke(app, ["validate", str(good)])
     assert ok.exit_code == 0 and "stages: normalize, langid, quality" in ok.output
     (tmp_path / "bad").mkdir()
     bad = write_pipeline(tmp_path / "bad", [{"path": "x.jsonl"}], [{"stage": "dedupe"}])
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2 and "unknown stage 'dedupe'" in result.output
+    (tmp_path / "x.jsonl").unlink()
     missing = runner.invoke(app, ["run", str(good), "-q"])
     assert missing.exit_code == 2 and "input file not found" in missing.output
 

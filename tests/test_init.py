@@ -214,6 +214,31 @@ def test_init_never_overwrites_without_force(tmp_path):
     assert forced.exit_code == 0 and load_pipeline(target).spec.name == "gsm"
 
 
+def test_init_never_writes_through_a_link_to_nothing(tmp_path):
+    data = gsm8k_file(tmp_path / "gsm.jsonl")
+    (tmp_path / "p.yaml").symlink_to(tmp_path / "elsewhere" / "planted.yaml")
+    refused = runner.invoke(app, ["init", str(data), "-o", str(tmp_path / "p.yaml"), "--force"])
+    assert refused.exit_code == 2 and "is a symbolic link to" in refused.output and "does not exist" in refused.output
+    assert not (tmp_path / "elsewhere").exists()
+    (tmp_path / "q.gates.yaml").symlink_to(tmp_path / "planted.gates.yaml")  # the gates file too
+    refused = runner.invoke(app, ["init", str(data), "-o", str(tmp_path / "q.yaml")])
+    assert refused.exit_code == 2 and "q.gates.yaml is a symbolic link" in refused.output
+    assert not (tmp_path / "planted.gates.yaml").exists() and not (tmp_path / "q.yaml").exists()
+
+
+def test_init_on_a_crawl_writes_url_and_extract_first_and_measures_the_extracted_text(tmp_path):
+    from tests.warcs import pages_warc
+
+    warc = pages_warc(tmp_path / "crawl.warc.gz", limit=30)
+    result, pipeline, _ = _init(tmp_path, str(warc), "-o", str(tmp_path / "p.yaml"))
+    assert "crawl     │ url, extract first" in result.output and "task      │ pretrain" in result.output
+    stages = [s["stage"] for s in pipeline["stages"]]
+    assert stages[:3] == ["url", "extract", "normalize"] and stages[-2:] == ["dedup", "split"]
+    assert _stage(pipeline, "pii")["rules"].endswith("pii/web.yaml")
+    assert "label     │ none" in result.output  # the crawl's own columns (domain, url...) are not labels
+    assert load_pipeline(tmp_path / "p.yaml").stages[0].stage == "url"
+
+
 def test_init_on_data_with_no_usable_record_is_a_clear_error(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": ""}\n[1, 2]\nnot json\n')
     result = runner.invoke(app, ["init", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "p.yaml")])

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Union
 
 import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
-from curate.errors import CurateError
+from curate.errors import CatalogError, CurateError
 from curate.hashing import sha256_file, sha256_stream
 
 Location = Union[Path, str]  # a local path, or an fsspec URL
@@ -321,6 +322,61 @@ def read_manifest(folder: Location) -> dict | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _got(value: object) -> str:
+    return "nothing" if value is None else f"{value!r:.80}"
+
+
+def inside_folder(relative: str) -> bool:
+    """Whether a manifest's path stays inside the output folder: relative, with no `..` part."""
+    parts = PurePosixPath(relative).parts
+    return (
+        bool(parts)
+        and not relative.startswith("/")
+        and ".." not in parts
+        and "\\" not in relative
+        and "\0" not in relative
+    )
+
+
+def check_manifest_file(entry: object, where: str) -> dict:
+    """One entry of a manifest's `files`: {path, bytes, sha256}, the path inside the output folder.
+    Raises CatalogError naming `where` (the manifest and the entry), the key and what was expected."""
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where}: expected a mapping with path, bytes and sha256, got {_got(entry)}")
+    path, size, digest = entry.get("path"), entry.get("bytes"), entry.get("sha256")
+    if not isinstance(path, str) or not path:
+        raise CatalogError(f"{where}.path: expected a file path relative to the output folder, got {_got(path)}")
+    if not inside_folder(path):
+        raise CatalogError(
+            f"{where}.path: {path!r} leaves the output folder (expected a relative path without '..'); refused"
+        )
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise CatalogError(f"{where}.bytes: expected the file's size, a whole number >= 0, got {_got(size)}")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise CatalogError(f"{where}.sha256: expected 64 lowercase hex digits, got {_got(digest)}")
+    return entry
+
+
+def check_manifest(manifest: dict, source: Location) -> dict:
+    """A manifest's shape, checked before it is used (`source`: its file, for errors): `version` a string,
+    `files` a list of {path, bytes, sha256} whose paths stay inside the folder, `record_columns` (where
+    present) a list of names. Raises CatalogError naming the file, the entry and what was expected."""
+    if not isinstance(manifest.get("version"), str):
+        raise CatalogError(f"{source}: version: expected the version's hex digits, got {_got(manifest.get('version'))}")
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        raise CatalogError(f"{source}: files: expected a list of {{path, bytes, sha256}}, got {_got(files)}")
+    for i, entry in enumerate(files):
+        check_manifest_file(entry, f"{source}: files[{i}]")
+    columns = manifest.get("record_columns", [])
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise CatalogError(f"{source}: record_columns: expected a list of column names, got {_got(columns)}")
+    return manifest
 
 
 def read_parquet_at(locs: list[Location], columns: list[str] | None = None) -> pl.DataFrame:

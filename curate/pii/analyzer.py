@@ -43,6 +43,11 @@ DATE_WORD = re.compile(r"\b(?:" + "|".join(sorted(DATE_WORDS)) + r")\b")
 MEMO_LIMIT = 200_000  # segment texts whose NER result a worker keeps
 # what the redaction writes: <TYPE>, <TYPE:hash> or a generalised <TYPE:kept> (<DATE_TIME:2024>, <AGE:90+>)
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9A-Za-z+]+)?>")
+# An address in text or in a `url` column: a scheme or www. link, or any token with a query string.
+URL_TOKEN = re.compile(r"""(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>"'`]+|[^\s<>"'`]*\?[^\s<>"'`]*=[^\s<>"'`]*""", re.I)
+URL_PART = re.compile(r"[^/?&=#;+]+")  # a path segment, a query key or value, a fragment
+# a part worth scanning on its own: what e-mails, phone and card numbers, IP addresses and keys hold
+URL_CANDIDATE = re.compile(r"@|\d{6,}|[A-Za-z0-9_-]{16,}|\d+\.\d+\.\d+\.\d+")
 
 
 def go_offline() -> None:
@@ -96,6 +101,7 @@ class Analyzer:
         script_line_share: float = 0.3,
         max_chars: int = 10_000_000,
         record_seconds: float | None = None,
+        url_entities: frozenset[str] = frozenset(),
     ):
         go_offline()
         use_openblas()
@@ -131,6 +137,7 @@ class Analyzer:
         self.gate, self.window, self.max_tokens, self.overlap = gate, window, max_tokens, overlap
         self.batch_size = batch_size
         self.max_chars, self.record_seconds = max_chars, record_seconds
+        self.url_entities = frozenset(url_entities)
         self._memo: dict[str, list[tuple[int, int, str]]] = {}
         self.memo = memo
         try:
@@ -310,7 +317,44 @@ class Analyzer:
                     doc.user_data["pii_error"] = exc
         only = only or [None] * len(texts)
         langs = langs or [None] * len(texts)
-        return [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
+        found = [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
+        return self._with_url_parts(texts, found, only, langs) if self.url_entities else found
+
+    def _with_url_parts(self, texts: list[str], found: list, only: list, langs: list) -> list:
+        """Each text's entities plus those inside its addresses: a whole URL does not read as an e-mail
+        (`/profile.html?email=a.b@example.org` has no valid domain before the `@`), so each path segment,
+        query key and value and fragment is scanned on its own, percent-decoded, for the high-precision
+        entities (`url_entities`), without NER. A part that decodes to something else is redacted whole."""
+        from urllib.parse import unquote_plus
+
+        pieces, owners = [], []
+        for i, text in enumerate(texts):
+            if isinstance(found[i], Exception) or not ("?" in text or "://" in text or "www." in text):
+                continue
+            allowed = self.url_entities if only[i] is None else self.url_entities & only[i]
+            for token in URL_TOKEN.finditer(text):
+                for part in URL_PART.finditer(token.group()):
+                    decoded = unquote_plus(part.group())
+                    if URL_CANDIDATE.search(decoded):
+                        pieces.append((decoded, allowed, langs[i]))
+                        owners.append((i, token.start() + part.start(), part.group(), decoded))
+        if not pieces:
+            return found
+        results = [self._one(t, self.blank.make_doc(t), allowed, lang) for t, allowed, lang in pieces]
+        for (i, at, raw, decoded), spans in zip(owners, results):
+            if isinstance(spans, Exception):
+                found[i] = spans
+                continue
+            for s in spans:
+                span = Span(at + s.start, at + s.end, s.entity, s.score)
+                if raw != decoded:
+                    span = Span(at, at + len(raw), s.entity, s.score)
+                if not any(f.start <= span.start and span.end <= f.end and f.entity == s.entity for f in found[i]):
+                    found[i].append(span)
+        for spans in found:
+            if isinstance(spans, list):
+                spans.sort(key=lambda x: (x.start, x.end))
+        return found
 
     def _doc(self, text: str, ner: bool):
         """The tokenised text; a text over `max_chars` is an empty doc carrying RecordTooLarge."""

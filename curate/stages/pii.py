@@ -235,6 +235,9 @@ class PiiRules(StrictModel):
     fields: FieldsRule = Field(default_factory=FieldsRule)
     code: CodeRule = Field(default_factory=CodeRule)
     residual_sample: float = Field(0.1, ge=0.0, le=1.0)
+    # at least this many records of each batch are re-scanned (all of a smaller one), so the residual is
+    # measured, and its gate can pass, on a small input too
+    residual_min: int = Field(20, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> "PiiRules":
@@ -690,6 +693,7 @@ class PiiStage(Stage):
             script_line_share=r.nlp.script_line_share,
             max_chars=r.nlp.max_chars,
             record_seconds=self.context.record_seconds,
+            url_entities=frozenset(r.code.entities),
         )
         self.anonymizer = AnonymizerEngine()
         self._lid = None
@@ -951,11 +955,13 @@ class PiiStage(Stage):
         if not rate:
             return Residual()
         ids = out["id"].to_list()
-        picked = [
-            i
+        draws = sorted(
+            (xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64, i)
             for i, rec_id in enumerate(ids)
-            if actions[i] != QUARANTINE and xxhash.xxh64_intdigest(rec_id.encode(), self.seed) / 2**64 < rate
-        ]
+            if actions[i] != QUARANTINE
+        )
+        at_least = min(self.rules.residual_min, len(draws))
+        picked = sorted(i for k, (draw, i) in enumerate(draws) if draw < rate or k < at_least)
         sample = out[picked]
         jobs, found, _, _ = self.scan(sample, [langs[i] for i in picked], ids=False)
         rows_with, entities = set(), Counter()

@@ -11,8 +11,10 @@ import typer
 from rich.console import Console
 
 from curate.errors import CurateError
+from curate.failures import CurateGroup
 
 app = typer.Typer(
+    cls=CurateGroup,
     help="LoRA/QLoRA fine-tuning on curated shards.",
     no_args_is_help=True,
     add_completion=False,
