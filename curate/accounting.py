@@ -19,7 +19,8 @@ class StageAccount:
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    # input lines that are not records and so not rows (the reader's blank lines), by kind
+    # input lines that are not records and so not rows (the reader's blank lines), by kind; and notes
+    # (`noted:` kinds) about rows that were kept or messages withheld (curate.withheld), by kind
     skipped: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: "StageAccount") -> None:

@@ -225,15 +225,19 @@ def init(
     ] = False,
 ) -> None:
     """Look at a sample of your data and write a pipeline (and gates) that fit it, printing each decision and why."""
+    from collections import Counter
+
     from curate import onboard
     from curate.io.sources import name_from_inputs
+    from curate.withheld import withheld
 
     inputs = [str(p) for p in data]
     try:
         target = output or Path("pipelines") / f"{name or name_from_inputs(inputs)}.yaml"
         gates = target.with_name(f"{target.name.removesuffix('.yaml').removesuffix('.yml')}.gates.yaml")
         onboard.check_targets((target, gates), force)  # before the (slow) look at the data
-        ins = onboard.inspect(inputs, sample)
+        with withheld(Counter()):  # library messages about the sample may quote its records
+            ins = onboard.inspect(inputs, sample)
         plan = onboard.plan(
             ins, task=task, name=name, inputs=inputs, pipeline_dir=target.resolve().parent, gates_file=gates.name
         )
@@ -303,11 +307,19 @@ def _summary(result) -> None:
                 f"  {a['stage']}: " + ", ".join(f"{k} {v:,}" for k, v in top[:6]) + (", …" if len(top) > 6 else ""),
                 highlight=False,
             )
-        if a.get("skipped"):  # input lines that are not records (blank lines), counted but not rows
-            out.print(
-                f"  {a['stage']}: skipped " + ", ".join(f"{k} {v:,}" for k, v in sorted(a["skipped"].items())),
-                highlight=False,
-            )
+        # input lines that are not records (blank lines, WARC requests), counted but not rows; and notes
+        # about records that were kept (`noted:` kinds: a crawl page's charset label was wrong)
+        for what, items in (
+            ("skipped", [(k, v) for k, v in a.get("skipped", {}).items() if not k.startswith("noted:")]),
+            (
+                "noted",
+                [(k.removeprefix("noted:"), v) for k, v in a.get("skipped", {}).items() if k.startswith("noted:")],
+            ),
+        ):
+            if items:
+                out.print(
+                    f"  {a['stage']}: {what} " + ", ".join(f"{k} {v:,}" for k, v in sorted(items)), highlight=False
+                )
     rows = m["rows"]
     out.print(
         f"input {rows['input']:,} → kept {rows['kept']:,}, dropped {rows['dropped']:,}, "
@@ -327,7 +339,8 @@ def _summary(result) -> None:
 def validate(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file to check.")]) -> None:
     """Check a pipeline, every rules and gates file it references, the files its stages name (eval sets,
     seed sets, lists) and that its inputs exist and can be read, without reading any data."""
-    from curate.config import check_inputs, load_pipeline
+    from curate.config import load_pipeline
+    from curate.io.sources import check_inputs
 
     try:
         spec = load_pipeline(pipeline)
@@ -438,14 +451,12 @@ def rejected(
     if rule:
         frame = frame.filter(pl.col("rule") == rule)
     if export:
-        if export.exists() and not force:
-            _fail(CurateError(f"{export} already exists; pass --force to overwrite it"))
-        if export.suffix == ".parquet":
-            frame.write_parquet(export)
-        elif export.suffix in (".jsonl", ".ndjson"):
-            frame.write_ndjson(export)
-        else:
-            _fail(CurateError(f"--export {export}: use a .parquet or .jsonl file name"))
+        from curate.io.outputs import export_rows
+
+        try:
+            export_rows(frame, export, force)
+        except CurateError as exc:
+            _fail(exc)
         out.print(f"wrote {frame.height:,} rows to {_display(export)}", highlight=False)
         return
     counts = frame.group_by("stage", "rule").len().sort("len", descending=True) if frame.height else frame

@@ -288,30 +288,6 @@ def check_referenced_files(index: int, stage: ResolvedStage, pipeline_path: Path
             )
 
 
-def check_inputs(pipeline: Pipeline) -> None:
-    """Every input can be read: a local file, glob or folder names existing, readable input files, and a
-    shards:// reference resolves in the catalog. URL inputs are not listed (that would go over the
-    network); a run checks those while resolving its inputs. For `curate validate`."""
-    from curate.catalog import Catalog
-    from curate.errors import CurateError, InputError
-    from curate.io.sources import _expand, is_url
-
-    for i, spec in enumerate(pipeline.spec.inputs):
-        where = f"{pipeline.path}: inputs[{i}]"
-        if spec.path is None or is_url(spec.path):
-            continue
-        if spec.path.startswith("shards://"):
-            try:
-                Catalog().resolve(spec.path)
-            except CurateError as exc:
-                raise type(exc)(f"{where}: {exc}") from None
-            continue
-        for path in _expand(spec, pipeline, where):
-            problem = unreadable(Path(path))
-            if problem:
-                raise InputError(f"{where}: input {problem}: {path}")
-
-
 def _check_columns(spec: PipelineSpec, stages: tuple[ResolvedStage, ...], path: Path) -> None:
     """Each stage's required columns come from the record schema, an input's `columns:` or an earlier
     stage: found now, not after minutes of work. Published shards (shards://) carry the columns of the

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ from curate.report.html import write_html
 from curate.sensitivity import StageTrace, sensitivity
 from curate.stages.base import StageContext
 from curate.stages.registry import STAGES
+from curate.withheld import withheld
 from curate.workdir import BATCHES, DONE, batch_dir, global_dir, kept_file, read_dir, rejected_files, segment_dir
 
 
@@ -210,11 +212,12 @@ def run_pipeline(
         run = _Run(pipeline, context, described, files, work, resolve_workers(workers, pipeline), progress)
         final, accounts, lengths_before = run.execute()
         rejected = _rejected(work, accounts)
-        what_if = (
-            run.sensitivity(final.collect(), {s: r.collect() for s, r in rejected.items()})
-            if pipeline.spec.sensitivity
-            else []
-        )
+        with withheld(Counter()):  # the replay's library messages may quote rejected rows
+            what_if = (
+                run.sensitivity(final.collect(), {s: r.collect() for s, r in rejected.items()})
+                if pipeline.spec.sensitivity
+                else []
+            )
         run.gate(FINAL, final.without(_sidecar_columns(pipeline, final)).lazy())  # the columns published in data/
         if run.gate_results:  # Data Docs once, for every gate point; its time counts as the last point's
             run.gate_results[-1]["seconds"] = round(run.gate_results[-1]["seconds"] + run.gate_runner.build_docs(), 3)

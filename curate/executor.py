@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from curate.io.shards import (
 from curate.profile import length_histogram
 from curate.sandbox import die_with
 from curate.stages.base import Stage, StageContext
+from curate.withheld import withheld
 from curate.workdir import DONE, batch_dir, kept_file, rejected_file
 
 
@@ -124,12 +126,14 @@ class Worker:
             done["lengths_before"] = length_histogram(df)
         for name in names:
             start = time.perf_counter()
-            stage = self.stages[name]
-            output = stage.run(df)
+            stage, notes = self.stages[name], Counter()
+            with withheld(notes):
+                output = stage.run(df)
             if output.summary is not None:
                 done.setdefault("summaries", {})[name] = output.summary
             kept, rejected, account = split_decisions(name, df, output.frame, rewrites_ids=stage.redacts)
             account.seconds = time.perf_counter() - start
+            account.skipped.update(notes)
             if rejected.height:
                 write_parquet(redactor.redact_rows(rejected) if name in before else rejected, rejected_file(out, name))
             accounts.append(account)
@@ -167,10 +171,12 @@ def run_global(rs: ResolvedStage, context: StageContext, out: Path, inputs: list
     if stage.decide_files is not None and context.pool is None and any(p.is_file() for p in inputs):
         return _run_global_files(stage, out, inputs)
     df = read_parquets(inputs)
-    start = time.perf_counter()
-    output = stage.run(df)
+    start, notes = time.perf_counter(), Counter()
+    with withheld(notes):
+        output = stage.run(df)
     kept, rejected, account = split_decisions(rs.name, df, output.frame)
     account.seconds = time.perf_counter() - start
+    account.skipped.update(notes)
     if rejected.height:
         write_parquet(rejected, rejected_file(out, rs.name))
     write_parquet(kept, kept_file(out))
@@ -189,7 +195,9 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     files = [p for p in inputs if p.is_file()]
     scratch = out / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
-    output = stage.run_files(files, scratch)
+    notes: Counter = Counter()
+    with withheld(notes):
+        output = stage.run_files(files, scratch)
     decided, decisions = _decisions(output.frame)
     inputs = RowFiles(files)  # the rows as read_parquets reads them, a row group at a time
     kept_out, rejected_out = ParquetAppender(kept_file(out)), ParquetAppender(rejected_file(out, stage.name))
@@ -213,6 +221,7 @@ def _run_global_files(stage: Stage, out: Path, inputs: list[Path]) -> dict:
     shutil.rmtree(scratch, ignore_errors=True)
     account.reasons = dict(sorted(account.reasons.items()))
     account.seconds = time.perf_counter() - start
+    account.skipped.update(notes)
     account.check()
     done = {"accounts": [account.to_dict()], "summary": output.summary, "rows_in": offset}
     write_json(out / DONE, done)

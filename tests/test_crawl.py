@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import brotli
@@ -17,10 +18,27 @@ from curate.config import load_pipeline
 from curate.errors import ConfigError
 from curate.io.crawl import CRAWL_COLUMNS
 from curate.io.parse import LocalFile, parse_rows
+from curate.io.readers import read_batches
 from curate.io.rows import Skipped, Truncated
+from curate.io.sources import resolve_inputs
 from curate.records import RecordError
 from tests.conftest import REPO, RULES, run, write_pipeline
-from tests.warcs import Rec, doc_files, doc_pages, pages_warc, record_id, write_warc
+from tests.warcs import (
+    Rec,
+    damage_crc,
+    damage_deflate,
+    doc_files,
+    doc_pages,
+    edit_record,
+    gzip_members,
+    header,
+    pages_warc,
+    record_id,
+    set_header,
+    shift_length,
+    warc_records,
+    write_warc,
+)
 
 MARKUP = re.compile(r"<div[\s>]|</p>|</a>|<a href|<span[\s>]|</li>")  # the manuals quote <divide> and <p>
 ARTICLE = (
@@ -242,3 +260,303 @@ def test_the_commoncrawl_pipeline_runs_a_warc_of_real_pages_to_gated_shards(tmp_
     df = pl.read_parquet(sorted((tmp_path / "out" / "data").glob("*.parquet")))
     assert df.height > 0 and set(CRAWL_COLUMNS) <= set(df.columns)
     assert not any(MARKUP.search(t) for t in df["text"].to_list())
+
+
+# -- a damaged file loses nothing it can read ------------------------------------------------------
+# Each test damages a WARC of real pages as a red team did (issue 37), reads it through the read stage
+# (whose accounting checks, batch by batch, that rows_in == kept + quarantined), and says which pages
+# were kept, which rows were quarantined with which rule, and that nothing else happened.
+
+
+def _pack(tmp_path: Path, n: int, gz: bool) -> tuple[bytes, list[str]]:
+    """A WARC of `n` real pages, a response record each after the warcinfo record (record i is page
+    i - 1; in a .warc.gz, gzip member i), and the pages' urls."""
+    pages = doc_pages(limit=n)
+    path = write_warc(tmp_path / ("packed.warc.gz" if gz else "packed.warc"), [Rec(u, b) for u, b in pages], False)
+    return path.read_bytes(), [u for u, _ in pages]
+
+
+def _read_crawl(tmp_path: Path, name: str, data: bytes, max_bytes: int = 2_000_000):
+    """What the read stage makes of a crawl file's bytes: the kept records' urls in order; the
+    quarantined rows in file order as (rule, the url its preview names or None, reason); the skipped
+    counts. Every row has a number of its own."""
+    (tmp_path / name).write_bytes(data)
+    pipeline = load_pipeline(write_pipeline(tmp_path, [{"path": name}], []))
+    batches = list(read_batches(resolve_inputs(pipeline), batch_size=1000, max_record_bytes=max_bytes))
+    accounts = [b.account() for b in batches]  # raises unless rows_in == kept + quarantined
+    records = pl.concat([b.records for b in batches], how="diagonal_relaxed")
+    rejected = pl.concat([b.quarantined for b in batches]).sort("src_row")
+    assert sum(a.rows_in for a in accounts) == records.height + rejected.height
+    rows = records["src_row"].to_list() + rejected["src_row"].to_list()
+    assert len(set(rows)) == len(rows)
+    quarantined = [
+        (rule, _named_url(raw), reason) for rule, raw, reason in rejected.select("rule", "raw", "reason").rows()
+    ]
+    skipped = Counter()
+    for account in accounts:
+        skipped.update(account.skipped)
+    return records.sort("src_row")["url"].to_list(), quarantined, dict(skipped)
+
+
+def _named_url(raw: str | None) -> str | None:
+    return raw.split("WARC-Target-URI: ")[1].split("\n")[0] if raw and "WARC-Target-URI: " in raw else None
+
+
+def _rules(quarantined) -> list[tuple[str, str | None]]:
+    return [(rule, url) for rule, url, _ in quarantined]
+
+
+@needs_docs
+@pytest.mark.parametrize(
+    "junk", [b"this is not gzip data, a log line appended by a careless script\n" * 30, b"\x1f\x8b\x08" + bytes(40)]
+)
+def test_junk_after_the_last_gzip_member_ends_the_file_after_every_record(tmp_path, junk):
+    data, urls = _pack(tmp_path, 5, gz=True)
+    kept, quarantined, skipped = _read_crawl(tmp_path, "crawl.warc.gz", data + junk)
+    assert kept == urls and skipped == {"warc_warcinfo": 1}
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("corrupt_bytes", None)
+    assert f"bytes {len(data):,}-{len(data) + len(junk):,} of the file skipped" in reason
+    # zeros after the last member are padding, not data
+    assert _read_crawl(tmp_path, "padded.warc.gz", data + bytes(4096))[:2] == (urls, [])
+
+
+@needs_docs
+def test_garbage_between_two_gzip_members_is_skipped_and_the_next_member_read(tmp_path):
+    data, urls = _pack(tmp_path, 5, gz=True)
+    at = gzip_members(data)[3][0]  # the member of the third page
+    garbage = b"GARBAGE \x00\xff" * 50
+    kept, quarantined, _ = _read_crawl(tmp_path, "crawl.warc.gz", data[:at] + garbage + data[at:])
+    assert kept == urls
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("corrupt_bytes", None)
+    assert f"bytes {at:,}-{at + len(garbage):,} of the file skipped" in reason and "not gzip data" in reason
+    assert f"reading resumed at the next gzip member, byte {at + len(garbage):,}" in reason
+
+
+@needs_docs
+@pytest.mark.parametrize("damage", [damage_crc, damage_deflate])
+def test_a_damaged_gzip_member_costs_its_own_record_and_the_later_members_are_read(tmp_path, damage):
+    data, urls = _pack(tmp_path, 5, gz=True)
+    start, end = gzip_members(data)[3]
+    kept, quarantined, _ = _read_crawl(tmp_path, "crawl.warc.gz", damage(data, 3))
+    assert kept == urls[:2] + urls[3:]
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("corrupt_record", urls[2])  # its headers inflated: the audit can find it
+    assert f"the gzip member that starts at byte {start:,} is corrupt" in reason and f"byte {end:,}" in reason
+
+
+@needs_docs
+def test_damage_in_a_file_of_one_gzip_member_costs_the_record_it_hits_and_says_what_was_skipped(tmp_path):
+    data, urls = _pack(tmp_path, 6, gz=False)
+    whole = gzip.compress(data, mtime=0)
+    at = len(whole) // 2
+    kept, quarantined, _ = _read_crawl(tmp_path, "crawl.warc.gz", whole[:at] + b"\xff" * 32 + whole[at + 32 :])
+    assert kept == urls[: len(kept)] and 0 < len(kept) < 6  # everything inflated before the damage
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("corrupt_record", urls[len(kept)])
+    assert f"bytes 0-{len(whole):,} of the file skipped" in reason and "no gzip member after it" in reason
+
+
+@needs_docs
+@pytest.mark.parametrize("name", ["crawl.warc", "crawl.warc.gz"])
+def test_a_record_with_no_target_uri_is_quarantined_and_the_records_after_it_read(tmp_path, name):
+    data, urls = _pack(tmp_path, 5, gz=name.endswith(".gz"))
+    damaged = edit_record(data, 3, lambda r: set_header(r, "WARC-Target-URI", None), gz=name.endswith(".gz"))
+    kept, quarantined, _ = _read_crawl(tmp_path, name, damaged)
+    assert kept == urls[:2] + urls[3:]
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("missing_header", None) and "response record at byte" in reason
+    assert "no WARC-Target-URI" in reason
+
+
+@needs_docs
+def test_garbage_between_two_records_of_a_plain_warc_is_skipped_and_the_next_record_read(tmp_path):
+    data, urls = _pack(tmp_path, 5, gz=False)
+    at = warc_records(data)[3][0]
+    garbage = b"a stray line a script wrote into the file\n" * 3
+    kept, quarantined, _ = _read_crawl(tmp_path, "crawl.warc", data[:at] + garbage + data[at:])
+    assert kept == urls  # the record before the garbage ended as it declared: it is kept
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("corrupt_bytes", None)
+    assert (
+        f"{len(garbage):,} bytes from byte {at:,} skipped to the next record header, at byte {at + len(garbage):,}"
+        in reason
+    )
+
+
+@needs_docs
+def test_a_gzip_member_whose_header_is_overwritten_is_one_corrupt_bytes_row(tmp_path):
+    data, urls = _pack(tmp_path, 5, gz=True)
+    start, end = gzip_members(data)[3]
+    kept, quarantined, _ = _read_crawl(tmp_path, "crawl.warc.gz", data[:start] + b"\xff" * 8 + data[start + 8 :])
+    assert kept == urls[:2] + urls[3:]  # the third page's bytes are in the range skipped
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("corrupt_bytes", None)
+    assert reason.startswith(f"bytes {start:,}-{end:,} of the file skipped: not gzip data")
+
+
+@needs_docs
+@pytest.mark.parametrize(("field", "why"), [("WARC-Type", "no WARC-Type"), ("Content-Length", "no Content-Length")])
+def test_a_record_missing_a_header_it_cannot_do_without_is_quarantined_and_the_next_read(tmp_path, field, why):
+    data, urls = _pack(tmp_path, 5, gz=False)
+    kept, quarantined, _ = _read_crawl(
+        tmp_path, "crawl.warc", edit_record(data, 3, lambda r: set_header(r, field, None), gz=False)
+    )
+    assert kept == urls[:2] + urls[3:]
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("missing_header", urls[2]) and why in reason
+
+
+@needs_docs
+@pytest.mark.parametrize("name", ["crawl.warc", "crawl.warc.gz", "one-member.warc.gz"])
+@pytest.mark.parametrize("by", [100, -100, 1, -1, 3_000_000, 10**10])
+def test_a_wrong_content_length_costs_the_lying_record_only(tmp_path, name, by):
+    gz = name == "crawl.warc.gz"
+    data, urls = _pack(tmp_path, 5, gz=gz)
+    damaged = edit_record(data, 3, lambda r: shift_length(r, by), gz=gz)
+    if name == "one-member.warc.gz":  # no member boundaries: the record boundaries alone resynchronise
+        damaged = gzip.compress(damaged, mtime=0)
+    kept, quarantined, _ = _read_crawl(tmp_path, name, damaged)
+    assert kept == urls[:2] + urls[3:]  # not the lying record with the next one's headers, nor short
+    [(rule, url, reason)] = quarantined
+    assert (rule, url) == ("bad_length", urls[2])
+    declared = int(header(_record_bytes(data, 3, gz), "Content-Length"))
+    assert f"declares Content-Length {declared + by:,}" in reason
+
+
+def _record_bytes(data: bytes, index: int, gz: bool) -> bytes:
+    if gz:
+        start, end = gzip_members(data)[index]
+        return gzip.decompress(data[start:end])
+    start, end = warc_records(data)[index]
+    return data[start:end]
+
+
+@needs_docs
+def test_a_record_that_holds_a_warc_inside_it_is_not_cut_at_the_inner_header(tmp_path):
+    inner = write_warc(tmp_path / "inner.warc", [Rec("https://inner.example/", _page())], False).read_bytes()
+    page = b"<html><body><p>An archived crawl:</p><pre>\r\n\r\n" + inner + b"</pre></body></html>"
+    data = write_warc(
+        tmp_path / "outer.warc", [Rec("https://outer.example/", page), Rec("https://b.example/", _page())]
+    )
+    kept, quarantined, _ = _read_crawl(tmp_path, "crawl.warc", data.read_bytes())
+    assert kept == ["https://outer.example/", "https://b.example/"] and quarantined == []
+
+
+@pytest.mark.parametrize("name", ["old.arc", "old.arc.gz"])
+@pytest.mark.parametrize("by", [30, -30])
+def test_an_arc_record_with_a_wrong_length_costs_that_record_only(tmp_path, name, by):
+    urls = [f"http://a{i}.example/" for i in range(5)]
+    data = _arc([(u, _page(f"page {i} " * 30)) for i, u in enumerate(urls)])
+    line_start = data.index(urls[2].encode())
+    line_end = data.index(b"\n", line_start)
+    fields = data[line_start:line_end].rsplit(b" ", 1)
+    data = data[:line_start] + fields[0] + b" %d" % (int(fields[1]) + by) + data[line_end:]
+    rows = _rows_of(tmp_path / name, gzip.compress(data) if name.endswith(".gz") else data)
+    assert [o["url"] for _, o, _ in rows if isinstance(o, dict)] == urls[:2] + urls[3:]
+    [error] = [o for _, o, _ in rows if isinstance(o, (RecordError, Truncated))]
+    assert error.rule == "bad_length" and f"declares Content-Length {int(fields[1]) + by:,}" in error.reason
+
+
+def _rows_of(path: Path, data: bytes) -> list[tuple[int, object, str | None]]:
+    path.write_bytes(data)
+    return _rows(path)
+
+
+@needs_docs
+@pytest.mark.parametrize("name", ["crawl.warc", "crawl.wet"])
+def test_a_plain_crawl_file_cut_inside_a_header_keeps_every_record_before_it_and_says_where(tmp_path, name):
+    data, urls = _pack(tmp_path, 5, gz=False)
+    start = warc_records(data)[4][0]
+    for cut in (start + 3, start + 40, start + data[start:].index(b"\r\n\r\n") + 2):  # the status line, a field
+        kept, quarantined, _ = _read_crawl(tmp_path, name, data[:cut])
+        assert kept == urls[:3]
+        [(rule, url, reason)] = quarantined
+        assert rule == "truncated_file" and f"inside the headers of the record at byte {start:,}" in reason
+
+
+def test_a_body_whose_bytes_do_not_match_its_declared_charset_is_read_as_what_it_is(tmp_path):
+    vietnamese = "Bệnh nhân cần uống thuốc đúng giờ mỗi ngày và tái khám sau hai tuần điều trị."
+    records = [
+        # ASCII/UTF-8 bytes labelled UTF-16, of an even length: they decode as UTF-16, to CJK mojibake
+        Rec("https://a.example/utf16-label", _even(_page()), content_type="text/html; charset=utf-16"),
+        Rec("https://a.example/utf16le-label", _even(_page(vietnamese)), content_type="text/html; charset=UTF-16LE"),
+        # valid multi-byte UTF-8 labelled windows-1252: read as cp1252 it would be "Bá»‡nh"
+        Rec("https://a.example/cp1252-label", _page(vietnamese), content_type="text/html; charset=windows-1252"),
+        # what the label says, and the bytes agree: still read with the label
+        Rec(
+            "https://a.example/utf16",
+            "\ufeff".encode("utf-16-le") + _page(vietnamese).decode().encode("utf-16-le"),
+            content_type="text/html; charset=utf-16",
+        ),
+        Rec(
+            "https://a.example/latin",
+            _page("café crème").decode().encode("cp1252"),
+            content_type="text/html; charset=windows-1252",
+        ),
+    ]
+    rows = _rows(write_warc(tmp_path / "cs.warc", records))
+    texts = {o["url"]: o["text"] for _, o, _ in rows if isinstance(o, dict)}
+    assert len(texts) == 5 and all(t.startswith("<!DOCTYPE html>") for t in texts.values())
+    assert ARTICLE in texts["https://a.example/utf16-label"]
+    assert (
+        vietnamese in texts["https://a.example/utf16le-label"] and vietnamese in texts["https://a.example/cp1252-label"]
+    )
+    assert vietnamese in texts["https://a.example/utf16"] and "café crème" in texts["https://a.example/latin"]
+    # the decision is counted: one note per record whose label was passed over
+    assert sum(o == Skipped("noted:charset_mislabelled") for _, o, _ in rows) == 3
+
+
+def _even(data: bytes) -> bytes:
+    return data + b" " * (len(data) % 2)
+
+
+def test_what_warcio_would_print_of_a_record_never_reaches_stderr_or_the_log(tmp_path, capfd, caplog):
+    secret = b"<p>Customer Maria Lopez wrote from maria.lopez1978@example.org with SSN 078-05-1120</p>"
+    page = b"<html><body><p>" + b"word " * 200 + b"</p>" + secret + b"</body></html>"
+    records = [
+        Rec("https://shop.example/a", page),
+        Rec("https://shop.example/short", page),  # its Content-Length will stop before the secret
+        Rec("https://shop.example/b", page),
+        Rec("https://shop.example/find me?from=maria.lopez1978@example.org", page),  # warcio logs this url
+        Rec(
+            "https://shop.example/broken-gzip",
+            gzip.compress(page)[:60] + b"\x00" * 200,
+            http_headers=[("Content-Encoding", "gzip")],
+        ),  # warcio prints zlib's error and a cut body
+    ]
+    data = write_warc(tmp_path / "w.warc", records, with_requests=False).read_bytes()
+    data = edit_record(data, 2, lambda r: shift_length(r, -len(secret) - 30), gz=False)
+    capfd.readouterr()  # what writing printed
+    caplog.clear()
+    kept, quarantined, skipped = _read_crawl(tmp_path, "crawl.warc", data)
+    assert kept == [
+        "https://shop.example/a",
+        "https://shop.example/b",
+        "https://shop.example/find%20me?from=maria.lopez1978@example.org",
+    ]
+    assert _rules(quarantined) == [
+        ("bad_length", "https://shop.example/short"),
+        ("invalid_encoding", "https://shop.example/broken-gzip"),
+    ]
+    assert skipped == {"warc_warcinfo": 1, "noted:warcio_warning": 1}  # the url warcio rewrote, counted
+    out, err = capfd.readouterr()
+    assert "maria" not in out + err and "078-05" not in out + err and err == ""
+    assert "maria" not in caplog.text and not caplog.records
+
+
+@needs_docs
+def test_a_run_over_a_crawl_damaged_every_way_accounts_for_every_row(tmp_path):
+    data, urls = _pack(tmp_path, 8, gz=True)
+    damaged = edit_record(data, 2, lambda r: shift_length(r, 77), gz=True)
+    damaged = edit_record(damaged, 4, lambda r: set_header(r, "WARC-Target-URI", None), gz=True)
+    at = gzip_members(damaged)[8][0]
+    damaged = damage_crc(damaged, 6)
+    damaged = damaged[:at] + b"garbage" * 20 + damaged[at:] + b"trailing junk"
+    (tmp_path / "crawl.warc.gz").write_bytes(damaged)
+    pipeline = write_pipeline(tmp_path, [{"path": str(tmp_path / "crawl.warc.gz")}], _stages("extract"))
+    result = run(pipeline, tmp_path / "out")
+    read = next(a for a in result.manifest["accounting"] if a["stage"] == "read")
+    assert read["reasons"] == {"bad_length": 1, "corrupt_bytes": 2, "corrupt_record": 1, "missing_header": 1}
+    assert read["kept"] == 5 and read["rows_in"] == read["kept"] + read["quarantined"] == 10

@@ -4,6 +4,7 @@ stops it, personal data never leaves the pii stage's reach, and every foreseeabl
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -201,3 +202,216 @@ def test_deadline_stops_python_code_and_is_gone_afterwards():
     with deadline(0.2):
         pass
     time.sleep(0.3)  # no alarm is left behind to fire later
+
+
+# --- every foreseeable failure is one clear line and a documented exit code ------------------------
+def test_a_full_disk_is_one_line_exit_5_and_a_rerun_resumes(tmp_path, monkeypatch):
+    import errno
+
+    import curate.executor
+
+    _records(tmp_path, n=30)
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}], batch_size=10)
+    real, calls = curate.executor.write_parquet, []
+
+    def full(df, target, *args, **kwargs):
+        calls.append(target)
+        if len(calls) > 2:  # the first batch is checkpointed, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real(df, target, *args, **kwargs)
+
+    monkeypatch.setattr(curate.executor, "write_parquet", full)
+    result = runner.invoke(app, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 5, result.output
+    line = " ".join(result.output.split())
+    assert line.startswith("error: disk full: ") and "run the same command again to resume" in line
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "manifest.json").exists()
+    monkeypatch.setattr(curate.executor, "write_parquet", real)
+    done = runner.invoke(app, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"]["kept"] == 30
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (OSError(30, "Read-only file system", "/data/out/x"), "read-only file system: /data/out/x"),
+        (PermissionError(13, "Permission denied", "/data/out"), "permission denied: /data/out"),
+        (MemoryError(), "out of memory"),
+    ],
+)
+def test_system_failures_are_one_line_with_exit_5(tmp_path, monkeypatch, error, words):
+    import curate.engine
+
+    _records(tmp_path)
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}])
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(curate.engine, "_publish", fail)
+    result = runner.invoke(app, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 5 and words in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+
+
+def _rejected_run(tmp_path: Path) -> Path:
+    (tmp_path / "in.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "text": "x" if i % 2 else f"A full sentence number {i}."}) + "\n"
+            for i in range(10)
+        )
+        + "not json\n"
+    )
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}])
+    run(path, tmp_path / "out")
+    return tmp_path / "out"
+
+
+def test_export_never_writes_through_a_link_nor_into_an_output_folder(tmp_path):
+    out = _rejected_run(tmp_path)
+    elsewhere = tmp_path / "elsewhere" / "target.jsonl"
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "rows.jsonl"
+    link.symlink_to(elsewhere)  # dangling: exists() is False
+    refused = runner.invoke(app, ["rejected", str(out), "--export", str(link)])
+    assert refused.exit_code == 2 and "is a link" in refused.output and not elsewhere.exists()
+    forced = runner.invoke(app, ["rejected", str(out), "--export", str(link), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert not link.is_symlink() and not elsewhere.exists()  # the link was replaced, not written through
+    assert [json.loads(x)["rule"] for x in link.read_text().splitlines()] == ["malformed_json"]
+    inside = runner.invoke(app, ["rejected", str(out), "--export", str(out / "rejected" / "read" / "again.jsonl")])
+    assert inside.exit_code == 2 and "is a curate output folder" in inside.output
+    assert not (out / "rejected" / "read" / "again.jsonl").exists()
+    nodir = runner.invoke(app, ["rejected", str(out), "--export", str(tmp_path / "nodir" / "x.jsonl")])
+    assert nodir.exit_code == 2 and "does not exist" in nodir.output and "Traceback" not in nodir.output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_ends_a_run_promptly_with_one_line_and_no_process_left(tmp_path, workers):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_extract import PAGE
+
+    pages = [PAGE] * 6 + [_nested(100_000)] + [PAGE] * 6  # the nested page keeps a worker busy for minutes
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"id": f"p{i}", "text": t}) + "\n" for i, t in enumerate(pages))
+    )
+    path = write_pipeline(
+        tmp_path, [{"path": "in.jsonl"}], [{"stage": "extract"}], batch_size=2, limits={"record_seconds": 600}
+    )
+    curate_bin = Path(sys.executable).parent / "curate"
+    proc = subprocess.Popen(
+        [str(curate_bin), "run", str(path), "--quiet", "--workers", str(workers), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    time.sleep(12)  # the workers are started and extracting
+    assert proc.poll() is None, proc.stdout.read().decode()
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the group gets it
+    try:
+        output = proc.communicate(timeout=20)[0].decode()
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output and "Traceback" not in output and "KeyboardInterrupt" not in output
+    time.sleep(0.5)
+    left = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    assert [line for line in left.splitlines() if "Z" not in line.split()[-1]] == []  # no live process of the run
+
+
+# --- personal data never leaves the pii stage's reach ------------------------------------------------
+def test_library_warnings_and_logs_that_quote_records_are_counted_not_printed(tmp_path, monkeypatch, capfd):
+    import logging
+    import warnings
+
+    from curate.stages.normalize import NormalizeStage
+
+    original = NormalizeStage.process
+
+    def chatty(self, df):
+        for text in df["text"].to_list():
+            warnings.warn(f"odd text: {text}", UserWarning, stacklevel=1)
+            logging.getLogger("somelib.parser").warning("could not parse %s", text)
+        return original(self, df)
+
+    monkeypatch.setattr(NormalizeStage, "process", chatty)
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a", "text": "Maria Lopez, maria.lopez@example.org"}) + "\n")
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}])
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    printed = result.output + "".join(capfd.readouterr())
+    assert "maria.lopez" not in printed and "Maria Lopez" not in printed
+    said = " ".join(printed.split())
+    assert "normalize: noted log_WARNING_from_somelib 1, warning_UserWarning_from_test_hostile 1" in said, said
+
+
+# addresses holding personal data (what must go) and ordinary links (what must stay), labelled by hand
+URL_CASES_CAUGHT = [
+    ("https://clinic.example/profile.html?email=maria.lopez@example.org&id=7", "maria.lopez@example.org"),
+    ("/profile.html?email=a.b@example.org", "a.b@example.org"),
+    ("See https://portal.example/u?contact=john.smith%40example.net&lang=en", "john.smith%40example.net"),
+    ("https://shop.example/track?phone=%2B1-415-555-0143&order=17", "%2B1-415-555-0143"),
+    ("Reset at https://app.example/reset?user=ann.lee@example.com#step2 now.", "ann.lee@example.com"),
+]
+URL_CASES_LEFT = [
+    "https://github.com/huggingface/sentence-transformers/blob/main/README.md?plain=1",
+    "https://docs.python.org/3/library/urllib.parse.html#urllib.parse.unquote_plus",
+    "http://localhost:8000/api/v1/items?page=2&per_page=50",
+    "https://www.example.com/search?q=how+to+store+insulin&hl=en",
+    "https://arxiv.org/abs/2406.17557?context=cs.CL",
+    "/usr/share/doc/python3/html/library/index.html?highlight=warc",
+]
+
+
+@pytest.mark.parametrize("profile", ["default", "web"])
+def test_personal_data_inside_addresses_is_redacted_and_ordinary_links_are_left(profile):
+    import polars as pl
+
+    from curate.schema import load_rules
+    from curate.stages.pii import PiiRules
+    from tests.conftest import RULES
+
+    stage = _pii(PiiRules.model_validate(load_rules(RULES / "pii" / f"{profile}.yaml")))
+    texts = [t for t, _ in URL_CASES_CAUGHT] + URL_CASES_LEFT
+    frame = pl.DataFrame({"id": [f"u{i}" for i in range(len(texts))], "text": ["A page."] * len(texts), "url": texts})
+    out = stage.process(frame)["url"].to_list()
+    for (_, secret), got in zip(URL_CASES_CAUGHT, out):
+        assert secret not in got and "<" in got, got
+    if profile == "web":  # the default profile replaces every link (its URL entity); the web one keeps them
+        assert out[len(URL_CASES_CAUGHT) :] == URL_CASES_LEFT
+
+
+# --- the held-out case, small: every hostile input at once, through the crawl pipeline ---------
+def test_a_hostile_crawl_run_deletes_nothing_loses_nothing_and_writes_no_address(tmp_path, curate_home):
+    import yaml
+
+    from bench.hostile import SECRET, crawl, rows, written_anywhere
+    from tests.conftest import REPO
+
+    pipeline = yaml.safe_load((REPO / "pipelines" / "commoncrawl.yaml").read_text())
+    for stage in pipeline["stages"]:
+        stage["rules"] = str((REPO / "pipelines" / stage["rules"]).resolve())
+    pipeline["gates"] = [{"rules": str((REPO / "pipelines" / g["rules"]).resolve())} for g in pipeline["gates"]]
+    pipeline["limits"] = {"record_seconds": 3}  # the nested page is stopped sooner than by the default 20 s
+    path = tmp_path / "crawl.yaml"
+    path.write_text(yaml.safe_dump(pipeline))
+    (tmp_path / "first").mkdir()
+    small, _ = crawl(tmp_path / "first", pages=6, hostile=False, junk=False)
+    warc, pages = crawl(tmp_path, pages=24)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(path), "-i", str(small), "-o", str(out), "-q"]).exit_code == 0
+    victim, before = _victim(tmp_path)
+    (out / "_work").symlink_to(victim, target_is_directory=True)
+    result = runner.invoke(app, ["run", str(path), "-i", str(warc), "-o", str(out), "-q", "--force"])
+    assert result.exit_code == 0, result.output
+    assert _tree(victim) == before
+    got = rows(out)
+    assert got["rows_in"] == pages + 1 and got["read_reasons"] == {"corrupt_bytes": 1}  # the junk, said
+    manifest = json.loads((out / "manifest.json").read_text())
+    extract = next(a for a in manifest["accounting"] if a["stage"] == "extract")
+    assert extract["reasons"].get("extract:timeout") == 1
+    assert SECRET not in result.output and not written_anywhere(out, curate_home)

@@ -5,9 +5,11 @@ give the same bytes."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,3 +102,73 @@ def write_warc(path: Path, records: list[Rec], with_requests: bool = True) -> Pa
 
 def pages_warc(path: Path, limit: int | None = None) -> Path:
     return write_warc(path, [Rec(url, body) for url, body in doc_pages(limit)])
+
+
+# -- damage, as a red team (or a bad disk, a buggy crawler) does it --------------------------------
+
+
+def gzip_members(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each gzip member of a .gz file's bytes."""
+    spans, at = [], 0
+    while at < len(data):
+        z = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        z.decompress(data[at:])
+        end = len(data) - len(z.unused_data)
+        spans.append((at, end))
+        at = end
+    return spans
+
+
+def warc_records(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each record of an uncompressed WARC's bytes, its trailing blank lines included."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    it = ArchiveIterator(io.BytesIO(data))
+    starts = []
+    for _ in it:
+        starts.append(it.get_record_offset())
+    return list(zip(starts, [*starts[1:], len(data)]))
+
+
+def edit_record(data: bytes, index: int, edit, gz: bool) -> bytes:
+    """The WARC's bytes with record `index` (its gzip member, in a .warc.gz) replaced by edit(its bytes)."""
+    if gz:
+        start, end = gzip_members(data)[index]
+        return data[:start] + gzip.compress(edit(gzip.decompress(data[start:end])), mtime=0) + data[end:]
+    start, end = warc_records(data)[index]
+    return data[:start] + edit(data[start:end]) + data[end:]
+
+
+def set_header(record: bytes, name: str, value: str | None) -> bytes:
+    """A WARC record's bytes with its header `name` set to `value` (removed when None)."""
+    head, sep, rest = record.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(name.lower().encode() + b":")]
+    if value is not None:
+        lines.insert(1, f"{name}: {value}".encode())
+    return b"\r\n".join(lines) + sep + rest
+
+
+def header(record: bytes, name: str) -> str:
+    head = record.partition(b"\r\n\r\n")[0].decode()
+    return next(
+        line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith(f"{name.lower()}:")
+    )
+
+
+def shift_length(record: bytes, by: int) -> bytes:
+    """A record that lies about its length by `by` bytes (the bytes stay as they are)."""
+    return set_header(record, "Content-Length", str(int(header(record, "Content-Length")) + by))
+
+
+def damage_crc(data: bytes, index: int) -> bytes:
+    """A .gz file with the CRC of member `index` wrong: the member inflates, its check fails."""
+    end = gzip_members(data)[index][1]
+    return data[: end - 8] + bytes([data[end - 8] ^ 0xFF]) + data[end - 7 :]
+
+
+def damage_deflate(data: bytes, index: int) -> bytes:
+    """A .gz file with 32 bytes of member `index`'s compressed data overwritten, a fifth of the way in:
+    zlib refuses the data there (or inflates garbage and the check fails at the member's end)."""
+    start, end = gzip_members(data)[index]
+    at = start + (end - start) // 5
+    return data[:at] + b"\xff" * 32 + data[at + 32 :]

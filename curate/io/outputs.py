@@ -398,3 +398,39 @@ def keep_copy(src: Path, dest: Path, files: list[str], link: bool = True) -> tup
         shutil.rmtree(dest)
     os.rename(staging, dest)
     return linked, copied
+
+
+def export_rows(frame, export: Path, force: bool) -> None:
+    """Write rows to a .parquet or .jsonl file the user names: never through a link (a link by that name
+    is replaced itself, with --force, as an existing file is), never into a curate output folder (a
+    later publish would replace it; the run's own rejected/ would count it twice), and whole or not at
+    all (a temporary file beside it, renamed into place)."""
+    import tempfile
+
+    if export.suffix not in (".parquet", ".jsonl", ".ndjson"):
+        raise OutputError(f"--export {export}: use a .parquet or .jsonl file name")
+    if (export.exists() or export.is_symlink()) and not force:
+        what = "is a link" if export.is_symlink() else "already exists"
+        raise OutputError(f"{export} {what}; pass --force to replace it, or choose another file")
+    if export.is_dir() and not export.is_symlink():
+        raise OutputError(f"--export {export}: is a folder; name a file")
+    folder = export.absolute().parent
+    if not folder.is_dir():
+        raise OutputError(f"--export {export}: the folder {folder} does not exist")
+    owner = next((p for p in (folder, *folder.parents) if (p / MARKER).is_file()), None)
+    if owner is not None:
+        raise OutputError(
+            f"--export {export}: {owner} is a curate output folder (publishing replaces what is in it); "
+            "choose a file outside it"
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{export.name}.", suffix=".part", dir=folder)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as any file the user writes, not mkstemp's 0600
+    try:
+        frame.write_parquet(tmp) if export.suffix == ".parquet" else frame.write_ndjson(tmp)
+        os.replace(tmp, export)  # replaces a link by that name, never what it points at
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from curate.config import InputSpec, Pipeline
+from curate.config import InputSpec, Pipeline, unreadable
 from curate.errors import CurateError, InputError
 from curate.io.crawl import CRAWL_COLUMNS, is_crawl
 from curate.io.parse import SUPPORTED, is_supported
@@ -198,3 +198,25 @@ def _label(path: Path | str, spec: InputSpec) -> str:
     """Stable, location-independent name for lineage columns (keeps shards byte-identical)."""
     name = PurePosixPath(path).name
     return f"demo/{name}" if spec.demo is not None else name
+
+
+def check_inputs(pipeline: Pipeline) -> None:
+    """Every input can be read: a local file, glob or folder names existing, readable input files, and a
+    shards:// reference resolves in the catalog. URL inputs are not listed (that would go over the
+    network); a run checks those while resolving its inputs. For `curate validate`."""
+    from curate.catalog import Catalog
+
+    for i, spec in enumerate(pipeline.spec.inputs):
+        where = f"{pipeline.path}: inputs[{i}]"
+        if spec.path is None or is_url(spec.path):
+            continue
+        if spec.path.startswith("shards://"):
+            try:
+                Catalog().resolve(spec.path)
+            except CurateError as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+            continue
+        for path in _expand(spec, pipeline, where):
+            problem = unreadable(Path(path))
+            if problem:
+                raise InputError(f"{where}: input {problem}: {path}")

@@ -47,7 +47,7 @@ PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9A-Za-z+]+)?>")
 URL_TOKEN = re.compile(r"""(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>"'`]+|[^\s<>"'`]*\?[^\s<>"'`]*=[^\s<>"'`]*""", re.I)
 URL_PART = re.compile(r"[^/?&=#;+]+")  # a path segment, a query key or value, a fragment
 # a part worth scanning on its own: what e-mails, phone and card numbers, IP addresses and keys hold
-URL_CANDIDATE = re.compile(r"@|\d{6,}|[A-Za-z0-9_-]{16,}|\d+\.\d+\.\d+\.\d+")
+URL_CANDIDATE = re.compile(r"@|(?:\d[-.\s()+]*){7,}|[A-Za-z0-9_-]{16,}|\d+\.\d+\.\d+\.\d+")
 
 
 def go_offline() -> None:

@@ -20,6 +20,7 @@ import os
 import re
 from collections import Counter
 from typing import Literal
+from urllib.parse import unquote_plus
 
 import orjson
 import polars as pl
@@ -860,7 +861,8 @@ class PiiStage(Stage):
                 continue
             for s in res:
                 value = jobs[j][2][offset + s.start : offset + s.end]
-                if s.entity == "PHONE_NUMBER" and not self._phone_layout.search(value):
+                # (a phone inside an address in code is percent-encoded there: its layout is the decoded one)
+                if s.entity == "PHONE_NUMBER" and not self._phone_layout.search(unquote_plus(value)):
                     continue
                 found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score))
         for spans in found:
