@@ -164,12 +164,12 @@ def case_crawl_held_out(code: Path, scratch: Path) -> Outcome:
     warc, records = crawl(scratch, pages=120)
     out = scratch / "out"
     first, _ = cli(
-        code, ["run", str(REPO / "pipelines/commoncrawl.yaml"), "-i", str(small), "-o", str(out), "-q"], scratch, home
+        code, ["run", str(code / "pipelines/commoncrawl.yaml"), "-i", str(small), "-o", str(out), "-q"], scratch, home
     )
     (out / "_work").symlink_to(user, target_is_directory=True)  # where the earlier run kept its work
     outcome, text = cli(
         code,
-        ["run", str(REPO / "pipelines/commoncrawl.yaml"), "-i", str(warc), "-o", str(out), "-q", "--force"],
+        ["run", str(code / "pipelines/commoncrawl.yaml"), "-i", str(warc), "-o", str(out), "-q", "--force"],
         scratch,
         home,
     )
@@ -194,7 +194,7 @@ def case_big_document(code: Path, scratch: Path) -> Outcome:
     out = scratch / "out"
     outcome, _ = cli(
         code,
-        ["run", str(REPO / "pipelines/pretrain.yaml"), "-i", str(scratch / "in.jsonl"), "-o", str(out), "-q"],
+        ["run", str(code / "pipelines/pretrain.yaml"), "-i", str(scratch / "in.jsonl"), "-o", str(out), "-q"],
         scratch,
         scratch / "home",
     )
@@ -202,31 +202,43 @@ def case_big_document(code: Path, scratch: Path) -> Outcome:
     return outcome
 
 
+PAGE = 22  # the record damaged: the 11th page (records: warcinfo, then a request and a response per page)
+
+
 def damage_cases() -> dict:
-    from tests.warcs import damage_crc, edit_record, set_header, shift_length
+    """name -> (gzip, the damage, how many pages a reader that loses nothing it can read keeps of 40)."""
+    from tests.warcs import damage_crc, edit_record, set_header, shift_length, warc_records
 
     def cut_in_header(data: bytes) -> bytes:
-        at = data.index(b"WARC/1.", len(data) // 2)
-        return data[: at + 40]
+        return data[: data.index(b"WARC/1.", len(data) // 2) + 40]
 
+    def before_the_cut(data: bytes) -> int:
+        cut = len(cut_in_header(data))
+        return sum(b"WARC-Type: response" in data[a:b] for a, b in warc_records(data) if b <= cut)
+
+    def page(edit):
+        return lambda gz: lambda d: edit_record(d, PAGE, edit, gz)
+
+    all_, one_less = (lambda d: 40), (lambda d: 39)
     return {
-        "junk after the last member": (True, lambda d: d + b"\n-- junk --\n" + bytes(range(256)) * 8),
-        "garbage between members": (True, lambda d: _between(d, b"\x00garbage\xff" * 50)),
-        "one CRC-damaged member": (True, lambda d: damage_crc(d, 21)),
-        "a record with no WARC-Target-URI": (
+        "junk after the last member": (True, lambda d: d + b"\n-- junk --\n" + bytes(range(256)) * 8, all_),
+        "garbage between members": (True, lambda d: _between(d, b"\x00garbage\xff" * 50), all_),
+        "one CRC-damaged member": (True, lambda d: damage_crc(d, PAGE), one_less),
+        "a page with no WARC-Target-URI": (
             True,
-            lambda d: edit_record(d, 21, lambda r: set_header(r, "WARC-Target-URI", None), True),
+            page(lambda r: set_header(r, "WARC-Target-URI", None))(True),
+            one_less,
         ),
-        "Content-Length 100 too long": (False, lambda d: edit_record(d, 21, lambda r: shift_length(r, 100), False)),
-        "Content-Length 100 too short": (False, lambda d: edit_record(d, 21, lambda r: shift_length(r, -100), False)),
-        "plain .warc cut inside a header": (False, cut_in_header),
+        "Content-Length 100 too long": (False, page(lambda r: shift_length(r, 100))(False), one_less),
+        "Content-Length 100 too short": (False, page(lambda r: shift_length(r, -100))(False), one_less),
+        "plain .warc cut inside a header": (False, cut_in_header, before_the_cut),
     }
 
 
 def _between(data: bytes, junk: bytes) -> bytes:
     from tests.warcs import gzip_members
 
-    at = gzip_members(data)[20][1]
+    at = gzip_members(data)[PAGE][1]
     return data[:at] + junk + data[at:]
 
 
@@ -240,7 +252,7 @@ def case_damaged_warcs(code: Path, scratch: Path) -> list[tuple[str, Outcome]]:
         json.dumps({"name": "read", "inputs": [{"path": "x.warc"}], "stages": [], "sensitivity": False})
     )
     found = []
-    for name, (gz, damage) in damage_cases().items():
+    for name, (gz, damage, whole) in damage_cases().items():
         folder = scratch / name.replace(" ", "-").replace(".", "")
         folder.mkdir()
         clean = write_warc(folder / ("clean.warc.gz" if gz else "clean.warc"), pages)
@@ -248,7 +260,7 @@ def case_damaged_warcs(code: Path, scratch: Path) -> list[tuple[str, Outcome]]:
         bad.write_bytes(damage(clean.read_bytes()))
         out = folder / "out"
         outcome, text = cli(code, ["run", str(pipeline), "-i", str(bad), "-o", str(out), "-q"], folder, folder / "home")
-        outcome.facts = {"pages_in_the_crawl": len(pages), **rows(out)}
+        outcome.facts = {"pages_in_the_crawl": len(pages), **rows(out), "whole_pages": whole(clean.read_bytes())}
         if outcome.facts.get("published"):
             import polars as pl
 
@@ -258,22 +270,26 @@ def case_damaged_warcs(code: Path, scratch: Path) -> list[tuple[str, Outcome]]:
 
 
 def case_catalog_race(code: Path, scratch: Path) -> Outcome:
-    """2 processes x 150 registrations of one version at different folders: locations kept."""
+    """2 processes x 150 registrations of one version at different folders, started together: locations kept."""
     script = (
-        "import sys\nfrom pathlib import Path\nfrom curate.catalog import Catalog\n"
-        "c = Catalog()\nfor i in range(150):\n"
+        "import sys, time\nfrom pathlib import Path\nfrom curate.catalog import Catalog\n"
+        "c = Catalog()\ntime.sleep(max(0.0, float(sys.argv[2]) - time.time()))\nfor i in range(150):\n"
         "    c.register(Path(f'/data/{sys.argv[1]}/{i}'), {'name': 'race', 'version': 'abcdef12', "
         "'created': '2026-12-07T00:00:00+00:00', 'status': 'ok', 'rows': {'kept': 1}})\n"
     )
     env = {**os.environ, "PYTHONPATH": str(code), "CURATE_HOME": str(scratch / "home")}
-    started = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-c", script, w], env=env, stderr=subprocess.PIPE) for w in "ab"]
+    start_at = str(time.time() + 8)  # both have imported curate by then: their writes overlap
+    procs = [
+        # cwd: the scratch folder, so `-c` finds `code`'s curate, not the one in the current directory
+        subprocess.Popen([sys.executable, "-c", script, w, start_at], cwd=scratch, env=env, stderr=subprocess.PIPE)
+        for w in "ab"
+    ]
     errors = [p.communicate()[1].decode() for p in procs]
     entry = scratch / "home" / "catalog" / "race" / "abcdef12.json"
     kept = len(json.loads(entry.read_text())["locations"]) if entry.is_file() else 0
     return Outcome(
         exit=max(p.returncode for p in procs),
-        seconds=round(time.monotonic() - started, 1),
+        seconds=round(time.time() - float(start_at), 1),
         lines=sum(len(e.splitlines()) for e in errors),
         traceback=any("Traceback" in e for e in errors),
         leaked=False,
@@ -285,7 +301,7 @@ def case_ctrl_c(code: Path, scratch: Path) -> Outcome:
     """Ctrl-C (SIGINT to the process group) 15 s into the demo pipeline with 2 workers."""
     outcome, text = cli(
         code,
-        ["run", str(REPO / "pipelines/demo.yaml"), "-o", str(scratch / "out"), "-w", "2"],
+        ["run", str(code / "pipelines/demo.yaml"), "-o", str(scratch / "out"), "-w", "2"],
         scratch,
         scratch / "home",
         interrupt_after=15,
@@ -302,7 +318,7 @@ def case_disk_full(code: Path, scratch: Path) -> Outcome | None:
         return None
     try:
         outcome, text = cli(
-            code, ["run", str(REPO / "pipelines/demo.yaml"), "-o", str(mount / "out")], scratch, scratch / "home"
+            code, ["run", str(code / "pipelines/demo.yaml"), "-o", str(mount / "out")], scratch, scratch / "home"
         )
         outcome.facts = {"last_line": text.replace("\r", "\n").strip().splitlines()[-1][:160] if text.strip() else ""}
         return outcome
@@ -311,14 +327,16 @@ def case_disk_full(code: Path, scratch: Path) -> Outcome | None:
 
 
 def case_alias_bomb(code: Path, scratch: Path) -> Outcome:
-    """`curate validate` of a pipeline of ~500 bytes whose YAML aliases expand to 10^9 nodes."""
+    """`curate validate` of a pipeline of ~700 bytes whose YAML aliases, under a key that takes any value
+    (ray.runtime_env), expand to 10^9 strings."""
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
     for i, name in enumerate("bcdefghi"):
-        prev = "abcdefghi"[i]
-        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
-    (scratch / "bomb.yaml").write_text("name: bomb\ninputs: [{path: x.jsonl}]\n" + "\n".join(lines) + "\n")
-    env_cap = 60
-    outcome, _ = cli(code, ["validate", str(scratch / "bomb.yaml")], scratch, scratch / "home", cap=env_cap)
+        lines.append(f"{name}: &{name} [{','.join(['*' + 'abcdefghi'[i]] * 10)}]")
+    anchors = "\n".join("    " + line for line in lines)
+    (scratch / "bomb.yaml").write_text(f"name: bomb\ninputs: [{{path: x.jsonl}}]\nray:\n  runtime_env:\n{anchors}\n")
+    (scratch / "x.jsonl").write_text(json.dumps({"text": "a record"}) + "\n")
+    outcome, _ = cli(code, ["validate", str(scratch / "bomb.yaml")], scratch, scratch / "home", cap=60)
+    outcome.facts = {"bytes": (scratch / "bomb.yaml").stat().st_size}
     return outcome
 
 
@@ -389,25 +407,27 @@ def limits_cost(pages: int = 244) -> dict:
     stage = ExtractStage("extract", ExtractRules.model_validate(load_rules(REPO / "rules/extract/default.yaml")))
     stage.setup()
     stage.run(frame.head(2))  # the sandbox's start is a one-off per worker, not per page
-    out = {}
-    start = time.perf_counter()
-    stage.run(frame)
-    out["extract, sandbox + time limit"] = time.perf_counter() - start
-    start = time.perf_counter()
-    for page in html:
-        main_text(page, **stage.options)
-    out["extract, engine in-process"] = time.perf_counter() - start
-    stage.sandbox.close()
     from pydoc_data.topics import topics
 
     texts = pl.DataFrame({"id": list(topics), "text": list(topics.values())})
     rules = PiiRules.model_validate(load_rules(REPO / "rules/pii/default.yaml"))
+    piis = {}
     for label, seconds in (("pii, deadline per record", 20.0), ("pii, no limit", None)):
-        pii = PiiStage("pii", rules, StageContext(record_seconds=seconds))
-        pii.setup()
-        start = time.perf_counter()
-        pii.run(texts)
-        out[label] = time.perf_counter() - start
+        piis[label] = PiiStage("pii", rules, StageContext(record_seconds=seconds))
+        piis[label].setup()
+        piis[label].run(texts.head(5))
+    runs = {
+        "extract, sandbox + time limit": lambda: stage.run(frame),
+        "extract, engine in-process": lambda: [main_text(page, **stage.options) for page in html],
+        **{label: (lambda p=p: p.run(texts)) for label, p in piis.items()},
+    }
+    out: dict[str, float] = {}
+    for _ in range(3):  # best of 3, the variants taking turns
+        for label, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            out[label] = min(out.get(label, float("inf")), time.perf_counter() - start)
+    stage.sandbox.close()
     return {
         "pages": len(html),
         "pii_records": texts.height,
@@ -426,9 +446,8 @@ def passed(name: str, o: Outcome) -> bool:
     if name == "big document":
         return o.exit == 0 and f.get("rows_in") == f["records"]
     if name.startswith("damaged WARC"):
-        return (
-            o.exit == 0 and f.get("pages_read", 0) >= f["pages_in_the_crawl"] - 1 and not o.leaked and not o.traceback
-        )
+        said = f.get("rows_in", 0) >= f.get("pages_read", 0) + 1  # the damage is a row, with its reason
+        return o.exit == 0 and f.get("pages_read") == f["whole_pages"] and said and not o.traceback
     if name == "catalog race":
         return o.exit == 0 and f["kept"] == f["registrations"]
     if name == "ctrl-c":

@@ -150,6 +150,7 @@ def main() -> None:
             "train",
             "extract",
             "scale",
+            "hostile",
         ],
     )
     args = parser.parse_args()
@@ -192,6 +193,8 @@ def main() -> None:
         )
     if args.only in (None, "safety"):  # what the publishing, PII and bounded-read guarantees cost
         subprocess.run([sys.executable, "-m", "bench.safety"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "hostile"):  # hostile input and misuse, beside the code before issue 37
+        subprocess.run([sys.executable, "-m", "bench.hostile"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     _markdown()
     print((RESULTS / "README.md").read_text())
 
@@ -307,6 +310,7 @@ def _markdown() -> None:
     lines += _retrieve_markdown()
     lines += _scaling_markdown()
     lines += _safety_markdown()
+    lines += hostile_markdown()
     lines += _real_markdown()
     lines += extract_table(_result("extract"))
     lines += scale_table(_result("scale"))
@@ -499,6 +503,66 @@ def _result(name: str) -> dict | None:
     """bench/results/<name>.json, None if that benchmark has not run."""
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def hostile_markdown() -> list[str]:
+    """bench/results/hostile.json as a table: each case with the code before issue 37 and this code."""
+    r = _result("hostile")
+    if r is None:
+        return []
+
+    def said(o: dict | None) -> str:
+        if o is None:
+            return "not run"
+        f = o["facts"]
+        parts = ["stopped at the time cap" if o["exit"] is None else f"exit {o['exit']}", f"{o['seconds']} s"]
+        if o["exit"] is None:  # stopped: what its folder holds is an earlier run's
+            pass
+        elif "pages_read" in f:
+            parts.append(f"{f['pages_read']} of {f['whole_pages']} whole pages read")
+        elif "rows_in" in f and "pages_in_the_crawl" in f:
+            parts.append(f"{f['rows_in']} rows for {f['pages_in_the_crawl']} pages")
+        if f.get("read_reasons"):
+            parts.append(", ".join(f"{k} {v}" for k, v in f["read_reasons"].items()))
+        if "user_files_intact" in f:
+            parts.append("user files intact" if f["user_files_intact"] else "**user files deleted**")
+        if "kept" in f:
+            parts.append(f"{f['kept']} of {f['registrations']} registrations kept")
+        if f.get("written_through_the_link"):
+            parts.append("**written through the link**")
+        if o["traceback"]:
+            parts.append(f"**traceback** ({o['lines']} lines)")
+        elif o["exit"] not in (0, None):
+            parts.append(f"{o['lines']} line(s)")
+        if o["leaked"]:
+            parts.append("**address printed**")
+        return "; ".join(parts)
+
+    lines = [
+        "## hostile: hostile input and misuse (issue 37)",
+        "",
+        f"`bench/hostile.py`, {r['when']}, code {r['code']} beside {r['baseline']} (the code before the issue), "
+        f"{r['machine']['cpus']} CPUs: {sum(c['passed'] for c in r['cases'])} of {len(r['cases'])} cases pass.",
+        "",
+        "| case | before | this code | passes |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['case']} | {said(c['baseline'])} | {said(c['this_code'])} | {'yes' if c['passed'] else '**no**'} |"
+        for c in r["cases"]
+    ]
+    cost = r.get("limits_cost")
+    if cost:
+        sec = cost["seconds"]
+        lines += [
+            "",
+            f"What the per-record limits cost on normal input (best of 3, one process): extract on {cost['pages']} "
+            f"manual pages in the sandbox {sec['extract, sandbox + time limit']} s vs the engine in-process "
+            f"{sec['extract, engine in-process']} s ({cost['extract_ratio']}x); pii (default rules) on "
+            f"{cost['pii_records']} Python reference topics with a deadline per record "
+            f"{sec['pii, deadline per record']} s vs none {sec['pii, no limit']} s ({cost['pii_ratio']}x).",
+        ]
+    return lines + [""]
 
 
 def _safety_markdown() -> list[str]:

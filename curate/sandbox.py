@@ -25,10 +25,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from curate.errors import CurateError
+
 DEFAULT_RECORD_SECONDS = 20.0  # a web page takes milliseconds; one that takes this long is hostile
 
 
-STARTUP_SECONDS = 60.0  # what a new child may take to import its function's module, beyond the item's limit
+STARTUP_SECONDS = 120.0  # what a new child may take to import its function's module
 
 
 class RecordTimeout(Exception):
@@ -80,6 +82,7 @@ def _serve(conn, target: str, options: dict, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills this child
     die_with(parent)
     func = _resolve(target)
+    conn.send("ready")
     while True:
         try:
             batch = conn.recv()
@@ -107,18 +110,29 @@ class Sandbox:
         self.target, self.options, self.seconds = target, options or {}, seconds
         self._proc = None
         self._conn = None
-        self._fresh = False  # started for the batch being sent: its first answer waits for the imports too
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_serve, args=(child, self.target, self.options, os.getpid()), name="curate-sandbox", daemon=True
-        )
-        self._proc.start()
-        child.close()
-        self._fresh = True
-        self._finalizer = weakref.finalize(self, _stop, self._proc, self._conn)  # a dropped sandbox ends its child
+        """A new child, ready once it has imported the function; one that cannot start (3 tries) is not one
+        record's fault, and stops the run with a clear error."""
+        for _ in range(3):
+            ctx = multiprocessing.get_context("spawn")
+            self._conn, child = ctx.Pipe()
+            self._proc = ctx.Process(
+                target=_serve, args=(child, self.target, self.options, os.getpid()), name="curate-sandbox", daemon=True
+            )
+            self._proc.start()
+            child.close()
+            self._finalizer = weakref.finalize(self, _stop, self._proc, self._conn)  # a dropped sandbox ends its child
+            if self._conn.poll(STARTUP_SECONDS) and self._ready():
+                return
+            self.close()
+        raise CurateError(f"the sandbox process for {self.target} does not start (3 tries)")
+
+    def _ready(self) -> bool:
+        try:
+            return self._conn.recv() == "ready"
+        except EOFError:  # it died while importing
+            return False
 
     def close(self) -> None:
         if self._proc is not None:
@@ -138,7 +152,13 @@ class Sandbox:
             while todo:
                 if self._proc is None:
                     self._start()
-                self._conn.send(todo)
+                try:
+                    self._conn.send(todo)
+                except (BrokenPipeError, ConnectionResetError):  # the child died before it read: the item
+                    self.close()  # it was starting on is answered as failed, so every loop makes progress
+                    results[todo[0][0]] = RuntimeError("the worker died")
+                    todo = todo[1:]
+                    continue
                 todo = self._collect(todo, results)
         except BaseException:  # Ctrl-C or a broken child: never leave it running
             self.close()
@@ -149,8 +169,7 @@ class Sandbox:
         """Read the answers to `todo` in order; on a timeout (or a dead child) the item is answered with
         the error, the child replaced, and the items after it returned to be sent again."""
         for pos, (index, _) in enumerate(todo):
-            limit = self.seconds + (STARTUP_SECONDS if self._fresh else 0.0)
-            self._fresh = False
+            limit = self.seconds
             started = time.monotonic()
             while not self._conn.poll(min(1.0, max(0.0, limit - (time.monotonic() - started)))):
                 if time.monotonic() - started >= limit or not self._proc.is_alive():
@@ -162,7 +181,12 @@ class Sandbox:
                         else RuntimeError(why)
                     )
                     return todo[pos + 1 :]
-            got, ok, value = self._conn.recv()
+            try:
+                got, ok, value = self._conn.recv()
+            except EOFError:  # it died on this item (a native crash, the OOM killer)
+                results[index] = RuntimeError(f"the worker died (exit {self._proc.join() or self._proc.exitcode})")
+                self.close()
+                return todo[pos + 1 :]
             assert got == index, "the child answers in order"
             results[index] = value if ok else RuntimeError(value)
         return []

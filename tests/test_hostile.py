@@ -415,3 +415,29 @@ def test_a_hostile_crawl_run_deletes_nothing_loses_nothing_and_writes_no_address
     extract = next(a for a in manifest["accounting"] if a["stage"] == "extract")
     assert extract["reasons"].get("extract:timeout") == 1
     assert SECRET not in result.output and not written_anywhere(out, curate_home)
+
+
+def crash_on(item: str) -> str:
+    """For the sandbox test: a native crash (the process ends) on one item."""
+    if item == "crash":
+        os._exit(3)
+    return item.upper()
+
+
+def test_a_record_that_kills_the_sandbox_is_answered_as_failed_and_the_rest_are_done():
+    from curate.errors import CurateError
+    from curate.sandbox import Sandbox
+
+    with Sandbox("tests.test_hostile:crash_on", seconds=30) as box:
+        got = box.map(["a", "crash", "b", "crash", "crash", "c"])
+    assert [g if isinstance(g, str) else type(g).__name__ for g in got] == [
+        "A",
+        "RuntimeError",
+        "B",
+        "RuntimeError",
+        "RuntimeError",
+        "C",
+    ]
+    assert "the worker died (exit 3)" in str(got[1])
+    with pytest.raises(CurateError, match="does not start"):
+        Sandbox("tests.no_such_module:f").map(["a"])
