@@ -497,6 +497,7 @@ def main() -> None:
                             "baseline": asdict(both["baseline"]) if both.get("baseline") else None,
                             "this_code": asdict(both["this code"]),
                             "passed": passed(sub, both["this code"]),
+                            "baseline_passed": passed(sub, both["baseline"]) if both.get("baseline") else None,
                         }
                     )
                     print(sub, "passed" if results[-1]["passed"] else "FAILED", flush=True)

@@ -441,3 +441,12 @@ def test_a_record_that_kills_the_sandbox_is_answered_as_failed_and_the_rest_are_
     assert "the worker died (exit 3)" in str(got[1])
     with pytest.raises(CurateError, match="does not start"):
         Sandbox("tests.no_such_module:f").map(["a"])
+
+
+def test_a_catalog_that_cannot_be_written_stops_the_run_before_any_work(tmp_path, curate_home):
+    _records(tmp_path)
+    path = write_pipeline(tmp_path, [{"path": "in.jsonl"}], [{"stage": "normalize"}])
+    (curate_home / "catalog").write_text("not a folder")  # as a read-only mount: the catalog cannot be written
+    result = runner.invoke(app, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "cannot write the catalog folder" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()  # refused before the output folder was even claimed
