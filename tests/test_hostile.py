@@ -450,3 +450,40 @@ def test_a_catalog_that_cannot_be_written_stops_the_run_before_any_work(tmp_path
     result = runner.invoke(app, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "cannot write the catalog folder" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()  # refused before the output folder was even claimed
+
+
+# inputs that make backtracking regexes super-linear: long runs a pattern's pieces can split many ways
+ADVERSARIAL = {
+    "spaces": "MRN" + " " * 12_000 + "x",
+    "whitespace": "name:" + " \t\n" * 4_000 + "x",
+    "digits": "1" * 12_000,
+    "hyphenated numbers": "-1" * 6_000,
+    "slashed numbers": "1/" * 6_000,
+    "dots": "a." * 6_000,
+    "colons": ":" * 12_000 + "x",
+    "keywords": "số nhà " * 2_000,
+    "capitalised words": "Nguyễn " * 2_000,
+}
+
+
+@pytest.mark.parametrize("profile", ["default", "hipaa", "web"])
+def test_no_pii_pattern_backtracks_for_seconds_on_long_runs(profile):
+    """Every recognizer of a profile matches 12,000 adversarial characters within 2 s (the regex module's own
+    timeout); before, the MRN lookbehind took 6 s on 1,800 characters and a Vietnamese address pattern 50 s on
+    12,000. A record's analysis is also bounded as a whole by limits.record_seconds (pii:timeout)."""
+    import regex
+
+    from curate.schema import load_rules
+    from curate.stages.pii import PiiRules
+    from tests.conftest import RULES
+
+    rules = PiiRules.model_validate(load_rules(RULES / "pii" / f"{profile}.yaml"))
+    for rec in rules.recognizers:
+        flags = regex.DOTALL | regex.MULTILINE | (0 if rec.case_sensitive else regex.IGNORECASE)
+        for p in rec.patterns:
+            pattern = regex.compile(rules.expand(p.regex), flags)
+            for name, text in ADVERSARIAL.items():
+                try:
+                    list(pattern.finditer(text, timeout=2.0))
+                except TimeoutError:
+                    pytest.fail(f"{rec.name}: over 2 s on {name}: {p.regex[:120]}")
