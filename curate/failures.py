@@ -7,6 +7,7 @@ Every `curate` command runs inside `CurateGroup.invoke`, so the mapping is in on
 from __future__ import annotations
 
 import errno
+import os
 from concurrent.futures.process import BrokenProcessPool
 
 import typer
@@ -47,6 +48,8 @@ class CurateGroup(TyperGroup):
         from rich.console import Console
         from rich.markup import escape
 
+        if os.environ.get("CURATE_DEBUG"):  # the traceback, for a bug report
+            return super().invoke(ctx)
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:

@@ -92,7 +92,8 @@ def _serve(conn, target: str, options: dict, parent: int) -> None:
             try:
                 conn.send((index, True, func(item, **options)))
             except Exception as exc:  # noqa: BLE001 - the item's failure is the caller's to report
-                conn.send((index, False, f"{type(exc).__name__}: {str(exc)[:200]}"))
+                # the type only: a message can quote the record, and reasons never quote values
+                conn.send((index, False, f"the engine failed with {type(exc).__name__}"))
 
 
 def _stop(proc, conn) -> None:
@@ -184,7 +185,8 @@ class Sandbox:
             try:
                 got, ok, value = self._conn.recv()
             except EOFError:  # it died on this item (a native crash, the OOM killer)
-                results[index] = RuntimeError(f"the worker died (exit {self._proc.join() or self._proc.exitcode})")
+                self._proc.join()
+                results[index] = RuntimeError(f"the worker died (exit {self._proc.exitcode})")
                 self.close()
                 return todo[pos + 1 :]
             assert got == index, "the child answers in order"
