@@ -253,16 +253,11 @@ TRANSLATOR = re.compile(r"^Last-Translator:[ \t]*(?P<name>\w+(?:[ \t]+\w+)+)[ \t
 FOUND_AS = {"PERSON", "STREET_ADDRESS", "LOCATION", "DATE_TIME"}
 
 
-def os_catalogs(sample: int = 3000, seed: int = 0) -> dict | None:
-    """Real Vietnamese nobody here wrote: the translations of the OS's message catalogs (.mo files of
-    Debian packages). Their headers name the translators ("Last-Translator: Trần Ngọc Quân <...>"):
-    gold names. Their UI strings hold no personal data: every name, address, place or date found in a
-    seeded sample of them is a false positive (e-mails and URLs there are real and not counted)."""
+def catalog_strings() -> tuple[list[str], list[str]]:
+    """The headers (which name translators) and the UI strings over 20 characters of the OS's Vietnamese
+    message catalogs, in file order."""
     import gettext
-    import random
 
-    if not CATALOGS.is_dir():
-        return None
     strings, headers = [], []
     for path in sorted(CATALOGS.glob("*.mo")):
         try:
@@ -275,6 +270,19 @@ def os_catalogs(sample: int = 3000, seed: int = 0) -> dict | None:
                 headers.append(value)
             elif isinstance(value, str) and len(value) > 20:
                 strings.append(value)
+    return headers, strings
+
+
+def os_catalogs(sample: int = 3000, seed: int = 0) -> dict | None:
+    """Real Vietnamese nobody here wrote: the translations of the OS's message catalogs (.mo files of
+    Debian packages). Their headers name the translators ("Last-Translator: Trần Ngọc Quân <...>"):
+    gold names. Their UI strings hold no personal data: every name, address, place or date found in a
+    seeded sample of them is a false positive (e-mails and URLs there are real and not counted)."""
+    import random
+
+    if not CATALOGS.is_dir():
+        return None
+    headers, strings = catalog_strings()
     random.Random(seed).shuffle(strings)
     strings = strings[:sample]
     gold = [

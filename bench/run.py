@@ -141,6 +141,7 @@ def main() -> None:
             "dedup",
             "sensitivity",
             "pii",
+            "pii_precision",
             "gates",
             "retrieve",
             "scaling",
@@ -165,6 +166,11 @@ def main() -> None:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one BLAS thread per process, as the engine's workers
         for module in ("bench.pii_eval", "bench.pii_speed"):
             subprocess.run([sys.executable, "-m", module], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "pii", "pii_precision"):  # what the shipped profiles change on real data (issue 33)
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        subprocess.run(
+            [sys.executable, "-m", "bench.pii_precision"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+        )
     if args.only in (None, "retrieve"):
         subprocess.run([sys.executable, "-m", "bench.retrieve"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "gates"):
@@ -306,6 +312,7 @@ def _markdown() -> None:
             )
         lines.append("")
     lines += _pii_markdown()
+    lines += pii_precision_table(_result("pii_precision"))
     lines += _gates_markdown()
     lines += _retrieve_markdown()
     lines += _scaling_markdown()
@@ -722,6 +729,33 @@ def _gates_markdown() -> list[str]:
         f"{r['all_runs_seconds']}).",
         "",
     ]
+
+
+def pii_precision_table(r: dict | None) -> list[str]:
+    """bench/pii_precision.py's table: per set and profile, the records the pii stage changed and why."""
+    if r is None:
+        return []
+
+    def top(counts: dict) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in list(counts.items())[:3]) or "–"
+
+    lines = [
+        f"## {r['benchmark']}",
+        "",
+        f"bench/pii_precision.py, {r['date']}, commit {r['commit']}, {r['machine']['cpus']} CPUs, {r['seconds']} s. "
+        f"{r['sampling']}. Every change is a candidate false positive: the sets hold no private person's data on "
+        "purpose; the JSON has a sample of changed spans per set and profile to label.",
+        "",
+        "| set | profile | records | changed | top entity types (redactions) | top reasons (redactions) |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for name, profiles in r["results"].items():
+        for profile, x in profiles.items():
+            lines.append(
+                f"| {name} | {profile} | {x['records']:,} | {x['changed_share']:.1%} | "
+                f"{top(x['redactions_by_entity'])} | {top(x['redactions_by_reason'])} |"
+            )
+    return lines + [""]
 
 
 def _pii_markdown() -> list[str]:
