@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -212,23 +211,17 @@ class Catalog:
         an update; waits up to LOCK_WAIT_S for another holder. An OSError inside is a CatalogError."""
         from curate.io.outputs import Lock, OutputError
 
-        lock = Lock(self.root / f".{check_name(name)}.lock", f"the catalog entries of '{name}'")
-        deadline, pause = time.monotonic() + LOCK_WAIT_S, 0.001
+        lock = Lock(self.root / f".{check_name(name)}.lock", f"the catalog entries of '{name}'", wait=LOCK_WAIT_S)
         with ExitStack() as held:
-            while True:
-                try:
-                    held.enter_context(lock)
-                    break
-                except OutputError:  # held by another process: wait for it
-                    if time.monotonic() > deadline:
-                        raise CatalogError(
-                            f"the catalog entries of '{name}' have been locked for over {LOCK_WAIT_S:.0f} s "
-                            f"({lock.path}); another curate process is writing them, or hangs"
-                        ) from None
-                    time.sleep(pause)
-                    pause = min(2 * pause, 0.05)
-                except OSError as exc:
-                    raise self._write_error(exc) from None
+            try:
+                held.enter_context(lock)
+            except OutputError:
+                raise CatalogError(
+                    f"the catalog entries of '{name}' have been locked for over {LOCK_WAIT_S:.0f} s "
+                    f"({lock.path}); another curate process is writing them, or hangs"
+                ) from None
+            except OSError as exc:
+                raise self._write_error(exc) from None
             try:
                 yield
             except OSError as exc:

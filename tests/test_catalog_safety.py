@@ -88,6 +88,20 @@ def test_gc_keeps_a_location_registered_while_it_was_looking(tmp_path, monkeypat
     ]
 
 
+def test_a_writer_waits_for_the_lock_and_gives_up_with_a_clear_error(curate_home, monkeypatch):
+    import curate.catalog
+    from curate.io.outputs import Lock
+
+    catalog = Catalog()
+    catalog.register(curate_home / "a", _manifest("base", VERSION))
+    monkeypatch.setattr(curate.catalog, "LOCK_WAIT_S", 0.3)
+    with Lock(catalog.root / ".base.lock", "held by another process"):  # another open file: flock conflicts
+        with pytest.raises(CatalogError, match="locked for over 0 s"):
+            catalog.register(curate_home / "b", _manifest("base", VERSION))
+    catalog.register(curate_home / "b", _manifest("base", VERSION))  # released: the write goes through
+    assert len(catalog.entries("base")[0].locations) == 2
+
+
 # --- a catalog that cannot be written ---------------------------------------------------------------
 def test_a_catalog_folder_that_cannot_be_written_is_refused_before_work_and_at_register(curate_home):
     (curate_home / "catalog").write_text("not a folder")  # mkdir fails, as on a read-only mount

@@ -20,12 +20,13 @@ import errno
 import fcntl
 import os
 import shutil
+import time
 from pathlib import Path
 
 import orjson
 
 from curate.errors import CurateError
-from curate.io.shards import filesystem, read_manifest
+from curate.io.shards import filesystem, inside_folder, read_manifest
 
 MARKER = ".curate-output"
 MARKER_BYTES = (
@@ -82,7 +83,7 @@ def contained(folder: Path, rel: str) -> Path:
     is absolute, climbs out with `..`, or passes through a link: what curate deletes or writes there must
     be the folder's own entry, never what a link points at."""
     path = folder / rel
-    if Path(rel).is_absolute() or ".." in Path(rel).parts or not _inside(path.parent.resolve(), folder.resolve()):
+    if not inside_folder(rel) or not _inside(path.parent.resolve(), folder.resolve()):
         raise OutputError(f"{rel!r}: not a path inside {folder} (absolute, '..' or through a link); left alone")
     return path
 
@@ -275,21 +276,29 @@ class Lock:
     """An exclusive, non-blocking lock on a lock file (flock: released when the process dies).
     A second run into the same output is refused, naming the pid that holds it."""
 
-    def __init__(self, path: Path, what: str):
-        self.path, self.what, self.fd = path, what, None
+    def __init__(self, path: Path, what: str, wait: float = 0.0):
+        self.path, self.what, self.wait, self.fd = path, what, wait, None
 
     def __enter__(self) -> "Lock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputError(
-                f"{self.what} is in use by another curate run (pid {holder}); "
-                "wait for it to finish or choose another output folder"
-            ) from None
+        deadline, pause = time.monotonic() + self.wait, 0.001
+        while True:  # held by another process: retried for up to `wait` seconds (a short write's lock)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(pause)
+                    pause = min(2 * pause, 0.05)
+                    continue
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                waited = f" for {self.wait:.0f} s" if self.wait else ""
+                raise OutputError(
+                    f"{self.what} is in use by another curate run (pid {holder}){waited}; "
+                    "wait for it to finish or choose another output folder"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
