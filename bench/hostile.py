@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 BASELINE = "8f11c0b"  # the last commit before issue 37
-SECRET = "maria.lopez@example.org"  # planted in URLs and records: must be written nowhere
+SECRET = "maria.lopez@posteo.net"  # planted in URLs and records: must be written nowhere
 CAP_S = 240  # the issue's bound for the whole hostile crawl; a baseline run over it is stopped there
 
 

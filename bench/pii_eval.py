@@ -185,10 +185,15 @@ def _stage(path: Path):
     return stage
 
 
+def judged(stage, texts: list[str], found: list) -> list:
+    """What the stage redacts: each text a record of its own, judged in context (curate.pii.context)."""
+    return [stage.judge.keep([t], [spans])[0] for t, spans in zip(texts, found)]
+
+
 def _ours(stage, records: list[dict]) -> list[list[tuple[int, int, str]]]:
     texts, langs = [r["text"] for r in records], [r["lang"] for r in records]
     ner = set(stage.rules.nlp.ner_languages)
-    found = stage.analyzer.analyze(texts, [lang in ner for lang in langs], None, langs)
+    found = judged(stage, texts, stage.analyzer.analyze(texts, [lang in ner for lang in langs], None, langs))
     return [[(s.start, s.end, s.entity) for s in spans] for spans in found]
 
 
@@ -349,7 +354,7 @@ def main() -> dict:
     stock = stock_analyzer()
     stock_preds = [[(r.start, r.end, r.entity_type) for r in stock.analyze(t, "en")] for t in texts]
     stage = curate_stage()
-    found = stage.analyzer.analyze(texts, [True] * len(texts))
+    found = judged(stage, texts, stage.analyzer.analyze(texts, [True] * len(texts)))
     ours = [[(s.start, s.end, s.entity) for s in spans] for spans in found]
     before = _stage(BEFORE).analyzer.analyze(texts, [True] * len(texts))
     covered = sorted({PREDICTED.get(e, e) for e in stage.rules.entities})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from curate.errors import ConfigError
 
+UNDETERMINED = "und"  # the language of a record too short or too mixed to tell
 SAMPLE_CHARS = 2_000  # a text's language is read from its start, whitespace collapsed
 
 
@@ -51,5 +52,5 @@ class LanguageId:
         """Each text's language code (`und` when the model says nothing) and its score."""
         samples = [" ".join(t[:SAMPLE_CHARS].split()) for t in texts]
         labels, scores = self.load().predict(samples, k=1)
-        langs = [lab[0].removeprefix("__label__") if lab else "und" for lab in labels]
+        langs = [lab[0].removeprefix("__label__") if lab else UNDETERMINED for lab in labels]
         return langs, [float(s[0]) if len(s) else 0.0 for s in scores]

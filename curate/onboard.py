@@ -550,8 +550,8 @@ def plan(
     stages: list[dict] = [
         *(crawl_stages if ins.crawl else []),
         {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
-        {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
         {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
+        {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
         {
             "stage": "quality",
             "rules": rel(RULES / "quality/default.yaml"),

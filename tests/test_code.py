@@ -117,12 +117,12 @@ def test_code_and_tech_names_are_not_redacted(pii, text):
 
 def test_inside_code_only_high_precision_entities_are_redacted_and_every_other_character_is_kept(pii):
     code = (
-        "def notify():\n    # ask Margaret Thompson, mail margaret.t@example.com\n"
-        "    send(to='margaret.t@example.com', phone='(415) 555-0132', port=4155550132)\n    return True"
+        "def notify():\n    # ask Margaret Thompson, mail margaret.t@fastmail.com\n"
+        "    send(to='margaret.t@fastmail.com', phone='(415) 555-0132', port=4155550132)\n    return True"
     )
     (out,) = _redact(pii, [code])
-    assert out == code.replace("margaret.t@example.com", "<EMAIL>").replace("(415) 555-0132", "<PHONE>")
-    prose_and_code = "Ask Dr. Margaret Thompson (margaret.t@example.com):\n\nx = compute(a, b)\nprint(x)"
+    assert out == code.replace("margaret.t@fastmail.com", "<EMAIL>").replace("(415) 555-0132", "<PHONE>")
+    prose_and_code = "Ask Dr. Margaret Thompson (margaret.t@fastmail.com):\n\nx = compute(a, b)\nprint(x)"
     (out,) = _redact(pii, [prose_and_code])
     assert out == "Ask Dr. <PERSON> (<EMAIL>):\n\nx = compute(a, b)\nprint(x)"
 

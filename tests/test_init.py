@@ -82,8 +82,8 @@ def test_init_detects_each_layout_and_writes_a_pipeline_that_validates(tmp_path,
         f"rules/gates/{'sft' if task == 'sft' else 'pretrain'}.yaml"
     )
     spec = load_pipeline(tmp_path / "p.yaml")  # validates every rules file and the gates it extends
-    assert [s.name for s in spec.stages] == ["normalize", "pii", "langid", "quality", "dedup", "split"]
-    assert spec.stages[2].rules.allowed == ["en"]
+    assert [s.name for s in spec.stages] == ["normalize", "langid", "pii", "quality", "dedup", "split"]
+    assert spec.stages[1].rules.allowed == ["en"]
     header = (tmp_path / "p.yaml").read_text().splitlines()[:12]
     assert any(line.startswith("# languages: en — lid.176") for line in header)  # each decision with its reason
 

@@ -18,20 +18,20 @@ from tests.conftest import RULES, write_pipeline
 runner = CliRunner()
 
 PLANTED = {
-    "id": "maria.lopez@example.org",
-    "dup_id": "dup.owner@example.org",
-    "meta": "jane.roe@example.com",
+    "id": "maria.lopez@posteo.net",
+    "dup_id": "dup.owner@posteo.net",
+    "meta": "jane.roe@fastmail.com",
     "meta_nested": "536-22-8724",
     "meta_name": "Margaret Thompson",
-    "column": "owner.name@example.com",
-    "source": "peter.novak@example.com",
-    "label": "ann.smith@example.com",
-    "tool": "bob.jones@example.com",
-    "system": "sys.admin@example.com",
-    "role": "carol.white@example.com",
-    "malformed": "dan.brown@example.com",
-    "missing": "erin.black@example.com",
-    "quality": "fay.green@example.com",
+    "column": "owner.name@fastmail.com",
+    "source": "peter.novak@fastmail.com",
+    "label": "ann.smith@fastmail.com",
+    "tool": "bob.jones@fastmail.com",
+    "system": "sys.admin@fastmail.com",
+    "role": "carol.white@fastmail.com",
+    "malformed": "dan.brown@fastmail.com",
+    "missing": "erin.black@fastmail.com",
+    "quality": "fay.green@fastmail.com",
 }
 
 

@@ -469,3 +469,5 @@ VI_FILLERS = [
     "bỗng",
     "dần",
 ]
+
+MAIL_DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me"]

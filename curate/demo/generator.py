@@ -72,7 +72,8 @@ def _luhn_complete(prefix: str) -> str:
 
 def _pii_sentence(rng: random.Random, lang: str) -> str:
     first, last = rng.choice(C.FIRST_NAMES), rng.choice(C.LAST_NAMES)
-    email = f"{first.lower()}.{last.lower()}{rng.randint(1, 99)}@example.com"
+    # a mail provider's domain: example.com is a documentation domain, no one's address, and is left alone
+    email = f"{first.lower()}.{last.lower()}{rng.randint(1, 99)}@{rng.choice(C.MAIL_DOMAINS)}"
     phone = f"({rng.randint(201, 989)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}"
     if lang == "vi":
         vi_options = [

@@ -75,6 +75,7 @@ class Span:
     end: int
     entity: str
     score: float
+    recognizer: str = ""  # what found it (a deny list's match is redacted whatever the record around it)
 
 
 class Analyzer:
@@ -346,9 +347,9 @@ class Analyzer:
                 found[i] = spans
                 continue
             for s in spans:
-                span = Span(at + s.start, at + s.end, s.entity, s.score)
+                span = Span(at + s.start, at + s.end, s.entity, s.score, s.recognizer)
                 if raw != decoded:
-                    span = Span(at, at + len(raw), s.entity, s.score)
+                    span = Span(at, at + len(raw), s.entity, s.score, s.recognizer)
                 if not any(f.start <= span.start and span.end <= f.end and f.entity == s.entity for f in found[i]):
                     found[i].append(span)
         for spans in found:
@@ -421,7 +422,7 @@ class Analyzer:
             for s in self._analyze(piece.text, piece, allowed):
                 key = (s.start + start, s.end + start, s.entity)
                 if key not in best or best[key].score < s.score:
-                    best[key] = Span(*key, s.score)
+                    best[key] = Span(*key, s.score, s.recognizer)
             if b == len(doc):
                 break
         return sorted(best.values(), key=lambda s: (s.start, s.end))
@@ -464,7 +465,8 @@ class Analyzer:
             if r.entity_type == "EMAIL_ADDRESS":  # `to='ann@x.org'`: RFC local parts may hold = and ', code's do not
                 local = text[r.start : text.find("@", r.start)]
                 start += max((local.rfind(c) + 1 for c in "'\"=:<>()[]{},;"), default=0)
-            out.append(Span(start, r.end, r.entity_type, r.score))
+            found_by = (r.recognition_metadata or {}).get("recognizer_name", "")
+            out.append(Span(start, r.end, r.entity_type, r.score, found_by))
         return out
 
 

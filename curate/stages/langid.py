@@ -12,7 +12,7 @@ import polars as pl
 from pydantic import Field
 
 from curate.code import prose
-from curate.lang import LanguageId
+from curate.lang import UNDETERMINED, LanguageId
 from curate.records import content_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
@@ -72,20 +72,20 @@ class LangIdStage(Stage):
             texts = prose_texts
         letters = [sum(map(str.isalpha, t)) for t in texts]
         judged = [i for i, n in enumerate(letters) if n >= rules.min_prose_letters]
-        langs, scores = ["und"] * df.height, [0.0] * df.height
+        langs, scores = [UNDETERMINED] * df.height, [0.0] * df.height
         for i, lang, score in zip(judged, *self.predict([texts[i] for i in judged])):
             langs[i], scores[i] = lang, score
         known = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
         unjudged = set(range(df.height)) - set(judged)
         for i in unjudged:
-            basis[i], langs[i] = "too_little_prose", known[i] or "und"
+            basis[i], langs[i] = "too_little_prose", known[i] or UNDETERMINED
         allowed = set(rules.allowed)
         actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
         for i, (lang, score) in enumerate(zip(langs, scores)):
             floor = rules.min_score_by_lang.get(lang, rules.min_score)
             if i not in unjudged and letters[i] < rules.short_letters and score < floor:
                 unjudged.add(i)
-                basis[i], langs[i] = "unsure_short_prose", known[i] or "und"
+                basis[i], langs[i] = "unsure_short_prose", known[i] or UNDETERMINED
             if i in unjudged:
                 continue  # too little prose to judge (a code record): kept, never dropped for its code
             if allowed and lang not in allowed:

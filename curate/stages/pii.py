@@ -30,6 +30,8 @@ from pydantic import Field, model_validator
 from curate.code import code_spans, mask
 from curate.decisions import REJECTED_LEAD
 from curate.errors import ConfigError
+from curate.lang import UNDETERMINED
+from curate.pii.context import IdentifyingRule, Judge
 from curate.schema import StrictModel
 from curate.stages.base import (
     DROP,
@@ -164,6 +166,9 @@ class NlpRule(StrictModel):
     overlap: int = Field(32, ge=4)
     batch_size: int = Field(64, ge=1)
     memo: bool = Field(True, description="tag each distinct segment text once per worker")
+    # the language of a record langid called `und`, or whose own guess (no langid stage) is below min_confidence
+    fallback_language: str | None = "en"
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
     # A text longer than this is not analysed: its record is quarantined (pii:too_large), never published
     # unscanned. Analysis is linear in length (NER runs on bounded segments); this bounds a worker's memory.
     max_chars: int = Field(10_000_000, ge=10_000)
@@ -239,6 +244,9 @@ class PiiRules(StrictModel):
     # at least this many records of each batch are re-scanned (all of a smaller one), so the residual is
     # measured, and its gate can pass, on a small input too
     residual_min: int = Field(20, ge=0)
+    # when a name, a place, a date is a private person's data (curate.pii.context); a profile without
+    # this section redacts every match, documentation values (example.com, 127.0.0.1) excepted
+    identifying: IdentifyingRule = Field(default_factory=lambda: IdentifyingRule(enabled=False))
 
     @model_validator(mode="after")
     def _check(self) -> "PiiRules":
@@ -264,14 +272,17 @@ class PiiRules(StrictModel):
                     if ref in self.fragments and ref not in seen:
                         seen.add(ref)
                         todo.append(ref)
-        for rec in self.recognizers:
-            for text in [*(p.regex for p in rec.patterns), *rec.requires, *rec.exclude]:
+        checked = [(r.name, [*(p.regex for p in r.patterns), *r.requires, *r.exclude]) for r in self.recognizers]
+        checked.append(("identifying", [*self.identifying.cues, *self.identifying.public]))
+        for name, texts in checked:
+            for text in texts:
                 text = expand_fragments(text, self.fragments)
                 for ref, known, where in ((FRAGMENT_REF, self.fragments, "fragments"), (TERM_REF, self.terms, "terms")):
                     missing = sorted({m.group(1) for m in ref.finditer(text)} - set(known))
                     if missing:
                         raise ValueError(
-                            f"recognizers[{rec.name}] uses {missing[0]}, which is not under '{where}' "
+                            f"{'recognizers[' + name + ']' if name != 'identifying' else name} uses {missing[0]}, "
+                            f"which is not under '{where}' "
                             f"(declared: {', '.join(sorted(known)) or 'none'})"
                         )
         return self._without_disabled()
@@ -281,6 +292,8 @@ class PiiRules(StrictModel):
         the recognizers, deny and context lists and profile kinds that name them: nothing downstream
         (analysis, coverage, hashing keys, the report) sees them."""
         off = {name for name, rule in self.entities.items() if not rule.enabled}
+        # anchors name entities of the profile a user's may extend or trim: those not searched for count for nothing
+        self.identifying.anchors = [e for e in self.identifying.anchors if e in self.entities and e not in off]
         if not off:
             return self
         if off == set(self.entities):
@@ -367,6 +380,17 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
     rec.gated = bool(languages or requires)
     rec.gate_pattern = requires
     return rec
+
+
+def _context_recognizers(rules: PiiRules) -> list:
+    from curate.pii.context import name_pair_recognizer
+
+    i = rules.identifying
+    return (
+        [name_pair_recognizer(frozenset(rules.nlp.ner_languages))]
+        if i.enabled and i.name_pairs and "PERSON" in rules.entities
+        else []
+    )
 
 
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
@@ -680,7 +704,7 @@ class PiiStage(Stage):
             model=r.nlp.model,
             ner_languages=r.nlp.ner_languages,
             entities={k: v.model_dump() for k, v in r.entities.items()},
-            custom=[_recognizer(rec, r) for rec in r.recognizers],
+            custom=[_recognizer(rec, r) for rec in r.recognizers] + _context_recognizers(r),
             deny_lists=r.deny_list,
             context=r.context,
             allow_list=r.allow_list,
@@ -697,6 +721,7 @@ class PiiStage(Stage):
             url_entities=frozenset(r.code.entities),
         )
         self.anonymizer = AnonymizerEngine()
+        self.judge = Judge(r.identifying, r.expand, lambda entry: _words(entry, r.terms))
         self._lid = None
         self._code_entities = frozenset(r.code.entities)
         self._phone_layout = regex.compile(r.code.phone_layout)
@@ -799,10 +824,13 @@ class PiiStage(Stage):
         return jobs, metas
 
     def languages(self, df: pl.DataFrame, jobs: list[tuple[int, tuple, str]]) -> list[str]:
-        """Each record's language: its `lang`, or, where that is unknown (pii runs before langid in
-        the default pipeline), fastText lid.176's guess from its first text — an English NER model
-        run on Vietnamese finds "names" everywhere."""
+        """Each record's language: the `lang` the langid stage decided (the default pipelines run it
+        first); where no langid stage ran, fastText lid.176's guess (curate.lang) from its first text —
+        an English NER model run on Vietnamese finds "names" everywhere. A record langid called `und`
+        (short maths, a list) or whose guess is below `nlp.min_confidence` is read as
+        `nlp.fallback_language`; its letters of another script still bring that language's recognizers."""
         langs = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
+        fallback, floor = self.rules.nlp.fallback_language, self.rules.nlp.min_confidence
         unknown = {row: text for row, slot, text in reversed(jobs) if langs[row] is None and slot[0] != "id"}
         if unknown:
             if self._lid is None:
@@ -810,9 +838,10 @@ class PiiStage(Stage):
 
                 self._lid = LanguageId()
             rows = list(unknown)
-            for r, lang in zip(rows, self._lid.predict([unknown[r] for r in rows])[0]):
-                langs[r] = lang
-        return langs
+            guesses, confidences = self._lid.predict([unknown[r] for r in rows])
+            for r, lang, p in zip(rows, guesses, confidences):
+                langs[r] = lang if p >= floor or fallback is None else fallback
+        return [fallback if lang == UNDETERMINED and fallback else lang for lang in langs]
 
     def scan(self, df: pl.DataFrame, langs: list[str] | None = None, ids: bool = True):
         """Every string to scan, its entities (or the exception analysing it raised), each record's
@@ -823,7 +852,20 @@ class PiiStage(Stage):
         langs = langs if langs is not None else self.languages(df, jobs)
         ner_langs = set(self.rules.nlp.ner_languages)
         use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
-        return jobs, self._analyze_jobs(jobs, use_ner, [langs[row] for row, _, _ in jobs]), langs, metas
+        found = self._analyze_jobs(jobs, use_ner, [langs[row] for row, _, _ in jobs])
+        return jobs, self._judged(jobs, found), langs, metas
+
+    def _judged(self, jobs: list[tuple[int, tuple, str]], found: list) -> list:
+        """What is a private person's data, decided per record over all its fields (curate.pii.context)."""
+        by_row: dict[int, list[int]] = {}
+        for j, (row, _, _) in enumerate(jobs):
+            by_row.setdefault(row, []).append(j)
+        out = list(found)
+        for members in by_row.values():
+            kept = self.judge.keep([jobs[j][2] for j in members], [found[j] for j in members])
+            for j, spans in zip(members, kept):
+                out[j] = spans
+        return out
 
     def _analyze_jobs(
         self, jobs: list[tuple[int, tuple, str]], use_ner: list[bool], langs: list[str | None] | None = None
@@ -864,7 +906,7 @@ class PiiStage(Stage):
                 # (a phone inside an address in code is percent-encoded there: its layout is the decoded one)
                 if s.entity == "PHONE_NUMBER" and not self._phone_layout.search(unquote_plus(value)):
                     continue
-                found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score))
+                found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score, s.recognizer))
         for spans in found:
             if isinstance(spans, list):
                 spans.sort(key=lambda s: (s.start, s.end))
@@ -1015,8 +1057,15 @@ class PiiStage(Stage):
         from curate.pii.analyzer import Span
 
         pieces = [(0, raw)] + [(m.start(1), m.group(1)) for m in STRING_LITERAL.finditer(raw) if len(m.group(1)) > 2]
-        found = self.analyzer.analyze([p for _, p in pieces], [True] * len(pieces))
+        # a line nobody could parse is redacted strictly: every match, no context asked
+        found = self.analyzer.analyze(
+            [p for _, p in pieces], [True] * len(pieces), None, [self.rules.nlp.fallback_language] * len(pieces)
+        )
         if any(isinstance(f, Exception) for f in found):
             return WITHHELD
-        spans = [Span(s.start + at, s.end + at, s.entity, s.score) for (at, _), f in zip(pieces, found) for s in f]
+        spans = [
+            Span(s.start + at, s.end + at, s.entity, s.score, s.recognizer)
+            for (at, _), f in zip(pieces, found)
+            for s in f
+        ]
         return self.redact(raw, spans)[0]

@@ -1,0 +1,279 @@
+"""Whether what the recognizers found is a private person's data, decided per record.
+
+A recognizer sees a string; whether it is personal data depends on the record around it. A first
+name in a word problem, a city in a travel tip, a month in a history lesson, a link in an install
+command are not anyone's personal data; the same first name next to a phone number, in a signature or
+after "my name is", the same city after "I live in", the same date as a patient's admission are.
+
+- **Documentation values** are never personal data, in any profile: the reserved example domains
+  (example.com/.org/.net, `.example`, `.test`, `.invalid`, `.localhost`, `localhost`) in e-mails and
+  URLs; loopback, unspecified, link-local and documentation IP addresses (127.0.0.1, ::1, 0.0.0.0,
+  192.0.2.0/24 ...); placeholder secrets made only of placeholder words (`'your-password'`,
+  `YOUR_API_KEY`, `changeme`, `xxxx`).
+- **Weak entities** (`identifying.weak`: names, places, dates, URLs by default) are personal data only
+  in an *identifying* record, one that ties them to a person:
+  - an **anchor** found in it: a contact detail, a government, account or healthcare number, a street
+    address with a number (`identifying.anchors`);
+  - a **cue**: a self-introduction ("my name is", "tên tôi là"), a salutation or a signature, a role
+    before a name ("Patient John", "khách hàng: Lan"), a form label (date of birth, "ngày sinh"), a
+    person's home ("I live in", "trú tại") (`identifying.cues`);
+  - a name together with a day-level date or a place in the same record (one person's whereabouts).
+  Also weak: an address without a number (a ward or district alone is a place), a private-range IP.
+- **Full names** (two or more capitalised words: a given and a family name) are personal data without
+  any of that (`full_names: always`), unless a public role sits next to them ("President Abraham
+  Lincoln", "nhà thơ Nguyễn Du", "who was ..."): a public figure in general knowledge.
+
+Decided once per record over all its fields and turns, so a name is replaced everywhere or nowhere.
+Profiles that must stay strict (HIPAA Safe Harbor: every name and date of the individual) set
+`identifying.enabled: false`.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Sequence
+
+import regex
+from pydantic import Field
+
+from curate.schema import StrictModel
+
+DOC_DOMAIN = regex.compile(
+    r"(?:^|\.)(?:example\.(?:com|org|net)|[^.]+\.(?:example|test|invalid|localhost)|localhost|"
+    r"(?:your|my)-?(?:domain|company|site|website|server|host|email|mail|app)\.(?:com|org|net))\.?$",
+    regex.I,
+)
+URL_HOST = regex.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/\s]*@)?(\[[^\]]+\]|[^:/?#\s]+)", regex.I)
+WORD = regex.compile(r"[A-Za-z]+|\d+")
+TITLES = frozenset("mr mrs ms miss dr prof sr sra jr st mx sir madam".split())
+CAPITALISED = regex.compile(r"^\p{Lu}[\p{L}\p{M}'’.-]*$")
+
+
+@functools.lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """The given names Faker knows in any of its locales (about 30,000), lower-cased."""
+    import importlib
+    import pkgutil
+
+    import faker.providers.person as person
+
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(person.__path__):
+        provider = importlib.import_module(f"{person.__name__}.{module.name}").Provider
+        for attr in ("first_names", "first_names_male", "first_names_female"):
+            value = getattr(provider, attr, None)
+            if isinstance(value, dict | list | tuple):
+                names.update(str(n).lower() for n in value)
+    return frozenset(names)
+
+
+NAME_PAIR = regex.compile(
+    r"(?<![\p{L}\p{M}\d@._-])\p{Lu}[\p{Ll}\p{M}'’-]+(?:[ \t]+\p{Lu}\.)?"  # a given name, perhaps an initial
+    r"(?:[ \t]+\p{Lu}[\p{Ll}\p{M}'’-]+){1,2}(?![\p{L}\p{M}\d@_-])"  # one or two capitalised words
+)
+NAME_PAIR_RECOGNIZER = "given_name_pair"
+
+
+def name_pair_recognizer(languages: frozenset[str]):
+    """A Presidio recognizer for a given name Faker knows followed by one or two capitalised words
+    ("Bartholomew Quince"), which the small NER model misses beside an e-mail address. Its matches are
+    weak: redacted only in an identifying record (so "Victoria Falls" in a travel tip stays)."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    names = given_names()
+
+    class NamePairs(EntityRecognizer):
+        def load(self) -> None:
+            pass
+
+        gated = True  # the analyzer asks applies() before running the entity's recognizers
+
+        scope: frozenset[str] = frozenset()  # the text's languages (set by the Analyzer before each text)
+
+        def applies(self, text: str) -> bool:
+            if not self.scope or self.scope - languages:  # Vietnamese text has its own name patterns
+                return False
+            return any(m.group().split()[0].lower() in names for m in NAME_PAIR.finditer(text))
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            if not self.applies(text):
+                return []
+            return [
+                RecognizerResult("PERSON", m.start(), m.end(), 0.55)
+                for m in NAME_PAIR.finditer(text)
+                if m.group().split()[0].lower() in names
+            ]
+
+    return NamePairs(supported_entities=["PERSON"], name=NAME_PAIR_RECOGNIZER)
+
+
+class IdentifyingRule(StrictModel):
+    """When a found value is a private person's data (see this module's docstring)."""
+
+    enabled: bool = True
+    documentation: bool = Field(True, description="example domains, reserved IPs, placeholder secrets are kept")
+    weak: list[str] = Field(
+        default_factory=lambda: ["PERSON", "LOCATION", "DATE_TIME", "URL"],
+        description="entities redacted only in an identifying record",
+    )
+    anchors: list[str] = Field(default_factory=list, description="entities whose presence makes a record identifying")
+    cues: list[str] = Field(
+        default_factory=list,
+        description="regexes (any case; \\L<terms>); a match anywhere in a record makes it identifying",
+    )
+    full_names: str = Field("always", pattern="^(always|context)$")
+    name_pairs: bool = Field(
+        True, description="also find a known given name and a capitalised word as a (weak) name: Bartholomew Quince"
+    )
+    public: list[str] = Field(
+        default_factory=list, description="regexes: a full name next to one is a public figure's, kept"
+    )
+    public_window: int = Field(40, ge=0, description="characters either side of a full name searched for `public`")
+    surnames: list[str] = Field(
+        default_factory=list, description="family names written first (\\L<terms> allowed): Nguyễn Văn Hùng"
+    )
+    placeholder_words: list[str] = Field(
+        default_factory=list, description="a secret made only of these words (and digits 0-9 runs) is a placeholder"
+    )
+
+
+def _host(value: str) -> str:
+    m = URL_HOST.match(value.strip())
+    return (m.group(1).strip("[]") if m else value).lower()
+
+
+def reserved_ip(value: str) -> bool:
+    """Loopback, unspecified, link-local, multicast or documentation: nobody's address."""
+    try:
+        ip = ipaddress.ip_address(value.strip().strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    doc = any(
+        ip in ipaddress.ip_network(n)
+        for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+        if ip.version == ipaddress.ip_network(n).version
+    )
+    return doc or ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast
+
+
+def private_ip(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value.strip().strip("[]").split("%")[0]).is_private
+    except ValueError:
+        return False
+
+
+class Judge:
+    """Keeps, per record, the spans that are a private person's data."""
+
+    def __init__(
+        self,
+        rule: IdentifyingRule,
+        expand: Callable[[str], str] = lambda p: p,
+        terms: Callable[[str], list[str]] = lambda entry: [entry],
+    ):
+        self.rule = rule
+        self.weak = frozenset(rule.weak)
+        self.anchors = frozenset(rule.anchors)
+        flags = regex.IGNORECASE | regex.MULTILINE
+        self.cues = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.cues), flags) if rule.cues else None
+        self.public = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.public), flags) if rule.public else None
+        self.placeholder_words = frozenset(w.lower() for w in rule.placeholder_words)
+        self.surnames = frozenset(w.lower() for entry in rule.surnames for w in terms(entry))
+
+    # --- documentation values ---------------------------------------------------------------
+    def documentation(self, entity: str, value: str) -> bool:
+        if not self.rule.documentation:
+            return False
+        if entity == "EMAIL_ADDRESS":
+            return bool(DOC_DOMAIN.search(value.rsplit("@", 1)[-1].strip(".>")))
+        if entity == "URL":
+            host = _host(value)
+            return bool(DOC_DOMAIN.search(host)) or reserved_ip(host)
+        if entity == "IP_ADDRESS":
+            return reserved_ip(value)
+        if entity == "SECRET":
+            return self.placeholder_secret(value)
+        return False
+
+    def placeholder_secret(self, value: str) -> bool:
+        """`'your-password'`, `YOUR_API_KEY_HERE`, `<token>`, `xxxxxx`, `********`, `changeme123`."""
+        stripped = value.strip("'\"`<>[]{}()")
+        if not stripped or len(set(stripped.lower())) <= 2:
+            return True  # xxxx, ****, 0000
+        words = WORD.findall(stripped)
+        if not words or not self.placeholder_words:
+            return False
+        return all(w.lower() in self.placeholder_words or (w.isdigit() and w in "0123456789") for w in words)
+
+    # --- the record -------------------------------------------------------------------------
+    def weak_span(self, entity: str, value: str, recognizer: str = "") -> bool:
+        if recognizer.startswith("deny_list"):
+            return False  # the user's own list: always
+        if entity in self.weak:
+            return True
+        if entity == "STREET_ADDRESS":
+            return not any(c.isdigit() for c in value)  # a ward or a district alone: a place
+        if entity == "IP_ADDRESS":
+            return private_ip(value)
+        return False
+
+    def full_name(self, value: str) -> bool:
+        """Two or more capitalised words that start with a given name (or an initial) or a family name
+        written first: "Jennifer Alvarez", "J. Smith", "Nguyễn Văn Hùng"; not "Merge Sort" or
+        "Format String Syntax", which the NER model also tags."""
+        words = [w for w in value.replace(",", " ").split() if w.rstrip(".").lower() not in TITLES]
+        if sum(1 for w in words if CAPITALISED.match(w) and len(w.rstrip(".")) > 1) < 2:
+            return False
+        first = words[0].rstrip(".'’s").lower()
+        return len(first) == 1 or first in given_names() or first in self.surnames
+
+    def keep(self, texts: Sequence[str], found: Sequence[list]) -> list[list]:
+        """`found[i]`: the spans of `texts[i]` (objects with start, end, entity), all texts of one
+        record. Returns the spans to redact, per text (an Exception in place of a list is passed on)."""
+        values = [
+            [(s, t[s.start : s.end]) for s in spans] if isinstance(spans, list) else spans
+            for t, spans in zip(texts, found)
+        ]
+        values = [
+            [(s, v) for s, v in sv if not self.documentation(s.entity, v)] if isinstance(sv, list) else sv
+            for sv in values
+        ]
+        if not self.rule.enabled:
+            return [[s for s, _ in sv] if isinstance(sv, list) else sv for sv in values]
+        spans = [(s, v) for sv in values if isinstance(sv, list) for s, v in sv]
+        if self.identifying(texts, spans):
+            return [[s for s, _ in sv] if isinstance(sv, list) else sv for sv in values]
+        out = []
+        for text, sv in zip(texts, values):
+            if not isinstance(sv, list):
+                out.append(sv)
+                continue
+            out.append([s for s, v in sv if not self.weak_span(s.entity, v, s.recognizer) or self._named(text, s, v)])
+        return out
+
+    def identifying(self, texts: Sequence[str], spans: list[tuple]) -> bool:
+        """Whether the record ties what it holds to a person (anchors, cues, a name with a day or a place)."""
+        if any(s.entity in self.anchors and not self.weak_span(s.entity, v) for s, v in spans):
+            return True
+        if self.cues is not None and any(self.cues.search(t) for t in texts if t):
+            return True
+        kinds = {s.entity for s, v in spans}
+        if "PERSON" in kinds:
+            dated = any(s.entity == "DATE_TIME" and any(c.isdigit() for c in v) for s, v in spans)
+            placed = any(s.entity == "STREET_ADDRESS" for s, v in spans)
+            return dated or placed
+        return False
+
+    def _named(self, text: str, span, value: str) -> bool:
+        """A full name outside an identifying record: kept (redacted) unless a public role is beside it."""
+        if span.entity != "PERSON" or self.rule.full_names != "always" or not self.full_name(value):
+            return False
+        if span.recognizer == NAME_PAIR_RECOGNIZER:
+            return False  # found by the name list alone: a name only in an identifying record
+        if self.public is None:
+            return True
+        w = self.rule.public_window
+        around = text[max(0, span.start - w) : span.start] + " … " + text[span.end : span.end + w]
+        return not self.public.search(around)
