@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 import yaml
 
-from curate.pii.context import IdentifyingRule, Judge, reserved_ip
 from curate.pii.analyzer import Span
+from curate.pii.context import IdentifyingRule, Judge, reserved_ip
 from curate.stages.base import StageContext
 from curate.stages.pii import PiiRules, PiiStage
 from tests.conftest import RULES
