@@ -28,6 +28,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from bench.pii_planted import table as planted_table
 from curate.catalog import Catalog
 from curate.config import load_pipeline
 from curate.demo.generator import generate
@@ -142,6 +143,7 @@ def main() -> None:
             "sensitivity",
             "pii",
             "pii_precision",
+            "pii_planted",
             "gates",
             "retrieve",
             "scaling",
@@ -170,6 +172,11 @@ def main() -> None:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         subprocess.run(
             [sys.executable, "-m", "bench.pii_precision"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+        )
+    if args.only in (None, "pii", "pii_planted"):  # planted personal data that survives the shipped profiles
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        subprocess.run(
+            [sys.executable, "-m", "bench.pii_planted"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
         )
     if args.only in (None, "retrieve"):
         subprocess.run([sys.executable, "-m", "bench.retrieve"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
@@ -313,6 +320,7 @@ def _markdown() -> None:
         lines.append("")
     lines += _pii_markdown()
     lines += pii_precision_table(_result("pii_precision"))
+    lines += pii_planted_table(_result("pii_planted"))
     lines += _gates_markdown()
     lines += _retrieve_markdown()
     lines += _scaling_markdown()
@@ -756,6 +764,24 @@ def pii_precision_table(r: dict | None) -> list[str]:
                 f"{top(x['redactions_by_entity'])} | {top(x['redactions_by_reason'])} |"
             )
     return lines + [""]
+
+
+def pii_planted_table(r: dict | None) -> list[str]:
+    """bench/pii_planted.py's table: per type, the planted values that survive each shipped profile."""
+    if r is None:
+        return []
+    s = r["set"]
+    return [
+        f"## {r['benchmark']}",
+        "",
+        f"bench/pii_planted.py, {r['date']}, commit {r['commit']}, {r['machine']['cpus']} CPUs, {r['seconds']} s. "
+        f"{s['records']} records ({', '.join(f'{k} {v}' for k, v in s['styles'].items())}; "
+        f"{s['records_without_diacritics']} chats typed without diacritics), langid before pii as in "
+        f"pipelines/sft.yaml. Goal: {r['goal']}. The JSON lists every survivor with the output around it.",
+        "",
+        planted_table(r),
+        "",
+    ]
 
 
 def _pii_markdown() -> list[str]:

@@ -121,10 +121,10 @@ def test_inside_code_only_high_precision_entities_are_redacted_and_every_other_c
         "    send(to='margaret.t@fastmail.com', phone='(415) 555-0132', port=4155550132)\n    return True"
     )
     (out,) = _redact(pii, [code])
-    assert out == code.replace("margaret.t@fastmail.com", "<EMAIL>").replace("(415) 555-0132", "<PHONE>")
+    assert out == code.replace("margaret.t@fastmail.com", "<EMAIL_1>").replace("(415) 555-0132", "<PHONE_1>")
     prose_and_code = "Ask Dr. Margaret Thompson (margaret.t@fastmail.com):\n\nx = compute(a, b)\nprint(x)"
     (out,) = _redact(pii, [prose_and_code])
-    assert out == "Ask Dr. <PERSON> (<EMAIL>):\n\nx = compute(a, b)\nprint(x)"
+    assert out == "Ask Dr. <PERSON_1> (<EMAIL_1>):\n\nx = compute(a, b)\nprint(x)"
 
 
 def _luhn_complete(prefix: str, length: int) -> str:

@@ -87,7 +87,10 @@ def test_reserved_ip_addresses_are_nobodys(value, reserved):
         ("SECRET", "YOUR_API_KEY_HERE", True),
         ("SECRET", "********", True),
         ("SECRET", "changeme123", True),
-        ("SECRET", "password123", True),
+        ("SECRET", "password123", False),  # a weak password people use, not a placeholder
+        ("SECRET", "abc12345", False),
+        ("SECRET", "my-secret-key", True),
+        ("SECRET", "password", True),  # the word itself, as teaching code writes it
         ("SECRET", "Xk9#mP2q!vL", False),
         ("SECRET", "hunter2", False),
     ],

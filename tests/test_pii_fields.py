@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import random
 from pathlib import Path
 
@@ -160,11 +161,11 @@ def test_planted_values_in_every_field_never_reach_an_output_file_the_catalog_or
     read = pl.read_parquet(out / "rejected" / "read" / "*.parquet")
     assert sorted(read["rule"]) == ["duplicate_id", "malformed_json", "missing_field", "wrong_type"]
     tool = next(m["content"] for m in data.filter(pl.col("id") == "r6")["messages"][0] if m["role"] == "tool")
-    assert "<EMAIL>" in tool
+    assert re.search(r"<EMAIL_\d+>", tool)  # numbered per record: the tool's address is the record's second
     meta = json.loads(data.filter(pl.col("id") == "r2")["meta"][0])
-    assert meta["contact"] == "write <EMAIL>" and meta["nested"]["notes"] == ["seen by Dr. <PERSON> today"]
-    assert data.filter(pl.col("id") == "r3")["owner"][0] == "<EMAIL>"
-    assert data.filter(pl.col("id") == "r5")["label"][0] == "<EMAIL>"
+    assert meta["contact"] == "write <EMAIL_1>" and meta["nested"]["notes"] == ["seen by Dr. <PERSON_1> today"]
+    assert data.filter(pl.col("id") == "r3")["owner"][0] == "<EMAIL_1>"
+    assert data.filter(pl.col("id") == "r5")["label"][0] == "<EMAIL_1>"
     gates = json.loads((out / "manifest.json").read_text())["gates"]
     before = next(g for g in gates if g["point"] == "normalize")
     assert all(c["examples"] == [] for c in before["checks"])  # not redacted yet: no examples kept

@@ -139,7 +139,7 @@ def test_no_us_format_in_vietnamese_text(default):
 
 def test_vietnamese_phone_and_id_rules_stay(default):
     text = "Khách hàng Phạm Quốc Dũng, số điện thoại 0912 345 678, số CCCD 079123456789."
-    assert _redacted(default, text, "vi") == "Khách hàng <PERSON>, số điện thoại <PHONE>, số CCCD <VN_ID>."
+    assert _redacted(default, text, "vi") == "Khách hàng <PERSON_1>, số điện thoại <PHONE_1>, số CCCD <VN_ID_1>."
 
 
 # --- mixed English / Vietnamese records --------------------------------------------------------
@@ -151,7 +151,7 @@ def test_mixed_record_gets_both_packs(default):
     out = _redacted(default, text, "en")
     assert "Emily Carter" not in out and "Hương" not in out and "Kim Mã" not in out and "5/3/2024" not in out
     assert out.startswith(
-        "Dear Dr. <PERSON>, please call the patient tomorrow.\nXin chào chị <PERSON>, hẹn gặp chị tại"
+        "Dear Dr. <PERSON_1>, please call the patient tomorrow.\nXin chào chị <PERSON_2>, hẹn gặp chị tại"
     )
 
 
@@ -243,7 +243,7 @@ def test_zip_digits_can_be_dropped_too(tmp_path):
         f"extends: {RULES / 'pii' / 'hipaa.yaml'}\nentities:\n  ZIP_CODE: {{operator: replace}}\n"
     )
     stage = _stage(tmp_path / "strict.yaml")
-    assert _redacted(stage, "Zip code: 02139 on file.") == "Zip code: <ZIP_CODE> on file."
+    assert _redacted(stage, "Zip code: 02139 on file.") == "Zip code: <ZIP_CODE_1> on file."
     assert stage.rules.entities["ZIP_CODE"].requires == [r"\d{5}"]  # the rest of the entity is inherited
 
 

@@ -46,6 +46,7 @@ DOC_DOMAIN = regex.compile(
 )
 URL_HOST = regex.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/\s]*@)?(\[[^\]]+\]|[^:/?#\s]+)", regex.I)
 WORD = regex.compile(r"[A-Za-z]+|\d+")
+SECRET_NOUNS = frozenset("password passwd pass pwd secret key token apikey api access auth".split())  # "password" alone
 TITLES = frozenset("mr mrs ms miss dr prof sr sra jr st mx sir madam".split())
 CAPITALISED = regex.compile(r"^\p{Lu}[\p{L}\p{M}'’.-]*$")
 
@@ -70,7 +71,8 @@ def given_names() -> frozenset[str]:
 
 NAME_PAIR = regex.compile(
     r"(?<![\p{L}\p{M}\d@._-])\p{Lu}[\p{Ll}\p{M}'’-]+(?:[ \t]+\p{Lu}\.)?"  # a given name, perhaps an initial
-    r"(?:[ \t]+\p{Lu}[\p{Ll}\p{M}'’-]+){1,2}(?![\p{L}\p{M}\d@_-])"  # one or two capitalised words
+    r"(?:[ \t]+(?:(?:da|de|del|della|di|do|dos|das|du|van|von|der|den|ter|le|la|bin|ibn|al|el)[ \t]+)?"
+    r"\p{Lu}[\p{Ll}\p{M}'’-]+){1,2}(?![\p{L}\p{M}\d@_-])"  # one or two capitalised words (da Vinci)
 )
 NAME_PAIR_RECOGNIZER = "given_name_pair"
 
@@ -94,16 +96,16 @@ def name_pair_recognizer(languages: frozenset[str]):
         def applies(self, text: str) -> bool:
             if not self.scope or self.scope - languages:  # Vietnamese text has its own name patterns
                 return False
-            return any(m.group().split()[0].lower() in names for m in NAME_PAIR.finditer(text))
+            return any(m.group().split()[0].lower() in names for m in NAME_PAIR.finditer(text, overlapped=True))
 
         def analyze(self, text, entities, nlp_artifacts=None):
             if not self.applies(text):
                 return []
-            return [
-                RecognizerResult("PERSON", m.start(), m.end(), 0.55)
-                for m in NAME_PAIR.finditer(text)
-                if m.group().split()[0].lower() in names
-            ]
+            out: list = []
+            for m in NAME_PAIR.finditer(text, overlapped=True):  # "Thanks Priya Raman": from Priya on
+                if m.group().split()[0].lower() in names and not any(m.start() < r.end for r in out):
+                    out.append(RecognizerResult("PERSON", m.start(), m.end(), 0.55))
+            return out
 
     return NamePairs(supported_entities=["PERSON"], name=NAME_PAIR_RECOGNIZER)
 
@@ -122,6 +124,9 @@ class IdentifyingRule(StrictModel):
         default_factory=list,
         description="regexes (any case; \\L<terms>); a match anywhere in a record makes it identifying",
     )
+    script_cues: dict[str, list[str]] = Field(
+        default_factory=dict, description="cues looked for only in texts holding that script's letters (nlp.scripts)"
+    )
     full_names: str = Field("always", pattern="^(always|context)$")
     name_pairs: bool = Field(
         True, description="also find a known given name and a capitalised word as a (weak) name: Bartholomew Quince"
@@ -130,6 +135,9 @@ class IdentifyingRule(StrictModel):
         default_factory=list, description="regexes: a full name next to one is a public figure's, kept"
     )
     public_window: int = Field(40, ge=0, description="characters either side of a full name searched for `public`")
+    placeholder_markers: list[str] = Field(
+        default_factory=list, description="a placeholder secret holds one of these words (your, example, changeme)"
+    )
     surnames: list[str] = Field(
         default_factory=list, description="family names written first (\\L<terms> allowed): Nguyễn Văn Hùng"
     )
@@ -172,14 +180,24 @@ class Judge:
         rule: IdentifyingRule,
         expand: Callable[[str], str] = lambda p: p,
         terms: Callable[[str], list[str]] = lambda entry: [entry],
+        scripts: dict[str, str] | None = None,
     ):
+        scripts = scripts or {}
         self.rule = rule
         self.weak = frozenset(rule.weak)
         self.anchors = frozenset(rule.anchors)
         flags = regex.IGNORECASE | regex.MULTILINE
-        self.cues = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.cues), flags) if rule.cues else None
+        # one pattern each: an alternation of them all is tried at every position, several times slower
+        self.cues = [regex.compile(expand(c), flags) for c in rule.cues]
+        self.script_cues = [
+            (regex.compile(scripts[name]), [regex.compile(expand(c), flags) for c in cues])
+            for name, cues in rule.script_cues.items()
+            if name in scripts
+        ]
+        self._cued: dict[str, bool] = {}  # text -> whether a cue is in it (asked before and after NER)
         self.public = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.public), flags) if rule.public else None
         self.placeholder_words = frozenset(w.lower() for w in rule.placeholder_words)
+        self.placeholder_markers = frozenset(w.lower() for w in rule.placeholder_markers)
         self.surnames = frozenset(w.lower() for entry in rule.surnames for w in terms(entry))
 
     # --- documentation values ---------------------------------------------------------------
@@ -198,14 +216,19 @@ class Judge:
         return False
 
     def placeholder_secret(self, value: str) -> bool:
-        """`'your-password'`, `YOUR_API_KEY_HERE`, `<token>`, `xxxxxx`, `********`, `changeme123`."""
+        """`'your-password'`, `YOUR_API_KEY_HERE`, `<token>`, `xxxxxx`, `********`, `changeme123`; not
+        `password123`, `abc12345` or `admin`, which people do use."""
         stripped = value.strip("'\"`<>[]{}()")
         if not stripped or len(set(stripped.lower())) <= 2:
             return True  # xxxx, ****, 0000
-        words = WORD.findall(stripped)
+        words = [w.lower() for w in WORD.findall(stripped)]
         if not words or not self.placeholder_words:
             return False
-        return all(w.lower() in self.placeholder_words or (w.isdigit() and w in "0123456789") for w in words)
+        # every word a placeholder word, one of them saying so ("your", "example", "changeme"): "password123"
+        # or "admin" alone may well be someone's real, weak password
+        if not all(w in self.placeholder_words or (w.isdigit() and w in "0123456789") for w in words):
+            return False
+        return any(w in self.placeholder_markers for w in words) or all(w in SECRET_NOUNS for w in words)
 
     # --- the record -------------------------------------------------------------------------
     def weak_span(self, entity: str, value: str, recognizer: str = "") -> bool:
@@ -257,7 +280,7 @@ class Judge:
         """Whether the record ties what it holds to a person (anchors, cues, a name with a day or a place)."""
         if any(s.entity in self.anchors and not self.weak_span(s.entity, v) for s, v in spans):
             return True
-        if self.cues is not None and any(self.cues.search(t) for t in texts if t):
+        if any(self.cued(t) for t in texts if t):
             return True
         kinds = {s.entity for s, v in spans}
         if "PERSON" in kinds:
@@ -265,6 +288,18 @@ class Judge:
             placed = any(s.entity == "STREET_ADDRESS" for s, v in spans)
             return dated or placed
         return False
+
+    def cued(self, text: str) -> bool:
+        """Whether a cue is in a text (remembered: a record is judged before and after NER)."""
+        known = self._cued.get(text)
+        if known is None:
+            known = any(p.search(text) for p in self.cues) or any(
+                letters.search(text) and any(p.search(text) for p in cues) for letters, cues in self.script_cues
+            )
+            if len(self._cued) > 20_000:
+                self._cued.clear()
+            self._cued[text] = known
+        return known
 
     def _named(self, text: str, span, value: str) -> bool:
         """A full name outside an identifying record: kept (redacted) unless a public role is beside it."""
@@ -277,3 +312,56 @@ class Judge:
         w = self.rule.public_window
         around = text[max(0, span.start - w) : span.start] + " … " + text[span.end : span.end + w]
         return not self.public.search(around)
+
+
+POSSESSIVE = regex.compile(r"['’]s$")
+
+
+def spread(texts: Sequence[str], found: Sequence[list], make: Callable) -> list[list]:
+    """Every value redacted somewhere in a record, redacted wherever else it occurs in the record (as
+    written or in capitals, as a whole word): the small NER model finds a name in the question and misses it in the answer,
+    and question and answer must still agree. A person's name loses its possessive 's ("Derek Olsen's" is "Derek Olsen"). `make(start,
+    end, entity, score, recognizer)` builds a span."""
+    values: dict[str, tuple[str, float]] = {}
+    trimmed = []
+    for text, spans in zip(texts, found):
+        if not isinstance(spans, list):
+            trimmed.append(spans)
+            continue
+        own = []
+        for s in spans:
+            end = s.end
+            if s.entity == "PERSON" and POSSESSIVE.search(text[s.start : s.end]) and s.end - s.start > 3:
+                end -= 2
+            own.append(make(s.start, end, s.entity, s.score, s.recognizer) if end != s.end else s)
+            value = " ".join(text[s.start : end].split())
+            if len(value) >= 3 and any(c.isalnum() for c in value):
+                values.setdefault(value, (s.entity, s.score))
+        trimmed.append(own)
+    if not values:
+        return trimmed
+    # as written, or in capitals (a signature block); not in lower case, where "Salary" the NER model took
+    # for a name is the word salary
+    forms = {form for v in values for form in (v, v.upper())}
+    pattern = regex.compile(
+        r"(?<![\w@.-])(?:"
+        + "|".join(r"\s+".join(map(regex.escape, v.split())) for v in sorted(forms, key=len, reverse=True))
+        + r")(?![\w@-])"
+    )
+    out = []
+    for text, spans in zip(texts, trimmed):
+        if not isinstance(spans, list) or not text:
+            out.append(spans)
+            continue
+        extra = []
+        for m in pattern.finditer(text):
+            if any(s.start < m.end() and m.start() < s.end for s in spans):
+                continue
+            found_value = " ".join(m.group().split())
+            entity, score = values.get(found_value) or next(
+                (values[v] for v in values if v.upper() == found_value), (None, 0.0)
+            )
+            if entity is not None:
+                extra.append(make(m.start(), m.end(), entity, score, "same value in the record"))
+        out.append(sorted(spans + extra, key=lambda s: (s.start, s.end)) if extra else spans)
+    return out
