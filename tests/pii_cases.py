@@ -96,6 +96,14 @@ KEEP = [
     # dialogue role labels
     ("role label", "Khách hàng: Xin chào, tôi muốn hỏi về gói cước.\nNhân viên: Dạ, chào anh.", "vi"),
     ("role label", "Viết đoạn hội thoại.\nQ. Thủ đô của Pháp là gì?\nA. Paris.", "vi"),
+    ("story", "Viết một câu chuyện ngắn về một cô gái tên là Sarah sống ở một ngôi làng nhỏ.", "vi"),
+    ("word problem", "Năm nay Lan 10 tuổi, anh Nam hơn Lan 4 tuổi. Hỏi anh Nam bao nhiêu tuổi?", "vi"),
+    ("historical figure", "Trần Hưng Đạo đánh bại quân Nguyên năm 1288 trên sông Bạch Đằng.", "vi"),
+    ("code sample", '<label for="username">Username:</label><br>\n<label for="password">Password:</label><br>', "en"),
+    ("code sample", "password = generate_password(8)\nprint(password)", "en"),
+    ("code sample", 'String USER = "username";\nString PASS = "password";', "en"),
+    ("table header", "Employee Name, Department, Salary\nJohn, Accounting, 8000\nJoe, Sales, 1000", "en"),
+    ("documentation", "Log in with the password: The password is case-sensitive and required.", "en"),
 ]
 
 REMOVE = [
@@ -122,4 +130,39 @@ REMOVE = [
     ("secret", "password = 'Xk9#mP2q!vL'", "Xk9#mP2q!vL", "en"),
     ("public ip", "The login came from 84.21.173.9 at night.", "84.21.173.9", "en"),
     ("address", "Ship it to 1428 Elm Street, Springfield, IL 62704.", "1428 Elm Street", "en"),
+    # the formats of numbers and secrets people write
+    ("secret told", "The Wi-Fi password at the cabin is letmein2024, don't share it.", "letmein2024", "en"),
+    ("secret told", "mật khẩu wifi văn phòng mới là Falcon@348 nhé", "Falcon@348", "vi"),
+    ("secret told", "I typed my password (Tr0ub4dor&3) three times.", "Tr0ub4dor&3", "en"),
+    (
+        "connection string",
+        "DATABASE_URL=postgresql://svc_billing:Monkey568!@db.internal.corp:5432/app",
+        "Monkey568!",
+        "en",
+    ),
+    (
+        "api key",
+        "put the API key in the email thread: 6be36a88f1c04e2b9d7a5c3e1f0b2d4a",
+        "6be36a88f1c04e2b9d7a5c3e1f0b2d4a",
+        "en",
+    ),
+    (
+        "api key",
+        "Use sk-proj-Ab_9xYz12QwErTy34UiOp56AsDf78 in the config.",
+        "sk-proj-Ab_9xYz12QwErTy34UiOp56AsDf78",
+        "en",
+    ),
+    ("email with underscore", "Owner: deepa_murphy@comcast.net", "deepa_murphy", "en"),
+    ("ssn", "SSN on file 262820952 for the application.", "262820952", "en"),
+    ("mrn", "Medical record number: 53-279-509", "53-279-509", "en"),
+    ("card", "Thẻ Napas 9704 0000 0000 0018 của khách bị khóa.", "9704 0000 0000 0018", "vi"),
+    ("cccd", "Ông Lâm (CCCD số 038 055 039 875) đề nghị cập nhật hợp đồng.", "038 055 039 875", "vi"),
+    # names in a note, a ticket, a chat
+    ("role", "Progress note, 03/02/2024\nPt Amara reports better sleep since starting trazodone.", "Amara", "en"),
+    ("role", "Login from 84.21.173.9 failed 5 times; account locked, customer Rajesh told to reset.", "Rajesh", "en"),
+    ("family first", "Reported by: Martinez, Connor (connor.m@outlook.com)", "Martinez, Connor", "en"),
+    ("signature", "I typed my password (Xk9#mP2q) three times.\n\nBest,\nKofi", "Kofi", "en"),
+    ("salutation", "Good morning Deepa,\nyour refund was issued today.", "Deepa", "en"),
+    ("given name again", "Khách hàng Nguyễn Văn Tuấn hỏi về đơn hàng.\nDạ em cập nhật rồi nhé Tuấn.", "Tuấn", "vi"),
+    ("chat without diacritics", "e oi a Duy day, mail cua a la duy.tran88@gmail.com nhe", "Duy", "vi"),
 ]

@@ -75,12 +75,25 @@ NAME_PAIR = regex.compile(
     r"\p{Lu}[\p{Ll}\p{M}'’-]+){1,2}(?![\p{L}\p{M}\d@_-])"  # one or two capitalised words (da Vinci)
 )
 NAME_PAIR_RECOGNIZER = "given_name_pair"
+GIVEN_NAME_RECOGNIZER = "given_name"  # one capitalised word, a given name: "Pt Amara reports", "Found by Elena"
+WORD_CAPITALISED = regex.compile(r"(?<![\p{L}\p{M}\d@._-])\p{Lu}[\p{Ll}\p{M}'’-]+(?![\p{L}\p{M}\d@_-])")
+# "Castillo, Elena": a family name, a comma, a given name
+FAMILY_FIRST = regex.compile(
+    r"(?<![\p{L}\p{M}\d@._-])\p{Lu}[\p{Ll}\p{M}'’-]+,"  # the family name and its comma
+    r"[ \t]+(\p{Lu}[\p{Ll}\p{M}'’-]+)(?:[ \t]+\p{Lu}\.)?(?![\p{L}\p{M}\d@_-])"  # the given name, perhaps an initial
+)
+NOT_NAMES = frozenset(
+    "january february march april may june july august september october november december monday tuesday "
+    "wednesday thursday friday saturday sunday".split()
+)
 
 
-def name_pair_recognizer(languages: frozenset[str]):
-    """A Presidio recognizer for a given name Faker knows followed by one or two capitalised words
-    ("Bartholomew Quince"), which the small NER model misses beside an e-mail address. Its matches are
-    weak: redacted only in an identifying record (so "Victoria Falls" in a travel tip stays)."""
+def name_recognizers(languages: frozenset[str]) -> list:
+    """Presidio recognizers for names from Faker's given-name lists, which the small NER model misses
+    beside an e-mail address or in a clinical note: a given name followed by one or two capitalised words
+    ("Bartholomew Quince"), a family name and a given name ("Castillo, Elena"), a given name alone
+    ("Pt Amara"). Their matches are weak: redacted only in an identifying record (so "Victoria Falls" in
+    a travel tip stays)."""
     from presidio_analyzer import EntityRecognizer, RecognizerResult
 
     names = given_names()
@@ -105,9 +118,39 @@ def name_pair_recognizer(languages: frozenset[str]):
             for m in NAME_PAIR.finditer(text, overlapped=True):  # "Thanks Priya Raman": from Priya on
                 if m.group().split()[0].lower() in names and not any(m.start() < r.end for r in out):
                     out.append(RecognizerResult("PERSON", m.start(), m.end(), 0.55))
+            for m in FAMILY_FIRST.finditer(text):
+                if m.group(1).lower() in names and not any(m.start() < r.end and r.start < m.end() for r in out):
+                    out.append(RecognizerResult("PERSON", m.start(), m.end(), 0.55))
             return out
 
-    return NamePairs(supported_entities=["PERSON"], name=NAME_PAIR_RECOGNIZER)
+    class GivenNames(EntityRecognizer):
+        """A single capitalised given name (not a stop word, a month or a weekday): weak, so it is
+        redacted only in an identifying record ("Pt Amara reports", "customer Rajesh told to reset")."""
+
+        gated = True
+        scope: frozenset[str] = frozenset()
+
+        def load(self) -> None:
+            pass
+
+        def applies(self, text: str) -> bool:
+            return bool(self.scope) and not self.scope - languages
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            if not self.applies(text):
+                return []
+            return [
+                RecognizerResult("PERSON", m.start(), m.end(), 0.5)
+                for m in WORD_CAPITALISED.finditer(text)
+                if (w := m.group().lower()) in names and w not in stop and w not in NOT_NAMES
+            ]
+
+    from spacy.lang.en.stop_words import STOP_WORDS as stop
+
+    return [
+        NamePairs(supported_entities=["PERSON"], name=NAME_PAIR_RECOGNIZER),
+        GivenNames(supported_entities=["PERSON"], name=GIVEN_NAME_RECOGNIZER),
+    ]
 
 
 class IdentifyingRule(StrictModel):
@@ -129,7 +172,8 @@ class IdentifyingRule(StrictModel):
     )
     full_names: str = Field("always", pattern="^(always|context)$")
     name_pairs: bool = Field(
-        True, description="also find a known given name and a capitalised word as a (weak) name: Bartholomew Quince"
+        True,
+        description="also find names from Faker's given-name lists (weak): Bartholomew Quince, Castillo, Elena, Amara",
     )
     public: list[str] = Field(
         default_factory=list, description="regexes: a full name next to one is a public figure's, kept"
@@ -305,7 +349,7 @@ class Judge:
         """A full name outside an identifying record: kept (redacted) unless a public role is beside it."""
         if span.entity != "PERSON" or self.rule.full_names != "always" or not self.full_name(value):
             return False
-        if span.recognizer == NAME_PAIR_RECOGNIZER:
+        if span.recognizer in (NAME_PAIR_RECOGNIZER, GIVEN_NAME_RECOGNIZER):
             return False  # found by the name list alone: a name only in an identifying record
         if self.public is None:
             return True
@@ -319,9 +363,11 @@ POSSESSIVE = regex.compile(r"['’]s$")
 
 def spread(texts: Sequence[str], found: Sequence[list], make: Callable) -> list[list]:
     """Every value redacted somewhere in a record, redacted wherever else it occurs in the record (as
-    written or in capitals, as a whole word): the small NER model finds a name in the question and misses it in the answer,
-    and question and answer must still agree. A person's name loses its possessive 's ("Derek Olsen's" is "Derek Olsen"). `make(start,
-    end, entity, score, recognizer)` builds a span."""
+    written or in capitals, as a whole word): the small NER model finds a name in the question and misses
+    it in the answer, and question and answer must still agree. A full name's first and last words count
+    too ("Jennifer" and "Alvarez" of "Jennifer Alvarez", "Tuấn" of "Nguyễn Văn Tuấn"), and a person's name
+    loses its possessive 's ("Derek Olsen's" is "Derek Olsen"). `make(start, end, entity, score,
+    recognizer)` builds a span."""
     values: dict[str, tuple[str, float]] = {}
     trimmed = []
     for text, spans in zip(texts, found):
@@ -337,6 +383,11 @@ def spread(texts: Sequence[str], found: Sequence[list], make: Callable) -> list[
             value = " ".join(text[s.start : end].split())
             if len(value) >= 3 and any(c.isalnum() for c in value):
                 values.setdefault(value, (s.entity, s.score))
+            words = [w for w in value.split() if w.rstrip(".").lower() not in TITLES]
+            if s.entity == "PERSON" and len(words) >= 2:
+                for part in (words[0], words[-1]):
+                    if len(part) >= 3 and CAPITALISED.match(part) and part[-1].isalpha():
+                        values.setdefault(part, (s.entity, s.score))
         trimmed.append(own)
     if not values:
         return trimmed

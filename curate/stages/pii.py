@@ -32,7 +32,7 @@ from curate.decisions import REJECTED_LEAD
 from curate.errors import ConfigError
 from curate.lang import UNDETERMINED
 from curate.pii.analyzer import Span
-from curate.pii.context import IdentifyingRule, Judge, spread
+from curate.pii.context import GIVEN_NAME_RECOGNIZER, IdentifyingRule, Judge, spread
 from curate.schema import StrictModel
 from curate.stages.base import (
     DROP,
@@ -391,14 +391,12 @@ def _recognizer(rule: RecognizerRule, rules: PiiRules):
 
 
 def _context_recognizers(rules: PiiRules) -> list:
-    from curate.pii.context import name_pair_recognizer
+    from curate.pii.context import name_recognizers
 
     i = rules.identifying
-    return (
-        [name_pair_recognizer(frozenset(rules.nlp.ner_languages))]
-        if i.enabled and i.name_pairs and "PERSON" in rules.entities
-        else []
-    )
+    if not (i.name_pairs and "PERSON" in rules.entities):  # the strict profile (no judge) takes them as found
+        return []
+    return name_recognizers(frozenset(rules.nlp.ner_languages))
 
 
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
@@ -484,6 +482,23 @@ class _Edits:
         return self.df.with_columns(
             [pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()]
         )
+
+
+def _whole_tokens(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Code spans grown to whole whitespace-separated tokens: an identifier with an underscore inside an
+    e-mail address, a key or a connection string (`deepa_murphy@comcast.net`, `sk-proj-Ab_9...`,
+    `postgres://svc_billing:pw@db`) is analysed as the whole token, not cut out of it."""
+    out: list[list[int]] = []
+    for a, b in spans:
+        while a > 0 and not text[a - 1].isspace():
+            a -= 1
+        while b < len(text) and not text[b].isspace():
+            b += 1
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 
 
 def _merged(first: list, second: list) -> list:
@@ -941,7 +956,8 @@ class PiiStage(Stage):
             if any(isinstance(found[j], Exception) for j in members):
                 continue
             if (
-                any(s.entity in ("STREET_ADDRESS", "PERSON") for s, _ in spans)
+                any(s.entity == "STREET_ADDRESS" for s, _ in spans)
+                or any(s.entity == "PERSON" and s.recognizer != GIVEN_NAME_RECOGNIZER for s, _ in spans)
                 or any(s.entity == "DATE_TIME" and any(c.isdigit() for c in v) for s, v in spans)
                 or self.judge.identifying([jobs[j][2] for j in members], spans)
             ):
@@ -979,7 +995,7 @@ class PiiStage(Stage):
         langs = langs or [None] * len(jobs)
         texts, ner, only, owners, text_langs = [], [], [], [], []
         for j, (_, slot, text) in enumerate(jobs):
-            spans = code_spans(text) if code.detect and slot[0] != "id" else []
+            spans = _whole_tokens(text, code_spans(text)) if code.detect and slot[0] != "id" else []
             texts.append(mask(text, spans) if spans else text)
             ner.append(use_ner[j])
             only.append(entities)
