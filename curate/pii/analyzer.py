@@ -41,7 +41,8 @@ DATE_WORDS = frozenset(
 CANDIDATE = re.compile(r"(?<![\w'’-])([A-Z][A-Za-z]*)")  # capitalised words (their letters)
 NEWLINE = re.compile(r"\n")
 DATE_WORD = re.compile(r"\b(?:" + "|".join(sorted(DATE_WORDS)) + r")\b")
-MEMO_LIMIT = 200_000  # segment texts whose NER result a worker keeps
+MEMO_LIMIT = 200_000
+NER_SCORE = 0.85  # what Presidio's spaCy recognizer scores an entity of the model  # segment texts whose NER result a worker keeps
 # what the redaction writes: <TYPE>, <TYPE:hash> or a generalised <TYPE:kept> (<DATE_TIME:2024>, <AGE:90+>)
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9A-Za-z+]+)?>")
 # An address in text or in a `url` column: a scheme or www. link, or any token with a query string.
@@ -325,6 +326,44 @@ class Analyzer:
         found = [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
         return self._with_url_parts(texts, found, only, langs) if self.url_entities else found
 
+    def ner_spans(self, texts: list[str]) -> list[list[Span] | Exception]:
+        """The NER model's entities only (no pattern recognizer, no Presidio orchestration), filtered as
+        `_analyze` filters every result: the second pass over records the pattern pass shows may hold a
+        person's data (PiiStage.scan). A span scores as Presidio's spaCy recognizer scores it."""
+        docs = [self._doc(t, True) for t in texts]
+        ok = [doc for doc in docs if "pii_error" not in doc.user_data]
+        try:
+            self.ner(ok)
+        except Exception:
+            for doc in ok:
+                try:
+                    self.ner([doc])
+                except Exception as exc:
+                    doc.user_data["pii_error"] = exc
+        mapping = _NER_CONFIG["model_to_presidio_entity_mapping"]
+        out: list[list[Span] | Exception] = []
+        for text, doc in zip(texts, docs):
+            if "pii_error" in doc.user_data:
+                out.append(doc.user_data["pii_error"])
+                continue
+            spans = []
+            for ent in doc.ents:
+                entity = mapping.get(ent.label_)
+                if entity in self.ner_entities and self._kept(text, entity, ent.start_char, ent.end_char, NER_SCORE):
+                    spans.append(Span(ent.start_char, ent.end_char, entity, NER_SCORE, "SpacyRecognizer"))
+            out.append(spans)
+        return out
+
+    def _kept(self, text: str, entity: str, start: int, end: int, score: float) -> bool:
+        """A result passes its entity's threshold, allow list, value pattern and word boundary."""
+        rule = self.entities[entity]
+        if score < rule.get("threshold", 0.5) or end <= start or text[start:end].lower() in self.allowed:
+            return False
+        if (check := self.value_patterns.get(entity)) is not None and not check.search(text[start:end]):
+            return False
+        # glued to a word: `line.st` in `line.strip()` is no URL
+        return not (rule.get("boundary") and (_word_char(text, start - 1) or _word_char(text, end)))
+
     def _with_url_parts(self, texts: list[str], found: list, only: list, langs: list) -> list:
         """Each text's entities plus those inside its addresses: a whole URL does not read as an e-mail
         (`/profile.html?email=a.b@example.org` has no valid domain before the `@`), so each path segment,
@@ -452,19 +491,8 @@ class Analyzer:
         )
         out = []
         for r in results:
-            rule = self.entities[r.entity_type]
-            if (
-                r.score < rule.get("threshold", 0.5)
-                or r.end <= r.start
-                or text[r.start : r.end].lower() in self.allowed
-            ):
+            if not self._kept(text, r.entity_type, r.start, r.end, r.score):
                 continue
-            if (check := self.value_patterns.get(r.entity_type)) is not None and not check.search(
-                text[r.start : r.end]
-            ):
-                continue
-            if rule.get("boundary") and (_word_char(text, r.start - 1) or _word_char(text, r.end)):
-                continue  # glued to a word: `line.st` in `line.strip()` is no URL
             start = r.start
             if r.entity_type == "EMAIL_ADDRESS":  # `to='ann@x.org'`: RFC local parts may hold = and ', code's do not
                 local = text[r.start : text.find("@", r.start)]

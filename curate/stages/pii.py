@@ -929,16 +929,21 @@ class PiiStage(Stage):
             found = self._analyze_jobs(jobs, [False] * len(jobs), job_langs)
             need = self._needs_ner(jobs, found)
             again = [j for j, (row, _, _) in enumerate(jobs) if use_ner[j] and row in need]
-            if again:  # NER and what it brings (its entities' recognizers), merged with the patterns' findings
-                ner_only = frozenset(self.analyzer.ner_entities)
-                more = self._analyze_jobs(
-                    [jobs[j] for j in again], [True] * len(again), [job_langs[j] for j in again], ner_only
-                )
+            if again:  # the NER model's entities, merged with the patterns' findings
+                more = self._ner_jobs([jobs[j] for j in again])
                 for j, spans in zip(again, more):
                     found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
         else:
             found = self._analyze_jobs(jobs, use_ner, job_langs)
         return jobs, self._judged(jobs, found), langs, metas
+
+    def _ner_jobs(self, jobs: list[tuple[int, tuple, str]]) -> list:
+        """The NER model's entities per job, on the prose only (code blanked out, as in _analyze_jobs)."""
+        texts = []
+        for _, slot, text in jobs:
+            spans = _whole_tokens(text, code_spans(text)) if self.rules.code.detect and slot[0] != "id" else []
+            texts.append(mask(text, spans) if spans else text)
+        return self.analyzer.ner_spans(texts)
 
     def _needs_ner(self, jobs: list[tuple[int, tuple, str]], found: list) -> set[int]:
         """The records worth the NER model, judged from the pattern recognizers' findings alone: those
@@ -986,11 +991,9 @@ class PiiStage(Stage):
         jobs: list[tuple[int, tuple, str]],
         use_ner: list[bool],
         langs: list[str | None] | None = None,
-        entities: frozenset[str] | None = None,
     ) -> list:
-        """Entities per job (only `entities`, if given). Code in a text is blanked out (offsets kept) for
-        the full analysis and analysed on its own for the high-precision entities only (rules.code),
-        without NER."""
+        """Entities per job. Code in a text is blanked out (offsets kept) for the full analysis and
+        analysed on its own for the high-precision entities only (rules.code), without NER."""
         code = self.rules.code
         langs = langs or [None] * len(jobs)
         texts, ner, only, owners, text_langs = [], [], [], [], []
@@ -998,10 +1001,10 @@ class PiiStage(Stage):
             spans = _whole_tokens(text, code_spans(text)) if code.detect and slot[0] != "id" else []
             texts.append(mask(text, spans) if spans else text)
             ner.append(use_ner[j])
-            only.append(entities)
+            only.append(None)
             owners.append((j, None))
             text_langs.append(langs[j])
-            for a, b in spans if entities is None else ():  # code was analysed in the first pass
+            for a, b in spans:
                 texts.append(text[a:b])
                 ner.append(False)
                 only.append(self._code_entities)
