@@ -110,8 +110,8 @@ class RecognizerRule(StrictModel):
 
 # replace/mask/hash/drop apply to any entity; the generalising ones (HIPAA Safe Harbor) keep what
 # the method allows: a date's year, a ZIP code's first three digits, an age over 89 as "90+".
-OPERATORS = ("replace", "mask", "hash", "drop", "keep_year", "keep_zip3", "age_90_plus")
-Operator = Literal["replace", "mask", "hash", "drop", "keep_year", "keep_zip3", "age_90_plus"]
+OPERATORS = ("replace", "mask", "hash", "drop", "surrogate", "keep_year", "keep_zip3", "age_90_plus")
+Operator = Literal["replace", "mask", "hash", "drop", "surrogate", "keep_year", "keep_zip3", "age_90_plus"]
 
 
 class EntityRule(StrictModel):
@@ -228,7 +228,7 @@ class PiiRules(StrictModel):
     profile: ProfileRule = Field(default_factory=ProfileRule)
     nlp: NlpRule = Field(default_factory=NlpRule)
     entities: dict[str, EntityRule] = Field(min_length=1)
-    default_operator: Literal["replace", "mask", "hash", "drop"] = "replace"
+    default_operator: Literal["replace", "mask", "hash", "drop", "surrogate"] = "replace"
     # Named word lists, used in recognizer regexes (patterns, requires, exclude) as \L<name>.
     terms: dict[str, list[str]] = Field(default_factory=dict)
     # Named regex fragments, used in recognizer regexes as \R<name>.
@@ -482,6 +482,14 @@ class _Edits:
         return self.df.with_columns(
             [pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()]
         )
+
+
+# what decides whether a record is identifying or needs the NER model (PiiStage._needs_ner)
+DECIDING = frozenset({"PERSON", "DATE_TIME", "STREET_ADDRESS"})
+
+
+def slot_prose(slot: tuple) -> bool:
+    return slot[0] != "id"
 
 
 def _whole_tokens(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -756,6 +764,11 @@ class PiiStage(Stage):
             url_entities=frozenset(r.code.entities),
         )
         self.anonymizer = AnonymizerEngine()
+        from curate.pii.surrogates import Surrogates
+
+        key = os.environ.get(r.hash.key_env, "").encode() or None
+        self.surrogates = Surrogates(key, self.seed)
+        self._lang = None
         self.judge = Judge(r.identifying, r.expand, lambda entry: _words(entry, r.terms), r.nlp.scripts)
         self._lid = None
         self._code_entities = frozenset(r.code.entities)
@@ -787,6 +800,10 @@ class PiiStage(Stage):
                 ops[entity] = OperatorConfig(
                     "custom", {"lambda": lambda v, k=keep, p=placeholder, z=restricted: _kept(p, k(v, z))}
                 )
+            elif op == "surrogate":  # a realistic stand-in (curate.pii.surrogates), else the numbered placeholder
+                ops[entity] = OperatorConfig(
+                    "custom", {"lambda": lambda v, e=entity, p=placeholder: self._surrogate(e, p, v)}
+                )
             elif r.numbered:  # replace and drop: one number per distinct value of a record (<PERSON_1>)
                 ops[entity] = OperatorConfig(
                     "custom", {"lambda": lambda v, e=entity, p=placeholder: self._numbered(e, p, v)}
@@ -794,6 +811,10 @@ class PiiStage(Stage):
             else:  # replace, and drop (the record is dropped, stored redacted)
                 ops[entity] = OperatorConfig("replace", {"new_value": placeholder})
         return ops
+
+    def _surrogate(self, entity: str, placeholder: str, value: str) -> str:
+        made = self.surrogates.value(entity, value, self._lang)
+        return made if made is not None else self._numbered(entity, placeholder, value)
 
     def _numbered(self, entity: str, placeholder: str, value: str) -> str:
         number = self._numbers.get((entity, _value_key(value)))
@@ -926,11 +947,20 @@ class PiiStage(Stage):
         use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
         job_langs = [langs[row] for row, _, _ in jobs]
         if self.rules.identifying.enabled and self.rules.nlp.ner_on_demand and any(use_ner):
-            found = self._analyze_jobs(jobs, [False] * len(jobs), job_langs)
+            # weak entities that decide nothing (links, places) are looked for only where they would count
+            deferred = frozenset(self.rules.identifying.weak) & self.analyzer.supported - DECIDING
+            first = frozenset(self.analyzer.supported) - deferred
+            found = self._analyze_jobs(jobs, [False] * len(jobs), job_langs, first)
             need = self._needs_ner(jobs, found)
-            again = [j for j, (row, _, _) in enumerate(jobs) if use_ner[j] and row in need]
-            if again:  # the NER model's entities, merged with the patterns' findings
-                more = self._ner_jobs([jobs[j] for j in again])
+            again = [j for j, (row, _, _) in enumerate(jobs) if row in need and slot_prose(jobs[j][1])]
+            with_ner = [j for j in again if use_ner[j]]
+            if with_ner:  # the NER model's entities, merged with the patterns' findings
+                for j, spans in zip(with_ner, self._ner_jobs([jobs[j] for j in with_ner])):
+                    found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
+            if again and deferred:
+                more = self._analyze_jobs(
+                    [jobs[j] for j in again], [False] * len(again), [job_langs[j] for j in again], deferred, code=False
+                )
                 for j, spans in zip(again, more):
                     found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
         else:
@@ -991,9 +1021,12 @@ class PiiStage(Stage):
         jobs: list[tuple[int, tuple, str]],
         use_ner: list[bool],
         langs: list[str | None] | None = None,
+        entities: frozenset[str] | None = None,
+        code: bool = True,
     ) -> list:
-        """Entities per job. Code in a text is blanked out (offsets kept) for the full analysis and
-        analysed on its own for the high-precision entities only (rules.code), without NER."""
+        """Entities per job (only `entities`, if given). Code in a text is blanked out (offsets kept) for
+        the full analysis and analysed on its own for the high-precision entities only (rules.code),
+        without NER (`code=False`: not analysed again)."""
         code = self.rules.code
         langs = langs or [None] * len(jobs)
         texts, ner, only, owners, text_langs = [], [], [], [], []
@@ -1001,10 +1034,10 @@ class PiiStage(Stage):
             spans = _whole_tokens(text, code_spans(text)) if code.detect and slot[0] != "id" else []
             texts.append(mask(text, spans) if spans else text)
             ner.append(use_ner[j])
-            only.append(None)
+            only.append(entities)
             owners.append((j, None))
             text_langs.append(langs[j])
-            for a, b in spans:
+            for a, b in spans if code else ():
                 texts.append(text[a:b])
                 ner.append(False)
                 only.append(self._code_entities)
@@ -1038,6 +1071,9 @@ class PiiStage(Stage):
         jobs, found, langs, metas = self.scan(df, langs)
         numbers = self._number_values(jobs, found) if self.rules.numbered else {}
         edits = _Edits(df, metas)
+        ids = df["id"].to_list() if "id" in df.columns else [None] * df.height
+        self._row_ids = [v if v is not None else f"row {i}" for i, v in enumerate(ids)]  # before ids are redacted
+        self.surrogates.reset()
         n = df.height
         counts, types = [0] * n, [set() for _ in range(n)]
         errors: dict[int, str] = {}
@@ -1056,6 +1092,8 @@ class PiiStage(Stage):
                 edits.put(row, slot, self._id_token(text))
                 by_operator["id_hash"] += len(entities)
             else:
+                self.surrogates.start(self._row_ids[row])
+                self._lang = langs[row]
                 try:
                     redacted, entities = self.redact(text, spans, numbers.get(row))
                 except Exception as exc:
@@ -1128,6 +1166,7 @@ class PiiStage(Stage):
         at_least = min(self.rules.residual_min, len(draws))
         picked = sorted(i for k, (draw, i) in enumerate(draws) if draw < rate or k < at_least)
         sample = out[picked]
+        sample_ids = [self._row_ids[i] for i in picked]
         jobs, found, _, _ = self.scan(sample, [langs[i] for i in picked], ids=False)
         rows_with, entities = set(), Counter()
         for (row, slot, text), spans in zip(jobs, found):
@@ -1135,8 +1174,10 @@ class PiiStage(Stage):
                 continue
             if slot[0] not in ("text", "msg"):
                 spans = [s for s in spans if s.score >= self.rules.fields.min_score]
-            # a placeholder the redaction wrote is not personal data
+            # a placeholder or a surrogate the redaction wrote is not personal data
             marks = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
+            for made in self.surrogates.written.get(sample_ids[row], ()):
+                marks += [(m.start(), m.end()) for m in re.finditer(re.escape(made), text)]
             for s in spans:
                 if not any(a < s.end and s.start < b for a, b in marks):
                     rows_with.add(row)
