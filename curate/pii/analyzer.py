@@ -41,9 +41,9 @@ DATE_WORDS = frozenset(
 CANDIDATE = re.compile(r"(?<![\w'’-])([A-Z][A-Za-z]*)")  # capitalised words (their letters)
 NEWLINE = re.compile(r"\n")
 DATE_WORD = re.compile(r"\b(?:" + "|".join(sorted(DATE_WORDS)) + r")\b")
-MEMO_LIMIT = 200_000
-NER_SCORE = 0.85  # what Presidio's spaCy recognizer scores an entity of the model  # segment texts whose NER result a worker keeps
-# what the redaction writes: <TYPE>, <TYPE:hash> or a generalised <TYPE:kept> (<DATE_TIME:2024>, <AGE:90+>)
+MEMO_LIMIT = 200_000  # segment texts whose NER result a worker keeps
+NER_SCORE = 0.85  # what Presidio's spaCy recognizer scores an entity of the model
+# what the redaction writes: <TYPE>, <TYPE_1>, <TYPE:hash> or a generalised <TYPE:kept> (<DATE_TIME:2024>, <AGE:90+>)
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9A-Za-z+]+)?>")
 # An address in text or in a `url` column: a scheme or www. link, or any token with a query string.
 URL_TOKEN = re.compile(r"""(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>"'`]+|[^\s<>"'`]*\?[^\s<>"'`]*=[^\s<>"'`]*""", re.I)
