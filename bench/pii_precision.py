@@ -221,7 +221,7 @@ class Trace:
         self.custom = {r.name for r in stage.rules.recognizers}
         self.thresholds = {e: r.threshold for e, r in stage.rules.entities.items()}
         presidio, anonymizer = stage.analyzer.presidio, stage.anonymizer
-        enhance, operate, languages = presidio._enhance_using_context, anonymizer._operate, stage.languages
+        enhance, operate, languages = presidio._enhance_using_context, anonymizer._operate, stage.scanner.languages
 
         def traced_enhance(text, *args, **kwargs):  # every recognizer's results, context applied
             results = enhance(text, *args, **kwargs)
@@ -250,7 +250,7 @@ class Trace:
             return self.langs
 
         presidio._enhance_using_context, anonymizer._operate = traced_enhance, traced_operate
-        stage.languages = traced_languages
+        stage.scanner.languages = traced_languages  # what the stage's scan asks (curate.pii.scan)
 
     def reason(self, entity: str, value: str) -> str:
         """The recognizers behind a redaction: every one that found its text as its type with a score the

@@ -29,6 +29,7 @@ import polars as pl
 import yaml
 
 from bench.pii_planted import table as planted_table
+from bench.pii_sidebyside import table as sidebyside_table
 from curate.catalog import Catalog
 from curate.config import load_pipeline
 from curate.demo.generator import generate
@@ -144,6 +145,7 @@ def main() -> None:
             "pii",
             "pii_precision",
             "pii_planted",
+            "pii_sidebyside",
             "gates",
             "retrieve",
             "scaling",
@@ -178,6 +180,8 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "bench.pii_planted"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
         )
+    if args.only in (None, "pii", "pii_sidebyside"):  # the stage's speed beside the code before issue 33
+        subprocess.run([sys.executable, "-m", "bench.pii_sidebyside"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "retrieve"):
         subprocess.run([sys.executable, "-m", "bench.retrieve"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "gates"):
@@ -321,6 +325,7 @@ def _markdown() -> None:
     lines += _pii_markdown()
     lines += pii_precision_table(_result("pii_precision"))
     lines += pii_planted_table(_result("pii_planted"))
+    lines += sidebyside_table(_result("pii_sidebyside"))
     lines += _gates_markdown()
     lines += _retrieve_markdown()
     lines += _scaling_markdown()

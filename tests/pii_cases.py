@@ -104,6 +104,32 @@ KEEP = [
     ("code sample", 'String USER = "username";\nString PASS = "password";', "en"),
     ("table header", "Employee Name, Department, Salary\nJohn, Accounting, 8000\nJoe, Sales, 1000", "en"),
     ("documentation", "Log in with the password: The password is case-sensitive and required.", "en"),
+    (
+        "public figure",
+        "The famous film director, Steven Spielberg, was born in Cincinnati. Steven Spielberg directed Jaws, released on June 20, 1975.",
+        "en",
+    ),
+    (
+        "history",
+        "On June 28, 1914, Archduke Franz Ferdinand was shot in Sarajevo; a month later Austria-Hungary declared war on Serbia.",
+        "en",
+    ),
+    (
+        "role word, no name",
+        "Customer Rating: 4.5 stars. Employee Engagement and Satisfaction rose; set the body in PT Serif and Open Sans.",
+        "en",
+    ),
+    ("salutation, no name", "Dear Journal,\nToday I woke up early and went for a run by the river.", "en"),
+    (
+        "numbers",
+        "Close prices: 2022-01-01,150.02,155.28; the ratio was 161.80,164.25 and libpng.so.2.1.0.9 was loaded.",
+        "en",
+    ),
+    (
+        "example e-mail",
+        "Validate the address: string = 'example@gmail.com' or a@d.co, then write to info@acme.com.",
+        "en",
+    ),
 ]
 
 REMOVE = [

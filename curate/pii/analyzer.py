@@ -311,8 +311,9 @@ class Analyzer:
         """Entities per text; an exception in place of the list when analysing that text failed.
         `only`: per text, the entities that may be looked for there (None: all), e.g. inside code.
         `langs`: per text, its record's language (entities' skip_languages, recognizers' languages)."""
-        docs = [self._doc(t, ner) for t, ner in zip(texts, use_ner)]
-        ner_docs = [doc for doc, ner in zip(docs, use_ner) if ner and "pii_error" not in doc.user_data]
+        # a text without NER is tokenised only once a recognizer's gate shows it may hold something (_one)
+        docs = [self._doc(t, True) if ner else None for t, ner in zip(texts, use_ner)]
+        ner_docs = [doc for doc in docs if doc is not None and "pii_error" not in doc.user_data]
         try:
             self.ner(ner_docs)
         except Exception:  # isolate the document that breaks the batch
@@ -361,8 +362,7 @@ class Analyzer:
             return False
         if (check := self.value_patterns.get(entity)) is not None and not check.search(text[start:end]):
             return False
-        # glued to a word: `line.st` in `line.strip()` is no URL
-        return not (rule.get("boundary") and (_word_char(text, start - 1) or _word_char(text, end)))
+        return not (rule.get("boundary") and _glued(text, start, end))
 
     def _with_url_parts(self, texts: list[str], found: list, only: list, langs: list) -> list:
         """Each text's entities plus those inside its addresses: a whole URL does not read as an e-mail
@@ -431,13 +431,19 @@ class Analyzer:
     def _one(
         self, text: str, doc, allowed: frozenset[str] | None = None, lang: str | None = None
     ) -> list[Span] | Exception:
-        if "pii_error" in doc.user_data:
+        if doc is None and len(text) > self.max_chars:
+            doc = self._doc(text, False)  # carries RecordTooLarge
+        if doc is not None and "pii_error" in doc.user_data:
             return doc.user_data["pii_error"]
         if lang is not None and (skipped := self._skipped(lang)):
             allowed = (allowed if allowed is not None else frozenset(self.supported)) - skipped
         scope = self.scope(text, lang, doc)
         for rec in self.custom:
             rec.scope = scope
+        if doc is None:  # no NER: nothing to tokenise for when no recognizer's gate holds
+            if not self._wanted(text, frozenset(), allowed):
+                return []
+            doc = self.blank.make_doc(text)
         try:
             with deadline(self.record_seconds):  # presidio's matching and context walk are Python: stoppable
                 return self._pieces(text, doc, allowed)
@@ -470,10 +476,10 @@ class Analyzer:
                 break
         return sorted(best.values(), key=lambda s: (s.start, s.end))
 
-    def _analyze(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span]:
-        artifacts = self.engine.artifacts(doc)
-        present = {e.label_ for e in artifacts.entities}
-        wanted = [
+    def _wanted(self, text: str, present: frozenset[str], allowed: frozenset[str] | None) -> list[str]:
+        """The entities worth Presidio's analysis of a text: those the NER model found, and those whose
+        gate (`requires`, a gated recognizer's own) holds."""
+        return [
             e
             for e in self.supported
             if (allowed is None or e in allowed)
@@ -484,6 +490,10 @@ class Analyzer:
                 or any(rec.applies(text) for rec in self.gated.get(e, ()))
             )
         ]
+
+    def _analyze(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span]:
+        artifacts = self.engine.artifacts(doc)
+        wanted = self._wanted(text, frozenset(e.label_ for e in artifacts.entities), allowed)
         if not wanted:
             return []
         results = self.presidio.analyze(
@@ -504,6 +514,14 @@ class Analyzer:
 
 def _word_char(text: str, i: int) -> bool:
     return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """A match touching a word, or a word through a dot: `line.st` in `line.strip()`, `2.1.0.9` in
+    `libpng.so.2.1.0.9` are no URL and no IP address."""
+    before = _word_char(text, start - 1) or (text[start - 1 : start] == "." and _word_char(text, start - 2))
+    after = _word_char(text, end) or (text[end : end + 1] == "." and _word_char(text, end + 1))
+    return before or after
 
 
 def _uses_capitals(text: str) -> bool:

@@ -46,6 +46,12 @@ DOC_DOMAIN = regex.compile(
 )
 URL_HOST = regex.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/\s]*@)?(\[[^\]]+\]|[^:/?#\s]+)", regex.I)
 WORD = regex.compile(r"[A-Za-z]+|\d+")
+# no private person's mailbox: what exercises write (example@gmail.com, john.doe@...) and role accounts
+EXAMPLE_LOCAL = frozenset(
+    "example test user username name email someone somebody yourname your.name your_name youremail your.email "
+    "john.doe jane.doe johndoe janedoe john_doe jane_doe foo bar info support sales contact admin noreply no-reply "
+    "hello help office team billing abuse postmaster webmaster hr jobs careers press media marketing".split()
+)
 SECRET_NOUNS = frozenset("password passwd pass pwd secret key token apikey api access auth".split())  # "password" alone
 TITLES = frozenset("mr mrs ms miss dr prof sr sra jr st mx sir madam".split())
 CAPITALISED = regex.compile(r"^\p{Lu}[\p{L}\p{M}'’.-]*$")
@@ -82,6 +88,7 @@ FAMILY_FIRST = regex.compile(
     r"(?<![\p{L}\p{M}\d@._-])\p{Lu}[\p{Ll}\p{M}'’-]+,"  # the family name and its comma
     r"[ \t]+(\p{Lu}[\p{Ll}\p{M}'’-]+)(?:[ \t]+\p{Lu}\.)?(?![\p{L}\p{M}\d@_-])"  # the given name, perhaps an initial
 )
+OLD_YEAR = regex.compile(r"\b(?:1[0-8]\d{2}|19[0-4]\d)\b|\b\d{1,3}\s*(?:AD|BC|BCE|CE)\b")  # history, not a life
 NOT_NAMES = frozenset(
     "january february march april may june july august september october november december monday tuesday "
     "wednesday thursday friday saturday sunday".split()
@@ -153,6 +160,24 @@ def name_recognizers(languages: frozenset[str]) -> list:
     ]
 
 
+@functools.lru_cache(maxsize=1)
+def family_names() -> frozenset[str]:
+    """The family names Faker knows in any of its locales, lower-cased."""
+    import importlib
+    import pkgutil
+
+    import faker.providers.person as person
+
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(person.__path__):
+        provider = importlib.import_module(f"{person.__name__}.{module.name}").Provider
+        for attr in ("last_names", "last_names_male", "last_names_female"):
+            value = getattr(provider, attr, None)
+            if isinstance(value, dict | list | tuple):
+                names.update(str(n).lower() for n in value)
+    return frozenset(names)
+
+
 class IdentifyingRule(StrictModel):
     """When a found value is a private person's data (see this module's docstring)."""
 
@@ -166,6 +191,11 @@ class IdentifyingRule(StrictModel):
     cues: list[str] = Field(
         default_factory=list,
         description="regexes (any case; \\L<terms>); a match anywhere in a record makes it identifying",
+    )
+    named_cues: list[str] = Field(
+        default_factory=list,
+        description="cues with a (?P<name>...) group: they count only where it holds a given name or a family name "
+        '("Patient John", not "PT Serif" or "Customer Rating")',
     )
     script_cues: dict[str, list[str]] = Field(
         default_factory=dict, description="cues looked for only in texts holding that script's letters (nlp.scripts)"
@@ -238,7 +268,9 @@ class Judge:
             for name, cues in rule.script_cues.items()
             if name in scripts
         ]
+        self.named_cues = [regex.compile(expand(c), flags) for c in rule.named_cues]
         self._cued: dict[str, bool] = {}  # text -> whether a cue is in it (asked before and after NER)
+        self._texts: Sequence[str] = ()
         self.public = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.public), flags) if rule.public else None
         self.placeholder_words = frozenset(w.lower() for w in rule.placeholder_words)
         self.placeholder_markers = frozenset(w.lower() for w in rule.placeholder_markers)
@@ -249,7 +281,12 @@ class Judge:
         if not self.rule.documentation:
             return False
         if entity == "EMAIL_ADDRESS":
-            return bool(DOC_DOMAIN.search(value.rsplit("@", 1)[-1].strip(".>")))
+            local, _, domain = value.rpartition("@")
+            return (
+                bool(DOC_DOMAIN.search(domain.strip(".>")))
+                or local.lower() in EXAMPLE_LOCAL
+                or (len(local) <= 1 and len(domain.split(".")[0]) <= 2)  # a@d.co
+            )
         if entity == "URL":
             host = _host(value)
             return bool(DOC_DOMAIN.search(host)) or reserved_ip(host)
@@ -310,6 +347,7 @@ class Judge:
         if not self.rule.enabled:
             return [[s for s, _ in sv] if isinstance(sv, list) else sv for sv in values]
         spans = [(s, v) for sv in values if isinstance(sv, list) for s, v in sv]
+        self._texts = texts
         if self.identifying(texts, spans):
             return [[s for s, _ in sv] if isinstance(sv, list) else sv for sv in values]
         out = []
@@ -326,9 +364,15 @@ class Judge:
             return True
         if any(self.cued(t) for t in texts if t):
             return True
-        kinds = {s.entity for s, v in spans}
-        if "PERSON" in kinds:
-            dated = any(s.entity == "DATE_TIME" and any(c.isdigit() for c in v) for s, v in spans)
+        people = [
+            (s, v) for s, v in spans if s.entity == "PERSON" and self._a_name(s, v) and not self._public_value(texts, v)
+        ]
+        if people:
+            # a day of a private person's life: beside a first name, not a date of history (a year before 1950);
+            # beside a private full name, any day; never beside a public figure's name
+            days = [v for s, v in spans if s.entity == "DATE_TIME" and any(c.isdigit() for c in v)]
+            full = any(self.full_name(v) for s, v in people)
+            dated = any(full or not OLD_YEAR.search(v) for v in days)
             placed = any(s.entity == "STREET_ADDRESS" for s, v in spans)
             return dated or placed
         return False
@@ -337,13 +381,33 @@ class Judge:
         """Whether a cue is in a text (remembered: a record is judged before and after NER)."""
         known = self._cued.get(text)
         if known is None:
-            known = any(p.search(text) for p in self.cues) or any(
-                letters.search(text) and any(p.search(text) for p in cues) for letters, cues in self.script_cues
+            known = (
+                any(p.search(text) for p in self.cues)
+                or any(self._names(p, text) for p in self.named_cues)
+                or any(letters.search(text) and any(p.search(text) for p in cues) for letters, cues in self.script_cues)
             )
             if len(self._cued) > 20_000:
                 self._cued.clear()
             self._cued[text] = known
         return known
+
+    def _a_name(self, span, value: str) -> bool:
+        """Whether a found "person" reads as one: a pattern found it (a title, a role, a Vietnamese name's
+        structure), or a word of it is a given or family name Faker knows ("Jaws", "Satisfaction" are
+        the NER model's, not names)."""
+        if span.recognizer not in ("SpacyRecognizer", ""):
+            return True
+        given, family = given_names(), family_names()
+        words = [w.strip(".,:;'’").lower() for w in value.split()]
+        return any(w in given or w in family or w in self.surnames for w in words if w not in TITLES)
+
+    def _names(self, pattern, text: str) -> bool:
+        given, family = given_names(), family_names()
+        for m in pattern.finditer(text):
+            word = m.group("name").split()[0].rstrip(".,:;").lower()
+            if word in given or word in family or word in self.surnames:
+                return True
+        return False
 
     def _named(self, text: str, span, value: str) -> bool:
         """A full name outside an identifying record: kept (redacted) unless a public role is beside it."""
@@ -351,11 +415,22 @@ class Judge:
             return False
         if span.recognizer in (NAME_PAIR_RECOGNIZER, GIVEN_NAME_RECOGNIZER):
             return False  # found by the name list alone: a name only in an identifying record
-        if self.public is None:
-            return True
+        return not self._public_value([text], value, self._texts)
+
+    def _public_value(self, texts: Sequence[str], value: str, more: Sequence[str] = ()) -> bool:
+        """Whether a public role stands beside any occurrence of a name in the record ("the famous film
+        director, Steven Spielberg" makes every other "Steven Spielberg" of the record a public figure's)."""
+        if self.public is None or len(value) < 3:
+            return False
         w = self.rule.public_window
-        around = text[max(0, span.start - w) : span.start] + " … " + text[span.end : span.end + w]
-        return not self.public.search(around)
+        for text in (*texts, *more):
+            start = text.find(value)
+            while start >= 0:
+                end = start + len(value)
+                if self.public.search(text[max(0, start - w) : start] + " … " + text[end : end + w]):
+                    return True
+                start = text.find(value, end)
+        return False
 
 
 POSSESSIVE = regex.compile(r"['’]s$")

