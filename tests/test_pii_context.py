@@ -175,3 +175,38 @@ def test_the_generic_pipelines_run_langid_before_pii(pipeline):
 
     stages = [s["stage"] for s in yaml.safe_load((REPO / "pipelines" / pipeline).read_text())["stages"]]
     assert stages.index("langid") < stages.index("pii")
+
+
+# --- what curate wrote itself ----------------------------------------------------------------------
+def test_curates_own_ids_and_columns_are_not_personal_data(default):
+    from curate.records import derived_id
+
+    digits = next(i for i in (derived_id("f", n) for n in range(100_000)) if i.isdigit())  # a hash, all digits
+    frame = _frame(["Nothing personal here.", "Write to maria.gonzalez84@gmail.com."]).with_columns(
+        pl.Series("id", [digits, "maria.gonzalez84@gmail.com"]), pl.Series("lang_basis", ["fasttext", "fasttext"])
+    )
+    out = default.process(frame)
+    assert out["id"][0] == digits  # a derived id stays itself
+    assert out["id"][1].startswith("id-")  # a user's id holding an e-mail is still replaced
+    assert out["pii_count"][0] == 0
+
+
+def test_every_string_column_a_stage_writes_is_known_as_curates_own():
+    from curate.pii.fields import GENERATED, ID_COLUMNS
+    from curate.stages.registry import STAGES
+
+    numeric_or_lists = {
+        "lang_score",
+        "quality_score",
+        "html_chars",
+        "normalize_changed",
+        "pii_count",
+        "pii_types",
+        "quality_failed",
+        "retrieved",
+        "retrieval_score",
+        "retrieval_score_mean",
+        "contaminated",
+    }
+    written = {c for stage in STAGES.values() for c in stage.produces(None)}
+    assert written - numeric_or_lists - GENERATED - set(ID_COLUMNS) == {"nearest_seed_id"}  # a seed's id: scanned

@@ -21,8 +21,13 @@ STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly 
 
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
 ID_COLUMNS = ("id", "dup_cluster", "dup_of")
+# String columns the stages write (a decision, a rule name): curate's own, never scanned as fields
+GENERATED = frozenset({"lang", "lang_basis", "split", "phrase_list", "url_list", "exact_key"})
 # String columns that are structure, not record content: never scanned as fields.
-NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "lang", "split", "exact_key", "raw", *REJECTED_LEAD})
+NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "raw", *GENERATED, *REJECTED_LEAD})
+# curate's derived ids (records.derived_id: 16 hex characters) are hashes: read as one, not as a card or a
+# phone number (one in about 1,800 is all digits by chance, and a tenth of those pass the Luhn check)
+DERIVED_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def meta_leaves(meta: str | None):
@@ -147,5 +152,9 @@ def jobs(df: pl.DataFrame, rules: PiiRules) -> tuple[list[tuple[int, tuple, str]
     if r.fields.ids:
         for name in ID_COLUMNS:
             if name in cols and df.schema[name] == pl.Utf8:
-                jobs += [(row, ("id", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v]
+                jobs += [
+                    (row, ("id", name), v)
+                    for row, v in enumerate(df[name].to_list())
+                    if isinstance(v, str) and v and not DERIVED_ID.fullmatch(v)
+                ]
     return jobs, metas
