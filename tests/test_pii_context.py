@@ -210,3 +210,14 @@ def test_every_string_column_a_stage_writes_is_known_as_curates_own():
     }
     written = {c for stage in STAGES.values() for c in stage.produces(None)}
     assert written - numeric_or_lists - GENERATED - set(ID_COLUMNS) == {"nearest_seed_id"}  # a seed's id: scanned
+
+
+def test_a_gate_of_words_never_says_no_where_its_pattern_would_match():
+    from curate.pii.analyzer import Gate
+
+    gate = Gate([r"(?:patient|emergency\ contact|next\ of\ kin)", r"\bdr\b"])
+    assert gate.words == ("patient", "emergency contact", "next of kin")  # substring tests, no regex
+    assert gate.holds("The PATIENT was seen") and gate.holds("see Dr Who") and gate.holds("Emergency Contact: Ann")
+    assert not gate.holds("nothing here")
+    first, second = "next of kin: Lan", "".join(["nothing", " else"])  # a new text is never answered from the last
+    assert gate.holds(first) and not gate.holds(second)

@@ -71,6 +71,45 @@ def use_openblas() -> None:
     set_current_ops(NumpyOps(use_blis=False))
 
 
+LITERALS = regex.compile(
+    r"\(\?:((?:[^()\\|.*+?\[\]{}^$]|\\[ .\-#&~'’])+(?:\|(?:[^()\\|.*+?\[\]{}^$]|\\[ .\-#&~'’])+)*)\)"
+)
+
+
+class Gate:
+    """A recognizer's or an entity's `requires` (any-case regexes, one must match), checked fast: an
+    entry that is only a list of words (`\\L<terms>` expands to one) is a substring test on the lower-cased
+    text; only the others are regex searches. A gate may say yes where the pattern then finds nothing
+    (a word inside another), never no where it would find something."""
+
+    _lowered: tuple[str | None, str] = (None, "")  # the last text (itself, not its id) and its lower case
+    _answers: dict[str, bool] = {}  # regex -> whether it matched the last text
+
+    def __init__(self, patterns: list[str]):
+        words: list[str] = []
+        rest: list[str] = []
+        for p in patterns:
+            m = LITERALS.fullmatch(p) or LITERALS.fullmatch(f"(?:{p})")
+            if m:
+                words += [regex.sub(r"\\(.)", r"\1", w).lower() for w in m.group(1).split("|")]
+            else:
+                rest.append(p)
+        self.words = tuple(words)
+        self.pattern = regex.compile("|".join(f"(?:{p})" for p in rest), regex.IGNORECASE) if rest else None
+
+    def holds(self, text: str) -> bool:
+        if Gate._lowered[0] is not text:  # a new text: lower-cased once, its regex answers forgotten
+            Gate._lowered, Gate._answers = (text, text.lower()), {}
+        if self.words and any(w in Gate._lowered[1] for w in self.words):
+            return True
+        if self.pattern is None:
+            return False
+        known = Gate._answers.get(self.pattern.pattern)  # an entity's and its recognizer's gate are often one
+        if known is None:
+            known = Gate._answers[self.pattern.pattern] = self.pattern.search(text) is not None
+        return known
+
+
 @dataclass
 class Span:
     start: int
@@ -118,12 +157,8 @@ class Analyzer:
             for e, r in entities.items()
             if r.get("value_pattern")
         }
-        # An entity's recognizers run only on texts matching its `requires` regex (one search).
-        self.requires = {
-            e: regex.compile("|".join(f"(?:{x})" for x in r["requires"]), regex.IGNORECASE)
-            for e, r in entities.items()
-            if r.get("requires")
-        }
+        # An entity's recognizers run only on texts matching its `requires` (a Gate: words or regexes).
+        self.requires = {e: Gate(r["requires"]) for e, r in entities.items() if r.get("requires")}
         self.ner_languages = set(ner_languages)
         self.allow_list = allow_list
         # language -> letters of its script; a text holding them is also analysed as that language
@@ -440,19 +475,24 @@ class Analyzer:
         scope = self.scope(text, lang, doc)
         for rec in self.custom:
             rec.scope = scope
+        candidates = None
         if doc is None:  # no NER: nothing to tokenise for when no recognizer's gate holds
-            if not self._wanted(text, frozenset(), allowed):
+            candidates = self._wanted(text, frozenset(), allowed)
+            if not candidates:
                 return []
             doc = self.blank.make_doc(text)
         try:
             with deadline(self.record_seconds):  # presidio's matching and context walk are Python: stoppable
-                return self._pieces(text, doc, allowed)
+                return self._pieces(text, doc, allowed, candidates)
         except Exception as exc:
             return exc
 
-    def _pieces(self, text: str, doc, allowed: frozenset[str] | None) -> list[Span]:
+    def _pieces(self, text: str, doc, allowed: frozenset[str] | None, candidates: list[str] | None) -> list[Span]:
+        """`candidates`: the entities whose gates hold on the whole text (None: not asked yet)."""
         if len(doc) <= self.max_tokens * 2:
-            return self._analyze(text, doc, allowed)
+            return self._analyze(text, doc, allowed, candidates if not doc.ents else None)
+        if candidates is not None:  # a gate that fails on the whole text fails on each piece
+            allowed = frozenset(candidates) if allowed is None else allowed & frozenset(candidates)
         # Presidio's context enhancer walks every token for every match: cut long texts into
         # overlapping pieces (matches in the overlap are found in both; duplicates are merged).
         best: dict[tuple[int, int, str], Span] = {}
@@ -486,16 +526,21 @@ class Analyzer:
             and (
                 e in present
                 or (check := self.requires.get(e)) is None
-                or check.search(text)
+                or check.holds(text)
                 or any(rec.applies(text) for rec in self.gated.get(e, ()))
             )
         ]
 
-    def _analyze(self, text: str, doc, allowed: frozenset[str] | None = None) -> list[Span]:
-        artifacts = self.engine.artifacts(doc)
-        wanted = self._wanted(text, frozenset(e.label_ for e in artifacts.entities), allowed)
+    def _analyze(
+        self, text: str, doc, allowed: frozenset[str] | None = None, wanted: list[str] | None = None
+    ) -> list[Span]:
+        """Presidio's analysis of one text (or piece); `wanted`: its entities, already gated."""
+        if wanted is None:
+            mapping = _NER_CONFIG["model_to_presidio_entity_mapping"]
+            wanted = self._wanted(text, frozenset(mapping.get(e.label_, e.label_) for e in doc.ents), allowed)
         if not wanted:
             return []
+        artifacts = self.engine.artifacts(doc)
         results = self.presidio.analyze(
             text, "en", entities=wanted, nlp_artifacts=artifacts, allow_list=self.allow_list or None
         )

@@ -18,15 +18,12 @@ def pattern_recognizer(rule: RecognizerRule, rules: PiiRules):
     import regex
     from presidio_analyzer import Pattern, PatternRecognizer
 
+    from curate.pii.analyzer import Gate
     from curate.pii.validators import VALIDATORS
 
     check = VALIDATORS.get(rule.validate_with) if rule.validate_with else None
     excluded = {w.lower() for entry in rule.exclude for w in words_of(entry, rules.terms)}
-    requires = (
-        regex.compile("|".join(f"(?:{rules.expand(x)})" for x in rule.requires), regex.IGNORECASE)
-        if rule.requires
-        else None
-    )
+    requires = Gate([rules.expand(x) for x in rule.requires]) if rule.requires else None
     languages = frozenset(rule.languages)
 
     class Rule(PatternRecognizer):
@@ -36,9 +33,7 @@ def pattern_recognizer(rule: RecognizerRule, rules: PiiRules):
         def applies(self, text: str) -> bool:
             if self._last[0] is text and self._last[1] is self.scope:
                 return self._last[2]
-            ok = (not languages or bool(languages & self.scope)) and (
-                requires is None or requires.search(text) is not None
-            )
+            ok = (not languages or bool(languages & self.scope)) and (requires is None or requires.holds(text))
             self._last = (text, self.scope, ok)
             return ok
 
@@ -69,7 +64,7 @@ def pattern_recognizer(rule: RecognizerRule, rules: PiiRules):
         global_regex_flags=flags,
     )
     rec.gated = bool(languages or requires)
-    rec.gate_pattern = requires
+    rec.gate = requires
     return rec
 
 
