@@ -463,27 +463,44 @@ ADVERSARIAL = {
     "colons": ":" * 12_000 + "x",
     "keywords": "số nhà " * 2_000,
     "capitalised words": "Nguyễn " * 2_000,
+    "names": "Priya " * 2_000,
+    "keywords told": "password is the " * 750,
+    "roles": "patient " * 1_500,
+    "commas": "Castillo, " * 1_200,
 }
 
 
 @pytest.mark.parametrize("profile", ["default", "hipaa", "web"])
 def test_no_pii_pattern_backtracks_for_seconds_on_long_runs(profile):
-    """Every recognizer of a profile matches 12,000 adversarial characters within 2 s (the regex module's own
-    timeout); before, the MRN lookbehind took 6 s on 1,800 characters and a Vietnamese address pattern 50 s on
-    12,000. A record's analysis is also bounded as a whole by limits.record_seconds (pii:timeout)."""
+    """Every pattern of a profile — recognizers, entity gates and value patterns, the identifying cues, the
+    name finders — matches 12,000 adversarial characters within 1 s (the regex module's own timeout); before,
+    the MRN lookbehind took 6 s on 1,800 characters and a Vietnamese address pattern 50 s on 12,000. A record's
+    analysis is also bounded as a whole by limits.record_seconds (pii:timeout)."""
     import regex
 
     from curate.schema import load_rules
     from curate.stages.pii import PiiRules
     from tests.conftest import RULES
 
+    from curate.pii.context import FAMILY_FIRST, NAME_PAIR, WORD_CAPITALISED
+
     rules = PiiRules.model_validate(load_rules(RULES / "pii" / f"{profile}.yaml"))
+    patterns = []
     for rec in rules.recognizers:
         flags = regex.DOTALL | regex.MULTILINE | (0 if rec.case_sensitive else regex.IGNORECASE)
-        for p in rec.patterns:
-            pattern = regex.compile(rules.expand(p.regex), flags)
-            for name, text in ADVERSARIAL.items():
-                try:
-                    list(pattern.finditer(text, timeout=2.0))
-                except TimeoutError:
-                    pytest.fail(f"{rec.name}: over 2 s on {name}: {p.regex[:120]}")
+        patterns += [(rec.name, regex.compile(rules.expand(p.regex), flags)) for p in rec.patterns]
+        patterns += [(f"{rec.name} requires", regex.compile(rules.expand(r), regex.I)) for r in rec.requires]
+    for name, entity in rules.entities.items():
+        patterns += [(f"{name} requires", regex.compile(r, regex.I)) for r in entity.requires]
+        if entity.value_pattern:
+            patterns.append((f"{name} value", regex.compile(entity.value_pattern, regex.I)))
+    i = rules.identifying
+    cues = [*i.cues, *i.named_cues, *i.public, *(c for cs in i.script_cues.values() for c in cs)]
+    patterns += [("cue", regex.compile(rules.expand(c), regex.I | regex.M)) for c in cues]
+    patterns += [("name pair", NAME_PAIR), ("family first", FAMILY_FIRST), ("given name", WORD_CAPITALISED)]
+    for what, pattern in patterns:
+        for name, text in ADVERSARIAL.items():
+            try:
+                list(pattern.finditer(text, timeout=1.0, overlapped=what == "name pair"))
+            except TimeoutError:
+                pytest.fail(f"{what}: over 1 s on {name}: {pattern.pattern[:120]}")
