@@ -478,11 +478,10 @@ def test_no_pii_pattern_backtracks_for_seconds_on_long_runs(profile):
     analysis is also bounded as a whole by limits.record_seconds (pii:timeout)."""
     import regex
 
+    from curate.pii.context import FAMILY_FIRST, NAME_PAIR, WORD_CAPITALISED
     from curate.schema import load_rules
     from curate.stages.pii import PiiRules
     from tests.conftest import RULES
-
-    from curate.pii.context import FAMILY_FIRST, NAME_PAIR, WORD_CAPITALISED
 
     rules = PiiRules.model_validate(load_rules(RULES / "pii" / f"{profile}.yaml"))
     patterns = []
