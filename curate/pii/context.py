@@ -57,9 +57,8 @@ TITLES = frozenset("mr mrs ms miss dr prof sr sra jr st mx sir madam".split())
 CAPITALISED = regex.compile(r"^\p{Lu}[\p{L}\p{M}'’.-]*$")
 
 
-@functools.lru_cache(maxsize=1)
-def given_names() -> frozenset[str]:
-    """The given names Faker knows in any of its locales (about 30,000), lower-cased."""
+def _faker_names(attrs: tuple[str, ...]) -> frozenset[str]:
+    """The names Faker's person providers list under `attrs`, in any of its locales, lower-cased."""
     import importlib
     import pkgutil
 
@@ -68,11 +67,23 @@ def given_names() -> frozenset[str]:
     names: set[str] = set()
     for module in pkgutil.iter_modules(person.__path__):
         provider = importlib.import_module(f"{person.__name__}.{module.name}").Provider
-        for attr in ("first_names", "first_names_male", "first_names_female"):
+        for attr in attrs:
             value = getattr(provider, attr, None)
             if isinstance(value, dict | list | tuple):
                 names.update(str(n).lower() for n in value)
     return frozenset(names)
+
+
+@functools.lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """The given names Faker knows in any of its locales (about 30,000), lower-cased."""
+    return _faker_names(("first_names", "first_names_male", "first_names_female"))
+
+
+@functools.lru_cache(maxsize=1)
+def family_names() -> frozenset[str]:
+    """The family names Faker knows in any of its locales, lower-cased."""
+    return _faker_names(("last_names", "last_names_male", "last_names_female"))
 
 
 NAME_PAIR = regex.compile(
@@ -158,24 +169,6 @@ def name_recognizers(languages: frozenset[str]) -> list:
         NamePairs(supported_entities=["PERSON"], name=NAME_PAIR_RECOGNIZER),
         GivenNames(supported_entities=["PERSON"], name=GIVEN_NAME_RECOGNIZER),
     ]
-
-
-@functools.lru_cache(maxsize=1)
-def family_names() -> frozenset[str]:
-    """The family names Faker knows in any of its locales, lower-cased."""
-    import importlib
-    import pkgutil
-
-    import faker.providers.person as person
-
-    names: set[str] = set()
-    for module in pkgutil.iter_modules(person.__path__):
-        provider = importlib.import_module(f"{person.__name__}.{module.name}").Provider
-        for attr in ("last_names", "last_names_male", "last_names_female"):
-            value = getattr(provider, attr, None)
-            if isinstance(value, dict | list | tuple):
-                names.update(str(n).lower() for n in value)
-    return frozenset(names)
 
 
 class IdentifyingRule(StrictModel):
