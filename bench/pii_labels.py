@@ -25,12 +25,23 @@ def labels_table(labels: dict) -> list[str]:
     not_private, unsure and share_private (private / spans read). One row per set in the file's order, then an
     `overall` row (bold) when `summary.overall` is present. Unsure spans count in the share's denominator only;
     where any set has some, the share column shows the share with them counted as private too ("3.7% – 4.5%").
+    A top-level `previous` (an earlier labelling's overall figures: commit, spans_read, private, not_private,
+    unsure) adds a last row "previous (commit)", its shares worked out from its counts where it has none.
     """
     summary = labels.get("summary", {})
     rows = list(summary.get("sets", {}).items())
     overall = summary.get("overall")
     if overall:
         rows.append(("**overall**", overall))
+    previous = labels.get("previous")
+    if previous:
+        read = previous["spans_read"]
+        shares = {
+            "share_private": previous["private"] / read if read else None,
+            "share_private_max": (previous["private"] + previous["unsure"]) / read if read else None,
+        }
+        name = f"previous ({previous['commit']})" if previous.get("commit") else "previous"
+        rows.append((name, {**shares, **previous}))
 
     def share(s: dict) -> str:
         low = _share(s.get("share_private"))

@@ -79,35 +79,101 @@ LITERALS = regex.compile(
 class Gate:
     """A recognizer's or an entity's `requires` (any-case regexes, one must match), checked fast: an
     entry that is only a list of words (`\\L<terms>` expands to one) is a substring test on the lower-cased
-    text; only the others are regex searches. A gate may say yes where the pattern then finds nothing
-    (a word inside another), never no where it would find something."""
+    text; the others are regexes, which a GateSet answers for all gates of a text in one Hyperscan pass
+    where Hyperscan can read them (a miss there is a miss; a hit is confirmed by the regex). A gate may say
+    yes where the pattern then finds nothing (a word inside another), never no where it would find something."""
 
-    _lowered: tuple[str | None, str] = (None, "")  # the last text (itself, not its id) and its lower case
-    _answers: dict[str, bool] = {}  # regex -> whether it matched the last text
-
-    def __init__(self, patterns: list[str]):
+    def __init__(self, patterns: list[str], flags: int = regex.IGNORECASE):
         words: list[str] = []
-        rest: list[str] = []
+        self.sources: list[str] = []
         for p in patterns:
             m = LITERALS.fullmatch(p) or LITERALS.fullmatch(f"(?:{p})")
             if m:
                 words += [regex.sub(r"\\(.)", r"\1", w).lower() for w in m.group(1).split("|")]
             else:
-                rest.append(p)
+                self.sources.append(p)
         self.words = tuple(words)
-        self.pattern = regex.compile("|".join(f"(?:{p})" for p in rest), regex.IGNORECASE) if rest else None
+        self.patterns = [regex.compile(p, flags) for p in self.sources]
+        self.ids: list[int | None] = [None] * len(self.patterns)  # each regex's id in the GateSet's database
+        self.set: GateSet | None = None
 
     def holds(self, text: str) -> bool:
-        if Gate._lowered[0] is not text:  # a new text: lower-cased once, its regex answers forgotten
-            Gate._lowered, Gate._answers = (text, text.lower()), {}
-        if self.words and any(w in Gate._lowered[1] for w in self.words):
+        if self.words and any(w in lowered(text) for w in self.words):
             return True
-        if self.pattern is None:
-            return False
-        known = Gate._answers.get(self.pattern.pattern)  # an entity's and its recognizer's gate are often one
-        if known is None:
-            known = Gate._answers[self.pattern.pattern] = self.pattern.search(text) is not None
-        return known
+        return any(_answer(pattern, text) for pattern in self.candidates(text))
+
+    def candidates(self, text: str) -> list:
+        """The regexes that may match `text`: all but those Hyperscan read and found nothing for."""
+        hits = self.set.hits(text) if self.set is not None else None
+        if hits is None:
+            return self.patterns
+        return [p for p, hid in zip(self.patterns, self.ids) if hid is None or hid in hits]
+
+
+_LAST: list = [None, "", {}]  # the last text (itself, not its id), lower-cased, and its regex answers
+
+
+def lowered(text: str) -> str:
+    if _LAST[0] is not text:
+        _LAST[:] = [text, text.lower(), {}]
+    return _LAST[1]
+
+
+def _answer(pattern, text: str) -> bool:
+    """A regex's answer on a text, once per text (an entity's and its recognizer's gate are often one)."""
+    lowered(text)
+    known = _LAST[2].get(pattern.pattern)
+    if known is None:
+        known = _LAST[2][pattern.pattern] = pattern.search(text) is not None
+    return known
+
+
+class GateSet:
+    """Every gate of an analyser, their regexes compiled into one Hyperscan database (in prefilter mode:
+    it matches a superset of each pattern), scanned once per text. A pattern Hyperscan cannot read is
+    asked of the regex module every time; without the hyperscan package every gate is."""
+
+    def __init__(self, gates: list[Gate]):
+        self.db = None
+        self._text: str | None = None
+        self._hits: set[int] = set()
+        try:
+            import hyperscan
+        except ImportError:
+            return
+        flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP
+        # multi-line and dot-all read a superset of what either mode matches: a hit is confirmed by the regex
+        flags |= hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_MULTILINE
+        flags |= hyperscan.HS_FLAG_DOTALL
+        exprs: list[bytes] = []
+        for gate in gates:
+            gate.set = self
+            for k, source in enumerate(gate.sources):
+                one = hyperscan.Database()
+                try:
+                    one.compile(expressions=[source.encode()], ids=[0], elements=1, flags=[flags])
+                except Exception:  # noqa: BLE001 - hyperscan.error: a construct it cannot read
+                    continue
+                gate.ids[k] = len(exprs)
+                exprs.append(source.encode())
+        if exprs:
+            self.db = hyperscan.Database()
+            self.db.compile(
+                expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=[flags] * len(exprs)
+            )
+
+    def hits(self, text: str) -> set[int] | None:
+        if self.db is None:
+            return None
+        if self._text is not text:
+            found: set[int] = set()
+
+            def on_match(pid, start, end, flags, context):
+                found.add(pid)
+
+            self.db.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+            self._text, self._hits = text, found
+        return self._hits
 
 
 @dataclass
@@ -209,6 +275,9 @@ class Analyzer:
         for rec in custom:
             if getattr(rec, "gated", False):
                 self.gated.setdefault(rec.supported_entities[0], []).append(rec)
+        self.gates = GateSet(
+            [*self.requires.values(), *(g for rec in custom if (g := getattr(rec, "gate", None)) is not None)]
+        )
         for entity, terms in deny_lists.items():
             registry.add_recognizer(
                 PatternRecognizer(supported_entity=entity, deny_list=terms, name=f"deny_list_{entity}")

@@ -254,14 +254,18 @@ class Judge:
         self.weak = frozenset(rule.weak)
         self.anchors = frozenset(rule.anchors)
         flags = regex.IGNORECASE | regex.MULTILINE
-        # one pattern each: an alternation of them all is tried at every position, several times slower
-        self.cues = [regex.compile(expand(c), flags) for c in rule.cues]
+        from curate.pii.analyzer import Gate, GateSet
+
+        # one gate each (an alternation of them all is tried at every position, several times slower); one
+        # Hyperscan pass per text says which may match
+        self.cues = [Gate([expand(c)], flags) for c in rule.cues]
         self.script_cues = [
-            (regex.compile(scripts[name]), [regex.compile(expand(c), flags) for c in cues])
+            (regex.compile(scripts[name]), [Gate([expand(c)], flags) for c in cues])
             for name, cues in rule.script_cues.items()
             if name in scripts
         ]
-        self.named_cues = [regex.compile(expand(c), flags) for c in rule.named_cues]
+        self.named_cues = [Gate([expand(c)], flags) for c in rule.named_cues]
+        GateSet([*self.cues, *self.named_cues, *(g for _, gates in self.script_cues for g in gates)])
         self._cued: dict[str, bool] = {}  # text -> whether a cue is in it (asked before and after NER)
         self._texts: Sequence[str] = ()
         self.public = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.public), flags) if rule.public else None
@@ -375,9 +379,9 @@ class Judge:
         known = self._cued.get(text)
         if known is None:
             known = (
-                any(p.search(text) for p in self.cues)
-                or any(self._names(p, text) for p in self.named_cues)
-                or any(letters.search(text) and any(p.search(text) for p in cues) for letters, cues in self.script_cues)
+                any(g.holds(text) for g in self.cues)
+                or any(self._names(p, text) for g in self.named_cues for p in g.candidates(text))
+                or any(letters.search(text) and any(g.holds(text) for g in cues) for letters, cues in self.script_cues)
             )
             if len(self._cued) > 20_000:
                 self._cued.clear()
