@@ -137,6 +137,10 @@ class Redactor:
                 if key not in own:
                     count[s.entity] += 1
                     own[key] = count[s.entity]
+                words = key[1].split()
+                if s.entity == "PERSON" and len(words) > 1:  # "Mark" alone is "Mark Anderson"'s number
+                    for part in (words[0], words[-1]):
+                        own.setdefault((s.entity, part), own[key])
         return numbers
 
     def _hash(self, value: str) -> str:
