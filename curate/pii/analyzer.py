@@ -21,7 +21,10 @@ Languages without an NER model (`ner_languages`) get the regex recognizers only.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 
@@ -128,6 +131,68 @@ def _answer(pattern, text: str) -> bool:
     return known
 
 
+_DATABASES: dict[tuple, tuple] = {}  # compiled once per process and set of patterns
+
+
+def _database(sources: tuple[str, ...], flags: int):
+    """A Hyperscan database of the patterns it can read, and which those are (their indexes). Compiling
+    takes seconds: it is kept per process and, serialised, in `$CURATE_HOME/hyperscan/`, named by a hash
+    of the patterns, the flags and the hyperscan version."""
+    import hyperscan
+
+    key = (sources, flags)
+    if key in _DATABASES:
+        return _DATABASES[key]
+    from curate.catalog import curate_home
+
+    digest = hashlib.sha256(repr((sources, flags, hyperscan.__version__)).encode()).hexdigest()[:24]
+    path = curate_home() / "hyperscan" / f"{digest}.db"
+    readable_path = path.with_suffix(".json")
+    try:
+        db = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+        db.scratch = hyperscan.Scratch(db)  # a loaded database comes without the space a scan needs
+        readable = set(json.loads(readable_path.read_text()))
+    except (OSError, ValueError, TypeError, hyperscan.error):  # none yet, or unreadable: compiled again
+        db, readable = _compile(sources, flags)
+        try:  # a cache: written to a temporary name and renamed, never over anything else
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for target, data in ((readable_path, json.dumps(sorted(readable)).encode()), (path, hyperscan.dumpb(db))):
+                tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(target)
+        except OSError:
+            pass
+    _DATABASES[key] = (db, readable)
+    return db, readable
+
+
+def _compile(sources: tuple[str, ...], flags: int):
+    import hyperscan
+
+    def build(indexes: list[int]):
+        db = hyperscan.Database()
+        db.compile(
+            expressions=[sources[i].encode() for i in indexes],
+            ids=indexes,
+            elements=len(indexes),
+            flags=[flags] * len(indexes),
+        )
+        return db
+
+    readable = list(range(len(sources)))
+    try:
+        return build(readable), set(readable)
+    except hyperscan.error:  # some pattern it cannot read: find which, one by one
+        readable = []
+        for i in range(len(sources)):
+            try:
+                build([i])
+                readable.append(i)
+            except hyperscan.error:
+                continue
+        return (build(readable) if readable else None), set(readable)
+
+
 class GateSet:
     """Every gate of an analyser, their regexes compiled into one Hyperscan database (in prefilter mode:
     it matches a superset of each pattern), scanned once per text. A pattern Hyperscan cannot read is
@@ -145,22 +210,15 @@ class GateSet:
         # multi-line and dot-all read a superset of what either mode matches: a hit is confirmed by the regex
         flags |= hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_MULTILINE
         flags |= hyperscan.HS_FLAG_DOTALL
-        exprs: list[bytes] = []
+        sources = [(gate, k, source) for gate in gates for k, source in enumerate(gate.sources)]
         for gate in gates:
             gate.set = self
-            for k, source in enumerate(gate.sources):
-                one = hyperscan.Database()
-                try:
-                    one.compile(expressions=[source.encode()], ids=[0], elements=1, flags=[flags])
-                except Exception:  # noqa: BLE001 - hyperscan.error: a construct it cannot read
-                    continue
-                gate.ids[k] = len(exprs)
-                exprs.append(source.encode())
-        if exprs:
-            self.db = hyperscan.Database()
-            self.db.compile(
-                expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=[flags] * len(exprs)
-            )
+        if not sources:
+            return
+        self.db, readable = _database(tuple(source for _, _, source in sources), flags)
+        for i, (gate, k, _) in enumerate(sources):
+            if i in readable:
+                gate.ids[k] = i
 
     def hits(self, text: str) -> set[int] | None:
         if self.db is None:
