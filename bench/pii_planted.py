@@ -34,7 +34,6 @@ import os
 import platform
 import re
 import string
-import subprocess
 import time
 import unicodedata
 from collections import Counter
@@ -45,7 +44,7 @@ from random import Random
 
 import polars as pl
 
-from bench.pii_common import REPO
+from bench.pii_common import REPO, commit
 
 RESULT = REPO / "bench" / "results" / "pii_planted.json"
 PROFILES = {name: REPO / "rules" / "pii" / f"{name}.yaml" for name in ("default", "hipaa")}
@@ -1092,15 +1091,6 @@ def measure(path, recs: list[dict], df: pl.DataFrame) -> dict:
     }
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def table(r: dict) -> str:
     """Per type, planted and surviving values under each profile, as a markdown table."""
     profiles = list(r["results"])
@@ -1127,7 +1117,7 @@ def main() -> dict:
     result = {
         "benchmark": "pii planted values: how many survive the shipped profiles, by type",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "goal": f"share of planted values surviving <= {GOAL['overall']:.0%} overall, <= {GOAL['per_type']:.0%} "
         "for every type",

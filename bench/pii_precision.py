@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -36,7 +35,7 @@ from urllib.parse import unquote_plus
 
 import polars as pl
 
-from bench.pii_common import REPO
+from bench.pii_common import REPO, commit
 from bench.pii_eval import catalog_strings
 from curate.records import SHAREGPT_ROLES, to_record
 
@@ -377,15 +376,6 @@ def examples(found: list[dict], n: int = EXAMPLES) -> list[dict]:
     return [found[i] for i in sorted(picked)]
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> dict:
     start = time.perf_counter()
     data = sets()
@@ -403,7 +393,7 @@ def main() -> dict:
     result = {
         "benchmark": "pii precision: what the shipped profiles change on real data nobody here wrote (issue 33)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "profiles": {p: str(path.relative_to(REPO)) for p, path in PROFILES.items()},
         "sampling": (

@@ -22,7 +22,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.pii_common import REPO, commit
+
 RESULT = REPO / "bench" / "results" / "pii_sidebyside.json"
 BASELINE = "f74dea1"  # the last commit before issue 33's work on the pii stage
 RECORDS = 2000  # of each input
@@ -127,11 +128,10 @@ def main(baseline: str = BASELINE) -> dict:
                 print(f"{name}: {results[name]}", flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, check=False)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "benchmark": "the pii stage (default profile) beside the code before issue 33, same records, one process each",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit.stdout.strip(),
+        "commit": commit(),
         "baseline": baseline,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "inputs": {
