@@ -475,34 +475,31 @@ class Analyzer:
         `langs`: per text, its record's language (entities' skip_languages, recognizers' languages)."""
         # a text without NER is tokenised only once a recognizer's gate shows it may hold something (_one)
         docs = [self._doc(t, True) if ner else None for t, ner in zip(texts, use_ner)]
-        ner_docs = [doc for doc in docs if doc is not None and "pii_error" not in doc.user_data]
-        try:
-            self.ner(ner_docs)
-        except Exception:  # isolate the document that breaks the batch
-            for doc in ner_docs:
-                try:
-                    self.ner([doc])
-                except Exception as exc:
-                    doc.user_data["pii_error"] = exc
+        self._tag([doc for doc in docs if doc is not None])
         only = only or [None] * len(texts)
         langs = langs or [None] * len(texts)
         found = [self._one(text, doc, allowed, lang) for text, doc, allowed, lang in zip(texts, docs, only, langs)]
         return self._with_url_parts(texts, found, only, langs) if self.url_entities else found
+
+    def _tag(self, docs: list) -> None:
+        """NER on the docs in one batch; where the batch fails, each on its own, so the document that
+        breaks it carries its exception (`pii_error`) and the others their entities."""
+        docs = [doc for doc in docs if "pii_error" not in doc.user_data]
+        try:
+            self.ner(docs)
+        except Exception:
+            for doc in docs:
+                try:
+                    self.ner([doc])
+                except Exception as exc:
+                    doc.user_data["pii_error"] = exc
 
     def ner_spans(self, texts: list[str]) -> list[list[Span] | Exception]:
         """The NER model's entities only (no pattern recognizer, no Presidio orchestration), filtered as
         `_analyze` filters every result: the second pass over records the pattern pass shows may hold a
         person's data (PiiStage.scan). A span scores as Presidio's spaCy recognizer scores it."""
         docs = [self._doc(t, True) for t in texts]
-        ok = [doc for doc in docs if "pii_error" not in doc.user_data]
-        try:
-            self.ner(ok)
-        except Exception:
-            for doc in ok:
-                try:
-                    self.ner([doc])
-                except Exception as exc:
-                    doc.user_data["pii_error"] = exc
+        self._tag(docs)
         mapping = _NER_CONFIG["model_to_presidio_entity_mapping"]
         out: list[list[Span] | Exception] = []
         for text, doc in zip(texts, docs):

@@ -267,7 +267,6 @@ class Judge:
         self.named_cues = [Gate([expand(c)], flags) for c in rule.named_cues]
         GateSet([*self.cues, *self.named_cues, *(g for _, gates in self.script_cues for g in gates)])
         self._cued: dict[str, bool] = {}  # text -> whether a cue is in it (asked before and after NER)
-        self._texts: Sequence[str] = ()
         self.public = regex.compile("|".join(f"(?:{expand(c)})" for c in rule.public), flags) if rule.public else None
         self.placeholder_words = frozenset(w.lower() for w in rule.placeholder_words)
         self.placeholder_markers = frozenset(w.lower() for w in rule.placeholder_markers)
@@ -344,15 +343,14 @@ class Judge:
         if not self.rule.enabled:
             return [[s for s, _ in sv] if isinstance(sv, list) else sv for sv in values]
         spans = [(s, v) for sv in values if isinstance(sv, list) for s, v in sv]
-        self._texts = texts
         if self.identifying(texts, spans):
             return [[s for s, _ in sv] if isinstance(sv, list) else sv for sv in values]
         out = []
-        for text, sv in zip(texts, values):
+        for sv in values:
             if not isinstance(sv, list):
                 out.append(sv)
                 continue
-            out.append([s for s, v in sv if not self.weak_span(s.entity, v, s.recognizer) or self._named(text, s, v)])
+            out.append([s for s, v in sv if not self.weak_span(s.entity, v, s.recognizer) or self._named(texts, s, v)])
         return out
 
     def identifying(self, texts: Sequence[str], spans: list[tuple]) -> bool:
@@ -406,21 +404,21 @@ class Judge:
                 return True
         return False
 
-    def _named(self, text: str, span, value: str) -> bool:
+    def _named(self, texts: Sequence[str], span, value: str) -> bool:
         """A full name outside an identifying record: kept (redacted) unless a public role is beside it."""
         if span.entity != "PERSON" or self.rule.full_names != "always" or not self.full_name(value):
             return False
         if span.recognizer in (NAME_PAIR_RECOGNIZER, GIVEN_NAME_RECOGNIZER):
             return False  # found by the name list alone: a name only in an identifying record
-        return not self._public_value([text], value, self._texts)
+        return not self._public_value(texts, value)
 
-    def _public_value(self, texts: Sequence[str], value: str, more: Sequence[str] = ()) -> bool:
+    def _public_value(self, texts: Sequence[str], value: str) -> bool:
         """Whether a public role stands beside any occurrence of a name in the record ("the famous film
         director, Steven Spielberg" makes every other "Steven Spielberg" of the record a public figure's)."""
         if self.public is None or len(value) < 3:
             return False
         w = self.rule.public_window
-        for text in (*texts, *more):
+        for text in texts:
             start = text.find(value)
             while start >= 0:
                 end = start + len(value)

@@ -46,6 +46,20 @@ def _whole_tokens(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, in
     return [(a, b) for a, b in out]
 
 
+def _prose(text: str, cuts: list[tuple[int, int]]) -> str:
+    """The text with its code blanked out, every offset kept."""
+    return mask(text, cuts) if cuts else text
+
+
+def _by_row(jobs: list[tuple[int, tuple, str]], prose_only: bool = False) -> dict[int, list[int]]:
+    """The jobs of each record, by index (without its ids where `prose_only`)."""
+    rows: dict[int, list[int]] = {}
+    for j, (row, slot, _) in enumerate(jobs):
+        if not prose_only or slot_prose(slot):
+            rows.setdefault(row, []).append(j)
+    return rows
+
+
 def _merged(first: list, second: list) -> list:
     """Two analyses' spans of one text, each (start, end, entity) once; the second's where both found it
     (the NER model confirming a name the given-name list proposed)."""
@@ -115,34 +129,37 @@ class Scanner:
         ner_langs = set(self.rules.nlp.ner_languages)
         use_ner = [slot[0] != "id" and langs[row] in ner_langs for row, slot, _ in jobs]
         job_langs = [langs[row] for row, _, _ in jobs]
+        cuts = [self._code_in(slot, text) for _, slot, text in jobs]
         if self.rules.identifying.enabled and self.rules.nlp.ner_on_demand and any(use_ner):
             # weak entities that decide nothing (links, places) are looked for only where they would count
             deferred = frozenset(self.rules.identifying.weak) & self.analyzer.supported - DECIDING
             first = frozenset(self.analyzer.supported) - deferred
-            found = self._analyze_jobs(jobs, [False] * len(jobs), job_langs, first)
+            found = self._analyze_jobs(jobs, [False] * len(jobs), job_langs, cuts, first)
             need = self._needs_ner(jobs, found)
             again = [j for j, (row, _, _) in enumerate(jobs) if row in need and slot_prose(jobs[j][1])]
             with_ner = [j for j in again if use_ner[j]]
             if with_ner:  # the NER model's entities, merged with the patterns' findings
-                for j, spans in zip(with_ner, self._ner_jobs([jobs[j] for j in with_ner])):
+                prose = [_prose(jobs[j][2], cuts[j]) for j in with_ner]
+                for j, spans in zip(with_ner, self.analyzer.ner_spans(prose)):
                     found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
-            if again and deferred:
+            if again and deferred:  # the code in them was analysed in the first pass
                 more = self._analyze_jobs(
-                    [jobs[j] for j in again], [False] * len(again), [job_langs[j] for j in again], deferred, code=False
+                    [jobs[j] for j in again],
+                    [False] * len(again),
+                    [job_langs[j] for j in again],
+                    [cuts[j] for j in again],
+                    deferred,
+                    code_pieces=False,
                 )
                 for j, spans in zip(again, more):
                     found[j] = spans if not isinstance(found[j], list) else _merged(found[j], spans)
         else:
-            found = self._analyze_jobs(jobs, use_ner, job_langs)
+            found = self._analyze_jobs(jobs, use_ner, job_langs, cuts)
         return jobs, self._judged(jobs, found), langs, metas
 
-    def _ner_jobs(self, jobs: list[tuple[int, tuple, str]]) -> list:
-        """The NER model's entities per job, on the prose only (code blanked out, as in _analyze_jobs)."""
-        texts = []
-        for _, slot, text in jobs:
-            spans = _whole_tokens(text, code_spans(text)) if self.rules.code.detect and slot[0] != "id" else []
-            texts.append(mask(text, spans) if spans else text)
-        return self.analyzer.ner_spans(texts)
+    def _code_in(self, slot: tuple, text: str) -> list[tuple[int, int]]:
+        """The code in a job's text (whole tokens), found once and used by every pass over it."""
+        return _whole_tokens(text, code_spans(text)) if self.rules.code.detect and slot_prose(slot) else []
 
     def _needs_ner(self, jobs: list[tuple[int, tuple, str]], found: list) -> set[int]:
         """The records worth the NER model, judged from the pattern recognizers' findings alone: those
@@ -150,12 +167,8 @@ class Scanner:
         them would make them so), or that hold a candidate full name (a known given name and a capitalised
         word). In any other record every name, place and date the NER model could find would be left as it
         is (curate.pii.context), so it is not run there."""
-        by_row: dict[int, list[int]] = {}
-        for j, (row, slot, _) in enumerate(jobs):
-            if slot[0] != "id":
-                by_row.setdefault(row, []).append(j)
         need = set()
-        for row, members in by_row.items():
+        for row, members in _by_row(jobs, prose_only=True).items():
             spans = [(s, jobs[j][2][s.start : s.end]) for j in members if isinstance(found[j], list) for s in found[j]]
             if any(isinstance(found[j], Exception) for j in members):
                 continue
@@ -170,11 +183,8 @@ class Scanner:
 
     def _judged(self, jobs: list[tuple[int, tuple, str]], found: list) -> list:
         """What is a private person's data, decided per record over all its fields (curate.pii.context)."""
-        by_row: dict[int, list[int]] = {}
-        for j, (row, _, _) in enumerate(jobs):
-            by_row.setdefault(row, []).append(j)
         out = list(found)
-        for members in by_row.values():
+        for members in _by_row(jobs).values():
             texts = [jobs[j][2] for j in members]
             kept = self.judge.keep(texts, [found[j] for j in members])
             text_members = [k for k, j in enumerate(members) if jobs[j][1][0] != "id"]
@@ -190,23 +200,24 @@ class Scanner:
         jobs: list[tuple[int, tuple, str]],
         use_ner: list[bool],
         langs: list[str | None] | None = None,
+        cuts: list[list[tuple[int, int]]] | None = None,
         entities: frozenset[str] | None = None,
-        code: bool = True,
+        code_pieces: bool = True,
     ) -> list:
-        """Entities per job (only `entities`, if given). Code in a text is blanked out (offsets kept) for
-        the full analysis and analysed on its own for the high-precision entities only (rules.code),
-        without NER (`code=False`: not analysed again)."""
-        code = self.rules.code
+        """Entities per job (only `entities`, if given). Code in a text (`cuts`, per job; found here if not
+        given) is blanked out (offsets kept) for the full analysis and analysed on its own for the
+        high-precision entities only (rules.code), without NER (`code_pieces=False`: not analysed again)."""
         langs = langs or [None] * len(jobs)
+        cuts = cuts if cuts is not None else [self._code_in(slot, text) for _, slot, text in jobs]
         texts, ner, only, owners, text_langs = [], [], [], [], []
-        for j, (_, slot, text) in enumerate(jobs):
-            spans = _whole_tokens(text, code_spans(text)) if code.detect and slot[0] != "id" else []
-            texts.append(mask(text, spans) if spans else text)
+        for j, (_, _, text) in enumerate(jobs):
+            spans = cuts[j]
+            texts.append(_prose(text, spans))
             ner.append(use_ner[j])
             only.append(entities)
             owners.append((j, None))
             text_langs.append(langs[j])
-            for a, b in spans if code else ():
+            for a, b in spans if code_pieces else ():
                 texts.append(text[a:b])
                 ner.append(False)
                 only.append(self._code_entities)
