@@ -49,7 +49,14 @@ LABEL_NAMES = (
     "genre",
     "domain",
     "tag",
+    "y",
+    "target",
+    "class_name",
+    "emotion",
+    "stance",
 )
+# Keys whose few values describe where or how a record was made, not what it is: never a label.
+NOT_LABELS = ("source", "lang", "language", "split", "id", "url", "file", "dataset", "subset", "license", "dump")
 GROUP_WORDS = (
     "conversation",
     "conv",
@@ -72,6 +79,12 @@ GROUP_WORDS = (
     "parent",
 )
 MAX_LABEL_VALUES = 50
+# Texts this short (median words) with a column of a few repeated values are a classification set,
+# whatever the column is called ("sent_label", "y"): documents are longer, and a web corpus's few-valued
+# columns (dump, source) are named as such.
+CLASSIFY_MAX_WORDS = 100
+QUALITY_FILES = ("default.yaml", "short.yaml")  # rules/quality/: web documents and chat; short texts
+SHORT_WORDS = 50  # texts with a median under this many words are short texts (questions, sentences), not pages
 LANG_MIN_SHARE = 0.01  # a language with less than 1% of the judged sample is not allowed by default
 RULE_MISFIT_SHARE = 0.20  # a quality rule dropping more of an instruction sample than this does not fit it
 RESIDUAL_RECORDS = 300  # re-scan at least this many records after redaction (the residual gate's sample)
@@ -95,13 +108,15 @@ class Inspection:
     sample_rows: int  # input rows read (records + unreadable ones)
     exhausted: bool  # the sample is the whole input
     rows_estimate: int
+    rows_counted: bool  # rows_estimate is the count of the whole input (else estimated from bytes per row)
     layouts: Counter  # layout name -> rows
     unreadable: Counter  # quarantine rule -> rows
     kinds: Counter  # "chat" / "text" -> rows
     languages: Counter  # judged language -> rows ("und": too little prose)
     code_records: int
     words: dict[str, float]  # quantiles of the content's word count
-    quality_drops: dict[str, int]  # default quality rule -> sample rows it would drop
+    quality_drops: dict[str, dict[str, int]]  # quality rules file -> rule -> sample rows it would drop
+    quality_dropped: dict[str, int]  # quality rules file -> sample rows it would drop (by any rule)
     labels: list[tuple[str, Counter]]  # candidate label keys with their value counts, best first
     groups: list[tuple[str, int]]  # candidate group keys with their number of distinct values
     sources: Counter
@@ -122,9 +137,9 @@ def _inspect_pipeline(paths: list[str]) -> Pipeline:
     return Pipeline(spec=spec, path=Path.cwd() / "init.yaml", stages=())
 
 
-def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Counter, int, bool, list[str]]:
+def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Counter, int, bool, list[str], int | None]:
     """Up to `limit` parsed rows (object, file label), unreadable rows by reason, total bytes, whether
-    the whole input was read, and the files."""
+    the whole input was read, the files, and the rows of the whole input when counted (see _count_rows)."""
     from curate.io.parse import iter_objects
     from curate.io.sources import resolve_inputs
 
@@ -143,13 +158,49 @@ def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Count
                 objects.append((obj, src.label))
         if not exhausted:
             break
-    return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files]
+    if not exhausted:
+        counted = _count_rows(files)
+        if counted is not None:
+            return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files], counted
+    return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files], None
+
+
+def _count_rows(files) -> int | None:
+    """Rows in the whole input, counted as a run reads them: a JSON file's array items, a line file's
+    non-blank lines (decompressed), a Parquet file's row count; None for a web crawl (its records are
+    only known once parsed), where the size is estimated instead."""
+    import pyarrow.parquet as pq
+
+    from curate.io.parse import BOM, Oversize, _open_lines
+
+    total = 0
+    for src in files:
+        name = src.name
+        if is_crawl(name):
+            return None
+        if name.endswith(".parquet"):
+            with src.open() as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+        elif name.endswith(".json"):
+            with src.open() as fh:
+                try:
+                    data = orjson.loads(fh.read().removeprefix(BOM))
+                except orjson.JSONDecodeError:
+                    data = None  # one unreadable file: one quarantined row
+            total += len(data) if isinstance(data, list) else 1
+        else:
+            total += sum(
+                1
+                for line in _open_lines(src, 2_000_000)
+                if isinstance(line, Oversize) or (isinstance(line, bytes) and line.strip())
+            )
+    return total
 
 
 def _estimate(
     objects: list[tuple[Any, str]], unreadable: Counter, total_bytes: int, exhausted: bool, files: list[str]
 ) -> int:
-    """Rows in the whole input: exact when the sample is all of it, else from the bytes per sampled row
+    """Rows in the whole input when they cannot be counted (a web crawl): from the bytes per sampled row
     (JSON text; compressed inputs are assumed to shrink 4x)."""
     read = len(objects) + sum(unreadable.values())
     if exhausted:
@@ -181,16 +232,28 @@ def _label_candidates(metas: list[dict], n: int) -> list[tuple[str, Counter]]:
         covered = sum(counts.values())
         if covered < 0.5 * n or not 2 <= len(counts) <= min(MAX_LABEL_VALUES, max(2, n // 5)):
             continue
-        if _is_group_name(k):
+        if _is_group_name(k) or (words := _key_words(k)) and words[-1] in NOT_LABELS:
             continue
         out.append((k, counts))
-    return sorted(out, key=lambda kc: (kc[0].lower() not in LABEL_NAMES, len(kc[1]), kc[0]))
+    return sorted(out, key=lambda kc: (not _label_named(kc[0]), len(kc[1]), kc[0]))
+
+
+def _key_words(key: str) -> list[str]:
+    """sentLabel, sent_label, sent-label -> [sent, label]."""
+    low = "".join("_" + c if c.isupper() else c for c in key).lower().replace("-", "_")
+    return [p for p in low.split("_") if p]
+
+
+def _label_named(key: str) -> bool:
+    """label, sent_label, intentName, y: a label's name, alone or as the key's last word."""
+    words = _key_words(key)
+    return key.lower() in LABEL_NAMES or bool(words) and words[-1] in LABEL_NAMES
 
 
 def _is_group_name(key: str) -> bool:
     """conversation_id, patientId, thread, doc-id ...: a group word, alone or followed by id."""
     low = "".join("_" + c if c.isupper() else c for c in key).lower().replace("-", "_")
-    parts = [p for p in low.split("_") if p]
+    parts = _key_words(key)
     if len(parts) > 1 and parts[-1] == "id":
         return any(p in GROUP_WORDS for p in parts[:-1])
     return low in GROUP_WORDS or any(low == f"{w}id" for w in GROUP_WORDS)
@@ -237,7 +300,7 @@ def _stage(kind: str, rules_file: str | None, params: dict | None = None, seed: 
 
 def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
     """Read up to `sample` rows of the inputs and measure them as the default stages would."""
-    objects, read_errors, total_bytes, exhausted, files = _objects(paths, sample)
+    objects, read_errors, total_bytes, exhausted, files, counted = _objects(paths, sample)
     unreadable = Counter(read_errors)
     dicts = [o for o, _ in objects if isinstance(o, dict) and o]
     found = [detect_layout(o) for o in dicts]
@@ -268,7 +331,7 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
         df, metas, extract_drops = _extracted(df, metas)
     n = df.height
     kinds = Counter("text" if t is not None else "chat" for t in df["text"].to_list())
-    languages, code_records, words, drops = Counter(), 0, [], {}
+    languages, code_records, words, drops, dropped = Counter(), 0, [], {}, {}
     if n:
         df = _stage("normalize", "default.yaml").process(df).drop(ACTION, RULE, REASON)
         df = df.with_columns(_stage("langid", "default.yaml", {"allowed": []}).process(df)["lang"])
@@ -278,14 +341,19 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
             code = sum(b - a for a, b in code_spans(text))
             code_records += bool(text) and code >= CODE_RECORD_SHARE * len(text)
             words.append(len(content_text(t, m).split()))
-        judged = _stage("quality", "default.yaml").process(df)
-        drops = dict(Counter(r for r in judged["quality_failed"].explode().drop_nulls().to_list()))
+        for rules_file in QUALITY_FILES:
+            judged = _stage("quality", rules_file).process(df)
+            drops[rules_file] = dict(Counter(judged["quality_failed"].explode().drop_nulls().to_list()))
+            dropped[rules_file] = int((judged[ACTION] != "keep").sum())
     return Inspection(
         files=files,
         total_bytes=total_bytes,
         sample_rows=len(objects) + sum(read_errors.values()),
         exhausted=exhausted,
-        rows_estimate=_estimate(objects, read_errors, total_bytes, exhausted, files),
+        rows_estimate=counted
+        if counted is not None
+        else _estimate(objects, read_errors, total_bytes, exhausted, files),
+        rows_counted=exhausted or counted is not None,
         layouts=layouts,
         unreadable=unreadable,
         kinds=kinds,
@@ -293,6 +361,7 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
         code_records=code_records,
         words=_quantiles(words),
         quality_drops=drops,
+        quality_dropped=dropped,
         labels=_label_candidates(metas, n),
         groups=_group_candidates(metas, n),
         sources=Counter(df["source"].fill_null("(none)").to_list()) if n else Counter(),
@@ -334,11 +403,18 @@ def _rehearse(ins: Inspection, stages: list[dict], label: str | None, groups: li
         # url: the sample has no url column; extract: the sample is extracted already
         if spec["stage"] in ("url", "extract", "normalize", "pii"):
             continue
-        stage = _stage(spec["stage"], "default.yaml" if "rules" in spec else None, spec.get("params"), seed=13)
+        rules_file = Path(spec["rules"]).name if "rules" in spec else None
+        stage = _stage(spec["stage"], rules_file, spec.get("params"), seed=13)
         out = stage.process(df)
         dropped.update(r for r, a in zip(out[RULE].to_list(), out[ACTION].to_list()) if a != "keep")
         df = out.filter(pl.col(ACTION) == "keep").drop(ACTION, RULE, REASON)
     return Counter(df["split"].to_list()) if "split" in df.columns else Counter(), dropped
+
+
+def _top(counts: dict[str, int], n: int = 0, k: int = 3) -> str:
+    """The k largest counts: "rule 12 (3.1%), ..." (the share of n when given)."""
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    return ", ".join(f"{r} {c:,}" + (f" ({c / n:.1%})" if n else "") for r, c in top)
 
 
 def _share(count: int, total: int) -> str:
@@ -428,8 +504,14 @@ def plan(
             task, why = "pretrain", "web pages from a crawl are documents"
         elif chat >= text:
             task, why = "sft", f"{_share(chat, n)} of the records are conversations or instruction pairs"
-        elif label_key and label_key.lower() in LABEL_NAMES:
-            task, why = "classification", f"documents with a '{label_key}' column of {len(label_counts)} values"
+        elif label_key and _label_named(label_key):
+            task, why = "classification", f"texts with a '{label_key}' column of {len(label_counts)} values"
+        elif label_key and ins.words["median"] < CLASSIFY_MAX_WORDS:
+            task, why = (
+                "classification",
+                f"short texts (median {ins.words['median']:.0f} words) with a '{label_key}' column of "
+                f"{len(label_counts)} repeated values: a label, whatever its name",
+            )
         else:
             task, why = "pretrain", f"{_share(text, n)} of the records are documents"
         d.append(Decision("task", task, why))
@@ -446,14 +528,19 @@ def plan(
     )
     name = d[-1].choice
 
-    size = f"{ins.rows_estimate:,} records" + (
-        "" if ins.exhausted else f" (estimated from {ins.sample_rows:,} sampled rows)"
+    size = f"{ins.rows_estimate:,} records" if ins.rows_counted else f"about {ins.rows_estimate:,} records"
+    how = (
+        "all read"
+        if ins.exhausted
+        else "counted"
+        if ins.rows_counted
+        else f"estimated from the bytes per row of {ins.sample_rows:,} sampled rows (a crawl is not counted ahead)"
     )
-    d.append(Decision("size", size, f"{ins.total_bytes:,} bytes in {len(ins.files)} file(s)"))
+    d.append(Decision("size", size, f"{how}; {ins.total_bytes:,} bytes in {len(ins.files)} file(s)"))
 
     # label: the key itself is mapped onto `label` (stratified splits, label gates, balance)
     label = None
-    if label_key and (task == "classification" or label_key.lower() in LABEL_NAMES):
+    if label_key and (task == "classification" or _label_named(label_key)):
         label = label_key
         values = ", ".join(f"{v} {c}" for v, c in label_counts.most_common(6)) + (" …" if len(label_counts) > 6 else "")
         d.append(
@@ -497,15 +584,33 @@ def plan(
             )
         )
 
+    # Rules by what a record is: web-document rules judge pages; short texts (questions, sentences, a
+    # classification set's inputs) get rules made for them; chat records get the chat rules of either.
+    short = ins.words["median"] < SHORT_WORDS
+    quality_file = (
+        "short.yaml" if text > chat and not ins.crawl and (task == "classification" or short) else "default.yaml"
+    )
+    drops = ins.quality_drops.get(quality_file, {})
+    if quality_file == "short.yaml":
+        page = ins.quality_drops.get("default.yaml", {})
+        d.append(
+            Decision(
+                "quality",
+                "short-text rules (rules/quality/short.yaml)",
+                f"the records are {'a classification set' if task == 'classification' else 'short texts'} "
+                f"(median {ins.words['median']:.0f} words), not web pages: the page rules would drop "
+                f"{_share(ins.quality_dropped.get('default.yaml', 0), n)} of the sample"
+                + (f" (most: {_top(page)})" if page else ""),
+            )
+        )
     quality_params: dict[str, Any] = {}
     disabled = []
-    if task in ("pretrain", "classification") and ins.words["median"] < 50:
+    if quality_file == "default.yaml" and task == "pretrain" and short:
         disabled.append(
             ("gopher_min_words", f"the median record has {ins.words['median']:.0f} words, under its minimum of 50")
         )
-    short = ins.words["median"] < 50
-    if task in ("sft", "classification") or short:  # web-page rules on instructions, labels or short documents
-        for rule, hits in sorted(ins.quality_drops.items()):
+    if task in ("sft", "classification") or short:  # rules that drop much of instructions, labels or short texts
+        for rule, hits in sorted(drops.items()):
             if hits > RULE_MISFIT_SHARE * n and rule not in dict(disabled):
                 disabled.append(
                     (
@@ -518,13 +623,12 @@ def plan(
         d.append(Decision("quality", f"disable {rule}", why))
     if disabled:
         quality_params["disable"] = [r for r, _ in disabled]
-    top = sorted(ins.quality_drops.items(), key=lambda kv: -kv[1])[:3]
-    if top:
+    if drops:
         d.append(
             Decision(
                 "quality",
-                "default rules",
-                "sample rows each rule would drop: " + ", ".join(f"{r} {c:,} ({c / n:.1%})" for r, c in top),
+                f"rules of {quality_file}",
+                "sample rows each rule would drop: " + _top(drops, n),
             )
         )
 
@@ -554,9 +658,10 @@ def plan(
         {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
         {
             "stage": "quality",
-            "rules": rel(RULES / "quality/default.yaml"),
+            "rules": rel(RULES / "quality" / quality_file),
             **({"params": quality_params} if quality_params else {}),
         },
+        *([{"stage": "phrases", "rules": rel(RULES / "phrases/default.yaml")}] if task == "sft" else []),
         {
             "stage": "dedup",
             "rules": rel(RULES / "dedup/default.yaml"),
@@ -647,7 +752,7 @@ def _gates(
     ins: Inspection,
     pipeline_dir: Path,
 ) -> dict:
-    base = "sft.yaml" if task == "sft" else "pretrain.yaml"
+    base = {"sft": "sft.yaml", "classification": "classification.yaml"}.get(task, "pretrain.yaml")
     extra: list[dict] = []
     if allowed:
         extra.append({"values_in_set": {"column": "lang", "values": [*allowed, "und"], "allow_null": False}})

@@ -27,23 +27,46 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 _MULT = np.uint64(1_000_003)
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")
-_ALPHA_WORD = re.compile(r"\S*[^\W\d_]\S*")  # a whitespace-separated token holding a letter
+# What another stage wrote in place of a value: the pii stage's placeholders (<PERSON>, <PERSON_1>,
+# <DATE_TIME:2024>, <EMAIL_ADDRESS:3fa9c2>). They are not the author's text, so no statistic counts
+# them: a redacted answer is not "shouting" for its <PERSON_1>, a question that held only a name is
+# empty. (Surrogates are written like the value they replace, so they measure as it did.)
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*(?::[^<>\n]{0,64})?>")
+# Word-segmented Vietnamese (VnCoreNLP, pyvi: "động_mạch vành") joins a word's syllables with
+# underscores; it holds the words of its syllables.
+_SEGMENTED = re.compile(r"(?<=[^\W\d_])_(?=[^\W\d_])")
+# Sentence punctuation standing alone ("Vì sao bị tiểu đêm ?", French "Quoi ?", tokenised text) belongs
+# to the word before it, as in unspaced writing: it is no word of its own. Other symbols standing alone
+# ("|", "#", "•") still count, as Gopher's symbol and alphabetic-word rules expect.
+_ATTACHED = frozenset(".,;:!?…)(]['\"“”‘’«»")
+
+
+def without_placeholders(text: str) -> str:
+    """`text` with the placeholders another stage wrote taken out (see PLACEHOLDER)."""
+    return PLACEHOLDER.sub(" ", text) if "<" in text else text
+
+
+def words_of(text: str) -> list[str]:
+    """The words a text holds: whitespace-separated, segmented syllables apart, lone punctuation not counted."""
+    if "_" in text:
+        text = _SEGMENTED.sub(" ", text)
+    return [w for w in text.split() if not _ATTACHED.issuperset(w)]
 
 
 class Doc:
-    """Lazily tokenised view of one document, shared by all statistics."""
+    """Lazily tokenised view of one document, shared by all statistics; placeholders are not measured."""
 
     def __init__(self, text: str, lang: str | None):
-        self.text = text
+        self.text = without_placeholders(text)
         self.lang = lang
 
     @cached_property
     def words(self) -> list[str]:
-        return self.text.split()
+        return words_of(self.text)
 
     @cached_property
     def clean_words(self) -> list[str]:
-        return [w for w in (w.strip(WORD_STRIP) for w in self.text.lower().split()) if w]
+        return [w for w in (w.strip(WORD_STRIP) for w in (w.lower() for w in self.words)) if w]
 
     @cached_property
     def word_ids(self) -> np.ndarray:
@@ -132,6 +155,19 @@ def dup_ngram_char_fraction(doc: Doc, n: int = 5) -> float:
     return _ratio(int(doc.word_lengths[covered].sum()), int(doc.word_lengths.sum()))
 
 
+def word_run(doc: Doc) -> float:
+    """The longest run of one word repeated back to back ("hello hello hello ..."), over words holding a
+    letter: a degenerate loop, not emphasis ("very very"), and not a row of numbers in a table."""
+    best = run = 0
+    last = None
+    for w in doc.clean_words:
+        run = run + 1 if w == last else 1
+        last = w
+        if run > best and _LETTER.search(w):
+            best = run
+    return float(best)
+
+
 def stop_word_count(doc: Doc) -> float | None:
     stops = STOP_WORDS.get(doc.lang or "")
     if stops is None:
@@ -145,13 +181,15 @@ def short_line_ratio(doc: Doc, max_chars: int = 30) -> float:
 
 STATS: dict[str, Callable[..., float | None]] = {
     "char_count": lambda d: float(len(d.text)),
+    "letter_count": lambda d: float(d.letters),
+    "word_run": word_run,
     "word_count": lambda d: float(len(d.words)),
     "line_count": lambda d: float(len(d.lines)),
     "mean_word_length": lambda d: _ratio(int(d.word_lengths.sum()), len(d.clean_words)),
     "symbol_word_ratio": lambda d: _ratio(d.text.count("#") + d.text.count("...") + d.text.count("…"), len(d.words)),
     "ellipsis_line_ratio": lambda d: _ratio(sum(ln.endswith(("...", "…")) for ln in d.lines), len(d.lines)),
     "bullet_line_ratio": lambda d: _ratio(sum(ln.startswith(BULLETS) for ln in d.lines), len(d.lines)),
-    "alpha_word_ratio": lambda d: _ratio(len(_ALPHA_WORD.findall(d.text)), len(d.words)),
+    "alpha_word_ratio": lambda d: _ratio(sum(bool(_LETTER.search(w)) for w in d.words), len(d.words)),
     "stop_word_count": stop_word_count,
     "dup_line_fraction": lambda d: _dup_fraction(d.lines, by_chars=False),
     "dup_line_char_fraction": lambda d: _dup_fraction(d.lines, by_chars=True),

@@ -467,3 +467,108 @@ def gsm8k_file(path: Path) -> Path:
     rows = [{"question": q, "answer": f"{steps}\n#### {ans:g}"} for q, steps, ans in WORD_PROBLEMS]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+# Vietnamese patient questions as real sets have them: word-segmented (VnCoreNLP/pyvi underscores between
+# a word's syllables) or not, punctuation spaced off, some with no question mark, some in capitals, a few
+# typed without diacritics; each with an intent label under a name no list knows ("sent_label") and span
+# labels beside it ("seq_label"), in one pretty-printed JSON array.
+SYMPTOMS = [
+    "đau_đầu",
+    "chóng_mặt",
+    "buồn_nôn",
+    "tiểu đêm",
+    "ho khan kéo_dài",
+    "sốt cao về chiều",
+    "đau bụng dưới",
+    "mất ngủ",
+    "tê tay chân",
+    "đau lưng",
+    "khó thở khi nằm",
+    "đau ngực trái",
+    "ợ chua",
+    "nổi mẩn đỏ",
+    "rụng tóc nhiều",
+    "đau khớp gối",
+    "tiêu_chảy",
+    "táo_bón",
+    "chảy máu cam",
+    "ù tai",
+    "mờ mắt",
+    "đau họng",
+    "sổ_mũi",
+    "ra mồ_hôi trộm",
+    "tim đập nhanh",
+    "đau vai gáy",
+    "phù chân",
+    "ngứa da",
+    "khô miệng",
+    "sút cân",
+]
+INTENTS = {
+    "cause": [
+        "Vì_sao bị {s} ?",
+        "Nguyên_nhân gây {s} là gì ?",
+        "Tại_sao em hay bị {s}",
+        "{s} là do đâu ạ ?",
+        "Bị {s} thường xuyên là do bệnh gì ?",
+        "Cho em hỏi {s} có phải do thiếu chất không ?",
+    ],
+    "treatment": [
+        "Bị {s} thì nên uống thuốc gì ?",
+        "Cách chữa {s} tại nhà",
+        "{s} điều_trị như thế_nào ạ ?",
+        "Làm_sao để hết {s} ?",
+        "Bị {s} có nên đi khám chuyên_khoa không ?",
+        "Mẹo giảm {s} nhanh",
+    ],
+    "severity": [
+        "{s} có nguy_hiểm không ?",
+        "Bị {s} lâu ngày có sao không bác_sĩ ?",
+        "{s} kéo_dài 2 tuần có đáng lo không ?",
+        "Con tôi 5 tuổi bị {s} có nghiêm_trọng không ?",
+        "{s} ở người già có nguy_hiểm không ạ",
+    ],
+    "diagnosis": [
+        "Bị {s} là bị bệnh gì ?",
+        "{s} kèm mệt_mỏi là dấu_hiệu bệnh gì ?",
+        "Em bị {s} và {t} là bị gì vậy ?",
+        "Triệu_chứng {s} có phải bệnh tim không ?",
+        "Cần làm xét_nghiệm gì khi bị {s} ?",
+    ],
+}
+OPENERS_VI = ["", "", "", "Chào bác_sĩ , ", "Bác_sĩ cho em hỏi , ", "Dạ cho hỏi ", "Xin hỏi : "]
+UNACCENTED = {"đ": "d", "Đ": "D"}
+
+
+def _unaccent(text: str) -> str:
+    import unicodedata
+
+    text = "".join(UNACCENTED.get(c, c) for c in text)
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+def patient_questions(path: Path, n: int = 600, seed: int = 17) -> Path:
+    """Short Vietnamese patient questions with an intent in `sent_label`: a classification set."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        label = rng.choice(sorted(INTENTS))
+        s, t = rng.sample(SYMPTOMS, 2)
+        text = rng.choice(OPENERS_VI) + rng.choice(INTENTS[label]).format(s=s, t=t)
+        text = text[0].upper() + text[1:]
+        if rng.random() < 0.5:  # half the set is not word-segmented
+            text = text.replace("_", " ")
+        if rng.random() < 0.04:
+            text = text.upper()
+        elif rng.random() < 0.03:
+            text = _unaccent(text)
+        if text in seen:
+            continue
+        seen.add(text)
+        start = text.lower().find(s.split()[0].replace("_", " ")) if "_" not in text else text.lower().find(s)
+        rows.append(
+            {"sentence": text, "seq_label": [[max(0, start), max(0, start) + len(s), "SYMPTOM"]], "sent_label": label}
+        )
+    path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path

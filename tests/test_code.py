@@ -194,7 +194,7 @@ def test_langid_judges_prose_and_keeps_code_records(langid):
     )
     out = langid.process(df)
     got = {r["id"]: (r["_action"], r["lang"], r["lang_basis"]) for r in out.iter_rows(named=True)}
-    assert got["en"] == ("keep", "en", "prose")
+    assert got["en"] == ("keep", "en", "prompt")  # the request is read, without its code
     assert got["code"] == ("keep", "und", "too_little_prose")
     assert got["vi"][:2] == ("keep", "vi")
     assert got["fr"][0] == "drop" and out.filter(pl.col("id") == "fr")["_rule"][0] == "lang_not_allowed"

@@ -146,7 +146,7 @@ def test_pretrain_documents_run_with_generic_gates(tmp_path, monkeypatch):
     assert "gates (final):" in run.output and "0 failed" in run.output
 
 
-def test_short_documents_switch_off_min_words_and_code_answers_are_noticed(tmp_path):
+def test_short_texts_get_short_text_rules_and_code_answers_are_noticed(tmp_path):
     notes = [
         {"text": f"Short note {i}: the meeting with the design team moved to room {i % 7}, bring the draft."}
         for i in range(60)
@@ -154,9 +154,11 @@ def test_short_documents_switch_off_min_words_and_code_answers_are_noticed(tmp_p
     _, pipeline, _ = _init(
         tmp_path, str(_write(tmp_path / "notes.jsonl", notes)), "-o", str(tmp_path / "n.yaml"), "--task", "pretrain"
     )
-    assert _stage(pipeline, "quality")["params"]["disable"] == ["gopher_min_words"]
+    quality = _stage(pipeline, "quality")
+    assert quality["rules"].endswith("quality/short.yaml") and "params" not in quality  # no page rule to switch off
     header = (tmp_path / "n.yaml").read_text()
-    assert "disable gopher_min_words — the median record has" in header
+    assert "quality: short-text rules (rules/quality/short.yaml) — the records are short texts (median 16 words)" in header
+    assert "the page rules would drop 100% of the sample (most: gopher_min_words 60" in header
     code = [
         {
             "instruction": f"Write a Python function that returns {i} times its argument.",
@@ -179,7 +181,8 @@ def test_small_and_large_inputs_get_held_out_shares_and_gate_sizes_that_fit(tmp_
         .split()[2]
         .replace(",", "")
     )
-    assert 0.85 * 30_000 <= estimate <= 1.15 * 30_000  # from the bytes per sampled row
+    assert estimate == 30_000  # counted, not estimated from the 500 sampled rows
+    assert "# size: 30,000 records — counted;" in (tmp_path / "big.yaml").read_text()
     sizes = _stage(pipeline, "split")["params"]["sizes"]
     assert sizes["validation"] == sizes["test"] == pytest.approx(2_000 / estimate, abs=0.002)
     minimum = next(e["split_sizes"]["min"] for e in _expectations(gates) if "split_sizes" in e)

@@ -1,6 +1,10 @@
 """`langid`: fastText lid.176 language identification, keep/drop by language and score.
 
-The model and its reading of a text are curate.lang's, shared with the pii stage.
+The model and its reading of a text are curate.lang's, shared with the pii stage. What is judged is what
+the record is written in: a chat record's request (the user's turns), not the answer it asks for ("Viết
+một đoạn văn bằng tiếng Tây Ban Nha" is Vietnamese whatever the answer's language), with what carries no
+language of its own set aside first (curate.lang.judged_text: code, placeholders, quoted text, short
+list items, numbers).
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from curate.code import prose
-from curate.lang import UNDETERMINED, LanguageId
+from curate.lang import UNDETERMINED, LanguageId, judged_text, unaccented_vietnamese
 from curate.records import content_texts
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Resources, Stage, rejected_by, with_decisions
@@ -23,10 +26,16 @@ class LangIdRules(StrictModel):
     allowed: list[str] = Field(default_factory=list, description="ISO codes to keep; empty keeps every language")
     min_score: float = Field(0.5, ge=0.0, le=1.0)
     min_score_by_lang: dict[str, float] = Field(default_factory=dict)
-    chat_roles: Literal["all", "user", "assistant"] = "all"
+    # Which turns of a chat record are judged. `prompt`: the user's turns, the whole conversation when
+    # they hold too little prose to judge (a request in Vietnamese for an answer in Spanish is kept);
+    # a request that reads as another language is judged once more by its first paragraph, the
+    # instruction before any passage it quotes ("Dịch đoạn sau sang tiếng Việt:\n\nLa vida ...").
+    chat_roles: Literal["prompt", "all", "user", "assistant"] = "prompt"
     overwrite_lang: bool = True
-    # Judge the prose: code (curate.code: fences, code-like lines, identifiers) is removed first, so
-    # an English prompt with a code answer is not "low confidence". `keep` judges the whole text.
+    # Judge the prose: code (curate.code: fences, code-like lines, identifiers), pii's placeholders,
+    # quoted text, short list items and numbers are set aside first (curate.lang.judged_text), so an
+    # English prompt with a code answer is not "low confidence" and "Tính 10% của 180" is too short to
+    # judge. `keep` judges the whole text.
     code: Literal["remove", "keep"] = "remove"
     # With fewer letters of prose than this left (a code-only record) the language is not judged:
     # the record is kept with its own `lang` or `und`, and `lang_basis` says so.
@@ -62,38 +71,76 @@ class LangIdStage(Stage):
     def produces(cls, rules) -> list[str]:
         return ["lang", "lang_score", "lang_basis"]
 
+    def _texts(self, df: pl.DataFrame) -> tuple[list[str], list[str]]:
+        """Each record's text to judge and its basis (text, prose, prompt, conversation)."""
+        rules = self.rules
+        judge = judged_text if rules.code == "remove" else (lambda t: t)
+        roles = "user" if rules.chat_roles == "prompt" else rules.chat_roles
+        raw = content_texts(df, roles)
+        texts = [judge(t) for t in raw]
+        basis = ["prose" if j != t else "text" for j, t in zip(texts, raw)]  # prose: something was set aside
+        if rules.chat_roles == "prompt":
+            is_chat = df["text"].is_null().to_list()
+            short = [i for i, (c, t) in enumerate(zip(is_chat, texts)) if c and _letters(t) < rules.min_prose_letters]
+            whole = content_texts(df[short], "all") if short else []
+            for i in range(df.height):
+                basis[i] = "prompt" if is_chat[i] else basis[i]
+            for i, t in zip(short, whole):
+                texts[i], basis[i] = judge(t), "conversation"
+        return texts, basis
+
+    def _by_request(self, df: pl.DataFrame, rows: list[int]) -> dict[int, tuple[str, float]]:
+        """The language of each chat record's first paragraph of its first request, where it holds enough
+        prose to judge: the instruction, apart from a passage in another language it asks about."""
+        firsts = []
+        for messages in df[rows]["messages"].to_list():
+            prompt = next((m["content"] for m in messages or [] if m["role"] == "user"), "")
+            firsts.append(judged_text(prompt.strip().split("\n\n", 1)[0]))
+        judged = [(i, t) for i, t in zip(rows, firsts) if _letters(t) >= self.rules.min_prose_letters]
+        if not judged:
+            return {}
+        langs, scores = self.predict([t for _, t in judged])
+        return {i: (lang, score) for (i, _), lang, score in zip(judged, langs, scores)}
+
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
-        texts = content_texts(df, rules.chat_roles)
-        basis = ["text"] * df.height
-        if rules.code == "remove":
-            prose_texts = [prose(t) for t in texts]
-            basis = ["prose" if p != t else "text" for p, t in zip(prose_texts, texts)]
-            texts = prose_texts
-        letters = [sum(map(str.isalpha, t)) for t in texts]
+        texts, basis = self._texts(df)
+        letters = [_letters(t) for t in texts]
         judged = [i for i, n in enumerate(letters) if n >= rules.min_prose_letters]
         langs, scores = [UNDETERMINED] * df.height, [0.0] * df.height
         for i, lang, score in zip(judged, *self.predict([texts[i] for i in judged])):
             langs[i], scores[i] = lang, score
+            if lang != "vi" and (share := unaccented_vietnamese(texts[i])):
+                langs[i], scores[i], basis[i] = "vi", share, "unaccented_vi"  # lid.176 reads it as pt/it
         known = df["lang"].to_list() if "lang" in df.columns else [None] * df.height
         unjudged = set(range(df.height)) - set(judged)
         for i in unjudged:
             basis[i], langs[i] = "too_little_prose", known[i] or UNDETERMINED
         allowed = set(rules.allowed)
+        floor = lambda lang: rules.min_score_by_lang.get(lang, rules.min_score)  # noqa: E731
+        refused = [
+            i
+            for i in judged
+            if basis[i] == "prompt" and ((allowed and langs[i] not in allowed) or scores[i] < floor(langs[i]))
+        ]
+        for i, (lang, score) in self._by_request(df, refused).items():
+            if (not allowed or lang in allowed) and score >= floor(lang):
+                langs[i], scores[i], basis[i] = lang, score, "request"
         actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
         for i, (lang, score) in enumerate(zip(langs, scores)):
-            floor = rules.min_score_by_lang.get(lang, rules.min_score)
-            if i not in unjudged and letters[i] < rules.short_letters and score < floor:
+            if i not in unjudged and letters[i] < rules.short_letters and score < floor(lang):
                 unjudged.add(i)
                 basis[i], langs[i] = "unsure_short_prose", known[i] or UNDETERMINED
             if i in unjudged:
                 continue  # too little prose to judge (a code record): kept, never dropped for its code
             if allowed and lang not in allowed:
                 actions[i], rule_names[i] = DROP, "lang_not_allowed"
-                reasons[i] = f"language {lang} (score {score:.2f}) not in allowed {sorted(allowed)}"
-            elif score < floor:
+                reasons[i] = (
+                    f"language {lang} (score {score:.2f}, read on the {basis[i]}) not in allowed {sorted(allowed)}"
+                )
+            elif score < floor(lang):
                 actions[i], rule_names[i] = DROP, "low_confidence"
-                reasons[i] = f"language {lang} score {score:.2f} below {floor}"
+                reasons[i] = f"language {lang} score {score:.2f} below {floor(lang)} (read on the {basis[i]})"
         out = df.with_columns(
             pl.Series("lang_score", scores, dtype=pl.Float32), pl.Series("lang_basis", basis, dtype=pl.Utf8)
         )
@@ -102,3 +149,7 @@ class LangIdStage(Stage):
         else:
             out = out.with_columns(pl.col("lang").fill_null(pl.Series(langs, dtype=pl.Utf8)))
         return with_decisions(out, actions, rule_names, reasons)
+
+
+def _letters(text: str) -> int:
+    return sum(map(str.isalpha, text))

@@ -29,6 +29,9 @@ class QualityRule(StrictModel):
     max: float | None = None
     applies_to: list[Literal["text", "chat"]] = Field(default_factory=lambda: ["text", "chat"])
     langs: list[str] = Field(default_factory=list, description="apply only to these languages; empty = all")
+    # Chat records: the turns this rule reads (the file's chat_roles when unset): `user` judges the
+    # prompt (an empty or placeholder-only request), `assistant` the answer.
+    roles: Literal["all", "user", "assistant"] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "QualityRule":
@@ -45,7 +48,7 @@ class QualityRule(StrictModel):
     @cached_property
     def column(self) -> str:
         suffix = "".join(f"_{v}" for _, v in sorted(self.params.items()))
-        return f"q_{self.stat}{suffix}"
+        return f"q_{self.stat}{suffix}" + (f"_{self.roles}" if self.roles else "")
 
 
 class QualityRules(StrictModel):
@@ -143,33 +146,37 @@ class QualityStage(Stage):
         rules: list[QualityRule] = self.rules.active
         stats = {r.column: (r.stat, r.params) for r in rules}
         on_prose = set(self.rules.prose_rules)
-        texts = content_texts(df, self.rules.chat_roles)
+        default_role = self.rules.chat_roles
+        roles = {r.roles or default_role for r in rules} | {default_role}
+        texts = {role: content_texts(df, role) for role in roles}
         kinds = ["text" if t is not None else "chat" for t in df["text"].to_list()]
         langs = df["lang"].to_list()
         columns: dict[str, list[float | None]] = {c: [] for c in stats}
         actions, rule_names, reasons, failed_all = [], [], [], []
         plans: dict[tuple[str, str | None], list[QualityRule]] = {}
-        for text, kind, lang in zip(texts, kinds, langs):
+        for i, (kind, lang) in enumerate(zip(kinds, langs)):
             applicable = plans.get((kind, lang))
             if applicable is None:
                 applicable = plans[(kind, lang)] = [
                     r for r in rules if kind in r.applies_to and (not r.langs or lang in r.langs)
                 ]
-            doc, prose_doc = Doc(text, lang), None
+            docs: dict[tuple[str, bool], Doc] = {}  # (role, prose only) -> the text measured
             values: dict[str, float | None] = dict.fromkeys(stats)
             failed: list[tuple[str, str]] = []
             for rule in applicable:
                 col = rule.column
                 if col not in values or values[col] is None:
                     stat, params = stats[col]
-                    if rule.name in on_prose:
-                        if prose_doc is None:
-                            prose_doc = Doc(prose(text), lang)
-                        if prose_doc.letters < self.rules.min_prose_letters:
-                            continue  # too little prose to judge (a code answer): the rule does not apply
-                        values[col] = STATS[stat](prose_doc, **params)
-                    else:
-                        values[col] = STATS[stat](doc, **params)
+                    # a document is read whole; a chat record's turns are the rule's roles
+                    role = (rule.roles or default_role) if kind == "chat" else default_role
+                    key = (role, rule.name in on_prose)
+                    if key not in docs:
+                        text = texts[role][i]
+                        docs[key] = Doc(prose(text) if key[1] else text, lang)
+                    doc = docs[key]
+                    if key[1] and doc.letters < self.rules.min_prose_letters:
+                        continue  # too little prose to judge (a code answer): the rule does not apply
+                    values[col] = STATS[stat](doc, **params)
                 value = values[col]
                 if value is not None and (msg := _violation(rule, value)) is not None:
                     failed.append((rule.name, msg))
