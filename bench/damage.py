@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -201,7 +200,8 @@ def _labelled(results: dict) -> dict:
                 for e in rule["examples"]:
                     right += e["label"] == "right"
                     wrong += e["label"] == "wrong"
-        out[tree] = {"read": right + wrong, "right": right, "wrong": wrong, "share_wrong": wrong / max(1, right + wrong)}
+        read = right + wrong
+        out[tree] = {"read": read, "right": right, "wrong": wrong, "share_wrong": wrong / max(1, read)}
     return out
 
 

@@ -52,8 +52,9 @@ def unaccented_vietnamese(text: str) -> float:
 def judged_text(text: str) -> str:
     """What a text's language is read from: its prose without code (curate.code), the placeholders
     another stage wrote, quoted passages, short list items (names, one-word answers) and numbers; the
-    syllables of word-segmented Vietnamese apart; a text mostly in capitals in lower case. A short sum or a list of names is left with too little
-    to judge, and a request keeps its own language when it quotes another."""
+    syllables of word-segmented Vietnamese apart; a text mostly in capitals in lower case. A short sum
+    or a list of names is left with too little to judge, and a request keeps its own language when it
+    quotes another."""
     from curate.code import prose
     from curate.textstats import without_placeholders
 

@@ -157,7 +157,7 @@ def test_short_texts_get_short_text_rules_and_code_answers_are_noticed(tmp_path)
     quality = _stage(pipeline, "quality")
     assert quality["rules"].endswith("quality/short.yaml") and "params" not in quality  # no page rule to switch off
     header = (tmp_path / "n.yaml").read_text()
-    assert "quality: short-text rules (rules/quality/short.yaml) — the records are short texts (median 16 words)" in header
+    assert "quality: short-text rules (rules/quality/short.yaml) — the records are short texts (median 16" in header
     assert "the page rules would drop 100% of the sample (most: gopher_min_words 60" in header
     code = [
         {
