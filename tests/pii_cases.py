@@ -7,6 +7,9 @@ Each entry: (class, text, language)."""
 from __future__ import annotations
 
 KEEP = [
+    # a question typed in capitals: case says nothing there, so "DO BỆNH", "CAO VỀ" are no family names
+    ("all capitals", "XIN HỎI : BỊ Ù TAI THƯỜNG XUYÊN LÀ DO BỆNH GÌ ?", "vi"),
+    ("all capitals", "CHÀO BÁC SĨ , CHO EM HỎI SỐT CAO VỀ CHIỀU CÓ PHẢI DO THIẾU CHẤT KHÔNG ?", "vi"),
     # fictional or example names in word problems, stories and code samples
     (
         "word problem",
@@ -133,6 +136,8 @@ KEEP = [
 ]
 
 REMOVE = [
+    # a name in capitals, as forms write it, in a line that is not all capitals
+    ("name in capitals", "Họ và tên: NGUYỄN VĂN AN, nhập viện khoa tim mạch.", "NGUYỄN VĂN AN", "vi"),
     # names with an identifier, a self-introduction, a salutation, a signature, a role
     ("name + phone", "Call Natalia at 415-555-0134 about the invoice.", "Natalia", "en"),
     ("self-introduction", "Hi, my name is Priya and I need help with my account.", "Priya", "en"),
