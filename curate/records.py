@@ -37,6 +37,7 @@ SHAREGPT_ROLES = {
     "assistant": "assistant",
     "bot": "assistant",
     "chatgpt": "assistant",
+    "function_call": "assistant",  # LLaMA-Factory's sharegpt tool data: the assistant calling a tool
     "tool": "tool",
     "function": "tool",
     "observation": "tool",

@@ -45,7 +45,7 @@ def test_records_frame_measures_content_without_copying_it():
     df = pl.DataFrame(
         {
             "id": ["a", "b", "c", "d"],
-            "text": ["Hello, World!", "hello   world", None, "Mail me at jane.doe@example.com or 555-123-4567."],
+            "text": ["Hello, World!", "hello   world", None, "Mail me at maria.k84@gmail.com or 555-123-4567."],
             "messages": [None, None, [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "  "}], None],
         },
         schema_overrides={"messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
@@ -55,11 +55,23 @@ def test_records_frame_measures_content_without_copying_it():
     assert (
         got["content_hash"][0] == got["content_hash"][1] != got["content_hash"][3]
     )  # normalized: case, punctuation, spaces
-    assert got["content_chars"].to_list() == [13, 13, 4, 48]
+    assert got["content_chars"].to_list() == [13, 13, 4, 47]
     assert got["role_order_ok"].to_list() == [None, None, False, None]
     assert got["empty_assistant_turns"].to_list()[2] == 0
     assert got["pii:email"].to_list() == [0, 0, 0, 1] and got["pii:phone"].to_list() == [0, 0, 0, 1]
     assert got["pii_pattern_hits"].to_list() == [0, 0, 0, 2]
+
+
+def test_the_pattern_scan_skips_the_documentation_values_the_pii_stage_keeps():
+    """example.com hosts, placeholder and role mailboxes, 555-01xx: what the pii stage never redacts is no
+    residual personal data (a tool-call set's "boss@example.com" failed its gates)."""
+    texts = [
+        "Send it to boss@example.com, yourname@yourdomain.com or a@b.test.",
+        "server.login('johndoe@gmail.com', pw); write to info@acme.vn; call 555-0134.",
+        "Reach maria.k84@gmail.com or 415-867-5309.",
+    ]
+    got = records_frame(pl.DataFrame({"text": texts}).lazy(), [GateRule(pii_patterns=PatternRule())])
+    assert got["pii_pattern_hits"].to_list() == [0, 0, 2]
 
 
 def test_chat_checks_catch_empty_assistant_turns_and_bad_role_order():
@@ -69,13 +81,24 @@ def test_chat_checks_catch_empty_assistant_turns_and_bad_role_order():
         [("user", "q"), ("assistant", " ")],
         [("user", "q"), ("user", "q2"), ("assistant", "a")],
         [("user", "q")],
+        [
+            ("user", "q"),
+            ("assistant", "call"),
+            ("tool", "result"),
+            ("assistant", "a"),
+            ("user", "q2"),
+            ("assistant", "b"),
+        ],
+        [("user", "q"), ("tool", "result"), ("assistant", "a")],
+        [("user", "q"), ("assistant", "call"), ("tool", "result")],
     ]
     df = pl.DataFrame(
-        {"messages": [[{"role": r, "content": c} for r, c in m] for m in chats], "text": [None] * 4}, schema=schema
+        {"messages": [[{"role": r, "content": c} for r, c in m] for m in chats], "text": [None] * 7}, schema=schema
     )
     got = records_frame(df.lazy(), [GateRule(chat=ChatRule())])
-    assert got["role_order_ok"].to_list() == [True, True, False, False]  # must end on an assistant turn
-    assert got["empty_assistant_turns"].to_list() == [0, 1, 0, 0]
+    # must end on an assistant turn; a tool's result follows an assistant's call and is answered
+    assert got["role_order_ok"].to_list() == [True, True, False, False, True, False, False]
+    assert got["empty_assistant_turns"].to_list() == [0, 1, 0, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize(
@@ -147,7 +170,7 @@ def _bad_leak(folder):
 def _bad_pii(folder):
     rows = _clean()
     for i in (3, 7):
-        rows[i]["text"] += " Contact jane.roe@example.org about it."
+        rows[i]["text"] += " Contact jane.roe84@gmail.com about it."
     _records(folder, rows)
     return _gated(folder, [{"pii_patterns": {"max_rate": 0.01}}])
 

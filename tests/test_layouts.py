@@ -144,3 +144,18 @@ def test_the_comparison_text_is_one_text_in_python_and_in_polars():
     assert texts == ["a document", "user: Hi?\nassistant: Hello.", "", ""]
     assert df.select(comparison_expr(df.schema)[0].fill_null(""))[:, 0].to_list() == texts
     assert comparison_texts(df, "user_prompts") == ["a document", "Hi?", "", ""]
+
+
+def test_sharegpt_tool_calls_read_as_the_assistant_calling_and_the_tool_answering():
+    """LLaMA-Factory's tool data (glaive): function_call and observation turns; they were quarantined as
+    wrong_type (153 of 300 records of the real set)."""
+    obj = {
+        "conversations": [
+            {"from": "human", "value": "What's the weather in Houston?"},
+            {"from": "function_call", "value": '{"name": "get_weather", "arguments": {"city": "Houston"}}'},
+            {"from": "observation", "value": '{"temp_c": 31}'},
+            {"from": "gpt", "value": "It is 31 °C in Houston."},
+        ],
+        "tools": '[{"name": "get_weather"}]',
+    }
+    assert [m["role"] for m in _rec(obj)["messages"]] == ["user", "assistant", "tool", "assistant"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from curate.gates.rules import GateRule, MetricNames
+from curate.gates.rules import DOCUMENTATION_VALUES, GateRule, MetricNames
 from curate.normalize import content_hash
 from curate.records import comparison_expr, comparison_texts
 
@@ -68,8 +68,9 @@ def records_frame(lf: pl.LazyFrame, rules: list[GateRule]) -> pl.DataFrame:
         exprs.append(empty.cast(pl.Int64).alias("empty_assistant_turns"))
     patterns = {name: p for r in rules if r.pii_patterns for name, p in r.pii_patterns.patterns.items()}
     if patterns:
+        scanned = content.str.replace_all(DOCUMENTATION_VALUES, " ")
         hits = [
-            content.str.count_matches(p).fill_null(0).cast(pl.Int64).alias(f"pii:{name}")
+            scanned.str.count_matches(p).fill_null(0).cast(pl.Int64).alias(f"pii:{name}")
             for name, p in patterns.items()
         ]
         exprs += hits

@@ -16,6 +16,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from curate.ngrams import MAX_DOCUMENT_FREQUENCY, MIN_OVERLAP, NGRAM
+from curate.pii.context import DOC_HOSTS, EXAMPLE_LOCAL
 from curate.schema import StrictModel
 
 Frame = Literal["schema", "records", "dataset"]
@@ -25,6 +26,15 @@ CONTENT = "content"  # `unique: [content]` means the normalized text / conversat
 # no look-around; `(?-u:\b)` is an ASCII word boundary, several times faster than Unicode `\b` on
 # non-ASCII text. Placeholders such as <EMAIL> written by the pii stage do not match them.
 _B = r"(?-u:\b)"
+# What no pattern counts, as the pii stage never redacts it (documentation values, curate.pii.context):
+# addresses at reserved or placeholder hosts (example.com, *.test, yourdomain.com), example and role mailboxes
+# (johndoe@, info@) and the fictional 555-0100..0199 numbers. A tool-call record's "boss@example.com" is no
+# one's address.
+DOCUMENTATION_VALUES = (
+    rf"(?i)[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)*(?:{DOC_HOSTS}){_B}"
+    rf"|(?i)(?:^|[^A-Za-z0-9._%+-])(?:{'|'.join(re.escape(w) for w in sorted(EXAMPLE_LOCAL))})@[A-Za-z0-9.-]+"
+    rf"|{_B}555[ .-]01\d\d{_B}"
+)
 DEFAULT_PII_PATTERNS = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     "us_ssn": rf"{_B}\d{{3}}-\d{{2}}-\d{{4}}{_B}",
@@ -36,8 +46,11 @@ DEFAULT_PII_PATTERNS = {
     "aws_access_key": rf"{_B}(?:AKIA|ASIA)[0-9A-Z]{{16}}{_B}",
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
 }
-# system? then user/assistant pairs, ending on an assistant turn (roles joined with ",").
-DEFAULT_ROLE_ORDER = r"^(system,)?user,assistant(,user,assistant)*$"
+# Roles joined with ",": system? then user/assistant exchanges, ending on the assistant; an assistant's
+# tool call may be followed by the tools' results and the assistant again (user,assistant,tool,assistant:
+# LLaMA-Factory's function_call and observation turns, OpenAI's tool messages)
+_EXCHANGE = r"user,assistant(,(tool,)+assistant)*"
+DEFAULT_ROLE_ORDER = rf"^(system,)?{_EXCHANGE}(,{_EXCHANGE})*$"
 
 
 def _regex_problem(pattern: str) -> str | None:
@@ -404,7 +417,8 @@ def _chat(r: ChatRule, say: _Say, metrics: "MetricNames") -> list[Check]:
                 "records",
                 "ExpectColumnValuesToBeInSet",
                 {"column": "role_order_ok", "value_set": [True]},
-                "role order valid (system? then user/assistant alternating, ending on assistant)",
+                "role order valid (system? then user/assistant alternating, tool results after an assistant turn, "
+                "ending on assistant)",
             )
         )
     return out

@@ -39,11 +39,12 @@ from pydantic import Field
 
 from curate.schema import StrictModel
 
-DOC_DOMAIN = regex.compile(
-    r"(?:^|\.)(?:example\.(?:com|org|net)|[^.]+\.(?:example|test|invalid|localhost)|localhost|"
-    r"(?:your|my)-?(?:domain|company|site|website|server|host|email|mail|app)\.(?:com|org|net))\.?$",
-    regex.I,
+# reserved (RFC 2606/6761) and placeholder host names; the gates' independent scan skips them too
+DOC_HOSTS = (
+    r"example\.(?:com|org|net)|[A-Za-z0-9-]+\.(?:example|test|invalid|localhost)|localhost|"
+    r"(?:your|my)-?(?:domain|company|site|website|server|host|email|mail|app)\.(?:com|org|net)"
 )
+DOC_DOMAIN = regex.compile(rf"(?:^|\.)(?:{DOC_HOSTS})\.?$", regex.I)
 URL_HOST = regex.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/\s]*@)?(\[[^\]]+\]|[^:/?#\s]+)", regex.I)
 WORD = regex.compile(r"[A-Za-z]+|\d+")
 # no private person's mailbox: what exercises write (example@gmail.com, john.doe@...) and role accounts

@@ -126,6 +126,16 @@ class LangIdStage(Stage):
         for i, (lang, score) in self._by_request(df, refused).items():
             if (not allowed or lang in allowed) and score >= floor(lang):
                 langs[i], scores[i], basis[i] = lang, score, "request"
+        unsure = [
+            i
+            for i in judged
+            if basis[i] == "prompt" and letters[i] < rules.short_letters and scores[i] < floor(langs[i])
+        ]
+        if unsure:  # a short request lid.176 is unsure of: the whole conversation tells the record's language
+            whole = [judged_text(t) for t in content_texts(df[unsure], "all")]
+            for i, text, lang, score in zip(unsure, whole, *self.predict(whole)):
+                if score >= floor(lang):
+                    langs[i], scores[i], basis[i], letters[i] = lang, score, "conversation", _letters(text)
         actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
         for i, (lang, score) in enumerate(zip(langs, scores)):
             if i not in unjudged and letters[i] < rules.short_letters and score < floor(lang):
