@@ -15,7 +15,7 @@ candidates.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numba
@@ -27,6 +27,7 @@ from datasketch import MinHash
 from curate.normalize import Normalization
 
 MASK32 = np.uint64(0xFFFFFFFF)
+PART_BIT = np.uint32(1)  # the lowest bit of a stored shingle hash: which of a record's two parts holds it
 _POLY = np.uint64(0x100000001B3)  # FNV-64 prime: combines token hashes into a shingle hash
 SEP = " "  # how a word shingle is written as bytes for datasketch's hashfunc
 
@@ -111,11 +112,18 @@ class MinHasher:
     shingle: str = "word"  # "word" or "char"
     ngram: int = 5
     normalization: Normalization = Normalization()
+    # `sketch_parts`: a part is compared by its `ngram` shingles if it has `min_shingles` of them, else
+    # by `short_ngram` ones if it has as many in proportion (min_shingles x short_ngram / ngram), else
+    # whole (with short_ngram 0, every part under min_shingles). The defaults: every part by `ngram`.
+    min_shingles: int = 1
+    short_ngram: int = 0
 
     def __post_init__(self) -> None:
         a, b = MinHash(num_perm=self.num_perm, seed=self.seed).permutations
         object.__setattr__(self, "_a", np.ascontiguousarray(a, dtype=np.uint32))
         object.__setattr__(self, "_b", np.ascontiguousarray(b, dtype=np.uint32))
+        short = self.short_ngram and replace(self, ngram=self.short_ngram, min_shingles=1, short_ngram=0)
+        object.__setattr__(self, "_short", short)
 
     @property
     def hashfunc(self):
@@ -162,16 +170,125 @@ class MinHasher:
 
     def sketch(self, texts: list[str], batch: int = 4096) -> "Sketch":
         """Signatures plus each text's shingle set (sorted hashes), kept for exact verification."""
+        none = [""] * len(texts)
+        return self.sketch_parts(texts, none, none, batch)
+
+    def sketch_parts(self, first: list[str], second: list[str], whole: list[str], batch: int = 4096) -> "Sketch":
+        """Sketches of records in parts: `first` and `second` (a prompt and its answer) are compared by
+        Jaccard each, `whole` (a tool call) only whole.
+
+        One changed word takes n shingles of n words out of a text and puts n others in; on a text of S
+        shingles that leaves (S - n) / (S + n) in common, so below some S whether a one-word edit is
+        near depends on where it falls (its ends take fewer). `min_shingles` is that S for `ngram`; a
+        part with fewer is compared by `short_ngram` shingles (the same rule scaled), and a part too
+        short for those is compared whole, except that a short first part (a one-line prompt) is
+        compared along with a second part compared by Jaccard: a word changed in it is a small edit of
+        the record, while a short answer (a label, a number, a name) with a word changed is another target.
+
+        What is compared whole salts the record's shingle hashes (XOR with a hash of its normalised
+        text), so two records that differ there share no shingle: no LSH band, a Jaccard of 0. The
+        signature is the MinHash of the salted hashes of both parts; a record with nothing compared
+        whole is not salted, so a long text's signature is still datasketch's. The stored set tags each
+        hash with its part (lowest bit) for `Sketch.jaccard`. A record whose parts are all compared
+        whole is one shingle: near only to the records equal to it where compared."""
         sigs, sets, offsets = [], [], [np.zeros(1, np.int64)]
-        for start in range(0, len(texts), batch):
-            hashes, offs = self.shingle_hashes(texts[start : start + batch])
+        for start in range(0, len(first), batch):
+            stop = start + batch
+            hashes, parts, offs = self._part_hashes(first[start:stop], second[start:stop], whole[start:stop])
             sigs.append(_signatures(hashes, offs, self._a, self._b))
-            uniq, uniq_offs = _unique_sorted(hashes, offs)
+            uniq, uniq_offs = _unique_sorted((hashes & ~PART_BIT) | parts, offs)
             sets.append(uniq)
             offsets.append(uniq_offs[1:] + offsets[-1][-1])
         if not sigs:
             return Sketch(np.empty((0, self.num_perm), np.uint32), np.empty(0, np.uint32), np.zeros(1, np.int64))
         return Sketch(np.concatenate(sigs), np.concatenate(sets), np.concatenate(offsets))
+
+    def _part_hashes(
+        self, first: list[str], second: list[str], whole: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The salted shingle hashes each record is compared by, the part each is compared in (0 or
+        1), and the records' offsets. A record with nothing left to compare by Jaccard is one shingle,
+        its salt."""
+        docs = len(first)
+        long = [_hashes(self, first), _hashes(self, second)]
+        fits = [np.diff(o) >= self.min_shingles for _, o in long]
+        short, by_short = long, [np.zeros(docs, bool), np.zeros(docs, bool)]
+        if self._short:
+            floor = -(-self.min_shingles * self.short_ngram // self.ngram)
+            short = [
+                _hashes(self._short, [t if not f else "" for t, f in zip(texts, fit.tolist())])
+                for texts, fit in zip((first, second), fits)
+            ]
+            by_short = [~fit & (np.diff(o) >= floor) for fit, (_, o) in zip(fits, short)]
+        whole1 = ~fits[1] & ~by_short[1]
+        too_short0 = ~fits[0] & ~by_short[0]
+        whole0, joined = too_short0 & whole1, too_short0 & ~whole1
+        pieces = [  # (hashes, offsets) of every record, the records taking them, the part they are in
+            (long[0], fits[0], 0),
+            (short[0], by_short[0], 0),
+            (long[1], fits[1], 1),
+            (short[1], by_short[1], 1),
+            (long[0], joined & fits[1], 1),  # a prompt too short for itself, weighed with its answer
+            (short[0], joined & by_short[1], 1),
+        ]
+        salts = self._salts(
+            [t if w else "" for t, w in zip(first, whole0.tolist())],
+            [t if w else "" for t, w in zip(second, whole1.tolist())],
+            whole,
+        )
+        taken = [(hashes, offsets, take, part) for (hashes, offsets), take, part in pieces if take.any()]
+        counts = sum((np.diff(offsets) * take for _, offsets, take, _ in taken), np.zeros(docs, np.int64))
+        alone = np.flatnonzero((counts == 0) & (salts != 0))
+        counts[alone] = 1
+        offsets = np.zeros(docs + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        hashes, parts = _merge(taken, alone, docs)
+        return hashes ^ np.repeat(salts, counts), parts, offsets
+
+    def _salts(self, first: list[str], second: list[str], whole: list[str]) -> np.ndarray:
+        """Per record, a 32-bit hash of its normalised pieces compared whole (0: none)."""
+        out = np.zeros(len(first), np.uint32)
+        pending = [i for i, pieces in enumerate(zip(first, second, whole)) if any(pieces)]
+        if not pending:
+            return out
+        texts = self.normalization.texts([p for i in pending for p in (first[i], second[i], whole[i])])
+        for k, i in enumerate(pending):
+            pieces = texts[3 * k : 3 * k + 3]
+            if any(pieces):  # punctuation alone normalises to nothing: nothing to compare
+                out[i] = _mix32(xxhash.xxh3_64_intdigest("\x00".join(pieces).encode()))
+        return out
+
+
+def _hashes(hasher: MinHasher, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`hasher.shingle_hashes`, without the work when every text is empty (documents have no answer)."""
+    if any(texts):
+        return hasher.shingle_hashes(texts)
+    return np.empty(0, np.uint32), np.zeros(len(texts) + 1, np.int64)
+
+
+def _merge(
+    taken: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], alone: np.ndarray, docs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The hashes of the pieces taken, and a 0 for each record `alone`, in record order; with their parts."""
+    if len(taken) <= 1:  # documents, say: already in record order
+        hashes, offsets, take, part = (
+            taken[0] if taken else (np.empty(0, np.uint32), np.zeros(docs + 1, np.int64), np.zeros(docs, bool), 0)
+        )
+        n = np.diff(offsets) * take
+        hashes = hashes if take.all() else hashes[np.repeat(take, np.diff(offsets))]
+        if len(alone):
+            at = np.concatenate([[0], np.cumsum(n)])[alone]
+            return np.insert(hashes, at, 0), np.insert(np.full(len(hashes), part, np.uint32), at, 0)
+        return hashes, np.full(len(hashes), part, np.uint32)
+    ids = np.arange(docs)
+    flat, parts, record = [np.zeros(len(alone), np.uint32)], [np.zeros(len(alone), np.uint32)], [alone]
+    for hashes, offsets, take, part in taken:
+        n = np.diff(offsets)
+        flat.append(hashes[np.repeat(take, n)])
+        record.append(np.repeat(ids, n * take))
+        parts.append(np.full(len(flat[-1]), part, np.uint32))
+    order = np.argsort(np.concatenate(record), kind="stable")  # by record, then piece
+    return np.concatenate(flat)[order], np.concatenate(parts)[order]
 
 
 @dataclass(frozen=True)
@@ -208,7 +325,8 @@ class Sketch:
         return (self.signatures == np.uint32(0xFFFFFFFF)).all(axis=1)
 
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
-        """Exact Jaccard of the shingle sets of each pair (row indices)."""
+        """Exact Jaccard of the shingle sets of each pair (row indices); of records in two parts, the
+        lower of the parts' (`MinHasher.sketch_parts`)."""
         return _pair_jaccard(self.sets, self.set_offsets, pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64))
 
 
@@ -311,23 +429,34 @@ def _unique_sorted(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray,
 
 @numba.njit(cache=True, nogil=True)
 def _pair_jaccard(sets: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Exact Jaccard of sorted sets, pair by pair, by merging."""
+    """Exact Jaccard of sorted sets, pair by pair, by merging: of each part (the lowest bit of a value)
+    apart, the lower of the two; a part neither set has is left out."""
     out = np.zeros(len(left))
     for p in range(len(left)):
         i, i_end = offsets[left[p]], offsets[left[p] + 1]
         j, j_end = offsets[right[p]], offsets[right[p] + 1]
-        na, nb, common = i_end - i, j_end - j, 0
+        size = np.zeros(2, np.int64)
+        common = np.zeros(2, np.int64)
+        for k in range(i, i_end):
+            size[sets[k] & 1] += 1
+        for k in range(j, j_end):
+            size[sets[k] & 1] += 1
         while i < i_end and j < j_end:
             if sets[i] == sets[j]:
-                common += 1
+                common[sets[i] & 1] += 1
                 i += 1
                 j += 1
             elif sets[i] < sets[j]:
                 i += 1
             else:
                 j += 1
-        union = na + nb - common
-        out[p] = common / union if union else 0.0
+        lowest, seen = 1.0, False
+        for part in range(2):
+            union = size[part] - common[part]
+            if union:
+                lowest = min(lowest, common[part] / union)
+                seen = True
+        out[p] = lowest if seen else 0.0
     return out
 
 

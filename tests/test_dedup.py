@@ -254,18 +254,41 @@ def test_pair_f1_against_exact_jaccard_on_a_near_duplicate_sample():
 
 
 def spread_case() -> tuple[pl.DataFrame, "DedupRules"]:
-    """Records with exact copies, near copies, empty texts and one oversized bucket."""
+    """Records with exact copies, near copies, empty texts and one oversized bucket; and chat records in
+    parts: long and short answers, tool calls, near copies, other answers to the same prompt."""
     from curate.stages.dedup import DedupRules
 
     base = [
         f"record {i} about clinic scheduling and patient intake forms number {i % 7} of the series" for i in range(300)
     ]
     texts = base + [t.replace("series", "set") for t in base[:80]] + base[:40] + ["", "   "]
-    df = pl.DataFrame(
-        {"id": [f"r{i}" for i in range(len(texts))], "text": texts, "messages": [None] * len(texts)},
-        schema={"id": pl.Utf8, "text": pl.Utf8, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))},
-    )
-    return df, DedupRules(threshold=0.7, max_bucket=8)
+    texts += ["ok", "OK!", "thanks a lot", "Thanks a lot."]  # too short for any shingle: compared whole
+    rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
+    rng = np.random.default_rng(5)
+
+    def words(n: int) -> str:
+        return " ".join(f"w{k}" for k in rng.integers(0, 400, n))
+
+    chats = []
+    for i in range(60):
+        turns = [
+            {"role": "system", "content": "You are the clinic's scheduling assistant."},
+            {"role": "user", "content": words(30)},
+            {"role": "assistant", "content": words(30 if i % 2 else 4)},
+        ]
+        if i % 3 == 0:
+            turns.append({"role": "assistant", "content": f'{{"name": "book", "arguments": {{"slot": {i % 4}}}}}'})
+        chats.append(turns)
+    for turns in chats[:30]:  # a near copy, another answer, another call
+        copy = [dict(t) for t in turns]
+        copy[1]["content"] += " w7"
+        chats.append(copy)
+        chats.append(turns[:2] + [{"role": "assistant", "content": words(30)}])
+        if len(turns) > 3:
+            chats.append(turns[:3] + [{"role": "assistant", "content": '{"name": "book", "arguments": {"slot": 9}}'}])
+    rows += [{"id": f"c{i}", "messages": m} for i, m in enumerate(chats)]
+    df = pl.DataFrame(rows, schema={k: BASE_SCHEMA[k] for k in ("id", "text", "messages")}, orient="row")
+    return df, DedupRules(threshold=0.7, max_bucket=8, min_shingles=8)
 
 
 def dedup_with_pool(df: pl.DataFrame, rules, pool) -> pl.DataFrame:
@@ -284,6 +307,9 @@ def test_dedup_spread_over_a_task_pool_matches_the_in_process_result(monkeypatch
     df, rules = spread_case()
     expected = dedup_with_pool(df, rules, None)
     assert (expected["_rule"] == "near_duplicate").sum() > 0 and (expected["_rule"] == "exact_duplicate").sum() > 0
+    chats = expected.filter(pl.col("id").str.starts_with("c"))["_rule"].to_list()
+    # per original: its near copy dropped, the other answer and the other call kept
+    assert chats[:60] == [None] * 60 and chats[60:].count("near_duplicate") == 30 and chats.count(None) == 100
 
     class ThreeWorkers(SerialPool):
         workers = 3
@@ -392,7 +418,7 @@ def test_deciding_from_checkpoint_files_matches_the_in_memory_dedup(tmp_path, mo
     decided = stage.run_files(files, tmp_path / "scratch")
     assert decided.summary == expected.summary
     frame = pl.read_parquet(decided.frame)
-    assert pq.ParquetFile(decided.frame).num_row_groups == 5
+    assert pq.ParquetFile(decided.frame).num_row_groups == -(-df.height // 100)
     assert frame.equals(expected.frame.select(frame.columns))
     assert frame.columns == [
         "id",

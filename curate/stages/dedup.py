@@ -2,7 +2,9 @@
 
 Exact duplicates share a 128-bit hash of their normalised content. Near duplicates
 share a MinHash LSH band and pass verification (estimated Jaccard from signatures,
-or exact Jaccard of shingle sets). Duplicates are clustered transitively; one
+or exact Jaccard of shingle sets). A chat record is compared in parts (`comparison_views`):
+its prompt and its answer must each be near, its tool calls identical; its system turns
+are left out. Duplicates are clustered transitively; one
 representative per cluster is kept (keep policy), the others are dropped with the id
 of the record they duplicate. Records in `against` shards always win: they are
 already published. Signatures of kept records are written beside the shards
@@ -11,11 +13,12 @@ already published. Signatures of kept records are written beside the shards
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -85,7 +88,9 @@ class DedupRules(StrictModel):
     verify: Literal["none", "signature", "exact"] = "exact"
     keep: Literal["first", "longest", "score"] = "first"
     score_column: str | None = None
-    chat_text: Literal["conversation", "user_prompts"] = "conversation"
+    chat_text: Literal["prompt_and_answer", "conversation", "user_prompts"] = "prompt_and_answer"
+    min_shingles: int = Field(45, ge=1, description="a part with fewer `ngram` shingles is compared by shorter ones")
+    short_ngram: int = Field(2, ge=0, description="the shingle size of short parts (0: compared whole)")
     against: list[str] = Field(default_factory=list, description="shards://name@version sets to dedup against")
     max_bucket: int = Field(64, ge=2)
     boilerplate: BoilerplateRules = Field(default_factory=BoilerplateRules)
@@ -98,6 +103,8 @@ class DedupRules(StrictModel):
             raise ValueError("give both 'bands' and 'rows', or neither (derived from threshold)")
         if self.bands and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.short_ngram >= self.ngram:
+            raise ValueError(f"short_ngram ({self.short_ngram}) must be below ngram ({self.ngram}), or 0")
         if self.keep == "score" and not self.score_column:
             raise ValueError("keep: score needs score_column (the column whose highest value is kept)")
         return self
@@ -105,9 +112,72 @@ class DedupRules(StrictModel):
     def hashing(self) -> dict:
         """What signatures depend on; stored signatures are reused only if this matches."""
         return self.model_dump(
-            include={"normalization", "shingle", "ngram", "num_perm", "seed", "chat_text", "boilerplate"},
+            include={
+                "normalization",
+                "shingle",
+                "ngram",
+                "num_perm",
+                "seed",
+                "chat_text",
+                "min_shingles",
+                "short_ngram",
+                "boilerplate",
+            },
             exclude={"boilerplate": {"show_text"}},
         )
+
+
+class View(NamedTuple):
+    """What near-dedup compares of a record: `prompt` and `answer` by Jaccard, each on its own (a
+    document is all prompt), and `call` only whole."""
+
+    prompt: str
+    answer: str = ""
+    call: str = ""
+
+
+# A tool call as chat formats write it: a JSON object with a function's name and its arguments (OpenAI,
+# glaive and LLaMA-Factory's function_call turns, Hermes and Qwen's <tool_call>, glaive's <functioncall>).
+_CALL_TAG = re.compile(r"<tool_call>|<functioncall>|<function_call>")
+_CALL_NAME = re.compile(r'"name"\s*:')
+_CALL_ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:')
+
+
+def is_tool_call(content: str) -> bool:
+    """Whether an assistant turn holds a tool call."""
+    return bool(_CALL_TAG.search(content) or (_CALL_NAME.search(content) and _CALL_ARGUMENTS.search(content)))
+
+
+def comparison_views(df: pl.DataFrame, chat_text: str) -> tuple[list[str], list[View]]:
+    """Per record, the text exact dedup compares and what near dedup compares.
+
+    `prompt_and_answer`: the exact key is of the whole conversation, every turn. Near dedup compares
+    the user and tool turns (`prompt`) and the assistant's (`answer`) each on its own: a near
+    duplicate asks nearly the same and answers nearly the same, so the same passage with another task
+    (and so another answer), or the same question answered otherwise, is another record however long
+    the passage. System turns are left out of near matching: a system prompt or tool description says
+    what a record may use, not what it asks or answers, and one that many records share (the whole
+    tool list of a tool-use set) would outweigh the few words that tell them apart; records differing
+    only there are near duplicates (Jaccard 1.0), not exact ones. Tool calls are compared whole
+    (`call`): the same tool with other argument values is another record, however alike the rest.
+    The other modes compare one text, both ways (`comparison_texts`)."""
+    if chat_text != "prompt_and_answer":
+        texts = comparison_texts(df, chat_text)
+        return texts, [View(t) for t in texts]
+    views = []
+    for text, messages in zip(df["text"].to_list(), df["messages"].to_list()):
+        if text is not None:
+            views.append(View(text))
+            continue
+        prompt, answer, call = [], [], []
+        for m in messages or []:
+            content = m["content"] or ""
+            if m["role"] == "assistant":
+                (call if is_tool_call(content) else answer).append(content)
+            elif m["role"] != "system":
+                prompt.append(content)
+        views.append(View("\n".join(prompt), "\n".join(answer), "\n".join(call)))
+    return comparison_texts(df, "conversation"), views
 
 
 def _line_key(line: str) -> str:
@@ -145,14 +215,14 @@ def size_histogram(sizes: list[int]) -> dict[str, int]:
     return out
 
 
-def boilerplate(texts: list[str], rules: BoilerplateRules) -> tuple[list[str], Boilerplate]:
-    """The texts with their boilerplate lines left out (a text that is nothing but boilerplate is
+def boilerplate(views: list[View], rules: BoilerplateRules) -> tuple[list[View], Boilerplate]:
+    """The views with their boilerplate lines left out (a part that is nothing but boilerplate is
     kept whole, so such records stay duplicates of each other), and a summary of the lines found."""
-    if not rules.enabled or not texts:
-        return texts, Boilerplate()
-    keys = line_keys(texts, rules)
-    common = common_lines(line_counts(keys), len(texts), rules)
-    out, touched, seen = strip_lines(texts, keys, common)
+    if not rules.enabled or not views:
+        return views, Boilerplate()
+    keys = line_keys(views, rules)
+    common = common_lines(line_counts(keys), len(views), rules)
+    out, touched, seen = strip_lines(views, keys, common)
     return out, boilerplate_summary(common, seen, touched, rules)
 
 
@@ -160,10 +230,12 @@ def _line_hash(line: str) -> int:
     return xxhash.xxh3_64_intdigest(_line_key(line).encode())
 
 
-def line_keys(texts: list[str], rules: BoilerplateRules) -> list[set[int]]:
-    """Each text's distinct normalised lines long enough to be boilerplate, as 64-bit hashes: counting
-    them over a corpus holds 16 bytes per distinct line, not its text."""
-    return [{_line_hash(x) for x in t.split("\n") if len(x.strip()) >= rules.min_chars} for t in texts]
+def line_keys(views: list[View], rules: BoilerplateRules) -> list[set[int]]:
+    """Each record's distinct normalised lines (of its prompt and answer) long enough to be boilerplate,
+    as 64-bit hashes: counting them over a corpus holds 16 bytes per distinct line, not its text."""
+    return [
+        {_line_hash(x) for part in v[:2] for x in part.split("\n") if len(x.strip()) >= rules.min_chars} for v in views
+    ]
 
 
 def line_counts(keys: list[set[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -189,28 +261,32 @@ def common_lines(counts: tuple[np.ndarray, np.ndarray], texts: int, rules: Boile
 
 
 def strip_lines(
-    texts: list[str], keys: list[set[int]], common: dict[int, int]
-) -> tuple[list[str], int, dict[int, str]]:
-    """The texts without their common lines, how many texts had any, and the normalised text of each
+    views: list[View], keys: list[set[int]], common: dict[int, int]
+) -> tuple[list[View], int, dict[int, str]]:
+    """The views without their common lines, how many records had any, and the normalised text of each
     common line met (for the summary's order and `show_text`)."""
     if not common:
-        return texts, 0, {}
+        return views, 0, {}
     out, touched, seen = [], 0, {}
-    for text, ks in zip(texts, keys):
+    for view, ks in zip(views, keys):
         if not ks & common.keys():
-            out.append(text)
+            out.append(view)
             continue
         touched += 1
-        kept = []
-        for x in text.split("\n"):
-            h = _line_hash(x)
-            if h in common:
-                seen.setdefault(h, _line_key(x))
-            else:
-                kept.append(x)
-        joined = "\n".join(kept)
-        out.append(joined if joined.strip() else text)
+        out.append(view._replace(prompt=_strip(view.prompt, common, seen), answer=_strip(view.answer, common, seen)))
     return out, touched, seen
+
+
+def _strip(text: str, common: dict[int, int], seen: dict[int, str]) -> str:
+    kept = []
+    for x in text.split("\n"):
+        h = _line_hash(x)
+        if h in common:
+            seen.setdefault(h, _line_key(x))
+        else:
+            kept.append(x)
+    joined = "\n".join(kept)
+    return joined if joined.strip() else text
 
 
 def boilerplate_summary(
@@ -288,7 +364,13 @@ class DedupStage(Stage):
         r = self.rules
         self.normalization = Normalization(**r.normalization.model_dump())
         self.hasher = MinHasher(
-            num_perm=r.num_perm, seed=r.seed, shingle=r.shingle, ngram=r.ngram, normalization=self.normalization
+            num_perm=r.num_perm,
+            seed=r.seed,
+            shingle=r.shingle,
+            ngram=r.ngram,
+            normalization=self.normalization,
+            min_shingles=r.min_shingles,
+            short_ngram=r.short_ngram,
         )
         self.bands, self.rows = lsh_params(r.threshold, r.num_perm, r.bands, r.rows, r.false_negative_weight)
 
@@ -296,8 +378,8 @@ class DedupStage(Stage):
     def exact_keys(self, texts: list[str]) -> list[str]:
         return exact_keys(texts, self.normalization)
 
-    def sketch(self, texts: list[str]) -> Sketch:
-        return self.hasher.sketch(texts)
+    def sketch(self, views: Sequence[View | str]) -> Sketch:
+        return sketch_views(self.hasher, views)
 
     # --- prior shards -------------------------------------------------------------------------
     def load_prior(self) -> _Prior:
@@ -312,9 +394,9 @@ class DedupStage(Stage):
             df = self._stored_signatures(entry)
             if df is None:  # no compatible signatures were stored: compute them from the data
                 data = entry.read(["id", "text", "messages"])
-                texts = comparison_texts(data, self.rules.chat_text)
+                texts, views = comparison_views(data, self.rules.chat_text)
                 df = pl.DataFrame({"id": data["id"], EXACT_KEY: self.exact_keys(texts)}).with_columns(
-                    pl.Series(SIGNATURE, self.sketch(texts).signatures)
+                    pl.Series(SIGNATURE, self.sketch(views).signatures)
                 )
             ids += df["id"].to_list()
             refs += [entry.ref] * df.height
@@ -339,13 +421,13 @@ class DedupStage(Stage):
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
         prior = self.load_prior()
-        texts = comparison_texts(df, rules.chat_text)
-        near_texts, found = boilerplate(texts, rules.boilerplate) if rules.near else (texts, None)
+        texts, views = comparison_views(df, rules.chat_text)
+        views, found = boilerplate(views, rules.boilerplate) if rules.near else (views, None)
         self.summary = DedupSummary(boilerplate=found) if found is not None else None
         if self.pool is None:
-            exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(near_texts), None
+            exact_new, sketch, candidates = self.exact_keys(texts), self.sketch(views), None
         else:
-            exact_new, sketch, candidates = self._spread(texts, near_texts, prior)
+            exact_new, sketch, candidates = self._spread(texts, views, prior)
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
         keys = pl.Series(EXACT_KEY, exact_new, dtype=pl.Utf8)
         clusters = self._clusters(df, lengths, keys, sketch, prior, candidates)
@@ -366,19 +448,18 @@ class DedupStage(Stage):
         strip = rules.near and rules.boilerplate.enabled and small.height > 0
         common: dict[int, int] = {}
         if strip:
-            counts = add_counts([line_counts(line_keys(texts, rules.boilerplate)) for texts in self._texts(files)])
+            counts = add_counts([line_counts(line_keys(views, rules.boilerplate)) for _, views in self._texts(files)])
             common = common_lines(counts, small.height, rules.boilerplate)
             del counts
         store = SketchFiles(scratch / "sketches", rules.num_perm, self.bands, self.rows)
         keys, lengths, touched, seen = [], [], 0, {}
-        for texts in self._texts(files):
-            near_texts = texts
+        for texts, views in self._texts(files):
             if strip:
-                near_texts, n, met = strip_lines(texts, line_keys(texts, rules.boilerplate), common)
+                views, n, met = strip_lines(views, line_keys(views, rules.boilerplate), common)
                 touched += n
                 seen.update(met)
             keys.append(pl.Series(EXACT_KEY, self.exact_keys(texts), dtype=pl.Utf8))
-            store.add(self.sketch(near_texts))
+            store.add(self.sketch(views))
             lengths.append(np.fromiter(map(len, texts), np.int64, len(texts)))
         if rules.near:
             self.summary = DedupSummary(boilerplate=boilerplate_summary(common, seen, touched, rules.boilerplate))
@@ -393,10 +474,10 @@ class DedupStage(Stage):
         out.close()
         return out.path
 
-    def _texts(self, files: list[Path]) -> Iterator[list[str]]:
-        """The comparison texts of the files' rows, a row group at a time."""
+    def _texts(self, files: list[Path]) -> Iterator[tuple[list[str], list[View]]]:
+        """The comparison texts and views of the files' rows, a row group at a time."""
         for chunk in iter_frames(files, ["text", "messages"]):
-            yield comparison_texts(chunk, self.rules.chat_text)
+            yield comparison_views(chunk, self.rules.chat_text)
 
     def _clusters(
         self,
@@ -506,16 +587,14 @@ class DedupStage(Stage):
         keep = jac >= self.rules.threshold
         return pairs[keep], jac[keep]
 
-    def _spread(self, texts: list[str], near_texts: list[str], prior: _Prior) -> tuple[list[str], Sketch, np.ndarray]:
+    def _spread(self, texts: list[str], views: list[View], prior: _Prior) -> tuple[list[str], Sketch, np.ndarray]:
         """Exact keys, sketches and LSH candidates computed by the pool: text chunks are hashed in
         parallel tasks, and each (band, bucket) key is shuffled to one reducer, which pairs up the
         records that share it. The same keys, sketch and pairs as the in-process path."""
         n_prior, total = len(prior.ids), len(prior.ids) + len(texts)
         size = max(MIN_CHUNK, -(-len(texts) // (4 * self.pool.workers)))
         items = [(None, None, prior.signatures, 0)] if n_prior else []
-        items += [
-            (texts[i : i + size], near_texts[i : i + size], None, n_prior + i) for i in range(0, len(texts), size)
-        ]
+        items += [(texts[i : i + size], views[i : i + size], None, n_prior + i) for i in range(0, len(texts), size)]
         mapper = partial(_sketch_chunk, self.normalization, self.hasher, self.bands, self.rows)
         mapped, reduced = self.pool.shuffle(
             mapper, items, max(1, self.pool.workers), partial(reduce_band_partition, total, self.rules.max_bucket)
@@ -551,20 +630,27 @@ class DedupStage(Stage):
         return rep_of_label[labels]
 
 
+def sketch_views(hasher: MinHasher, views: Sequence[View | str]) -> Sketch:
+    """The sketches of records' views (a plain text is a document's view)."""
+    views = [View(v) if isinstance(v, str) else v for v in views]
+    prompts, answers, calls = (list(part) for part in zip(*views)) if views else ([], [], [])
+    return hasher.sketch_parts(prompts, answers, calls)
+
+
 def _sketch_chunk(
     normalization: Normalization,
     hasher: MinHasher,
     bands: int,
     rows: int,
-    item: tuple[list[str] | None, list[str] | None, np.ndarray | None, int],
+    item: tuple[list[str] | None, list[View] | None, np.ndarray | None, int],
     partitions: int,
 ):
-    """A pool task: one chunk's exact keys and sketch of its near-dup texts (none for
-    already-published signatures), and its band keys split into the shuffle's partitions."""
-    texts, near_texts, sigs, start = item
+    """A pool task: one chunk's exact keys and sketch of its views (none for already-published
+    signatures), and its band keys split into the shuffle's partitions."""
+    texts, views, sigs, start = item
     result = None
     if texts is not None:
-        sketch = hasher.sketch(near_texts)
+        sketch = sketch_views(hasher, views)
         result, sigs = (exact_keys(texts, normalization), sketch), sketch.signatures
     positions = np.arange(start, start + len(sigs), dtype=np.int64)
     return result, band_partitions(sigs, positions, bands, rows, partitions)
