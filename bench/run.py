@@ -156,6 +156,9 @@ def main() -> None:
             "extract",
             "scale",
             "hostile",
+            "dedup_damage",
+            "decontam",
+            "damage",
         ],
     )
     args = parser.parse_args()
@@ -164,6 +167,12 @@ def main() -> None:
         throughput(args.records)
     if args.only in (None, "dedup"):
         dedup(args.records)
+    if args.only in (None, "dedup", "dedup_damage"):  # whole-record near dedup on real sets (issue 34)
+        subprocess.run([sys.executable, "-m", "bench.dedup_damage"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "decontam"):  # split decontamination's false drops and recall (issue 34)
+        subprocess.run([sys.executable, "-m", "bench.decontam"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "damage"):  # what init + run drop from every real set, beside the baseline (issue 34)
+        subprocess.run([sys.executable, "-m", "bench.damage"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "sensitivity"):
         subprocess.run([sys.executable, "-m", "bench.sensitivity"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "pii"):

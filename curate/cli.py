@@ -398,24 +398,30 @@ def _report_of(ref: str) -> tuple[dict, str]:
     return read_json_at(source), str(folder)
 
 
-def _rejected_files(root) -> list:
-    """The rejected/ files of a run folder: with a manifest, only the files it lists, each checked against
-    its size and sha256 (a tampered or missing one is refused); without one (a folder curate did not
-    finish publishing), every file found there, with a warning that nothing could be checked."""
+def _run_files(root, *folders: str) -> list[list]:
+    """The Parquet files under each of `folders` (rejected/, data/) of a run folder: with a manifest, only
+    the files it lists, each checked against its size and sha256 (a tampered or missing one is refused);
+    without one (a folder curate did not finish publishing), every file found there, with a warning that
+    nothing could be checked."""
     from curate.catalog import listed_files
     from curate.io.shards import check_manifest, join, list_files, read_manifest
 
     manifest = read_manifest(root)
     if manifest is None:
         console.print(
-            f"[yellow]warning:[/] {_escape(str(join(root, 'manifest.json')))} is missing: the rejected rows are not "
-            "checked against a manifest",
+            f"[yellow]warning:[/] {_escape(str(join(root, 'manifest.json')))} is missing: the "
+            f"{' and '.join(f'{f}/' for f in folders)} files are not checked against a manifest",
             soft_wrap=True,
         )
-        return list_files(root, "rejected", ".parquet")
+        return [list_files(root, folder, ".parquet") for folder in folders]
     check_manifest(manifest, join(root, "manifest.json"))
     label = f"{manifest.get('name')}@{manifest['version']}"
-    return [f for f in listed_files(root, manifest, "rejected", label) if str(f).endswith(".parquet")]
+    return [
+        [f for f in listed_files(root, manifest, folder, label) if str(f).endswith(".parquet")] for folder in folders
+    ]
+
+
+MATCH_CHARS = 2_000  # of each text `rejected --match` prints
 
 
 @app.command()
@@ -433,16 +439,25 @@ def rejected(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows to print.")] = 20,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --export file if it exists.")] = False,
+    match: Annotated[
+        bool,
+        typer.Option(
+            "--match",
+            help="Print the texts: each record split decontamination dropped beside the record or eval item it "
+            "matched (from the run's records or the eval file).",
+        ),
+    ] = False,
 ) -> None:
-    """Rows a run rejected, from every stage in one table: stage, rule, where it came from, why (never the text)."""
+    """Rows a run rejected, from every stage in one table: stage, rule, where it came from, why (never the text,
+    unless --match asks for the texts of contaminated records and what they matched)."""
     import polars as pl
 
     from curate.io.shards import join, location, read_parquet_at
 
-    _, folder = _report_of(where)
+    report, folder = _report_of(where)
     root = location(folder)
     try:
-        files = _rejected_files(root)
+        (files,) = _run_files(root, "rejected")
     except CurateError as exc:
         _fail(exc)
     frame = read_parquet_at(files, None) if files else pl.DataFrame(schema={"stage": pl.Utf8, "rule": pl.Utf8})
@@ -466,6 +481,9 @@ def rejected(
         soft_wrap=True,
         highlight=False,
     )
+    if match:
+        _print_matches(report, root, frame, limit)
+        return
     table = Table()
     for col in ("stage", "rule", "id", "file", "row", "reason"):
         table.add_column(col)
@@ -479,6 +497,69 @@ def rejected(
             _escape(str(r.get("reason"))),
         )
     out.print(table)
+
+
+def _print_matches(report: dict, root, frame, limit: int) -> None:
+    """`rejected --match`: the dropped record's text beside the text it matched, a row each."""
+    import polars as pl
+
+    from curate.catalog import Catalog
+    from curate.records import comparison_texts
+    from curate.stages.split import EvalSource, matched_texts
+
+    rows = frame.filter(pl.col("matched_in").is_not_null()) if "matched_in" in frame.columns else frame.clear()
+    if not rows.height:
+        out.print("none of these rows names a record it matched (only split:contaminated rows do)", highlight=False)
+        return
+    rows = rows.head(limit)
+    try:
+        (data,) = _run_files(root, "data")
+    except CurateError as exc:
+        _fail(exc)
+
+    def records(ids: list[str]) -> pl.DataFrame:
+        found = [_records_by_id(data, ids), frame.filter(pl.col("id").is_in(ids))]
+        return pl.concat(
+            [f.select(c for c in ("id", "text", "messages") if c in f.columns) for f in found], how="diagonal_relaxed"
+        )
+
+    texts = []
+    for (name,), part in rows.group_by("stage", maintain_order=True):
+        sections = [s for s in report.get("splits", []) if s.get("stage") == name]
+        sources = [EvalSource.model_validate(e) for s in sections for e in s.get("eval_sources", [])]
+        found, notes = matched_texts(part, sources, records, Catalog().resolve)
+        for note in notes:
+            console.print(f"[yellow]warning:[/] {_escape(note)}", soft_wrap=True)
+        texts += list(zip(part.iter_rows(named=True), comparison_texts(part, "conversation"), found))
+    table = Table(show_lines=True)
+    table.add_column("dropped", ratio=1)
+    table.add_column("matched", ratio=1)
+    for r, text, theirs in texts:
+        source = f"{_escape(str(r.get('src_file')))} row {r.get('src_row')}"
+        mine = f"[bold]{_escape(str(r['id']))}[/] ({r.get('split')}, {source})"
+        them = _escape(str(r.get("reason")))  # names the matched record, its row and turn, and the coverage
+        missing = "[italic](not found)[/]"
+        table.add_row(f"{mine}\n\n{_clip(text)}", f"{them}\n\n{_clip(theirs) if theirs is not None else missing}")
+    out.print(table)
+
+
+def _clip(text: str) -> str:
+    return _escape(text if len(text) <= MATCH_CHARS else text[:MATCH_CHARS] + " …")
+
+
+def _records_by_id(files: list, ids: list[str]):
+    """The id, text and messages of the records with these ids in Parquet files (local or at URLs), read
+    a file at a time, only those columns."""
+    import polars as pl
+
+    from curate.io.shards import read_parquet_at
+
+    found = []
+    for f in files:
+        schema = pl.read_parquet_schema(f) if isinstance(f, Path) else None
+        columns = [c for c in ("id", "text", "messages") if schema is None or c in schema]
+        found.append(read_parquet_at([f], columns).filter(pl.col("id").is_in(ids)))
+    return pl.concat(found, how="diagonal_relaxed") if found else pl.DataFrame(schema={"id": pl.Utf8})
 
 
 def _change(x, y) -> str:

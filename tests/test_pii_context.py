@@ -207,6 +207,8 @@ def test_every_string_column_a_stage_writes_is_known_as_curates_own():
         "retrieval_score",
         "retrieval_score_mean",
         "contaminated",
+        "matched_row",
+        "match_coverage",
     }
     written = {c for stage in STAGES.values() for c in stage.produces(None)}
     assert written - numeric_or_lists - GENERATED - set(ID_COLUMNS) == {"nearest_seed_id"}  # a seed's id: scanned

@@ -143,7 +143,9 @@ def _ngram_pairs(df: pl.DataFrame, r) -> int:
     is_train = [s == r.train for s in df[r.column].to_list()]
     train = [t for t, yes in zip(texts, is_train) if yes]
     held = [t for t, yes in zip(texts, is_train) if not yes]
-    return leaking_pairs(train, held, r.ngram, r.min_overlap, r.max_document_frequency)
+    # numbers blanked only where the held-out prompt has enough words, as the split stage compares
+    prompts = [p for p, yes in zip(comparison_texts(df, "user_prompts"), is_train) if not yes]
+    return leaking_pairs(train, held, r.ngram, r.min_overlap, r.max_document_frequency, held_prompts=prompts)
 
 
 def dataset_frame(

@@ -20,9 +20,9 @@ WITHHELD = "<WITHHELD: PII scan failed>"
 STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly cut off by the line end
 
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
-ID_COLUMNS = ("id", "dup_cluster", "dup_of")
+ID_COLUMNS = ("id", "dup_cluster", "dup_of", "matched_id")
 # String columns the stages write (a decision, a rule name): curate's own, never scanned as fields
-GENERATED = frozenset({"lang", "lang_basis", "split", "phrase_list", "url_list", "exact_key"})
+GENERATED = frozenset({"lang", "lang_basis", "split", "phrase_list", "url_list", "exact_key", "matched_in"})
 # String columns that are structure, not record content: never scanned as fields.
 NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "raw", *GENERATED, *REJECTED_LEAD})
 # curate's derived ids (records.derived_id: 16 hex characters) are hashes: read as one, not as a card or a
