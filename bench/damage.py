@@ -14,6 +14,7 @@ record deserved its drop) or "wrong". bench/results/damage_labels.json holds the
 joined to the examples by set, tree and record id.
 
     python -m bench.damage [--baseline COMMIT] [--sets NAME ...]
+    python -m bench.damage --relabel      # join damage_labels.json to the examples of the last run
 Results: bench/results/damage.json.
 """
 
@@ -136,7 +137,10 @@ def run_set(tree: Path, name: str, records: list[dict], work: Path) -> dict:
     header = [ln[2:] for ln in (folder / "p.yaml").read_text().splitlines() if ln.startswith("# ")]
     chosen = {ln.split(":", 1)[0]: ln.split(":", 1)[1].strip() for ln in header if ":" in ln}
     pipeline = (folder / "p.yaml").read_text()
-    quality = next((ln.split("/")[-1] for ln in pipeline.splitlines() if "rules/quality/" in ln), None)
+    quality = next(
+        (ln.split("/")[-1] for ln in pipeline.splitlines() if ln.strip().startswith("rules:") and "quality/" in ln),
+        None,
+    )
     started = time.perf_counter()
     run = subprocess.run([*python, "run", "p.yaml", "-q"], cwd=folder, env=env, capture_output=True, text=True)
     seconds = round(time.perf_counter() - started, 1)
@@ -205,12 +209,60 @@ def _labelled(results: dict) -> dict:
     return out
 
 
+def table(results: dict) -> str:
+    """Per set: what init chose now, records, dropped by the baseline and now (share; by stage), and the read
+    examples labelled wrong of those read, per tree."""
+
+    def by_stage(r: dict) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in sorted(r.get("dropped", {}).items(), key=lambda kv: -kv[1]))
+
+    def read(r: dict) -> str:
+        labels = [e["label"] for rule in r.get("rules", {}).values() for e in rule["examples"] if e["label"]]
+        return f"{labels.count('wrong')}/{len(labels)}" if labels else "–"
+
+    lines = [
+        "| set | init now: task, quality rules | records | dropped before (by stage) | dropped now (by stage) "
+        "| wrong/read before | wrong/read now |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, e in results["sets"].items():
+        b, c = e["baseline"], e["current"]
+        cells = [
+            name,
+            f"{c.get('task', '?')}, {c.get('quality_rules') or '–'}",
+            f"{e['records']:,}",
+            f"{sum(b.get('dropped', {}).values()):,} ({b.get('dropped_share', 0):.1%}; {by_stage(b) or '–'})",
+            f"{sum(c.get('dropped', {}).values()):,} ({c.get('dropped_share', 0):.1%}; {by_stage(c) or '–'})",
+            read(b),
+            read(c),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def relabel(labels: dict) -> dict:
+    """The last results with the reader's labels joined to their examples (no run)."""
+    out = json.loads(RESULT.read_text())
+    for name, entry in out["sets"].items():
+        for tree in ("baseline", "current"):
+            for rule in entry.get(tree, {}).get("rules", {}).values():
+                for e in rule["examples"]:
+                    e["label"] = labels.get(f"{name}|{tree}|{e['id']}", {}).get("label")
+    out["labelled"] = _labelled(out)
+    out["table"] = table(out)
+    RESULT.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=BASELINE, help="the commit the current tree is compared with")
     parser.add_argument("--sets", nargs="*", help="only these sets (names as in the results)")
+    parser.add_argument("--relabel", action="store_true", help="only join the labels file to the last results")
     args = parser.parse_args()
     labels = json.loads(LABELS.read_text())["labels"] if LABELS.exists() else {}
+    if args.relabel:
+        return relabel(labels)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="curate-damage-"))
     try:
@@ -248,10 +300,11 @@ def main() -> dict:
         "labelled": _labelled(results),
         **results,
     }
+    out["table"] = table(results)
     RESULT.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return out
 
 
 if __name__ == "__main__":
     result = main()
-    print(json.dumps({"totals": result["totals"], "labelled": result["labelled"]}, indent=1))
+    print(json.dumps({"totals": result.get("totals"), "labelled": result["labelled"]}, indent=1))
