@@ -259,6 +259,12 @@ def main() -> dict:
     parser.add_argument("--baseline", default=BASELINE, help="the commit the current tree is compared with")
     parser.add_argument("--sets", nargs="*", help="only these sets (names as in the results)")
     parser.add_argument("--relabel", action="store_true", help="only join the labels file to the last results")
+    parser.add_argument(
+        "--trees",
+        nargs="*",
+        default=["baseline", "current"],
+        help="run only these trees; with --sets, the other sets and trees are kept from the last results",
+    )
     args = parser.parse_args()
     labels = json.loads(LABELS.read_text())["labels"] if LABELS.exists() else {}
     if args.relabel:
@@ -266,10 +272,14 @@ def main() -> dict:
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="curate-damage-"))
     try:
-        trees = {"baseline": _worktree(args.baseline, work / "baseline-tree"), "current": REPO}
-        results: dict = {"sets": {}}
+        trees = {"current": REPO}
+        if "baseline" in args.trees:
+            trees["baseline"] = _worktree(args.baseline, work / "baseline-tree")
+        trees = {t: trees[t] for t in ("baseline", "current") if t in args.trees}
+        partial = bool(args.sets) or len(trees) < 2
+        results: dict = {"sets": json.loads(RESULT.read_text())["sets"] if partial and RESULT.exists() else {}}
         for name, records in sets(args.sets).items():
-            entry: dict = {"records": len(records)}
+            entry: dict = {**results["sets"].get(name, {}), "records": len(records)}
             for tree, path in trees.items():
                 got = run_set(path, name, records, work / tree)
                 drops = got.pop("_drops", [])
@@ -280,14 +290,15 @@ def main() -> dict:
                 print(f"{name:50s} {tree:8s} {got.get('task')} {got.get('dropped', got.get('error'))}", flush=True)
             results["sets"][name] = entry
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(work / "baseline-tree")], cwd=REPO, check=False)
+        if (work / "baseline-tree").exists():
+            subprocess.run(["git", "worktree", "remove", "--force", str(work / "baseline-tree")], cwd=REPO, check=False)
         shutil.rmtree(work, ignore_errors=True)
     totals = {
         tree: {
             "records": sum(s["records"] for s in results["sets"].values()),
             "dropped": sum(sum(s[tree].get("dropped", {}).values()) for s in results["sets"].values()),
         }
-        for tree in trees
+        for tree in ("baseline", "current")
     }
     out = {
         "benchmark": "damage",

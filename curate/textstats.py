@@ -28,9 +28,10 @@ _MULT = np.uint64(1_000_003)
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")
 # What another stage wrote in place of a value: the pii stage's placeholders (<PERSON>, <PERSON_1>,
-# <DATE_TIME:2024>, <EMAIL_ADDRESS:3fa9c2>). They are not the author's text, so no statistic counts
-# them: a redacted answer is not "shouting" for its <PERSON_1>, a question that held only a name is
-# empty. (Surrogates are written like the value they replace, so they measure as it did.)
+# <DATE_TIME:2024>, <EMAIL_ADDRESS:3fa9c2>). They are not the author's text, so no ratio counts them: a
+# redacted answer is not "shouting" for its <PERSON_1>. They still stand for a value the author wrote, so
+# word_count counts each as one word: an extraction task's answer "<PHONE_1>" is no empty answer.
+# (Surrogates are written like the value they replace, so they measure as it did.)
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*(?::[^<>\n]{0,64})?>")
 # Word-segmented Vietnamese (VnCoreNLP, pyvi: "động_mạch vành") joins a word's syllables with
 # underscores; it holds the words of its syllables.
@@ -57,7 +58,8 @@ class Doc:
     """Lazily tokenised view of one document, shared by all statistics; placeholders are not measured."""
 
     def __init__(self, text: str, lang: str | None):
-        self.text = without_placeholders(text)
+        self.placeholders = len(PLACEHOLDER.findall(text)) if "<" in text else 0
+        self.text = without_placeholders(text) if self.placeholders else text
         self.lang = lang
 
     @cached_property
@@ -183,7 +185,7 @@ STATS: dict[str, Callable[..., float | None]] = {
     "char_count": lambda d: float(len(d.text)),
     "letter_count": lambda d: float(d.letters),
     "word_run": word_run,
-    "word_count": lambda d: float(len(d.words)),
+    "word_count": lambda d: float(len(d.words) + d.placeholders),
     "line_count": lambda d: float(len(d.lines)),
     "mean_word_length": lambda d: _ratio(int(d.word_lengths.sum()), len(d.clean_words)),
     "symbol_word_ratio": lambda d: _ratio(d.text.count("#") + d.text.count("...") + d.text.count("…"), len(d.words)),

@@ -49,7 +49,6 @@ VALID_QUESTIONS = [
 BAD_SHORT = {
     "": "short_empty",
     " ? ": "short_empty",
-    "<PERSON_1> <DATE_TIME_2>": "short_empty",  # pii took out all it held
     "đau " * 12 + "quá": "short_word_loop",
 }
 
@@ -76,15 +75,16 @@ def test_segmented_vietnamese_and_lone_punctuation_are_measured_as_the_words_the
 
 
 # --- what pii wrote is not the author's text ---------------------------------------------------------
-def test_placeholders_do_not_count_toward_ratios_and_a_placeholder_only_prompt_is_empty():
+def test_placeholders_do_not_count_toward_ratios_but_stand_for_a_word():
     answer = "Dear <PERSON_1>, your visit on <DATE_TIME_1> with <PERSON_2> at <LOCATION_1> is confirmed."
     chats = [
         ("Write a reminder for <PERSON_1> about the visit on <DATE_TIME_1>.", answer),
-        ("<PERSON_1>", "Hello! How can I help you today?"),
-        ("Ai là người viết bài thơ này ?", "<PERSON_1> <PERSON_2> <LOCATION_1>"),
+        ("Use regular expressions to extract the phone number from: My phone number is <PHONE_1>", "<PHONE_1>"),
+        ("", "Hello! How can I help you today?"),
+        ("Say nothing.", " "),
     ]
     out = _stage("quality", "default.yaml").process(_frame(chats=chats, lang="en"))
-    assert out[RULE].to_list() == [None, "chat_empty_prompt", "chat_empty_assistant"]
+    assert out[RULE].to_list() == [None, None, "chat_empty_prompt", "chat_empty_assistant"]
     assert out["q_uppercase_ratio"][0] < 0.1  # 0.5 and more when the placeholders counted
 
 
@@ -226,3 +226,45 @@ def test_the_generic_classification_pipeline_publishes_short_labelled_questions(
     report = json.loads((tmp_path / "out" / "questions" / "report.json").read_text())
     dropped = {s["stage"]: s["dropped"] for s in report["funnel"]}
     assert dropped["langid"] + dropped["quality"] <= 0.02 * 300
+
+
+INSTRUCTION_ABOUT_A_PASSAGE = [  # (request, answer): an English instruction about a passage in another language
+    (
+        "Q: You are given a sentence in Japanese. Your job is to translate the Japanese sentence into Polish.\n"
+        "このページでは用語集が用意されている語句が赤く表示されています\nA:",
+        "Na tej stronie terminy są zaznaczone na czerwono.",
+    ),
+    (
+        "Abdulah Hasanagic este mândrul proprietar al AS Consulting, o firmă de consultanță din Sarajevo care "
+        "lucrează cu clienți din toată regiunea.\n\nTranslate to English",
+        "Abdulah Hasanagic is the proud owner of AS Consulting.",
+    ),
+    (
+        "Detailed Instructions: In this task, given a sentence in the Malay language, and your task is to convert "
+        "it into the English language.\nQ: Walau bagaimanapun, keputusan itu masih belum dimuktamadkan oleh pihak "
+        "kerajaan negeri.",
+        "However, the decision has not been finalised.",
+    ),
+]
+INSTRUCTION_ABOUT_A_PASSAGE.append(
+    (
+        "Legen Sie die Füße nicht auf die Instrumententafel.\n\nCould you please translate this to English?",
+        "Sure! It translates to: do not put your feet on the dashboard.",
+    )
+)
+A_PASSAGE_ALONE = [
+    (
+        "Arvoisa puhemies, Pohjois-Irlannin edustajana tiedän aivan liian hyvin, millaisia hirvittäviä vaikutuksia "
+        "terrorismilla on.",
+        "Mr President, as a representative of Northern Ireland I know all too well.",
+    ),
+]
+
+
+def test_an_instruction_about_a_passage_in_another_language_keeps_the_record():
+    """Real preference sets (LLaMA-Factory's demos) hold translation and language tasks whose instruction
+    comes before or after the passage, on its own line or before a colon."""
+    stage = _stage("langid", "default.yaml", {"allowed": ["en"]})
+    out = stage.process(_frame(chats=[*INSTRUCTION_ABOUT_A_PASSAGE, *A_PASSAGE_ALONE]))
+    assert out[ACTION].to_list() == ["keep"] * len(INSTRUCTION_ABOUT_A_PASSAGE) + ["drop"] * len(A_PASSAGE_ALONE)
+    assert set(out["lang_basis"].to_list()[: len(INSTRUCTION_ABOUT_A_PASSAGE)]) == {"request"}

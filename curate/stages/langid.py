@@ -9,6 +9,7 @@ list items, numbers).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -89,18 +90,29 @@ class LangIdStage(Stage):
                 texts[i], basis[i] = judge(t), "conversation"
         return texts, basis
 
-    def _by_request(self, df: pl.DataFrame, rows: list[int]) -> dict[int, tuple[str, float]]:
-        """The language of each chat record's first paragraph of its first request, where it holds enough
-        prose to judge: the instruction, apart from a passage in another language it asks about."""
-        firsts = []
-        for messages in df[rows]["messages"].to_list():
-            prompt = next((m["content"] for m in messages or [] if m["role"] == "user"), "")
-            firsts.append(judged_text(prompt.strip().split("\n\n", 1)[0]))
-        judged = [(i, t) for i, t in zip(rows, firsts) if _letters(t) >= self.rules.min_prose_letters]
-        if not judged:
+    def _by_request(self, df: pl.DataFrame, rows: list[int], accept) -> dict[int, tuple[str, float]]:
+        """The language of each chat record's instruction, told apart from a passage in another language
+        it asks about: the first of its request's pieces that holds enough prose and that `accept`s
+        (language, score) — the first paragraph, line or clause before a colon ("Translate this Japanese
+        sentence into Polish:"), then the last paragraph or line (an instruction after its passage)."""
+        pieces: list[tuple[int, str]] = []
+        for i, messages in zip(rows, df[rows]["messages"].to_list()):
+            prompt = next((m["content"] for m in messages or [] if m["role"] == "user"), "").strip()
+            paragraphs, lines = prompt.split("\n\n"), prompt.splitlines() or [""]
+            clause = _COLON.split(prompt, 1)[0]
+            seen = set()
+            for piece in (paragraphs[0], lines[0], clause, paragraphs[-1], lines[-1]):
+                text = judged_text(piece)
+                if text not in seen and _letters(text) >= REQUEST_LETTERS:
+                    seen.add(text)
+                    pieces.append((i, text))
+        if not pieces:
             return {}
-        langs, scores = self.predict([t for _, t in judged])
-        return {i: (lang, score) for (i, _), lang, score in zip(judged, langs, scores)}
+        found: dict[int, tuple[str, float]] = {}
+        for (i, _), lang, score in zip(pieces, *self.predict([t for _, t in pieces])):
+            if i not in found and accept(lang, score):
+                found[i] = (lang, score)
+        return found
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         rules = self.rules
@@ -123,9 +135,14 @@ class LangIdStage(Stage):
             for i in judged
             if basis[i] == "prompt" and ((allowed and langs[i] not in allowed) or scores[i] < floor(langs[i]))
         ]
-        for i, (lang, score) in self._by_request(df, refused).items():
-            if (not allowed or lang in allowed) and score >= floor(lang):
-                langs[i], scores[i], basis[i] = lang, score, "request"
+
+        # an instruction is a line or two, which lid.176 reads with less confidence ("Could you please translate
+        # this to English?" is en at 0.51): it counts from REQUEST_SCORE, below the floor for whole texts
+        def accept(lang: str, score: float) -> bool:
+            return (not allowed or lang in allowed) and score >= min(floor(lang), REQUEST_SCORE)
+
+        for i, (lang, score) in self._by_request(df, refused, accept).items():
+            langs[i], scores[i], basis[i] = lang, score, "request"
         unsure = [
             i
             for i in judged
@@ -138,6 +155,8 @@ class LangIdStage(Stage):
                     langs[i], scores[i], basis[i], letters[i] = lang, score, "conversation", _letters(text)
         actions, rule_names, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
         for i, (lang, score) in enumerate(zip(langs, scores)):
+            if basis[i] == "request":
+                continue  # an instruction found in an allowed language, with its own floor: kept
             if i not in unjudged and letters[i] < rules.short_letters and score < floor(lang):
                 unjudged.add(i)
                 basis[i], langs[i] = "unsure_short_prose", known[i] or UNDETERMINED
@@ -159,6 +178,11 @@ class LangIdStage(Stage):
         else:
             out = out.with_columns(pl.col("lang").fill_null(pl.Series(langs, dtype=pl.Utf8)))
         return with_decisions(out, actions, rule_names, reasons)
+
+
+_COLON = re.compile(r"[:：]")
+REQUEST_LETTERS = 12  # an instruction as short as "Translate to English" (18 letters) is read
+REQUEST_SCORE = 0.4
 
 
 def _letters(text: str) -> int:
