@@ -31,7 +31,7 @@ from curate.normalize import Normalization
 
 NGRAM = 13
 MIN_OVERLAP = 0.5
-MAX_DOCUMENT_FREQUENCY = 10
+MAX_DOCUMENT_FREQUENCY = 5
 MIN_WORDS = 8
 MIN_PROBE = 5  # an eval item this many tokens long (up to the n-gram size) is looked for whole
 BLIND = Normalization(numbers=True)  # the number-blind pass's reading: every number the token NUMBER
