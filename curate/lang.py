@@ -23,7 +23,6 @@ _QUOTED = re.compile(
 )  # quoted text: the passage a request is about ("Dịch câu 'I love you' sang tiếng Việt")
 _LIST_ITEM = re.compile(r"(?m)^[ \t]*(?:[-*•·‣▪●◦]|\(?\d{1,3}[.):]|[a-zA-Z][.)])[ \t]+(?:\S+[ \t]*){1,4}$")
 _NUMBER = re.compile(r"\S*\d\S*")  # "10%", "7x8=56", "2024-05-01": no language in them
-_SEGMENTED = re.compile(r"(?<=[^\W\d_])_(?=[^\W\d_])")  # word-segmented Vietnamese: động_mạch
 
 
 # A Vietnamese syllable written without its diacritics ("khong", "nghiem", "thuong"): an onset from the
@@ -56,14 +55,13 @@ def judged_text(text: str) -> str:
     or a list of names is left with too little to judge, and a request keeps its own language when it
     quotes another."""
     from curate.code import prose
-    from curate.textstats import without_placeholders
+    from curate.textstats import unsegmented, without_placeholders
 
     text = without_placeholders(prose(text))
     text = _LIST_ITEM.sub(" ", _QUOTED.sub(" ", text))
     if any(c.isdigit() for c in text):
         text = _NUMBER.sub(" ", text)
-    if "_" in text:
-        text = _SEGMENTED.sub(" ", text)
+    text = unsegmented(text)
     letters = [c for c in text if c.isalpha()]
     if letters and sum(c.isupper() for c in letters) > 0.5 * len(letters):
         text = text.lower()  # lid.176 reads capitals as another language ("TÁO BÓN LÀ GÌ" as Spanish)

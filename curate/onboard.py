@@ -158,11 +158,8 @@ def _objects(paths: list[str], limit: int) -> tuple[list[tuple[Any, str]], Count
                 objects.append((obj, src.label))
         if not exhausted:
             break
-    if not exhausted:
-        counted = _count_rows(files)
-        if counted is not None:
-            return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files], counted
-    return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files], None
+    counted = None if exhausted else _count_rows(files)
+    return objects, unreadable, sum(f.size for f in files), exhausted, [str(f.path) for f in files], counted
 
 
 def _count_rows(files) -> int | None:

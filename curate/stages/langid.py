@@ -72,13 +72,16 @@ class LangIdStage(Stage):
     def produces(cls, rules) -> list[str]:
         return ["lang", "lang_score", "lang_basis"]
 
+    def _judged(self, text: str) -> str:
+        """What is read of a text: with `code: remove`, what carries no language set aside; else all of it."""
+        return judged_text(text) if self.rules.code == "remove" else text
+
     def _texts(self, df: pl.DataFrame) -> tuple[list[str], list[str]]:
         """Each record's text to judge and its basis (text, prose, prompt, conversation)."""
         rules = self.rules
-        judge = judged_text if rules.code == "remove" else (lambda t: t)
         roles = "user" if rules.chat_roles == "prompt" else rules.chat_roles
         raw = content_texts(df, roles)
-        texts = [judge(t) for t in raw]
+        texts = [self._judged(t) for t in raw]
         basis = ["prose" if j != t else "text" for j, t in zip(texts, raw)]  # prose: something was set aside
         if rules.chat_roles == "prompt":
             is_chat = df["text"].is_null().to_list()
@@ -87,7 +90,7 @@ class LangIdStage(Stage):
             for i in range(df.height):
                 basis[i] = "prompt" if is_chat[i] else basis[i]
             for i, t in zip(short, whole):
-                texts[i], basis[i] = judge(t), "conversation"
+                texts[i], basis[i] = self._judged(t), "conversation"
         return texts, basis
 
     def _by_request(self, df: pl.DataFrame, rows: list[int], accept) -> dict[int, tuple[str, float]]:
@@ -102,7 +105,7 @@ class LangIdStage(Stage):
             clause = _COLON.split(prompt, 1)[0]
             seen = set()
             for piece in (paragraphs[0], lines[0], clause, paragraphs[-1], lines[-1]):
-                text = judged_text(piece)
+                text = self._judged(piece)
                 if text not in seen and _letters(text) >= REQUEST_LETTERS:
                     seen.add(text)
                     pieces.append((i, text))
@@ -149,7 +152,7 @@ class LangIdStage(Stage):
             if basis[i] == "prompt" and letters[i] < rules.short_letters and scores[i] < floor(langs[i])
         ]
         if unsure:  # a short request lid.176 is unsure of: the whole conversation tells the record's language
-            whole = [judged_text(t) for t in content_texts(df[unsure], "all")]
+            whole = [self._judged(t) for t in content_texts(df[unsure], "all")]
             for i, text, lang, score in zip(unsure, whole, *self.predict(whole)):
                 if score >= floor(lang):
                     langs[i], scores[i], basis[i], letters[i] = lang, score, "conversation", _letters(text)

@@ -30,7 +30,7 @@ class QualityRule(StrictModel):
     applies_to: list[Literal["text", "chat"]] = Field(default_factory=lambda: ["text", "chat"])
     langs: list[str] = Field(default_factory=list, description="apply only to these languages; empty = all")
     # Chat records: the turns this rule reads (the file's chat_roles when unset): `user` judges the
-    # prompt (an empty or placeholder-only request), `assistant` the answer.
+    # request (an empty one), `assistant` the answer.
     roles: Literal["all", "user", "assistant"] | None = None
 
     @model_validator(mode="after")
