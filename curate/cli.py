@@ -12,6 +12,7 @@ from rich.table import Table
 
 from curate.errors import AccountingError, CurateError
 from curate.failures import ACCOUNTING, CONFIG, GATES, CurateGroup
+from curate.train.cli import app as train_app
 
 app = typer.Typer(
     cls=CurateGroup,
@@ -24,6 +25,7 @@ shards_app = typer.Typer(
     help="Curated shard sets registered in the local catalog ($CURATE_HOME).", no_args_is_help=True
 )
 app.add_typer(shards_app, name="shards")
+app.add_typer(train_app, name="train")  # also `python -m curate.train` and `make train`
 console = Console(stderr=True)
 out = Console()
 
