@@ -55,11 +55,14 @@ def shards(tmp_path_factory):
 
 
 def _train(tmp_path, config: dict) -> dict:
-    """`train run` on `config` (output under tmp_path/train); it must exit 0; its train_report.json."""
+    """`train run` on `config` (output under tmp_path/train); its train_report.json. It exits 0, or 4 exactly
+    when the stop check failed (a few steps on a random model need not learn to answer)."""
     (tmp_path / "cfg.yaml").write_text(json.dumps({**config, "output_dir": str(tmp_path / "train")}))
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
-    assert result.exit_code == 0, result.output
-    return json.loads((tmp_path / "train" / "train_report.json").read_text())
+    assert result.exit_code in (0, 4), result.output
+    report = json.loads((tmp_path / "train" / "train_report.json").read_text())
+    assert (result.exit_code == 4) == (report["stop_check"]["passed"] is False), result.output
+    return report
 
 
 def test_train_run_learns_and_stops(tmp_path, shards):
@@ -77,7 +80,9 @@ def test_train_run_learns_and_stops(tmp_path, shards):
         },
     )
     assert report["eval_loss"]["after"] < 0.85 * report["eval_loss"]["before"]  # a clear drop, not noise
-    assert report["stop_check"]["stop_rate"] >= 0.75 and report["stop_check"]["warning"] is None
+    stop = report["stop_check"]
+    assert stop["passed"] and stop["stop_rate"] >= 0.75 and stop["warning"] is None
+    assert 0.5 <= stop["median_length_ratio"] <= 2.0 and stop["answers"]["ok"] == round(stop["stop_rate"] * 8)
     assert report["lineage"]["version"] == shards.manifest["version"]
     task = report["stop_check"]["task"]
     assert task["kind"] == "generation" and 0.0 <= task["rouge_l_f1"] <= 1.0
@@ -294,3 +299,75 @@ def test_lora_and_qlora_on_a_qwen2_shaped_model_folder_end_to_end(tmp_path, shar
     )  # serving stops at <|im_end|>
     saved = json.loads((tmp_path / "merged" / "generation_config.json").read_text())
     assert 151645 in _ids(saved["eos_token_id"])
+
+
+class _Scripted:
+    """A stand-in model whose greedy answer to every prompt is `answer` (token ids)."""
+
+    def __init__(self, answer: list[int]):
+        self.answer = answer
+
+    def eval(self):
+        return self
+
+    def generate(self, input_ids, max_new_tokens, **kwargs):
+        import torch
+
+        return torch.cat([input_ids, torch.tensor([self.answer[:max_new_tokens]])], dim=1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from curate.train.tiny import build_tokenizer
+
+    return build_tokenizer([f"{w} {i}" for i in range(50) for w in C.CHAT_ANSWERS["routine"]], vocab_size=400)
+
+
+def test_the_stop_check_fails_short_empty_looping_and_endless_answers(tokenizer):
+    """Stopping at once is not stopping well: answers are judged against the reference answers' length."""
+    from curate.train.run import stop_check
+
+    reference = C.CHAT_ANSWERS["routine"][0]  # 25 words
+    records = [
+        {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": reference}]}
+        for i in range(6)
+    ]
+    config = TrainConfig(stop_check={"samples": 6, "max_new_tokens": 256})
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = tokenizer(reference, add_special_tokens=False)["input_ids"]
+
+    def judged(answer: list[int]) -> dict:
+        return stop_check(_Scripted(answer), tokenizer, records, config, "cpu")
+
+    good = judged(ids + [end])
+    assert good["passed"] and good["answers"]["ok"] == 6 and good["median_length_ratio"] == 1.0
+    short = judged(ids[:3] + [end])  # ends with <|im_end|>, 3 tokens: what the old check passed
+    assert short["passed"] is False and short["stop_rate"] == 1.0 and "too short" in short["warning"]
+    empty = judged([end])
+    assert empty["passed"] is False and empty["answers"]["empty"] == 6
+    loop = judged(ids[:4] * 8 + [end])
+    assert loop["passed"] is False and loop["answers"]["loops"] == 6 and "loops" in loop["warning"]
+    endless = judged(ids * 5)  # never ends: cut at twice the reference's length + 8 tokens
+    assert endless["passed"] is False and endless["answers"]["cut_off"] == 6
+    assert endless["mean_new_tokens"] == 2 * (len(ids) + 1) + 8
+    assert judged(ids + ids[:5] + [end])["passed"]  # a little longer than the reference is fine
+
+
+def test_the_output_folder_is_outside_the_checkout_by_default_and_never_someone_elses(tmp_path, shards, monkeypatch):
+    from curate.train.data import TrainDataError, load
+    from curate.train.run import output_folder
+
+    monkeypatch.setenv("CURATE_HOME", str(tmp_path / "home"))
+    data = load(str(shards.out_dir))
+    default = output_folder(TrainConfig(), data)
+    assert default.parent == tmp_path / "home" / "train" / "sft" and default.name.startswith(data.lineage["version"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(TrainDataError, match="holds files `train run` did not write \\(notes.txt\\)"):
+        output_folder(TrainConfig(output_dir=str(mine)), data)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    earlier = tmp_path / "earlier"
+    (earlier / "adapter").mkdir(parents=True)
+    (earlier / "train_report.json").write_text("{}")
+    assert output_folder(TrainConfig(output_dir=str(earlier)), data) == earlier  # a previous run's: replaced

@@ -9,7 +9,7 @@ content mean the validation loss would measure memorisation, so training refuses
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +29,18 @@ class TrainData:
     train: pl.DataFrame
     validation: pl.DataFrame
     lineage: dict  # name, version, path, manifest pipeline fingerprint
+    manifest: dict = field(default_factory=dict)
+    test: pl.DataFrame | None = None  # the held-out split, when the shards have one
+
+    @property
+    def held_out(self) -> tuple[str, pl.DataFrame]:
+        """The split final metrics are measured on: test when there is one, else validation."""
+        return ("test", self.test) if self.test is not None and self.test.height else ("validation", self.validation)
+
+    def stage_rules(self, stage: str) -> dict:
+        """The rules a pipeline stage ran with (e.g. the balance stage's label and strata), {} if it did not run."""
+        stages = self.manifest.get("pipeline", {}).get("stages", [])
+        return next((s.get("rules") or {} for s in stages if s.get("stage") == stage), {})
 
 
 def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
@@ -44,7 +56,9 @@ def leaks(train: pl.DataFrame, validation: pl.DataFrame) -> dict[str, int]:
     return out
 
 
-def load(source: str, train_split: str = "train", validation_split: str = "validation") -> TrainData:
+def load(
+    source: str, train_split: str = "train", validation_split: str = "validation", test_split: str = "test"
+) -> TrainData:
     if source.startswith("shards://") or "@" in source and not Path(source).exists():
         entry = Catalog().resolve(source)
         folder, files, lineage = entry.path, entry.data_files(), {"ref": entry.ref}
@@ -74,10 +88,12 @@ def load(source: str, train_split: str = "train", validation_split: str = "valid
             f"{source}: needs rows in both '{train_split}' ({train.height}) and '{validation_split}' "
             f"({validation.height})"
         )
-    found = {k: v for k, v in leaks(train, validation).items() if v}
-    if found:
-        raise TrainDataError(
-            f"{source}: validation overlaps train ({', '.join(f'{k} {v}' for k, v in found.items())}); "
-            "the validation loss would measure memorisation — re-run the split stage"
-        )
-    return TrainData(train, validation, lineage)
+    test = df.filter(pl.col("split") == test_split)
+    for name, held in ((validation_split, validation), (test_split, test)):
+        found = {k: v for k, v in leaks(train, held).items() if v} if held.height else {}
+        if found:
+            raise TrainDataError(
+                f"{source}: {name} overlaps train ({', '.join(f'{k} {v}' for k, v in found.items())}); "
+                f"the {name} metrics would measure memorisation — re-run the split stage"
+            )
+    return TrainData(train, validation, lineage, manifest, test if test.height else None)

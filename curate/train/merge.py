@@ -41,6 +41,10 @@ def _examples(adapter: Path, n: int) -> list[str]:
 
             trained = read_json(report)
             data = load(trained["lineage"]["path"], "train", trained["config"].get("validation_split", "validation"))
+            if trained.get("task") == "classification":  # the texts the head reads
+                texts = [t for t in data.validation["text"].to_list() if t][:n]
+                if texts:
+                    return texts
             chats = [m for m in data.validation["messages"].to_list() if m][:n]
             if chats:
                 return [
@@ -93,7 +97,7 @@ def merge(adapter: Path, out: Path, examples: int = 3, force: bool = False) -> d
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from curate.train.run import base_kwargs, load_adapter, trained_quantization
+    from curate.train.run import base_kwargs, classifier_base, load_adapter, trained_quantization, trained_task
 
     if out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(
@@ -106,19 +110,32 @@ def merge(adapter: Path, out: Path, examples: int = 3, force: bool = False) -> d
     quantization = trained_quantization(adapter)
     base_path = adapted.peft_config["default"].base_model_name_or_path
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    classification = trained_task(adapter) == "classification"
+    # a classification adapter goes onto the base with a head of the same labels (peft then loads the head)
+    labels = [adapted.config.id2label[i] for i in range(len(adapted.config.id2label))] if classification else []
     del adapted
+
+    def load(**kwargs):
+        return (
+            classifier_base(base_path, labels, **kwargs)
+            if labels
+            else AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+        )
+
     if quantization == "nf4":
-        base = AutoModelForCausalLM.from_pretrained(base_path, **base_kwargs("nf4", device))
+        base = load(**base_kwargs("nf4", device))
         base = base.dequantize()  # nn.Linear in the compute dtype: the weights the adapter was trained against
         dtype = "bfloat16"
     else:
-        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        base = load(dtype=torch.float32)
         dtype = "float32"
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     merged.eval()
     got = _logits(merged, tokenizer, texts)
     diff = max(float((a - b).abs().max()) for a, b in zip(expected, got))
-    agree = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(expected, got)) / sum(a.shape[1] for a in got)
+    agree = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(expected, got)) / sum(
+        a.argmax(-1).numel() for a in got
+    )
     check = {
         "examples": len(texts),
         "max_abs_logit_diff": round(diff, 6),
@@ -126,7 +143,7 @@ def merge(adapter: Path, out: Path, examples: int = 3, force: bool = False) -> d
         "top1_agreement": round(agree, 4),
         "passed": diff <= TOLERANCE[dtype],
     }
-    eos = _eos(merged, tokenizer)
+    eos = None if classification else _eos(merged, tokenizer)  # a classifier writes no text to stop
     report = {
         "format": "curate.merge_report/1",
         "adapter": str(adapter),

@@ -12,16 +12,24 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
+import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import polars as pl
+
 from curate.io.shards import write_json
+from curate.train import classify
 from curate.train.chat import IM_END, IM_START, TemplateCheck, chatml, check_template
+from curate.train.classify import task_of
 from curate.train.config import EMBEDDED, TrainConfig
 from curate.train.data import TrainData, TrainDataError, load
 from curate.train.encode import IGNORE, EncodeStats, encode_record, pad_token_id
 from curate.train.pack import TokenCount, collate, pack
+from curate.train.progress import Progress
 from curate.train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 
 
@@ -96,13 +104,17 @@ def trained_quantization(adapter: Path) -> str:
     )
 
 
-def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
+def load_model(config: TrainConfig, data: TrainData, device: str, out: Path, classes: list[str] | None = None):
     """(tokenizer, model, what was loaded, quantization): every model, the embedded one included, is
     loaded from a Hugging Face model folder by the same from_pretrained code, so `quantization`
     applies to all of them. The embedded model is built (tokenizer trained on the shards, random
-    init) and saved as such a folder under `<output_dir>/base_model` first."""
+    init) and saved as such a folder under `<output_dir>/base_model` first. With `classes`, the base
+    gets a classification head over them (its ForSequenceClassification class, head initialised fresh)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loading bars for a local folder say nothing; Progress reports the training
 
     source, what = config.base_model, config.base_model
     if config.base_model == EMBEDDED:
@@ -116,6 +128,7 @@ def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
             e.kv_heads,
             max_positions=max(1024, config.max_length),
             seed=config.seed,
+            tied=not e.train_embeddings,
         )
         base = (out / "base_model").resolve()
         model.save_pretrained(str(base))
@@ -124,7 +137,11 @@ def load_model(config: TrainConfig, data: TrainData, device: str, out: Path):
         source, what = str(base), "embedded Qwen2 (random init) + BPE tokenizer trained on the shards"
     quantization = resolve_quantization(config.quantization, device)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, **base_kwargs(quantization, device))
+    if classes:
+        model = classifier_base(source, classes, **base_kwargs(quantization, device))
+        what += f" with a classification head over {len(classes)} labels"
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source, **base_kwargs(quantization, device))
     if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -157,11 +174,44 @@ def _encode_all(tokenizer, records: list[dict], config: TrainConfig, stats: Enco
     return [{"input_ids": e.input_ids, "labels": e.labels} for e in rows if e is not None]
 
 
+def _trained_report(adapter: Path) -> dict:
+    from curate.io.shards import read_json
+
+    report = adapter.parent / "train_report.json"
+    return read_json(report) if report.is_file() else {}
+
+
+def trained_task(adapter: Path) -> str:
+    """`classification` when the adapter carries a classification head (its train_report.json says so)."""
+    return _trained_report(adapter).get("task", "sft")
+
+
+def classifier_base(source: str, labels: list[str], **kwargs):
+    """`source` (a causal LM folder) with a classification head over `labels`; its load report, which lists
+    the new head as missing weights, is expected and not shown."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={c: i for i, c in enumerate(labels)},
+            **kwargs,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_adapter(adapter: Path):
-    """(model with the LoRA adapter on its base, tokenizer) from a folder `train run` wrote."""
+    """(model with the LoRA adapter on its base, tokenizer) from a folder `train run` wrote: a causal LM, or
+    the base with its classification head for a classification adapter."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from peft import AutoPeftModelForCausalLM
+    from peft import AutoPeftModelForCausalLM, PeftConfig, PeftModel
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -170,50 +220,85 @@ def load_adapter(adapter: Path):
     hf_logging.disable_progress_bar()
     # the base as it was trained: 4-bit if the adapter was trained on a 4-bit base
     kwargs = base_kwargs(trained_quantization(adapter), "cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter), **kwargs)
+    trained = _trained_report(adapter)
+    if trained.get("task") == "classification":
+        base = PeftConfig.from_pretrained(str(adapter)).base_model_name_or_path
+        labels = trained["classification"]["confusion"]["labels"]
+        model = PeftModel.from_pretrained(classifier_base(base, labels, **kwargs), str(adapter))
+    else:
+        model = AutoPeftModelForCausalLM.from_pretrained(str(adapter), **kwargs)
     plain_cpu_layout(model, training=False)
     return model, AutoTokenizer.from_pretrained(str(adapter))
 
 
+LOOP_MIN_TOKENS = 16  # an answer this long or longer loops when under half of its token 4-grams are distinct
+
+
+def _loops(tokens: list[int]) -> bool:
+    grams = [tuple(tokens[i : i + 4]) for i in range(len(tokens) - 3)]
+    return len(tokens) >= LOOP_MIN_TOKENS and len(set(grams)) < 0.5 * len(grams)
+
+
 def stop_check(model, tokenizer, records: list[dict], config: TrainConfig, device: str) -> dict:
-    """Generate for validation prompts; the share that ends with `<|im_end|>` before the limit."""
+    """Greedy answers to held-out prompts, judged as answers: does each end with `<|im_end|>` (a cut-off one
+    ran past twice its reference's length), is it empty, does it loop; and is the median ratio of answer
+    to reference length plausible? A model that stops at once, or repeats one line, does not pass."""
     import torch
 
     chats = [r for r in records if r["messages"] and r["messages"][-1]["role"] == "assistant"]
     sample = random.Random(config.seed).sample(chats, min(config.stop_check.samples, len(chats)))
     end = tokenizer.convert_tokens_to_ids(IM_END)
-    stopped, lengths, answers = 0, [], []
+    check = config.stop_check
+    kinds, lengths, ratios, answers = Counter(), [], [], []
     model.eval()
     for r in sample:
+        reference = len(tokenizer(r["messages"][-1]["content"], add_special_tokens=False)["input_ids"]) + 1
+        budget = min(check.max_new_tokens, 2 * reference + 8)
         prompt = chatml(r["messages"][:-1], add_generation_prompt=True)
         ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
-                max_new_tokens=config.stop_check.max_new_tokens,
+                max_new_tokens=budget,
                 do_sample=False,
                 eos_token_id=end,
                 pad_token_id=tokenizer.pad_token_id,
             )
         new = out[0, ids.shape[1] :].tolist()
-        stopped += end in new
-        lengths.append(new.index(end) + 1 if end in new else len(new))
-        answers.append(tokenizer.decode(new[: lengths[-1]], skip_special_tokens=True).strip())
-    rate = stopped / len(sample) if sample else None
+        stopped = end in new
+        body = new[: new.index(end)] if stopped else new
+        kind = "cut_off" if not stopped else "empty" if not body else "loops" if _loops(body) else "ok"
+        kinds[kind] += 1
+        lengths.append(len(body) + stopped)
+        ratios.append((len(body) + stopped) / min(reference, budget))
+        answers.append(tokenizer.decode(body, skip_special_tokens=True).strip())
+    n = len(sample)
+    rate = kinds["ok"] / n if n else None
+    median = round(statistics.median(ratios), 3) if ratios else None
+    low, high = check.length_ratio
+    problems = []
+    if rate is not None and rate < check.min_stop_rate:
+        bad = ", ".join(f"{kinds[k]} {k.replace('_', ' ')}" for k in ("cut_off", "empty", "loops") if kinds[k])
+        problems.append(f"only {rate:.0%} of {n} answers are well formed ({bad}): the model has not learned to answer")
+    if median is not None and not low <= median <= high:
+        problems.append(
+            f"answers are {'too short' if median < low else 'too long'}: median length {median}x the reference's "
+            f"(plausible: {low}-{high}x)"
+        )
     references = [r["messages"][-1]["content"].strip() for r in sample]
     return {
-        "samples": len(sample),
-        "stopped": stopped,
-        "stop_rate": rate,
+        "samples": n,
+        "passed": None if not n else not problems,
+        "stopped": n - kinds["cut_off"],
+        "stop_rate": rate,  # well-formed answers: ended with <|im_end|>, not empty, not looping
+        "answers": {k: kinds[k] for k in ("ok", "cut_off", "empty", "loops")},
         "mean_new_tokens": sum(lengths) / len(lengths) if lengths else None,
-        "max_new_tokens": config.stop_check.max_new_tokens,
+        "median_length_ratio": median,
+        "length_ratio_band": [low, high],
+        "max_new_tokens": check.max_new_tokens,
         "task": task_metrics(answers, references, chats),
-        "warning": (
-            f"only {rate:.0%} of generations stopped: the model has not learned to end its turn"
-            if rate is not None and rate < config.stop_check.min_stop_rate
-            else None
-        ),
+        "warning": "; ".join(problems) or None,
     }
 
 
@@ -369,8 +454,9 @@ def _training_args(config: TrainConfig, out: Path, device: str, quantization: st
     return args, optimizer
 
 
-def _trainer(config: TrainConfig, model, args, encoded: _Encoded, pad: int, out: Path, count: TokenCount):
-    """A Trainer that counts the tokens of every training batch, logging to its own TensorBoard folder."""
+def _trainer(config: TrainConfig, model, args, rows: dict, collator, out: Path, count: TokenCount, echo, loss=None):
+    """A Trainer that counts the tokens of every training batch, prints its progress and logs to its own
+    TensorBoard folder; `loss` replaces its compute_loss (the classification head's weighted loss)."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
     from transformers.integrations import TensorBoardCallback
 
@@ -378,7 +464,7 @@ def _trainer(config: TrainConfig, model, args, encoded: _Encoded, pad: int, out:
     # the same process (a notebook, a sweep, a test worker) wrote into the first run's folder.
     tensorboard = TensorBoardCallback()
     tensorboard.logging_dir = str(out / "tensorboard")
-    callbacks = [tensorboard]
+    callbacks = [Progress(count, echo, len(rows["validation"])), tensorboard]  # Progress first: it adds tokens/s
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
 
@@ -389,40 +475,108 @@ def _trainer(config: TrainConfig, model, args, encoded: _Encoded, pad: int, out:
             count.add(inputs)
             return super().training_step(model, inputs, *rest, **kwargs)
 
+        if loss is not None:
+
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                return loss(model, inputs, return_outputs, num_items_in_batch)
+
     trainer = CountingTrainer(
         model=model,
         args=args,
-        train_dataset=encoded.rows["train"],
-        eval_dataset=encoded.rows["validation"],
-        data_collator=collate(pad),
+        train_dataset=rows["train"],
+        eval_dataset=rows["validation"],
+        data_collator=collator,
         callbacks=callbacks,
     )
-    trainer.remove_callback(PrinterCallback)  # the losses go to TensorBoard and the report, not raw dicts on stdout
+    trainer.remove_callback(PrinterCallback)  # Progress prints; raw dicts on stdout help nobody
     return trainer
 
 
-def run(config: TrainConfig, config_path: Path | None = None) -> dict:
+# What `train run` writes into its output folder; a folder holding anything else is not its to write into.
+OUTPUT_NAMES = {
+    "base_model",
+    "checkpoints",
+    "adapter",
+    "tensorboard",
+    "train_report.json",
+    "loss_curve.png",
+    "classification_metrics.json",
+}
+
+
+def output_folder(config: TrainConfig, data: TrainData) -> Path:
+    """The configured folder (`--output-dir`), else a new one under $CURATE_HOME/train/<name>/: never
+    inside the checkout unless asked. A folder holding files `train run` did not write is refused."""
+    from curate.catalog import curate_home
+
+    if config.output_dir:
+        out = Path(config.output_dir)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = curate_home() / "train" / data.lineage["name"] / f"{data.lineage['version']}-{stamp}"
+    if out.exists() and not out.is_dir():
+        raise TrainDataError(f"output folder {out} is a file")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_NAMES) if out.is_dir() else []
+    if foreign:
+        raise TrainDataError(
+            f"output folder {out} holds files `train run` did not write ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new --output-dir"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(config: TrainConfig, config_path: Path | None = None, echo=_stderr) -> dict:
+    """Train as the config says (the task decided by the shards when `task: auto`); write the adapter and
+    train_report.json into the output folder; return the report."""
     import torch
-    from peft import LoraConfig, get_peft_model
 
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = Path(config.output_dir)
-    data = load(config.shards, config.train_split, config.validation_split)
-    tokenizer, model, loaded, quantization = load_model(config, data, device, out)
-    template, pad = _prepare_tokenizer(config, tokenizer, model)
-    encoded = _encode(config, tokenizer, data)
-    lora = LoraConfig(
+    data = load(config.shards, config.train_split, config.validation_split, config.test_split)
+    task = task_of(config, data)
+    out = output_folder(config, data)
+    echo(f"training {task} on {data.lineage['name']}@{data.lineage['version']} ({device}); output: {out}")
+    common = {
+        "format": "curate.train_report/1",
+        "task": task,
+        "config": config.model_dump(mode="json"),
+        "config_path": str(config_path) if config_path else None,
+        "output_dir": str(out),
+        "device": device,
+        "lineage": data.lineage,
+    }
+    report = (_run_classification if task == "classification" else _run_sft)(config, data, device, out, echo)
+    report = {**common, **report, "seconds": round(time.perf_counter() - started, 1)}
+    write_json(out / "train_report.json", report, sort_keys=False)
+    return report
+
+
+def _lora(config: TrainConfig, task_type: str):
+    from peft import LoraConfig
+
+    embeddings = config.base_model == EMBEDDED and config.embedded.train_embeddings
+    return LoraConfig(
         r=config.lora.r,
         lora_alpha=config.lora.alpha,
         lora_dropout=config.lora.dropout,
         target_modules=config.lora.target_modules,
-        task_type="CAUSAL_LM",
+        task_type=task_type,
+        # the embedded model's random embeddings are trained in full (a classifier's head is added by peft)
+        modules_to_save=["embed_tokens", "lm_head"]
+        if embeddings and task_type == "CAUSAL_LM"
+        else ["embed_tokens"]
+        if embeddings
+        else None,
     )
-    model = get_peft_model(model, lora)
-    args, optimizer = _training_args(config, out, device, quantization)
-    count = TokenCount(pad)
-    trainer = _trainer(config, model, args, encoded, pad, out, count)
+
+
+def _train(trainer, model, tokenizer, out: Path, count: TokenCount) -> dict:
+    """Evaluate, train, evaluate; save the adapter and the loss curve. The report's shared part."""
     before = trainer.evaluate()["eval_loss"]
     loop = trainer.train().metrics["train_runtime"]
     after = trainer.evaluate()["eval_loss"]
@@ -430,19 +584,44 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
     model.save_pretrained(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     _loss_curve(trainer.state.log_history, out / "loss_curve.png")
+    return {
+        # the training loop (its evaluations and checkpoints included): real tokens per second, padding share
+        "throughput": {
+            "train_seconds": round(loop, 2),
+            "seconds_per_step": round(loop / trainer.state.global_step, 3) if trainer.state.global_step else None,
+            "tokens": count.tokens,
+            "slots": count.slots,
+            "padding_share": round(count.padding_share, 4),
+            "tokens_per_s": round(count.tokens / loop, 1) if loop else None,
+        },
+        "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
+        "steps": trainer.state.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "adapter": str(adapter),
+        "loss_curve": str(out / "loss_curve.png"),
+    }
+
+
+def _run_sft(config: TrainConfig, data: TrainData, device: str, out: Path, echo) -> dict:
+    from peft import get_peft_model
+
+    tokenizer, model, loaded, quantization = load_model(config, data, device, out)
+    template, pad = _prepare_tokenizer(config, tokenizer, model)
+    encoded = _encode(config, tokenizer, data)
+    model = get_peft_model(model, _lora(config, "CAUSAL_LM"))
+    args, optimizer = _training_args(config, out, device, quantization)
+    count = TokenCount(pad)
+    trainer = _trainer(config, model, args, encoded.rows, collate(pad), out, count, echo)
+    trained = _train(trainer, model, tokenizer, out, count)
+    echo("stop check: greedy answers to held-out prompts")
     stop = stop_check(model, tokenizer, encoded.validation_records, config, device)
-    report = {
-        "format": "curate.train_report/1",
-        "config": config.model_dump(mode="json"),
-        "config_path": str(config_path) if config_path else None,
+    return {
         "model": loaded,
-        "device": device,
         "quantization": quantization_label(quantization, device),
         "optimizer": optimizer,
         "template": asdict(template),
         "pad_token_id": pad,
         "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
-        "lineage": data.lineage,
         "examples": {
             name: {
                 "records": s.records,
@@ -453,25 +632,94 @@ def run(config: TrainConfig, config_path: Path | None = None) -> dict:
             }
             for name, s in encoded.stats.items()
         },
+        "evaluation": _evaluation_note(config, encoded.trained["validation"], encoded.stats["validation"].records),
         "packing": encoded.packing,
-        # the training loop (its evaluations and checkpoints included): real tokens per second, padding share
-        "throughput": {
-            "train_seconds": round(loop, 2),
-            "tokens": count.tokens,
-            "slots": count.slots,
-            "padding_share": round(count.padding_share, 4),
-            "tokens_per_s": round(count.tokens / loop, 1) if loop else None,
-        },
-        "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
-        "steps": trainer.state.global_step,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
+        **trained,
         "stop_check": stop,
-        "adapter": str(adapter),
-        "loss_curve": str(out / "loss_curve.png"),
-        "seconds": round(time.perf_counter() - started, 1),
     }
-    write_json(out / "train_report.json", report, sort_keys=False)
-    return report
+
+
+def _evaluation_note(config: TrainConfig, used: int, records: int) -> dict:
+    return {
+        "split": config.validation_split,
+        "records": used,
+        "of": records,
+        "sample": f"seeded ({config.seed}), at most {config.max_eval_records}" if config.max_eval_records else "all",
+    }
+
+
+def classify_split(model, tokenizer, config: TrainConfig, data: TrainData, device: str) -> dict:
+    """The classification metrics of `model` on the held-out split (test, else validation), per label and
+    per stratum."""
+    label = classify.label_of(config, data)
+    held_name, held = data.held_out
+    frame = classify.labelled(held, label)
+    classes = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    index = {c: i for i, c in enumerate(classes)}
+    unseen = sorted({str(v) for v in frame[label].to_list()} - set(classes))
+    if unseen:
+        raise TrainDataError(
+            f"{config.shards}: the {held_name} split has labels the model was not trained on: {unseen[:5]}"
+        )
+    rows, _ = classify.encode(tokenizer, frame, label, index, config.max_length)
+    predicted = classify.predict(model, rows, tokenizer.pad_token_id, config.batch_size, device)
+    strata = classify.strata_of(config, data, frame)
+    result = classify.metrics(
+        frame[label].cast(pl.Utf8).to_list(),
+        [classes[p] for p in predicted],
+        classes,
+        {c: frame[c].to_list() for c in strata},
+    )
+    return {"split": held_name, "label_column": label, "strata_columns": strata, **result}
+
+
+def _run_classification(config: TrainConfig, data: TrainData, device: str, out: Path, echo) -> dict:
+    from peft import get_peft_model
+
+    label = classify.label_of(config, data)
+    held_name, held = data.held_out
+    classes = sorted({str(v) for v in data.train[label].drop_nulls().to_list()})
+    unseen = sorted({str(v) for v in held[label].drop_nulls().to_list()} - set(classes))
+    if unseen:
+        raise TrainDataError(f"{config.shards}: the {held_name} split has labels train has not: {unseen[:5]}")
+    frames = {"train": classify.labelled(data.train, label), "validation": classify.labelled(data.validation, label)}
+    tokenizer, model, loaded, quantization = load_model(config, data, device, out, classes=classes)
+    _, pad = _prepare_tokenizer(config, tokenizer, model)
+    index = {c: i for i, c in enumerate(classes)}
+    rows, cut = {}, {}
+    for name, frame in frames.items():
+        rows[name], cut[name] = classify.encode(tokenizer, frame, label, index, config.max_length)
+    evaluated = classify.sample(rows["validation"], config.max_eval_records, config.seed)
+    weights = classify.class_weights([r["labels"] for r in rows["train"]], len(classes), config.class_weights)
+    model = get_peft_model(model, _lora(config, "SEQ_CLS"))
+    args, optimizer = _training_args(config, out, device, quantization)
+    count = TokenCount(pad)
+    trainer = _trainer(
+        config,
+        model,
+        args,
+        {"train": rows["train"], "validation": evaluated},
+        classify.collate(pad),
+        out,
+        count,
+        echo,
+        loss=classify.weighted_loss(weights),
+    )
+    trained = _train(trainer, model, tokenizer, out, count)
+    echo(f"classification metrics on the {held_name} split")
+    result = {**classify_split(model, tokenizer, config, data, device), "class_weights": weights}
+    write_json(out / "classification_metrics.json", result, sort_keys=False)
+    return {
+        "model": loaded,
+        "quantization": quantization_label(quantization, device),
+        "optimizer": optimizer,
+        "pad_token_id": pad,
+        "examples": {name: {"records": len(r), "truncated": cut[name]} for name, r in rows.items()},
+        "evaluation": _evaluation_note(config, len(evaluated), len(rows["validation"])),
+        **trained,
+        "classification": result,
+        "stop_check": None,  # a classification head writes no text: nothing to stop
+    }
 
 
 def main(config_path: str) -> None:
@@ -495,14 +743,24 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
     trained = read_json(report_path)
     config = TrainConfig.model_validate(trained["config"])
     source = shards or trained["lineage"]["path"]
-    data = load(source, config.train_split, config.validation_split)
+    data = load(source, config.train_split, config.validation_split, config.test_split)
     model, tokenizer = load_adapter(adapter)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if trained_quantization(adapter) == "none":  # a 4-bit base is placed on its device when loaded
         model.to(device)
     model.eval()
+    if trained.get("task") == "classification":
+        return {
+            "adapter": str(adapter),
+            "shards": source,
+            "lineage": data.lineage,
+            "classification": classify_split(model, tokenizer, config, data, device),
+            "trained_classification": {k: trained["classification"][k] for k in ("split", "accuracy", "macro_f1")},
+        }
     records = _records(data.validation, config.include_text_records)
     encoded = _encode_all(tokenizer, records, config, EncodeStats())
+    if config.max_eval_records and len(encoded) > config.max_eval_records:  # the sample `train run` evaluated on
+        encoded = random.Random(config.seed).sample(encoded, config.max_eval_records)
     collate_batch = collate(tokenizer.pad_token_id)
     total, tokens = 0.0, 0
     with torch.no_grad():

@@ -55,8 +55,10 @@ def build_model(
     kv_heads: int = 2,
     max_positions: int = 1024,
     seed: int = 0,
+    tied: bool = True,
 ):
-    """A small Qwen2ForCausalLM, randomly initialised (seeded), sized to the tokenizer."""
+    """A small Qwen2ForCausalLM, randomly initialised (seeded), sized to the tokenizer; `tied`: input and
+    output embeddings share one matrix."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -68,7 +70,7 @@ def build_model(
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
         max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
