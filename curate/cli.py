@@ -564,6 +564,45 @@ def _records_by_id(files: list, ids: list[str]):
     return pl.concat(found, how="diagonal_relaxed") if found else pl.DataFrame(schema={"id": pl.Utf8})
 
 
+@app.command()
+def export(
+    ref: Annotated[
+        str,
+        typer.Argument(help="A catalog ref (name, name@version, shards://name@latest) or a run's output directory."),
+    ],
+    to: Annotated[str, typer.Option("--to", "-t", help="The trainer: llamafactory | axolotl | trl.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into: new or empty.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into a folder that is not empty, replacing only files an earlier `curate export` wrote there.",
+        ),
+    ] = False,
+) -> None:
+    """Write curated shards as the files LLaMA-Factory, Axolotl or TRL read: a JSON Lines file per kind of
+    record and split, the trainer's config entries, and a README.md saying how to train."""
+    from curate.export import export as run_export
+
+    try:
+        result = run_export(ref, to, out_dir, force=force)
+    except CurateError as exc:
+        _fail(exc)
+    table = Table(title=f"{result.source.name}@{result.source.version} → {to}", title_justify="left")
+    for col in ("file", "kind", "split", "shard rows", "written"):
+        table.add_column(col, justify="right" if col in ("shard rows", "written") else "left")
+    for p in result.parts:
+        table.add_row(p.file, p.kind, p.split, f"{p.rows:,}", f"{p.written:,}")
+    out.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {_escape(note)}", soft_wrap=True, highlight=False)
+    out.print(
+        f"wrote {', '.join(result.files)} to {_display(out_dir)}\nnext:  see {_display(out_dir / 'README.md')}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
 def _change(x, y) -> str:
     if isinstance(x, (int, float)) and isinstance(y, (int, float)):
         return f"{x:,} → {y:,} ({y - x:+,})"

@@ -310,17 +310,19 @@ def test_readme_own_data_flow_init_run_train_on_a_real_set(tmp_path, monkeypatch
                 "eval_steps": 4,
                 "batch_size": 4,
                 "max_length": 128,
-                "output_dir": str(tmp_path / "train"),
                 "embedded": {"vocab_size": 600, "hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1},
                 "stop_check": {"samples": 2, "max_new_tokens": 8},
             }
         )
     )
     trained = CliRunner().invoke(
-        train_app, ["run", str(tmp_path / "train.yaml"), "--shards", "shards://code_alpaca_2k@latest"]
+        train_app,
+        ["run", "train.yaml", "--shards", "shards://code_alpaca_2k@latest", "--output-dir", str(tmp_path / "train")],
     )
-    assert trained.exit_code == 0, trained.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
+    # 4 steps do not teach a model to answer: the stop check may fail it (exit 4), but the run completes
+    assert trained.exit_code == (4 if report["stop_check"]["passed"] is False else 0), trained.output
+    assert report["task"] == "sft" and report["steps"] == 4
     assert report["lineage"]["name"] == "code_alpaca_2k" and report["lineage"]["version"] == entry.version
 
 
