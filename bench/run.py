@@ -30,6 +30,7 @@ import yaml
 
 from bench.pii_planted import table as planted_table
 from bench.pii_sidebyside import table as sidebyside_table
+from bench.train_tasks import table as train_tasks_table
 from curate.catalog import Catalog
 from curate.config import load_pipeline
 from curate.demo.generator import generate
@@ -159,6 +160,8 @@ def main() -> None:
             "dedup_damage",
             "decontam",
             "damage",
+            "train_plan",
+            "train_tasks",
         ],
     )
     args = parser.parse_args()
@@ -208,6 +211,10 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.onboard"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "train"):  # train run beside a plain transformers.Trainer + peft script
         subprocess.run([sys.executable, "-m", "bench.train"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "train_plan"):  # train plan's memory, speed and token estimates vs measured and published
+        subprocess.run([sys.executable, "-m", "bench.train_plan"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "train_tasks"):  # init -> run -> train run (default config): classification and 8k SFT
+        subprocess.run([sys.executable, "-m", "bench.train_tasks"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "extract"):  # main text of real HTML pages: resiliparse beside trafilatura
         subprocess.run([sys.executable, "-m", "bench.extract"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "scale"):  # memory and speed per record by corpus size, and a WARC of real pages
@@ -345,7 +352,31 @@ def _markdown() -> None:
     lines += scale_table(_result("scale"))
     lines += onboard_table(_result("onboard"))
     lines += train_table(_result("train"))
+    lines += _train_plan_markdown(_result("train_plan"))
+    lines += train_tasks_table(_result("train_tasks")) + [""]
     (RESULTS / "README.md").write_text("\n".join(lines))
+
+
+def _train_plan_markdown(r: dict | None) -> list[str]:
+    """bench/train_plan.py's tables: the plan's estimates beside what was measured here and published."""
+    if r is None:
+        return []
+    from bench.train_plan import table
+
+    return [
+        f"## train plan: estimate vs measured (this CPU) vs published (bench/train_plan.py, {r['date'][:10]})",
+        "",
+        *table(r["measured_here"]),
+        "",
+        f"Published: {r['published']['source']}",
+        "",
+        *table(r["published"]["rows"] + r["published"]["slopes"]),
+        "",
+        f"Rule of thumb: {r['rule_of_thumb']['source']}",
+        "",
+        *table(r["rule_of_thumb"]["rows"]),
+        "",
+    ]
 
 
 def scale_table(r: dict | None) -> list[str]:

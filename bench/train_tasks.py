@@ -2,14 +2,14 @@
 
 Two sets, each curated and trained by the commands the README gives, the default training config
 unchanged, from a scratch folder with its own CURATE_HOME (so nothing may land in the checkout: its
-`git status --ignored` is compared before and after):
+untracked and ignored files are listed before and after):
 
 - classification: 7,000 Vietnamese patient questions shaped like ViMQ (tests/onboarding_sets.py:
   word-segmented and not, capitals, unaccented; an intent in `sent_label`), `init --task classification`.
   The public ViMQ set itself is held out; this is a proxy of its class. Accuracy, macro-F1, per-label and
   per-stratum metrics from `classification_metrics.json`.
 - sft: 8,000 instruction records: every real instruction record in ../shared/data (Code Alpaca,
-  GPTeacher role-play, self-instruct, the LLaMA-Factory DPO/KTO/tool-call demos' prompts with their
+  GPTeacher role-play, self-instruct, the LLaMA-Factory DPO and KTO demos' prompts with their
   answers, FastChat's dummy conversations), topped up with Vietnamese patient questions given a templated
   answer so that the set holds Vietnamese and counts 8,000. Wall time of `train run` (the done-when of
   issue 35: ≤ 15 minutes on 2 cores), seconds per step, the stop check.
@@ -122,13 +122,16 @@ def _cli(args: list[str], cwd: Path, env: dict) -> tuple[int, float, str]:
     return p.returncode, round(time.perf_counter() - started, 1), p.stdout + p.stderr
 
 
-def _checkout_state() -> str:
-    return subprocess.run(
+def _checkout_files() -> set[str]:
+    """Untracked and ignored files in the checkout (byte-code and bench results aside): what a run could add."""
+    lines = subprocess.run(
         ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
         cwd=REPO,
         capture_output=True,
         text=True,
-    ).stdout
+    ).stdout.splitlines()
+    paths = {line[3:] for line in lines if line[:2] in ("??", "!!")}
+    return {p for p in paths if "__pycache__" not in p and not p.startswith("bench/results/")}
 
 
 def _one(name: str, data: Path, task: str, work: Path) -> dict:
@@ -143,6 +146,18 @@ def _one(name: str, data: Path, task: str, work: Path) -> dict:
     out["run"] = {"exit": code, "seconds": seconds}
     if code:
         return {**out, "error": log[-2000:]}
+    exported = work / f"export_{name}"
+    code, seconds, log = _cli(
+        ["export", f"shards://{name}@latest", "--to", "llamafactory", "-o", str(exported)], work, env
+    )
+    out["export"] = {"exit": code, "seconds": seconds}
+    if not code:
+        import polars as pl
+
+        shards = pl.read_parquet(work / "out" / name / "data" / "*.parquet")["split"].value_counts()
+        parts = json.loads((exported / "export.json").read_text())["parts"]
+        written = {p["split"]: sum(1 for _ in open(exported / p["file"], encoding="utf-8")) for p in parts}
+        out["export"]["rows"] = {s: {"shards": n, "written": written.get(s)} for s, n in shards.iter_rows()}
     target = work / f"train_{name}"
     code, seconds, log = _cli(
         ["train", "run", str(CONFIG), "--shards", f"shards://{name}@latest", "--output-dir", str(target)], work, env
@@ -181,7 +196,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from tests.onboarding_sets import patient_questions
 
-    before = _checkout_state()
+    before = _checkout_files()
     results = []
     with tempfile.TemporaryDirectory(prefix="curate-train-bench-") as tmp:
         work = Path(tmp)
@@ -201,7 +216,7 @@ def main() -> None:
         "device": f"{os.cpu_count()} CPU cores" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "config": str(CONFIG.relative_to(REPO)),
-        "checkout_unchanged": _checkout_state() == before,
+        "written_inside_checkout": sorted(_checkout_files() - before),
         "sets": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -209,18 +224,28 @@ def main() -> None:
     print("\n".join(table(result)))
 
 
+def _export_cell(e: dict) -> str:
+    rows = e.get("rows")
+    if not rows:
+        return f"exit {e.get('exit')}"
+    same = all(v["shards"] == v["written"] for v in rows.values())
+    return ("yes: " if same else "NO: ") + ", ".join(f"{s} {v['written']:,}" for s, v in sorted(rows.items()))
+
+
 def table(r: dict | None) -> list[str]:
     """The lines bench/results/README.md and the README show."""
     if not r:
         return []
+    inside = r.get("written_inside_checkout", [])
     lines = [
         "## training tasks: init → run → `train run configs/train/default.yaml`",
         "",
         f"bench/train_tasks.py, {r['date'][:10]}, {r['device']}, torch {r['torch']}; nothing written inside the "
-        f"checkout: {'yes' if r['checkout_unchanged'] else 'NO'}.",
+        f"checkout: {'yes' if not inside else 'NO: ' + ', '.join(inside[:5])}.",
         "",
-        "| set | task | init / run / train s | steps | s/step | eval loss before → after | result |",
-        "|---|---|---|---|---|---|---|",
+        "| set | task | init / run / train s | steps | s/step | eval loss before → after | result "
+        "| export rows = shards |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in r["sets"]:
         t = s.get("train", {})
@@ -240,7 +265,7 @@ def table(r: dict | None) -> list[str]:
         lines.append(
             f"| {s['set']} ({t.get('records', 0):,} train records) | {t.get('task')} | {s['init']['seconds']} / "
             f"{s['run']['seconds']} / {t.get('seconds')} | {t.get('steps')} | {t.get('seconds_per_step')} | "
-            f"{t['eval_loss']['before']} → {t['eval_loss']['after']} | {result} |"
+            f"{t['eval_loss']['before']} → {t['eval_loss']['after']} | {result} | {_export_cell(s.get('export', {}))} |"
         )
     return lines
 

@@ -31,6 +31,7 @@ SECTIONS = [
     "splits",
     "sensitivity",
     "lineage",
+    "plan",
 ]
 ARTIFACTS = Path(os.environ.get("CURATE_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
 
@@ -76,6 +77,10 @@ def test_demo_report_has_every_section_and_passes_its_gates(full_demo):
     assert balance["mark"] == "warn" and "within domain" in balance["evidence"]
     train = report["splits"][0]["sizes"]["train"]
     assert f"{train:,} training records" in report["readiness"][0]["evidence"]
+    plan = report["training_plan"]  # what a fine-tune of the train split would take, before a GPU is rented
+    assert plan["records"] == train and plan["tokens_per_epoch"] > 50 * train
+    qlora_7b = next(m for m in plan["models"] if m["model"] == "Qwen2.5-7B" and m["method"] == "QLoRA")
+    assert qlora_7b["cheapest"] and f"{plan['records']:,} training records" in html
 
 
 def test_report_opens_in_a_real_browser_offline_without_errors(full_demo):

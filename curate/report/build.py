@@ -118,6 +118,10 @@ def build_report(
         "gates": _gates(manifest, has_gx_docs),
     }
     report["readiness"] = readiness(manifest, small, manifest.get("gates", []), _measures(final))
+    from curate.train.plan import report_section  # here: the report's import needs nothing of training
+
+    # what fine-tuning on these shards would take, estimated from characters (`curate train plan` counts tokens)
+    report["training_plan"] = report_section(final.frames(["text", "messages", "split"]))
     return report
 
 
