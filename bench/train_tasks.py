@@ -123,7 +123,8 @@ def _cli(args: list[str], cwd: Path, env: dict) -> tuple[int, float, str]:
 
 
 def _checkout_files() -> set[str]:
-    """Untracked and ignored files in the checkout (byte-code and bench results aside): what a run could add."""
+    """Untracked and ignored files in the checkout (byte-code, tool caches and bench results aside): what a
+    run could add."""
     lines = subprocess.run(
         ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
         cwd=REPO,
@@ -131,7 +132,8 @@ def _checkout_files() -> set[str]:
         text=True,
     ).stdout.splitlines()
     paths = {line[3:] for line in lines if line[:2] in ("??", "!!")}
-    return {p for p in paths if "__pycache__" not in p and not p.startswith("bench/results/")}
+    tools = ("bench/results/", ".ruff_cache/", ".pytest_cache/")  # a developer's linter running beside the bench
+    return {p for p in paths if "__pycache__" not in p and not p.startswith(tools)}
 
 
 def _one(name: str, data: Path, task: str, work: Path) -> dict:
