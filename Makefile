@@ -45,7 +45,7 @@ TRAIN_CONFIG ?= configs/train/default.yaml
 SHARDS      ?=
 
 train: install
-	$(BIN)/python -m curate.train run $(TRAIN_CONFIG) $(if $(SHARDS),--shards $(SHARDS))
+	$(BIN)/python -m curate.train run $(TRAIN_CONFIG) --strict $(if $(SHARDS),--shards $(SHARDS))
 
 clean:
 	rm -rf out .pytest_cache

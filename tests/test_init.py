@@ -317,10 +317,18 @@ def test_readme_own_data_flow_init_run_train_on_a_real_set(tmp_path, monkeypatch
     )
     trained = CliRunner().invoke(
         train_app,
-        ["run", "train.yaml", "--shards", "shards://code_alpaca_2k@latest", "--output-dir", str(tmp_path / "train")],
+        [
+            "run",
+            "train.yaml",
+            "--shards",
+            "shards://code_alpaca_2k@latest",
+            "--output-dir",
+            str(tmp_path / "train"),
+            "--strict",
+        ],
     )
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
-    # 4 steps do not teach a model to answer: the stop check may fail it (exit 4), but the run completes
+    # 4 steps do not teach a model to answer: --strict exits 4 when the stop check fails; the run completes
     assert trained.exit_code == (4 if report["stop_check"]["passed"] is False else 0), trained.output
     assert report["task"] == "sft" and report["steps"] == 4
     assert report["lineage"]["name"] == "code_alpaca_2k" and report["lineage"]["version"] == entry.version

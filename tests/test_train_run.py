@@ -55,13 +55,14 @@ def shards(tmp_path_factory):
 
 
 def _train(tmp_path, config: dict) -> dict:
-    """`train run` on `config` (output under tmp_path/train); its train_report.json. It exits 0, or 4 exactly
-    when the stop check failed (a few steps on a random model need not learn to answer)."""
+    """`train run` on `config` (output under tmp_path/train); it must exit 0; its train_report.json. A failed
+    stop check (a few steps on a random model need not learn to answer) is a printed warning."""
     (tmp_path / "cfg.yaml").write_text(json.dumps({**config, "output_dir": str(tmp_path / "train")}))
     result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml")])
-    assert result.exit_code in (0, 4), result.output
+    assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "train" / "train_report.json").read_text())
-    assert (result.exit_code == 4) == (report["stop_check"]["passed"] is False), result.output
+    failed = report["stop_check"]["passed"] is False
+    assert ("stop check: FAILED" in result.output and "WARNING" in result.output) == failed, result.output
     return report
 
 
