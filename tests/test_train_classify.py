@@ -155,3 +155,11 @@ def test_metrics_per_label_confusion_and_a_simpson_reversal_in_the_errors():
     assert "worse than the other labels overall but better within clinic" in covid_reading
     fair = metrics(truth, truth, ["covid", "flu"], {"clinic": clinic})  # no errors: nothing reverses
     assert fair["reversals"] == [] and fair["macro_f1"] == 1.0
+
+
+def test_sft_on_a_classification_set_says_how_to_go_on(tmp_path, questions):
+    (tmp_path / "cfg.yaml").write_text(json.dumps({**SMALL, "task": "sft", "shards": str(questions.out_dir)}))
+    result = runner.invoke(app, ["run", str(tmp_path / "cfg.yaml"), "--output-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "no train record left to train on (0 chat records)" in result.output
+    assert "`task: classification` trains a classifier" in " ".join(result.output.split())

@@ -401,7 +401,14 @@ def _encode(config: TrainConfig, tokenizer, data: TrainData) -> _Encoded:
     for name, recs in records.items():
         rows[name] = _encode_all(tokenizer, recs, config, stats[name])
         if not rows[name]:
-            raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(recs)} chat records)")
+            texts = int(getattr(data, name)["text"].is_not_null().sum())
+            hint = (
+                f"; it holds {texts:,} text records: `task: classification` trains a classifier on labelled ones, "
+                "`include_text_records: true` trains on the texts as documents"
+                if texts and not config.include_text_records
+                else ""
+            )
+            raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(recs)} chat records){hint}")
     if config.max_eval_records and len(rows["validation"]) > config.max_eval_records:
         rows["validation"] = random.Random(config.seed).sample(rows["validation"], config.max_eval_records)
     trained = {name: len(r) for name, r in rows.items()}
