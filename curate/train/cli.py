@@ -70,11 +70,17 @@ def run(
     if report["task"] == "classification":
         _show_classification(report["classification"])
     else:
+        if report["task"] == "dpo":
+            before, after = report["dpo"]["before"], report["dpo"]["after"]
+            print(
+                f"reward accuracy {before.get('rewards/accuracies')} -> {after.get('rewards/accuracies')}, margin "
+                f"{before.get('rewards/margins')} -> {after.get('rewards/margins')} (beta {report['dpo']['beta']})"
+            )
         _show_stop_check(report["stop_check"])
     out = Path(report["output_dir"])
     print(f"adapter:  {report['adapter']}\nreport:   {out / 'train_report.json'}\nloss:     {report['loss_curve']}")
-    if report["task"] == "classification":
-        print(f"metrics:  {out / 'classification_metrics.json'}")
+    if report["task"] in ("classification", "dpo"):
+        print(f"metrics:  {out / (report['task'] + '_metrics.json')}")
     if strict and report["stop_check"] and report["stop_check"]["passed"] is False:
         raise typer.Exit(GATES)
 

@@ -58,10 +58,25 @@ class StopCheck(StrictModel):
         return self
 
 
+class Dpo(StrictModel):
+    """Direct preference optimisation (TRL's DPOTrainer) on preference pairs: `messages` (the prompt turns),
+    `chosen` and `rejected` (the answers)."""
+
+    beta: float = Field(0.1, gt=0.0, description="how far the policy may move from the reference")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+    # the reference model's log-probs of every pair computed once before training (the reference is the base
+    # with the adapter disabled), not at every step
+    precompute_ref_log_probs: bool = True
+    truncation_mode: Literal["keep_end", "keep_start"] = "keep_end"
+
+
 class TrainConfig(StrictModel):
     base_model: str = EMBEDDED  # "embedded", a local folder, or a hub id already in the local cache
     embedded: EmbeddedModel = Field(default_factory=EmbeddedModel)
     shards: str = "shards://demo@latest"  # a catalog reference or a curated run directory
+    # sft (with `task`) or dpo: preference pairs, TRL's DPOTrainer (`dpo:` settings)
+    method: Literal["sft", "dpo"] = "sft"
+    dpo: Dpo = Field(default_factory=Dpo)
     # auto: classification when the records are texts with a label column (a classification set), else sft
     task: Literal["auto", "sft", "classification"] = "auto"
     label_column: str | None = None  # classification: None = the balance stage's label, else `label`

@@ -49,6 +49,8 @@ class TokenCount:
     slots: int = 0
 
     def add(self, batch: dict) -> None:
+        if "input_ids" not in batch:  # a trainer whose batches name their tokens otherwise: not counted
+            return
         ids = batch["input_ids"]
         self.slots += ids.numel()
         real = batch["attention_mask"].sum() if "attention_mask" in batch else (ids != self.pad_id).sum()

@@ -34,8 +34,15 @@ from curate.train.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 
 
 def _texts(data: TrainData) -> list[str]:
-    rows = data.train.select("text", "messages").to_dicts()
-    return [r["text"] if r["text"] is not None else chatml(r["messages"]) for r in rows]
+    """The training records as text (what the embedded tokenizer is trained on): documents, chats, and both
+    answers of preference pairs."""
+    sides = [c for c in ("chosen", "rejected") if c in data.train.columns]
+    rows = data.train.select("text", "messages", *sides).to_dicts()
+    texts = []
+    for r in rows:
+        texts.append(r["text"] if r["text"] is not None else chatml(r["messages"] or []))
+        texts += [chatml(r[side]) for side in sides if r[side]]
+    return texts
 
 
 def _records(df, include_text: bool) -> list[dict]:
@@ -419,15 +426,17 @@ def _encode(config: TrainConfig, tokenizer, data: TrainData) -> _Encoded:
     return _Encoded(rows, stats, trained, packing, records["validation"])
 
 
-def _training_args(config: TrainConfig, out: Path, device: str, quantization: str):
-    """Hugging Face TrainingArguments for this config on this device, and the optimizer they name."""
+def _training_args(config: TrainConfig, out: Path, device: str, quantization: str, kind=None, **extra):
+    """Hugging Face TrainingArguments (or `kind`, a subclass such as TRL's DPOConfig, with `extra` settings)
+    for this config on this device, and the optimizer they name."""
     import torch
     from transformers import TrainingArguments
 
+    kind = kind or TrainingArguments
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     # paged 8-bit AdamW pages optimizer state between GPU and CPU memory: a CUDA feature; a plain AdamW elsewhere
     optimizer = "paged_adamw_8bit" if quantization == "nf4" and device == "cuda" else "adamw_torch"
-    args = TrainingArguments(
+    settings = dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
@@ -458,15 +467,28 @@ def _training_args(config: TrainConfig, out: Path, device: str, quantization: st
         disable_tqdm=True,
         **_checkpointing(TrainingArguments, config),
     )
-    return args, optimizer
+    return kind(**{**settings, **extra}), optimizer
 
 
-def _trainer(config: TrainConfig, model, args, rows: dict, collator, out: Path, count: TokenCount, echo, loss=None):
+def _trainer(
+    config: TrainConfig,
+    model,
+    args,
+    rows: dict,
+    collator,
+    out: Path,
+    count: TokenCount,
+    echo,
+    loss=None,
+    kind=None,
+    **extra,
+):
     """A Trainer that counts the tokens of every training batch, prints its progress and logs to its own
     TensorBoard folder; `loss` replaces its compute_loss (the classification head's weighted loss)."""
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
     from transformers.integrations import TensorBoardCallback
 
+    kind = kind or Trainer
     # Each run logs into its own folder. Setting TENSORBOARD_LOGGING_DIR instead is per process: a second run in
     # the same process (a notebook, a sweep, a test worker) wrote into the first run's folder.
     tensorboard = TensorBoardCallback()
@@ -475,7 +497,7 @@ def _trainer(config: TrainConfig, model, args, rows: dict, collator, out: Path, 
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
 
-    class CountingTrainer(Trainer):
+    class CountingTrainer(kind):
         """Counts the tokens of every training batch (evaluation batches do not pass here)."""
 
         def training_step(self, model, inputs, *rest, **kwargs):
@@ -494,6 +516,7 @@ def _trainer(config: TrainConfig, model, args, rows: dict, collator, out: Path, 
         eval_dataset=rows["validation"],
         data_collator=collator,
         callbacks=callbacks,
+        **extra,
     )
     trainer.remove_callback(PrinterCallback)  # Progress prints; raw dicts on stdout help nobody
     return trainer
@@ -508,6 +531,7 @@ OUTPUT_NAMES = {
     "train_report.json",
     "loss_curve.png",
     "classification_metrics.json",
+    "dpo_metrics.json",
 }
 
 
@@ -545,7 +569,7 @@ def run(config: TrainConfig, config_path: Path | None = None, echo=_stderr) -> d
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     data = load(config.shards, config.train_split, config.validation_split, config.test_split)
-    task = task_of(config, data)
+    task = "dpo" if config.method == "dpo" else task_of(config, data)
     out = output_folder(config, data)
     echo(f"training {task} on {data.lineage['name']}@{data.lineage['version']} ({device}); output: {out}")
     common = {
@@ -557,7 +581,12 @@ def run(config: TrainConfig, config_path: Path | None = None, echo=_stderr) -> d
         "device": device,
         "lineage": data.lineage,
     }
-    report = (_run_classification if task == "classification" else _run_sft)(config, data, device, out, echo)
+    if task == "dpo":
+        from curate.train.dpo import run_dpo
+
+        report = run_dpo(config, data, device, out, echo)
+    else:
+        report = (_run_classification if task == "classification" else _run_sft)(config, data, device, out, echo)
     report = {**common, **report, "seconds": round(time.perf_counter() - started, 1)}
     write_json(out / "train_report.json", report, sort_keys=False)
     return report
