@@ -582,9 +582,7 @@ def run(config: TrainConfig, config_path: Path | None = None, echo=_stderr) -> d
         "lineage": data.lineage,
     }
     if task == "dpo":
-        from curate.train.dpo import run_dpo
-
-        report = run_dpo(config, data, device, out, echo)
+        report = _run_dpo(config, data, device, out, echo)
     else:
         report = (_run_classification if task == "classification" else _run_sft)(config, data, device, out, echo)
     report = {**common, **report, "seconds": round(time.perf_counter() - started, 1)}
@@ -755,6 +753,123 @@ def _run_classification(config: TrainConfig, data: TrainData, device: str, out: 
         **trained,
         "classification": result,
         "stop_check": None,  # a classification head writes no text: nothing to stop
+    }
+
+
+def _run_dpo(config: TrainConfig, data: TrainData, device: str, out: Path, echo) -> dict:
+    """DPO on the shards' preference pairs (curate.train.dpo): TRL's DPOTrainer inside the same loop, callbacks
+    and checks as SFT."""
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from curate.train.dpo import answer_tokens, pairs, rewards
+
+    rows = {"train": pairs(data.train), "validation": pairs(data.validation)}
+    for name, found in rows.items():
+        if not found:
+            raise TrainDataError(
+                f"{config.shards}: no preference pair in the {name} split (records with `messages`, `chosen` and "
+                "`rejected`); method: dpo trains on pairs"
+            )
+    evaluated = (
+        random.Random(config.seed).sample(rows["validation"], config.max_eval_records)
+        if config.max_eval_records and len(rows["validation"]) > config.max_eval_records
+        else rows["validation"]
+    )
+    tokenizer, model, loaded, quantization = load_model(config, data, device, out)
+    template, pad = _prepare_tokenizer(config, tokenizer, model)
+    d = config.dpo
+    args, optimizer = _training_args(
+        config,
+        out,
+        device,
+        quantization,
+        kind=DPOConfig,
+        beta=d.beta,
+        loss_type=[d.loss_type],
+        max_length=config.max_length,
+        truncation_mode=d.truncation_mode,
+        precompute_ref_log_probs=d.precompute_ref_log_probs,
+        train_sampling_strategy="random",  # pairs have no single length to group by
+        remove_unused_columns=True,
+    )
+    count = TokenCount(pad)
+    datasets = {
+        "train": Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows["train"]]),
+        "validation": Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in evaluated]),
+    }
+    trainer = _trainer(
+        config,
+        model,
+        args,
+        datasets,
+        None,
+        out,
+        count,
+        echo,
+        kind=DPOTrainer,
+        processing_class=tokenizer,
+        peft_config=_lora(config, "CAUSAL_LM"),
+    )
+    # TRL keeps a 4-bit base's trainable copies (the embedded model's embeddings) in bf16, which the fp32
+    # activations of a kbit-prepared model then meet in generation; train them in fp32, as SFT does
+    for parameter in trainer.model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
+    before = trainer.evaluate()
+    loop = trainer.train().metrics["train_runtime"]
+    after = trainer.evaluate()
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(str(adapter))
+    tokenizer.save_pretrained(str(adapter))
+    _loss_curve(trainer.state.log_history, out / "loss_curve.png")
+    evaluations = {}  # the evaluations during training (the final one repeats the last step's)
+    for h in trainer.state.log_history:
+        if "eval_rewards/accuracies" in h:
+            evaluations.setdefault(h["step"], {"step": h["step"], **rewards(h)})
+    history = list(evaluations.values())
+    metrics = {
+        "before": rewards(before),
+        "after": rewards(after),
+        "evaluations": history,
+        "train": [{"step": h["step"], **rewards(h, "")} for h in trainer.state.log_history if "rewards/margins" in h],
+        "answer_tokens": {  # the answers' mean lengths: DPO learns length when chosen is the longer one
+            "chosen": answer_tokens(tokenizer, evaluated, "chosen"),
+            "rejected": answer_tokens(tokenizer, evaluated, "rejected"),
+        },
+        "beta": d.beta,
+        "loss_type": d.loss_type,
+    }
+    write_json(out / "dpo_metrics.json", metrics, sort_keys=False)
+    echo("stop check: greedy answers to held-out prompts, judged against the chosen answers")
+    chats = [{"id": r["id"], "messages": r["prompt"] + r["chosen"]} for r in rows["validation"]]
+    stop = stop_check(trainer.model, tokenizer, chats, config, device)
+    steps = trainer.state.global_step
+    return {
+        "model": loaded,
+        "quantization": quantization_label(quantization, device),
+        "optimizer": optimizer,
+        "template": {"use_builtin": template.use_builtin, "reason": template.reason},
+        "pad_token_id": pad,
+        "examples": {name: {"records": len(r)} for name, r in rows.items()},
+        "evaluation": _evaluation_note(config, len(evaluated), len(rows["validation"])),
+        "throughput": {
+            "train_seconds": round(loop, 2),
+            "seconds_per_step": round(loop / steps, 3) if steps else None,
+            "steps_per_s": round(steps / loop, 3) if loop else None,
+        },
+        "eval_loss": {
+            "before": round(before["eval_loss"], 4),
+            "after": round(after["eval_loss"], 4),
+            "best": trainer.state.best_metric,
+        },
+        "dpo": metrics,
+        "steps": steps,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "adapter": str(adapter),
+        "loss_curve": str(out / "loss_curve.png"),
+        "stop_check": stop,
     }
 
 
