@@ -162,6 +162,7 @@ def main() -> None:
             "damage",
             "train_plan",
             "train_tasks",
+            "pair_checks",
         ],
     )
     args = parser.parse_args()
@@ -211,6 +212,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.onboard"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "train"):  # train run beside a plain transformers.Trainer + peft script
         subprocess.run([sys.executable, "-m", "bench.train"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    if args.only in (None, "pair_checks"):  # preference-pair checks on real DPO data, against TRL (issue 36)
+        subprocess.run([sys.executable, "-m", "bench.pair_checks"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "train_plan"):  # train plan's memory, speed and token estimates vs measured and published
         subprocess.run([sys.executable, "-m", "bench.train_plan"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     if args.only in (None, "train_tasks"):  # init -> run -> train run (default config): classification and 8k SFT
