@@ -25,7 +25,15 @@ from curate.code import code_spans
 from curate.config import InputSpec, Pipeline, PipelineSpec, load_pipeline
 from curate.errors import ConfigError, InputError
 from curate.io.crawl import CRAWL_COLUMNS, is_crawl
-from curate.records import RecordError, content_text, detect_layout, schema_with, to_record
+from curate.records import (
+    RecordError,
+    content_text,
+    detect_layout,
+    kind_expr,
+    schema_with,
+    to_record,
+    without_absent_kinds,
+)
 from curate.schema import load_rules
 from curate.stages.base import ACTION, REASON, RULE, StageContext
 
@@ -83,6 +91,7 @@ MAX_LABEL_VALUES = 50
 # whatever the column is called ("sent_label", "y"): documents are longer, and a web corpus's few-valued
 # columns (dump, source) are named as such.
 CLASSIFY_MAX_WORDS = 100
+_KIND_NAMES = {"pair": "pairs", "kto": "KTO (unpaired)"}
 QUALITY_FILES = ("default.yaml", "short.yaml")  # rules/quality/: web documents and chat; short texts
 SHORT_WORDS = 50  # texts with a median under this many words are short texts (questions, sentences), not pages
 LANG_MIN_SHARE = 0.01  # a language with less than 1% of the judged sample is not allowed by default
@@ -111,7 +120,7 @@ class Inspection:
     rows_counted: bool  # rows_estimate is the count of the whole input (else estimated from bytes per row)
     layouts: Counter  # layout name -> rows
     unreadable: Counter  # quarantine rule -> rows
-    kinds: Counter  # "chat" / "text" -> rows
+    kinds: Counter  # "text" / "chat" / "pair" / "kto" (curate.records.KINDS) -> rows
     languages: Counter  # judged language -> rows ("und": too little prose)
     code_records: int
     words: dict[str, float]  # quantiles of the content's word count
@@ -321,13 +330,13 @@ def inspect(paths: list[str], sample: int = SAMPLE_ROWS) -> Inspection:
             meta = {"label": rec["label"], **meta}
         metas.append(meta)
         rows.append(rec)
-    df = pl.DataFrame(rows, schema=schema_with([]), orient="row") if rows else pl.DataFrame(schema=schema_with([]))
+    df = without_absent_kinds(pl.DataFrame(rows, schema=schema_with([]), orient="row"))
     crawl = any(is_crawl(Path(f).name) for f in files)
     pages, extract_drops = df.height, Counter()
     if crawl:  # measure the pages as the pipeline will see them: their main text, not their HTML
         df, metas, extract_drops = _extracted(df, metas)
     n = df.height
-    kinds = Counter("text" if t is not None else "chat" for t in df["text"].to_list())
+    kinds = Counter(df.select(kind_expr(df.schema))["kind"].to_list())
     languages, code_records, words, drops, dropped = Counter(), 0, [], {}, {}
     if n:
         df = _stage("normalize", "default.yaml").process(df).drop(ACTION, RULE, REASON)
@@ -458,7 +467,8 @@ def plan(
             + (f"; pages without enough main text: {dict(ins.extract_drops) or 'none'}" if ins.crawl else "")
             + ")"
         )
-    chat, text = ins.kinds["chat"], ins.kinds["text"]
+    preference = ins.kinds["pair"] + ins.kinds["kto"]
+    chat, text = ins.kinds["chat"] + preference, ins.kinds["text"]
     if ins.unreadable:
         d.append(
             Decision(
@@ -469,6 +479,16 @@ def plan(
         )
     shape = ", ".join(f"{k} {_share(v, sum(ins.layouts.values()))}" for k, v in ins.layouts.most_common())
     d.append(Decision("layout", shape, "auto-detected from each record's keys (the layout table in curate.records)"))
+    if preference:
+        kinds = ", ".join(f"{_KIND_NAMES[k]} {_share(ins.kinds[k], n)}" for k in ("pair", "kto") if ins.kinds[k])
+        d.append(
+            Decision(
+                "records",
+                kinds,
+                "preference data: the prompt turns are the records' messages, the answers are in chosen/rejected "
+                "(pairs) or completion/desirable (KTO); the stages below judge the prompt turns",
+            )
+        )
     if ins.crawl:
         dropped = ", ".join(f"{r} {c:,}" for r, c in ins.extract_drops.most_common())
         d.append(

@@ -28,7 +28,7 @@ from curate.io.parse import parse_rows
 from curate.io.rows import RAW_PREVIEW_CHARS, Skipped, Truncated
 from curate.io.shards import Piece, cut_batches, read_json, write_json, write_parquet
 from curate.io.sources import InputFile
-from curate.records import RecordError, derived_id, schema_with, to_record
+from curate.records import RecordError, derived_id, schema_with, to_record, without_absent_kinds
 from curate.workdir import DONE
 
 # a row the reader quarantines: where it came from, a preview of its bytes, and the decision
@@ -244,7 +244,8 @@ def load_batch(index: int, source: ReadSource) -> ReadBatch:
     )
     return ReadBatch(
         index=index,
-        records=rows.filter(pl.col(_RULE).is_null()).drop(_RAW, _RULE, _REASON),
+        # a batch carries the pair and KTO columns only when it holds such records: text and chat keep their schema
+        records=without_absent_kinds(rows.filter(pl.col(_RULE).is_null()).drop(_RAW, _RULE, _REASON)),
         quarantined=quarantined.cast(REJECT_READ_SCHEMA).select(list(REJECT_READ_SCHEMA)),
         rows_in=rows.height,
         skipped=dict(source.skipped),

@@ -10,6 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from curate.code import code_spans
+from curate.records import TURN_COLUMNS
 from curate.schema import StrictModel
 from curate.stages.base import DROP, KEEP, Stage, with_decisions
 
@@ -91,27 +92,36 @@ class NormalizeStage(Stage):
 
     def process(self, df: pl.DataFrame) -> pl.DataFrame:
         fix, fields = self.normalizer, self.rules.fields
-        texts, convs = df["text"].to_list(), df["messages"].to_list()
+        texts = df["text"].to_list()
+        # `messages` stands for every list of turns a record has: a pair's answers and a KTO completion too
+        turns = {c: df[c].to_list() for c in TURN_COLUMNS if c in df.columns}
         changed = [False] * df.height
         actions, rules, reasons = [KEEP] * df.height, [None] * df.height, [None] * df.height
-        for i, (text, conv) in enumerate(zip(texts, convs)):
+        for i, text in enumerate(texts):
+            emptied = []
             if text is not None and "text" in fields:
                 new = fix(text)
                 changed[i] = new != text
                 texts[i] = new
-                empty = not new
-            elif conv is not None and "messages" in fields:
-                new_conv = [{"role": m["role"], "content": fix(m["content"])} for m in conv]
-                changed[i] = new_conv != conv
-                convs[i] = new_conv
-                empty = not any(m["content"] for m in new_conv)
-            else:
-                continue
-            if empty:
-                actions[i], rules[i], reasons[i] = DROP, "empty_after_normalize", "no text left after normalisation"
+                emptied = [] if new else ["text"]
+            elif turns["messages"][i] is not None and "messages" in fields:
+                for column, convs in turns.items():
+                    if convs[i] is None:
+                        continue
+                    new_conv = [{"role": m["role"], "content": fix(m["content"])} for m in convs[i]]
+                    changed[i] |= new_conv != convs[i]
+                    convs[i] = new_conv
+                    emptied += [] if any(m["content"] for m in new_conv) else [column]
+            if emptied:
+                where = "" if emptied in (["text"], ["messages"]) else f" in {', '.join(emptied)}"
+                actions[i], rules[i], reasons[i] = (
+                    DROP,
+                    "empty_after_normalize",
+                    f"no text left{where} after normalisation",
+                )
         out = df.with_columns(
             pl.Series("text", texts, dtype=pl.Utf8),
-            pl.Series("messages", convs, dtype=df.schema["messages"]),
+            *(pl.Series(column, convs, dtype=df.schema[column]) for column, convs in turns.items()),
             pl.Series("normalize_changed", changed, dtype=pl.Boolean),
         )
         return with_decisions(out, actions, rules, reasons)
