@@ -1,8 +1,9 @@
 """What a record holds for the `pii` stage to scan, and how the redacted values are written back.
 
 A record's strings are listed as jobs `(row, slot, string)`: its text, the content of its chat turns of
-the configured roles, its other string columns, the string values inside its `meta` at any depth and
-its id columns (`jobs`). `Edits` holds the changed values and writes them back as one frame.
+the configured roles (and of a preference pair's answers `chosen`/`rejected`, a KTO `completion`), its
+other string columns, the string values inside its `meta` at any depth and its id columns (`jobs`).
+`Edits` holds the changed values and writes them back as one frame.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import polars as pl
 
 from curate.decisions import REJECTED_LEAD
 from curate.pii.rules import PiiRules
+from curate.records import TURN_COLUMNS
 
 WITHHELD = "<WITHHELD: PII scan failed>"
 
@@ -24,7 +26,7 @@ ID_COLUMNS = ("id", "dup_cluster", "dup_of", "matched_id")
 # String columns the stages write (a decision, a rule name): curate's own, never scanned as fields
 GENERATED = frozenset({"lang", "lang_basis", "split", "phrase_list", "url_list", "exact_key", "matched_in"})
 # String columns that are structure, not record content: never scanned as fields.
-NOT_SCANNED = frozenset({"text", "messages", "meta", "src_file", "raw", *GENERATED, *REJECTED_LEAD})
+NOT_SCANNED = frozenset({"text", *TURN_COLUMNS, "meta", "src_file", "raw", *GENERATED, *REJECTED_LEAD})
 # curate's derived ids (records.derived_id: 16 hex characters) are hashes: read as one, not as a card or a
 # phone number (one in about 1,800 is all digits by chance, and a tenth of those pass the Luhn check)
 DERIVED_ID = re.compile(r"[0-9a-f]{16}")
@@ -64,7 +66,7 @@ class Edits:
         if name not in self.columns:
             values = self.df[name].to_list()
             self.columns[name] = (
-                [[dict(m) for m in v] if v is not None else None for v in values] if name == "messages" else values
+                [[dict(m) for m in v] if v is not None else None for v in values] if name in TURN_COLUMNS else values
             )
         return self.columns[name]
 
@@ -74,6 +76,8 @@ class Edits:
             self._column("text")[row] = value
         elif kind == "msg":
             self._column("messages")[row][slot[1]]["content"] = value
+        elif kind == "turn":  # a turn of an answer column: ("turn", column, index)
+            self._column(slot[1])[row][slot[2]]["content"] = value
         elif kind in ("col", "id"):
             self._column(slot[1])[row] = value
         else:  # meta
@@ -84,7 +88,7 @@ class Edits:
     def withhold(self, row: int, id_token) -> None:
         """A record the analyser failed on: every scanned field withheld, ids replaced."""
         for name in self.df.columns:
-            if name == "messages":
+            if name in TURN_COLUMNS:
                 for msg in self._column(name)[row] or []:
                     msg["content"] = WITHHELD
             elif name == "meta":
@@ -121,25 +125,34 @@ def scanned_columns(df: pl.DataFrame, rules: PiiRules) -> list[str]:
     ]
 
 
+def _scanned_turn(msg, roles: set[str]) -> bool:
+    return (
+        isinstance(msg, dict)
+        and msg.get("role") in roles
+        and isinstance(msg.get("content"), str)
+        and bool(msg["content"])
+    )
+
+
 def jobs(df: pl.DataFrame, rules: PiiRules) -> tuple[list[tuple[int, tuple, str]], list]:
     """(row, slot, string) of everything to scan, and each row's parsed meta (or None). A slot is
-    ("text",), ("msg", i), ("col", name), ("meta", leaf index) or ("id", column)."""
+    ("text",), ("msg", i), ("turn", answer column, i), ("col", name), ("meta", leaf index) or ("id", column)."""
     r, n, cols = rules, df.height, df.columns
     roles = set(r.chat_roles)
     jobs: list[tuple[int, tuple, str]] = []
     texts = df["text"].to_list() if "text" in cols else [None] * n
     messages = df["messages"].to_list() if "messages" in cols else [None] * n
+    answers = {c: df[c].to_list() for c in TURN_COLUMNS if c != "messages" and c in cols}
     for row in range(n):
         if isinstance(texts[row], str) and texts[row]:
             jobs.append((row, ("text",), texts[row]))
         for m, msg in enumerate(messages[row] or []):
-            if (
-                isinstance(msg, dict)
-                and msg.get("role") in roles
-                and isinstance(msg.get("content"), str)
-                and msg["content"]
-            ):
+            if _scanned_turn(msg, roles):
                 jobs.append((row, ("msg", m), msg["content"]))
+        for name, values in answers.items():  # a pair's answers, a KTO completion: what the model learns to write
+            for m, msg in enumerate(values[row] or []):
+                if _scanned_turn(msg, roles):
+                    jobs.append((row, ("turn", name, m), msg["content"]))
     for name in scanned_columns(df, rules):
         jobs += [
             (row, ("col", name), v) for row, v in enumerate(df[name].to_list()) if isinstance(v, str) and v.strip()

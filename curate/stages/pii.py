@@ -295,7 +295,7 @@ class PiiStage(Stage):
             if isinstance(spans, Exception):
                 errors.setdefault(row, _failure(spans))
                 continue
-            if slot[0] not in ("text", "msg"):
+            if slot[0] not in ("text", "msg", "turn"):
                 spans = [s for s in spans if s.score >= floor]
             if slot[0] == "id":
                 if not spans:
@@ -384,7 +384,7 @@ class PiiStage(Stage):
         for (row, slot, text), spans in zip(jobs, found):
             if isinstance(spans, Exception):
                 continue
-            if slot[0] not in ("text", "msg"):
+            if slot[0] not in ("text", "msg", "turn"):
                 spans = [s for s in spans if s.score >= self.rules.fields.min_score]
             # a placeholder or a surrogate the redaction wrote is not personal data
             marks = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
