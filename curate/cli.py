@@ -216,7 +216,8 @@ def init(
         ),
     ] = None,
     task: Annotated[
-        Optional[str], typer.Option("--task", "-t", help="sft | pretrain | classification (default: from the data).")
+        Optional[str],
+        typer.Option("--task", "-t", help="sft | pretrain | classification | pairs (default: from the data)."),
     ] = None,
     name: Annotated[
         Optional[str], typer.Option("--name", "-n", help="Catalog name (default: the first input's file name).")

@@ -39,7 +39,7 @@ from curate.stages.base import ACTION, REASON, RULE, StageContext
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules"
-TASKS = ("sft", "pretrain", "classification")
+TASKS = ("sft", "pretrain", "classification", "pairs")
 SAMPLE_ROWS = 5_000
 # Keys that name a class (classification labels, SFT task categories) or a group of records that
 # must stay in one split (a conversation, a patient, a document cut into pieces).
@@ -519,6 +519,8 @@ def plan(
     if task is None:
         if ins.crawl:
             task, why = "pretrain", "web pages from a crawl are documents"
+        elif preference and 2 * preference >= n:
+            task, why = "pairs", f"{_share(preference, n)} of the records are preference data: pipelines/pairs.yaml"
         elif chat >= text:
             task, why = "sft", f"{_share(chat, n)} of the records are conversations or instruction pairs"
         elif label_key and _label_named(label_key):
@@ -668,23 +670,33 @@ def plan(
         {"stage": "extract", "rules": rel(RULES / "extract/default.yaml")},
     ]
     pii_profile = "web" if ins.crawl else "default"
-    stages: list[dict] = [
-        *(crawl_stages if ins.crawl else []),
+    pair_stages = [  # quality, phrases and dedup read the prompt only yet: they would drop pairs wrongly
         {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
         {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
         {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
-        {
-            "stage": "quality",
-            "rules": rel(RULES / "quality" / quality_file),
-            **({"params": quality_params} if quality_params else {}),
-        },
-        *([{"stage": "phrases", "rules": rel(RULES / "phrases/default.yaml")}] if task == "sft" else []),
-        {
-            "stage": "dedup",
-            "rules": rel(RULES / "dedup/default.yaml"),
-            **({} if task == "sft" else {"params": {"chat_text": "conversation"}}),
-        },
+        {"stage": "pairs"},
     ]
+    stages: list[dict] = (
+        pair_stages
+        if task == "pairs"
+        else [
+            *(crawl_stages if ins.crawl else []),
+            {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
+            {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
+            {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
+            {
+                "stage": "quality",
+                "rules": rel(RULES / "quality" / quality_file),
+                **({"params": quality_params} if quality_params else {}),
+            },
+            *([{"stage": "phrases", "rules": rel(RULES / "phrases/default.yaml")}] if task == "sft" else []),
+            {
+                "stage": "dedup",
+                "rules": rel(RULES / "dedup/default.yaml"),
+                **({} if task == "sft" else {"params": {"chat_text": "conversation"}}),
+            },
+        ]
+    )
     d.append(
         Decision(
             "pii",
@@ -715,7 +727,11 @@ def plan(
         {
             "stage": "split",
             "rules": rel(RULES / "split/default.yaml"),
-            "params": {"sizes": sizes, "stratify_by": "label" if label else None, "group_by": ["dup_cluster", *groups]},
+            "params": {
+                "sizes": sizes,
+                "stratify_by": "label" if label else None,
+                "group_by": [*([] if task == "pairs" else ["dup_cluster"]), *groups],
+            },
         }
     )
 
@@ -769,7 +785,9 @@ def _gates(
     ins: Inspection,
     pipeline_dir: Path,
 ) -> dict:
-    base = {"sft": "sft.yaml", "classification": "classification.yaml"}.get(task, "pretrain.yaml")
+    base = {"sft": "sft.yaml", "classification": "classification.yaml", "pairs": "pairs.yaml"}.get(
+        task, "pretrain.yaml"
+    )
     extra: list[dict] = []
     if allowed:
         extra.append({"values_in_set": {"column": "lang", "values": [*allowed, "und"], "allow_null": False}})
