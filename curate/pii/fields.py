@@ -24,7 +24,9 @@ STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"?')  # a JSON string, possibly 
 # Columns holding record ids: an id with personal data becomes a keyed hash, the same in each.
 ID_COLUMNS = ("id", "dup_cluster", "dup_of", "matched_id")
 # String columns the stages write (a decision, a rule name): curate's own, never scanned as fields
-GENERATED = frozenset({"lang", "lang_basis", "split", "phrase_list", "url_list", "exact_key", "matched_in"})
+GENERATED = frozenset(
+    {"lang", "lang_basis", "split", "phrase_list", "url_list", "exact_key", "matched_in", "pair_issues"}
+)
 # String columns that are structure, not record content: never scanned as fields.
 NOT_SCANNED = frozenset({"text", *TURN_COLUMNS, "meta", "src_file", "raw", *GENERATED, *REJECTED_LEAD})
 # curate's derived ids (records.derived_id: 16 hex characters) are hashes: read as one, not as a card or a
