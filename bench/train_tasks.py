@@ -26,9 +26,10 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from bench.onboard import _curate  # the curate command in a subprocess: exit code, seconds, output
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -116,12 +117,6 @@ def instruction_records(n: int, seed: int = 13) -> tuple[list[dict], dict]:
     return records[:n], counts
 
 
-def _cli(args: list[str], cwd: Path, env: dict) -> tuple[int, float, str]:
-    started = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "curate", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    return p.returncode, round(time.perf_counter() - started, 1), p.stdout + p.stderr
-
-
 def _checkout_files() -> set[str]:
     """Untracked and ignored files in the checkout (byte-code, tool caches and bench results aside): what a
     run could add."""
@@ -137,20 +132,20 @@ def _checkout_files() -> set[str]:
 
 
 def _one(name: str, data: Path, task: str, work: Path) -> dict:
-    env = {**os.environ, "CURATE_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
+    home = work / "home"
     pipeline = work / f"{name}.yaml"
     out: dict = {"set": name}
-    code, seconds, log = _cli(["init", str(data), "--task", task, "-o", str(pipeline), "--name", name], work, env)
+    code, seconds, log = _curate(["init", str(data), "--task", task, "-o", str(pipeline), "--name", name], work, home)
     out["init"] = {"exit": code, "seconds": seconds}
     if code:
         return {**out, "error": log[-2000:]}
-    code, seconds, log = _cli(["run", str(pipeline), "-q"], work, env)
+    code, seconds, log = _curate(["run", str(pipeline), "-q"], work, home)
     out["run"] = {"exit": code, "seconds": seconds}
     if code:
         return {**out, "error": log[-2000:]}
     exported = work / f"export_{name}"
-    code, seconds, log = _cli(
-        ["export", f"shards://{name}@latest", "--to", "llamafactory", "-o", str(exported)], work, env
+    code, seconds, log = _curate(
+        ["export", f"shards://{name}@latest", "--to", "llamafactory", "-o", str(exported)], work, home
     )
     out["export"] = {"exit": code, "seconds": seconds}
     if not code:
@@ -161,8 +156,8 @@ def _one(name: str, data: Path, task: str, work: Path) -> dict:
         written = {p["split"]: sum(1 for _ in open(exported / p["file"], encoding="utf-8")) for p in parts}
         out["export"]["rows"] = {s: {"shards": n, "written": written.get(s)} for s, n in shards.iter_rows()}
     target = work / f"train_{name}"
-    code, seconds, log = _cli(
-        ["train", "run", str(CONFIG), "--shards", f"shards://{name}@latest", "--output-dir", str(target)], work, env
+    code, seconds, log = _curate(
+        ["train", "run", str(CONFIG), "--shards", f"shards://{name}@latest", "--output-dir", str(target)], work, home
     )
     out["train"] = {"exit": code, "seconds": seconds}
     report_path = target / "train_report.json"

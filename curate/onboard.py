@@ -670,32 +670,27 @@ def plan(
         {"stage": "extract", "rules": rel(RULES / "extract/default.yaml")},
     ]
     pii_profile = "web" if ins.crawl else "default"
-    pair_stages = [  # quality, phrases and dedup read the prompt only yet: they would drop pairs wrongly
+    prepare = [
         {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
         {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
         {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
-        {"stage": "pairs"},
     ]
+    judge = [
+        {
+            "stage": "quality",
+            "rules": rel(RULES / "quality" / quality_file),
+            **({"params": quality_params} if quality_params else {}),
+        },
+        *([{"stage": "phrases", "rules": rel(RULES / "phrases/default.yaml")}] if task == "sft" else []),
+        {
+            "stage": "dedup",
+            "rules": rel(RULES / "dedup/default.yaml"),
+            **({} if task == "sft" else {"params": {"chat_text": "conversation"}}),
+        },
+    ]
+    # pairs: quality, phrases and dedup read the prompt only yet, and would drop pairs wrongly
     stages: list[dict] = (
-        pair_stages
-        if task == "pairs"
-        else [
-            *(crawl_stages if ins.crawl else []),
-            {"stage": "normalize", "rules": rel(RULES / "normalize/default.yaml")},
-            {"stage": "langid", "rules": rel(RULES / "langid/default.yaml"), "params": {"allowed": allowed}},
-            {"stage": "pii", "rules": rel(RULES / f"pii/{pii_profile}.yaml"), "params": {"residual_sample": residual}},
-            {
-                "stage": "quality",
-                "rules": rel(RULES / "quality" / quality_file),
-                **({"params": quality_params} if quality_params else {}),
-            },
-            *([{"stage": "phrases", "rules": rel(RULES / "phrases/default.yaml")}] if task == "sft" else []),
-            {
-                "stage": "dedup",
-                "rules": rel(RULES / "dedup/default.yaml"),
-                **({} if task == "sft" else {"params": {"chat_text": "conversation"}}),
-            },
-        ]
+        [*prepare, {"stage": "pairs"}] if task == "pairs" else [*(crawl_stages if ins.crawl else []), *prepare, *judge]
     )
     d.append(
         Decision(

@@ -14,7 +14,6 @@ saves it with the adapter). The loss weighs each class by n / (classes × n_clas
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 
 import polars as pl
@@ -215,7 +214,3 @@ def metrics(truth: list[str], predicted: list[str], classes: list[str], strata: 
                     }
                 )
     return out
-
-
-def sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
-    return random.Random(seed).sample(rows, limit) if limit and len(rows) > limit else rows

@@ -175,6 +175,13 @@ def _packable(module) -> bool:
     return module.in_features % block == 0 and module.out_features % 32 == 0
 
 
+def eval_sample(rows: list, config: TrainConfig) -> list:
+    """The validation rows evaluated on: a seeded sample of at most `max_eval_records`, the same every time
+    (in `train run`, at every evaluation, and in `train eval`)."""
+    limit = config.max_eval_records
+    return random.Random(config.seed).sample(rows, limit) if limit and len(rows) > limit else rows
+
+
 def _encode_all(tokenizer, records: list[dict], config: TrainConfig, stats: EncodeStats) -> list[dict]:
     """Ids and labels of every record with something to learn (the rest are counted in stats)."""
     rows = (encode_record(tokenizer, r, config.train_on, config.max_length, stats) for r in records)
@@ -416,8 +423,7 @@ def _encode(config: TrainConfig, tokenizer, data: TrainData) -> _Encoded:
                 else ""
             )
             raise TrainDataError(f"{config.shards}: no {name} record left to train on ({len(recs)} chat records){hint}")
-    if config.max_eval_records and len(rows["validation"]) > config.max_eval_records:
-        rows["validation"] = random.Random(config.seed).sample(rows["validation"], config.max_eval_records)
+    rows["validation"] = eval_sample(rows["validation"], config)
     trained = {name: len(r) for name, r in rows.items()}
     packing = None
     if config.packing:
@@ -609,31 +615,39 @@ def _lora(config: TrainConfig, task_type: str):
     )
 
 
-def _train(trainer, model, tokenizer, out: Path, count: TokenCount) -> dict:
-    """Evaluate, train, evaluate; save the adapter and the loss curve. The report's shared part."""
-    before = trainer.evaluate()["eval_loss"]
+def _train(trainer, tokenizer, out: Path, count: TokenCount) -> tuple[dict, dict, dict]:
+    """Evaluate, train, evaluate; save the adapter and the loss curve. (The report's shared part, the
+    evaluation metrics before training, after it.)"""
+    before = trainer.evaluate()
     loop = trainer.train().metrics["train_runtime"]
-    after = trainer.evaluate()["eval_loss"]
+    after = trainer.evaluate()
+    steps = trainer.state.global_step
     adapter = out / "adapter"
-    model.save_pretrained(str(adapter))
+    trainer.model.save_pretrained(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     _loss_curve(trainer.state.log_history, out / "loss_curve.png")
-    return {
+    shared = {
         # the training loop (its evaluations and checkpoints included): real tokens per second, padding share
         "throughput": {
             "train_seconds": round(loop, 2),
-            "seconds_per_step": round(loop / trainer.state.global_step, 3) if trainer.state.global_step else None,
+            "seconds_per_step": round(loop / steps, 3) if steps else None,
+            "steps_per_s": round(steps / loop, 3) if loop else None,
             "tokens": count.tokens,
             "slots": count.slots,
             "padding_share": round(count.padding_share, 4),
             "tokens_per_s": round(count.tokens / loop, 1) if loop else None,
         },
-        "eval_loss": {"before": round(before, 4), "after": round(after, 4), "best": trainer.state.best_metric},
-        "steps": trainer.state.global_step,
+        "eval_loss": {
+            "before": round(before["eval_loss"], 4),
+            "after": round(after["eval_loss"], 4),
+            "best": trainer.state.best_metric,
+        },
+        "steps": steps,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "adapter": str(adapter),
         "loss_curve": str(out / "loss_curve.png"),
     }
+    return shared, before, after
 
 
 def _run_sft(config: TrainConfig, data: TrainData, device: str, out: Path, echo) -> dict:
@@ -646,7 +660,7 @@ def _run_sft(config: TrainConfig, data: TrainData, device: str, out: Path, echo)
     args, optimizer = _training_args(config, out, device, quantization)
     count = TokenCount(pad)
     trainer = _trainer(config, model, args, encoded.rows, collate(pad), out, count, echo)
-    trained = _train(trainer, model, tokenizer, out, count)
+    trained, _, _ = _train(trainer, tokenizer, out, count)
     echo("stop check: greedy answers to held-out prompts")
     stop = stop_check(model, tokenizer, encoded.validation_records, config, device)
     return {
@@ -723,7 +737,7 @@ def _run_classification(config: TrainConfig, data: TrainData, device: str, out: 
     rows, cut = {}, {}
     for name, frame in frames.items():
         rows[name], cut[name] = classify.encode(tokenizer, frame, label, index, config.max_length)
-    evaluated = classify.sample(rows["validation"], config.max_eval_records, config.seed)
+    evaluated = eval_sample(rows["validation"], config)
     weights = classify.class_weights([r["labels"] for r in rows["train"]], len(classes), config.class_weights)
     model = get_peft_model(model, _lora(config, "SEQ_CLS"))
     args, optimizer = _training_args(config, out, device, quantization)
@@ -739,7 +753,7 @@ def _run_classification(config: TrainConfig, data: TrainData, device: str, out: 
         echo,
         loss=classify.weighted_loss(weights),
     )
-    trained = _train(trainer, model, tokenizer, out, count)
+    trained, _, _ = _train(trainer, tokenizer, out, count)
     echo(f"classification metrics on the {held_name} split")
     result = {**classify_split(model, tokenizer, config, data, device), "class_weights": weights}
     write_json(out / "classification_metrics.json", result, sort_keys=False)
@@ -772,11 +786,7 @@ def _run_dpo(config: TrainConfig, data: TrainData, device: str, out: Path, echo)
                 f"{config.shards}: no preference pair in the {name} split (records with `messages`, `chosen` and "
                 "`rejected`); method: dpo trains on pairs"
             )
-    evaluated = (
-        random.Random(config.seed).sample(rows["validation"], config.max_eval_records)
-        if config.max_eval_records and len(rows["validation"]) > config.max_eval_records
-        else rows["validation"]
-    )
+    evaluated = eval_sample(rows["validation"], config)
     tokenizer, model, loaded, quantization = load_model(config, data, device, out)
     template, pad = _prepare_tokenizer(config, tokenizer, model)
     d = config.dpo
@@ -817,13 +827,7 @@ def _run_dpo(config: TrainConfig, data: TrainData, device: str, out: Path, echo)
     for parameter in trainer.model.parameters():
         if parameter.requires_grad and parameter.dtype != torch.float32:
             parameter.data = parameter.data.float()
-    before = trainer.evaluate()
-    loop = trainer.train().metrics["train_runtime"]
-    after = trainer.evaluate()
-    adapter = out / "adapter"
-    trainer.model.save_pretrained(str(adapter))
-    tokenizer.save_pretrained(str(adapter))
-    _loss_curve(trainer.state.log_history, out / "loss_curve.png")
+    trained, before, after = _train(trainer, tokenizer, out, count)
     evaluations = {}  # the evaluations during training (the final one repeats the last step's)
     for h in trainer.state.log_history:
         if "eval_rewards/accuracies" in h:
@@ -845,30 +849,16 @@ def _run_dpo(config: TrainConfig, data: TrainData, device: str, out: Path, echo)
     echo("stop check: greedy answers to held-out prompts, judged against the chosen answers")
     chats = [{"id": r["id"], "messages": r["prompt"] + r["chosen"]} for r in rows["validation"]]
     stop = stop_check(trainer.model, tokenizer, chats, config, device)
-    steps = trainer.state.global_step
     return {
         "model": loaded,
         "quantization": quantization_label(quantization, device),
         "optimizer": optimizer,
-        "template": {"use_builtin": template.use_builtin, "reason": template.reason},
+        "template": asdict(template),
         "pad_token_id": pad,
         "examples": {name: {"records": len(r)} for name, r in rows.items()},
         "evaluation": _evaluation_note(config, len(evaluated), len(rows["validation"])),
-        "throughput": {
-            "train_seconds": round(loop, 2),
-            "seconds_per_step": round(loop / steps, 3) if steps else None,
-            "steps_per_s": round(steps / loop, 3) if loop else None,
-        },
-        "eval_loss": {
-            "before": round(before["eval_loss"], 4),
-            "after": round(after["eval_loss"], 4),
-            "best": trainer.state.best_metric,
-        },
+        **trained,
         "dpo": metrics,
-        "steps": steps,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "adapter": str(adapter),
-        "loss_curve": str(out / "loss_curve.png"),
         "stop_check": stop,
     }
 
@@ -910,8 +900,7 @@ def evaluate(adapter: Path, shards: str | None = None) -> dict:
         }
     records = _records(data.validation, config.include_text_records)
     encoded = _encode_all(tokenizer, records, config, EncodeStats())
-    if config.max_eval_records and len(encoded) > config.max_eval_records:  # the sample `train run` evaluated on
-        encoded = random.Random(config.seed).sample(encoded, config.max_eval_records)
+    encoded = eval_sample(encoded, config)  # the sample `train run` evaluated on
     collate_batch = collate(tokenizer.pad_token_id)
     total, tokens = 0.0, 0
     with torch.no_grad():
